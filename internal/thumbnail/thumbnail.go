@@ -1,0 +1,210 @@
+package thumbnail
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"io"
+	"strconv"
+
+	"golang.org/x/image/draw"
+)
+
+// Errors a caller branches on to choose a status code.
+var (
+	// ErrTooLarge reports an image whose declared dimensions exceed the
+	// pixel limit. Services answer 413.
+	ErrTooLarge = errors.New("thumbnail: image too large")
+	// ErrBadImage reports input that is not a complete PNG, JPEG or GIF.
+	// Services answer 400.
+	ErrBadImage = errors.New("thumbnail: bad image")
+	// ErrBadOptions reports invalid width, height or fit. Services answer 400.
+	ErrBadOptions = errors.New("thumbnail: bad options")
+)
+
+// Fit says how the source is mapped onto the requested box.
+type Fit string
+
+const (
+	// Contain scales the image to fit inside the box, keeping its aspect
+	// ratio; the result may be smaller than the box on one side.
+	Contain Fit = "contain"
+	// Cover scales the image to cover the box, keeping its aspect ratio,
+	// and crops the overflow around the centre.
+	Cover Fit = "cover"
+	// Fill stretches the image to the box exactly.
+	Fill Fit = "fill"
+)
+
+// MaxSide is the largest width or height a thumbnail may ask for.
+const MaxSide = 4096
+
+// Options describe one thumbnail.
+type Options struct {
+	Width, Height int
+	Fit           Fit // Contain when empty
+}
+
+// ParseOptions reads width, height and fit from query-style values, naming
+// the parameter that is wrong.
+func ParseOptions(width, height, fit string) (Options, error) {
+	var o Options
+	var err error
+	if o.Width, err = parseSide("width", width); err != nil {
+		return Options{}, err
+	}
+	if o.Height, err = parseSide("height", height); err != nil {
+		return Options{}, err
+	}
+	o.Fit = Fit(fit)
+	if err := o.Validate(); err != nil {
+		return Options{}, err
+	}
+	return o, nil
+}
+
+func parseSide(name, v string) (int, error) {
+	if v == "" {
+		return 0, fmt.Errorf("%w: %s is required", ErrBadOptions, name)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s %q is not an integer", ErrBadOptions, name, v)
+	}
+	return n, nil
+}
+
+// Validate reports whether the options describe a thumbnail that can be made.
+func (o Options) Validate() error {
+	if o.Width < 1 || o.Width > MaxSide {
+		return fmt.Errorf("%w: width %d is outside 1..%d", ErrBadOptions, o.Width, MaxSide)
+	}
+	if o.Height < 1 || o.Height > MaxSide {
+		return fmt.Errorf("%w: height %d is outside 1..%d", ErrBadOptions, o.Height, MaxSide)
+	}
+	switch o.Fit {
+	case "", Contain, Cover, Fill:
+		return nil
+	}
+	return fmt.Errorf("%w: fit %q is not one of contain, cover, fill", ErrBadOptions, o.Fit)
+}
+
+// Limits bound the work one image may cause.
+type Limits struct {
+	// MaxPixels is the largest width×height accepted, checked from the
+	// header before any pixel is decoded. Zero means 40 megapixels.
+	MaxPixels int
+}
+
+func (l Limits) maxPixels() int {
+	if l.MaxPixels <= 0 {
+		return 40_000_000
+	}
+	return l.MaxPixels
+}
+
+// Decode decodes a PNG, JPEG or GIF held in data, refusing images whose
+// declared size exceeds the limits before decoding their pixels. It returns
+// the image and its format name ("png", "jpeg" or "gif").
+func Decode(data []byte, lim Limits) (image.Image, string, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: reading header: %v", ErrBadImage, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, "", fmt.Errorf("%w: declared size %dx%d", ErrBadImage, cfg.Width, cfg.Height)
+	}
+	if max := lim.maxPixels(); cfg.Width > max/cfg.Height {
+		return nil, "", fmt.Errorf("%w: %dx%d exceeds %d pixels", ErrTooLarge, cfg.Width, cfg.Height, max)
+	}
+	var img image.Image
+	switch format {
+	case "png":
+		img, err = png.Decode(bytes.NewReader(data))
+	case "jpeg":
+		img, err = jpeg.Decode(bytes.NewReader(data))
+	case "gif":
+		img, err = gif.Decode(bytes.NewReader(data))
+	default:
+		return nil, "", fmt.Errorf("%w: format %q is not png, jpeg or gif", ErrBadImage, format)
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, "", fmt.Errorf("%w: truncated %s: %v", ErrBadImage, format, err)
+		}
+		return nil, "", fmt.Errorf("%w: decoding %s: %v", ErrBadImage, format, err)
+	}
+	return img, format, nil
+}
+
+// Resize resamples src into a new image as the options say.
+func Resize(src image.Image, o Options) image.Image {
+	sb := src.Bounds()
+	sw, sh := sb.Dx(), sb.Dy()
+	dw, dh := o.Width, o.Height
+	srcRect := sb
+	switch o.Fit {
+	case "", Contain:
+		// Scale by the smaller ratio so both sides fit.
+		if sw*dh > sh*dw {
+			dh = max(1, sh*dw/sw)
+		} else {
+			dw = max(1, sw*dh/sh)
+		}
+	case Cover:
+		// Crop the source to the box's aspect ratio around the centre.
+		if sw*dh > sh*dw {
+			cw := max(1, sh*dw/dh)
+			x0 := sb.Min.X + (sw-cw)/2
+			srcRect = image.Rect(x0, sb.Min.Y, x0+cw, sb.Max.Y)
+		} else {
+			ch := max(1, sw*dh/dw)
+			y0 := sb.Min.Y + (sh-ch)/2
+			srcRect = image.Rect(sb.Min.X, y0, sb.Max.X, y0+ch)
+		}
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, srcRect, draw.Src, nil)
+	return dst
+}
+
+// Encode writes img in the given format. GIF sources are written as PNG:
+// re-quantising a resampled image to a palette costs more than it saves.
+// It returns the content type written.
+func Encode(w io.Writer, img image.Image, format string) (string, error) {
+	switch format {
+	case "jpeg":
+		if err := jpeg.Encode(w, img, &jpeg.Options{Quality: 85}); err != nil {
+			return "", fmt.Errorf("thumbnail: encoding jpeg: %w", err)
+		}
+		return "image/jpeg", nil
+	default:
+		enc := png.Encoder{CompressionLevel: png.BestSpeed}
+		if err := enc.Encode(w, img); err != nil {
+			return "", fmt.Errorf("thumbnail: encoding png: %w", err)
+		}
+		return "image/png", nil
+	}
+}
+
+// Make decodes data, resizes it and encodes the result: the whole job of
+// one request. It returns the encoded bytes and their content type.
+func Make(data []byte, o Options, lim Limits) ([]byte, string, error) {
+	if err := o.Validate(); err != nil {
+		return nil, "", err
+	}
+	img, format, err := Decode(data, lim)
+	if err != nil {
+		return nil, "", err
+	}
+	var buf bytes.Buffer
+	ct, err := Encode(&buf, Resize(img, o), format)
+	if err != nil {
+		return nil, "", err
+	}
+	return buf.Bytes(), ct, nil
+}
