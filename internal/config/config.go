@@ -1,0 +1,95 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Set is a flag set whose flags also read the environment.
+type Set struct {
+	fs     *flag.FlagSet
+	lookup func(string) (string, bool)
+	errs   []error
+}
+
+// New returns a Set registering flags on fs and reading variables through
+// lookup (os.LookupEnv in a main, a map in tests).
+func New(fs *flag.FlagSet, lookup func(string) (string, bool)) *Set {
+	return &Set{fs: fs, lookup: lookup}
+}
+
+func (s *Set) env(name string) (string, bool) {
+	if name == "" || s.lookup == nil {
+		return "", false
+	}
+	v, ok := s.lookup(name)
+	return v, ok && v != ""
+}
+
+func (s *Set) usage(env, usage string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " (env " + env + ")"
+}
+
+// String binds a string flag and variable to p.
+func (s *Set) String(p *string, name, env, def, usage string) {
+	if v, ok := s.env(env); ok {
+		def = v
+	}
+	s.fs.StringVar(p, name, def, s.usage(env, usage))
+}
+
+// Int binds an integer flag and variable to p.
+func (s *Set) Int(p *int, name, env string, def int, usage string) {
+	if v, ok := s.env(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("config: %s=%q is not an integer", env, v))
+		} else {
+			def = n
+		}
+	}
+	s.fs.IntVar(p, name, def, s.usage(env, usage))
+}
+
+// Duration binds a duration flag and variable (such as "5s") to p.
+func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
+	if v, ok := s.env(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("config: %s=%q is not a duration such as 5s", env, v))
+		} else {
+			def = d
+		}
+	}
+	s.fs.DurationVar(p, name, def, s.usage(env, usage))
+}
+
+// Bool binds a boolean flag and variable to p.
+func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
+	if v, ok := s.env(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("config: %s=%q is not a boolean", env, v))
+		} else {
+			def = b
+		}
+	}
+	s.fs.BoolVar(p, name, def, s.usage(env, usage))
+}
+
+// Parse reports malformed environment values, then parses args.
+func (s *Set) Parse(args []string) error {
+	if err := errors.Join(s.errs...); err != nil {
+		return err
+	}
+	if err := s.fs.Parse(args); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
