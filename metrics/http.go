@@ -1,0 +1,219 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Unmatched is the route label of requests that matched no ServeMux pattern.
+const Unmatched = "unmatched"
+
+// OtherMethod is the method label of requests whose method is not one of the
+// nine defined in RFC 9110 and RFC 5789.
+const OtherMethod = "OTHER"
+
+// DefaultBuckets are the upper bounds, in seconds, of the request duration
+// histogram: from 1ms, below which a web handler's time is noise, to 10s,
+// beyond which clients and proxies have usually given up.
+var DefaultBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// HTTP holds the request metrics of one HTTP server. Create it with [NewHTTP];
+// its methods are safe for concurrent use.
+type HTTP struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+}
+
+// Option adjusts [NewHTTP].
+type Option func(*options)
+
+type options struct {
+	buckets []float64
+}
+
+// WithBuckets replaces [DefaultBuckets] as the upper bounds of
+// http_request_duration_seconds. They must be strictly increasing.
+func WithBuckets(buckets ...float64) Option {
+	return func(o *options) { o.buckets = append([]float64(nil), buckets...) }
+}
+
+// NewHTTP creates the request metrics and registers them on reg. It fails if
+// reg is nil, if the buckets are not strictly increasing, or if the metrics
+// are already registered there (for example by a second call with the same
+// registry), in which case nothing stays registered.
+func NewHTTP(reg prometheus.Registerer, opts ...Option) (*HTTP, error) {
+	if reg == nil {
+		return nil, errors.New("metrics: nil prometheus.Registerer")
+	}
+	o := options{buckets: DefaultBuckets}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if len(o.buckets) == 0 {
+		return nil, errors.New("metrics: no histogram buckets")
+	}
+	for i := 1; i < len(o.buckets); i++ {
+		if !(o.buckets[i] > o.buckets[i-1]) {
+			return nil, fmt.Errorf("metrics: histogram buckets must be strictly increasing: bucket %d (%g) follows %g", i, o.buckets[i], o.buckets[i-1])
+		}
+	}
+	m := &HTTP{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests served, by method, ServeMux route and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "Time from the start of a request to the return of its handler, by method and ServeMux route.",
+			Buckets: o.buckets,
+		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_requests_in_flight",
+			Help: "HTTP requests currently being served.",
+		}),
+	}
+	var done []prometheus.Collector
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			for _, d := range done {
+				reg.Unregister(d)
+			}
+			return nil, fmt.Errorf("metrics: register http metrics: %w", err)
+		}
+		done = append(done, c)
+	}
+	return m, nil
+}
+
+// Middleware records the metrics of every request served by next. It passes
+// next a request whose context lets [Route] report the pattern, and a
+// ResponseWriter that supports [net/http.ResponseController] through Unwrap.
+// If next panics, the request is recorded with code 500 (unless a status was
+// already written) and the panic continues.
+func (m *HTTP) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inFlight.Inc()
+		rec := &recorder{ResponseWriter: w}
+		r2 := r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
+		completed := false
+		defer func() {
+			m.inFlight.Dec()
+			code := rec.code
+			if !rec.wrote {
+				code = http.StatusOK
+				if !completed {
+					code = http.StatusInternalServerError
+				}
+			}
+			route := rec.route
+			if route == "" {
+				route = r2.Pattern
+			}
+			method := methodLabel(r.Method)
+			route = routeLabel(route)
+			m.requests.WithLabelValues(method, route, codeLabel(code)).Inc()
+			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(rec, r2)
+		completed = true
+	})
+}
+
+// Route wraps a [net/http.ServeMux] (or a handler registered on one) so the
+// pattern that matched is reported to an enclosing [HTTP.Middleware] even
+// when middleware in between replaced the request. Without an enclosing
+// Middleware it only calls next.
+func Route(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && r.Pattern != "" {
+				rec.route = r.Pattern
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type recorderKey struct{}
+
+// recorder notes the status code a handler sends.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+	route string
+}
+
+func (rec *recorder) WriteHeader(code int) {
+	// 1xx responses other than 101 are interim; the final status follows.
+	if !rec.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		rec.code, rec.wrote = code, true
+	}
+	rec.ResponseWriter.WriteHeader(code)
+}
+
+func (rec *recorder) Write(b []byte) (int, error) {
+	if !rec.wrote {
+		rec.code, rec.wrote = http.StatusOK, true
+	}
+	return rec.ResponseWriter.Write(b)
+}
+
+// Flush lets handlers that assert http.Flusher stream through the recorder.
+func (rec *recorder) Flush() {
+	if !rec.wrote {
+		rec.code, rec.wrote = http.StatusOK, true
+	}
+	_ = http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// Unwrap serves http.ResponseController.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+var _ http.Flusher = (*recorder)(nil)
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return OtherMethod
+}
+
+// routeLabel turns a ServeMux pattern "[METHOD ][HOST]/[PATH]" into the
+// route label: the pattern without its method.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return Unmatched
+	}
+	if i := strings.IndexAny(pattern, " \t"); i >= 0 {
+		pattern = strings.TrimLeft(pattern[i+1:], " \t")
+	}
+	return pattern
+}
+
+// codeLabels holds the decimal text of every valid status code so recording
+// a request does not format an integer.
+var codeLabels = func() (t [1000]string) {
+	for i := 100; i < len(t); i++ {
+		t[i] = strconv.Itoa(i)
+	}
+	return t
+}()
+
+func codeLabel(code int) string {
+	if code >= 100 && code < len(codeLabels) {
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
+}
