@@ -1,0 +1,452 @@
+package balancer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Errors callers can branch on with errors.Is.
+var (
+	// ErrNoEndpoints: the resolver reported an empty endpoint set.
+	ErrNoEndpoints = errors.New("balancer: no endpoints")
+	// ErrNoResolver: Config.Resolver is nil.
+	ErrNoResolver = errors.New("balancer: no resolver configured")
+	// ErrResolver: the resolver stopped with an error before it reported
+	// any endpoints.
+	ErrResolver = errors.New("balancer: resolver failed")
+)
+
+// Config configures a [Balancer]. Only Resolver is required; every other
+// zero value means the documented default.
+type Config struct {
+	// Resolver supplies the endpoint set. Required.
+	Resolver Resolver
+	// Policy chooses an endpoint per request. Nil means [RoundRobin].
+	Policy Policy
+	// Transport sends the request once the endpoint is chosen; its idle
+	// pool should hold connections for every endpoint (see package
+	// client's NewTransport). Nil means http.DefaultTransport.
+	Transport http.RoundTripper
+	// Ejection configures passive outlier detection.
+	Ejection Ejection
+	// SlowStart is the window over which an endpoint that appears after
+	// the first resolution ramps from 10% to its full share. Zero
+	// disables slow start.
+	SlowStart time.Duration
+	// InitialLatency is the latency [PeakEWMA] assumes for an endpoint it
+	// has not measured yet. Zero means 10ms.
+	InitialLatency time.Duration
+	// Registerer receives the balancer's metrics; nil means none. Wrap it
+	// with prometheus.WrapRegistererWith to tell several balancers apart.
+	Registerer prometheus.Registerer
+	// Logger receives endpoint set changes and ejections. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+	// Rand returns uniformly random numbers and must be safe for
+	// concurrent use. Nil means math/rand/v2's Uint64.
+	Rand func() uint64
+}
+
+// Ejection configures passive outlier detection: an endpoint whose
+// requests fail (connection error or 5xx status) ConsecutiveFailures times
+// in a row is left out for BaseTime × (number of its ejections), at most
+// MaxTime. When the time is up it returns on probation: its next failure
+// ejects it again at once, its next success ends probation.
+type Ejection struct {
+	// Disabled turns outlier detection off.
+	Disabled bool
+	// ConsecutiveFailures that eject an endpoint. Zero means 5.
+	ConsecutiveFailures int
+	// BaseTime of the first ejection. Zero means 30s.
+	BaseTime time.Duration
+	// MaxTime caps the ejection time. Zero means 5m.
+	MaxTime time.Duration
+	// MaxPercent of endpoints that may be ejected at once. Zero means 50.
+	// At least one endpoint always stays in.
+	MaxPercent int
+}
+
+func (e Ejection) resolve() ejection {
+	r := ejection{
+		disabled:    e.Disabled,
+		consecutive: e.ConsecutiveFailures,
+		base:        int64(e.BaseTime),
+		max:         int64(e.MaxTime),
+	}
+	if r.consecutive <= 0 {
+		r.consecutive = 5
+	}
+	if r.base <= 0 {
+		r.base = int64(30 * time.Second)
+	}
+	if r.max <= 0 {
+		r.max = int64(5 * time.Minute)
+	}
+	r.max = max(r.max, r.base)
+	return r
+}
+
+// Balancer is an [http.RoundTripper] that sends each request to one
+// endpoint of a service, chosen by its [Policy] from the set its
+// [Resolver] reports. The request's URL host is replaced by the
+// endpoint's address; its Host header keeps the original name.
+//
+// Create one with [New] and stop it with [Balancer.Close].
+type Balancer struct {
+	cfg        Config
+	policy     Policy
+	transport  http.RoundTripper
+	ejection   ejection
+	maxPercent int
+	slowStart  int64
+	initRTT    float64
+	log        *slog.Logger
+	now        func() time.Time
+	rand       func() uint64
+	epoch      time.Time
+	metrics    *metrics
+
+	inFlight atomic.Int64
+	snap     atomic.Pointer[snapshot]
+
+	mu       sync.Mutex // guards byAddr and resolveErr; serializes updates and ejections
+	byAddr   map[string]*Endpoint
+	resolved bool
+	resErr   error
+	ready    chan struct{} // closed after the first update or resolver failure
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+var _ http.RoundTripper = (*Balancer)(nil)
+
+// snapshot is an immutable endpoint set and the picker built over it.
+type snapshot struct {
+	eps    []*Endpoint
+	picker Picker
+}
+
+// New starts a balancer: it runs cfg.Resolver in a goroutine that
+// [Balancer.Close] stops. Requests sent before the first resolution wait
+// for it, within their context.
+func New(cfg Config) (*Balancer, error) {
+	if cfg.Resolver == nil {
+		return nil, ErrNoResolver
+	}
+	b := &Balancer{
+		cfg:        cfg,
+		policy:     cfg.Policy,
+		transport:  cfg.Transport,
+		ejection:   cfg.Ejection.resolve(),
+		maxPercent: cfg.Ejection.MaxPercent,
+		slowStart:  int64(cfg.SlowStart),
+		initRTT:    float64(cfg.InitialLatency),
+		log:        cfg.Logger,
+		now:        cfg.Now,
+		rand:       cfg.Rand,
+		byAddr:     map[string]*Endpoint{},
+		ready:      make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	if b.policy == nil {
+		b.policy = RoundRobin{}
+	}
+	if b.transport == nil {
+		b.transport = http.DefaultTransport
+	}
+	if b.maxPercent <= 0 {
+		b.maxPercent = 50
+	}
+	if b.initRTT <= 0 {
+		b.initRTT = float64(10 * time.Millisecond)
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.rand == nil {
+		b.rand = rand.Uint64
+	}
+	b.epoch = b.now()
+	m, err := newMetrics(cfg.Registerer, b.policy.Name())
+	if err != nil {
+		return nil, err
+	}
+	b.metrics = m
+
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	go b.resolve(ctx)
+	return b, nil
+}
+
+func (b *Balancer) resolve(ctx context.Context) {
+	defer close(b.done)
+	err := b.cfg.Resolver.Resolve(ctx, b.update)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	b.log.Error("balancer: resolver stopped", "err", err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.resolved {
+		b.resErr = err
+		b.resolved = true
+		close(b.ready)
+	}
+}
+
+// Close stops the resolver and waits for it. Requests in flight finish;
+// later requests keep using the last endpoint set.
+func (b *Balancer) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		<-b.done
+	})
+	return nil
+}
+
+// Policy returns the name of the policy in use.
+func (b *Balancer) Policy() string { return b.policy.Name() }
+
+// Endpoints returns the addresses of the current endpoint set, sorted,
+// including ejected ones.
+func (b *Balancer) Endpoints() []string {
+	s := b.snap.Load()
+	if s == nil {
+		return nil
+	}
+	out := make([]string, len(s.eps))
+	for i, e := range s.eps {
+		out[i] = e.addr
+	}
+	return out
+}
+
+// Ejected returns the addresses currently ejected, sorted.
+func (b *Balancer) Ejected() []string {
+	s := b.snap.Load()
+	if s == nil {
+		return nil
+	}
+	now := b.nanotime()
+	var out []string
+	for _, e := range s.eps {
+		if !e.Available(now) {
+			out = append(out, e.addr)
+		}
+	}
+	return out
+}
+
+func (b *Balancer) nanotime() int64 { return int64(b.now().Sub(b.epoch)) }
+
+// update replaces the endpoint set; it is the callback given to the
+// resolver.
+func (b *Balancer) update(addrs []string) {
+	clean := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			b.log.Warn("balancer: ignoring endpoint", "addr", a, "err", err)
+			continue
+		}
+		clean = append(clean, a)
+	}
+	slices.Sort(clean)
+	clean = slices.Compact(clean)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.nanotime()
+	var slow int64
+	if b.resolved && b.resErr == nil {
+		slow = b.slowStart
+	}
+	eps := make([]*Endpoint, len(clean))
+	next := make(map[string]*Endpoint, len(clean))
+	var added, removed []string
+	for i, a := range clean {
+		e, ok := b.byAddr[a]
+		if !ok {
+			e = newEndpoint(a, now, slow, b.initRTT)
+			e.m = b.metrics.forEndpoint(a)
+			added = append(added, a)
+		}
+		eps[i] = e
+		next[a] = e
+	}
+	for a := range b.byAddr {
+		if _, ok := next[a]; !ok {
+			b.metrics.forget(a)
+			removed = append(removed, a)
+		}
+	}
+	b.byAddr = next
+	s := &snapshot{eps: eps}
+	if len(eps) > 0 {
+		s.picker = b.policy.Build(eps)
+	}
+	b.snap.Store(s)
+	if !b.resolved {
+		b.resolved = true
+		close(b.ready)
+	}
+	if len(added)+len(removed) > 0 {
+		slices.Sort(removed)
+		b.log.Info("balancer: endpoints changed", "policy", b.policy.Name(),
+			"endpoints", len(eps), "added", added, "removed", removed)
+	}
+}
+
+// current returns the snapshot, waiting for the first resolution.
+func (b *Balancer) current(ctx context.Context) (*snapshot, error) {
+	if s := b.snap.Load(); s != nil {
+		return s, nil
+	}
+	select {
+	case <-b.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("balancer: waiting for endpoints: %w", ctx.Err())
+	}
+	if s := b.snap.Load(); s != nil {
+		return s, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return nil, fmt.Errorf("%w: %w", ErrResolver, b.resErr)
+}
+
+// RoundTrip sends req to the endpoint the policy picks.
+func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
+	s, err := b.current(req.Context())
+	if err == nil && s.picker == nil {
+		err = ErrNoEndpoints
+	}
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	start := b.nanotime()
+	e := s.picker.Pick(PickInfo{Request: req, Now: start, InFlight: b.inFlight.Load(), Rand: b.rand()})
+	e.inFlight.Add(1)
+	b.inFlight.Add(1)
+	e.m.request()
+
+	out := new(http.Request)
+	*out = *req
+	u := *req.URL
+	u.Host = e.addr
+	out.URL = &u
+	if out.Host == "" {
+		out.Host = req.URL.Host
+	}
+
+	resp, err := b.transport.RoundTrip(out)
+	end := b.nanotime()
+	if err != nil {
+		// A caller that gave up is no evidence against the endpoint.
+		failed := req.Context().Err() == nil
+		b.observe(s, e, start, end, failed)
+		b.release(e, failed)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			if rn, ok := b.cfg.Resolver.(ResolveNower); ok {
+				rn.ResolveNow()
+			}
+		}
+		return nil, fmt.Errorf("balancer: endpoint %s: %w", e.addr, err)
+	}
+	failed := resp.StatusCode >= 500
+	b.observe(s, e, start, end, failed)
+	if resp.Body == nil || resp.Body == http.NoBody {
+		b.release(e, failed)
+		return resp, nil
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() { b.release(e, failed) }}
+	return resp, nil
+}
+
+// observe feeds one result into the endpoint's latency and outlier state.
+func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, failed bool) {
+	tau := float64(DefaultDecay)
+	if p, ok := b.policy.(PeakEWMA); ok {
+		tau = float64(p.decay())
+	}
+	rtt := float64(end - start)
+	if failed {
+		// A fast failure must not make an endpoint look attractive.
+		rtt = max(rtt, 2*e.Latency(end, tau), b.initRTT)
+	}
+	e.observeLatency(end, rtt, tau)
+	if e.observeResult(end, failed, b.ejection, func() bool { return b.mayEject(s, e, end) }) {
+		e.m.ejected()
+		b.log.Warn("balancer: endpoint ejected", "addr", e.addr,
+			"until", time.Duration(e.ejectedUntil.Load()-end).String())
+	}
+}
+
+// mayEject reports whether one more endpoint may be ejected without
+// exceeding the max ejection percent or emptying the set.
+func (b *Balancer) mayEject(s *snapshot, e *Endpoint, now int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if cur := b.snap.Load(); cur != nil {
+		s = cur
+	}
+	n := len(s.eps)
+	ejected := 0
+	for _, x := range s.eps {
+		if x != e && !x.Available(now) {
+			ejected++
+		}
+	}
+	return ejected+1 < n && (ejected+1)*100 <= b.maxPercent*n
+}
+
+func (b *Balancer) release(e *Endpoint, failed bool) {
+	e.inFlight.Add(-1)
+	b.inFlight.Add(-1)
+	e.m.done(failed)
+}
+
+// trackedBody calls done once, when the body reaches EOF or is closed,
+// so an endpoint counts as loaded while its response streams.
+type trackedBody struct {
+	io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err != nil {
+		t.once.Do(t.done)
+	}
+	return n, err
+}
+
+func (t *trackedBody) Close() error {
+	err := t.ReadCloser.Close()
+	t.once.Do(t.done)
+	return err
+}

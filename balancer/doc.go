@@ -1,0 +1,33 @@
+// Package balancer spreads HTTP requests over the replicas of a service
+// from inside the client, as an [http.RoundTripper].
+//
+// kube-proxy balances connections, not requests: a keep-alive or HTTP/2
+// client stays on the pods it first reached. A headless Service instead
+// hands the client every pod address and leaves the balancing to it. A
+// [Balancer] takes that address set from a [Resolver] ([Static],
+// [DNSResolver], or the EndpointSlice resolver in package
+// balancer/k8sresolver), and for every request asks a [Picker] built by a
+// [Policy] which endpoint to use:
+//
+//   - [RoundRobin] takes endpoints in turn.
+//   - [PeakEWMA] picks the cheaper of two random endpoints, where cost is a
+//     peak-sensitive moving average of latency times the requests in flight
+//     (Finagle's and Linkerd's "peak EWMA" with power of two choices).
+//   - [ConsistentHash] maps a request key (for example a header) onto a hash
+//     ring, so one key keeps reaching the same replica, with bounded loads so
+//     one hot key cannot overload that replica.
+//
+// Pickers are immutable snapshots, rebuilt when the endpoint set changes;
+// a pick takes no lock and allocates nothing. Per-endpoint statistics
+// (in-flight requests, latency, failures) live on the [Endpoint] and survive
+// rebuilds while the address stays in the set.
+//
+// Independently of the policy, endpoints that fail several times in a row
+// are ejected for a growing interval and return on probation, endpoints
+// that appear after the first resolution ramp up their share over a slow
+// start window, and at most a configured share of endpoints is ever
+// ejected at once.
+//
+// Time and randomness are injected through [Config], so decisions are
+// deterministic given the inputs, the clock and the random source.
+package balancer

@@ -1,0 +1,151 @@
+package balancer
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+)
+
+// Endpoint is one replica address and the statistics the balancer keeps
+// about it. The balancer owns every Endpoint; policies read it through
+// the methods below, all safe for concurrent use without locks.
+//
+// Times are nanoseconds on the balancer's clock (see [PickInfo.Now]).
+type Endpoint struct {
+	addr string
+
+	inFlight atomic.Int64
+
+	// Peak EWMA of latency in nanoseconds, stored as float64 bits, and
+	// the time of its last update. Writers hold mu; readers use atomics.
+	ewma  atomic.Uint64
+	stamp atomic.Int64
+
+	// ejectedUntil is the time an ejection ends; zero when never ejected.
+	ejectedUntil atomic.Int64
+
+	// addedAt and slowStart describe the slow start ramp; slowStart is
+	// zero for endpoints that take full weight at once.
+	addedAt   int64
+	slowStart int64
+
+	mu          sync.Mutex // serializes observations below
+	consecutive int        // failures in a row
+	ejections   int        // ejections so far, grows the next interval
+	probation   bool       // next failure re-ejects
+
+	m endpointMetrics
+}
+
+func newEndpoint(addr string, now, slowStart int64, defaultRTT float64) *Endpoint {
+	e := &Endpoint{addr: addr, addedAt: now, slowStart: slowStart}
+	e.ewma.Store(math.Float64bits(defaultRTT))
+	e.stamp.Store(now)
+	return e
+}
+
+// Addr returns the endpoint's "host:port".
+func (e *Endpoint) Addr() string { return e.addr }
+
+// InFlight returns the number of requests sent to the endpoint whose
+// responses have not yet been closed.
+func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
+
+// Available reports whether the endpoint is not ejected at now.
+func (e *Endpoint) Available(now int64) bool { return now >= e.ejectedUntil.Load() }
+
+// Weight returns the endpoint's slow start weight at now, in (0, 1]: it
+// grows linearly from 0.1 to 1 over the slow start window after the
+// endpoint joined, so a cold replica is not flooded the moment it appears.
+func (e *Endpoint) Weight(now int64) float64 {
+	if e.slowStart <= 0 {
+		return 1
+	}
+	age := now - e.addedAt
+	if age >= e.slowStart {
+		return 1
+	}
+	const minWeight = 0.1
+	w := float64(age) / float64(e.slowStart)
+	return max(minWeight, w)
+}
+
+// Latency returns the peak EWMA latency in nanoseconds, decayed towards
+// zero for the time since the last observation (with decay time tau in
+// nanoseconds). The decay is what lets a replica that once was slow, and
+// has since received no traffic, be tried again.
+func (e *Endpoint) Latency(now int64, tau float64) float64 {
+	v := math.Float64frombits(e.ewma.Load())
+	dt := now - e.stamp.Load()
+	if dt <= 0 || tau <= 0 {
+		return v
+	}
+	return v * math.Exp(-float64(dt)/tau)
+}
+
+// observeLatency folds one latency sample (nanoseconds) into the peak
+// EWMA: a sample above the average replaces it at once (the "peak"), a
+// lower one is blended in with a weight that depends on the time since
+// the previous sample.
+func (e *Endpoint) observeLatency(now int64, rtt, tau float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := e.Latency(now, tau)
+	next := rtt
+	if rtt < cur {
+		w := 0.0
+		if dt := now - e.stamp.Load(); dt > 0 && tau > 0 {
+			w = math.Exp(-float64(dt) / tau)
+		} else {
+			w = 1
+		}
+		// A burst of samples at the same instant still moves the average.
+		w = min(w, 0.9)
+		next = cur*w + rtt*(1-w)
+	}
+	e.ewma.Store(math.Float64bits(next))
+	e.stamp.Store(now)
+}
+
+// ejection holds the outlier detection settings after defaults.
+type ejection struct {
+	disabled    bool
+	consecutive int
+	base, max   int64
+}
+
+// observeResult records the outcome of one request and reports whether it
+// ejected the endpoint. allow is asked before an ejection and may refuse
+// it (the max ejection percent).
+func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, allow func() bool) bool {
+	if cfg.disabled {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now < e.ejectedUntil.Load() {
+		// Results of requests sent before the ejection say nothing new.
+		return false
+	}
+	if !failed {
+		e.consecutive = 0
+		if e.probation {
+			e.probation = false
+			e.ejections = max(0, e.ejections-1)
+		}
+		return false
+	}
+	e.consecutive++
+	if !e.probation && e.consecutive < cfg.consecutive {
+		return false
+	}
+	if !allow() {
+		return false
+	}
+	e.ejections++
+	d := min(cfg.base*int64(e.ejections), cfg.max)
+	e.ejectedUntil.Store(now + d)
+	e.consecutive = 0
+	e.probation = true
+	return true
+}

@@ -1,0 +1,111 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the balancer's collectors; all nil without a Registerer.
+type metrics struct {
+	requests  *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	ejections *prometheus.CounterVec
+	inFlight  *prometheus.GaugeVec
+	policy    *prometheus.GaugeVec
+}
+
+// endpointMetrics are one endpoint's children, looked up once so the
+// request path does no map lookups.
+type endpointMetrics struct {
+	requests  prometheus.Counter
+	errors    prometheus.Counter
+	ejections prometheus.Counter
+	inFlight  prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_balancer_requests_total",
+			Help: "Requests sent to an endpoint.",
+		}, []string{"endpoint"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_balancer_errors_total",
+			Help: "Requests to an endpoint that failed with a connection error or a 5xx status.",
+		}, []string{"endpoint"}),
+		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_balancer_ejections_total",
+			Help: "Times an endpoint was ejected by outlier detection.",
+		}, []string{"endpoint"}),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoal_balancer_in_flight_requests",
+			Help: "Requests to an endpoint whose responses are not yet closed.",
+		}, []string{"endpoint"}),
+		policy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoal_balancer_policy_info",
+			Help: "The balancing policy in use (always 1).",
+		}, []string{"policy"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.errors, m.ejections, m.inFlight, m.policy} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("balancer: register metrics (wrap the registerer with a label per balancer): %w", err)
+			}
+			return nil, fmt.Errorf("balancer: register metrics: %w", err)
+		}
+	}
+	m.policy.WithLabelValues(policy).Set(1)
+	return m, nil
+}
+
+func (m *metrics) forEndpoint(addr string) endpointMetrics {
+	if m == nil {
+		return endpointMetrics{}
+	}
+	return endpointMetrics{
+		requests:  m.requests.WithLabelValues(addr),
+		errors:    m.errors.WithLabelValues(addr),
+		ejections: m.ejections.WithLabelValues(addr),
+		inFlight:  m.inFlight.WithLabelValues(addr),
+	}
+}
+
+// forget drops a removed endpoint's series so pod churn does not grow
+// the exposition without bound.
+func (m *metrics) forget(addr string) {
+	if m == nil {
+		return
+	}
+	m.requests.DeleteLabelValues(addr)
+	m.errors.DeleteLabelValues(addr)
+	m.ejections.DeleteLabelValues(addr)
+	m.inFlight.DeleteLabelValues(addr)
+}
+
+func (m endpointMetrics) request() {
+	if m.requests != nil {
+		m.requests.Inc()
+		m.inFlight.Inc()
+	}
+}
+
+func (m endpointMetrics) done(failed bool) {
+	if m.requests != nil {
+		m.inFlight.Dec()
+		if failed {
+			m.errors.Inc()
+		}
+	}
+}
+
+func (m endpointMetrics) ejected() {
+	if m.ejections != nil {
+		m.ejections.Inc()
+	}
+}
