@@ -1,0 +1,30 @@
+// Package autoscale computes the replica count a Kubernetes
+// HorizontalPodAutoscaler (autoscaling/v2) would choose, as the
+// kube-controller-manager of Kubernetes v1.34 does, as a pure function of
+// its inputs.
+//
+// Recommend takes the HPA object, the pods with their requests and
+// metrics, the object and external metric values, the current replica
+// count, the recommendation and scale-event history and the time, and
+// returns the Decision the controller would take: the desired replica
+// count, the reason, the status conditions (AbleToScale, ScalingActive,
+// ScalingLimited) and the history to pass to the next call. Nothing reads
+// a clock or sleeps; the same inputs always give the same Decision.
+//
+// The calculation follows upstream's replica_calculator.go and
+// horizontal.go: the usage ratio against the target with the tolerance
+// (0.1, or the behavior's per-direction tolerance), pods that are not yet
+// ready or still in the CPU initialization period ignored on scale-up,
+// pods without metrics counted at 0% on scale-up and 100% on scale-down,
+// the re-check that keeps the current count when that would flip the
+// direction, the largest proposal over several metrics, minReplicas and
+// maxReplicas, the scale-up limit of max(2*current, 4) without a
+// behavior, and with one the Pods/Percent policies, selectPolicy and the
+// stabilization windows.
+//
+// ScaledObject adds KEDA's semantics on top: activation decides between
+// zero and one replica, and above that an HPA with an AverageValue
+// target of the trigger's threshold decides.
+//
+// Simulate runs either over a load curve and returns a timeline.
+package autoscale

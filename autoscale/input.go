@@ -1,0 +1,258 @@
+package autoscale
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+// ErrInvalidInput is wrapped by every error Recommend returns for input it
+// cannot decide on (as opposed to a metric that cannot be computed, which
+// is part of the Decision, as it is part of the HPA's status upstream).
+var ErrInvalidInput = errors.New("autoscale: invalid input")
+
+// Config holds the controller-wide settings that kube-controller-manager
+// takes as flags. The zero value gives the upstream defaults.
+type Config struct {
+	// Tolerance is the usage ratio band around 1.0 inside which no scaling
+	// happens (--horizontal-pod-autoscaler-tolerance). If zero, 0.1. An
+	// HPA's behavior.scaleUp/scaleDown.tolerance overrides it per direction.
+	Tolerance float64
+	// CPUInitializationPeriod is how long after its start a pod's CPU
+	// samples are doubted (--horizontal-pod-autoscaler-cpu-initialization-period).
+	// If zero, 5m.
+	CPUInitializationPeriod time.Duration
+	// InitialReadinessDelay is how long after its start an unready pod is
+	// taken as never having been ready
+	// (--horizontal-pod-autoscaler-initial-readiness-delay). If zero, 30s.
+	InitialReadinessDelay time.Duration
+	// DownscaleStabilizationWindow is the scale-down stabilization window
+	// when the HPA sets none (--horizontal-pod-autoscaler-downscale-stabilization).
+	// If zero, 5m.
+	DownscaleStabilizationWindow time.Duration
+	// MetricWindow is the window metrics-server reports with each CPU
+	// sample; a sample must cover a full window after the pod turned ready
+	// to count during the initialization period. If zero, 30s.
+	MetricWindow time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Tolerance == 0 {
+		c.Tolerance = 0.1
+	}
+	if c.CPUInitializationPeriod == 0 {
+		c.CPUInitializationPeriod = 5 * time.Minute
+	}
+	if c.InitialReadinessDelay == 0 {
+		c.InitialReadinessDelay = 30 * time.Second
+	}
+	if c.DownscaleStabilizationWindow == 0 {
+		c.DownscaleStabilizationWindow = 5 * time.Minute
+	}
+	if c.MetricWindow == 0 {
+		c.MetricWindow = 30 * time.Second
+	}
+	return c
+}
+
+// Validate reports a negative setting.
+func (c Config) Validate() error {
+	switch {
+	case c.Tolerance < 0:
+		return fmt.Errorf("%w: tolerance %v is negative", ErrInvalidInput, c.Tolerance)
+	case c.CPUInitializationPeriod < 0, c.InitialReadinessDelay < 0, c.DownscaleStabilizationWindow < 0, c.MetricWindow < 0:
+		return fmt.Errorf("%w: durations must not be negative", ErrInvalidInput)
+	}
+	return nil
+}
+
+// Input is everything one reconciliation of one HPA looks at.
+type Input struct {
+	// HPA is the autoscaler; it is defaulted as the API server would
+	// (minReplicas 1, a CPU 80% metric, behavior rules) and not modified.
+	HPA *autoscalingv2.HorizontalPodAutoscaler
+	// Now is the time of the decision.
+	Now time.Time
+	// CurrentReplicas is the target's scale.spec.replicas.
+	CurrentReplicas int32
+	// StatusReplicas is the target's scale.status.replicas, used by Object
+	// and External AverageValue targets. If nil, CurrentReplicas.
+	StatusReplicas *int32
+	// Pods are the pods the target's selector selects.
+	Pods []Pod
+	// ObjectMetrics holds the value of each Object metric, by metric name.
+	ObjectMetrics map[string]resource.Quantity
+	// ExternalMetrics holds the value of each External metric, by metric
+	// name (the sum, when the external metrics API returns several series).
+	ExternalMetrics map[string]resource.Quantity
+	// Recommendations is the history of unstabilized recommendations, as
+	// returned in the previous Decision. Empty means a fresh controller,
+	// which seeds it with CurrentReplicas at Now.
+	Recommendations []Recommendation
+	// ScaleEvents is the history of rescales, as returned in the previous
+	// Decision; it is kept only for HPAs with a behavior.
+	ScaleEvents []ScaleEvent
+}
+
+// Pod is one pod as the metrics pipeline and the pod lister see it.
+type Pod struct {
+	Name string
+	// Phase is Running, Pending, Failed or Succeeded. If empty, Running.
+	Phase corev1.PodPhase
+	// Ready is the status of the pod's Ready condition.
+	Ready bool
+	// Deleted marks a pod with a deletion timestamp.
+	Deleted bool
+	// StartTime is status.startTime; nil for a pod not yet started.
+	StartTime *time.Time
+	// ReadyTransitionTime is the Ready condition's lastTransitionTime.
+	ReadyTransitionTime time.Time
+	// MetricTime is the timestamp of the resource sample. If nil, Now.
+	MetricTime *time.Time
+	// Requests and Usage are pod-level resource requests and usage, used
+	// when Containers is empty. A resource absent from Usage is a missing
+	// metric.
+	Requests corev1.ResourceList
+	Usage    corev1.ResourceList
+	// Containers, when set, give requests and usage per container; the
+	// pod's values are their sums, and ContainerResource metrics use them.
+	Containers []Container
+	// Metrics holds the pod's custom (Pods type) metrics by name.
+	Metrics map[string]resource.Quantity
+}
+
+// Container is one container's requests and usage.
+type Container struct {
+	Name     string
+	Requests corev1.ResourceList
+	Usage    corev1.ResourceList
+}
+
+// Recommendation is one unstabilized recommendation of the history.
+type Recommendation struct {
+	Time     time.Time `json:"time"`
+	Replicas int32     `json:"replicas"`
+}
+
+// ScaleEvent is one rescale of the history, from From to To replicas.
+type ScaleEvent struct {
+	Time time.Time `json:"time"`
+	From int32     `json:"from"`
+	To   int32     `json:"to"`
+}
+
+// Decision is what one reconciliation decides.
+type Decision struct {
+	// DesiredReplicas is the replica count the target is scaled to (equal
+	// to CurrentReplicas when nothing changes).
+	DesiredReplicas int32 `json:"desiredReplicas"`
+	// CurrentReplicas echoes the input.
+	CurrentReplicas int32 `json:"currentReplicas"`
+	// Rescale reports whether the target's scale is updated.
+	Rescale bool `json:"rescale"`
+	// Reason is the rescale reason of the SuccessfulRescale event when
+	// Rescale is true; otherwise the reason of the condition that explains
+	// why nothing changes.
+	Reason string `json:"reason"`
+	// MetricReplicas is the largest proposal over the metrics, before
+	// stabilization and limits (0 when no metric was computed).
+	MetricReplicas int32 `json:"metricReplicas"`
+	// Metric describes the metric that gave MetricReplicas.
+	Metric string `json:"metric,omitempty"`
+	// MetricError is the first metric error when some or all metrics
+	// could not be computed.
+	MetricError string `json:"metricError,omitempty"`
+	// Conditions are the HPA status conditions after the decision.
+	Conditions []autoscalingv2.HorizontalPodAutoscalerCondition `json:"conditions"`
+	// CurrentMetrics are the HPA status metrics.
+	CurrentMetrics []autoscalingv2.MetricStatus `json:"currentMetrics,omitempty"`
+	// Recommendations and ScaleEvents are the histories to pass to the
+	// next call.
+	Recommendations []Recommendation `json:"recommendations"`
+	ScaleEvents     []ScaleEvent     `json:"scaleEvents,omitempty"`
+}
+
+// Validate checks the input for what Recommend cannot decide on.
+func (in *Input) Validate() error {
+	if in.HPA == nil {
+		return fmt.Errorf("%w: hpa is required", ErrInvalidInput)
+	}
+	if in.Now.IsZero() {
+		return fmt.Errorf("%w: now is required", ErrInvalidInput)
+	}
+	if in.CurrentReplicas < 0 {
+		return fmt.Errorf("%w: currentReplicas %d is negative", ErrInvalidInput, in.CurrentReplicas)
+	}
+	if in.StatusReplicas != nil && *in.StatusReplicas < 0 {
+		return fmt.Errorf("%w: statusReplicas %d is negative", ErrInvalidInput, *in.StatusReplicas)
+	}
+	if err := validateSpec(&in.HPA.Spec); err != nil {
+		return err
+	}
+	seen := make(map[string]bool, len(in.Pods))
+	for i, p := range in.Pods {
+		if p.Name == "" {
+			return fmt.Errorf("%w: pods[%d].name is required", ErrInvalidInput, i)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("%w: pods[%d].name %q is duplicated", ErrInvalidInput, i, p.Name)
+		}
+		seen[p.Name] = true
+		switch p.Phase {
+		case "", corev1.PodRunning, corev1.PodPending, corev1.PodFailed, corev1.PodSucceeded, corev1.PodUnknown:
+		default:
+			return fmt.Errorf("%w: pods[%d].phase %q is not a pod phase", ErrInvalidInput, i, p.Phase)
+		}
+	}
+	for i, e := range in.ScaleEvents {
+		if e.From < 0 || e.To < 0 {
+			return fmt.Errorf("%w: scaleEvents[%d] has a negative replica count", ErrInvalidInput, i)
+		}
+	}
+	return nil
+}
+
+func validateSpec(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
+	if spec.MaxReplicas < 1 {
+		return fmt.Errorf("%w: hpa.spec.maxReplicas must be at least 1, got %d", ErrInvalidInput, spec.MaxReplicas)
+	}
+	if spec.MinReplicas != nil && (*spec.MinReplicas < 0 || *spec.MinReplicas > spec.MaxReplicas) {
+		return fmt.Errorf("%w: hpa.spec.minReplicas %d must be between 0 and maxReplicas %d", ErrInvalidInput, *spec.MinReplicas, spec.MaxReplicas)
+	}
+	if b := spec.Behavior; b != nil {
+		for dir, r := range map[string]*autoscalingv2.HPAScalingRules{"scaleUp": b.ScaleUp, "scaleDown": b.ScaleDown} {
+			if r == nil {
+				continue
+			}
+			if r.StabilizationWindowSeconds != nil && (*r.StabilizationWindowSeconds < 0 || *r.StabilizationWindowSeconds > 3600) {
+				return fmt.Errorf("%w: hpa.spec.behavior.%s.stabilizationWindowSeconds must be within [0, 3600]", ErrInvalidInput, dir)
+			}
+			if r.SelectPolicy != nil {
+				switch *r.SelectPolicy {
+				case autoscalingv2.MaxChangePolicySelect, autoscalingv2.MinChangePolicySelect, autoscalingv2.DisabledPolicySelect:
+				default:
+					return fmt.Errorf("%w: hpa.spec.behavior.%s.selectPolicy %q is not Max, Min or Disabled", ErrInvalidInput, dir, *r.SelectPolicy)
+				}
+			}
+			for i, p := range r.Policies {
+				if p.Type != autoscalingv2.PodsScalingPolicy && p.Type != autoscalingv2.PercentScalingPolicy {
+					return fmt.Errorf("%w: hpa.spec.behavior.%s.policies[%d].type %q is not Pods or Percent", ErrInvalidInput, dir, i, p.Type)
+				}
+				if p.Value <= 0 {
+					return fmt.Errorf("%w: hpa.spec.behavior.%s.policies[%d].value must be greater than 0", ErrInvalidInput, dir, i)
+				}
+				if p.PeriodSeconds <= 0 || p.PeriodSeconds > 1800 {
+					return fmt.Errorf("%w: hpa.spec.behavior.%s.policies[%d].periodSeconds must be within (0, 1800]", ErrInvalidInput, dir, i)
+				}
+			}
+			if r.Tolerance != nil && r.Tolerance.Sign() < 0 {
+				return fmt.Errorf("%w: hpa.spec.behavior.%s.tolerance must not be negative", ErrInvalidInput, dir)
+			}
+		}
+	}
+	return nil
+}
