@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/hpacli"
 )
 
 func main() {
@@ -30,6 +32,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	// Each subcommand lives in its own internal package; register it here.
+	root.AddCommand(hpacli.NewCommand())
 	return root
 }
 
