@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/internal/hpacli"
+	"github.com/shoal-dev/shoal/internal/imagecli"
+	"github.com/shoal-dev/shoal/internal/lintcli"
 )
 
 func main() {
@@ -33,6 +35,8 @@ func newRootCommand() *cobra.Command {
 	}
 	// Each subcommand lives in its own internal package; register it here.
 	root.AddCommand(hpacli.NewCommand())
+	root.AddCommand(lintcli.NewCommand())
+	root.AddCommand(imagecli.NewCommand())
 	return root
 }
 

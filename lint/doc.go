@@ -1,0 +1,29 @@
+// Package lint checks Kubernetes manifests for the mistakes that break even
+// load balancing and elastic scaling: missing or misdirected probes, grace
+// periods shorter than the drain, autoscalers that point at nothing or fight
+// each other, Services that select no pods, and disruption budgets that
+// either block every eviction or protect nothing.
+//
+// Input is YAML files, folders of them, or kustomization directories, which
+// are built in-process with sigs.k8s.io/kustomize/api. Every document is first
+// decoded strictly into its k8s.io/api type (KEDA's ScaledObject into this
+// package's [ScaledObject]): an unknown, misspelled or duplicated field, or a
+// value of the wrong type, is an error naming the file and line. Kinds that
+// are neither built in nor known here are reported as notes and skipped.
+//
+// The decoded objects of one input (a file, the plain files of a folder, or
+// one kustomize build) form a set, and the rules in [Rules] run over each
+// set, so rules can relate objects: an autoscaler to its target, a Service to
+// the pods it selects, a PodDisruptionBudget to the replicas it guards.
+//
+// An object opts out of rules with the annotation
+//
+//	shoal.dev/lint-ignore: "SH004,SH012"
+//
+// and declares how long its health handlers may take to answer with
+//
+//	shoal.dev/probe-budget: "2s"                  # every probe
+//	shoal.dev/probe-budget: "/readyz=2s,/livez=1s" # per HTTP path
+//
+// on the workload or its pod template.
+package lint

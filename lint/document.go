@@ -1,0 +1,307 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	sigsjson "sigs.k8s.io/json"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+	"sigs.k8s.io/yaml"
+)
+
+// Document is one Kubernetes object read from a file or built from a
+// kustomization.
+type Document struct {
+	// Path is the file the document came from, or the kustomization
+	// directory it was built from.
+	Path string
+	// Line is the 1-based line where the document starts in Path; 0 when
+	// the document is kustomize output and has no line of its own.
+	Line int
+
+	APIVersion string
+	Kind       string
+	Name       string
+	Namespace  string
+
+	// Object is the strictly decoded object: a pointer to a k8s.io/api type
+	// or a *ScaledObject. It is nil when the kind is unknown or the document
+	// failed to decode.
+	Object any
+
+	annotations map[string]string
+	root        *kyaml.Node // mapping node of the document; nil for built output
+	lineBase    int         // file line of the chunk's first line, minus one
+}
+
+// ID names the document's object as Kind/name, or Kind/namespace/name when
+// it has a namespace.
+func (d *Document) ID() string {
+	if d.Namespace != "" {
+		return d.Kind + "/" + d.Namespace + "/" + d.Name
+	}
+	return d.Kind + "/" + d.Name
+}
+
+var scaledObjectGVK = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}
+
+// newObject returns an empty typed object for gvk, or nil when the kind is
+// neither built into Kubernetes nor known to this package.
+func newObject(gvk schema.GroupVersionKind) any {
+	if gvk == scaledObjectGVK {
+		return new(ScaledObject)
+	}
+	obj, err := scheme.Scheme.New(gvk)
+	if err != nil {
+		return nil
+	}
+	return obj
+}
+
+// chunk is the text of one YAML document and the file line it starts on.
+type chunk struct {
+	text  []byte
+	start int // 1-based file line of text's first line
+}
+
+// splitDocuments cuts a YAML stream at "---" separator lines, as kubectl
+// does, keeping each piece's starting line so errors can name file lines.
+func splitDocuments(data []byte) []chunk {
+	var chunks []chunk
+	start, line := 1, 0
+	var cur bytes.Buffer
+	for len(data) > 0 {
+		line++
+		var l []byte
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			l, data = data[:i+1], data[i+1:]
+		} else {
+			l, data = data, nil
+		}
+		if isSeparator(l) {
+			chunks = append(chunks, chunk{text: bytes.Clone(cur.Bytes()), start: start})
+			cur.Reset()
+			start = line + 1
+			continue
+		}
+		cur.Write(l)
+	}
+	return append(chunks, chunk{text: cur.Bytes(), start: start})
+}
+
+func isSeparator(line []byte) bool {
+	if !bytes.HasPrefix(line, []byte("---")) {
+		return false
+	}
+	rest := bytes.TrimSpace(line[3:])
+	return len(rest) == 0 || rest[0] == '#'
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+
+// parseStream decodes every document of a YAML stream. Problems with the
+// input become findings; it never returns an error because nothing in data
+// can stop the other documents from being checked. When built is true the
+// documents are kustomize output and carry no line numbers.
+func parseStream(path string, data []byte, built bool) ([]*Document, []Finding) {
+	var docs []*Document
+	var findings []Finding
+	for _, c := range splitDocuments(data) {
+		d, f := parseDocument(path, c, built)
+		if d != nil {
+			docs = append(docs, d)
+		}
+		findings = append(findings, f...)
+	}
+	return docs, findings
+}
+
+func parseDocument(path string, c chunk, built bool) (*Document, []Finding) {
+	at := func(line int, format string, args ...any) []Finding {
+		if built {
+			line = 0
+		}
+		return []Finding{newFinding(ruleDecode, path, line, "", fmt.Sprintf(format, args...))}
+	}
+	js, err := yaml.YAMLToJSONStrict(c.text)
+	if err != nil {
+		line := c.start
+		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+		if m := yamlLineRE.FindStringSubmatchIndex(msg); m != nil {
+			n, _ := strconv.Atoi(msg[m[2]:m[3]])
+			line = c.start + n - 1
+			msg = msg[:m[0]] + "line " + strconv.Itoa(line) + msg[m[1]:]
+		}
+		return nil, at(line, "invalid YAML: %s", msg)
+	}
+	if t := bytes.TrimSpace(js); len(t) == 0 || string(t) == "null" {
+		return nil, nil // empty document: comments or a trailing separator
+	}
+	d := &Document{Path: path, Line: c.start, lineBase: c.start - 1}
+	if built {
+		d.Line = 0
+	} else {
+		d.root = parseNode(c.text)
+		if d.root != nil {
+			d.Line = d.lineBase + d.root.Line
+		}
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name        string            `json:"name"`
+			Namespace   string            `json:"namespace"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, at(d.lineOf(te.Field), "%s: expected %s, found %s", te.Field, te.Type, te.Value)
+		}
+		return nil, at(d.Line, "not a Kubernetes object: expected a mapping with apiVersion and kind")
+	}
+	d.APIVersion, d.Kind = head.APIVersion, head.Kind
+	d.Name, d.Namespace = head.Metadata.Name, head.Metadata.Namespace
+	d.annotations = head.Metadata.Annotations
+	if d.APIVersion == "" || d.Kind == "" {
+		return nil, at(d.Line, "not a Kubernetes object: apiVersion and kind are required")
+	}
+	gv, err := schema.ParseGroupVersion(d.APIVersion)
+	if err != nil {
+		return nil, at(d.lineOf("apiVersion"), "apiVersion %q: %v", d.APIVersion, err)
+	}
+	obj := newObject(gv.WithKind(d.Kind))
+	if obj == nil {
+		return d, []Finding{d.finding(ruleUnknownKind, "kind",
+			"%s %s is not a kind this linter knows; its fields and rules are not checked", d.APIVersion, d.Kind)}
+	}
+	strict, err := sigsjson.UnmarshalStrict(js, obj)
+	if err != nil {
+		field, msg := describeTypeError(err)
+		return nil, []Finding{d.finding(ruleDecode, field, "%s", msg)}
+	}
+	if len(strict) > 0 {
+		var fs []Finding
+		for _, e := range strict {
+			field := ""
+			var fe sigsjson.FieldError
+			if errors.As(e, &fe) {
+				field = fe.FieldPath()
+			}
+			fs = append(fs, d.finding(ruleDecode, field, "%s", strings.TrimPrefix(e.Error(), "json: ")))
+		}
+		return nil, fs
+	}
+	d.Object = obj
+	return d, nil
+}
+
+var typeErrRE = regexp.MustCompile(`cannot unmarshal (.+) into Go struct field [^.\s]+\.(\S+) of type (\S+)`)
+
+// describeTypeError turns a JSON type error into the field it concerns and
+// a message in the manifest's terms rather than Go's.
+func describeTypeError(err error) (field, msg string) {
+	s := strings.TrimPrefix(err.Error(), "json: ")
+	if m := typeErrRE.FindStringSubmatch(s); m != nil {
+		return m[2], fmt.Sprintf("%s: cannot use %s as %s", m[2], m[1], m[3])
+	}
+	return "", s
+}
+
+// parseNode parses text into a yaml.v3 tree for line lookups. It returns
+// the document's top mapping, or nil when text is not one.
+func parseNode(text []byte) *kyaml.Node {
+	var n kyaml.Node
+	if err := kyaml.Unmarshal(text, &n); err != nil {
+		return nil
+	}
+	if n.Kind == kyaml.DocumentNode && len(n.Content) == 1 {
+		return n.Content[0]
+	}
+	return nil
+}
+
+// lineOf returns the file line of a field path such as
+// "spec.template.spec.containers[0].image", falling back to the deepest
+// ancestor present, then to the document's first line. Path segments
+// without an index match any element of a sequence, as JSON type errors
+// name fields that way.
+func (d *Document) lineOf(path string) int {
+	if d.root == nil {
+		return d.Line
+	}
+	if n := lookup(d.root, fieldSegments(path)); n > 0 {
+		return d.lineBase + n
+	}
+	return d.Line
+}
+
+// fieldSegments splits "a.b[2].c" into "a", "b", "[2]", "c".
+func fieldSegments(path string) []string {
+	var segs []string
+	for _, part := range strings.Split(path, ".") {
+		for part != "" {
+			i := strings.IndexByte(part, '[')
+			switch {
+			case i < 0:
+				segs, part = append(segs, part), ""
+			case i > 0:
+				segs, part = append(segs, part[:i]), part[i:]
+			default:
+				j := strings.IndexByte(part, ']')
+				if j < 0 {
+					segs, part = append(segs, part), ""
+					continue
+				}
+				segs, part = append(segs, part[:j+1]), part[j+1:]
+			}
+		}
+	}
+	return segs
+}
+
+// lookup walks n along segs and returns the line of the deepest node it
+// reaches, or 0 when even the first segment is absent.
+func lookup(n *kyaml.Node, segs []string) int {
+	if len(segs) == 0 {
+		return n.Line
+	}
+	seg := segs[0]
+	switch n.Kind {
+	case kyaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == seg {
+				if l := lookup(n.Content[i+1], segs[1:]); l > 0 && len(segs) > 1 {
+					return l
+				}
+				return n.Content[i].Line
+			}
+		}
+	case kyaml.SequenceNode:
+		if strings.HasPrefix(seg, "[") {
+			i, err := strconv.Atoi(strings.Trim(seg, "[]"))
+			if err == nil && i >= 0 && i < len(n.Content) {
+				if l := lookup(n.Content[i], segs[1:]); l > 0 {
+					return l
+				}
+				return n.Content[i].Line
+			}
+			return 0
+		}
+		for _, el := range n.Content {
+			if l := lookup(el, segs); l > 0 {
+				return l
+			}
+		}
+	}
+	return 0
+}

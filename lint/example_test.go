@@ -1,0 +1,35 @@
+package lint_test
+
+import (
+	"fmt"
+
+	"github.com/shoal-dev/shoal/lint"
+)
+
+func ExampleLinter_LintBytes() {
+	manifest := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: example.com/web:1
+          ports:
+            - containerPort: 8080
+`
+	rep := (&lint.Linter{}).LintBytes("web.yaml", []byte(manifest))
+	for _, f := range rep.Findings {
+		fmt.Println(f)
+	}
+	// Output:
+	// web.yaml:14: error SH001 Deployment/web: container "web": serves ports but has no readinessProbe
+	// web.yaml:14: warning SH004 Deployment/web: container "web": serves ports but has no preStop hook
+}

@@ -1,0 +1,156 @@
+package lint
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// ErrInput reports input that cannot be read at all: a path that does not
+// exist or a file the process may not open. Problems inside readable input
+// are findings, not errors.
+var ErrInput = errors.New("lint: cannot read input")
+
+// Linter checks manifests. The zero value runs every rule.
+type Linter struct {
+	// Disable lists rule IDs not to run or report.
+	Disable []string
+}
+
+// Lint checks each path: a YAML file, a folder of YAML files, or a
+// kustomization directory. A folder's plain files form one set and each
+// kustomization below it is built into a set of its own. The error is
+// non-nil only when input cannot be read; it wraps [ErrInput].
+func (l *Linter) Lint(paths ...string) (*Report, error) {
+	rep := &Report{}
+	for _, p := range paths {
+		if err := l.lintPath(rep, p); err != nil {
+			return nil, err
+		}
+	}
+	rep.sort()
+	return rep, nil
+}
+
+// LintBytes checks one YAML stream as if read from a file named path.
+func (l *Linter) LintBytes(path string, data []byte) *Report {
+	rep := &Report{}
+	docs, fs := parseStream(path, data, false)
+	l.check(rep, docs, fs)
+	rep.sort()
+	return rep
+}
+
+func (l *Linter) lintPath(rep *Report, p string) error {
+	info, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if !info.IsDir() {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInput, err)
+		}
+		docs, fs := parseStream(p, data, false)
+		l.check(rep, docs, fs)
+		return nil
+	}
+	if isKustomization(p) {
+		docs, fs := build(p)
+		l.check(rep, docs, fs)
+		return nil
+	}
+	var docs []*Document
+	var findings []Finding
+	var roots []string
+	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != p && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+				return filepath.SkipDir
+			}
+			if path != p && isKustomization(path) {
+				roots = append(roots, path)
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		ds, fs := parseStream(path, data, false)
+		docs, findings = append(docs, ds...), append(findings, fs...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if len(docs) > 0 || len(findings) > 0 {
+		l.check(rep, docs, findings)
+	}
+	for _, r := range roots {
+		docs, fs := build(r)
+		l.check(rep, docs, fs)
+	}
+	return nil
+}
+
+func isKustomization(dir string) bool {
+	for _, name := range konfig.RecognizedKustomizationFileNames() {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// build runs kustomize on dir in-process. A failed build is a finding on
+// the directory: the input is wrong, not unreadable.
+func build(dir string) ([]*Document, []Finding) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
+	}
+	out, err := m.AsYaml()
+	if err != nil {
+		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
+	}
+	return parseStream(dir, out, true)
+}
+
+// check runs the rules over one set and adds what they find to rep.
+func (l *Linter) check(rep *Report, docs []*Document, decode []Finding) {
+	rep.Inputs++
+	s := newSet(docs)
+	for _, d := range docs {
+		if d.Object != nil {
+			rep.Objects++
+		}
+	}
+	findings := decode
+	for _, r := range ruleList() {
+		if r.check != nil && !slices.Contains(l.Disable, r.ID) {
+			findings = append(findings, r.check(s)...)
+		}
+	}
+	for _, f := range findings {
+		if !slices.Contains(l.Disable, f.Rule) {
+			rep.Findings = append(rep.Findings, f)
+		}
+	}
+}
