@@ -1,0 +1,122 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/shoal-dev/shoal/server"
+)
+
+// TestH2CGoAway speaks raw HTTP/2 frames to show what a client sees when a
+// connection reaches its request limit: the response, then a graceful
+// GOAWAY (NO_ERROR) naming the last stream served, and no Connection header.
+func TestH2CGoAway(t *testing.T) {
+	tests := []struct {
+		name       string
+		limit      int
+		requests   int
+		wantGoAway bool
+	}{
+		{"under limit", 3, 2, false},
+		{"at limit", 3, 3, true},
+		{"limit 1", 1, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := serve(t, server.Config{H2C: true, MaxConnRequests: tt.limit})
+			conn, err := net.Dial("tcp", rec.url[len("http://"):])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+				t.Fatal(err)
+			}
+			fr := http2.NewFramer(conn, conn)
+			if err := fr.WriteSettings(); err != nil {
+				t.Fatal(err)
+			}
+			var hbuf bytes.Buffer
+			enc := hpack.NewEncoder(&hbuf)
+			dec := hpack.NewDecoder(4096, nil)
+
+			var goAway *http2.GoAwayFrame
+			for i := range tt.requests {
+				stream := uint32(2*i + 1)
+				hbuf.Reset()
+				for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "test"}, {":path", "/"}} {
+					enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+				}
+				if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+					t.Fatal(err)
+				}
+				// Read until this stream ends; a GOAWAY may come before or after.
+				for ended := false; !ended; {
+					f, err := fr.ReadFrame()
+					if err != nil {
+						t.Fatalf("stream %d: %v", stream, err)
+					}
+					switch f := f.(type) {
+					case *http2.SettingsFrame:
+						if !f.IsAck() {
+							fr.WriteSettingsAck()
+						}
+					case *http2.HeadersFrame:
+						fields, err := dec.DecodeFull(f.HeaderBlockFragment())
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, hf := range fields {
+							if hf.Name == "connection" {
+								t.Errorf("HTTP/2 response carries a Connection header: %q", hf.Value)
+							}
+							if hf.Name == ":status" && hf.Value != "200" {
+								t.Errorf("stream %d status %s", stream, hf.Value)
+							}
+						}
+						ended = f.StreamEnded()
+					case *http2.DataFrame:
+						ended = f.StreamEnded()
+					case *http2.GoAwayFrame:
+						goAway = f
+					}
+				}
+			}
+			if !tt.wantGoAway {
+				if goAway != nil {
+					t.Fatalf("GOAWAY %v before the limit", goAway)
+				}
+				return
+			}
+			for goAway == nil {
+				f, err := fr.ReadFrame()
+				if err != nil {
+					t.Fatalf("waiting for GOAWAY: %v", err)
+				}
+				if g, ok := f.(*http2.GoAwayFrame); ok {
+					goAway = g
+				}
+			}
+			if last := uint32(2*tt.requests - 1); goAway.ErrCode != http2.ErrCodeNo || goAway.LastStreamID != last {
+				t.Fatalf("GOAWAY code %v last stream %d, want NO_ERROR and %d", goAway.ErrCode, goAway.LastStreamID, last)
+			}
+			// With no stream left open, the server then closes the connection.
+			for {
+				if _, err := fr.ReadFrame(); err != nil {
+					if err != io.EOF {
+						t.Logf("connection ended with %v", err)
+					}
+					break
+				}
+			}
+		})
+	}
+}
+

@@ -1,0 +1,203 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults applied by [New] to zero fields of [Config].
+const (
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultWriteTimeout      = 60 * time.Second
+	DefaultIdleTimeout       = 90 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxBodyBytes      = 32 << 20
+	DefaultMaxConnAgeJitter  = 0.1
+)
+
+// Config configures [New]. The zero value is valid: safe timeouts and
+// limits, HTTP/1.1 only, no connection age or request limit.
+type Config struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Zero means
+	// DefaultReadHeaderTimeout (5s); negative means no limit.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Zero
+	// means DefaultReadTimeout (30s); negative means no limit.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the time from the end of the request headers to
+	// the end of the response (per stream on HTTP/2). Zero means
+	// DefaultWriteTimeout (60s); negative means no limit.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that has no request for
+	// this long. Zero means DefaultIdleTimeout (90s); negative means no
+	// limit.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's header size. Zero means
+	// DefaultMaxHeaderBytes (64 KiB).
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body: reading past it fails with an
+	// *http.MaxBytesError and the connection is closed after the response.
+	// Zero means DefaultMaxBodyBytes (32 MiB); negative means no limit.
+	MaxBodyBytes int64
+	// H2C serves unencrypted HTTP/2 with prior knowledge on the same
+	// listener as HTTP/1.1. Default false: HTTP/1.1 only.
+	H2C bool
+	// MaxConnAge asks a client to reconnect on the first response after
+	// its connection has been open this long (see the package doc). Zero
+	// means no limit.
+	MaxConnAge time.Duration
+	// MaxConnAgeJitter spreads each connection's age limit uniformly over
+	// MaxConnAge × (1 ± MaxConnAgeJitter), so connections opened together
+	// (after a rollout) do not all reconnect together. Zero means
+	// DefaultMaxConnAgeJitter (0.1); negative means none. At most 1.
+	MaxConnAgeJitter float64
+	// MaxConnRequests asks a client to reconnect on a connection's
+	// MaxConnRequests-th response. Zero means no limit.
+	MaxConnRequests int
+	// Logger receives the server's error log at level Warn. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports a setting New would have to ignore or clamp.
+func (c Config) Validate() error {
+	switch {
+	case math.IsNaN(c.MaxConnAgeJitter) || c.MaxConnAgeJitter > 1:
+		return fmt.Errorf("server: MaxConnAgeJitter %v: must be a fraction at most 1", c.MaxConnAgeJitter)
+	case c.MaxConnAge < 0:
+		return fmt.Errorf("server: MaxConnAge %s: must not be negative", c.MaxConnAge)
+	case c.MaxConnRequests < 0:
+		return fmt.Errorf("server: MaxConnRequests %d: must not be negative", c.MaxConnRequests)
+	case c.MaxHeaderBytes < 0:
+		return fmt.Errorf("server: MaxHeaderBytes %d: must not be negative", c.MaxHeaderBytes)
+	}
+	return nil
+}
+
+func timeout(d, def time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return def
+	case d < 0:
+		return 0 // net/http: no timeout
+	}
+	return d
+}
+
+func (c Config) withDefaults() Config {
+	c.ReadHeaderTimeout = timeout(c.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	c.ReadTimeout = timeout(c.ReadTimeout, DefaultReadTimeout)
+	c.WriteTimeout = timeout(c.WriteTimeout, DefaultWriteTimeout)
+	c.IdleTimeout = timeout(c.IdleTimeout, DefaultIdleTimeout)
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	switch {
+	case c.MaxConnAgeJitter == 0:
+		c.MaxConnAgeJitter = DefaultMaxConnAgeJitter
+	case c.MaxConnAgeJitter < 0 || math.IsNaN(c.MaxConnAgeJitter):
+		c.MaxConnAgeJitter = 0
+	case c.MaxConnAgeJitter > 1:
+		c.MaxConnAgeJitter = 1
+	}
+	c.MaxConnAge = max(c.MaxConnAge, 0)
+	c.MaxConnRequests = max(c.MaxConnRequests, 0)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// New returns an http.Server serving h under cfg. Serve it with
+// srv.Serve(ln), or hand it to lifecycle.
+//
+// When a connection limit is set, New sets srv.ConnContext; a caller that
+// needs its own ConnContext must call the one New set from it. A nil h
+// answers 404 (never http.DefaultServeMux).
+func New(cfg Config, h http.Handler) *http.Server {
+	cfg = cfg.withDefaults()
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	var protos http.Protocols
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true) // only negotiated over TLS
+	protos.SetUnencryptedHTTP2(cfg.H2C)
+
+	lim := &limits{
+		next:        h,
+		maxBody:     cfg.MaxBodyBytes,
+		maxRequests: int64(cfg.MaxConnRequests),
+	}
+	srv := &http.Server{
+		Handler:           lim,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		Protocols:         &protos,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 {
+		age, jitter := cfg.MaxConnAge, cfg.MaxConnAgeJitter
+		srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
+			st := &connState{}
+			if age > 0 {
+				f := 1 + jitter*(2*rand.Float64()-1)
+				st.expires = time.Now().Add(time.Duration(float64(age) * f))
+			}
+			return context.WithValue(ctx, connKey{}, st)
+		}
+	}
+	return srv
+}
+
+type connKey struct{}
+
+// connState is what one connection has used of its limits.
+type connState struct {
+	expires  time.Time // zero when there is no age limit
+	requests atomic.Int64
+}
+
+// limits is the handler New puts in front of the caller's handler.
+type limits struct {
+	next        http.Handler
+	maxBody     int64
+	maxRequests int64
+}
+
+func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if st, ok := r.Context().Value(connKey{}).(*connState); ok {
+		n := st.requests.Add(1)
+		if (l.maxRequests > 0 && n >= l.maxRequests) || (!st.expires.IsZero() && !time.Now().Before(st.expires)) {
+			// HTTP/1.1 closes after this response; HTTP/2 sends GOAWAY.
+			w.Header().Set("Connection", "close")
+		}
+	}
+	if l.maxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		r.Body = http.MaxBytesReader(w, r.Body, l.maxBody)
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+// ServedBy sets X-Served-By: name on every response of next, so clients
+// and load tests can see which replica answered.
+func ServedBy(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", name)
+		next.ServeHTTP(w, r)
+	})
+}
