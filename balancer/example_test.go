@@ -13,14 +13,12 @@ import (
 
 // A plain http.Client whose requests are spread over two replicas.
 func Example() {
-	var servers []*httptest.Server
 	var addrs []string
 	for _, name := range []string{"a", "b"} {
 		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Served-By", name)
 		}))
 		defer s.Close()
-		servers = append(servers, s)
 		addrs = append(addrs, s.Listener.Addr().String())
 	}
 

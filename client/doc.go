@@ -1,0 +1,21 @@
+// Package client builds the http.Client one Go service uses to call
+// another: a Transport tuned for service-to-service traffic, a per-try
+// timeout inside the caller's deadline, and retries with jittered backoff
+// only where they are safe, capped by a retry budget.
+//
+// A retry is safe when the request is idempotent (GET, HEAD, OPTIONS,
+// PUT, DELETE, or a request carrying an Idempotency-Key header or marked
+// with [Idempotent]) or when the server certainly did not process it: the
+// connection was never established, or a shedding replica answered 503
+// with a Retry-After header. A body is replayed through Request.GetBody;
+// requests whose body cannot be replayed are never retried.
+//
+// Retries draw from a [RetryBudget] (Finagle's design): every request
+// deposits a fraction of a retry, so retries add at most that fraction of
+// load, plus a small reserve per second for quiet periods. When every
+// replica fails, retries do not multiply the outage.
+//
+// To spread requests over the replicas of a headless Service, give
+// [Config.Transport] a balancer.Balancer built over [NewTransport]; each
+// retry then asks the balancer again and usually lands on another replica.
+package client
