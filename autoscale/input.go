@@ -90,8 +90,10 @@ type Input struct {
 	// name (the sum, when the external metrics API returns several series).
 	ExternalMetrics map[string]resource.Quantity
 	// Recommendations is the history of unstabilized recommendations, as
-	// returned in the previous Decision. Empty means a fresh controller,
-	// which seeds it with CurrentReplicas at Now.
+	// returned in the previous Decision. Nil means a fresh controller,
+	// which seeds it with CurrentReplicas at Now (so a first scale-down is
+	// stabilized); an empty, non-nil slice is a running controller with
+	// no history, as upstream.
 	Recommendations []Recommendation
 	// ScaleEvents is the history of rescales, as returned in the previous
 	// Decision; it is kept only for HPAs with a behavior.

@@ -26,7 +26,9 @@ func Recommend(cfg Config, in Input) (Decision, error) {
 	cfg = cfg.withDefaults()
 	r := &reconciler{cfg: cfg, in: &in, hpa: defaultedHPA(in.HPA, cfg)}
 	r.conditions = append([]autoscalingv2.HorizontalPodAutoscalerCondition(nil), in.HPA.Status.Conditions...)
-	r.recommendations = append([]Recommendation(nil), in.Recommendations...)
+	if in.Recommendations != nil {
+		r.recommendations = append([]Recommendation{}, in.Recommendations...)
+	}
 	for _, e := range in.ScaleEvents {
 		switch {
 		case e.To > e.From:
@@ -166,7 +168,7 @@ func (r *reconciler) reconcile() Decision {
 	in := r.in
 	current := in.CurrentReplicas
 	r.setCondition(autoscalingv2.AbleToScale, corev1.ConditionTrue, "SucceededGetScale", "the HPA controller was able to get the target's current scale")
-	if len(r.recommendations) == 0 {
+	if r.recommendations == nil {
 		r.recommendations = []Recommendation{{Time: in.Now, Replicas: current}}
 	}
 	minReplicas := *r.hpa.Spec.MinReplicas

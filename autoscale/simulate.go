@@ -69,8 +69,16 @@ func (s *Scenario) Validate() error {
 		if err := s.ScaledObject.Validate(); err != nil {
 			return err
 		}
+		if int32Or(s.ScaledObject.Spec.MaxReplicaCount, 100) > maxSimReplicas {
+			return fmt.Errorf("%w: a simulation allows at most %d replicas", ErrInvalidInput, maxSimReplicas)
+		}
 	} else if err := validateSpec(&s.HPA.Spec); err != nil {
 		return err
+	} else if s.HPA.Spec.MaxReplicas > maxSimReplicas {
+		return fmt.Errorf("%w: a simulation allows at most %d replicas", ErrInvalidInput, maxSimReplicas)
+	}
+	if s.InitialReplicas > maxSimReplicas {
+		return fmt.Errorf("%w: a simulation allows at most %d replicas", ErrInvalidInput, maxSimReplicas)
 	}
 	if s.Duration <= 0 || s.Duration > 7*24*time.Hour {
 		return fmt.Errorf("%w: duration must be within (0, 168h]", ErrInvalidInput)
@@ -116,6 +124,9 @@ func (s *Scenario) LoadAt(t time.Duration) float64 {
 	}
 	return v
 }
+
+// maxSimReplicas bounds the pods a simulation keeps.
+const maxSimReplicas = 1000
 
 type simPod struct {
 	name    string

@@ -35,18 +35,18 @@ type calcConfig struct {
 }
 
 type calcCase struct {
-	Name            string     `json:"name"`
-	Upstream        string     `json:"upstream"`
-	CurrentReplicas int32      `json:"currentReplicas"`
+	Name            string      `json:"name"`
+	Upstream        string      `json:"upstream"`
+	CurrentReplicas int32       `json:"currentReplicas"`
 	Tolerances      *[2]float64 `json:"tolerances"` // [scaleDown, scaleUp]
-	PodReadiness    []bool     `json:"podReadiness"`
-	PodPhase        []string   `json:"podPhase"`
+	PodReadiness    []bool      `json:"podReadiness"`
+	PodPhase        []string    `json:"podPhase"`
 	// PodStartTime is "hot" (started now, just turned ready) or "cool"
 	// (started 3m ago) per pod; unset pods started long ago.
-	PodStartTime []string  `json:"podStartTime"`
-	PodDeletion  []bool    `json:"podDeletion"`
-	Resource     *calcRes  `json:"resource"`
-	Metric       *calcMet  `json:"metric"`
+	PodStartTime []string   `json:"podStartTime"`
+	PodDeletion  []bool     `json:"podDeletion"`
+	Resource     *calcRes   `json:"resource"`
+	Metric       *calcMet   `json:"metric"`
 	Expect       calcExpect `json:"expect"`
 }
 
