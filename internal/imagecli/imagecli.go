@@ -28,8 +28,10 @@ func newBuildCommand() *cobra.Command {
 		tag, out, arch string
 	)
 	cmd := &cobra.Command{
-		Use:   "build [flags] PACKAGE",
-		Short: "Compile a static binary and write it as an image tarball",
+		Use:           "build [flags] PACKAGE",
+		Short:         "Compile a static binary and write it as an image tarball",
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		Long: `Build compiles PACKAGE with CGO_ENABLED=0 and -trimpath for linux, puts the
 binary at /ko-app/NAME on an empty base, runs it as 65532:65532, and writes
 a tarball tagged --tag. Load it with docker load -i, kind load

@@ -40,6 +40,9 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lint [flags] PATH...",
 		Short: "Check Kubernetes manifests for balancing and scaling mistakes",
+		// Findings are the report, not a usage mistake.
+		SilenceUsage:  true,
+		SilenceErrors: true,
 		Long: `Lint decodes every document of the given YAML files, folders or kustomization
 directories strictly against k8s.io/api, then checks the rules listed by
 --rules. A kustomization directory is built in-process first.

@@ -1,0 +1,268 @@
+package deploy_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-dev/shoal/deploy"
+	"github.com/shoal-dev/shoal/lint"
+)
+
+// objects builds a kustomization and decodes every object strictly.
+func objects(t *testing.T, dir string) []any {
+	t.Helper()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	var objs []any
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := yaml.YAMLToJSONStrict(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gvk := schema.FromAPIVersionAndKind(r.GetApiVersion(), r.GetKind())
+		var obj any
+		if gvk.Group == "keda.sh" && gvk.Kind == "ScaledObject" {
+			obj = new(lint.ScaledObject)
+		} else if obj, err = scheme.Scheme.New(gvk); err != nil {
+			t.Fatalf("%s: %s/%s is not a k8s.io/api kind: %v", dir, gvk, r.GetName(), err)
+		}
+		strict, err := sigsjson.UnmarshalStrict(js, obj)
+		if err != nil || len(strict) > 0 {
+			t.Fatalf("%s: %s/%s does not decode strictly: %v %v", dir, r.GetKind(), r.GetName(), err, strict)
+		}
+		objs = append(objs, obj)
+	}
+	return objs
+}
+
+func find[T any](objs []any, name func(T) string, want string) T {
+	var zero T
+	for _, o := range objs {
+		if v, ok := o.(T); ok && name(v) == want {
+			return v
+		}
+	}
+	return zero
+}
+
+func deployment(objs []any, name string) *appsv1.Deployment {
+	return find(objs, func(d *appsv1.Deployment) string { return d.Name }, name)
+}
+
+func count[T any](objs []any) int {
+	n := 0
+	for _, o := range objs {
+		if _, ok := o.(T); ok {
+			n++
+		}
+	}
+	return n
+}
+
+func env(c corev1.Container, name string) *corev1.EnvVar {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
+
+func TestOverlaysBuildDecodeAndLintClean(t *testing.T) {
+	for _, o := range append([]string{"base"}, deploy.Overlays()...) {
+		dir := filepath.Join("overlays", o)
+		if o == "base" {
+			dir = "base"
+		}
+		t.Run(o, func(t *testing.T) {
+			objs := objects(t, dir)
+			for _, app := range []string{"thumbnailer", "gallery"} {
+				d := deployment(objs, app)
+				if d == nil {
+					t.Fatalf("no Deployment %s", app)
+				}
+				checkPodCare(t, d)
+			}
+			rep, err := (&lint.Linter{}).Lint(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Findings) > 0 || rep.Objects != len(objs) {
+				t.Fatalf("shoal lint %s: %d objects of %d, findings %v", dir, rep.Objects, len(objs), rep.Findings)
+			}
+		})
+	}
+}
+
+// checkPodCare asserts what every serving Deployment of the kit must have.
+func checkPodCare(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	drain, err := time.ParseDuration(env(c, "DRAIN_DELAY").Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, err := time.ParseDuration(env(c, "SHUTDOWN_TIMEOUT").Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := c.Lifecycle.PreStop.Sleep
+	if pre == nil || time.Duration(pre.Seconds)*time.Second != drain {
+		t.Errorf("%s: preStop sleep %v should equal DRAIN_DELAY %s", d.Name, pre, drain)
+	}
+	grace := time.Duration(*spec.TerminationGracePeriodSeconds) * time.Second
+	if grace < drain+drain+stop+3*time.Second {
+		t.Errorf("%s: grace %s leaves no margin over preStop+drain+shutdown", d.Name, grace)
+	}
+	for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "admin" || p.TimeoutSeconds < 2 {
+			t.Errorf("%s: probe %+v should be an httpGet on the admin port with a timeout of 2s or more", d.Name, p)
+		}
+	}
+	sc := c.SecurityContext
+	if sc == nil || !*sc.RunAsNonRoot || !*sc.ReadOnlyRootFilesystem || *sc.AllowPrivilegeEscalation ||
+		!slices.Contains(sc.Capabilities.Drop, "ALL") || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: container security context is not restricted: %+v", d.Name, sc)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: needs CPU and memory requests and limits", d.Name)
+	}
+	keys := []string{}
+	for _, tsc := range spec.TopologySpreadConstraints {
+		keys = append(keys, tsc.TopologyKey)
+	}
+	if !slices.Contains(keys, "kubernetes.io/hostname") || !slices.Contains(keys, "topology.kubernetes.io/zone") {
+		t.Errorf("%s: spread over %v, want hostname and zone", d.Name, keys)
+	}
+	if pod := env(c, "POD_NAME"); pod == nil || pod.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		t.Errorf("%s: POD_NAME not from the downward API", d.Name)
+	}
+}
+
+func TestOverlayDifferences(t *testing.T) {
+	hpaCount := count[*autoscalingv2.HorizontalPodAutoscaler]
+	soCount := count[*lint.ScaledObject]
+	image := func(objs []any, name string) corev1.Container {
+		return deployment(objs, name).Spec.Template.Spec.Containers[0]
+	}
+
+	base := objects(t, "base")
+	if got := image(base, "thumbnailer").Image; got != "ko://github.com/shoal-dev/shoal/cmd/thumbnailer" {
+		t.Errorf("base image %s", got)
+	}
+	hpa := find(base, func(h *autoscalingv2.HorizontalPodAutoscaler) string { return h.Name }, "thumbnailer")
+	if *hpa.Spec.MinReplicas != 2 || hpa.Spec.MaxReplicas != 10 || hpa.Spec.Behavior == nil ||
+		*hpa.Spec.Metrics[0].Resource.Target.AverageUtilization != 70 {
+		t.Errorf("thumbnailer HPA: %+v", hpa.Spec)
+	}
+	gh := find(base, func(h *autoscalingv2.HorizontalPodAutoscaler) string { return h.Name }, "gallery")
+	if len(gh.Spec.Metrics) != 2 || gh.Spec.Metrics[1].Pods.Metric.Name != "http_requests_per_second" {
+		t.Errorf("gallery HPA should scale on CPU and http_requests_per_second: %+v", gh.Spec.Metrics)
+	}
+	headless := find(base, func(s *corev1.Service) string { return s.Name }, "thumbnailer-headless")
+	if headless == nil || headless.Spec.ClusterIP != corev1.ClusterIPNone || headless.Spec.PublishNotReadyAddresses {
+		t.Errorf("thumbnailer-headless: %+v", headless)
+	}
+	if v := env(image(base, "gallery"), "THUMBNAILER_ADDRS"); v == nil || v.Value != "thumbnailer-headless:8080" {
+		t.Errorf("gallery THUMBNAILER_ADDRS = %+v", v)
+	}
+	ing := find(base, func(i *networkingv1.Ingress) string { return i.Name }, "gallery")
+	if *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" {
+		t.Errorf("ingress: %+v", ing.Spec)
+	}
+
+	lab := objects(t, "overlays/lab")
+	for _, app := range []string{"thumbnailer", "gallery"} {
+		c := image(lab, app)
+		if c.Image != "docker.io/local/"+app+":dev" || c.ImagePullPolicy != corev1.PullNever {
+			t.Errorf("lab %s: image %s pull %s", app, c.Image, c.ImagePullPolicy)
+		}
+	}
+	if deployment(lab, "redis") == nil || env(image(lab, "gallery"), "REDIS_URL").Value != "redis://redis:6379/0" {
+		t.Error("lab: want an in-cluster Redis the gallery points at")
+	}
+	labHPA := find(lab, func(h *autoscalingv2.HorizontalPodAutoscaler) string { return h.Name }, "gallery")
+	if *labHPA.Spec.Behavior.ScaleDown.StabilizationWindowSeconds > 60 {
+		t.Errorf("lab: scale-down window %d, want short", *labHPA.Spec.Behavior.ScaleDown.StabilizationWindowSeconds)
+	}
+
+	keda := objects(t, "overlays/keda")
+	if hpaCount(keda) != 0 || soCount(keda) != 2 {
+		t.Errorf("keda: %d HPAs and %d ScaledObjects, want 0 and 2", hpaCount(keda), soCount(keda))
+	}
+	for _, o := range keda {
+		if so, ok := o.(*lint.ScaledObject); ok && !slices.ContainsFunc(so.Spec.Triggers, func(tr lint.ScaleTrigger) bool { return tr.Type == "prometheus" }) {
+			t.Errorf("keda: ScaledObject %s has no prometheus trigger", so.Name)
+		}
+	}
+
+	prod := objects(t, "overlays/production")
+	ref := env(image(prod, "gallery"), "REDIS_URL")
+	if ref == nil || ref.ValueFrom == nil || ref.ValueFrom.SecretKeyRef == nil || ref.ValueFrom.SecretKeyRef.Name != "gallery-redis" {
+		t.Errorf("production: REDIS_URL should come from Secret gallery-redis: %+v", ref)
+	}
+	if deployment(prod, "redis") != nil {
+		t.Error("production: no in-cluster Redis")
+	}
+	if h := find(prod, func(h *autoscalingv2.HorizontalPodAutoscaler) string { return h.Name }, "thumbnailer"); *h.Spec.MinReplicas <= 2 {
+		t.Errorf("production: thumbnailer minReplicas %d, want more than the base", *h.Spec.MinReplicas)
+	}
+
+	local := objects(t, "overlays/local")
+	if hpaCount(local) != 0 {
+		t.Error("local: the runner scales; no HPAs")
+	}
+	for _, app := range []string{"thumbnailer", "gallery"} {
+		d := deployment(local, app)
+		if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Containers[0].Image != "ko://github.com/shoal-dev/shoal/cmd/"+app {
+			t.Errorf("local %s: replicas %d image %s", app, *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
+		}
+	}
+	if ing := find(local, func(i *networkingv1.Ingress) string { return i.Name }, "gallery"); len(ing.Spec.TLS) != 0 {
+		t.Error("local: Ingress without TLS")
+	}
+}
+
+func TestEmbeddedFSHoldsOverlays(t *testing.T) {
+	for _, o := range deploy.Overlays() {
+		if _, err := deploy.FS.ReadFile("overlays/" + o + "/kustomization.yaml"); err != nil {
+			t.Errorf("overlay %s: %v", o, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join("monitoring", "servicemonitor.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ExampleOverlays() {
+	for _, o := range deploy.Overlays() {
+		fmt.Println("deploy/overlays/" + o)
+	}
+	// Output:
+	// deploy/overlays/lab
+	// deploy/overlays/keda
+	// deploy/overlays/production
+	// deploy/overlays/local
+}
