@@ -330,7 +330,7 @@ func TestRunErrors(t *testing.T) {
 		trigger   bool // send SIGTERM after start
 	}{
 		{
-			name:    "nil server",
+			name: "nil server",
 			setup: func(t *testing.T, lc *lifecycle.Lifecycle, _ <-chan struct{}) func() {
 				lc.Serve("app", nil, listen(t))
 				return nil
@@ -338,7 +338,7 @@ func TestRunErrors(t *testing.T) {
 			wantErr: lifecycle.ErrInvalid,
 		},
 		{
-			name:    "nil actor",
+			name: "nil actor",
 			setup: func(t *testing.T, lc *lifecycle.Lifecycle, _ <-chan struct{}) func() {
 				lc.Go("x", nil)
 				return nil
@@ -346,7 +346,7 @@ func TestRunErrors(t *testing.T) {
 			wantErr: lifecycle.ErrInvalid,
 		},
 		{
-			name:    "nil closer",
+			name: "nil closer",
 			setup: func(t *testing.T, lc *lifecycle.Lifecycle, _ <-chan struct{}) func() {
 				lc.OnClose("x", nil)
 				return nil

@@ -119,4 +119,3 @@ func TestH2CGoAway(t *testing.T) {
 		})
 	}
 }
-
