@@ -46,7 +46,7 @@ type Config struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds everything after the drain: server Shutdown,
 	// stopping actors and the health checker, and closers. Zero means
-	// DefaultShutdownTimeout (20s).
+	// DefaultShutdownTimeout (20s), as does a negative value.
 	ShutdownTimeout time.Duration
 	// Logger receives one line per phase. Nil means slog.Default().
 	Logger *slog.Logger
