@@ -1,0 +1,27 @@
+// Package session keeps per-user state for stateless HTTP replicas: the
+// state lives in a shared [Store] (Redis in production, memory for a single
+// process), and the client holds only a signed cookie naming it.
+//
+// The cookie value is a random 192-bit session ID followed by an
+// HMAC-SHA256 of it under the server secret, so any replica with the same
+// secret can verify it and no client can forge or guess a valid one. A
+// cookie that is tampered with, signed with another secret, or names a
+// session the store no longer has (expired, deleted, never existed) is
+// treated as absent: the request simply gets a fresh, empty session.
+//
+// [Manager.Middleware] attaches a [Session] to every request without any
+// store I/O; the record is loaded the first time the handler reads or
+// changes it. Expiry slides: every request that loads a live session pushes
+// its expiry TTL into the future. Changes are saved just before the response
+// header is written, so a failed save can still turn into a 503 answer.
+//
+// When the store is unreachable, [Manager.Require] answers 503 with a JSON
+// body {"error": "..."} and a Retry-After header, [Manager.Start] returns an
+// error wrapping [ErrUnavailable] (write it with [WriteError]), and
+// [Manager.Check] reports the outage for a readiness check. Routes that do
+// not touch the session keep working, and everything recovers by itself
+// once the store answers again.
+//
+// Concurrent requests of one session that both change it are last writer
+// wins: each saves the whole record it loaded.
+package session

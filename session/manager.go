@@ -1,0 +1,402 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Defaults of [Config].
+const (
+	DefaultTTL        = 30 * time.Minute
+	DefaultCookieName = "shoal_session"
+	DefaultMaxHistory = 50
+	// MinSecretLen is the shortest accepted [Config.Secret]: 256 bits, the
+	// output size of SHA-256.
+	MinSecretLen = 32
+)
+
+// Config configures a [Manager]. Only Secret is required.
+type Config struct {
+	// Store keeps the session records. Nil means a new [MemoryStore], which
+	// suits only a single replica.
+	Store Store
+	// Secret signs the cookies; at least MinSecretLen bytes, and the same on
+	// every replica. Changing it signs everyone out.
+	Secret []byte
+	// TTL is how long a session lives after its last use; 0 means
+	// DefaultTTL. It must be at least a second.
+	TTL time.Duration
+	// CookieName is the name of the session cookie; "" means
+	// DefaultCookieName.
+	CookieName string
+	// CookiePath is the Path attribute of the cookie; "" means "/".
+	CookiePath string
+	// TrustForwardedProto marks the cookie Secure when the request carries
+	// "X-Forwarded-Proto: https". Set it only behind a proxy that terminates
+	// TLS and overwrites that header. Requests served over TLS directly
+	// always get Secure cookies.
+	TrustForwardedProto bool
+	// MaxHistory bounds the entries kept by [Session.AppendHistory], oldest
+	// dropped first; 0 means DefaultMaxHistory.
+	MaxHistory int
+	// Logger receives store failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Manager issues session cookies and attaches sessions to requests. Create
+// it with [NewManager]; it is safe for concurrent use.
+type Manager struct {
+	store      Store
+	secret     []byte
+	ttl        time.Duration
+	cookieName string
+	cookiePath string
+	trustProto bool
+	maxHistory int
+	log        *slog.Logger
+}
+
+// NewManager checks cfg and returns a Manager. It fails when the secret is
+// shorter than MinSecretLen, TTL is negative or under a second, MaxHistory is
+// negative, or the cookie name is not a valid cookie name.
+func NewManager(cfg Config) (*Manager, error) {
+	if len(cfg.Secret) < MinSecretLen {
+		return nil, fmt.Errorf("session: secret is %d bytes, need at least %d", len(cfg.Secret), MinSecretLen)
+	}
+	m := &Manager{
+		store:      cfg.Store,
+		secret:     append([]byte(nil), cfg.Secret...),
+		ttl:        cfg.TTL,
+		cookieName: cfg.CookieName,
+		cookiePath: cfg.CookiePath,
+		trustProto: cfg.TrustForwardedProto,
+		maxHistory: cfg.MaxHistory,
+		log:        cfg.Logger,
+	}
+	if m.store == nil {
+		m.store = NewMemoryStore(nil)
+	}
+	switch {
+	case m.ttl == 0:
+		m.ttl = DefaultTTL
+	case m.ttl < time.Second:
+		return nil, fmt.Errorf("session: ttl %v is under a second", cfg.TTL)
+	}
+	if m.cookieName == "" {
+		m.cookieName = DefaultCookieName
+	}
+	if err := (&http.Cookie{Name: m.cookieName, Value: "v"}).Valid(); err != nil {
+		return nil, fmt.Errorf("session: cookie name %q: %w", m.cookieName, err)
+	}
+	if m.cookiePath == "" {
+		m.cookiePath = "/"
+	}
+	switch {
+	case m.maxHistory == 0:
+		m.maxHistory = DefaultMaxHistory
+	case m.maxHistory < 0:
+		return nil, fmt.Errorf("session: max history %d is negative", cfg.MaxHistory)
+	}
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	return m, nil
+}
+
+// TTL returns the session lifetime after last use.
+func (m *Manager) TTL() time.Duration { return m.ttl }
+
+// Middleware attaches a [Session] to each request, found with
+// [FromContext]. It does no store I/O itself: the record is loaded when the
+// handler first uses the session. Before the response header is written it
+// saves a changed session and sets the cookie, or pushes the expiry of a
+// loaded one; if that save fails, the client gets a 503 JSON error instead
+// of the handler's response.
+func (m *Manager) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := FromContext(r.Context()); ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s := &Session{m: m}
+		for _, c := range r.CookiesNamed(m.cookieName) {
+			id, err := DecodeCookie(m.secret, c.Value)
+			if err == nil {
+				s.id = id
+				break
+			}
+			m.log.DebugContext(r.Context(), "session: ignoring cookie", "err", err)
+		}
+		s.ctx = context.WithValue(r.Context(), ctxKey{}, s)
+		r = r.WithContext(s.ctx)
+		sw := &writer{ResponseWriter: w, s: s, r: r}
+		next.ServeHTTP(sw, r)
+		if !sw.committed {
+			sw.commit()
+		} else if !sw.failed {
+			s.saveLate()
+		}
+	})
+}
+
+// Require serves next only for requests with an authenticated session (one
+// with a user, see [Manager.Start]). Others get 401 with a JSON error, and
+// all get 503 with a JSON error and Retry-After while the store is
+// unavailable. It includes [Manager.Middleware] when that is not already
+// installed around it.
+func (m *Manager) Require(next http.Handler) http.Handler {
+	require := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, _ := FromContext(r.Context())
+		if err := s.Load(r.Context()); err != nil {
+			m.log.WarnContext(r.Context(), "session: store unavailable", "err", err)
+			WriteError(w, err)
+			return
+		}
+		if s.User() == "" {
+			writeJSONError(w, http.StatusUnauthorized, "login required")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+	withSession := m.Middleware(require)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := FromContext(r.Context()); ok {
+			require.ServeHTTP(w, r)
+			return
+		}
+		withSession.ServeHTTP(w, r)
+	})
+}
+
+// Start signs user in: it saves the session under a new ID, keeping its
+// values and history, deletes the record under the old ID and sets the
+// cookie. Changing the ID at sign-in stops session fixation: an ID an
+// attacker planted before sign-in is worthless after it. Call it before
+// writing the response. Errors wrap [ErrUnavailable] when the store cannot
+// be reached; answer them with [WriteError].
+func (m *Manager) Start(w http.ResponseWriter, r *http.Request, user string) error {
+	if user == "" {
+		return errors.New("session: start: empty user name")
+	}
+	ctx := r.Context()
+	s, ok := FromContext(ctx)
+	if !ok {
+		s = &Session{m: m, ctx: ctx, loaded: true}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(ctx); err != nil {
+		return fmt.Errorf("session: start: %w", err)
+	}
+	data := s.data
+	data.User = user
+	id := newID()
+	if err := m.store.Save(ctx, id, data, m.ttl); err != nil {
+		return fmt.Errorf("session: start: %w", asUnavailable(err))
+	}
+	if s.exists {
+		if err := m.store.Delete(ctx, s.id); err != nil {
+			// The old record expires on its own; the new ID is what matters.
+			m.log.WarnContext(ctx, "session: delete previous record", "err", err)
+		}
+	}
+	s.id, s.data, s.exists, s.dirty, s.touched = id, data, true, false, true
+	m.setCookie(w, r, id, int(m.ttl/time.Second))
+	return nil
+}
+
+// End signs the session out: it deletes the record and expires the cookie.
+// The request continues with a fresh, empty session. Errors wrap
+// [ErrUnavailable].
+func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
+	s, ok := FromContext(r.Context())
+	if !ok {
+		m.setCookie(w, r, "", -1)
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id != "" {
+		if err := m.store.Delete(r.Context(), s.id); err != nil {
+			return fmt.Errorf("session: end: %w", asUnavailable(err))
+		}
+	}
+	s.id, s.data, s.exists, s.dirty, s.touched, s.loaded, s.loadErr = "", Data{}, false, false, false, true, nil
+	m.setCookie(w, r, "", -1)
+	return nil
+}
+
+// Check reports whether the store answers, for a readiness or health check:
+// nil, or an error wrapping [ErrUnavailable]. Stores that cannot be pinged
+// always pass.
+func (m *Manager) Check(ctx context.Context) error {
+	p, ok := m.store.(Pinger)
+	if !ok {
+		return nil
+	}
+	if err := p.Ping(ctx); err != nil {
+		return asUnavailable(err)
+	}
+	return nil
+}
+
+func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string, maxAge int) {
+	value := ""
+	if id != "" {
+		value = EncodeCookie(m.secret, id)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     m.cookieName,
+		Value:    value,
+		Path:     m.cookiePath,
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+		Secure:   r.TLS != nil || (m.trustProto && r.Header.Get("X-Forwarded-Proto") == "https"),
+	})
+}
+
+// WriteError answers a request whose session could not be served: 503 with
+// Retry-After for errors wrapping [ErrUnavailable], 500 otherwise, each with
+// a JSON body {"error": "..."} that names no internal detail.
+func WriteError(w http.ResponseWriter, err error) {
+	if errors.Is(err, ErrUnavailable) {
+		w.Header().Set("Retry-After", "1")
+		writeJSONError(w, http.StatusServiceUnavailable, "session store unavailable, try again shortly")
+		return
+	}
+	writeJSONError(w, http.StatusInternalServerError, "session error")
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// commit saves a changed session, or pushes the expiry of a loaded one, and
+// sets the cookie. It runs once, before the response header is written.
+func (s *Session) commitLocked(w http.ResponseWriter, r *http.Request) error {
+	m := s.m
+	switch {
+	case s.dirty:
+		if s.loadErr != nil {
+			return s.loadErr
+		}
+		if s.id == "" {
+			s.id = newID()
+		}
+		if err := m.store.Save(s.ctx, s.id, s.data, m.ttl); err != nil {
+			return asUnavailable(err)
+		}
+		s.dirty, s.exists, s.touched = false, true, true
+		m.setCookie(w, r, s.id, int(m.ttl/time.Second))
+	case s.exists && !s.touched:
+		s.touched = true
+		var err error
+		if t, ok := m.store.(Toucher); ok {
+			err = t.Touch(s.ctx, s.id, m.ttl)
+		} else {
+			err = m.store.Save(s.ctx, s.id, s.data, m.ttl)
+		}
+		if err != nil {
+			// The session is still valid until its old expiry; failing the
+			// request for a missed extension would be worse.
+			m.log.WarnContext(s.ctx, "session: extend expiry", "err", err)
+			return nil
+		}
+		m.setCookie(w, r, s.id, int(m.ttl/time.Second))
+	}
+	return nil
+}
+
+// saveLate saves changes made after the response header was written. The
+// cookie can no longer be set then, so a session that had none is lost.
+func (s *Session) saveLate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty || s.loadErr != nil {
+		return
+	}
+	if s.id == "" {
+		s.m.log.WarnContext(s.ctx, "session: new session changed after the response header was written; not saved")
+		return
+	}
+	if err := s.m.store.Save(s.ctx, s.id, s.data, s.m.ttl); err != nil {
+		s.m.log.ErrorContext(s.ctx, "session: save after the response header", "err", err)
+		return
+	}
+	s.dirty = false
+}
+
+// errReplaced is returned by writes of a handler whose response was
+// replaced by a 503 because its session could not be saved.
+var errReplaced = errors.New("session: response replaced: session could not be saved")
+
+// writer commits the session just before the response header goes out.
+type writer struct {
+	http.ResponseWriter
+	s         *Session
+	r         *http.Request
+	committed bool
+	failed    bool
+}
+
+func (w *writer) commit() {
+	w.committed = true
+	w.s.mu.Lock()
+	err := w.s.commitLocked(w.ResponseWriter, w.r)
+	w.s.mu.Unlock()
+	if err != nil {
+		w.failed = true
+		w.s.m.log.WarnContext(w.r.Context(), "session: save failed", "err", err)
+		WriteError(w.ResponseWriter, err)
+	}
+}
+
+func (w *writer) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code) // interim; the final header follows
+		return
+	}
+	if !w.committed {
+		w.commit()
+	}
+	if !w.failed {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *writer) Write(b []byte) (int, error) {
+	if !w.committed {
+		w.commit()
+	}
+	if w.failed {
+		return 0, errReplaced
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets handlers that assert http.Flusher stream through the writer.
+func (w *writer) Flush() {
+	if !w.committed {
+		w.commit()
+	}
+	if !w.failed {
+		_ = http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+// Unwrap serves http.ResponseController.
+func (w *writer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var _ http.Flusher = (*writer)(nil)

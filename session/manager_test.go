@@ -1,0 +1,316 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/session"
+)
+
+func TestNewManagerErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     session.Config
+		wantErr string
+	}{
+		{"no secret", session.Config{}, "secret is 0 bytes, need at least 32"},
+		{"short secret", session.Config{Secret: []byte("short")}, "secret is 5 bytes"},
+		{"tiny ttl", session.Config{Secret: testSecret, TTL: time.Millisecond}, "ttl 1ms is under a second"},
+		{"negative ttl", session.Config{Secret: testSecret, TTL: -time.Minute}, "ttl -1m0s is under a second"},
+		{"bad cookie name", session.Config{Secret: testSecret, CookieName: "a b"}, `cookie name "a b"`},
+		{"negative history", session.Config{Secret: testSecret, MaxHistory: -1}, "max history -1 is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := session.NewManager(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "session: ") {
+				t.Fatalf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	m, err := session.NewManager(session.Config{Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.TTL() != session.DefaultTTL {
+		t.Errorf("default TTL = %v", m.TTL())
+	}
+}
+
+func TestLoginHistoryLogout(t *testing.T) {
+	store := session.NewMemoryStore(nil)
+	m := newManager(t, session.Config{Store: store})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+
+	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+	b.do("GET", "/public", "").want(t, http.StatusOK)
+	if b.cookie != nil || store.Len() != 0 {
+		t.Fatalf("untouched session created state: cookie %v, %d records", b.cookie, store.Len())
+	}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	for _, page := range []string{"a", "b", "c"} {
+		b.do("POST", "/v1/visit?page="+page, "").want(t, http.StatusNoContent)
+	}
+	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+	if want := `{"history":[{"page":"a"},{"page":"b"},{"page":"c"}],"user":"ada"}`; strings.TrimSpace(r.body) != want {
+		t.Errorf("history = %s, want %s", r.body, want)
+	}
+	b.do("POST", "/v1/logout", "").want(t, http.StatusNoContent)
+	if b.cookie != nil {
+		t.Error("logout did not expire the cookie")
+	}
+	if store.Len() != 0 {
+		t.Errorf("logout left %d records", store.Len())
+	}
+	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+}
+
+func TestCookieAttributes(t *testing.T) {
+	tests := []struct {
+		name       string
+		tls        bool
+		trustProto bool
+		proto      string
+		wantSecure bool
+	}{
+		{"plain http", false, false, "", false},
+		{"tls", true, false, "", true},
+		{"trusted forwarded https", false, true, "https", true},
+		{"untrusted forwarded https", false, false, "https", false},
+		{"trusted forwarded http", false, true, "http", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newManager(t, session.Config{TrustForwardedProto: tt.trustProto, TTL: 90 * time.Second})
+			var srv *httptest.Server
+			if tt.tls {
+				srv = httptest.NewTLSServer(newApp(m))
+			} else {
+				srv = httptest.NewServer(newApp(m))
+			}
+			defer srv.Close()
+			b := &browser{t: t, srv: srv, header: http.Header{}}
+			if tt.proto != "" {
+				b.header.Set("X-Forwarded-Proto", tt.proto)
+			}
+			b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+			c := b.cookie
+			if c == nil {
+				t.Fatal("no session cookie set")
+			}
+			if !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge != 90 {
+				t.Errorf("cookie = %+v; want HttpOnly, SameSite=Lax, Path=/, Max-Age=90", c)
+			}
+			if c.Secure != tt.wantSecure {
+				t.Errorf("Secure = %v, want %v", c.Secure, tt.wantSecure)
+			}
+			if _, err := session.DecodeCookie(testSecret, c.Value); err != nil {
+				t.Errorf("cookie does not decode: %v", err)
+			}
+		})
+	}
+}
+
+// TestBadCookieGetsFreshSession covers every way a presented cookie can be
+// worthless: each gives an anonymous session, never an error, and the next
+// change gets a new ID.
+func TestBadCookieGetsFreshSession(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	store := session.NewMemoryStore(clock.Now)
+	m := newManager(t, session.Config{Store: store, TTL: 30 * time.Minute})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+
+	login := func() *http.Cookie {
+		b := &browser{t: t, srv: srv}
+		b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+		return b.cookie
+	}
+	tests := []struct {
+		name   string
+		cookie func() string
+	}{
+		{"garbage", func() string { return "not-a-session" }},
+		{"empty", func() string { return "" }},
+		{"tampered signature", func() string {
+			v := []byte(login().Value)
+			v[len(v)-2] ^= 'A' ^ 'B'
+			return string(v)
+		}},
+		{"tampered id", func() string {
+			v := []byte(login().Value)
+			v[0] = map[bool]byte{true: 'B', false: 'A'}[v[0] == 'A']
+			return string(v)
+		}},
+		{"other secret", func() string {
+			id, _ := session.DecodeCookie(testSecret, login().Value)
+			return session.EncodeCookie([]byte("another secret of thirty-two bytes.."), id)
+		}},
+		{"unknown id, correctly signed", func() string {
+			return session.EncodeCookie(testSecret, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+		}},
+		{"expired", func() string {
+			c := login()
+			clock.Advance(31 * time.Minute)
+			return c.Value
+		}},
+		{"logged out", func() string {
+			b := &browser{t: t, srv: srv}
+			b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+			old := b.cookie.Value
+			b.do("POST", "/v1/logout", "").want(t, http.StatusNoContent)
+			return old
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			value := tt.cookie()
+			b := &browser{t: t, srv: srv, cookie: &http.Cookie{Name: session.DefaultCookieName, Value: value}}
+			r := b.do("GET", "/v1/whoami", "").want(t, http.StatusOK)
+			if u, id := r.field(t, "user"), r.field(t, "id"); u != "" || id != "" {
+				t.Errorf("whoami = user %q id %q, want an anonymous new session", u, id)
+			}
+			b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+			b.do("POST", "/v1/note?v=x", "").want(t, http.StatusNoContent)
+			if b.cookie == nil || b.cookie.Value == value {
+				t.Fatalf("a change did not issue a new cookie (had %q, got %v)", value, b.cookie)
+			}
+			r = b.do("GET", "/v1/note", "").want(t, http.StatusOK)
+			if n := r.field(t, "note"); n != "x" {
+				t.Errorf("note = %q, want x", n)
+			}
+		})
+	}
+}
+
+func TestStartRotatesID(t *testing.T) {
+	store := session.NewMemoryStore(nil)
+	m := newManager(t, session.Config{Store: store})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+
+	b.do("POST", "/v1/note?v=kept", "").want(t, http.StatusNoContent)
+	planted := b.cookie.Value
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	if b.cookie.Value == planted {
+		t.Fatal("login kept the pre-login session ID")
+	}
+	if r := b.do("GET", "/v1/note", "").want(t, http.StatusOK); r.field(t, "note") != "kept" {
+		t.Errorf("login lost the session's values: %s", r.body)
+	}
+	// Whoever knows the pre-login cookie gets nothing.
+	attacker := &browser{t: t, srv: srv, cookie: &http.Cookie{Name: session.DefaultCookieName, Value: planted}}
+	if r := attacker.do("GET", "/v1/whoami", "").want(t, http.StatusOK); r.field(t, "user") != "" {
+		t.Errorf("pre-login cookie reached user %q", r.field(t, "user"))
+	}
+	attacker.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+	if store.Len() != 1 {
+		t.Errorf("%d records after login, want the new one only", store.Len())
+	}
+}
+
+func TestSlidingExpiry(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	m := newManager(t, session.Config{Store: session.NewMemoryStore(clock.Now), TTL: 30 * time.Minute})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+
+	// Each use within the TTL pushes expiry out, so the session outlives
+	// its first TTL many times over.
+	for range 5 {
+		clock.Advance(29 * time.Minute)
+		r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+		if len(r.cookies) == 0 {
+			t.Fatal("a use did not refresh the cookie's Max-Age")
+		}
+	}
+	clock.Advance(30 * time.Minute)
+	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+}
+
+func TestMaxHistory(t *testing.T) {
+	m := newManager(t, session.Config{MaxHistory: 2})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	for _, p := range []string{"1", "2", "3"} {
+		b.do("POST", "/v1/visit?page="+p, "").want(t, http.StatusNoContent)
+	}
+	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+	if want := `{"history":[{"page":"2"},{"page":"3"}],"user":"ada"}`; strings.TrimSpace(r.body) != want {
+		t.Errorf("history = %s, want %s", r.body, want)
+	}
+}
+
+// failingStore answers like a store whose backend is down.
+type failingStore struct{ *session.MemoryStore }
+
+func (*failingStore) Save(context.Context, string, session.Data, time.Duration) error {
+	return errors.New("connection refused")
+}
+
+// TestSaveFailureReplacesResponse shows that a session change which cannot
+// be saved turns into a 503 instead of a success the client would trust.
+func TestSaveFailureReplacesResponse(t *testing.T) {
+	m := newManager(t, session.Config{Store: &failingStore{session.NewMemoryStore(nil)}})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+	r := b.do("POST", "/v1/note?v=x", "").want(t, http.StatusServiceUnavailable)
+	if r.field(t, "error") == "" || r.header.Get("Retry-After") == "" {
+		t.Errorf("503 lacks a JSON error or Retry-After: %q %v", r.body, r.header)
+	}
+	if b.cookie != nil {
+		t.Error("a cookie was issued for a session that was not saved")
+	}
+	r = b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusServiceUnavailable)
+	if r.field(t, "error") == "" {
+		t.Errorf("login 503 body = %q", r.body)
+	}
+}
+
+func TestConcurrentUseOfOneSession(t *testing.T) {
+	m := newManager(t, session.Config{})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	cookie := b.cookie
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			c := &browser{t: t, srv: srv, cookie: cookie}
+			for range 10 {
+				if r := c.do("POST", "/v1/visit?page=p", ""); r.code != http.StatusNoContent {
+					t.Errorf("visit: %d %s", r.code, r.body)
+				}
+				if r := c.do("GET", "/v1/history", ""); r.code != http.StatusOK {
+					t.Errorf("history: %d %s", r.code, r.body)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestRequireWithoutMiddleware(t *testing.T) {
+	m := newManager(t, session.Config{})
+	h := m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), `"error"`) {
+		t.Fatalf("got %d %q, want 401 with a JSON error", rec.Code, rec.Body.String())
+	}
+}

@@ -1,0 +1,186 @@
+package session_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/shoal-dev/shoal/session"
+)
+
+func newRedisClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr:         addr,
+		DialTimeout:  time.Second,
+		ReadTimeout:  time.Second,
+		WriteTimeout: time.Second,
+		MaxRetries:   1,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestRedisStore(t *testing.T) {
+	srv := startRedis(t)
+	client := newRedisClient(t, srv.Addr())
+	store := session.NewRedisStore(client, "test:")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if _, err := store.Load(ctx, "nobody"); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("load of missing id: %v, want ErrNotFound", err)
+	}
+	if err := store.Touch(ctx, "nobody", time.Minute); !errors.Is(err, session.ErrNotFound) {
+		t.Fatalf("touch of missing id: %v, want ErrNotFound", err)
+	}
+	d := session.Data{User: "ada", History: []json.RawMessage{json.RawMessage(`{"page":"a"}`)}}
+	if err := store.Save(ctx, "id1", d, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.Load(ctx, "id1")
+	if err != nil || got.User != "ada" || len(got.History) != 1 || string(got.History[0]) != `{"page":"a"}` {
+		t.Fatalf("load = %+v, %v", got, err)
+	}
+	if ttl := client.PTTL(ctx, "test:id1").Val(); ttl <= 50*time.Second || ttl > time.Minute {
+		t.Errorf("key TTL after save = %v, want about a minute", ttl)
+	}
+	if err := store.Touch(ctx, "id1", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := client.PTTL(ctx, "test:id1").Val(); ttl <= 59*time.Minute {
+		t.Errorf("key TTL after touch = %v, want about an hour", ttl)
+	}
+	if err := store.Save(ctx, "id1", d, 0); err == nil {
+		t.Error("save with zero ttl succeeded")
+	}
+	if err := client.Set(ctx, "test:bad", "{not json", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load(ctx, "bad"); !errors.Is(err, session.ErrNotFound) || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("load of corrupt record: %v, want a corrupt ErrNotFound", err)
+	}
+	if err := store.Delete(ctx, "id1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Load(ctx, "id1"); !errors.Is(err, session.ErrNotFound) {
+		t.Errorf("load after delete: %v", err)
+	}
+	if err := store.Ping(ctx); err != nil {
+		t.Errorf("ping: %v", err)
+	}
+	// Redis itself expires the key.
+	if err := store.Save(ctx, "short", d, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "key expiry", func() bool {
+		_, err := store.Load(ctx, "short")
+		return errors.Is(err, session.ErrNotFound)
+	})
+}
+
+// TestRedisOutage runs the application against a real Redis, stops Redis
+// mid-test and starts it again on the same port. During the outage session
+// routes answer 503 with a JSON error, other routes keep working and the
+// health check fails; afterwards everything works again without any restart
+// of the application, and the signed-in session survives.
+func TestRedisOutage(t *testing.T) {
+	// An append-only file lets the data outlive the restart, as a Redis
+	// with persistence (or a replica) would.
+	rs := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	client := newRedisClient(t, rs.Addr())
+	m := newManager(t, session.Config{Store: session.NewRedisStore(client, "")})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	b := &browser{t: t, srv: srv}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	b.do("POST", "/v1/visit?page=before", "").want(t, http.StatusNoContent)
+	if err := m.Check(ctx); err != nil {
+		t.Fatalf("health check with Redis up: %v", err)
+	}
+
+	rs.Stop()
+
+	err := m.Check(ctx)
+	if !errors.Is(err, session.ErrUnavailable) {
+		t.Fatalf("health check with Redis down = %v, want ErrUnavailable", err)
+	}
+	for _, req := range []struct{ method, path, body string }{
+		{"GET", "/v1/history", ""},
+		{"POST", "/v1/visit?page=during", ""},
+		{"POST", "/v1/login", `{"user":"bob"}`},
+		{"POST", "/v1/note?v=x", ""},
+	} {
+		r := b.do(req.method, req.path, req.body).want(t, http.StatusServiceUnavailable)
+		if msg := r.field(t, "error"); !strings.Contains(msg, "unavailable") {
+			t.Errorf("%s %s: error %q does not say the store is unavailable", req.method, req.path, msg)
+		}
+		if r.header.Get("Retry-After") == "" || r.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s %s: headers %v lack Retry-After or JSON type", req.method, req.path, r.header)
+		}
+	}
+	b.do("GET", "/public", "").want(t, http.StatusOK)
+	if b.cookie == nil {
+		t.Fatal("the outage cost the client its cookie")
+	}
+
+	rs.Start()
+
+	waitFor(t, "health check to pass after restart", func() bool { return m.Check(ctx) == nil })
+	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+	if want := `{"history":[{"page":"before"}],"user":"ada"}`; strings.TrimSpace(r.body) != want {
+		t.Errorf("history after restart = %s, want %s", r.body, want)
+	}
+	b.do("POST", "/v1/visit?page=after", "").want(t, http.StatusNoContent)
+	other := &browser{t: t, srv: srv}
+	other.do("POST", "/v1/login", `{"user":"bob"}`).want(t, http.StatusOK)
+	other.do("GET", "/v1/history", "").want(t, http.StatusOK)
+}
+
+// TestRedisRestartWithoutPersistence: when Redis loses its data, sessions
+// are simply gone; clients are asked to sign in again, not shown errors.
+func TestRedisRestartWithoutPersistence(t *testing.T) {
+	rs := startRedis(t)
+	client := newRedisClient(t, rs.Addr())
+	m := newManager(t, session.Config{Store: session.NewRedisStore(client, "")})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	b := &browser{t: t, srv: srv}
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	rs.Stop()
+	rs.Start()
+	waitFor(t, "health check to pass after restart", func() bool { return m.Check(ctx) == nil })
+	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+}
+
+// waitFor polls cond until it holds, failing the test after a generous
+// deadline.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by [Store.Load] and [Toucher.Touch] when the store
+// has no live record for the ID: it never existed, expired or was deleted.
+var ErrNotFound = errors.New("session: not found")
+
+// ErrUnavailable is wrapped by errors of a store that cannot be reached. The
+// request that met it may succeed later; answer 503.
+var ErrUnavailable = errors.New("session: store unavailable")
+
+// Data is the state of one session as stored: the authenticated user, named
+// values, and a history list that handlers append to. It is stored as JSON.
+type Data struct {
+	// User is the authenticated user; empty for an anonymous session.
+	User string `json:"user,omitempty"`
+	// Values holds named JSON values set with [Session.Set].
+	Values map[string]json.RawMessage `json:"values,omitempty"`
+	// History holds entries appended with [Session.AppendHistory], oldest
+	// first.
+	History []json.RawMessage `json:"history,omitempty"`
+}
+
+// Store keeps session records by ID. Implementations must be safe for
+// concurrent use. Errors other than ErrNotFound are treated as the store
+// being unavailable.
+type Store interface {
+	// Load returns the record of id, or an error wrapping ErrNotFound.
+	Load(ctx context.Context, id string) (Data, error)
+	// Save writes the record of id, to expire ttl from now.
+	Save(ctx context.Context, id string, d Data, ttl time.Duration) error
+	// Delete removes the record of id; deleting a missing record succeeds.
+	Delete(ctx context.Context, id string) error
+}
+
+// Toucher is implemented by stores that can push a record's expiry without
+// rewriting it. The Manager uses it for sliding expiry and falls back to
+// Save for stores without it.
+type Toucher interface {
+	// Touch makes the record of id expire ttl from now, or returns an error
+	// wrapping ErrNotFound if there is no live record.
+	Touch(ctx context.Context, id string, ttl time.Duration) error
+}
+
+// Pinger is implemented by stores whose reachability can be checked.
+type Pinger interface {
+	// Ping returns nil if the store answers, else an error wrapping
+	// ErrUnavailable.
+	Ping(ctx context.Context) error
+}
