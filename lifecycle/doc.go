@@ -27,8 +27,10 @@
 //  5. The health checker stops.
 //  6. Resources close in the reverse order of their OnClose calls.
 //
-// A second signal at any point forces the exit: servers are closed at once
-// and Run returns an error wrapping [ErrForced] without waiting. Run returns
+// A second stop signal forces the exit: servers are closed at once and Run
+// returns an error wrapping [ErrForced] without waiting. Signals are
+// counted, not the triggers, so a stop begun by a context that main
+// cancels on SIGTERM is forced only by the second SIGTERM. Run returns
 // nil after a clean stop caused by a signal or by its context; otherwise an
 // error saying what failed, so main can log it and exit non-zero.
 package lifecycle

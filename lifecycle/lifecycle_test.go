@@ -243,30 +243,63 @@ func TestShutdownOrder(t *testing.T) {
 }
 
 func TestSecondSignalForcesExit(t *testing.T) {
-	sigc := make(chan os.Signal, 2)
-	var closed atomic.Bool
-	checker := health.New(nil)
-	lc := lifecycle.New(lifecycle.Config{DrainDelay: time.Hour, SignalC: sigc, Health: checker, Logger: logger(t)})
-	ln := listen(t)
-	lc.Serve("app", server.New(server.Config{}, http.NotFoundHandler()), ln)
-	lc.Go("worker", func(ctx context.Context) error { <-ctx.Done(); return nil })
-	lc.OnClose("db", func(context.Context) error { closed.Store(true); return nil })
-	done := startRun(t, lc, context.Background())
-	waitFor(t, "start-up", checker.Ready)
+	tests := []struct {
+		name       string
+		cancelCtx  bool // the stop begins with the context, not a signal
+		signals    int
+		wantForced bool
+	}{
+		{"two signals", false, 2, true},
+		{"context then one signal", true, 1, false},
+		{"context then two signals", true, 2, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sigc := make(chan os.Signal, 2)
+			var closed atomic.Bool
+			checker := health.New(nil)
+			drain := time.Hour
+			if !tt.wantForced {
+				drain = 200 * time.Millisecond
+			}
+			lc := lifecycle.New(lifecycle.Config{DrainDelay: drain, SignalC: sigc, Health: checker, Logger: logger(t)})
+			ln := listen(t)
+			lc.Serve("app", server.New(server.Config{}, http.NotFoundHandler()), ln)
+			lc.Go("worker", func(ctx context.Context) error { <-ctx.Done(); return nil })
+			lc.OnClose("db", func(context.Context) error { closed.Store(true); return nil })
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := startRun(t, lc, ctx)
+			waitFor(t, "start-up", checker.Ready)
 
-	sigc <- syscall.SIGTERM
-	waitFor(t, "the drain", lc.Draining)
-	sigc <- syscall.SIGTERM
-	err := result(t, done)
-	if !errors.Is(err, lifecycle.ErrForced) {
-		t.Fatalf("Run: %v, want ErrForced", err)
-	}
-	if closed.Load() {
-		t.Error("closer ran on a forced exit")
-	}
-	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		c.Close()
-		t.Error("listener still accepts after a forced exit")
+			if tt.cancelCtx {
+				cancel()
+			} else {
+				sigc <- syscall.SIGTERM
+				tt.signals--
+			}
+			waitFor(t, "the drain", lc.Draining)
+			for range tt.signals {
+				sigc <- syscall.SIGTERM
+			}
+			err := result(t, done)
+			if !tt.wantForced {
+				if err != nil || !closed.Load() {
+					t.Fatalf("Run: %v, closer ran: %v; want a clean stop", err, closed.Load())
+				}
+				return
+			}
+			if !errors.Is(err, lifecycle.ErrForced) {
+				t.Fatalf("Run: %v, want ErrForced", err)
+			}
+			if closed.Load() {
+				t.Error("closer ran on a forced exit")
+			}
+			if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+				c.Close()
+				t.Error("listener still accepts after a forced exit")
+			}
+		})
 	}
 }
 

@@ -36,6 +36,7 @@ type run struct {
 	actors  []actorEntry
 	sigc    <-chan os.Signal
 
+	signals    int // stop signals received
 	events     chan event
 	running    map[eventKind]map[string]int // goroutines not yet returned, by kind and name
 	stopping   bool                         // servers have been told to shut down
@@ -88,6 +89,7 @@ func (r *run) do(ctx context.Context) error {
 			l.log.Info("stopping: context done", "cause", context.Cause(ctx))
 			trigger = true
 		case sig := <-r.sigc:
+			r.signals++
 			l.log.Info("stopping: signal received", "signal", sig.String())
 			trigger = true
 		case ev := <-r.events:
@@ -213,8 +215,10 @@ func wait[T any](r *run, ch <-chan T) (T, error) {
 		case x := <-ch:
 			return x, nil
 		case sig := <-r.sigc:
-			var zero T
-			return zero, errForce{sig}
+			if err := r.signal(sig); err != nil {
+				var zero T
+				return zero, err
+			}
 		case ev := <-r.events:
 			if err := r.account(ev); err != nil {
 				r.errs = append(r.errs, err)
@@ -233,7 +237,9 @@ func (r *run) drainEvents(kind eventKind, ctx context.Context) error {
 				r.errs = append(r.errs, err)
 			}
 		case sig := <-r.sigc:
-			return errForce{sig}
+			if err := r.signal(sig); err != nil {
+				return err
+			}
 		case <-ctx.Done():
 			var names []string
 			for n := range r.running[kind] {
@@ -274,19 +280,35 @@ func (r *run) close(ctx context.Context) error {
 			l.log.Info("closed", "resource", c.name)
 		}
 	}()
-	select {
-	case <-done:
-		r.errs = append(r.errs, errs...)
-		return nil
-	case sig := <-r.sigc:
-		return errForce{sig}
-	case <-ctx.Done():
+	for {
 		select {
-		case <-done: // finished together with the deadline
+		case <-done:
 			r.errs = append(r.errs, errs...)
-		default:
-			r.errs = append(r.errs, fmt.Errorf("%w: closers still running", ErrShutdownTimeout))
+			return nil
+		case sig := <-r.sigc:
+			if err := r.signal(sig); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			select {
+			case <-done: // finished together with the deadline
+				r.errs = append(r.errs, errs...)
+			default:
+				r.errs = append(r.errs, fmt.Errorf("%w: closers still running", ErrShutdownTimeout))
+			}
+			return nil
 		}
-		return nil
 	}
+}
+
+// signal counts a signal received during the stop and returns an errForce
+// if it is the second. The first may arrive here when the stop began on a
+// context cancelled by that same signal (signal.NotifyContext in main).
+func (r *run) signal(sig os.Signal) error {
+	r.signals++
+	if r.signals >= 2 {
+		return errForce{sig}
+	}
+	r.l.log.Info("signal received while stopping; a second one forces exit", "signal", sig.String())
+	return nil
 }
