@@ -1,0 +1,300 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// The project's deploy kit on the lab: deploy/overlays/lab (namespace
+// shoal-lab; thumbnailer, gallery, redis; images docker.io/local/<name>:dev
+// imported by `make e2e` from `shoal image build`).
+
+const labNamespace = "shoal-lab"
+
+// object is the part of a rendered manifest the tests look at.
+type object struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+// render runs kustomize on an overlay and returns the YAML and its objects.
+func render(ctx context.Context, l *lab, dir string) ([]byte, []object, error) {
+	out, err := l.kubectl(ctx, nil, "kustomize", dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	var objs []object
+	for _, doc := range strings.Split(out, "\n---\n") {
+		if strings.TrimSpace(doc) == "" {
+			continue
+		}
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			return nil, nil, fmt.Errorf("parse rendered %s: %w", dir, err)
+		}
+		objs = append(objs, o)
+	}
+	return []byte(out), objs, nil
+}
+
+func overlayDirs(t *testing.T, l *lab) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(l.repo, "deploy", "overlays", "*", "kustomization.yaml"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no overlays under %s/deploy/overlays (err %v)", l.repo, err)
+	}
+	for i, d := range dirs {
+		dirs[i] = filepath.Dir(d)
+	}
+	return dirs
+}
+
+// TestOverlaysServerDryRun wants the API server to accept every overlay as
+// it would be applied. Namespaces an overlay puts objects in are created
+// first (a dry run creates none) and removed afterwards if the test made them.
+func TestOverlaysServerDryRun(t *testing.T) {
+	l := newLab(t)
+	for _, dir := range overlayDirs(t, l) {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			manifest, objs, err := render(ctx, l, dir)
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			for _, o := range objs {
+				if o.Metadata.Namespace != "" {
+					ensureNamespace(t, l, o.Metadata.Namespace)
+				}
+			}
+			out, err := l.kubectl(ctx, manifest, "apply", "--dry-run=server", "-f", "-")
+			if err != nil {
+				t.Fatalf("server dry run rejected %s: %v", dir, err)
+			}
+			t.Logf("%s", strings.TrimSpace(out))
+		})
+	}
+}
+
+// ensureNamespace creates ns unless it exists, and deletes it at the end of
+// the test only if this call created it.
+func ensureNamespace(t *testing.T, l *lab, ns string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := l.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		return
+	case err != nil:
+		t.Fatalf("create namespace %s: %v", ns, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := l.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+			t.Logf("delete namespace %s: %v", ns, err)
+		}
+	})
+}
+
+// applyLabOverlay applies deploy/overlays/lab and waits until every
+// Deployment in it is rolled out and every pod of the namespace is Ready.
+func applyLabOverlay(t *testing.T, l *lab) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := filepath.Join(l.repo, "deploy", "overlays", "lab")
+	if _, err := os.Stat(filepath.Join(dir, "kustomization.yaml")); err != nil {
+		t.Fatalf("lab overlay: %v", err)
+	}
+	manifest, objs, err := render(ctx, l, dir)
+	if err != nil {
+		t.Fatalf("render lab overlay: %v", err)
+	}
+	if _, err := l.kubectl(ctx, manifest, "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply lab overlay: %v", err)
+	}
+	for _, o := range objs {
+		if o.Kind != "Deployment" {
+			continue
+		}
+		if err := waitDeploymentReady(ctx, l, labNamespace, o.Metadata.Name); err != nil {
+			t.Fatalf("deployment %s not ready: %v\n%s", o.Metadata.Name, err, podReport(l, labNamespace))
+		}
+	}
+	err = poll(ctx, 2*time.Second, func(ctx context.Context) (bool, error) {
+		pods, err := l.client.CoreV1().Pods(labNamespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		if len(pods.Items) == 0 {
+			return false, errors.New("no pods")
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && !podReady(&p) {
+				return false, fmt.Errorf("pod %s not Ready (%s)", p.Name, p.Status.Phase)
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("lab overlay pods: %v\n%s", err, podReport(l, labNamespace))
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// podReport lists the namespace's pods with their states, for failures.
+func podReport(l *lab, ns string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := l.kubectl(ctx, nil, "-n", ns, "get", "pods", "-o", "wide")
+	if err != nil {
+		return err.Error()
+	}
+	ev, _ := l.kubectl(ctx, nil, "-n", ns, "get", "events", "--sort-by=.lastTimestamp")
+	lines := strings.Split(strings.TrimSpace(ev), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return out + strings.Join(lines, "\n")
+}
+
+func TestLabOverlayAllPodsReady(t *testing.T) {
+	applyLabOverlay(t, newLab(t))
+}
+
+// serviceURL returns http://<ClusterIP>:<port named http> of a Service.
+func serviceURL(t *testing.T, l *lab, ns, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	svc, err := l.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("service %s/%s: %v", ns, name, err)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "http" {
+			return fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, p.Port)
+		}
+	}
+	t.Fatalf("service %s/%s has no port named http", ns, name)
+	return ""
+}
+
+// testPNG encodes a w×h image with enough detail that resizing it costs CPU.
+func testPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, color.RGBA{uint8(x * 7), uint8(y * 13), uint8((x * y) >> 3), 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatalf("encode png: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func thumbnailRequest(t *testing.T, l *lab, side int) request {
+	t.Helper()
+	body := testPNG(t, side, side)
+	url := serviceURL(t, l, labNamespace, "thumbnailer") + "/v1/thumbnails?width=64&height=64&fit=contain"
+	return httpRequest(newConnClient(), "POST", url, "image/png", func() io.Reader { return bytes.NewReader(body) }, 200)
+}
+
+func readyReplicas(t *testing.T, l *lab, name string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, err := l.client.AppsV1().Deployments(labNamespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("deployment %s: %v", name, err)
+	}
+	return int(d.Status.ReadyReplicas)
+}
+
+func TestLabOverlayServicesSpreadNewConnections(t *testing.T) {
+	l := newLab(t)
+	applyLabOverlay(t, l)
+	tests := []struct {
+		name    string
+		service string
+		do      func(t *testing.T) request
+	}{
+		{name: "thumbnailer", service: "thumbnailer", do: func(t *testing.T) request { return thumbnailRequest(t, l, 64) }},
+		{name: "gallery login", service: "gallery", do: func(t *testing.T) request {
+			url := serviceURL(t, l, labNamespace, "gallery") + "/v1/login"
+			return httpRequest(newConnClient(), "POST", url, "application/json",
+				func() io.Reader { return strings.NewReader(`{"user":"e2e"}`) }, 200, 201, 204)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			replicas := readyReplicas(t, l, tt.service)
+			if replicas < 2 {
+				t.Fatalf("%s has %d Ready replicas; spreading needs at least 2", tt.service, replicas)
+			}
+			checkSpread(ctx, t, tt.do(t), replicas, 45*replicas)
+		})
+	}
+}
+
+func TestLabOverlayThumbnailerHPAScalesOnCPU(t *testing.T) {
+	l := newLab(t)
+	applyLabOverlay(t, l)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	h, err := l.client.AutoscalingV2().HorizontalPodAutoscalers(labNamespace).Get(ctx, "thumbnailer", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("thumbnailer HPA: %v", err)
+	}
+	minReplicas := int32(1) // the API's default
+	if h.Spec.MinReplicas != nil {
+		minReplicas = *h.Spec.MinReplicas
+	}
+	want := min(minReplicas+1, h.Spec.MaxReplicas)
+	checkHPAScales(t, l, labNamespace, "thumbnailer", "thumbnailer", want, thumbnailRequest(t, l, 768), 2)
+}
+
+func TestLabOverlayThumbnailerRollingUpdateLosesNothing(t *testing.T) {
+	l := newLab(t)
+	applyLabOverlay(t, l)
+	checkRollingUpdate(t, l, labNamespace, "thumbnailer", thumbnailRequest(t, l, 64), func(ctx context.Context) error {
+		_, err := l.kubectl(ctx, nil, "-n", labNamespace, "rollout", "restart", "deployment/thumbnailer")
+		return err
+	})
+}

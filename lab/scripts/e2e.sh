@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the lab's end-to-end tests (build tag e2e), bringing the lab up first
+# when it is not running. Extra arguments go to `go test` (e.g. -run Spread).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+lab_ready() {
+  [[ -f "$KUBECONFIG_ADMIN" ]] &&
+    [[ "$(kc get node "$NODE_NAME" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
+}
+if ! lab_ready; then
+  log "lab not running: bringing it up"
+  "$LAB_ROOT/scripts/up.sh"
+fi
+# The project's service images, when their commands exist.
+repo="$(cd "$LAB_ROOT/.." && pwd)"
+if [[ -d "$repo/cmd/thumbnailer" && -d "$repo/cmd/gallery" ]]; then
+  "$LAB_ROOT/scripts/images.sh" services || log "service images could not be built; their tests will fail"
+fi
+cd "$LAB_ROOT"
+export LAB_KUBECONFIG="$KUBECONFIG_ADMIN" LAB_KUBECTL="$K8S_BIN/kubectl" LAB_REPO="$repo"
+"${NICE[@]}" go test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/... "$@"
