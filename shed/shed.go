@@ -1,0 +1,337 @@
+package shed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// ErrDropped, passed to a release function (or wrapped by the error passed),
+// reports that the work failed because of overload downstream, such as a
+// timeout; the limiter backs off. context.DeadlineExceeded counts the same.
+var ErrDropped = errors.New("shed: request dropped")
+
+// Defaults of [Config].
+const (
+	DefaultInitialLimit     = 20
+	DefaultMinLimit         = 2
+	DefaultMaxLimit         = 500
+	DefaultTolerance        = 1.5
+	DefaultSmoothing        = 0.2
+	DefaultHeadroom         = 4
+	DefaultBackoff          = 0.9
+	DefaultLongWindow       = 600
+	DefaultWindow           = time.Second
+	DefaultMinWindowSamples = 10
+	DefaultRetryAfter       = time.Second
+)
+
+// Config configures a [Limiter]. The zero value is valid; every field
+// documents its default.
+type Config struct {
+	// InitialLimit is the limit before any latency was measured; 0 means
+	// DefaultInitialLimit (20), lowered to MaxLimit if that is smaller.
+	InitialLimit int
+	// MinLimit is the lowest the limit goes; 0 means DefaultMinLimit (2),
+	// lowered to MaxLimit or InitialLimit if either is smaller.
+	MinLimit int
+	// MaxLimit is the highest the limit goes; 0 means DefaultMaxLimit (500).
+	MaxLimit int
+	// Tolerance is how much the short RTT may exceed the long RTT before
+	// the limit shrinks; 0 means DefaultTolerance (1.5). At least 1.
+	Tolerance float64
+	// Smoothing is the weight of each window's new limit, in (0, 1]; 0
+	// means DefaultSmoothing (0.2).
+	Smoothing float64
+	// Headroom is added to the limit each window; 0 means DefaultHeadroom
+	// (4).
+	Headroom float64
+	// Backoff multiplies the limit after a window with dropped requests,
+	// in (0, 1); 0 means DefaultBackoff (0.9).
+	Backoff float64
+	// LongWindow is the number of windows the long RTT averages over; 0
+	// means DefaultLongWindow (600).
+	LongWindow int
+	// Window is the shortest window; 0 means DefaultWindow (1s).
+	Window time.Duration
+	// MinWindowSamples is the fewest samples a window holds; 0 means
+	// DefaultMinWindowSamples (10).
+	MinWindowSamples int
+	// RetryAfter is the Retry-After of rejected requests, rounded up to
+	// whole seconds; 0 means DefaultRetryAfter (1s).
+	RetryAfter time.Duration
+	// Name, if set, becomes the label limiter="Name" on the metrics, so
+	// several limiters can share a registry.
+	Name string
+	// Now reads the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Limiter admits work up to an adaptive concurrency limit. Create it with
+// [New]; it is safe for concurrent use.
+type Limiter struct {
+	cfg        Config
+	retryAfter string
+
+	mu          sync.Mutex
+	limit       float64 // estimated limit; the effective one is its floor
+	inFlight    int
+	longRTT     float64 // seconds; 0 until the first window closes
+	winStart    time.Time
+	winSum      float64 // seconds
+	winSamples  int
+	winDrops    int
+	winInFlight int // most in flight during the window
+
+	rejected prometheus.Counter
+}
+
+// New checks cfg, applies its defaults and returns a Limiter. If reg is not
+// nil, the metrics shed_limit, shed_in_flight and shed_rejected_total are
+// registered on it.
+func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	l := &Limiter{
+		cfg:        cfg,
+		retryAfter: strconv.Itoa(int(math.Ceil(cfg.RetryAfter.Seconds()))),
+		limit:      float64(cfg.InitialLimit),
+		winStart:   cfg.Now(),
+	}
+	var labels prometheus.Labels
+	if cfg.Name != "" {
+		labels = prometheus.Labels{"limiter": cfg.Name}
+	}
+	l.rejected = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "shed_rejected_total", Help: "Requests turned away because the concurrency limit was reached.", ConstLabels: labels,
+	})
+	if reg == nil {
+		return l, nil
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shed_limit", Help: "Current adaptive concurrency limit.", ConstLabels: labels,
+		}, func() float64 { return float64(l.Limit()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shed_in_flight", Help: "Requests currently admitted by the limiter.", ConstLabels: labels,
+		}, func() float64 { return float64(l.InFlight()) }),
+		l.rejected,
+	}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, d := range cs[:i] {
+				reg.Unregister(d)
+			}
+			return nil, fmt.Errorf("shed: register metrics: %w", err)
+		}
+	}
+	return l, nil
+}
+
+func (c *Config) setDefaults() error {
+	if c.MaxLimit == 0 {
+		c.MaxLimit = DefaultMaxLimit
+	}
+	if c.MinLimit == 0 {
+		c.MinLimit = min(DefaultMinLimit, c.MaxLimit)
+		if c.InitialLimit > 0 {
+			c.MinLimit = min(c.MinLimit, c.InitialLimit)
+		}
+	}
+	if c.InitialLimit == 0 {
+		c.InitialLimit = min(DefaultInitialLimit, c.MaxLimit)
+	}
+	def := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Tolerance, DefaultTolerance)
+	def(&c.Smoothing, DefaultSmoothing)
+	def(&c.Headroom, DefaultHeadroom)
+	def(&c.Backoff, DefaultBackoff)
+	if c.LongWindow == 0 {
+		c.LongWindow = DefaultLongWindow
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.MinWindowSamples == 0 {
+		c.MinWindowSamples = DefaultMinWindowSamples
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	switch {
+	case c.MinLimit < 1:
+		return fmt.Errorf("shed: MinLimit %d is below 1", c.MinLimit)
+	case c.MaxLimit < c.MinLimit:
+		return fmt.Errorf("shed: MaxLimit %d is below MinLimit %d", c.MaxLimit, c.MinLimit)
+	case c.InitialLimit < c.MinLimit || c.InitialLimit > c.MaxLimit:
+		return fmt.Errorf("shed: InitialLimit %d is outside [MinLimit %d, MaxLimit %d]", c.InitialLimit, c.MinLimit, c.MaxLimit)
+	case !(c.Tolerance >= 1):
+		return fmt.Errorf("shed: Tolerance %g is below 1", c.Tolerance)
+	case !(c.Smoothing > 0 && c.Smoothing <= 1):
+		return fmt.Errorf("shed: Smoothing %g is outside (0, 1]", c.Smoothing)
+	case !(c.Headroom >= 0):
+		return fmt.Errorf("shed: Headroom %g is negative", c.Headroom)
+	case !(c.Backoff > 0 && c.Backoff < 1):
+		return fmt.Errorf("shed: Backoff %g is outside (0, 1)", c.Backoff)
+	case c.LongWindow < 1:
+		return fmt.Errorf("shed: LongWindow %d is below 1", c.LongWindow)
+	case c.Window < 0:
+		return fmt.Errorf("shed: Window %v is negative", c.Window)
+	case c.MinWindowSamples < 1:
+		return fmt.Errorf("shed: MinWindowSamples %d is below 1", c.MinWindowSamples)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("shed: RetryAfter %v is negative", c.RetryAfter)
+	}
+	return nil
+}
+
+// Limit returns the current concurrency limit.
+func (l *Limiter) Limit() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(l.limit)
+}
+
+// InFlight returns the work currently admitted.
+func (l *Limiter) InFlight() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.inFlight
+}
+
+func noRelease(error) {}
+
+// Acquire admits one unit of work if fewer than the limit are in flight.
+// When it does, the caller must call release exactly once when the work
+// ends, with nil or the error it ended with: [ErrDropped] or
+// context.DeadlineExceeded make the limiter back off, context.Canceled
+// discards the sample (the client left; its latency says nothing), any
+// other error counts as a completed sample. When it does not, ok is false,
+// the rejection is counted, and release does nothing.
+func (l *Limiter) Acquire() (release func(err error), ok bool) {
+	l.mu.Lock()
+	if l.inFlight >= int(l.limit) {
+		l.mu.Unlock()
+		l.rejected.Inc()
+		return noRelease, false
+	}
+	l.inFlight++
+	l.winInFlight = max(l.winInFlight, l.inFlight)
+	l.mu.Unlock()
+	t := &ticket{l: l, start: l.cfg.Now()}
+	return t.release, true
+}
+
+type ticket struct {
+	l     *Limiter
+	start time.Time
+	done  atomic.Bool
+}
+
+func (t *ticket) release(err error) {
+	if t.done.Swap(true) {
+		return // released twice: the first call counted
+	}
+	t.l.release(t.start, err)
+}
+
+func (l *Limiter) release(start time.Time, err error) {
+	now := l.cfg.Now()
+	rtt := max(now.Sub(start).Seconds(), 1e-9)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inFlight--
+	switch {
+	case errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrDropped) || errors.Is(err, context.DeadlineExceeded):
+		l.winDrops++
+	default:
+		l.winSum += rtt
+		l.winSamples++
+	}
+	if now.Sub(l.winStart) < l.cfg.Window || (l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0) {
+		return
+	}
+	l.update()
+	l.winStart, l.winSum, l.winSamples, l.winDrops, l.winInFlight = now, 0, 0, 0, l.inFlight
+}
+
+// update closes a window: the gradient step described in the package
+// documentation. l.mu must be held.
+func (l *Limiter) update() {
+	c := &l.cfg
+	if l.winDrops > 0 {
+		l.limit = l.clamp(l.limit * c.Backoff)
+		return
+	}
+	short := l.winSum / float64(l.winSamples)
+	if l.longRTT == 0 {
+		l.longRTT = short
+	} else {
+		// Capping the sample keeps a sustained overload from quickly
+		// teaching the average that queueing is the norm.
+		alpha := 2 / float64(c.LongWindow+1)
+		l.longRTT += alpha * (min(short, c.Tolerance*l.longRTT) - l.longRTT)
+	}
+	if l.longRTT/short > 2 {
+		l.longRTT *= 0.95
+	}
+	if float64(l.winInFlight) < l.limit/2 {
+		return
+	}
+	gradient := max(0.5, min(1, c.Tolerance*l.longRTT/short))
+	next := l.limit*gradient + c.Headroom
+	l.limit = l.clamp(l.limit*(1-c.Smoothing) + next*c.Smoothing)
+}
+
+func (l *Limiter) clamp(v float64) float64 {
+	return max(float64(l.cfg.MinLimit), min(float64(l.cfg.MaxLimit), v))
+}
+
+// Middleware serves requests through next while the limit allows and
+// answers the rest at once with 503, a Retry-After header and a JSON body
+// {"error": "..."}. A request whose client went away before next returned
+// is not counted as a latency sample.
+func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, ok := l.Acquire()
+		if !ok {
+			h := w.Header()
+			h.Set("Retry-After", l.retryAfter)
+			h.Set("Content-Type", "application/json")
+			h.Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write(overloadedBody)
+			return
+		}
+		completed := false
+		defer func() {
+			// A panicking handler did not complete: its latency is no
+			// sample, but its slot must be returned.
+			if !completed {
+				release(context.Canceled)
+			}
+		}()
+		next.ServeHTTP(w, r)
+		completed = true
+		release(context.Cause(r.Context()))
+	})
+}
+
+var overloadedBody = []byte(`{"error":"server overloaded, retry later"}` + "\n")
