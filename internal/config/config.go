@@ -57,6 +57,19 @@ func (s *Set) Int(p *int, name, env string, def int, usage string) {
 	s.fs.IntVar(p, name, def, s.usage(env, usage))
 }
 
+// Int64 binds a 64-bit integer flag and variable to p.
+func (s *Set) Int64(p *int64, name, env string, def int64, usage string) {
+	if v, ok := s.env(env); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("config: %s=%q is not an integer", env, v))
+		} else {
+			def = n
+		}
+	}
+	s.fs.Int64Var(p, name, def, s.usage(env, usage))
+}
+
 // Duration binds a duration flag and variable (such as "5s") to p.
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, usage string) {
 	if v, ok := s.env(env); ok {

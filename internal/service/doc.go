@@ -1,0 +1,7 @@
+// Package service assembles the toolkit into a runnable reference service:
+// JSON logs, the metrics registry, health checks, the public and admin
+// servers, and the lifecycle that drains and stops them.
+//
+// Both reference services (gallery and thumbnailer) are a [Service] plus
+// their own routes, checks and closers, so the two mains stay thin.
+package service
