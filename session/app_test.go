@@ -73,6 +73,16 @@ func newApp(m *session.Manager) http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /v1/note-sized", func(w http.ResponseWriter, r *http.Request) {
+		s, _ := session.FromContext(r.Context())
+		if err := s.Set("note", r.URL.Query().Get("v")); err != nil {
+			session.WriteError(w, err)
+			return
+		}
+		w.Header().Set("Content-Length", "2")
+		w.Header().Set("Content-Type", "text/plain")
+		io.WriteString(w, "ok")
+	})
 	mux.HandleFunc("GET /v1/note", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())
 		var note string

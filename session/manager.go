@@ -359,6 +359,11 @@ func (w *writer) commit() {
 	if err != nil {
 		w.failed = true
 		w.s.m.log.WarnContext(w.r.Context(), "session: save failed", "err", err)
+		// Headers describing the handler's body would misdescribe the error.
+		h := w.Header()
+		for _, k := range []string{"Content-Length", "Content-Encoding", "Content-Range", "Content-Disposition", "Etag", "Last-Modified"} {
+			h.Del(k)
+		}
 		WriteError(w.ResponseWriter, err)
 	}
 }

@@ -275,6 +275,10 @@ func TestSaveFailureReplacesResponse(t *testing.T) {
 	if b.cookie != nil {
 		t.Error("a cookie was issued for a session that was not saved")
 	}
+	r = b.do("POST", "/v1/note-sized?v=x", "").want(t, http.StatusServiceUnavailable)
+	if r.field(t, "error") == "" {
+		t.Errorf("503 after a Content-Length was set: body %q", r.body)
+	}
 	r = b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusServiceUnavailable)
 	if r.field(t, "error") == "" {
 		t.Errorf("login 503 body = %q", r.body)

@@ -182,17 +182,26 @@ func (s *Session) AppendHistory(entry any) error {
 // History returns the history entries, oldest first, as JSON; it is nil
 // when there are none or the store is unavailable. The slice is a copy.
 func (s *Session) History() []json.RawMessage {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.loadLocked(s.ctx) != nil {
-		return nil
-	}
-	return append([]json.RawMessage(nil), s.data.History...)
+	h, _ := s.history()
+	return h
 }
 
-// HistoryOf decodes the history entries of s into values of type T.
+func (s *Session) history() ([]json.RawMessage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.loadLocked(s.ctx); err != nil {
+		return nil, err
+	}
+	return append([]json.RawMessage(nil), s.data.History...), nil
+}
+
+// HistoryOf decodes the history entries of s into values of type T. Its
+// errors wrap [ErrUnavailable] when the store cannot be reached.
 func HistoryOf[T any](s *Session) ([]T, error) {
-	raw := s.History()
+	raw, err := s.history()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]T, 0, len(raw))
 	for i, r := range raw {
 		var v T
