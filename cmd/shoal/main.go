@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/democli"
 	"github.com/shoal-dev/shoal/internal/hpacli"
 	"github.com/shoal-dev/shoal/internal/imagecli"
 	"github.com/shoal-dev/shoal/internal/lintcli"
@@ -34,6 +35,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	// Each subcommand lives in its own internal package; register it here.
+	root.AddCommand(democli.NewCommand())
 	root.AddCommand(hpacli.NewCommand())
 	root.AddCommand(lintcli.NewCommand())
 	root.AddCommand(imagecli.NewCommand())
