@@ -40,7 +40,7 @@ with sessions in memory (or in Redis with --redis-url), and prints their URLs.
 Ctrl-C drains and stops both.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := service.NewLogger(logLevel, "demo")
+			log, err := service.NewLogger(logLevel, "")
 			if err != nil {
 				return err
 			}

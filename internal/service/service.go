@@ -50,13 +50,17 @@ func Bind(cs *config.Set, o *Options, defaultPort, defaultAdminPort int) {
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
 }
 
-// NewLogger returns a JSON logger at the named level, writing to stderr.
+// NewLogger returns a JSON logger at the named level, writing to stderr,
+// with a "service" attribute unless name is empty.
 func NewLogger(level, name string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("service: LOG_LEVEL %q is not debug, info, warn or error", level)
 	}
 	h := slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l})
+	if name == "" {
+		return slog.New(h), nil
+	}
 	return slog.New(h).With("service", name), nil
 }
 
