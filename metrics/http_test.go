@@ -262,7 +262,7 @@ func TestCustomBuckets(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Middleware(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
-	body, err := testutil.CollectAndFormat(reg, expfmt.TypeTextPlain, "http_request_duration_seconds")
+	body, err := testutil.GatherAndFormat(reg, expfmt.TypeTextPlain, "http_request_duration_seconds")
 	if err != nil {
 		t.Fatal(err)
 	}

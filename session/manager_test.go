@@ -318,3 +318,27 @@ func TestRequireWithoutMiddleware(t *testing.T) {
 		t.Fatalf("got %d %q, want 401 with a JSON error", rec.Code, rec.Body.String())
 	}
 }
+
+func TestStartWithoutMiddleware(t *testing.T) {
+	store := session.NewMemoryStore(nil)
+	m := newManager(t, session.Config{Store: store})
+	rec := httptest.NewRecorder()
+	if err := m.Start(rec, httptest.NewRequest("POST", "/", nil), "ada"); err != nil {
+		t.Fatal(err)
+	}
+	cookies := rec.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("cookies = %v, want one", cookies)
+	}
+	id, err := session.DecodeCookie(testSecret, cookies[0].Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := store.Load(context.Background(), id)
+	if err != nil || d.User != "ada" {
+		t.Fatalf("stored record = %+v, %v; want user ada", d, err)
+	}
+	if err := m.Start(rec, httptest.NewRequest("POST", "/", nil), ""); err == nil {
+		t.Error("Start with an empty user succeeded")
+	}
+}

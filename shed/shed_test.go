@@ -237,7 +237,9 @@ func TestAdaptation(t *testing.T) {
 		{
 			name: "cancelled requests are no samples",
 			cfg:  shed.Config{InitialLimit: 10},
-			run:  func(l *shed.Limiter, c *clock) []int { return load(l, c, service{k: 1, base: time.Second}, 1000, 10, context.Canceled) },
+			run: func(l *shed.Limiter, c *clock) []int {
+				return load(l, c, service{k: 1, base: time.Second}, 1000, 10, context.Canceled)
+			},
 			check: func(t *testing.T, limits []int) {
 				for i, v := range limits {
 					if v != 10 {
