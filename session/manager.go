@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -257,8 +258,21 @@ func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string, m
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
-		Secure:   r.TLS != nil || (m.trustProto && r.Header.Get("X-Forwarded-Proto") == "https"),
+		Secure:   m.secure(r),
 	})
+}
+
+// secure reports whether the client reached us over TLS. A chain of
+// proxies may list several protocols; the first is the client's.
+func (m *Manager) secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !m.trustProto {
+		return false
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // WriteError answers a request whose session could not be served: 503 with

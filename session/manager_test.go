@@ -86,6 +86,8 @@ func TestCookieAttributes(t *testing.T) {
 		{"trusted forwarded https", false, true, "https", true},
 		{"untrusted forwarded https", false, false, "https", false},
 		{"trusted forwarded http", false, true, "http", false},
+		{"trusted proxy chain from https", false, true, "HTTPS, http", true},
+		{"trusted proxy chain from http", false, true, "http, https", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

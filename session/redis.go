@@ -29,8 +29,11 @@ var (
 
 // NewRedisStore returns a store using client, with keys prefix+ID; an empty
 // prefix means [DefaultRedisPrefix]. The caller owns client and closes it.
-// Timeouts and retries are the client's: keep its dial and read timeouts
-// short (a second or two) so an outage answers 503 quickly.
+// Timeouts and retries are the client's. For a quick 503 during an outage
+// keep them short: go-redis by default retries a refused dial 5 times 100ms
+// apart and a failed command 3 times, so each session request would take
+// one to two seconds to fail; DialerRetries 1, MaxRetries 1 and a DialTimeout
+// of a second or so make it fail in milliseconds.
 func NewRedisStore(client redis.UniversalClient, prefix string) *RedisStore {
 	if prefix == "" {
 		prefix = DefaultRedisPrefix
