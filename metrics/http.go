@@ -135,7 +135,9 @@ func (m *HTTP) Middleware(next http.Handler) http.Handler {
 func Route(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
-			if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && r.Pattern != "" {
+			// Deferred calls run innermost first, so with nested muxes the
+			// most specific pattern is kept.
+			if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && rec.route == "" && r.Pattern != "" {
 				rec.route = r.Pattern
 			}
 		}()

@@ -124,6 +124,11 @@ func TestRouteSeesPatternThroughReplacedRequest(t *testing.T) {
 		{"mux directly inside", func(mux http.Handler) http.Handler { return mux }, "/v1/items/{id}"},
 		{"replaced request hides the pattern", func(mux http.Handler) http.Handler { return withContext(mux) }, metrics.Unmatched},
 		{"Route around the mux recovers it", func(mux http.Handler) http.Handler { return withContext(metrics.Route(mux)) }, "/v1/items/{id}"},
+		{"nested muxes keep the inner pattern", func(mux http.Handler) http.Handler {
+			outer := http.NewServeMux()
+			outer.Handle("/v1/", withContext(metrics.Route(mux)))
+			return metrics.Route(outer)
+		}, "/v1/items/{id}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
