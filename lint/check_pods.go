@@ -19,8 +19,9 @@ type container struct {
 	field string
 }
 
-// serving returns the app containers that declare ports: the ones traffic
-// is routed to, which therefore need readiness and a graceful stop.
+// containers returns the app containers of every workload; with
+// servingOnly, those that declare ports: the ones traffic is routed to,
+// which therefore need readiness and a graceful stop.
 func (s *set) containers(servingOnly bool) []container {
 	var cs []container
 	for _, w := range s.workloads {
