@@ -185,8 +185,8 @@ func TestOverlayDifferences(t *testing.T) {
 	if headless == nil || headless.Spec.ClusterIP != corev1.ClusterIPNone || headless.Spec.PublishNotReadyAddresses {
 		t.Errorf("thumbnailer-headless: %+v", headless)
 	}
-	if v := env(image(base, "gallery"), "THUMBNAILER_ADDRS"); v == nil || v.Value != "thumbnailer-headless:8080" {
-		t.Errorf("gallery THUMBNAILER_ADDRS = %+v", v)
+	if v := env(image(base, "gallery"), "THUMBNAILER_DNS"); v == nil || v.Value != "thumbnailer-headless:8080" {
+		t.Errorf("gallery THUMBNAILER_DNS = %+v", v)
 	}
 	ing := find(base, func(i *networkingv1.Ingress) string { return i.Name }, "gallery")
 	if *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" {
