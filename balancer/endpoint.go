@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Endpoint is one replica address and the statistics the balancer keeps
@@ -35,6 +36,14 @@ type Endpoint struct {
 	probation   bool       // next failure re-ejects
 
 	m endpointMetrics
+}
+
+// NewEndpoint returns an endpoint outside any Balancer, with fresh
+// statistics, no slow start and a 10ms initial latency estimate: for
+// exercising a [Policy]'s pickers in tests and benchmarks. A Balancer
+// makes its own endpoints from its resolver's addresses.
+func NewEndpoint(addr string) *Endpoint {
+	return newEndpoint(addr, 0, 0, float64(10*time.Millisecond))
 }
 
 func newEndpoint(addr string, now, slowStart int64, defaultRTT float64) *Endpoint {
