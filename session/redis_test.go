@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/shoal-dev/shoal/internal/redistest"
 	"github.com/shoal-dev/shoal/session"
 )
 
@@ -32,7 +33,7 @@ func newRedisClient(t testing.TB, addr string) *redis.Client {
 }
 
 func TestRedisStore(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	client := newRedisClient(t, srv.Addr())
 	store := session.NewRedisStore(client, "test:")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -97,7 +98,7 @@ func TestRedisStore(t *testing.T) {
 func TestRedisOutage(t *testing.T) {
 	// An append-only file lets the data outlive the restart, as a Redis
 	// with persistence (or a replica) would.
-	rs := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	client := newRedisClient(t, rs.Addr())
 	m := newManager(t, session.Config{Store: session.NewRedisStore(client, "")})
 	srv := httptest.NewServer(newApp(m))
@@ -137,7 +138,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal("the outage cost the client its cookie")
 	}
 
-	rs.Start()
+	rs.Restart()
 
 	waitFor(t, "health check to pass after restart", func() bool { return m.Check(ctx) == nil })
 	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
@@ -153,7 +154,7 @@ func TestRedisOutage(t *testing.T) {
 // TestRedisRestartWithoutPersistence: when Redis loses its data, sessions
 // are simply gone; clients are asked to sign in again, not shown errors.
 func TestRedisRestartWithoutPersistence(t *testing.T) {
-	rs := startRedis(t)
+	rs := redistest.Start(t)
 	client := newRedisClient(t, rs.Addr())
 	m := newManager(t, session.Config{Store: session.NewRedisStore(client, "")})
 	srv := httptest.NewServer(newApp(m))
@@ -164,7 +165,7 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	b := &browser{t: t, srv: srv}
 	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
 	rs.Stop()
-	rs.Start()
+	rs.Restart()
 	waitFor(t, "health check to pass after restart", func() bool { return m.Check(ctx) == nil })
 	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
 	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)

@@ -88,6 +88,11 @@ func newSessionStore(svc *Service, redisURL string) (session.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("service: REDIS_URL: %w", err)
 	}
+	// Fail fast while Redis is down: go-redis' defaults retry a refused
+	// dial and a command for a second or more, longer than the readiness
+	// check's timeout, and every session request would hang that long
+	// before its 503.
+	opts.DialTimeout, opts.DialerRetries, opts.MaxRetries = time.Second, 1, 1
 	rdb := redis.NewClient(opts)
 	svc.Lifecycle.OnClose("redis", func(context.Context) error { return rdb.Close() })
 	return session.NewRedisStore(rdb, session.DefaultRedisPrefix), nil

@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/lifecycle"
 	"github.com/shoal-dev/shoal/metrics"
 	"github.com/shoal-dev/shoal/server"
+	"github.com/shoal-dev/shoal/shed"
 )
 
 // Options are the settings every reference service shares. Bind registers
@@ -34,6 +35,7 @@ type Options struct {
 	MaxConnAge      time.Duration // MAX_CONN_AGE, keep-alive rebalancing
 	MaxConnRequests int           // MAX_CONN_REQUESTS, keep-alive rebalancing
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1
+	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 turns shedding off
 }
 
 // Bind registers the shared options on cs with the given default port.
@@ -48,6 +50,7 @@ func Bind(cs *config.Set, o *Options, defaultPort, defaultAdminPort int) {
 	cs.Duration(&o.MaxConnAge, "max-conn-age", "MAX_CONN_AGE", 0, "ask clients to reconnect after a connection is this old (0: never)")
 	cs.Int(&o.MaxConnRequests, "max-conn-requests", "MAX_CONN_REQUESTS", 0, "ask clients to reconnect after this many requests on a connection (0: never)")
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
+	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit; 0 turns load shedding off")
 }
 
 // NewLogger returns a JSON logger at the named level, writing to stderr,
@@ -141,6 +144,16 @@ func (s *Service) Run(ctx context.Context) error {
 	var h http.Handler = metrics.Route(s.Mux)
 	for i := len(s.middleware) - 1; i >= 0; i-- {
 		h = s.middleware[i](h)
+	}
+	if s.Options.ShedMaxLimit > 0 {
+		// Shedding sits outside the routes but inside the metrics, so a
+		// rejected request is still counted as a 503.
+		limiter, err := shed.New(shed.Config{MaxLimit: s.Options.ShedMaxLimit}, s.Registry)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("service: %w", err)
+		}
+		h = limiter.Middleware(h)
 	}
 	h = server.ServedBy(s.name, httpMetrics.Middleware(h))
 
