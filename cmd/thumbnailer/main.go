@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 
@@ -14,37 +13,13 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
+	err := service.Main(context.Background(), "thumbnailer", os.Args[1:], func(cs *config.Set) func(context.Context, *service.Service) error {
+		var cfg thumbnailer.Config
+		service.BindThumbnailer(cs, &cfg)
+		return func(_ context.Context, s *service.Service) error { return service.AddThumbnailer(s, cfg) }
+	})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "thumbnailer:", err)
 		os.Exit(1)
 	}
-}
-
-func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("thumbnailer", flag.ContinueOnError)
-	cs := config.New(fs, os.LookupEnv)
-	var o service.Options
-	service.Bind(cs, &o, 8080, 9090)
-	var cfg thumbnailer.Config
-	service.BindThumbnailer(cs, &cfg)
-	if err := cs.Parse(args); err != nil {
-		return err
-	}
-	log, err := service.NewLogger(o.LogLevel, "thumbnailer")
-	if err != nil {
-		return err
-	}
-	svc, err := service.New(o, log)
-	if err != nil {
-		return err
-	}
-	if err := service.AddThumbnailer(svc, cfg); err != nil {
-		svc.Close()
-		return err
-	}
-	if err := svc.Run(ctx); err != nil {
-		svc.Logger.Error("stopped with an error", "error", err)
-		return err
-	}
-	return nil
 }

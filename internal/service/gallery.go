@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,6 +51,12 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 
 // AddGallery wires the gallery's store, client, routes and checks into svc.
 func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) error {
+	if g.SessionSecret == "" {
+		// Without a shared secret, cookies signed by one replica fail on
+		// another: fine for one process on a laptop, wrong in a cluster.
+		g.SessionSecret = rand.Text() + rand.Text()
+		svc.Logger.Warn("SESSION_SECRET is unset: using a random secret, so sessions do not survive a restart or span replicas")
+	}
 	store, err := newSessionStore(svc, g.RedisURL)
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-		"image"
+	"image"
 	"image/color"
 	"image/png"
 	"io"
