@@ -92,7 +92,38 @@ func deployEcho(t *testing.T, l *lab, replicas int, extra string) (string, strin
 	if err != nil {
 		t.Fatalf("get service: %v", err)
 	}
-	return ns, "http://" + svc.Spec.ClusterIP + ":80"
+	url := "http://" + svc.Spec.ClusterIP + ":80"
+	if err := waitServing(ctx, l, ns, "echo", replicas, httpRequest(newConnClient(), "GET", url+"/", "", nil, 200)); err != nil {
+		t.Fatalf("echo service: %v", err)
+	}
+	return ns, url
+}
+
+// waitServing waits until the Service's EndpointSlices list want ready
+// endpoints and a request through the Service succeeds: a Deployment is
+// Ready before kube-proxy has programmed its Service.
+func waitServing(ctx context.Context, l *lab, ns, svc string, want int, do request) error {
+	return poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+		slices, err := l.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+			LabelSelector: "kubernetes.io/service-name=" + svc,
+		})
+		if err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					ready++
+				}
+			}
+		}
+		if ready < want {
+			return false, fmt.Errorf("service %s/%s: %d of %d endpoints ready", ns, svc, ready, want)
+		}
+		_, err = do(ctx)
+		return err == nil, err
+	})
 }
 
 // waitDeploymentReady waits until the Deployment's current generation is

@@ -268,7 +268,11 @@ func TestLabOverlayServicesSpreadNewConnections(t *testing.T) {
 			if replicas < 2 {
 				t.Fatalf("%s has %d Ready replicas; spreading needs at least 2", tt.service, replicas)
 			}
-			checkSpread(ctx, t, tt.do(t), replicas, 45*replicas)
+			do := tt.do(t)
+			if err := waitServing(ctx, l, labNamespace, tt.service, replicas, do); err != nil {
+				t.Fatalf("%s: %v", tt.service, err)
+			}
+			checkSpread(ctx, t, do, replicas, 45*replicas)
 		})
 	}
 }

@@ -10,8 +10,8 @@ STATE="$LAB_CACHE/last-down"
 left=0
 bad() { echo "leftover: $*" >&2; left=$((left + 1)); }
 
-# Processes: those recorded at lab-down, and any whose command line names
-# the lab's state folder or binaries.
+# Processes: those recorded at lab-down, any whose command line names the
+# lab's state folder, and any running a binary the lab built.
 if [[ -f "$STATE/pids" ]]; then
   while read -r pid what; do
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && bad "process $pid ($what)"
@@ -20,10 +20,14 @@ fi
 for p in /proc/[0-9]*; do
   pid="${p#/proc/}"
   [[ "$pid" == "$$" ]] && continue
-  cmd="$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null)" || continue
+  cmd="$({ tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null)" || continue
+  exe="$(readlink "$p/exe" 2>/dev/null)" || exe=""
+  case "$exe" in
+    "$BIN_CACHE"/*) bad "process $pid: $cmd"; continue ;;
+  esac
   case "$cmd" in
     *check-clean.sh*) ;;
-    *"$LAB_DIR"/*|*"$BIN_CACHE"/*) bad "process $pid: $cmd" ;;
+    *"$LAB_DIR"/*) bad "process $pid: $cmd" ;;
   esac
 done
 for d in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do

@@ -40,7 +40,7 @@ stop kubelet
 if [[ -S "$CTR_SOCK" ]] && [[ -x "$BIN_CACHE/lab-tools/labcri" ]]; then
   "$BIN_CACHE/lab-tools/labcri" -endpoint "unix://$CTR_SOCK" -timeout 120s || log "labcri: some sandboxes did not stop cleanly"
 fi
-for c in prometheus-adapter metrics-server prometheus kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+for c in prometheus-adapter metrics-server prometheus labpromsd kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
   stop "$c"
 done
 
@@ -55,7 +55,7 @@ kubepods_pids() {
 shim_pids() {
   local p
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "-address $CTR_SOCK"; then
+    if { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -qF -- "-address $CTR_SOCK"; then
       echo "${p#/proc/}"
     fi
   done
@@ -79,7 +79,7 @@ sweep_chains() { # sweep_chains IPTABLES-BINARY
       grep -vE '^-A (KUBE-|CNI-|SHOAL-LAB)' | while read -r rule; do
         # shellcheck disable=SC2086
         "$ipt" -w -t "$table" -D ${rule#-A } 2>/dev/null || true
-      done
+      done || true
     for chain in $("$ipt-save" -t "$table" 2>/dev/null | awk '/^:(KUBE-|CNI-|SHOAL-LAB)/{print substr($1,2)}'); do
       "$ipt" -w -t "$table" -F "$chain" 2>/dev/null || true
     done

@@ -17,7 +17,7 @@ KUBECONFIG_ADMIN="$LAB_DIR/admin.kubeconfig"
 
 # Addresses the lab owns. Nothing outside these and loopback is ever a target.
 NODE_NAME="${NODE_NAME:-shoal-lab}"
-NODE_IF=lab0
+NODE_IF=lab0  # dummy (or bridge) interface holding the node address
 NODE_IP=10.199.0.1
 POD_CIDR=10.244.0.0/24
 CLUSTER_CIDR=10.244.0.0/16

@@ -14,7 +14,10 @@ PROM_ADDR="$NODE_IP:19090"
 CTR_SOCK="$RUN_DIR/containerd/containerd.sock"
 
 "$LAB_ROOT/scripts/deps.sh"
-t="$(now_s)"; "$LAB_ROOT/scripts/build.sh" all; log "build step: $(elapsed "$t")s"
+# LAB_SKIP_BUILD=1 runs with whatever is already built (parts not built are skipped).
+if [[ "${LAB_SKIP_BUILD:-}" != 1 ]]; then
+  t="$(now_s)"; "$LAB_ROOT/scripts/build.sh" all; log "build step: $(elapsed "$t")s"
+fi
 TOOLS="$BIN_CACHE/lab-tools"
 
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$PID_DIR" "$LAB_DIR"/{etcd,kubelet,cni/net.d,cni/networks,prometheus,images} "$RUN_DIR/containerd"
@@ -47,7 +50,9 @@ start() {
 # --- network: the lab's own node address, forwarding for pod->service->pod,
 # and a guard that keeps pod traffic inside the lab.
 if ! ip link show "$NODE_IF" >/dev/null 2>&1; then
-  ip link add "$NODE_IF" type dummy
+  # A dummy interface where the kernel has the module, else an empty bridge:
+  # either only holds the address and drops what is routed to it.
+  ip link add "$NODE_IF" type dummy 2>/dev/null || ip link add "$NODE_IF" type bridge
   ip addr add "$NODE_IP/32" dev "$NODE_IF"
   ip link set "$NODE_IF" up
   # Service addresses never leave the machine, even before kube-proxy runs.
@@ -162,6 +167,7 @@ else
   log "metrics-server: not built; skipped"
 fi
 
+start labpromsd "$TOOLS/labpromsd" -kubeconfig "$LAB_DIR/prometheus.kubeconfig" -o "$LAB_DIR/prometheus-targets.json"
 render "$LAB_ROOT/config/prometheus.yml" "$LAB_DIR/prometheus.yml"
 start prometheus prometheus --config.file="$LAB_DIR/prometheus.yml" \
   --storage.tsdb.path="$LAB_DIR/prometheus" --storage.tsdb.retention.time=1d \
