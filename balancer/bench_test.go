@@ -38,3 +38,40 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+// okTransport answers every request at once, so BenchmarkRoundTrip
+// measures the balancer's own work per request.
+type okTransport struct{}
+
+func (okTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody}, nil
+}
+
+// BenchmarkRoundTrip measures a balanced request without the network:
+// pick, accounting, latency and outlier bookkeeping.
+func BenchmarkRoundTrip(b *testing.B) {
+	addrs := make([]string, 16)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("10.0.0.%d:80", i+1)
+	}
+	for _, pol := range []Policy{RoundRobin{}, PeakEWMA{}, ConsistentHash{Key: HeaderKey(DefaultKeyHeader)}} {
+		b.Run(pol.Name(), func(b *testing.B) {
+			r, err := NewStatic(addrs...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lb, err := New(Config{Resolver: r, Policy: pol, Transport: okTransport{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer lb.Close()
+			req := keyRequest("user-1")
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := lb.RoundTrip(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

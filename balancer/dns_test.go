@@ -199,3 +199,32 @@ func TestNewDNSValidates(t *testing.T) {
 		})
 	}
 }
+
+func TestDNSResolverRefreshesAfterConnectionError(t *testing.T) {
+	bs := startBackends(t, 2, 2, true)
+	_, portStr, _ := net.SplitHostPort(bs[0].addr)
+	port, _ := strconv.Atoi(portStr)
+	ip := func(b *backend) string { return netip.MustParseAddrPort(b.addr).Addr().String() }
+	const host = "thumbnailer-headless.default.svc.cluster.local."
+	ns := startDNS(t, host, ip(bs[0]))
+	// The interval is long: only the connection error can trigger a refresh.
+	r, err := NewDNS(DNSConfig{Host: host, Port: port, Nameserver: ns.addr, Interval: time.Hour, MinInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c := newTestBalancer(t, Config{Resolver: r})
+	waitFor(t, "first resolution", func() bool { return slices.Equal(b.Endpoints(), []string{bs[0].addr}) })
+
+	// The pod moves: its old address stops listening, DNS names the new one.
+	ns.set(ip(bs[1]))
+	_ = bs[0].srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := get(ctx, c, ""); err == nil {
+		t.Fatal("request to the closed endpoint succeeded")
+	}
+	waitFor(t, "refresh after the connection error", func() bool { return slices.Equal(b.Endpoints(), []string{bs[1].addr}) })
+	if by, code, err := get(ctx, c, ""); err != nil || code != 200 || by != bs[1].addr {
+		t.Fatalf("after refresh: served by %q, %d, %v", by, code, err)
+	}
+}
