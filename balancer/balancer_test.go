@@ -371,3 +371,36 @@ func TestNoEndpointsAndBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowStartOnlyForLaterEndpoints(t *testing.T) {
+	bs := startBackends(t, 2, 3, false)
+	r, err := NewStatic(bs[0].addr, bs[1].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{}
+	b, c := newTestBalancer(t, Config{Resolver: r, SlowStart: 10 * time.Second, Now: clock.Now, Rand: seqRand(9)})
+	waitFor(t, "first resolution", func() bool { return len(b.Endpoints()) == 2 })
+	if err := r.Update(addrsOf(bs)...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new endpoint", func() bool { return len(b.Endpoints()) == 3 })
+
+	tests := []struct {
+		name     string
+		at       time.Duration
+		min, max float64 // the new endpoint's share
+	}{
+		{name: "just joined", at: 0, min: 0.01, max: 0.08},
+		{name: "warmed up", at: 10 * time.Second, min: 0.30, max: 0.37},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clock.ns.Store(int64(tt.at))
+			counts := load(t, c, 600, 4)
+			if s := float64(counts[bs[2].addr]) / 600; s < tt.min || s > tt.max {
+				t.Fatalf("new endpoint's share %.3f, want in [%v, %v] (%v)", s, tt.min, tt.max, counts)
+			}
+		})
+	}
+}
