@@ -291,3 +291,43 @@ func TestPortClash(t *testing.T) {
 		t.Fatalf("New on a taken port: %v", err)
 	}
 }
+
+func TestGalleryHashesEachDigestOntoOneThumbnailer(t *testing.T) {
+	var addrs []string
+	for _, name := range []string{"thumbnailer-0", "thumbnailer-1", "thumbnailer-2"} {
+		r := start(t, name, func(s *Service) error { return AddThumbnailer(s, thumbnailer.Config{}) })
+		addrs = append(addrs, strings.TrimPrefix(r.url, "http://"))
+	}
+	gal := start(t, "gallery-0", func(s *Service) error {
+		return AddGallery(context.Background(), s, GalleryOptions{
+			SessionSecret: strings.Repeat("s", 32), SessionTTL: time.Minute,
+			ThumbnailerAddrs: strings.Join(addrs, ","), Policy: "consistent_hash", Timeout: 10 * time.Second,
+		})
+	})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if r := do(t, c, "POST", gal.url+"/v1/login", []byte(`{"user":"dee"}`)); r.code != 200 {
+		t.Fatalf("login: %d", r.code)
+	}
+	upstreams := map[string]int{}
+	for i := range 12 {
+		img := testPNG(t, 20+i, 20)
+		var first string
+		for range 3 {
+			r := do(t, c, "POST", gal.url+"/v1/thumbnails?width=8&height=8", img)
+			if r.code != 200 {
+				t.Fatalf("thumbnail: %d %s", r.code, r.body)
+			}
+			up := r.hdr.Get("X-Upstream-Served-By")
+			if first == "" {
+				first = up
+			} else if up != first {
+				t.Fatalf("image %d went to %s, then %s: the digest key is not sticky", i, first, up)
+			}
+		}
+		upstreams[first]++
+	}
+	if len(upstreams) < 2 {
+		t.Errorf("12 distinct images all hashed onto %v", upstreams)
+	}
+}
