@@ -2,7 +2,7 @@
 # Builds the lab's binaries from source through the Go module proxy, once per
 # version: Kubernetes components, CoreDNS, metrics-server, prometheus-adapter,
 # KEDA (when its modules download) and the lab's own tools and images.
-# Usage: build.sh [kubernetes|addons|tools|all]   (default all)
+# Usage: build.sh [kubernetes|addons|tools|all|keda]   (default all; keda only on request)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -63,18 +63,25 @@ build_addons() {
   build_addon coredns github.com/coredns/coredns coredns=github.com/coredns/coredns
   build_addon metrics-server sigs.k8s.io/metrics-server metrics-server=sigs.k8s.io/metrics-server/cmd/metrics-server
   build_addon prometheus-adapter sigs.k8s.io/prometheus-adapter adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter
-  if [[ -f "$LAB_ROOT/addons/keda/go.mod" ]]; then
-    build_addon keda github.com/kedacore/keda/v2 \
-      keda=github.com/kedacore/keda/v2/cmd/operator keda-adapter=github.com/kedacore/keda/v2/cmd/adapter ||
-      log "keda: build failed; the lab runs without it"
-  fi
+}
+
+# build_keda is opt-in (`build.sh keda`): KEDA links every scaler's cloud SDK.
+build_keda() {
+  build_addon keda github.com/kedacore/keda/v2 \
+    keda-operator=github.com/kedacore/keda/v2/cmd/operator keda-adapter=github.com/kedacore/keda/v2/cmd/adapter
 }
 
 # build_tools builds the lab's own programs (image writer, pause, test server).
 build_tools() {
-  local out="$BIN_CACHE/lab-tools"
+  local out="$BIN_CACHE/lab-tools" stamp
+  stamp="$(cd "$LAB_ROOT" && stamp_of go.mod go.sum cmd/*/*.go)"
+  if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" ]]; then
+    log "lab tools: cached in $out"
+    return
+  fi
   mkdir -p "$out"
   (cd "$LAB_ROOT" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath -o "$out/" ./cmd/...)
+  echo "$stamp" > "$out/.stamp"
 }
 
 what="${1:-all}"
@@ -83,7 +90,8 @@ case "$what" in
   kubernetes) build_k8s ;;
   addons) build_addons ;;
   tools) build_tools ;;
+  keda) build_keda ;;
   all) build_tools; build_k8s; build_addons ;;
-  *) die "build.sh: unknown target $what (want kubernetes, addons, tools or all)" ;;
+  *) die "build.sh: unknown target $what (want kubernetes, addons, tools, all or keda)" ;;
 esac
 log "build $what: done in $(elapsed "$t_all")s"

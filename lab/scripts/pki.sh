@@ -38,7 +38,10 @@ cert apiserver ca "/CN=kube-apiserver" serverAuth \
 cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
 cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 cert kubelet ca "/O=system:nodes/CN=system:node:$NODE_NAME" serverAuth,clientAuth "IP:$NODE_IP,DNS:$NODE_NAME"
-cert aggregated ca "/CN=shoal-lab-aggregated" serverAuth "IP:$NODE_IP"
+# metrics-server and prometheus-adapter: the aggregator checks the name
+# <service>.<namespace>.svc of the Service the APIService names.
+cert aggregated ca "/CN=shoal-lab-aggregated" serverAuth \
+  "IP:$NODE_IP,DNS:metrics-server.kube-system.svc,DNS:prometheus-adapter.kube-system.svc"
 openssl genrsa -out sa.key 2048 2>/dev/null
 openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
 

@@ -154,6 +154,16 @@ render "$LAB_ROOT/manifests/host-services.yaml" "$LAB_DIR/host-services.yaml"
 wait_for "default service account" 60 kc -n default get serviceaccount default
 kc apply -f "$LAB_DIR/coredns.yaml" -f "$LAB_DIR/host-services.yaml" >/dev/null
 
+# KEDA's CRDs, from the KEDA module the lab pins, so that ScaledObjects
+# (deploy/overlays/keda) are validated by the API server even when KEDA's
+# own processes are not running.
+keda_src="$(cd "$LAB_ROOT/addons/keda" && go mod download -json github.com/kedacore/keda/v2 2>/dev/null | awk -F'"' '/"Dir"/{print $4}')" || keda_src=""
+if [[ -d "$keda_src/config/crd/bases" ]]; then
+  kc apply --server-side -f "$keda_src/config/crd/bases" >/dev/null && log "KEDA CRDs installed from $keda_src"
+else
+  log "KEDA CRDs: module source not available; ScaledObjects will not validate"
+fi
+
 MS="$BIN_CACHE/metrics-server/metrics-server"
 if [[ -x "$MS" ]]; then
   start metrics-server "$MS" --secure-port="$METRICS_SERVER_PORT" --bind-address="$NODE_IP" \
