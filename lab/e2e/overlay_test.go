@@ -116,11 +116,23 @@ func ensureNamespace(t *testing.T, l *lab, ns string) {
 	case err != nil:
 		t.Fatalf("create namespace %s: %v", ns, err)
 	}
+	// Wait until it is gone: a later test may apply into the same name.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if err := l.client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
-			t.Logf("delete namespace %s: %v", ns, err)
+			t.Errorf("delete namespace %s: %v", ns, err)
+			return
+		}
+		err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+			_, err := l.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			t.Errorf("namespace %s not gone: %v", ns, err)
 		}
 	})
 }

@@ -2,7 +2,7 @@
 # Builds the lab's binaries from source through the Go module proxy, once per
 # version: Kubernetes components, CoreDNS, metrics-server, prometheus-adapter,
 # KEDA (when its modules download) and the lab's own tools and images.
-# Usage: build.sh [kubernetes|addons|tools|all|keda]   (default all; keda only on request)
+# Usage: build.sh [kubernetes|addons|keda|tools|all]   (default all)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -65,7 +65,7 @@ build_addons() {
   build_addon prometheus-adapter sigs.k8s.io/prometheus-adapter adapter=sigs.k8s.io/prometheus-adapter/cmd/adapter
 }
 
-# build_keda is opt-in (`build.sh keda`): KEDA links every scaler's cloud SDK.
+# KEDA links every scaler's cloud SDK: the largest build of the lab.
 build_keda() {
   build_addon keda github.com/kedacore/keda/v2 \
     keda-operator=github.com/kedacore/keda/v2/cmd/operator keda-adapter=github.com/kedacore/keda/v2/cmd/adapter
@@ -91,7 +91,7 @@ case "$what" in
   addons) build_addons ;;
   tools) build_tools ;;
   keda) build_keda ;;
-  all) build_tools; build_k8s; build_addons ;;
+  all) build_tools; build_k8s; build_addons; build_keda ;;
   *) die "build.sh: unknown target $what (want kubernetes, addons, tools, all or keda)" ;;
 esac
 log "build $what: done in $(elapsed "$t_all")s"

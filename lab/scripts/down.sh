@@ -40,7 +40,7 @@ stop kubelet
 if [[ -S "$CTR_SOCK" ]] && [[ -x "$BIN_CACHE/lab-tools/labcri" ]]; then
   "$BIN_CACHE/lab-tools/labcri" -endpoint "unix://$CTR_SOCK" -timeout 120s || log "labcri: some sandboxes did not stop cleanly"
 fi
-for c in prometheus-adapter metrics-server prometheus labpromsd kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+for c in keda-adapter keda-operator prometheus-adapter metrics-server prometheus labpromsd kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
   stop "$c"
 done
 

@@ -27,7 +27,7 @@ render() {
   local text var
   text="$(cat "$1")"
   for var in LAB_DIR RUN_DIR PKI_DIR NODE_IP POD_CIDR DNS_SVC_IP CNI_BRIDGE APISERVER_PORT \
-    METRICS_SERVER_PORT ADAPTER_PORT CA_BUNDLE; do
+    METRICS_SERVER_PORT ADAPTER_PORT CA_BUNDLE KEDA_ADAPTER_PORT KEDA_CA_BUNDLE; do
     text="${text//@$var@/${!var:-}}"
   done
   printf '%s\n' "$text" > "$2"
@@ -196,6 +196,42 @@ else
   log "prometheus-adapter: not built; skipped"
 fi
 
+# --- KEDA (when built). The operator makes
+# its certificates into a Secret and exits, as a pod would to be restarted
+# with the Secret mounted; on the host the Secret is written to a folder.
+KB="$BIN_CACHE/keda"
+KEDA_ADAPTER_PORT=6446
+KEDA_CERTS="$LAB_DIR/keda/certs"
+keda_env=(env KEDA_CLUSTER_OBJECT_NAMESPACE=keda POD_NAMESPACE=keda WATCH_NAMESPACE= OPERATOR_NAME=keda-operator)
+keda_operator=("$KB/keda-operator" --kubeconfig="$KUBECONFIG_ADMIN"
+  --metrics-bind-address="$NODE_IP:8089" --health-probe-bind-address="$NODE_IP:8091"
+  --metrics-service-bind-address="$NODE_IP:9666" --enable-cert-rotation=true
+  --cert-dir="$KEDA_CERTS" --enable-webhook-patching=false --ca-dir="$LAB_DIR/keda/ca")
+if [[ -x "$KB/keda-operator" && -x "$KB/keda-adapter" ]]; then
+  mkdir -p "$KEDA_CERTS" "$LAB_DIR/keda/ca"
+  kc get namespace keda >/dev/null 2>&1 || kc create namespace keda >/dev/null
+  if ! kc -n keda get secret kedaorg-certs >/dev/null 2>&1; then
+    (cd "$LAB_DIR/keda" && timeout 120 "${keda_env[@]}" "${keda_operator[@]}" >>"$LOG_DIR/keda-operator.log" 2>&1) || true
+  fi
+  for f in ca.crt tls.crt tls.key; do
+    kc -n keda get secret kedaorg-certs -o "jsonpath={.data.${f//./\\.}}" | base64 -d > "$KEDA_CERTS/$f"
+  done
+  chmod 600 "$KEDA_CERTS"/*
+  KEDA_CA_BUNDLE="$(base64 -w0 < "$KEDA_CERTS/ca.crt")"
+  render "$LAB_ROOT/manifests/keda-host.yaml" "$LAB_DIR/keda-host.yaml"
+  kc apply -f "$LAB_DIR/keda-host.yaml" >/dev/null 2>&1
+  (cd "$LAB_DIR/keda" && start keda-operator "${keda_env[@]}" "${keda_operator[@]}")
+  (cd "$LAB_DIR/keda" && start keda-adapter "${keda_env[@]}" "$KB/keda-adapter" \
+    --kubeconfig="$KUBECONFIG_ADMIN" --lister-kubeconfig="$KUBECONFIG_ADMIN" \
+    --authentication-kubeconfig="$KUBECONFIG_ADMIN" --authorization-kubeconfig="$KUBECONFIG_ADMIN" \
+    --secure-port="$KEDA_ADAPTER_PORT" --bind-address="$NODE_IP" --cert-dir="$KEDA_CERTS" \
+    --tls-cert-file="$KEDA_CERTS/tls.crt" --tls-private-key-file="$KEDA_CERTS/tls.key" \
+    --metrics-service-address="$NODE_IP:9666" \
+    --metrics-service-grpc-authority=keda-operator.keda.svc.cluster.local --port=8092)
+else
+  log "KEDA: not built (lab/scripts/build.sh keda); skipped"
+fi
+
 # --- checks: CoreDNS answers through its Service address
 wait_for "CoreDNS Ready" 180 kc -n kube-system wait --for=condition=Available deployment/coredns --timeout=5s
 wait_for "CoreDNS answers" 60 "$TOOLS/labdns" -server "$DNS_SVC_IP:53" -name kubernetes.default.svc.cluster.local
@@ -207,5 +243,9 @@ fi
 if [[ -x "$PA" ]]; then
   wait_for "custom.metrics.k8s.io available" 120 kc wait --for=condition=Available apiservice/v1beta1.custom.metrics.k8s.io --timeout=5s ||
     log "prometheus-adapter: APIService not Available; see $LOG_DIR/prometheus-adapter.log"
+fi
+if [[ -x "$KB/keda-operator" ]]; then
+  wait_for "external.metrics.k8s.io available" 120 kc wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=5s ||
+    log "KEDA: APIService not Available; see $LOG_DIR/keda-adapter.log"
 fi
 log "lab up in $(elapsed "$T0")s; kubeconfig: $KUBECONFIG_ADMIN"
