@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -189,19 +190,24 @@ func (r *Report) WriteText(out io.Writer) error {
 	}
 
 	if len(r.Windows) > 0 {
-		p("\nwindow (%s)\tscheduled\tcompleted\terrors\tmax\tcv\t%s\n", r.Window, strings.Join(names, "\t"))
+		row := func(cells ...string) { p("%s\n", strings.Join(cells, "\t")) }
+		row(append([]string{"\nwindow (" + r.Window.String() + ")", "scheduled", "completed", "errors", "max", "cv"}, names...)...)
 		for i := range r.Windows {
 			w := &r.Windows[i]
 			ws := w.Shares()
-			cols := make([]string, len(names))
-			for j, n := range names {
-				cols[j] = "-"
+			cells := []string{
+				w.Start.String() + "-" + (w.Start + r.Window).String(),
+				strconv.FormatInt(w.Scheduled, 10), strconv.FormatInt(w.Completed, 10), strconv.FormatInt(w.Errors, 10),
+				fmtDur(w.MaxLatency), fmt.Sprintf("%.3f", w.CV()),
+			}
+			for _, n := range names {
 				if w.Replicas[n] > 0 {
-					cols[j] = pct(ws[n])
+					cells = append(cells, pct(ws[n]))
+				} else {
+					cells = append(cells, "-")
 				}
 			}
-			p("%s-%s\t%d\t%d\t%d\t%s\t%.3f\t%s\n", w.Start, w.Start+r.Window, w.Scheduled, w.Completed, w.Errors,
-				fmtDur(w.MaxLatency), w.CV(), strings.Join(cols, "\t"))
+			row(cells...)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/hpacli"
 	"github.com/shoal-dev/shoal/internal/imagecli"
 	"github.com/shoal-dev/shoal/internal/lintcli"
+	"github.com/shoal-dev/shoal/internal/loadcli"
 )
 
 func main() {
@@ -39,6 +40,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(hpacli.NewCommand())
 	root.AddCommand(lintcli.NewCommand())
 	root.AddCommand(imagecli.NewCommand())
+	root.AddCommand(loadcli.NewCommand())
 	return root
 }
 
