@@ -213,6 +213,11 @@ if [[ -x "$KB/keda-operator" && -x "$KB/keda-adapter" ]]; then
   if ! kc -n keda get secret kedaorg-certs >/dev/null 2>&1; then
     (cd "$LAB_DIR/keda" && timeout 120 "${keda_env[@]}" "${keda_operator[@]}" >>"$LOG_DIR/keda-operator.log" 2>&1) || true
   fi
+fi
+if [[ -x "$KB/keda-operator" ]] && ! kc -n keda get secret kedaorg-certs >/dev/null 2>&1; then
+  log "KEDA: the operator made no certificates; skipped. Last lines of $LOG_DIR/keda-operator.log:"
+  tail -3 "$LOG_DIR/keda-operator.log" >&2
+elif [[ -x "$KB/keda-operator" && -x "$KB/keda-adapter" ]]; then
   for f in ca.crt tls.crt tls.key; do
     kc -n keda get secret kedaorg-certs -o "jsonpath={.data.${f//./\\.}}" | base64 -d > "$KEDA_CERTS/$f"
   done
@@ -244,7 +249,7 @@ if [[ -x "$PA" ]]; then
   wait_for "custom.metrics.k8s.io available" 120 kc wait --for=condition=Available apiservice/v1beta1.custom.metrics.k8s.io --timeout=5s ||
     log "prometheus-adapter: APIService not Available; see $LOG_DIR/prometheus-adapter.log"
 fi
-if [[ -x "$KB/keda-operator" ]]; then
+if running keda-adapter; then
   wait_for "external.metrics.k8s.io available" 120 kc wait --for=condition=Available apiservice/v1beta1.external.metrics.k8s.io --timeout=5s ||
     log "KEDA: APIService not Available; see $LOG_DIR/keda-adapter.log"
 fi
