@@ -237,7 +237,10 @@ func TestConnectionModes(t *testing.T) {
 		{"keep-alive pool of two", Config{Connections: 2}, false, 1, 2, false},
 		{"keep-alive pool of one", Config{Connections: 1}, false, 1, 1, false},
 		{"h2c", Config{H2C: true}, true, 1, 2, true},
-		{"h2c new connection per request", Config{H2C: true, NoKeepAlive: true}, true, 40, 40, true},
+		// Go's HTTP/2 transport may dial a spare connection when requests
+		// start together and drop it unused, so h2c gets a little slack
+		// above one connection per request.
+		{"h2c new connection per request", Config{H2C: true, NoKeepAlive: true}, true, 40, 50, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
