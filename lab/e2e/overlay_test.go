@@ -335,6 +335,18 @@ func TestLabOverlayThumbnailerHPAScalesOnCPU(t *testing.T) {
 func TestLabOverlayThumbnailerRollingUpdateLosesNothing(t *testing.T) {
 	l := newLab(t)
 	applyLabOverlay(t, l)
+	// A rollout that cannot finish (no room for the surge pod) would leave
+	// the overlay unready for the tests after this one: roll it back.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := l.kubectl(ctx, nil, "-n", labNamespace, "rollout", "undo", "deployment/thumbnailer"); err != nil {
+			t.Logf("roll back thumbnailer: %v", err)
+		}
+	})
 	checkRollingUpdate(t, l, labNamespace, "thumbnailer", thumbnailRequest(t, l, 64), func(ctx context.Context) error {
 		_, err := l.kubectl(ctx, nil, "-n", labNamespace, "rollout", "restart", "deployment/thumbnailer")
 		return err
