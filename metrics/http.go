@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -94,8 +93,9 @@ func NewHTTP(reg prometheus.Registerer, opts ...Option) (*HTTP, error) {
 }
 
 // Middleware records the metrics of every request served by next. It passes
-// next a request whose context lets [Route] report the pattern, and a
-// ResponseWriter that supports [net/http.ResponseController] through Unwrap.
+// next the request unchanged and a ResponseWriter that supports
+// [net/http.ResponseController] through Unwrap, which is also how [Route]
+// finds it to report the pattern.
 // If next panics, the request is recorded with code 500 (unless a status was
 // already written) and the panic continues.
 func (m *HTTP) Middleware(next http.Handler) http.Handler {
@@ -103,7 +103,6 @@ func (m *HTTP) Middleware(next http.Handler) http.Handler {
 		start := time.Now()
 		m.inFlight.Inc()
 		rec := &recorder{ResponseWriter: w}
-		r2 := r.WithContext(context.WithValue(r.Context(), recorderKey{}, rec))
 		completed := false
 		defer func() {
 			m.inFlight.Dec()
@@ -116,28 +115,33 @@ func (m *HTTP) Middleware(next http.Handler) http.Handler {
 			}
 			route := rec.route
 			if route == "" {
-				route = r2.Pattern
+				// A ServeMux called directly with this request sets
+				// r.Pattern on it.
+				route = r.Pattern
 			}
 			method := methodLabel(r.Method)
 			route = routeLabel(route)
 			m.requests.WithLabelValues(method, route, codeLabel(code)).Inc()
 			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
 		}()
-		next.ServeHTTP(rec, r2)
+		next.ServeHTTP(rec, r)
 		completed = true
 	})
 }
 
 // Route wraps a [net/http.ServeMux] (or a handler registered on one) so the
 // pattern that matched is reported to an enclosing [HTTP.Middleware] even
-// when middleware in between replaced the request. Without an enclosing
-// Middleware it only calls next.
+// when middleware in between replaced the request. It finds the Middleware
+// through the ResponseWriter's Unwrap chain, so middleware in between that
+// wraps the ResponseWriter must implement Unwrap, as
+// [net/http.ResponseController] asks. Without an enclosing Middleware it only
+// calls next.
 func Route(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			// Deferred calls run innermost first, so with nested muxes the
 			// most specific pattern is kept.
-			if rec, ok := r.Context().Value(recorderKey{}).(*recorder); ok && rec.route == "" && r.Pattern != "" {
+			if rec := findRecorder(w); rec != nil && rec.route == "" && r.Pattern != "" {
 				rec.route = r.Pattern
 			}
 		}()
@@ -145,7 +149,20 @@ func Route(next http.Handler) http.Handler {
 	})
 }
 
-type recorderKey struct{}
+// findRecorder walks w's Unwrap chain to the Middleware's recorder.
+func findRecorder(w http.ResponseWriter) *recorder {
+	for range 16 { // bounds a cyclic chain
+		switch x := w.(type) {
+		case *recorder:
+			return x
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
+}
 
 // recorder notes the status code a handler sends.
 type recorder struct {
