@@ -298,9 +298,16 @@ func TestLabOverlayServicesSpreadNewConnections(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			replicas := readyReplicas(t, l, tt.service)
-			if replicas < 2 {
-				t.Fatalf("%s has %d Ready replicas; spreading needs at least 2", tt.service, replicas)
+			// The Deployments carry no spec.replicas (their HPAs own it), so
+			// a fresh apply starts with one pod until the HPA raises it to
+			// minReplicas.
+			replicas := 0
+			err := poll(ctx, time.Second, func(context.Context) (bool, error) {
+				replicas = readyReplicas(t, l, tt.service)
+				return replicas >= 2, nil
+			})
+			if err != nil {
+				t.Fatalf("%s has %d Ready replicas; spreading needs at least 2: %v", tt.service, replicas, err)
 			}
 			do := tt.do(t)
 			if err := waitServing(ctx, l, labNamespace, tt.service, replicas, do); err != nil {
