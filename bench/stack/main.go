@@ -6,6 +6,7 @@
 // net/http server.
 //
 //	go run ./bench/stack -duration 10s -concurrency 16
+//	go run ./bench/stack -breakdown    # the cost of each layer on a trivial handler
 package main
 
 import (
@@ -39,9 +40,14 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "load duration of each measurement")
 	conc := flag.Int("concurrency", 16, "concurrent connections of hey")
 	rounds := flag.Int("rounds", 2, "measurements of each side, alternating")
+	layers := flag.Bool("breakdown", false, "measure the trivial handler with the stack's layers added one at a time instead")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, *duration, *conc, *rounds); err != nil {
+	do := run
+	if *layers {
+		do = breakdown
+	}
+	if err := do(log, *duration, *conc, *rounds); err != nil {
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(1)
 	}
