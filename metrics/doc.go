@@ -20,7 +20,10 @@
 // handler once that handler returns; ServeMux sets it there. When another
 // middleware between this one and the mux replaces the request (for example
 // with [net/http.Request.WithContext]), wrap the mux itself in [Route] so the
-// pattern is still seen.
+// pattern is still seen. Route finds the middleware through the
+// ResponseWriter's Unwrap chain, so a middleware in between that wraps the
+// ResponseWriter must implement Unwrap, as [net/http.ResponseController]
+// already asks of it.
 //
 // [NewRegistry] returns a registry with the Go runtime, process and build
 // information collectors, and [Handler] serves any gatherer in the Prometheus
