@@ -8,51 +8,25 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/shoal-dev/shoal/keda"
 )
 
-// ScaledObject is the part of a KEDA ScaledObject (keda.sh/v1alpha1) that
-// decides scaling, in KEDA's field layout.
-type ScaledObject struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata,omitempty"`
-	Spec              ScaledObjectSpec `json:"spec"`
-}
+// ScaledObject is a KEDA ScaledObject (keda.sh/v1alpha1, declared in
+// package keda) with KEDA's scaling semantics: the HPA it stands for, and
+// activation to and from zero. The fields that decide scaling are
+// pollingInterval (default 30s), cooldownPeriod (default 300s),
+// minReplicaCount (default 0), maxReplicaCount (default 100),
+// advanced.horizontalPodAutoscalerConfig.behavior and the triggers; only
+// prometheus triggers are understood, their metadata holding threshold and
+// activationThreshold.
+type ScaledObject keda.ScaledObject
 
-// ScaledObjectSpec mirrors KEDA's spec fields that affect the replica count.
-type ScaledObjectSpec struct {
-	ScaleTargetRef *autoscalingv2.CrossVersionObjectReference `json:"scaleTargetRef,omitempty"`
-	// PollingInterval is how often, in seconds, KEDA checks activation. If nil, 30.
-	PollingInterval *int32 `json:"pollingInterval,omitempty"`
-	// CooldownPeriod is how long, in seconds, after the last active poll
-	// KEDA scales to zero. If nil, 300.
-	CooldownPeriod *int32 `json:"cooldownPeriod,omitempty"`
-	// MinReplicaCount is the floor; 0 allows scaling to zero. If nil, 0.
-	MinReplicaCount *int32 `json:"minReplicaCount,omitempty"`
-	// MaxReplicaCount is the HPA's maxReplicas. If nil, 100.
-	MaxReplicaCount *int32          `json:"maxReplicaCount,omitempty"`
-	Advanced        *AdvancedConfig `json:"advanced,omitempty"`
-	Triggers        []ScaleTrigger  `json:"triggers"`
-}
-
-// AdvancedConfig carries the behavior KEDA copies onto its HPA.
-type AdvancedConfig struct {
-	HorizontalPodAutoscalerConfig *HorizontalPodAutoscalerConfig `json:"horizontalPodAutoscalerConfig,omitempty"`
-}
-
-// HorizontalPodAutoscalerConfig is KEDA's advanced.horizontalPodAutoscalerConfig.
-type HorizontalPodAutoscalerConfig struct {
-	Name     string                                         `json:"name,omitempty"`
-	Behavior *autoscalingv2.HorizontalPodAutoscalerBehavior `json:"behavior,omitempty"`
-}
-
-// ScaleTrigger is one trigger; only the prometheus type is understood.
-type ScaleTrigger struct {
-	Type       string                         `json:"type"`
-	Name       string                         `json:"name,omitempty"`
-	MetricType autoscalingv2.MetricTargetType `json:"metricType,omitempty"`
-	// Metadata holds serverAddress, query, threshold and activationThreshold.
-	Metadata map[string]string `json:"metadata"`
-}
+// ScaledObjectSpec and ScaleTrigger are KEDA's, from package keda.
+type (
+	ScaledObjectSpec = keda.ScaledObjectSpec
+	ScaleTrigger     = keda.ScaleTrigger
+)
 
 func int32Or(p *int32, def int32) int32 {
 	if p == nil {
@@ -80,18 +54,18 @@ func (so *ScaledObject) Validate() error {
 		return fmt.Errorf("%w: scaledObject needs at least one trigger", ErrInvalidInput)
 	}
 	for i := range s.Triggers {
-		if _, _, err := s.Triggers[i].thresholds(); err != nil {
+		if _, _, err := thresholds(&s.Triggers[i]); err != nil {
 			return fmt.Errorf("%w: scaledObject triggers[%d]: %v", ErrInvalidInput, i, err)
 		}
 	}
 	return nil
 }
 
-func (t *ScaleTrigger) thresholds() (threshold, activation float64, err error) {
+func thresholds(t *ScaleTrigger) (threshold, activation float64, err error) {
 	if t.Type != "prometheus" {
 		return 0, 0, fmt.Errorf("trigger type %q is not supported (prometheus only)", t.Type)
 	}
-	switch t.MetricType {
+	switch autoscalingv2.MetricTargetType(t.MetricType) {
 	case "", autoscalingv2.AverageValueMetricType, autoscalingv2.ValueMetricType:
 	default:
 		return 0, 0, fmt.Errorf("metricType %q is not AverageValue or Value", t.MetricType)
@@ -134,17 +108,25 @@ func (so *ScaledObject) HPA() (*autoscalingv2.HorizontalPodAutoscaler, error) {
 			MaxReplicas: int32Or(s.MaxReplicaCount, 100),
 		},
 	}
-	if s.ScaleTargetRef != nil {
-		hpa.Spec.ScaleTargetRef = *s.ScaleTargetRef
+	if t := s.ScaleTargetRef; t != nil {
+		// KEDA's defaults for a target that names only itself.
+		ref := autoscalingv2.CrossVersionObjectReference{Kind: t.Kind, Name: t.Name, APIVersion: t.APIVersion}
+		if ref.Kind == "" {
+			ref.Kind = "Deployment"
+		}
+		if ref.APIVersion == "" {
+			ref.APIVersion = "apps/v1"
+		}
+		hpa.Spec.ScaleTargetRef = ref
 	}
 	if s.Advanced != nil && s.Advanced.HorizontalPodAutoscalerConfig != nil && s.Advanced.HorizontalPodAutoscalerConfig.Behavior != nil {
 		hpa.Spec.Behavior = s.Advanced.HorizontalPodAutoscalerConfig.Behavior.DeepCopy()
 	}
 	for i := range s.Triggers {
-		threshold, _, _ := s.Triggers[i].thresholds()
+		threshold, _, _ := thresholds(&s.Triggers[i])
 		q := resource.NewMilliQuantity(int64(threshold*1000), resource.DecimalSI)
 		target := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: q}
-		if s.Triggers[i].MetricType == autoscalingv2.ValueMetricType {
+		if autoscalingv2.MetricTargetType(s.Triggers[i].MetricType) == autoscalingv2.ValueMetricType {
 			target = autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: q}
 		}
 		hpa.Spec.Metrics = append(hpa.Spec.Metrics, autoscalingv2.MetricSpec{
@@ -191,7 +173,7 @@ func (so *ScaledObject) Activate(now time.Time, current int32, values []float64,
 	}
 	active := false
 	for i := range s.Triggers {
-		_, activation, _ := s.Triggers[i].thresholds()
+		_, activation, _ := thresholds(&s.Triggers[i])
 		// KEDA's prometheus scaler is active strictly above the activation threshold.
 		if values[i] > activation {
 			active = true

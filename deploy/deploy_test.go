@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-dev/shoal/deploy"
+	kedaapi "github.com/shoal-dev/shoal/keda"
 	"github.com/shoal-dev/shoal/lint"
 )
 
@@ -43,7 +44,7 @@ func objects(t *testing.T, dir string) []any {
 		gvk := schema.FromAPIVersionAndKind(r.GetApiVersion(), r.GetKind())
 		var obj any
 		if gvk.Group == "keda.sh" && gvk.Kind == "ScaledObject" {
-			obj = new(lint.ScaledObject)
+			obj = new(kedaapi.ScaledObject)
 		} else if obj, err = scheme.Scheme.New(gvk); err != nil {
 			t.Fatalf("%s: %s/%s is not a k8s.io/api kind: %v", dir, gvk, r.GetName(), err)
 		}
@@ -163,7 +164,7 @@ func checkPodCare(t *testing.T, d *appsv1.Deployment) {
 
 func TestOverlayDifferences(t *testing.T) {
 	hpaCount := count[*autoscalingv2.HorizontalPodAutoscaler]
-	soCount := count[*lint.ScaledObject]
+	soCount := count[*kedaapi.ScaledObject]
 	image := func(objs []any, name string) corev1.Container {
 		return deployment(objs, name).Spec.Template.Spec.Containers[0]
 	}
@@ -213,7 +214,7 @@ func TestOverlayDifferences(t *testing.T) {
 		t.Errorf("keda: %d HPAs and %d ScaledObjects, want 0 and 2", hpaCount(keda), soCount(keda))
 	}
 	for _, o := range keda {
-		if so, ok := o.(*lint.ScaledObject); ok && !slices.ContainsFunc(so.Spec.Triggers, func(tr lint.ScaleTrigger) bool { return tr.Type == "prometheus" }) {
+		if so, ok := o.(*kedaapi.ScaledObject); ok && !slices.ContainsFunc(so.Spec.Triggers, func(tr kedaapi.ScaleTrigger) bool { return tr.Type == "prometheus" }) {
 			t.Errorf("keda: ScaledObject %s has no prometheus trigger", so.Name)
 		}
 	}

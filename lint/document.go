@@ -14,6 +14,8 @@ import (
 	sigsjson "sigs.k8s.io/json"
 	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/shoal-dev/shoal/keda"
 )
 
 // Document is one Kubernetes object read from a file or built from a
@@ -56,7 +58,7 @@ var scaledObjectGVK = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alph
 // neither built into Kubernetes nor known to this package.
 func newObject(gvk schema.GroupVersionKind) any {
 	if gvk == scaledObjectGVK {
-		return new(ScaledObject)
+		return new(keda.ScaledObject)
 	}
 	obj, err := scheme.Scheme.New(gvk)
 	if err != nil {

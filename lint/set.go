@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/shoal-dev/shoal/keda"
 )
 
 // set is the decoded objects of one input, indexed for rules that relate
@@ -70,7 +72,7 @@ func newSet(docs []*Document) *set {
 				a.utilization = append(a.utilization, resourceMetric{resource: corev1.ResourceCPU, field: "spec.targetCPUUtilizationPercentage"})
 			}
 			s.autoscalers = append(s.autoscalers, a)
-		case *ScaledObject:
+		case *keda.ScaledObject:
 			s.autoscalers = append(s.autoscalers, scaledObject(d, o))
 		}
 	}
@@ -93,7 +95,7 @@ func hpaV2(d *Document, o *autoscalingv2.HorizontalPodAutoscaler) *autoscaler {
 	return a
 }
 
-func scaledObject(d *Document, o *ScaledObject) *autoscaler {
+func scaledObject(d *Document, o *keda.ScaledObject) *autoscaler {
 	a := &autoscaler{doc: d, targetKind: "Deployment", minReplicas: deref(o.Spec.MinReplicaCount, 0)}
 	if ref := o.Spec.ScaleTargetRef; ref != nil {
 		a.targetName = ref.Name

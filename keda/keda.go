@@ -1,13 +1,12 @@
-package lint
+package keda
 
 import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ScaledObject is KEDA's keda.sh/v1alpha1 ScaledObject, declared here so
-// that it decodes as strictly as the built-in kinds without importing KEDA.
-// It carries the fields of KEDA 2.x.
+// ScaledObject is KEDA's keda.sh/v1alpha1 ScaledObject with the fields of
+// KEDA 2.x.
 type ScaledObject struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
