@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -99,9 +98,6 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, o Options) error 
 	fmt.Fprintf(out, "try:\n  curl -c /tmp/c -X POST %s/v1/login -d '{\"user\":\"ann\"}'\n", g)
 	fmt.Fprintf(out, "  curl -b /tmp/c -X POST '%s/v1/thumbnails?width=64&height=64' --data-binary @image.png -o thumb.png\n", g)
 	fmt.Fprintf(out, "  curl -b /tmp/c %s/v1/history\n", g)
-	if f, ok := out.(*os.File); ok {
-		_ = f.Sync()
-	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)

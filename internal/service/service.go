@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -187,5 +186,5 @@ func URL(a net.Addr) string {
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "http://" + strings.TrimSuffix(net.JoinHostPort(host, port), "/")
+	return "http://" + net.JoinHostPort(host, port)
 }
