@@ -100,10 +100,10 @@ type AutoscalerInfo struct {
 	// Metrics reads as kubectl's TARGETS column: "cpu: 35%/70%, http_requests_per_second: 12/100".
 	Metrics string `json:"metrics"`
 	// Reason explains the latest decision (the autoscale package's Reason).
-	Reason     string    `json:"reason"`
-	LastScale  time.Time `json:"lastScale,omitzero"`
-	LastSync   time.Time `json:"lastSync,omitzero"`
-	MetricError string   `json:"metricError,omitempty"`
+	Reason      string    `json:"reason"`
+	LastScale   time.Time `json:"lastScale,omitzero"`
+	LastSync    time.Time `json:"lastSync,omitzero"`
+	MetricError string    `json:"metricError,omitempty"`
 }
 
 // Event is a Kubernetes-style event.
