@@ -232,14 +232,17 @@ func TestOverlayDifferences(t *testing.T) {
 	}
 
 	local := objects(t, "overlays/local")
-	if hpaCount(local) != 0 {
-		t.Error("local: the runner scales; no HPAs")
+	if hpaCount(local) != 2 {
+		t.Errorf("local: shoal up reconciles the base's two HPAs; got %d", hpaCount(local))
 	}
 	for _, app := range []string{"thumbnailer", "gallery"} {
 		d := deployment(local, app)
-		if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Containers[0].Image != "ko://github.com/shoal-dev/shoal/cmd/"+app {
-			t.Errorf("local %s: replicas %d image %s", app, *d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
+		if d.Spec.Replicas != nil || d.Spec.Template.Spec.Containers[0].Image != "ko://github.com/shoal-dev/shoal/cmd/"+app {
+			t.Errorf("local %s: replicas %v (the HPA owns them) image %s", app, d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Image)
 		}
+	}
+	if r := env(image(local, "gallery"), "REDIS_URL"); r == nil || r.Value != "redis://redis:6379/0" || deployment(local, "redis") == nil {
+		t.Errorf("local: sessions in the overlay's Redis by its Service name; REDIS_URL %+v", r)
 	}
 	if ing := find(local, func(i *networkingv1.Ingress) string { return i.Name }, "gallery"); len(ing.Spec.TLS) != 0 {
 		t.Error("local: Ingress without TLS")

@@ -122,6 +122,9 @@ type Report struct {
 	Inputs int `json:"inputs"`
 	// Objects counts the documents decoded.
 	Objects int `json:"objects"`
+	// Documents are the documents read, in input order, for callers that
+	// go on to use the objects (as `shoal up` does after linting).
+	Documents []*Document `json:"-"`
 }
 
 // Count returns how many findings have severity s.

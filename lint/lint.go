@@ -136,6 +136,7 @@ func build(dir string) ([]*Document, []Finding) {
 // check runs the rules over one set and adds what they find to rep.
 func (l *Linter) check(rep *Report, docs []*Document, decode []Finding) {
 	rep.Inputs++
+	rep.Documents = append(rep.Documents, docs...)
 	s := newSet(docs)
 	for _, d := range docs {
 		if d.Object != nil {
