@@ -12,10 +12,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/internal/democli"
+	"github.com/shoal-dev/shoal/internal/getcli"
 	"github.com/shoal-dev/shoal/internal/hpacli"
 	"github.com/shoal-dev/shoal/internal/imagecli"
 	"github.com/shoal-dev/shoal/internal/lintcli"
 	"github.com/shoal-dev/shoal/internal/loadcli"
+	"github.com/shoal-dev/shoal/internal/rolloutcli"
 )
 
 func main() {
@@ -41,6 +43,8 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(lintcli.NewCommand())
 	root.AddCommand(imagecli.NewCommand())
 	root.AddCommand(loadcli.NewCommand())
+	root.AddCommand(getcli.NewCommand())
+	root.AddCommand(rolloutcli.NewCommand())
 	return root
 }
 
