@@ -15,7 +15,10 @@
 //
 // Unknown names under DOMAIN get NXDOMAIN with the zone's SOA in the
 // authority section; existing names without records of the asked type get an
-// empty NOERROR answer. The short forms SERVICE and SERVICE.NS never reach
-// the server as such: a pod's resolver expands them through the search list
-// of the resolv.conf that ResolvConf renders.
+// empty NOERROR answer. Until the first Server.Update every name under DOMAIN
+// gets SERVFAIL, which resolvers retry instead of caching.
+//
+// The short forms SERVICE and SERVICE.NS never reach the server as such: a
+// pod's resolver expands them through the search list of the resolv.conf
+// that ResolvConf renders.
 package clusterdns

@@ -36,9 +36,11 @@ type Config struct {
 	Domain string
 	// TTL of every answer, in seconds. Default DefaultTTL.
 	TTL uint32
-	// Upstreams are the servers ("IP" or "IP:port") that answer names
-	// outside Domain. Default: the nameservers of HostResolvConf, read once
-	// at Start. Without any, such names get SERVFAIL.
+	// Upstreams are the servers ("IP" or "IP:port", port 53 by default)
+	// that answer names outside Domain, tried in order over the transport
+	// the query came on. Nil means the nameservers of HostResolvConf, read
+	// once at Start; an empty slice means none. Without any, such names get
+	// SERVFAIL. The server's own address is left out, lest it loop.
 	Upstreams []string
 	// HostResolvConf is the file the default Upstreams come from. Default
 	// DefaultHostResolvConf.
