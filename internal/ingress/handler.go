@@ -1,0 +1,350 @@
+package ingress
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+)
+
+// Defaults of ingress-nginx's ConfigMap that Config can override.
+const (
+	// DefaultConnectTimeout is proxy-connect-timeout.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultResponseHeaderTimeout stands for proxy-read-timeout, applied
+	// to the wait for the response header.
+	DefaultResponseHeaderTimeout = 60 * time.Second
+)
+
+// Tuning of the connection pool to endpoints, after ingress-nginx's
+// upstream-keepalive-* defaults.
+const (
+	maxIdleConnsPerEndpoint = 64
+	idleConnTimeout         = 60 * time.Second
+	// maxReplayBody bounds the request body kept in memory so that an
+	// idempotent request can be retried on another endpoint; requests with
+	// larger bodies are tried once.
+	maxReplayBody = 1 << 20
+)
+
+// Config configures a [Handler]. The zero value is valid but routes
+// every request to a backend without endpoints.
+type Config struct {
+	// Logger receives routing-table warnings and proxy errors. If nil,
+	// records are discarded.
+	Logger *slog.Logger
+	// Endpoints returns the backend's ready endpoints now; it is called
+	// once per request and must be safe for concurrent use. If nil, no
+	// backend has endpoints.
+	Endpoints func(Backend) []netip.AddrPort
+	// ConnectTimeout bounds a connection to an endpoint. If zero,
+	// DefaultConnectTimeout is used.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for an endpoint's response
+	// header once the request is sent; when it expires the attempt fails
+	// with a timeout. If zero, DefaultResponseHeaderTimeout is used.
+	ResponseHeaderTimeout time.Duration
+}
+
+// Handler routes requests by the Ingresses of the last successful
+// [Handler.Update] and proxies them to the backends' endpoints. Create it
+// with [New].
+type Handler struct {
+	log       *slog.Logger
+	endpoints func(Backend) []netip.AddrPort
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+
+	table atomic.Pointer[table]
+
+	mu       sync.Mutex // serializes Update
+	counters map[Backend]*atomic.Uint64
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a Handler with an empty routing table, which answers 404.
+func New(cfg Config) *Handler {
+	h := &Handler{log: cfg.Logger, endpoints: cfg.Endpoints}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	dialer := &net.Dialer{Timeout: cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout), KeepAlive: 30 * time.Second}
+	h.transport = &http.Transport{
+		// Proxy stays nil: endpoints are reached directly, whatever the
+		// environment says.
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   maxIdleConnsPerEndpoint,
+		IdleConnTimeout:       idleConnTimeout,
+		ResponseHeaderTimeout: cmp.Or(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		ExpectContinueTimeout: time.Second,
+		// The client's Accept-Encoding goes upstream untouched.
+		DisableCompression: true,
+	}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    (*upstreamTransport)(h),
+		BufferPool:   newBufferPool(),
+		ErrorHandler: h.proxyError,
+		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+	}
+	h.table.Store(&table{hosts: map[string]*paths{}, wildcards: map[string]*paths{}, any: newPaths()})
+	return h
+}
+
+// Update validates ings and, if they are all valid, makes them the
+// routing table in one step; requests in flight finish on the table they
+// started with. Invalid input leaves the table as it was and returns every
+// problem found, each a [*FieldError] naming the Ingress and the field.
+func (h *Handler) Update(ings []*networkingv1.Ingress) error {
+	sorted := make([]*networkingv1.Ingress, 0, len(ings))
+	for i, ing := range ings {
+		if ing == nil {
+			return fmt.Errorf("ingress: Update: ingress %d is nil", i)
+		}
+		sorted = append(sorted, ing)
+	}
+	// Oldest first, as ingress-nginx resolves conflicting declarations.
+	slices.SortStableFunc(sorted, func(a, b *networkingv1.Ingress) int {
+		return cmp.Or(
+			a.CreationTimestamp.Compare(b.CreationTimestamp.Time),
+			cmp.Compare(a.Namespace, b.Namespace),
+			cmp.Compare(a.Name, b.Name))
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, counters, warnings, err := buildTable(sorted, h.counters)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		h.log.Warn("ingress: conflicting declaration", "detail", w)
+	}
+	h.counters = counters
+	h.table.Store(t)
+	return nil
+}
+
+// Routes lists the current routing table, sorted by host, path and path
+// type.
+func (h *Handler) Routes() []Route {
+	return slices.Clone(h.table.Load().routes)
+}
+
+// CloseIdleConnections closes the kept-alive connections to endpoints
+// that carry no request now.
+func (h *Handler) CloseIdleConnections() { h.transport.CloseIdleConnections() }
+
+// requestState travels with a request from ServeHTTP to the transport.
+type requestState struct {
+	route *route
+	eps   []netip.AddrPort
+	body  *limitedBody // nil when the body is not limited
+}
+
+type stateKey struct{}
+
+// ServeHTTP routes r and proxies it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt := h.table.Load().match(r.Host, r.URL.Path)
+	if rt == nil {
+		http.Error(w, "default backend - 404", http.StatusNotFound)
+		return
+	}
+	st := &requestState{route: rt}
+	if rt.bodyLimit > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > rt.bodyLimit {
+			http.Error(w, "413 Request Entity Too Large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		st.body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, rt.bodyLimit)}
+	}
+	if h.endpoints != nil {
+		st.eps = h.endpoints(rt.Backend)
+	}
+	if len(st.eps) == 0 {
+		h.log.Debug("ingress: backend has no ready endpoints", "backend", rt.Backend.String(), "host", r.Host, "path", r.URL.Path)
+		http.Error(w, "503 Service Temporarily Unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	r2 := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	if st.body != nil {
+		r2.Body = st.body
+	}
+	h.proxy.ServeHTTP(w, r2)
+}
+
+// rewrite sets the headers ingress-nginx sets by default. Like it, it
+// does not trust forwarding headers from the client.
+func rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "http"
+	// The transport puts the chosen endpoint here; pr.Out.Host keeps the
+	// client's Host header.
+	pr.Out.URL.Host = "endpoint.invalid"
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		pr.Out.Header.Set("X-Forwarded-For", ip)
+		pr.Out.Header.Set("X-Real-IP", ip)
+	}
+	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	proto := "http"
+	if pr.In.TLS != nil {
+		proto = "https"
+	}
+	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+}
+
+// proxyError answers a request whose every attempt failed: 413 when the
+// body outgrew the limit, 504 after a timeout, else 502, as nginx does.
+func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*requestState)
+	code := http.StatusBadGateway
+	var ne net.Error
+	switch {
+	case st != nil && st.body != nil && st.body.exceeded.Load():
+		code = http.StatusRequestEntityTooLarge
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		h.log.Debug("ingress: client gone", "host", r.Host, "path", r.URL.Path, "err", err)
+		w.WriteHeader(499)
+		return
+	case errors.As(err, &ne) && ne.Timeout():
+		code = http.StatusGatewayTimeout
+	}
+	attrs := []any{"host", r.Host, "method", r.Method, "path", r.URL.Path, "status", code, "err", err}
+	if st != nil {
+		attrs = append(attrs, "backend", st.route.Backend.String())
+	}
+	h.log.Warn("ingress: upstream failed", attrs...)
+	http.Error(w, fmt.Sprintf("%d %s", code, http.StatusText(code)), code)
+}
+
+// upstreamTransport sends a request to the route's endpoints in
+// round-robin order, moving on to the next endpoint on the failures the
+// route's proxy-next-upstream names.
+type upstreamTransport Handler
+
+var _ http.RoundTripper = (*upstreamTransport)(nil)
+
+func (u *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st, ok := req.Context().Value(stateKey{}).(*requestState)
+	if !ok {
+		return nil, errors.New("ingress: request without routing state")
+	}
+	rt, eps := st.route, st.eps
+	n := len(eps)
+	start := int((rt.rr.Add(1) - 1) % uint64(n))
+
+	attempts := 1
+	if !rt.next.off() && (idempotent(req.Method) || rt.next.nonIdempotent) {
+		attempts = n
+		if rt.tries > 0 {
+			attempts = min(rt.tries, n)
+		}
+	}
+	var replay []byte
+	if attempts > 1 && req.Body != nil && req.Body != http.NoBody {
+		// Keep the body to send it again; too big a body is tried once.
+		b, err := io.ReadAll(io.LimitReader(req.Body, maxReplayBody+1))
+		if err != nil {
+			return nil, fmt.Errorf("ingress: read request body: %w", err)
+		}
+		if len(b) > maxReplayBody {
+			attempts = 1
+			req.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
+		} else {
+			replay = b
+		}
+	}
+
+	var lastErr error
+	for i := range attempts {
+		ep := eps[(start+i)%n]
+		out := new(http.Request)
+		*out = *req
+		u2 := *req.URL
+		u2.Host = ep.String()
+		out.URL = &u2
+		if replay != nil {
+			out.Body = io.NopCloser(bytes.NewReader(replay))
+			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
+		}
+		resp, err := (*Handler)(u).transport.RoundTrip(out)
+		last := i == attempts-1
+		if err != nil {
+			lastErr = err
+			if last || req.Context().Err() != nil || (st.body != nil && st.body.exceeded.Load()) {
+				break
+			}
+			var ne net.Error
+			timeout := errors.As(err, &ne) && ne.Timeout()
+			if (timeout && !rt.next.onTimeout) || (!timeout && !rt.next.onError) {
+				break
+			}
+			u.log.Info("ingress: trying next endpoint", "backend", rt.Backend.String(), "endpoint", ep, "err", err)
+			continue
+		}
+		if !last && rt.next.onStatus(resp.StatusCode) {
+			u.log.Info("ingress: trying next endpoint", "backend", rt.Backend.String(), "endpoint", ep, "status", resp.StatusCode)
+			// Drain a little so the connection can be reused.
+			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+			resp.Body.Close()
+			continue
+		}
+		return resp, nil
+	}
+	return nil, lastErr
+}
+
+// idempotent reports whether nginx may pass a request with this method to
+// the next upstream without non_idempotent.
+func idempotent(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPatch, "LOCK":
+		return false
+	}
+	return true
+}
+
+// limitedBody records whether the request body outgrew its limit, which
+// the transport reports only as a generic write error.
+type limitedBody struct {
+	io.ReadCloser
+	exceeded atomic.Bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		b.exceeded.Store(true)
+	}
+	return n, err
+}
+
+// bufferPool recycles the proxy's copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *b.p.Get().(*[]byte) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
