@@ -23,12 +23,13 @@ const minKillGrace = 2 * time.Second
 type container struct {
 	pod     *Pod
 	spec    *corev1.Container
+	bin     string // the image's binary
 	argv    []string
 	env     []string
 	dir     string
-	ports   map[string]int32  // containerPort by name
-	killReq chan string       // a probe or hook asking for a restart, with the reason
-	path    string            // the container's PATH, for exec hooks and probes
+	ports   map[string]int32 // containerPort by name
+	killReq chan string      // a probe or hook asking for a restart, with the reason
+	path    string           // the container's PATH, for exec hooks and probes
 
 	// Guarded by pod.mu.
 	proc      *process
@@ -67,6 +68,7 @@ func (p *Pod) newContainer(spec *corev1.Container) (*container, error) {
 	c := &container{
 		pod:     p,
 		spec:    spec,
+		bin:     bin,
 		env:     full.environ(),
 		dir:     spec.WorkingDir,
 		ports:   map[string]int32{},
@@ -90,14 +92,9 @@ func (p *Pod) newContainer(spec *corev1.Container) (*container, error) {
 	if len(spec.Command) == 0 {
 		c.argv = append([]string{bin}, args...)
 	} else {
-		exe := args[0]
-		switch base := path.Base(exe); {
-		case base == path.Base(bin) || base == imageName(spec.Image):
-			exe = bin
-		default:
-			if exe, err = lookPath(exe, c.path); err != nil {
-				return nil, fmt.Errorf("command: %w", err)
-			}
+		exe, err := c.executable(args[0])
+		if err != nil {
+			return nil, fmt.Errorf("command: %w", err)
 		}
 		c.argv = append([]string{exe}, args[1:]...)
 	}
@@ -132,6 +129,16 @@ func (p *Pod) newContainer(spec *corev1.Container) (*container, error) {
 		}
 	}
 	return c, nil
+}
+
+// executable resolves argv[0] of a command run in the container: the
+// image's binary when named by its file name (as it would be found inside
+// the image), else a file found in the container's PATH.
+func (c *container) executable(name string) (string, error) {
+	if base := path.Base(name); base == path.Base(c.bin) || base == imageName(c.spec.Image) {
+		return c.bin, nil
+	}
+	return lookPath(name, c.path)
 }
 
 // imageName is the last path element of an image reference without tag or

@@ -278,7 +278,7 @@ func (c *container) runLifecycle(ctx context.Context, h *corev1.LifecycleHandler
 // its working directory and, when isolated, its mount namespace. Like the
 // kubelet, it does not expand $(VAR) in the command.
 func (c *container) execCommand(ctx context.Context, command []string, pr *process) error {
-	exe, err := lookPath(command[0], c.path)
+	exe, err := c.executable(command[0])
 	if err != nil {
 		return err
 	}
@@ -355,7 +355,7 @@ func (c *container) httpGet(ctx context.Context, g *corev1.HTTPGetAction) error 
 		req.Header.Add(h.Name, h.Value)
 	}
 	transport := &http.Transport{
-		DisableKeepAlives: true, // a probe is one request, as the kubelet's
+		DisableKeepAlives: true,                                  // a probe is one request, as the kubelet's
 		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // the kubelet does not verify probe certificates
 		Proxy:             nil,
 	}
