@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need when it is missing: Debian packages for the
-# real peers (redis-server, prometheus/promtool, hey, wrk) and pinned Go tools.
+# real peers (redis-server, prometheus/promtool, hey, wrk), the headless browser
+# of the dashboard test (chromium) and pinned Go tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v hey >/dev/null || need+=(hey)
 command -v wrk >/dev/null || need+=(wrk)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]} from Debian" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
