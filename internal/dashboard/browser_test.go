@@ -193,6 +193,12 @@ func startBrowser(t *testing.T, ctx context.Context) *browser {
 		b.stop()
 		t.Fatal(err)
 	}
+	for _, flag := range []string{"--headless=new", "--no-sandbox"} {
+		if !bytes.Contains(cmdline, []byte(flag+"\x00")) {
+			b.stop()
+			t.Fatalf("chromium runs without %s: %q", flag, cmdline)
+		}
+	}
 	for arg := range bytes.SplitSeq(cmdline, []byte{0}) {
 		if dir, ok := strings.CutPrefix(string(arg), "--user-data-dir="); ok {
 			b.dataDir = dir
