@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+)
+
+// podLoad is a pod's recent load as a metrics collector measured it.
+type podLoad struct {
+	CPU, RPS, P50, P99 float64
+}
+
+// SetLoad records a pod's recent load for snapshots: CPU in cores, requests
+// per second and latency quantiles in seconds.
+func (c *Cluster) SetLoad(namespace, pod string, cpu, rps, p50, p99 float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pods[namespace+"/"+pod] != nil {
+		c.loads[namespace+"/"+pod] = podLoad{CPU: cpu, RPS: rps, P50: p50, P99: p99}
+	}
+}
+
+const maxHistory = 1800 // an hour of points every 2s per deployment
+
+func (c *Cluster) recordHistory() {
+	desired := map[string]int32{}
+	if c.cfg.Autoscalers != nil {
+		for _, a := range c.cfg.Autoscalers() {
+			desired[a.Namespace+"/"+strings.TrimPrefix(a.Target, "deployment/")] = a.Desired
+		}
+	}
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.deploys {
+		info := c.deploymentInfoLocked(d)
+		c.history = append(c.history, HistoryPoint{
+			Time: now, Namespace: d.namespace, Deployment: d.name,
+			Replicas: info.Current, Ready: info.Ready, Desired: desired[d.namespace+"/"+d.name],
+		})
+	}
+	if over := len(c.history) - maxHistory*max(1, len(c.deploys)); over > 0 {
+		c.history = c.history[over:]
+	}
+}
+
+func (c *Cluster) deploymentInfoLocked(d *deployment) DeploymentInfo {
+	info := DeploymentInfo{Namespace: d.namespace, Name: d.name, Replicas: d.replicas, Revision: d.revision}
+	for _, p := range c.pods {
+		if p.deploy != d || p.terminating {
+			continue
+		}
+		info.Current++
+		if p.revision == d.revision {
+			info.Updated++
+		}
+		if p.ready() {
+			info.Ready++
+			info.Available++
+		}
+	}
+	return info
+}
+
+// Snapshot returns the cluster's state now.
+func (c *Cluster) Snapshot() Snapshot {
+	var autoscalers []AutoscalerInfo
+	if c.cfg.Autoscalers != nil {
+		autoscalers = c.cfg.Autoscalers()
+	}
+	s := Snapshot{Time: c.cfg.Now(), Autoscalers: autoscalers, Events: c.events.list()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.deploys {
+		s.Deployments = append(s.Deployments, c.deploymentInfoLocked(d))
+	}
+	for _, p := range c.sortedPodsLocked() {
+		st := p.run.Status()
+		info := PodInfo{
+			Namespace: p.namespace, Name: p.name, Deployment: p.deploy.name, Revision: p.revision,
+			IP: p.ip.String(), Phase: string(st.Phase), Status: st.Reason, Ready: st.Ready && !p.terminating,
+			Terminating: p.terminating, Restarts: st.Restarts, Created: p.created,
+			CPURequest: cpuRequest(p.spec),
+		}
+		if p.terminating {
+			info.Status = "Terminating"
+		}
+		for _, ct := range st.Containers {
+			info.PIDs = append(info.PIDs, ct.PID)
+		}
+		if l, ok := c.loads[p.key()]; ok {
+			info.CPU, info.RPS, info.LatencyP50, info.LatencyP99 = l.CPU, l.RPS, l.P50, l.P99
+		}
+		s.Pods = append(s.Pods, info)
+	}
+	for _, svc := range c.services {
+		info := ServiceInfo{Namespace: svc.namespace, Name: svc.obj.Name, Type: "ClusterIP", ClusterIP: "None"}
+		if svc.ip.IsValid() {
+			info.ClusterIP = svc.ip.String()
+		} else {
+			info.Type = "Headless"
+		}
+		for _, sp := range svc.obj.Spec.Ports {
+			info.Ports = append(info.Ports, fmt.Sprintf("%d->%s/TCP", sp.Port, sp.TargetPort.String()))
+		}
+		for _, ep := range svc.endpoints {
+			info.Endpoints = append(info.Endpoints, ep.String())
+		}
+		s.Services = append(s.Services, info)
+	}
+	if c.ing != nil {
+		for _, ing := range c.cfg.Objects.Ingresses {
+			for _, r := range ing.Spec.Rules {
+				if r.HTTP == nil {
+					continue
+				}
+				for _, p := range r.HTTP.Paths {
+					if p.Backend.Service == nil {
+						continue
+					}
+					port := p.Backend.Service.Port.Name
+					if port == "" {
+						port = fmt.Sprint(p.Backend.Service.Port.Number)
+					}
+					host := r.Host
+					if host == "" {
+						host = "127.0.0.1"
+					}
+					_, ingPort := splitPort(c.IngressAddr())
+					s.Ingresses = append(s.Ingresses, IngressInfo{
+						Namespace: nsOf(ing.Namespace), Name: ing.Name, Host: r.Host, Path: p.Path,
+						Backend: p.Backend.Service.Name + ":" + port,
+						URL:     "http://" + host + ":" + ingPort + p.Path,
+					})
+				}
+			}
+		}
+	}
+	s.History = append(s.History, c.history...)
+	return s
+}
+
+func splitPort(addr string) (string, string) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return addr, ""
+	}
+	return addr[:i], addr[i+1:]
+}
