@@ -94,7 +94,8 @@ type Status struct {
 	// Phase is Pending, Running, Succeeded or Failed.
 	Phase corev1.PodPhase
 	// Reason is what kubectl prints under STATUS: ContainerCreating,
-	// Running, CrashLoopBackOff, Error, Completed or Terminating.
+	// Running, CrashLoopBackOff, RunContainerError, Error, Completed or
+	// Terminating.
 	Reason string
 	// Ready is the Ready condition: every container ready and the pod not
 	// terminating. Started is true once every startup probe has passed.
@@ -289,8 +290,15 @@ func (p *Pod) setUpResolvConf() error {
 	if err != nil {
 		return fmt.Errorf("resolv.conf needs nsenter (util-linux): %w", err)
 	}
+	mount, err := lookPath("mount", defaultPath)
+	if err != nil {
+		return fmt.Errorf("resolv.conf needs mount: %w", err)
+	}
+	// unshare and sh exec, so the container's PID is the program's: the one
+	// the kubelet would signal. mount is passed as $0 because the
+	// container's PATH is the manifest's.
 	p.wrap = []string{unshare, "--mount", "--propagation", "private", "--",
-		"/bin/sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, p.cfg.ResolvConf}
+		"/bin/sh", "-c", `"$0" --bind "$1" /etc/resolv.conf && shift && exec "$@"`, mount, p.cfg.ResolvConf}
 	p.nsExec = []string{nsenter, "--mount", "--target"}
 	return nil
 }
@@ -311,7 +319,7 @@ func (p *Pod) Status() Status {
 	default:
 	}
 	var running, waiting, failed, succeeded, everRan int
-	crashLoop, creating := false, false
+	waitReason := ""
 	for _, c := range p.containers {
 		cs := c.statusLocked()
 		st.Containers = append(st.Containers, cs)
@@ -322,8 +330,9 @@ func (p *Pod) Status() Status {
 			running++
 		case "Waiting":
 			waiting++
-			crashLoop = crashLoop || cs.Reason == "CrashLoopBackOff"
-			creating = creating || cs.Reason == "ContainerCreating"
+			if waitReason == "" || cs.Reason == "CrashLoopBackOff" {
+				waitReason = cs.Reason
+			}
 		case "Terminated":
 			if cs.Reason == "Completed" {
 				succeeded++
@@ -348,10 +357,8 @@ func (p *Pod) Status() Status {
 	switch {
 	case st.Terminating:
 		st.Reason = "Terminating"
-	case crashLoop:
-		st.Reason = "CrashLoopBackOff"
-	case creating:
-		st.Reason = "ContainerCreating"
+	case waitReason != "":
+		st.Reason = waitReason // CrashLoopBackOff first, as kubectl shows it
 	case running == 0 && failed > 0:
 		st.Reason = "Error"
 	case running == 0:

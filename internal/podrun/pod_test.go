@@ -355,7 +355,8 @@ func TestCPUTime(t *testing.T) {
 	before := p.CPUTime()
 	h.mustGet("/burn?ms=500")
 	busy := p.CPUTime()
-	if busy-before < 500*time.Millisecond {
+	// /proc counts in 10ms ticks, truncating utime and stime separately.
+	if busy-before < 450*time.Millisecond {
 		t.Errorf("CPU time grew by %s while the process burnt 500ms", busy-before)
 	}
 	_, _ = h.get("/crash?code=1") // the connection dies with the process
@@ -372,13 +373,20 @@ func TestResolvConf(t *testing.T) {
 	if err := os.WriteFile(resolv, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := h.container()
-	c.Command = []string{"testpod", "cat", "/etc/resolv.conf"}
-	cfg := h.config(corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{c}})
+	cat := h.container()
+	cat.Name, cat.Ports = "cat", nil
+	cat.Command = []string{"testpod", "cat", "/etc/resolv.conf"}
+	// An exec probe runs in the container's mount namespace too.
+	server := h.container(corev1.EnvVar{Name: "PATH", Value: "/nonexistent"})
+	server.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:  corev1.ProbeHandler{Exec: &corev1.ExecAction{Command: []string{"testpod", "grep", "/etc/resolv.conf", "search test.svc"}}},
+		PeriodSeconds: 1,
+	}
+	cfg := h.config(corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{cat, server}})
 	cfg.ResolvConf = resolv
 	h.start(cfg)
-	h.waitFor("completion", func(s Status) bool { return s.Phase == corev1.PodSucceeded })
-	out, err := os.ReadFile(filepath.Join(h.dir, "testpod-1_app.log"))
+	h.waitFor("cat to complete", func(s Status) bool { return s.Containers[0].Reason == "Completed" })
+	out, err := os.ReadFile(filepath.Join(h.dir, "testpod-1_cat.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +394,7 @@ func TestResolvConf(t *testing.T) {
 		if string(out) != content {
 			t.Errorf("container saw /etc/resolv.conf:\n%s\nwant:\n%s", out, content)
 		}
+		h.waitFor("the exec probe to see the pod's resolv.conf", func(s Status) bool { return s.Containers[1].Ready })
 	} else if string(out) == content {
 		t.Errorf("not root, yet the container saw the pod's resolv.conf")
 	}
@@ -395,5 +404,18 @@ func TestResolvConf(t *testing.T) {
 	}
 	if string(host) == content {
 		t.Error("the host's /etc/resolv.conf was replaced")
+	}
+}
+
+func TestPostStartFailureRestarts(t *testing.T) {
+	h := newHarness(t, "127.42.12.2")
+	c := h.container()
+	c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{
+		Exec: &corev1.ExecAction{Command: []string{"testpod", "exit", "7"}}}}
+	h.start(h.config(corev1.PodSpec{Containers: []corev1.Container{c}}))
+	h.waitFor("a restart", func(s Status) bool { return s.Restarts >= 1 })
+	e := h.eventsWith("FailedPostStartHook")
+	if len(e) == 0 || !strings.Contains(e[0].Message, "exit status 7") {
+		t.Errorf("FailedPostStartHook events %v", e)
 	}
 }

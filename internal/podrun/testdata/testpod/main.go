@@ -11,7 +11,8 @@
 // MARK=FILE appends "start PID", "sigterm PID" lines to FILE. ON_SIGTERM=ignore
 // ignores SIGTERM. READY_AFTER=DURATION makes /readyz fail until then.
 // EXIT=N exits at once with code N. Subcommands: "cat FILE" prints a file,
-// "mark FILE TEXT" appends a line, "exit N" exits with code N.
+// "grep FILE TEXT" succeeds if FILE holds TEXT, "mark FILE TEXT" appends a
+// line, "exit N" exits with code N.
 package main
 
 import (
@@ -38,6 +39,12 @@ func main() {
 				os.Exit(1)
 			}
 			os.Stdout.Write(b)
+			return
+		case "grep":
+			b, err := os.ReadFile(os.Args[2])
+			if err != nil || !strings.Contains(string(b), os.Args[3]) {
+				os.Exit(1)
+			}
 			return
 		case "mark":
 			mark(os.Args[2], strings.Join(os.Args[3:], " "))
