@@ -155,6 +155,8 @@ type Pod struct {
 
 // Start validates cfg, checks that the pod's containerPorts are free on its
 // IP, starts every container and returns. On error nothing is left running.
+// The pod then runs, and restarts its containers, until Terminate; the
+// caller owns it and must call Terminate to stop its goroutines.
 func Start(cfg Config) (*Pod, error) {
 	p, err := newPod(cfg)
 	if err != nil {
