@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
-command -v promtool >/dev/null || need+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null || need+=(prometheus)
 command -v hey >/dev/null || need+=(hey)
 command -v wrk >/dev/null || need+=(wrk)
 command -v chromium >/dev/null || need+=(chromium)
