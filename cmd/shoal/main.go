@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/lintcli"
 	"github.com/shoal-dev/shoal/internal/loadcli"
 	"github.com/shoal-dev/shoal/internal/rolloutcli"
+	"github.com/shoal-dev/shoal/internal/upcli"
 )
 
 func main() {
@@ -45,6 +46,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(loadcli.NewCommand())
 	root.AddCommand(getcli.NewCommand())
 	root.AddCommand(rolloutcli.NewCommand())
+	root.AddCommand(upcli.NewCommand())
 	return root
 }
 

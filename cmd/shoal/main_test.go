@@ -39,7 +39,7 @@ func TestRootRegistersSubcommands(t *testing.T) {
 	if err := root.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	for _, sub := range []string{"demo", "hpa", "image", "lint", "load"} {
+	for _, sub := range []string{"demo", "get", "hpa", "image", "lint", "load", "rollout", "up"} {
 		if !strings.Contains(out.String(), "\n  "+sub+" ") {
 			t.Errorf("shoal --help does not list %q:\n%s", sub, out.String())
 		}

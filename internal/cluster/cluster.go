@@ -84,7 +84,7 @@ type Cluster struct {
 	proxies    []*svcproxy.Proxy
 	wake       chan struct{}
 	podWG      sync.WaitGroup // pod terminations
-	serveWG    sync.WaitGroup // ingress server
+	serveWG    sync.WaitGroup // the front doors' accept loops
 	resolvConf map[string]string
 }
 
@@ -189,6 +189,11 @@ func (c *Cluster) Start() (err error) {
 			}
 			c.proxies = append(c.proxies, px)
 			s.proxies = append(s.proxies, px)
+			c.serveWG.Go(func() {
+				if err := px.Serve(); err != nil && !errors.Is(err, svcproxy.ErrClosed) {
+					c.log.Error("service front door stopped", "addr", addr, "err", err)
+				}
+			})
 		}
 	}
 	if err := c.startIngress(); err != nil {
@@ -322,10 +327,10 @@ func (c *Cluster) shutdown() {
 	} else if c.ingLn != nil {
 		_ = c.ingLn.Close()
 	}
-	c.serveWG.Wait()
 	for _, px := range c.proxies {
 		_ = px.Close()
 	}
+	c.serveWG.Wait()
 	c.proxies = nil
 	if c.dns != nil {
 		_ = c.dns.Close()

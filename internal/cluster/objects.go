@@ -39,9 +39,16 @@ type Objects struct {
 }
 
 // Add sorts one decoded object into o: a pointer to a k8s.io/api type or a
-// *keda.ScaledObject. Kinds that cannot run here but would change what runs
+// *keda.ScaledObject. An object without a namespace is put in "default", as
+// kubectl apply does. Kinds that cannot run here but would change what runs
 // in a cluster (StatefulSet, DaemonSet, Job, bare Pods) are an error.
 func (o *Objects) Add(obj any) error {
+	if m, ok := obj.(interface {
+		GetNamespace() string
+		SetNamespace(string)
+	}); ok && m.GetNamespace() == "" {
+		m.SetNamespace("default")
+	}
 	switch v := obj.(type) {
 	case *appsv1.Deployment:
 		o.Deployments = append(o.Deployments, v)

@@ -80,11 +80,11 @@ func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 		},
 		ResolvConf: c.resolvConf[d.namespace],
 		LogDir:     filepath.Join(c.cfg.RunDir, "logs"),
-		Logger:     c.log.With("pod", name),
+		Logger:     c.log,
 		OnEvent: func(e podrun.Event) {
-			c.mu.Lock()
+			// The event log has its own lock: podrun reports events from
+			// inside Start, which runs under c.mu.
 			c.eventLocked(e.Type, e.Reason, obj, e.Message)
-			c.mu.Unlock()
 		},
 		OnChange:   c.poke,
 		BackOff:    c.cfg.BackOff,
