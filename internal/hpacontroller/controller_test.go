@@ -30,7 +30,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // events records what the controller emits.
@@ -258,4 +258,3 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run = %v, want nil after the context ends", err)
 	}
 }
-

@@ -35,7 +35,7 @@ type node interface{ isNode() }
 
 type matcher struct {
 	name, op, value string
-	re           *regexp.Regexp
+	re              *regexp.Regexp
 }
 
 func (m *matcher) matches(v string) bool {

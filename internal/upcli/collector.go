@@ -42,8 +42,8 @@ func newCollector(c *cluster.Cluster, direct *podmetrics.Direct, targets string,
 		direct:  direct,
 		targets: targets,
 		log:     log,
-		client: &http.Client{Timeout: collectInterval},
-		last:   map[string]podSample{},
+		client:  &http.Client{Timeout: collectInterval},
+		last:    map[string]podSample{},
 	}
 }
 

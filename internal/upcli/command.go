@@ -100,4 +100,3 @@ func parsePrefix(flag, v string) (netip.Prefix, error) {
 	}
 	return p.Masked(), nil
 }
-
