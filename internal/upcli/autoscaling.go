@@ -74,8 +74,11 @@ func (a *autoscaling) attach(c *cluster.Cluster) error {
 			c.Event(e.Type, e.Reason, e.Object, e.Message)
 		},
 	})
+	// Set keeps the autoscalers it understands; the others are reported
+	// and left alone, as a controller leaves an object it cannot read.
 	if err := ctrl.Set(a.objs.HPAs, a.objs.ScaledObjects); err != nil {
-		return fmt.Errorf("autoscalers: %w", err)
+		a.log.Warn("autoscalers not reconciled", "err", err)
+		c.Event("Warning", "FailedGetScale", "autoscaler", err.Error())
 	}
 	a.ctrl.Store(ctrl)
 	a.col = newCollector(c, a.direct, a.targets, a.log)
