@@ -74,7 +74,7 @@ with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 	f := cmd.Flags()
 	f.StringVarP(&kustomize, "kustomize", "k", "", "kustomization directory to build and run (default "+DefaultOverlay+")")
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file or folder to run (repeatable)")
-	f.StringArrayVar(&o.Images, "image", []string{"redis=redis-server"}, "map an image to a local program, NAME=PATH; NAME is the image reference, without tag, or its last path element (repeatable)")
+	f.StringArrayVar(&o.Images, "image", nil, "map an image to a local program, NAME=PATH; NAME is the image reference, without tag, or its last path element (repeatable; "+DefaultImages+" unless NAME is given)")
 	f.StringVar(&o.Addr, "addr", DefaultAddr, "address of the dashboard and the API")
 	f.StringVar(&o.IngressAddr, "ingress-addr", cluster.DefaultIngressAddr, "address of the Ingress front door (- for none)")
 	f.StringVar(&o.Prometheus, "prometheus", "", "URL of a Prometheus that scrapes the pods; Pods metrics are then queried there with the prometheus-adapter rules")

@@ -20,11 +20,16 @@ import (
 	"github.com/shoal-dev/shoal/internal/dashboard"
 )
 
+// DefaultImages is the image mapping every `shoal up` starts with; an
+// --image of the same NAME replaces it.
+const DefaultImages = "redis=redis-server"
+
 // Options are the settings of one `shoal up`.
 type Options struct {
 	// Paths are the manifests: files, folders or kustomization directories.
 	Paths []string
-	// Images maps images to local programs: NAME=PATH.
+	// Images maps images to local programs: NAME=PATH, on top of
+	// DefaultImages.
 	Images []string
 	// Addr is where the API and the dashboard listen.
 	Addr string
@@ -87,7 +92,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		}
 	}
 	im := &images{dir: filepath.Join(runDir, "bin"), mappings: map[string]string{}, log: log}
-	for _, v := range o.Images {
+	for _, v := range append([]string{DefaultImages}, o.Images...) {
 		name, program, err := parseImageFlag(v)
 		if err != nil {
 			return err
