@@ -405,3 +405,54 @@ func TestListenPortClash(t *testing.T) {
 		t.Errorf("error %q does not name the package and the address %s", err, addr)
 	}
 }
+
+// TestConcurrentConnectionsAndEndpointChanges races new connections
+// against endpoint changes; every connection must reach an endpoint of
+// some set it could have seen, and the counters must add up.
+func TestConcurrentConnectionsAndEndpointChanges(t *testing.T) {
+	var eps []netip.AddrPort
+	for i := 1; i <= 3; i++ {
+		eps = append(eps, startBackend(t, fmt.Sprintf("127.0.3.%d", i), greet).addr)
+	}
+	p := startProxy(t, Config{})
+	sets := [][]netip.AddrPort{eps[:2], eps[1:], eps}
+	p.SetEndpoints(sets[0])
+
+	const workers, perWorker = 4, 25
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perWorker {
+				// Workers change the set under each other's connections.
+				p.SetEndpoints(sets[(w+i)%len(sets)])
+				c, err := net.DialTimeout("tcp", p.Addr().String(), 10*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				b, err := io.ReadAll(c)
+				c.Close()
+				if err != nil || len(b) == 0 {
+					errs <- fmt.Errorf("read %q: %v", b, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var total uint64
+	for _, n := range p.Connections() {
+		total += n
+	}
+	if total != workers*perWorker {
+		t.Errorf("proxy counted %d connections, want %d", total, workers*perWorker)
+	}
+}
