@@ -327,6 +327,11 @@ func (c *Cluster) shutdown() {
 	} else if c.ingLn != nil {
 		_ = c.ingLn.Close()
 	}
+	if c.ing != nil {
+		// The pods are gone; drop the Ingress's keep-alive connections
+		// to them so their goroutines end now.
+		c.ing.CloseIdleConnections()
+	}
 	for _, px := range c.proxies {
 		_ = px.Close()
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -12,6 +13,8 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/shoal-dev/shoal/autoscale"
 	"github.com/shoal-dev/shoal/keda"
@@ -67,11 +70,36 @@ func (o *Objects) Add(obj any) error {
 	case *corev1.ConfigMap:
 		o.ConfigMaps = append(o.ConfigMaps, v)
 	case *appsv1.StatefulSet, *appsv1.DaemonSet, *appsv1.ReplicaSet, *corev1.Pod:
-		return fmt.Errorf("%w: %T: only Deployments run under shoal up", ErrInvalid, obj)
+		return fmt.Errorf("%w: %s: only Deployments run under shoal up", ErrInvalid, kindName(obj))
 	default:
-		o.Ignored = append(o.Ignored, fmt.Sprintf("%T", obj))
+		o.Ignored = append(o.Ignored, kindName(obj))
 	}
 	return nil
+}
+
+// kindName names a decoded object as Kind/name: the kind from its TypeMeta,
+// or from its Go type when the decoder left TypeMeta empty.
+func kindName(obj any) string {
+	kind := ""
+	if k, ok := obj.(interface{ GetObjectKind() schema.ObjectKind }); ok {
+		kind = k.GetObjectKind().GroupVersionKind().Kind
+	}
+	if kind == "" {
+		t := reflect.TypeOf(obj)
+		for t != nil && t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t != nil {
+			kind = t.Name()
+		}
+	}
+	if kind == "" {
+		kind = fmt.Sprintf("%T", obj)
+	}
+	if n, ok := obj.(interface{ GetName() string }); ok {
+		return kind + "/" + n.GetName()
+	}
+	return kind
 }
 
 func nsOf(ns string) string {
@@ -110,7 +138,30 @@ func (o *Objects) Validate() error {
 		} else if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
 			bad("Deployment", d.Namespace, d.Name, "spec.selector does not match spec.template.metadata.labels")
 		}
-		if s := d.Spec.Strategy.Type; s != "" && s != appsv1.RollingUpdateDeploymentStrategyType && s != appsv1.RecreateDeploymentStrategyType {
+		if d.Spec.Replicas != nil && *d.Spec.Replicas < 0 {
+			bad("Deployment", d.Namespace, d.Name, "spec.replicas %d is negative", *d.Spec.Replicas)
+		}
+		switch s := d.Spec.Strategy.Type; s {
+		case "", appsv1.RollingUpdateDeploymentStrategyType:
+			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
+				for _, f := range []struct {
+					field string
+					v     *intstr.IntOrString
+				}{{"maxSurge", ru.MaxSurge}, {"maxUnavailable", ru.MaxUnavailable}} {
+					if f.v == nil {
+						continue
+					}
+					// Scaling 100 replicas turns a percentage into its own number.
+					if n, err := intstr.GetScaledValueFromIntOrPercent(f.v, 100, true); err != nil || n < 0 {
+						bad("Deployment", d.Namespace, d.Name, "spec.strategy.rollingUpdate.%s %q is neither a non-negative number nor a percentage", f.field, f.v.String())
+					}
+				}
+			}
+		case appsv1.RecreateDeploymentStrategyType:
+			if d.Spec.Strategy.RollingUpdate != nil {
+				bad("Deployment", d.Namespace, d.Name, "spec.strategy.rollingUpdate may not be set when spec.strategy.type is Recreate")
+			}
+		default:
 			bad("Deployment", d.Namespace, d.Name, "spec.strategy.type %q is neither RollingUpdate nor Recreate", s)
 		}
 		for _, c := range d.Spec.Template.Spec.Containers {
@@ -131,6 +182,23 @@ func (o *Objects) Validate() error {
 			if p.Port <= 0 || p.Port > 65535 {
 				bad("Service", s.Namespace, s.Name, "spec.ports[%d].port %d is out of range", i, p.Port)
 			}
+			if p.TargetPort.Type == intstr.Int && (p.TargetPort.IntVal < 0 || p.TargetPort.IntVal > 65535) {
+				bad("Service", s.Namespace, s.Name, "spec.ports[%d].targetPort %d is out of range", i, p.TargetPort.IntVal)
+			}
+			if name := p.TargetPort.StrVal; p.TargetPort.Type == intstr.String && name != "" {
+				// A named targetPort must be declared by every
+				// Deployment whose pods the Service selects, or those
+				// pods would never be its endpoints.
+				for _, d := range o.Deployments {
+					if nsOf(d.Namespace) != nsOf(s.Namespace) || len(s.Spec.Selector) == 0 ||
+						!labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+						continue
+					}
+					if _, ok := targetPort(&d.Spec.Template.Spec, p); !ok {
+						bad("Service", s.Namespace, s.Name, "spec.ports[%d].targetPort %q names no container port of Deployment %q", i, name, d.Name)
+					}
+				}
+			}
 		}
 	}
 	target := func(kind, ns, name string, ref string, refKind string) {
@@ -146,6 +214,10 @@ func (o *Objects) Validate() error {
 		target("HorizontalPodAutoscaler", h.Namespace, h.Name, h.Spec.ScaleTargetRef.Name, h.Spec.ScaleTargetRef.Kind)
 	}
 	for _, so := range o.ScaledObjects {
+		if so.Spec.ScaleTargetRef == nil {
+			bad("ScaledObject", so.Namespace, so.Name, "spec.scaleTargetRef is missing")
+			continue
+		}
 		if err := so.Validate(); err != nil {
 			bad("ScaledObject", so.Namespace, so.Name, "%v", err)
 			continue
@@ -183,11 +255,13 @@ func (o *Objects) lookup(ns, kind, name, key string) (string, error) {
 	case "Secret":
 		for _, s := range o.Secrets {
 			if s.Name == name && nsOf(s.Namespace) == ns {
-				if v, ok := s.Data[key]; ok {
-					return string(v), nil
-				}
+				// stringData overrides data, as the API server merges
+				// it on write.
 				if v, ok := s.StringData[key]; ok {
 					return v, nil
+				}
+				if v, ok := s.Data[key]; ok {
+					return string(v), nil
 				}
 				return "", fmt.Errorf("cluster: secret %s/%s has no key %q", ns, name, key)
 			}
@@ -212,11 +286,11 @@ func (o *Objects) lookupAll(ns, kind, name string) (map[string]string, error) {
 	case "Secret":
 		for _, s := range o.Secrets {
 			if s.Name == name && nsOf(s.Namespace) == ns {
-				for k, v := range s.StringData {
-					out[k] = v
-				}
 				for k, v := range s.Data {
 					out[k] = string(v)
+				}
+				for k, v := range s.StringData {
+					out[k] = v
 				}
 				return out, nil
 			}

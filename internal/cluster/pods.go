@@ -194,9 +194,12 @@ func targetPort(spec *corev1.PodSpec, sp corev1.ServicePort) (uint16, bool) {
 		return uint16(sp.Port), true
 	}
 	if tp.StrVal == "" {
+		if tp.IntVal <= 0 || tp.IntVal > 65535 {
+			return 0, false
+		}
 		return uint16(tp.IntVal), true
 	}
-	if n, err := strconv.Atoi(tp.StrVal); err == nil {
+	if n, err := strconv.ParseUint(tp.StrVal, 10, 16); err == nil && n > 0 {
 		return uint16(n), true
 	}
 	for _, ct := range spec.Containers {

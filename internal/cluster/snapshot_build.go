@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -101,7 +102,12 @@ func (c *Cluster) Snapshot() Snapshot {
 			info.Type = "Headless"
 		}
 		for _, sp := range svc.obj.Spec.Ports {
-			info.Ports = append(info.Ports, fmt.Sprintf("%d->%s/TCP", sp.Port, sp.TargetPort.String()))
+			// An unset targetPort is the port itself, as the API server defaults it.
+			tp := sp.TargetPort.String()
+			if sp.TargetPort.StrVal == "" && sp.TargetPort.IntVal == 0 {
+				tp = strconv.Itoa(int(sp.Port))
+			}
+			info.Ports = append(info.Ports, fmt.Sprintf("%d->%s/TCP", sp.Port, tp))
 		}
 		for _, ep := range svc.endpoints {
 			info.Endpoints = append(info.Endpoints, ep.String())

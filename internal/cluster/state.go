@@ -224,7 +224,7 @@ func metricsURL(p *pod) string {
 		path = v
 	}
 	if v := p.annotations["prometheus.io/port"]; v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
+		if n, err := strconv.ParseUint(v, 10, 16); err == nil && n > 0 {
 			return "http://" + netip.AddrPortFrom(p.ip, uint16(n)).String() + path
 		}
 	}
