@@ -8,7 +8,30 @@ source "$(dirname "$0")/lib.sh"
 
 stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
 
-# build_k8s builds one binary at a time so that no two large links run at once.
+# go_build DIR OUT GO-BUILD-FLAGS... -- NAME=PACKAGE...: builds every package
+# in ONE go build run inside module DIR, so that packages the binaries share
+# are compiled once and one binary's link overlaps the next one's compile;
+# then names the binaries. LAB_BUILD_TRACE=FOLDER keeps go's action graph
+# (per-package compile and per-binary link times) as FOLDER/<out>.json.
+go_build() {
+  local dir="$1" out="$2"; shift 2
+  local flags=() pkgs=() names=() spec tmp="$out.partial"
+  while [[ "$1" != -- ]]; do flags+=("$1"); shift; done
+  shift
+  for spec in "$@"; do names+=("${spec%%=*}"); pkgs+=("${spec#*=}"); done
+  if [[ -n "${LAB_BUILD_TRACE:-}" ]]; then
+    mkdir -p "$LAB_BUILD_TRACE"
+    flags+=("-debug-actiongraph=$LAB_BUILD_TRACE/$(basename "$out").json")
+  fi
+  rm -rf "$tmp" && mkdir -p "$tmp" "$out"
+  (cd "$dir" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath "${flags[@]}" -o "$tmp/" "${pkgs[@]}")
+  local i
+  for i in "${!pkgs[@]}"; do
+    mv -f "$tmp/$(basename "${pkgs[$i]}")" "$out/${names[$i]}"
+  done
+  rm -rf "$tmp"
+}
+
 build_k8s() {
   local dir="$LAB_ROOT/k8s" stamp
   stamp="$(stamp_of "$dir/go.mod" "$dir/go.sum")"
@@ -16,25 +39,26 @@ build_k8s() {
     log "kubernetes $K8S_VERSION: cached in $K8S_BIN"
     return
   fi
-  mkdir -p "$K8S_BIN"
-  local major minor t0
+  local major minor t0 c specs=()
   major="${K8S_VERSION#v}"; major="${major%%.*}"
   minor="${K8S_VERSION#v*.}"; minor="${minor%%.*}"
   local v=k8s.io/component-base/version cv=k8s.io/client-go/pkg/version
   local ldflags="-s -w -X $v.gitVersion=$K8S_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
   ldflags+=" -X $cv.gitVersion=$K8S_VERSION -X $cv.gitMajor=$major -X $cv.gitMinor=$minor -X $cv.gitTreeState=clean"
+  # Every component the lab runs or the tests call; kubectl is the tests' client.
   for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
-    t0="$(now_s)"
-    log "kubernetes $K8S_VERSION: building $c"
-    (cd "$dir" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath -tags providerless \
-      -ldflags "$ldflags" -o "$K8S_BIN/$c" "k8s.io/kubernetes/cmd/$c")
-    log "kubernetes $K8S_VERSION: $c built in $(elapsed "$t0")s"
+    specs+=("$c=k8s.io/kubernetes/cmd/$c")
   done
+  t0="$(now_s)"
+  log "kubernetes $K8S_VERSION: building ${specs[*]%%=*}"
+  go_build "$dir" "$K8S_BIN" -tags providerless -ldflags "$ldflags" -- "${specs[@]}"
   echo "$stamp" > "$K8S_BIN/.stamp"
+  log "kubernetes $K8S_VERSION: built in $(elapsed "$t0")s"
 }
 
-# build_module builds the main packages listed in a small module under
-# lab/addons/NAME into $BIN_CACHE/NAME-VERSION, VERSION read from its go.mod.
+# build_addon NAME MODULE BIN=PACKAGE...: builds the main packages of a small
+# module under lab/addons/NAME into $BIN_CACHE/NAME-VERSION, VERSION read from
+# its go.mod.
 build_addon() {
   local name="$1" mod="$2"; shift 2
   local dir="$LAB_ROOT/addons/$name" version out stamp t0
@@ -44,19 +68,15 @@ build_addon() {
   stamp="$(stamp_of "$dir/go.mod" "$dir/go.sum")"
   if [[ -f "$out/.stamp" && "$(cat "$out/.stamp")" == "$stamp" ]]; then
     log "$name $version: cached in $out"
+    ln -sfn "$name-$version" "$BIN_CACHE/$name"
     return
   fi
-  mkdir -p "$out"
-  local spec bin pkg
-  for spec in "$@"; do
-    bin="${spec%%=*}"; pkg="${spec#*=}"
-    t0="$(now_s)"
-    log "$name $version: building $bin"
-    (cd "$dir" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath -ldflags "-s -w" -o "$out/$bin" "$pkg")
-    log "$name $version: $bin built in $(elapsed "$t0")s"
-  done
+  t0="$(now_s)"
+  log "$name $version: building $*"
+  go_build "$dir" "$out" -ldflags "-s -w" -- "$@"
   echo "$stamp" > "$out/.stamp"
   ln -sfn "$name-$version" "$BIN_CACHE/$name"
+  log "$name $version: built in $(elapsed "$t0")s"
 }
 
 build_addons() {
@@ -79,9 +99,22 @@ build_tools() {
     log "lab tools: cached in $out"
     return
   fi
+  local t0
+  t0="$(now_s)"
   mkdir -p "$out"
-  (cd "$LAB_ROOT" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath -o "$out/" ./cmd/...)
+  (cd "$LAB_ROOT" && CGO_ENABLED=0 "${NICE[@]}" go build -p 2 -trimpath -ldflags "-s -w" -o "$out/" ./cmd/...)
   echo "$stamp" > "$out/.stamp"
+  log "lab tools: built in $(elapsed "$t0")s"
+}
+
+# prefetch downloads the add-on modules in the background while Kubernetes
+# compiles: the downloads wait on the network, the compiler on the CPU. Its
+# failures do not matter: each go build downloads what it still misses.
+prefetch() {
+  local d
+  for d in "$LAB_ROOT"/addons/*/; do
+    (cd "$d" && go mod download) >/dev/null 2>&1 || true
+  done
 }
 
 what="${1:-all}"
@@ -91,7 +124,10 @@ case "$what" in
   addons) build_addons ;;
   tools) build_tools ;;
   keda) build_keda ;;
-  all) build_tools; build_k8s; build_addons; build_keda ;;
+  all)
+    prefetch & pf=$!
+    build_tools; build_k8s; build_addons; build_keda
+    wait "$pf" || true ;;
   *) die "build.sh: unknown target $what (want kubernetes, addons, tools, all or keda)" ;;
 esac
 log "build $what: done in $(elapsed "$t_all")s"

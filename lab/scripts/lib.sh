@@ -3,8 +3,9 @@
 
 LAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 K8S_VERSION="${K8S_VERSION:-v1.34.4}"
-# Where built binaries are kept, one folder per component version.
-LAB_CACHE="${LAB_CACHE:-$LAB_ROOT/.cache}"
+# Where built binaries and image tarballs are kept, one folder per component
+# version. Outside the clone, so that every clone on a machine shares one build.
+LAB_CACHE="${LAB_CACHE:-/var/cache/shoal-lab}"
 BIN_CACHE="$LAB_CACHE/bin"
 K8S_BIN="$BIN_CACHE/kubernetes-$K8S_VERSION"
 # Everything the running lab writes: configs, certs, logs, PIDs, state.
