@@ -36,10 +36,10 @@ func BenchmarkMatch(b *testing.B) {
 // directly to a backend with the same GET through the ingress (which adds
 // a second hop, routing, and a pooled connection to two endpoints).
 func BenchmarkProxy(b *testing.B) {
-	be1 := startBackend(b, "127.0.4.1", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	be2 := startBackend(b, "127.0.4.2", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	be1, be2 := serveOn(b, "127.0.4.1", ok), serveOn(b, "127.0.4.2", ok)
 	var eps endpointSet
-	eps.set("web", be1.addr, be2.addr)
+	eps.set("web", be1, be2)
 	h := New(Config{Endpoints: eps.get})
 	if err := h.Update([]*networkingv1.Ingress{ingress("web", rule("web.example.com", path("/", prefix, "web")))}); err != nil {
 		b.Fatal(err)
@@ -47,7 +47,7 @@ func BenchmarkProxy(b *testing.B) {
 	url, _ := front(b, h)
 	for _, tt := range []struct {
 		name, url string
-	}{{"direct", "http://" + be1.addr.String() + "/x"}, {"ingress", url + "/x"}} {
+	}{{"direct", "http://" + be1.String() + "/x"}, {"ingress", url + "/x"}} {
 		run := func(b *testing.B, c *http.Client) {
 			req, _ := http.NewRequest("GET", tt.url, nil)
 			req.Host = "web.example.com"

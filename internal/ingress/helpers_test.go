@@ -98,13 +98,8 @@ type backend struct {
 // recording every request, until the test ends.
 func startBackend(t testing.TB, ip string, h http.HandlerFunc) *backend {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("listen on %s: %v", ip, err)
-	}
-	b := &backend{addr: ln.Addr().(*net.TCPAddr).AddrPort()}
-	b.name = b.addr.String()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := &backend{}
+	b.addr = serveOn(t, ip, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		b.mu.Lock()
 		b.reqs = append(b.reqs, r)
@@ -117,11 +112,24 @@ func startBackend(t testing.TB, ip string, h http.HandlerFunc) *backend {
 		}
 		io.WriteString(w, b.name)
 	}))
+	b.name = b.addr.String()
+	return b
+}
+
+// serveOn serves h on a port of ip chosen by the system until the test
+// ends.
+func serveOn(t testing.TB, ip string, h http.Handler) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("listen on %s: %v", ip, err)
+	}
+	srv := httptest.NewUnstartedServer(h)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
-	return b
+	return ln.Addr().(*net.TCPAddr).AddrPort()
 }
 
 func (b *backend) count() int {

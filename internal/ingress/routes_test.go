@@ -382,3 +382,38 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUpdate feeds arbitrary hosts, paths, path types and annotation
+// values to Update: it must never panic, must reject with a FieldError,
+// and an accepted path must route to itself.
+func FuzzUpdate(f *testing.F) {
+	f.Add("foo.example.com", "/api", "Prefix", "16m", "error timeout http_503")
+	f.Add("*.example.com", "/a/b/", "Exact", "0", "off")
+	f.Add("", "/static", "ImplementationSpecific", "1k", "non_idempotent")
+	f.Add("Foo", "/(.*)", "Regex", "1.5m", "bogus")
+	f.Add("*.*", "api", "", "", "")
+	f.Fuzz(func(t *testing.T, host, p, pathType, size, next string) {
+		ing := withAnnotations(ingress("fz", rule(host, path(p, networkingv1.PathType(pathType), "svc"))),
+			AnnotationProxyBodySize, size, AnnotationProxyNextUpstream, next)
+		h := New(Config{})
+		err := h.Update([]*networkingv1.Ingress{ing})
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Name != "fz" {
+				t.Fatalf("error %v does not name the Ingress through a FieldError", err)
+			}
+			return
+		}
+		reqHost := host
+		if strings.HasPrefix(host, "*.") {
+			reqHost = "x" + host[1:]
+		}
+		reqPath := p
+		if reqPath == "" {
+			reqPath = "/"
+		}
+		if r := h.table.Load().match(reqHost, reqPath); r == nil || r.Backend.Service != "svc" {
+			t.Errorf("accepted rule host %q path %q (%s) does not route its own path: %v", host, p, pathType, r)
+		}
+	})
+}
