@@ -244,7 +244,7 @@ func TestNextUpstreamOnTimeout(t *testing.T) {
 			live := startBackend(t, "127.0.4.2", nil)
 			var eps endpointSet
 			eps.set("web", stuck.addr, live.addr)
-			h := New(Config{Endpoints: eps.get, ResponseHeaderTimeout: 200 * time.Millisecond})
+			h := New(Config{Endpoints: eps.get, ResponseHeaderTimeout: 2 * time.Second})
 			ing := withAnnotations(ingress("web", rule("", path("/", prefix, "web"))), tt.annotations...)
 			if err := h.Update([]*networkingv1.Ingress{ing}); err != nil {
 				t.Fatal(err)
