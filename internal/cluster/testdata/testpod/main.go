@@ -5,9 +5,11 @@
 //	/readyz  200, or 503 after /set?ready=0
 //	/set?ready=0|1
 //
-// Every response carries X-Served-By: $POD_NAME. On SIGTERM it stops
-// accepting, finishes the requests in flight and exits. MARK=FILE appends
-// "start PID" and "exit PID" lines to FILE.
+// Every response carries X-Served-By: $POD_NAME. On SIGTERM it keeps
+// serving for DRAIN_DELAY (default 0), as the Shoal services do while the
+// endpoints are updated, then stops accepting, finishes the requests in
+// flight and exits. MARK=FILE appends "start PID" and "exit PID" lines to
+// FILE.
 package main
 
 import (
@@ -64,6 +66,9 @@ func main() {
 	go func() {
 		defer close(drained)
 		<-sigs
+		if d, err := time.ParseDuration(os.Getenv("DRAIN_DELAY")); err == nil {
+			time.Sleep(d)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
