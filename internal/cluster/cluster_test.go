@@ -401,10 +401,11 @@ func TestReadinessAndScale(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = tc.waitFor("scale down to 2", func(s Snapshot) bool {
-		return len(podsOf(s, "web")) == 2 && len(readyPods(s, "web")) == 2
+		ps := podsOf(s, "web")
+		return len(ps) == 2 && !slices.ContainsFunc(ps, func(p PodInfo) bool { return p.Terminating })
 	})
 	if got := names(podsOf(s, "web")); !slices.Equal(got, names(others)) {
-		t.Errorf("after scaling to 2 the pods are %q, want the ready ones %q", got, names(others))
+		t.Fatalf("after scaling to 2 the pods are %q, want the ready ones %q", got, names(others))
 	}
 	for _, pid := range pids([]PodInfo{unready}) {
 		if alive(pid) {

@@ -56,8 +56,16 @@ func TestHandler(t *testing.T) {
 		}
 	}
 
+	tc.c.SetLoad("default", first.Name, 0.5, 12, 0.01, 0.05)
+	tc.c.SetLoad("default", "web-gone", 1, 1, 1, 1) // not a pod: dropped
 	var snap Snapshot
 	call("GET", "/api/v1/snapshot", http.StatusOK, &snap)
+	if p := snap.Pods[0]; p.CPU != 0.5 || p.RPS != 12 || p.LatencyP50 != 0.01 || p.LatencyP99 != 0.05 || p.CPURequest != 0 || len(p.PIDs) != 1 || !alive(p.PIDs[0]) {
+		t.Errorf("pod %+v, want the load set and its running process", p)
+	}
+	if len(snap.History) == 0 || snap.History[0].Deployment != "web" {
+		t.Errorf("history %+v, want Run's first point for web", snap.History)
+	}
 	if len(snap.Deployments) != 1 || snap.Deployments[0].Name != "web" || snap.Deployments[0].Replicas != 1 {
 		t.Errorf("snapshot deployments %+v", snap.Deployments)
 	}
@@ -336,5 +344,45 @@ func TestSnapshotBeforeStart(t *testing.T) {
 	}
 	if c.IngressAddr() != "" {
 		t.Errorf("IngressAddr %q before Start", c.IngressAddr())
+	}
+}
+
+func TestHistory(t *testing.T) {
+	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	cfg := testConfig(t, &Objects{Deployments: []*appsv1.Deployment{
+		newTestDeployment("default", "web", 2),
+		newTestDeployment("shop", "api", 1),
+	}})
+	autoscalers := []AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "shop", Name: "api", Target: "deployment/api", Min: 1, Max: 5, Desired: 4}}
+	cfg.Autoscalers = func() []AutoscalerInfo { return autoscalers }
+	cfg.Now = func() time.Time { return now }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range maxHistory + 5 {
+		c.recordHistory()
+		now = now.Add(2 * time.Second)
+	}
+	s := c.Snapshot()
+	if len(s.History) != 2*maxHistory {
+		t.Fatalf("%d history points, want %d: one per deployment for the last %d samples", len(s.History), 2*maxHistory, maxHistory)
+	}
+	first, last := s.History[0], s.History[len(s.History)-1]
+	if want := time.Date(2025, 1, 2, 3, 4, 15, 0, time.UTC); !first.Time.Equal(want) {
+		t.Errorf("oldest point at %s, want %s (the first 5 samples dropped)", first.Time, want)
+	}
+	if last.Deployment != "api" || last.Namespace != "shop" || last.Desired != 4 || last.Replicas != 0 {
+		t.Errorf("newest point %+v, want api with the autoscaler's desired 4 and no pods", last)
+	}
+	if web := s.History[len(s.History)-2]; web.Deployment != "web" || web.Desired != 0 {
+		t.Errorf("point %+v, want web without an autoscaler", web)
+	}
+	if len(s.Autoscalers) != 1 || s.Autoscalers[0] != autoscalers[0] {
+		t.Errorf("autoscalers %+v", s.Autoscalers)
+	}
+	c.Event("Normal", "SuccessfulRescale", "hpa/api", "New size: 4; reason: cpu resource utilization above target")
+	if ev := c.Snapshot().Events; len(ev) != 1 || ev[0].Object != "hpa/api" || !ev[0].Time.Equal(now) || ev[0].Count != 1 {
+		t.Errorf("events %+v, want the autoscaler's event", ev)
 	}
 }
