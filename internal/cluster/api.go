@@ -25,6 +25,17 @@ func (c *Cluster) Handler() http.Handler {
 		}
 		writeJSON(w, http.StatusAccepted, map[string]string{"message": "deployment.apps/" + name + " restarted"})
 	})
+	// The paths above with another method: 405 with a JSON error, where
+	// the mux alone would answer in plain text or fall through to 404.
+	for path, allow := range map[string]string{
+		"/api/v1/snapshot": "GET, HEAD",
+		"/api/v1/namespaces/{ns}/deployments/{name}/restart": "POST",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path + "; use " + allow})
+		})
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API path: " + r.Method + " " + r.URL.Path})
 	})

@@ -105,6 +105,18 @@ func TestHandler(t *testing.T) {
 			t.Errorf("%s %s: error %q, want %q", tt.method, tt.path, e["error"], tt.want)
 		}
 	}
+	for _, tt := range []struct {
+		method, path, allow string
+	}{
+		{"GET", "/api/v1/namespaces/default/deployments/web/restart", "POST"},
+		{"DELETE", "/api/v1/snapshot", "GET, HEAD"},
+	} {
+		var e map[string]string
+		call(tt.method, tt.path, http.StatusMethodNotAllowed, &e)
+		if !strings.Contains(e["error"], "method "+tt.method+" not allowed") || !strings.HasSuffix(e["error"], "use "+tt.allow) {
+			t.Errorf("%s %s: error %q", tt.method, tt.path, e["error"])
+		}
+	}
 }
 
 func TestRunStopsEverything(t *testing.T) {

@@ -171,6 +171,13 @@ func (o *Objects) Validate() error {
 		}
 	}
 	for _, s := range o.Services {
+		// Two Services of one name would share a DNS name and a
+		// front door; kubectl apply would keep only the last.
+		if key := "svc/" + nsOf(s.Namespace) + "/" + s.Name; seen[key] {
+			bad("Service", s.Namespace, s.Name, "declared twice")
+		} else {
+			seen[key] = true
+		}
 		if s.Spec.Type == corev1.ServiceTypeExternalName {
 			bad("Service", s.Namespace, s.Name, "type ExternalName is not supported")
 			continue

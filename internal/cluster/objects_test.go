@@ -128,6 +128,18 @@ func TestValidate(t *testing.T) {
 			want:   []string{`Deployment shop/web: container "app" has no image`},
 		},
 		{
+			name:   "service declared twice",
+			change: func(o *Objects) { o.Services = append(o.Services, newTestService("shop", "web", "web", true)) },
+			want:   []string{"Service shop/web: declared twice"},
+		},
+		{
+			name: "services of one name in two namespaces",
+			change: func(o *Objects) {
+				o.Deployments = append(o.Deployments, newTestDeployment("other", "web", 1))
+				o.Services = append(o.Services, newTestService("other", "web", "web", false))
+			},
+		},
+		{
 			name:   "ExternalName service",
 			change: func(o *Objects) { o.Services[0].Spec.Type = corev1.ServiceTypeExternalName },
 			want:   []string{"Service shop/web: type ExternalName is not supported"},
