@@ -368,8 +368,10 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		failed := req.Context().Err() == nil
 		b.observe(s, e, start, end, failed)
 		b.release(e, failed)
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		// A refused dial, a reset or an EOF on a kept-alive connection all
+		// say the endpoint set may have changed (a pod restarted or left):
+		// ask the resolver now rather than at its next interval.
+		if failed {
 			if rn, ok := b.cfg.Resolver.(ResolveNower); ok {
 				rn.ResolveNow()
 			}
