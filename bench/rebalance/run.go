@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/upcli"
+	"github.com/shoal-dev/shoal/loadgen"
+)
+
+const (
+	deployment = "thumbnailer"
+	namespace  = "default"
+	// pollEvery is how often the API's snapshot is read during a run.
+	pollEvery = 500 * time.Millisecond
+	// startTimeout bounds `shoal up` from start to its pods serving.
+	startTimeout = 2 * time.Minute
+	// stopTimeout bounds the termination of everything after a run.
+	stopTimeout = 90 * time.Second
+)
+
+// runConfig is one run: the manifests' spec and the load.
+type runConfig struct {
+	name       string
+	spec       spec
+	steps      []loadgen.Step
+	duration   time.Duration // bound on the load; zero means the steps'
+	conns      int
+	window     time.Duration
+	syncPeriod time.Duration
+	// settleAge is the connection age the spread is judged after, also
+	// in a run without MAX_CONN_AGE.
+	settleAge time.Duration
+	binary    string // the thumbnailer program
+	keep      bool
+	log       *slog.Logger
+}
+
+// poll is the state of the Deployment and its HPA at one snapshot.
+type poll struct {
+	At        time.Time
+	Replicas  int32
+	Ready     int32
+	ReadyPods []string
+	HPA       *cluster.AutoscalerInfo
+}
+
+// podSeen is when a pod was created and first seen ready.
+type podSeen struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+	ReadyAt time.Time `json:"readyAt,omitzero"`
+}
+
+// runData is what one run recorded.
+type runData struct {
+	ClusterIP string
+	Report    *loadgen.Report
+	Polls     []poll
+	Pods      map[string]*podSeen
+	Events    []cluster.Event
+}
+
+// runOnce brings the manifests up with `shoal up` on fresh loopback
+// networks, waits for the minimum replicas to serve, sends the load through
+// the Service's ClusterIP while reading the API's snapshots, and stops
+// everything.
+func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
+	dir, err := os.MkdirTemp("", "shoal-rebalance-")
+	if err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	if !rc.keep {
+		defer os.RemoveAll(dir)
+	} else {
+		rc.log.Info("keeping the run folder", "dir", dir)
+	}
+	m, err := manifests(rc.spec)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := adapterRules(rc.spec)
+	if err != nil {
+		return nil, err
+	}
+	manifestPath := filepath.Join(dir, "thumbnailer.yaml")
+	rulesPath := filepath.Join(dir, "adapter-rules.yaml")
+	if err := os.WriteFile(manifestPath, m, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(rulesPath, rules, 0o644); err != nil {
+		return nil, err
+	}
+	podNet, svcNet, dnsPort, err := loopbackNets()
+	if err != nil {
+		return nil, err
+	}
+	ready := make(chan upcli.Info, 1)
+	opts := upcli.Options{
+		Paths:        []string{manifestPath},
+		Images:       []string{thumbnailerImage + "=" + rc.binary},
+		Addr:         "127.0.0.1:0",
+		IngressAddr:  "-",
+		AdapterRules: rulesPath,
+		SyncPeriod:   rc.syncPeriod,
+		RunDir:       filepath.Join(dir, "up"),
+		Keep:         rc.keep,
+		PodNet:       podNet,
+		ServiceNet:   svcNet,
+		DNSPort:      dnsPort,
+		BackOff:      time.Second,
+		OnReady:      func(i upcli.Info) { ready <- i },
+		Logger:       rc.log.With("run", rc.name),
+	}
+	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
+		return nil, err
+	}
+	upCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	upDone := make(chan error, 1)
+	go func() { upDone <- upcli.Run(upCtx, opts, io.Discard) }()
+	defer func() {
+		stop()
+		select {
+		case e := <-upDone:
+			if e != nil && err == nil {
+				err = fmt.Errorf("shoal up: %w", e)
+			}
+		case <-time.After(stopTimeout):
+			err = errors.Join(err, fmt.Errorf("shoal up did not stop within %v", stopTimeout))
+		}
+	}()
+
+	var info upcli.Info
+	select {
+	case info = <-ready:
+	case e := <-upDone:
+		upDone <- e // for the deferred wait
+		return nil, fmt.Errorf("shoal up: %w", e)
+	case <-time.After(startTimeout):
+		return nil, fmt.Errorf("shoal up not ready within %v", startTimeout)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	rc.log.Info("shoal up ready", "run", rc.name, "api", info.API, "pod_net", podNet, "service_net", svcNet)
+
+	api := &apiClient{base: "http://" + info.API, http: &http.Client{Timeout: 3 * time.Second}}
+	clusterIP, err := waitServing(ctx, api, rc.spec.MinReplicas)
+	if err != nil {
+		return nil, err
+	}
+	data := &runData{ClusterIP: clusterIP, Pods: map[string]*podSeen{}}
+
+	pollCtx, stopPolls := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { data.Polls = pollSnapshots(pollCtx, api, data.Pods) })
+
+	cl := newClients(rc.conns)
+	cfg := loadgen.Config{
+		URL:         "http://" + clusterIP + "/v1/thumbnails?width=16&height=16&fit=cover",
+		Method:      http.MethodPost,
+		Header:      http.Header{"Content-Type": {"image/png"}},
+		Body:        testPNG(),
+		Steps:       rc.steps,
+		Duration:    rc.duration,
+		MaxInFlight: 4 * rc.conns,
+		Timeout:     10 * time.Second,
+		Transport:   cl,
+		Window:      rc.window,
+	}
+	rc.log.Info("load", "run", rc.name, "target", cfg.URL, "steps", rc.steps, "clients", rc.conns)
+	rep, err := loadgen.Run(ctx, cfg)
+	cl.Close()
+	if s, serr := api.snapshot(ctx); serr == nil {
+		data.Events = s.Events
+	}
+	stopPolls()
+	wg.Wait()
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	data.Report = rep
+	return data, nil
+}
+
+// loopbackNets picks pod and Service networks on loopback that no default
+// `shoal up` uses (127.N.1.0/24 and 127.N.2.0/24 with a random N), and a
+// free port for the DNS server.
+func loopbackNets() (pods, services netip.Prefix, dnsPort uint16, err error) {
+	n := 64 + rand.IntN(180)
+	pods = netip.MustParsePrefix(fmt.Sprintf("127.%d.1.0/24", n))
+	services = netip.MustParsePrefix(fmt.Sprintf("127.%d.2.0/24", n))
+	pc, err := net.ListenPacket("udp", fmt.Sprintf("127.%d.2.10:0", n))
+	if err != nil {
+		return pods, services, 0, fmt.Errorf("DNS port: %w", err)
+	}
+	dnsPort = uint16(pc.LocalAddr().(*net.UDPAddr).Port)
+	pc.Close()
+	return pods, services, dnsPort, nil
+}
+
+type apiClient struct {
+	base string
+	http *http.Client
+}
+
+func (a *apiClient) snapshot(ctx context.Context) (*cluster.Snapshot, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/v1/snapshot", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("snapshot: %s", resp.Status)
+	}
+	var s cluster.Snapshot
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return &s, nil
+}
+
+// waitServing waits until the Deployment has want ready pods and the
+// Service lists them as endpoints, and returns the Service's ClusterIP
+// address.
+func waitServing(ctx context.Context, api *apiClient, want int32) (string, error) {
+	deadline := time.Now().Add(startTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		s, err := api.snapshot(ctx)
+		if err == nil {
+			d, svc := findDeployment(s), findService(s)
+			if d != nil && svc != nil && d.Ready >= want && len(svc.Endpoints) >= int(want) {
+				return net.JoinHostPort(svc.ClusterIP, "80"), nil
+			}
+			if d != nil {
+				last = fmt.Sprintf("%d/%d ready", d.Ready, want)
+			}
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+	return "", fmt.Errorf("deployment %s not serving within %v (%s)", deployment, startTimeout, last)
+}
+
+// pollSnapshots records the Deployment and its HPA every pollEvery until
+// ctx ends, and when each pod was created and first seen ready.
+func pollSnapshots(ctx context.Context, api *apiClient, pods map[string]*podSeen) []poll {
+	var out []poll
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		if s, err := api.snapshot(ctx); err == nil {
+			p := poll{At: s.Time}
+			if p.At.IsZero() {
+				p.At = time.Now()
+			}
+			if d := findDeployment(s); d != nil {
+				p.Replicas, p.Ready = d.Replicas, d.Ready
+			}
+			for _, a := range s.Autoscalers {
+				if (a.Namespace == namespace || a.Namespace == "") && a.Name == deployment {
+					p.HPA = &a
+				}
+			}
+			for _, pi := range s.Pods {
+				if pi.Deployment != deployment || pi.Terminating {
+					continue
+				}
+				seen := pods[pi.Name]
+				if seen == nil {
+					seen = &podSeen{Name: pi.Name, Created: pi.Created}
+					pods[pi.Name] = seen
+				}
+				if pi.Ready {
+					p.ReadyPods = append(p.ReadyPods, pi.Name)
+					if seen.ReadyAt.IsZero() {
+						seen.ReadyAt = p.At
+					}
+				}
+			}
+			slices.Sort(p.ReadyPods)
+			out = append(out, p)
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-t.C:
+		}
+	}
+}
+
+func findDeployment(s *cluster.Snapshot) *cluster.DeploymentInfo {
+	for i := range s.Deployments {
+		if d := &s.Deployments[i]; d.Namespace == namespace && d.Name == deployment {
+			return d
+		}
+	}
+	return nil
+}
+
+func findService(s *cluster.Snapshot) *cluster.ServiceInfo {
+	for i := range s.Services {
+		if v := &s.Services[i]; v.Namespace == namespace && v.Name == deployment && v.Type == "ClusterIP" {
+			return v
+		}
+	}
+	return nil
+}
