@@ -86,21 +86,7 @@ func TestDashboardShowsScaleUp(t *testing.T) {
 
 	// 30 requests/s against a target of 5 per pod: the HPA goes to its
 	// maximum of 3 (a scale-up may double or add 4 pods per 15s).
-	pngs := testPNGs(t, 1)
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan error, 1)
-	go func() {
-		_, err := loadgen.Run(loadCtx, loadgen.Config{
-			URL:    "http://" + clusterIP + ":80/v1/thumbnails?width=16&height=16",
-			Method: http.MethodPost, Header: http.Header{"Content-Type": {"image/png"}},
-			Body: pngs[0], Rate: 30, Duration: 2 * time.Minute, Timeout: 10 * time.Second,
-		})
-		loadDone <- err
-	}()
-	defer func() {
-		stopLoad()
-		<-loadDone
-	}()
+	defer thumbnailLoad(ctx, t, clusterIP, 30)()
 
 	waitPage("the scale-up to 3 replicas", row+`?.dataset.replicas === "3"`, 2*time.Minute)
 	waitPage("3 ready pods", row+`?.dataset.ready === "3"`, time.Minute)
@@ -123,4 +109,25 @@ func TestDashboardShowsScaleUp(t *testing.T) {
 		t.Errorf("the pods table shows %d ready pods, want 3", pods)
 	}
 	t.Logf("dashboard followed the scale-up 1 -> 3; event: %s", strconv.Quote(reason))
+}
+
+// thumbnailLoad posts thumbnails to a thumbnailer Service at a fixed rate
+// until the returned stop is called, for at most two minutes.
+func thumbnailLoad(ctx context.Context, t *testing.T, clusterIP string, rate float64) (stop func()) {
+	t.Helper()
+	pngs := testPNGs(t, 1)
+	loadCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := loadgen.Run(loadCtx, loadgen.Config{
+			URL:    "http://" + clusterIP + ":80/v1/thumbnails?width=16&height=16",
+			Method: http.MethodPost, Header: http.Header{"Content-Type": {"image/png"}},
+			Body: pngs[0], Rate: rate, Duration: 2 * time.Minute, Timeout: 10 * time.Second,
+		})
+		done <- err
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/upcli"
-	"github.com/shoal-dev/shoal/loadgen"
 )
 
 // TestPrometheusFeedsTheHPA runs Debian's Prometheus over the file_sd
@@ -87,21 +86,7 @@ scrape_configs:
 			clusterIP = s.ClusterIP
 		}
 	}
-	pngs := testPNGs(t, 1)
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan error, 1)
-	go func() {
-		_, err := loadgen.Run(loadCtx, loadgen.Config{
-			URL:    "http://" + clusterIP + ":80/v1/thumbnails?width=16&height=16",
-			Method: http.MethodPost, Header: http.Header{"Content-Type": {"image/png"}},
-			Body: pngs[0], Rate: 30, Duration: 2 * time.Minute, Timeout: 10 * time.Second,
-		})
-		loadDone <- err
-	}()
-	defer func() {
-		stopLoad()
-		<-loadDone
-	}()
+	defer thumbnailLoad(ctx, t, clusterIP, 30)()
 	snap, err = up.api.waitFor(ctx, "the HPA scaling on Prometheus' numbers", func(s cluster.Snapshot) bool {
 		for _, a := range s.Autoscalers {
 			if a.Name == "thumbnailer" && a.Desired >= 2 && !strings.Contains(a.Metrics, "unknown") {
