@@ -182,7 +182,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "run %s: MAX_CONN_AGE=%s, %d clients, load %s\n", name, durationOrEmpty(s.MaxConnAge), o.conns, o.rate)
+		age := "unset"
+		if s.MaxConnAge > 0 {
+			age = "MAX_CONN_AGE=" + s.MaxConnAge.String()
+		}
+		fmt.Fprintf(stderr, "run %s: %s, %d clients, load %s\n", name, age, o.conns, o.rate)
 		runCtx, cancel := context.WithTimeout(ctx, loadLength(steps, o.duration)+startTimeout+stopTimeout)
 		data, err := runOnce(runCtx, rc)
 		cancel()
