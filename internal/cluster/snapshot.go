@@ -1,6 +1,10 @@
 package cluster
 
-import "time"
+import (
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/hpacontroller"
+)
 
 // Snapshot is the state of a running cluster at one moment, as served at
 // GET /api/v1/snapshot and shown by the dashboard and `shoal get`.
@@ -87,24 +91,8 @@ type IngressInfo struct {
 }
 
 // AutoscalerInfo is one HorizontalPodAutoscaler or ScaledObject and its
-// latest decision.
-type AutoscalerInfo struct {
-	Kind      string `json:"kind"` // HorizontalPodAutoscaler or ScaledObject
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Target    string `json:"target"` // "deployment/NAME"
-	Min       int32  `json:"min"`
-	Max       int32  `json:"max"`
-	Current   int32  `json:"current"`
-	Desired   int32  `json:"desired"`
-	// Metrics reads as kubectl's TARGETS column: "cpu: 35%/70%, http_requests_per_second: 12/100".
-	Metrics string `json:"metrics"`
-	// Reason explains the latest decision (the autoscale package's Reason).
-	Reason      string    `json:"reason"`
-	LastScale   time.Time `json:"lastScale,omitzero"`
-	LastSync    time.Time `json:"lastSync,omitzero"`
-	MetricError string    `json:"metricError,omitempty"`
-}
+// latest decision, as the autoscalers' controller reports it.
+type AutoscalerInfo = hpacontroller.Status
 
 // Event is a Kubernetes-style event.
 type Event struct {

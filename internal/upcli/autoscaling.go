@@ -104,16 +104,7 @@ func (a *autoscaling) status() []cluster.AutoscalerInfo {
 	if ctrl == nil {
 		return nil
 	}
-	var out []cluster.AutoscalerInfo
-	for _, s := range ctrl.Status() {
-		out = append(out, cluster.AutoscalerInfo{
-			Kind: s.Kind, Namespace: s.Namespace, Name: s.Name, Target: s.Target,
-			Min: s.Min, Max: s.Max, Current: s.Current, Desired: s.Desired,
-			Metrics: s.Metrics, Reason: s.Reason, LastScale: s.LastScale, LastSync: s.LastSync,
-			MetricError: s.MetricError,
-		})
-	}
-	return out
+	return ctrl.Status()
 }
 
 // target lets the autoscalers read and scale the cluster's Deployments.
