@@ -23,8 +23,9 @@
 // stabilization windows.
 //
 // ScaledObject adds KEDA's semantics on top: activation decides between
-// zero and one replica, and above that an HPA with an AverageValue
-// target of the trigger's threshold decides.
+// zero and one replica, and above that the HPA KEDA builds decides, with
+// an External metric per prometheus trigger (an AverageValue target of
+// its threshold) and a Resource metric per cpu or memory trigger.
 //
 // Simulate runs either over a load curve and returns a timeline.
 package autoscale

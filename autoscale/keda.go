@@ -6,6 +6,7 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,9 +18,18 @@ import (
 // activation to and from zero. The fields that decide scaling are
 // pollingInterval (default 30s), cooldownPeriod (default 300s),
 // minReplicaCount (default 0), maxReplicaCount (default 100),
-// advanced.horizontalPodAutoscalerConfig.behavior and the triggers; only
-// prometheus triggers are understood, their metadata holding threshold and
-// activationThreshold.
+// advanced.horizontalPodAutoscalerConfig.behavior and the triggers.
+//
+// Two kinds of trigger are understood. A prometheus trigger is an External
+// metric of the HPA, its metadata holding threshold and
+// activationThreshold. A cpu or memory trigger is a Resource metric
+// (ContainerResource with metadata.containerName) whose target is
+// metadata.value, read as metricType says: Utilization (a whole percentage
+// of the pods' requests) or AverageValue (a quantity per pod, such as
+// "500m" or "256Mi"); the deprecated metadata.type stands in for
+// metricType. As in KEDA, cpu and memory triggers take no part in
+// activation: they never scale from zero, and a ScaledObject with only
+// such triggers is always active and needs minReplicaCount of 1 or more.
 type ScaledObject keda.ScaledObject
 
 // ScaledObjectSpec and ScaleTrigger are KEDA's, from package keda.
@@ -53,48 +63,149 @@ func (so *ScaledObject) Validate() error {
 	if len(s.Triggers) == 0 {
 		return fmt.Errorf("%w: scaledObject needs at least one trigger", ErrInvalidInput)
 	}
+	external := 0
 	for i := range s.Triggers {
-		if _, _, err := thresholds(&s.Triggers[i]); err != nil {
-			return fmt.Errorf("%w: scaledObject triggers[%d]: %v", ErrInvalidInput, i, err)
+		t, err := parseTrigger(&s.Triggers[i])
+		if err != nil {
+			return fmt.Errorf("%w: scaledObject triggers[%d] (%s): %v", ErrInvalidInput, i, s.Triggers[i].Type, err)
+		}
+		if t.resource == "" {
+			external++
+		}
+	}
+	if external == 0 && minR == 0 {
+		return fmt.Errorf("%w: scaledObject has only cpu/memory triggers and minReplicaCount 0: cpu and memory triggers never scale from zero, so set minReplicaCount to 1 or more, or add another trigger", ErrInvalidInput)
+	}
+	if f := s.Fallback; f != nil {
+		if f.FailureThreshold < 0 || f.Replicas < 0 {
+			return fmt.Errorf("%w: scaledObject fallback failureThreshold %d and replicas %d must not be negative", ErrInvalidInput, f.FailureThreshold, f.Replicas)
+		}
+		// KEDA serves the fallback through the External metrics it
+		// reports, as an average over the pods.
+		averaged := false
+		for i := range s.Triggers {
+			t := &s.Triggers[i]
+			if !isResourceTrigger(t) && (t.MetricType == "" || autoscalingv2.MetricTargetType(t.MetricType) == autoscalingv2.AverageValueMetricType) {
+				averaged = true
+			}
+		}
+		if !averaged {
+			return fmt.Errorf("%w: scaledObject fallback needs a trigger other than cpu or memory with metricType AverageValue", ErrInvalidInput)
 		}
 	}
 	return nil
 }
 
-func thresholds(t *ScaleTrigger) (threshold, activation float64, err error) {
+// trigger is a ScaleTrigger as KEDA's scaler reads it.
+type trigger struct {
+	// resource is cpu or memory for a Resource metric, empty for an
+	// External one.
+	resource corev1.ResourceName
+	// container, when set, makes the Resource metric a ContainerResource.
+	container string
+	// target is a resource trigger's target.
+	target autoscalingv2.MetricTarget
+	// threshold and activation are an external trigger's.
+	threshold, activation float64
+}
+
+func isResourceTrigger(t *ScaleTrigger) bool {
+	return t.Type == string(corev1.ResourceCPU) || t.Type == string(corev1.ResourceMemory)
+}
+
+func parseTrigger(t *ScaleTrigger) (trigger, error) {
+	if isResourceTrigger(t) {
+		return parseResourceTrigger(t)
+	}
 	if t.Type != "prometheus" {
-		return 0, 0, fmt.Errorf("trigger type %q is not supported (prometheus only)", t.Type)
+		return trigger{}, fmt.Errorf("trigger type %q is not supported (prometheus, cpu or memory)", t.Type)
 	}
 	switch autoscalingv2.MetricTargetType(t.MetricType) {
 	case "", autoscalingv2.AverageValueMetricType, autoscalingv2.ValueMetricType:
 	default:
-		return 0, 0, fmt.Errorf("metricType %q is not AverageValue or Value", t.MetricType)
+		return trigger{}, fmt.Errorf("metricType %q is not AverageValue or Value", t.MetricType)
 	}
 	raw, ok := t.Metadata["threshold"]
 	if !ok {
-		return 0, 0, fmt.Errorf("metadata.threshold is required")
+		return trigger{}, fmt.Errorf("metadata.threshold is required")
 	}
-	threshold, err = strconv.ParseFloat(raw, 64)
+	threshold, err := strconv.ParseFloat(raw, 64)
 	if err != nil || threshold <= 0 {
-		return 0, 0, fmt.Errorf("metadata.threshold %q is not a positive number", raw)
+		return trigger{}, fmt.Errorf("metadata.threshold %q is not a positive number", raw)
 	}
+	out := trigger{threshold: threshold}
 	if raw, ok := t.Metadata["activationThreshold"]; ok {
-		activation, err = strconv.ParseFloat(raw, 64)
+		out.activation, err = strconv.ParseFloat(raw, 64)
 		if err != nil {
-			return 0, 0, fmt.Errorf("metadata.activationThreshold %q is not a number", raw)
+			return trigger{}, fmt.Errorf("metadata.activationThreshold %q is not a number", raw)
 		}
 	}
-	return threshold, activation, nil
+	return out, nil
 }
 
-// MetricName is the external metric name KEDA gives trigger i.
+// parseResourceTrigger reads a cpu or memory trigger as KEDA's
+// cpu_memory_scaler does, with errors where KEDA would fail to build the
+// scaler (or, for a bad quantity, panic).
+func parseResourceTrigger(t *ScaleTrigger) (trigger, error) {
+	if t.UseCachedMetrics {
+		return trigger{}, fmt.Errorf("useCachedMetrics is not supported for %s triggers", t.Type)
+	}
+	typ := autoscalingv2.MetricTargetType(t.MetricType)
+	if old := t.Metadata["type"]; old != "" {
+		if typ != "" {
+			return trigger{}, fmt.Errorf("metricType %q and the deprecated metadata.type %q are both set; keep metricType", t.MetricType, old)
+		}
+		typ = autoscalingv2.MetricTargetType(old)
+	}
+	raw := t.Metadata["value"]
+	if raw == "" {
+		return trigger{}, fmt.Errorf("metadata.value is required")
+	}
+	out := trigger{resource: corev1.ResourceName(t.Type), container: t.Metadata["containerName"], target: autoscalingv2.MetricTarget{Type: typ}}
+	switch typ {
+	case autoscalingv2.UtilizationMetricType:
+		u, err := strconv.ParseInt(raw, 10, 32)
+		if err != nil || u <= 0 {
+			return trigger{}, fmt.Errorf("metadata.value %q is not a positive whole percentage, as metricType Utilization needs", raw)
+		}
+		v := int32(u)
+		out.target.AverageUtilization = &v
+	case autoscalingv2.AverageValueMetricType:
+		q, err := resource.ParseQuantity(raw)
+		if err != nil || q.Sign() <= 0 {
+			return trigger{}, fmt.Errorf("metadata.value %q is not a positive quantity, as metricType AverageValue needs", raw)
+		}
+		out.target.AverageValue = &q
+	case "":
+		return trigger{}, fmt.Errorf("metricType is required: Utilization or AverageValue")
+	default:
+		return trigger{}, fmt.Errorf("metricType %q is not Utilization or AverageValue", typ)
+	}
+	return out, nil
+}
+
+// ResourceTrigger reports whether trigger i is a cpu or memory trigger,
+// which the HPA reads as a Resource metric and activation ignores.
+func (so *ScaledObject) ResourceTrigger(i int) bool {
+	return isResourceTrigger(&so.Spec.Triggers[i])
+}
+
+// MetricName is the external metric name KEDA gives trigger i: its index
+// among all the triggers and its type, such as "s1-prometheus". A cpu or
+// memory trigger has none (it is a Resource metric), and gets "".
 func (so *ScaledObject) MetricName(i int) string {
+	if so.ResourceTrigger(i) {
+		return ""
+	}
 	return fmt.Sprintf("s%d-%s", i, so.Spec.Triggers[i].Type)
 }
 
 // HPA returns the HorizontalPodAutoscaler KEDA creates for the object:
 // minReplicas max(minReplicaCount, 1), maxReplicas maxReplicaCount and one
-// External metric per trigger with the threshold as its target.
+// metric per trigger, in the triggers' order: an External metric named
+// [ScaledObject.MetricName] with the threshold as its target, or for a cpu
+// or memory trigger a Resource (ContainerResource) metric with its
+// Utilization or AverageValue target.
 func (so *ScaledObject) HPA() (*autoscalingv2.HorizontalPodAutoscaler, error) {
 	if err := so.Validate(); err != nil {
 		return nil, err
@@ -123,21 +234,37 @@ func (so *ScaledObject) HPA() (*autoscalingv2.HorizontalPodAutoscaler, error) {
 		hpa.Spec.Behavior = s.Advanced.HorizontalPodAutoscalerConfig.Behavior.DeepCopy()
 	}
 	for i := range s.Triggers {
-		threshold, _, _ := thresholds(&s.Triggers[i])
-		q := resource.NewMilliQuantity(int64(threshold*1000), resource.DecimalSI)
-		target := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: q}
-		if autoscalingv2.MetricTargetType(s.Triggers[i].MetricType) == autoscalingv2.ValueMetricType {
-			target = autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: q}
-		}
-		hpa.Spec.Metrics = append(hpa.Spec.Metrics, autoscalingv2.MetricSpec{
-			Type: autoscalingv2.ExternalMetricSourceType,
-			External: &autoscalingv2.ExternalMetricSource{
-				Metric: autoscalingv2.MetricIdentifier{Name: so.MetricName(i)},
-				Target: target,
-			},
-		})
+		t, _ := parseTrigger(&s.Triggers[i])
+		hpa.Spec.Metrics = append(hpa.Spec.Metrics, so.metricSpec(i, t))
 	}
 	return hpa, nil
+}
+
+func (so *ScaledObject) metricSpec(i int, t trigger) autoscalingv2.MetricSpec {
+	switch {
+	case t.resource != "" && t.container != "":
+		return autoscalingv2.MetricSpec{
+			Type:              autoscalingv2.ContainerResourceMetricSourceType,
+			ContainerResource: &autoscalingv2.ContainerResourceMetricSource{Name: t.resource, Container: t.container, Target: t.target},
+		}
+	case t.resource != "":
+		return autoscalingv2.MetricSpec{
+			Type:     autoscalingv2.ResourceMetricSourceType,
+			Resource: &autoscalingv2.ResourceMetricSource{Name: t.resource, Target: t.target},
+		}
+	}
+	q := resource.NewMilliQuantity(int64(t.threshold*1000), resource.DecimalSI)
+	target := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: q}
+	if autoscalingv2.MetricTargetType(so.Spec.Triggers[i].MetricType) == autoscalingv2.ValueMetricType {
+		target = autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: q}
+	}
+	return autoscalingv2.MetricSpec{
+		Type: autoscalingv2.ExternalMetricSourceType,
+		External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: so.MetricName(i)},
+			Target: target,
+		},
+	}
 }
 
 // MetricValue turns a trigger's query result into the quantity KEDA's
@@ -159,10 +286,15 @@ type Activation struct {
 }
 
 // Activate is one poll of KEDA's scale loop: values holds each trigger's
-// query result. It scales from zero when a trigger is active, to zero
-// once no trigger has been active for cooldownPeriod (when
-// minReplicaCount is 0), and up to minReplicaCount when below it; above
-// zero the HPA decides.
+// query result, one per trigger in order. It scales from zero when a
+// trigger is active, to zero once no trigger has been active for
+// cooldownPeriod (when minReplicaCount is 0), and up to minReplicaCount
+// when below it; above zero the HPA decides.
+//
+// The values of cpu and memory triggers are ignored (callers may pass 0):
+// as in KEDA, those triggers are Resource metrics of the HPA and take no
+// part in activation, and an object whose triggers are all cpu or memory
+// is always active.
 func (so *ScaledObject) Activate(now time.Time, current int32, values []float64, lastActive *time.Time) (Activation, error) {
 	if err := so.Validate(); err != nil {
 		return Activation{}, err
@@ -171,13 +303,20 @@ func (so *ScaledObject) Activate(now time.Time, current int32, values []float64,
 	if len(values) != len(s.Triggers) {
 		return Activation{}, fmt.Errorf("%w: %d trigger values for %d triggers", ErrInvalidInput, len(values), len(s.Triggers))
 	}
-	active := false
+	active, external := false, false
 	for i := range s.Triggers {
-		_, activation, _ := thresholds(&s.Triggers[i])
+		t, _ := parseTrigger(&s.Triggers[i])
+		if t.resource != "" {
+			continue
+		}
+		external = true
 		// KEDA's prometheus scaler is active strictly above the activation threshold.
-		if values[i] > activation {
+		if values[i] > t.activation {
 			active = true
 		}
+	}
+	if !external {
+		active = true
 	}
 	minR := int32Or(s.MinReplicaCount, 0)
 	a := Activation{Active: active, Replicas: -1, LastActiveTime: lastActive}

@@ -405,9 +405,12 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 			}
 		}
 		if qerr == nil && (e.lastPoll.IsZero() || !now.Before(e.lastPoll.Add(e.so.PollingInterval()))) {
+			// cpu and memory triggers have no value: Activate ignores them.
 			flat := make([]float64, len(values))
 			for i, v := range values {
-				flat[i] = *v
+				if v != nil {
+					flat[i] = *v
+				}
 			}
 			done, err := c.activate(e, now, replicas, flat, &st)
 			if err != nil || done {
@@ -511,11 +514,16 @@ func (c *Controller) activate(e *entry, now time.Time, replicas int32, values []
 	return true, nil
 }
 
-// triggerValues runs each trigger's query; a failed one is nil.
+// triggerValues runs each prometheus trigger's query; a failed one is
+// nil. cpu and memory triggers are nil too: they are Resource metrics of
+// the HPA, read from the pods' CPU usage like any HPA's.
 func (c *Controller) triggerValues(ctx context.Context, so *autoscale.ScaledObject) ([]*float64, error) {
 	values := make([]*float64, len(so.Spec.Triggers))
 	var errs []error
 	for i, t := range so.Spec.Triggers {
+		if so.ResourceTrigger(i) {
+			continue
+		}
 		if c.cfg.Metrics == nil {
 			errs = append(errs, fmt.Errorf("hpacontroller: trigger %d: no metrics source", i))
 			continue

@@ -12,8 +12,10 @@
 // (SuccessfulRescale with "New size: N; reason: ...").
 //
 // A ScaledObject is its KEDA HPA (autoscale.ScaledObject.HPA) plus KEDA's
-// activation: at every polling interval its triggers decide between zero
-// and one replica, with the cooldown before scaling to zero.
+// activation: at every polling interval its prometheus triggers decide
+// between zero and one replica, with the cooldown before scaling to zero.
+// Its cpu and memory triggers are Resource metrics of that HPA, read from
+// the pods' CPU usage as an HPA's are, and take no part in activation.
 //
 // Time comes from Config.Now, so SyncOnce is deterministic given the
 // target, the metrics and the clock; Run calls it every SyncPeriod.
