@@ -41,6 +41,11 @@ type container struct {
 	restarts  int32
 	lastExit  string
 	cpuDone   time.Duration
+
+	// probeEpoch is when the first process started. The kubelet's probe
+	// workers tick from then on, across restarts, so a restarted
+	// container is first probed at the next tick, not at once.
+	probeEpoch time.Time
 }
 
 func (p *Pod) newContainer(spec *corev1.Container) (*container, error) {

@@ -36,6 +36,9 @@ const (
 // ends. A container without a startupProbe is started at once; one without
 // a readinessProbe is ready once started.
 func (c *container) startProbes(ctx context.Context, workers *sync.WaitGroup, pr *process) {
+	if c.probeEpoch.IsZero() {
+		c.probeEpoch = pr.started
+	}
 	started := make(chan struct{})
 	if sp := c.spec.StartupProbe; sp != nil {
 		workers.Go(func() { c.probeLoop(ctx, startupProbe, sp, pr, nil, started) })
@@ -89,7 +92,14 @@ func (c *container) probeLoop(ctx context.Context, kind probeKind, pr *corev1.Pr
 	if kind != readinessProbe {
 		successes = 1 // the API requires 1 for liveness and startup probes
 	}
-	if !sleepUntil(ctx, proc.started.Add(seconds(pr.InitialDelaySeconds, 0))) {
+	first := proc.started.Add(seconds(pr.InitialDelaySeconds, 0))
+	// A readiness probe behind a startup probe is triggered when that one
+	// passes, as the kubelet triggers it; every other probe of a restarted
+	// process waits for its worker's next tick.
+	if proc.started.After(c.probeEpoch) && !(kind == readinessProbe && c.spec.StartupProbe != nil) {
+		first = nextTick(c.probeEpoch, period, first)
+	}
+	if !sleepUntil(ctx, first) {
 		return
 	}
 	var last error
@@ -150,6 +160,16 @@ func (c *container) probeLoop(ctx context.Context, kind probeKind, pr *corev1.Pr
 			}
 		}
 	}
+}
+
+// nextTick is the first time at or after t of a ticker started at epoch
+// with the given period.
+func nextTick(epoch time.Time, period time.Duration, t time.Time) time.Time {
+	if !t.After(epoch) || period <= 0 {
+		return t
+	}
+	n := (t.Sub(epoch) + period - 1) / period
+	return epoch.Add(n * period)
 }
 
 func seconds(n int32, def int) time.Duration {
