@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/clusterdns"
@@ -74,7 +75,9 @@ type Cluster struct {
 	history  []HistoryPoint
 	loads    map[string]podLoad // by namespace/name
 	stopping bool
-	backends map[ingress.Backend][]netip.AddrPort
+	// backends are the ready endpoints of every Service port, read by the
+	// Ingress on each request without the cluster's lock.
+	backends atomic.Pointer[map[ingress.Backend][]netip.AddrPort]
 
 	dns        *clusterdns.Server
 	dnsAddr    netip.AddrPort
@@ -168,7 +171,7 @@ func (c *Cluster) DNSAddr() netip.AddrPort { return c.dnsAddr }
 func (c *Cluster) Start() (err error) {
 	defer func() {
 		if err != nil {
-			c.shutdown()
+			c.Stop()
 		}
 	}()
 	if err := os.MkdirAll(filepath.Join(c.cfg.RunDir, "logs"), 0o755); err != nil {
@@ -207,7 +210,7 @@ func (c *Cluster) Start() (err error) {
 				return err
 			}
 		}
-		c.eventLocked("Normal", "ScalingReplicaSet", "deployment/"+d.name,
+		c.Event("Normal", "ScalingReplicaSet", "deployment/"+d.name,
 			fmt.Sprintf("Scaled up replica set %s-%s to %d", d.name, d.revision, d.replicas))
 	}
 	c.publishLocked()
@@ -269,9 +272,10 @@ func (c *Cluster) IngressAddr() string {
 }
 
 func (c *Cluster) backendEndpoints(b ingress.Backend) []netip.AddrPort {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.backends[b]
+	if m := c.backends.Load(); m != nil {
+		return (*m)[b]
+	}
+	return nil
 }
 
 // Run reconciles until ctx ends, then stops everything in order: the pods
@@ -286,7 +290,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			c.shutdown()
+			c.Stop()
 			return nil
 		case <-c.wake:
 		case <-tick.C:
@@ -309,8 +313,10 @@ func (c *Cluster) poke() {
 	}
 }
 
-// shutdown terminates every pod and closes what Start opened, waiting for all.
-func (c *Cluster) shutdown() {
+// Stop terminates every pod and closes what Start opened, waiting for all.
+// Run calls it when its context ends; call it directly only for a cluster
+// that was started but never run.
+func (c *Cluster) Stop() {
 	c.mu.Lock()
 	c.stopping = true
 	for _, p := range c.pods {

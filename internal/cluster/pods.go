@@ -40,7 +40,7 @@ func (p *pod) restarts() int32 { return p.run.Status().Restarts }
 func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 	ip, err := c.podIPs.get()
 	if err != nil {
-		c.eventLocked("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
+		c.Event("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
 		return nil, err
 	}
 	var name string
@@ -82,9 +82,9 @@ func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 		LogDir:     filepath.Join(c.cfg.RunDir, "logs"),
 		Logger:     c.log,
 		OnEvent: func(e podrun.Event) {
-			// The event log has its own lock: podrun reports events from
-			// inside Start, which runs under c.mu.
-			c.eventLocked(e.Type, e.Reason, obj, e.Message)
+			// podrun reports events from inside Start, under c.mu; Event
+			// takes only the event log's lock.
+			c.Event(e.Type, e.Reason, obj, e.Message)
 		},
 		OnChange:   c.poke,
 		BackOff:    c.cfg.BackOff,
@@ -92,12 +92,12 @@ func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 	})
 	if err != nil {
 		c.podIPs.put(ip)
-		c.eventLocked("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
+		c.Event("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
 		return nil, fmt.Errorf("cluster: deployment %s/%s: %w", d.namespace, d.name, err)
 	}
 	p.run = run
 	c.pods[p.key()] = p
-	c.eventLocked("Normal", "Scheduled", obj, fmt.Sprintf("Successfully assigned %s/%s to localhost with IP %s", d.namespace, name, ip))
+	c.Event("Normal", "Scheduled", obj, fmt.Sprintf("Successfully assigned %s/%s to localhost with IP %s", d.namespace, name, ip))
 	return p, nil
 }
 
@@ -109,7 +109,7 @@ func (c *Cluster) terminateLocked(p *pod, reason string) {
 		return
 	}
 	p.terminating = true
-	c.eventLocked("Normal", reason, "pod/"+p.name, "Stopping container(s)")
+	c.Event("Normal", reason, "pod/"+p.name, "Stopping container(s)")
 	c.publishLocked()
 	c.podWG.Go(func() {
 		if err := p.run.Terminate(context.Background()); err != nil {
@@ -166,7 +166,7 @@ func (c *Cluster) publishLocked() {
 		}
 		table[clusterdns.Key{Namespace: s.namespace, Service: s.obj.Name}] = rec
 	}
-	c.backends = backends
+	c.backends.Store(&backends)
 	if c.dns != nil {
 		c.dns.Update(table)
 	}

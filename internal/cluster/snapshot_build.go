@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
@@ -115,41 +116,23 @@ func (c *Cluster) Snapshot() Snapshot {
 		s.Services = append(s.Services, info)
 	}
 	if c.ing != nil {
-		for _, ing := range c.cfg.Objects.Ingresses {
-			for _, r := range ing.Spec.Rules {
-				if r.HTTP == nil {
-					continue
-				}
-				for _, p := range r.HTTP.Paths {
-					if p.Backend.Service == nil {
-						continue
-					}
-					port := p.Backend.Service.Port.Name
-					if port == "" {
-						port = fmt.Sprint(p.Backend.Service.Port.Number)
-					}
-					host := r.Host
-					if host == "" {
-						host = "127.0.0.1"
-					}
-					_, ingPort := splitPort(c.IngressAddr())
-					s.Ingresses = append(s.Ingresses, IngressInfo{
-						Namespace: nsOf(ing.Namespace), Name: ing.Name, Host: r.Host, Path: p.Path,
-						Backend: p.Backend.Service.Name + ":" + port,
-						URL:     "http://" + host + ":" + ingPort + p.Path,
-					})
-				}
+		_, port, _ := net.SplitHostPort(c.IngressAddr())
+		for _, r := range c.ing.Routes() {
+			host := r.Host
+			if host == "" {
+				host = "127.0.0.1"
 			}
+			svcPort := r.Backend.Port.Name
+			if svcPort == "" {
+				svcPort = strconv.Itoa(int(r.Backend.Port.Number))
+			}
+			s.Ingresses = append(s.Ingresses, IngressInfo{
+				Namespace: r.Namespace, Name: r.Ingress, Host: r.Host, Path: r.Path,
+				Backend: r.Backend.Service + ":" + svcPort,
+				URL:     "http://" + host + ":" + port + r.Path,
+			})
 		}
 	}
 	s.History = append(s.History, c.history...)
 	return s
-}
-
-func splitPort(addr string) (string, string) {
-	i := strings.LastIndexByte(addr, ':')
-	if i < 0 {
-		return addr, ""
-	}
-	return addr[:i], addr[i+1:]
 }

@@ -68,16 +68,12 @@ func (l *eventLog) list() []Event {
 	return slices.Clone(l.events)
 }
 
-// eventLocked records an event; it takes only the event log's own lock, so
-// callbacks may record events while the cluster's lock is held.
-func (c *Cluster) eventLocked(typ, reason, object, message string) {
+// Event records an event, from the cluster or from outside it (an
+// autoscaler's). It takes only the event log's own lock, so it may be
+// called with the cluster's lock held, as podrun's callbacks are.
+func (c *Cluster) Event(typ, reason, object, message string) {
 	c.events.add(Event{Time: c.cfg.Now(), Type: typ, Reason: reason, Object: object, Message: message})
 	c.log.Debug("event", "type", typ, "reason", reason, "object", object, "message", message)
-}
-
-// Event records an event from outside the cluster, such as an autoscaler's.
-func (c *Cluster) Event(typ, reason, object, message string) {
-	c.eventLocked(typ, reason, object, message)
 }
 
 // Scale sets a Deployment's replica count, as an autoscaler or `kubectl
@@ -112,7 +108,7 @@ func (c *Cluster) Restart(namespace, name string) error {
 	}
 	t.Annotations[RestartedAtAnnotation] = c.cfg.Now().Format(time.RFC3339Nano)
 	d.setTemplate(t)
-	c.eventLocked("Normal", "RolloutRestart", "deployment/"+name, "Restarting pods with revision "+d.revision)
+	c.Event("Normal", "RolloutRestart", "deployment/"+name, "Restarting pods with revision "+d.revision)
 	c.poke()
 	return nil
 }

@@ -211,18 +211,7 @@ func (c *container) probeOnce(ctx context.Context, h corev1.ProbeHandler, timeou
 }
 
 func (c *container) validateHandler(h corev1.ProbeHandler) error {
-	n := 0
-	var err error
-	if h.Exec != nil {
-		n++
-		if len(h.Exec.Command) == 0 {
-			err = errors.New("exec: empty command")
-		}
-	}
-	if h.HTTPGet != nil {
-		n++
-		err = errors.Join(err, c.validateHTTP(h.HTTPGet))
-	}
+	n, err := c.validateExecHTTP(h.Exec, h.HTTPGet)
 	if h.TCPSocket != nil {
 		n++
 		if _, perr := c.port(h.TCPSocket.Port); perr != nil {
@@ -239,18 +228,7 @@ func (c *container) validateHandler(h corev1.ProbeHandler) error {
 }
 
 func (c *container) validateLifecycle(h *corev1.LifecycleHandler) error {
-	n := 0
-	var err error
-	if h.Exec != nil {
-		n++
-		if len(h.Exec.Command) == 0 {
-			err = errors.New("exec: empty command")
-		}
-	}
-	if h.HTTPGet != nil {
-		n++
-		err = errors.Join(err, c.validateHTTP(h.HTTPGet))
-	}
+	n, err := c.validateExecHTTP(h.Exec, h.HTTPGet)
 	if h.Sleep != nil {
 		n++
 		if h.Sleep.Seconds < 0 {
@@ -264,6 +242,22 @@ func (c *container) validateLifecycle(h *corev1.LifecycleHandler) error {
 		return fmt.Errorf("want exactly one of exec, httpGet, sleep; have %d", n)
 	}
 	return err
+}
+
+// validateExecHTTP checks the exec and httpGet actions that probes and
+// lifecycle hooks share, and counts those set.
+func (c *container) validateExecHTTP(e *corev1.ExecAction, g *corev1.HTTPGetAction) (n int, err error) {
+	if e != nil {
+		n++
+		if len(e.Command) == 0 {
+			err = errors.New("exec: empty command")
+		}
+	}
+	if g != nil {
+		n++
+		err = errors.Join(err, c.validateHTTP(g))
+	}
+	return n, err
 }
 
 func (c *container) validateHTTP(g *corev1.HTTPGetAction) error {

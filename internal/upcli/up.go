@@ -129,7 +129,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 	if err := auto.attach(c); err != nil {
-		stopCluster(c)
+		c.Stop()
 		return err
 	}
 
@@ -202,11 +202,4 @@ func writeSummary(w io.Writer, info Info, s cluster.Snapshot) {
 	}
 	fmt.Fprintf(w, "  logs       %s\n", filepath.Join(info.RunDir, "logs"))
 	fmt.Fprintln(w, "Ctrl-C stops everything.")
-}
-
-// stopCluster stops a started cluster that never ran.
-func stopCluster(c *cluster.Cluster) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = c.Run(ctx)
 }
