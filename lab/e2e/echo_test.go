@@ -5,6 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -100,8 +102,11 @@ func deployEcho(t *testing.T, l *lab, replicas int, extra string) (string, strin
 }
 
 // waitServing waits until the Service's EndpointSlices list want ready
-// endpoints and a request through the Service succeeds: a Deployment is
-// Ready before kube-proxy has programmed its Service.
+// endpoints, kube-proxy has written a rule for each of them, and a request
+// through the Service succeeds. A Deployment is Ready, and its EndpointSlice
+// says so, before kube-proxy has synced its rules: on a busy node that lag
+// has been seen to last seconds, during which every new connection still
+// goes to the old set.
 func waitServing(ctx context.Context, l *lab, ns, svc string, want int, do request) error {
 	return poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
 		slices, err := l.client.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
@@ -110,20 +115,68 @@ func waitServing(ctx context.Context, l *lab, ns, svc string, want int, do reque
 		if err != nil {
 			return false, err
 		}
-		ready := 0
+		var ready []string
 		for _, s := range slices.Items {
 			for _, e := range s.Endpoints {
 				if e.Conditions.Ready != nil && *e.Conditions.Ready {
-					ready++
+					ready = append(ready, e.Addresses...)
 				}
 			}
 		}
-		if ready < want {
-			return false, fmt.Errorf("service %s/%s: %d of %d endpoints ready", ns, svc, ready, want)
+		if len(ready) < want {
+			return false, fmt.Errorf("service %s/%s: %d of %d endpoints ready", ns, svc, len(ready), want)
+		}
+		programmed, err := kubeProxyEndpoints(ctx, ns, svc)
+		if err != nil {
+			return false, err
+		}
+		for _, ip := range ready {
+			if !programmed[ip] {
+				return false, fmt.Errorf("service %s/%s: kube-proxy has no rule yet for ready endpoint %s (rules for %v)", ns, svc, ip, programmed)
+			}
 		}
 		_, err = do(ctx)
 		return err == nil, err
 	})
+}
+
+// kubeProxyEndpoints returns the endpoint IPs that kube-proxy's iptables
+// rules send the Service's new connections to, read from the nat table. Its
+// rules carry comments "NS/SVC:PORT -> IP:PORT" on the jumps from a
+// Service's chain to its endpoints' chains.
+func kubeProxyEndpoints(ctx context.Context, ns, svc string) (map[string]bool, error) {
+	out, err := exec.CommandContext(ctx, "iptables-save", "-t", "nat").Output()
+	if err != nil {
+		return nil, fmt.Errorf("read kube-proxy's rules: iptables-save -t nat: %w", err)
+	}
+	return parseServiceEndpointRules(string(out), ns, svc), nil
+}
+
+// parseServiceEndpointRules picks the endpoint IPs of ns/svc out of
+// iptables-save output.
+func parseServiceEndpointRules(rules, ns, svc string) map[string]bool {
+	ips := map[string]bool{}
+	prefix := `--comment "` + ns + "/" + svc
+	for _, line := range strings.Split(rules, "\n") {
+		if !strings.HasPrefix(line, "-A KUBE-SVC-") || !strings.Contains(line, "-j KUBE-SEP-") {
+			continue
+		}
+		_, comment, ok := strings.Cut(line, prefix)
+		if !ok {
+			continue
+		}
+		comment, _, _ = strings.Cut(comment, `"`)
+		// What follows the name is ":PORTNAME -> IP:PORT", or " -> IP:PORT"
+		// for a Service whose only port has no name.
+		port, target, ok := strings.Cut(comment, " -> ")
+		if !ok || (port != "" && !strings.HasPrefix(port, ":")) {
+			continue
+		}
+		if host, _, err := net.SplitHostPort(target); err == nil {
+			ips[host] = true
+		}
+	}
+	return ips
 }
 
 // waitDeploymentReady waits until the Deployment's current generation is
@@ -322,4 +375,39 @@ func podNames(ctx context.Context, l *lab, ns, deploy string) ([]string, error) 
 		names = append(names, p.Name)
 	}
 	return names, nil
+}
+
+func TestParseServiceEndpointRules(t *testing.T) {
+	rules := `*nat
+-A KUBE-SVC-AAA ! -s 10.244.0.0/16 -d 10.96.1.2/32 -p tcp -m comment --comment "shoal/thumbnailer:http cluster IP" -m tcp --dport 8080 -j KUBE-MARK-MASQ
+-A KUBE-SVC-AAA -m comment --comment "shoal/thumbnailer:http -> 10.244.0.17:8080" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-B1
+-A KUBE-SVC-AAA -m comment --comment "shoal/thumbnailer:http -> 10.244.0.20:8080" -j KUBE-SEP-B2
+-A KUBE-SVC-CCC -m comment --comment "shoal/thumbnailer-headless:http -> 10.244.0.99:8080" -j KUBE-SEP-B3
+-A KUBE-SVC-DDD -m comment --comment "other/thumbnailer:http -> 10.244.0.98:8080" -j KUBE-SEP-B4
+-A KUBE-SVC-EEE -m comment --comment "e2e/echo -> 10.244.0.5:8080" -j KUBE-SEP-B5
+-A KUBE-SEP-B1 -p tcp -m comment --comment "shoal/thumbnailer:http" -m tcp -j DNAT --to-destination 10.244.0.17:8080
+COMMIT
+`
+	tests := []struct {
+		name, ns, svc string
+		want          []string
+	}{
+		{name: "named port, two endpoints", ns: "shoal", svc: "thumbnailer", want: []string{"10.244.0.17", "10.244.0.20"}},
+		{name: "name prefix of another service", ns: "shoal", svc: "thumbnailer-headless", want: []string{"10.244.0.99"}},
+		{name: "unnamed port", ns: "e2e", svc: "echo", want: []string{"10.244.0.5"}},
+		{name: "no rules", ns: "shoal", svc: "gallery", want: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := parseServiceEndpointRules(rules, tt.ns, tt.svc)
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+			for _, ip := range tt.want {
+				if !got[ip] {
+					t.Errorf("got %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
 }
