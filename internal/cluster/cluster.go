@@ -210,7 +210,7 @@ func (c *Cluster) Start() (err error) {
 				return err
 			}
 		}
-		c.Event("Normal", "ScalingReplicaSet", "deployment/"+d.name,
+		c.Event(d.namespace, "Normal", "ScalingReplicaSet", "deployment/"+d.name,
 			fmt.Sprintf("Scaled up replica set %s-%s to %d", d.name, d.revision, d.replicas))
 	}
 	c.publishLocked()

@@ -226,7 +226,7 @@ func (c *Cluster) scaleToLocked(d *deployment, cur []*pod, want int) {
 }
 
 func (c *Cluster) scaledLocked(d *deployment, rs string, n int) {
-	c.Event("Normal", "ScalingReplicaSet", "deployment/"+d.name, fmt.Sprintf("Scaled replica set %s to %d", rs, n))
+	c.Event(d.namespace, "Normal", "ScalingReplicaSet", "deployment/"+d.name, fmt.Sprintf("Scaled replica set %s to %d", rs, n))
 }
 
 // sortVictims orders pods the way the replica set controller picks pods

@@ -393,8 +393,8 @@ func TestHistory(t *testing.T) {
 	if len(s.Autoscalers) != 1 || s.Autoscalers[0] != autoscalers[0] {
 		t.Errorf("autoscalers %+v", s.Autoscalers)
 	}
-	c.Event("Normal", "SuccessfulRescale", "hpa/api", "New size: 4; reason: cpu resource utilization above target")
-	if ev := c.Snapshot().Events; len(ev) != 1 || ev[0].Object != "hpa/api" || !ev[0].Time.Equal(now) || ev[0].Count != 1 {
+	c.Event("shop", "Normal", "SuccessfulRescale", "hpa/api", "New size: 4; reason: cpu resource utilization above target")
+	if ev := c.Snapshot().Events; len(ev) != 1 || ev[0].Namespace != "shop" || ev[0].Object != "hpa/api" || !ev[0].Time.Equal(now) || ev[0].Count != 1 {
 		t.Errorf("events %+v, want the autoscaler's event", ev)
 	}
 }

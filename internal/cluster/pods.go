@@ -40,7 +40,7 @@ func (p *pod) restarts() int32 { return p.run.Status().Restarts }
 func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 	ip, err := c.podIPs.get()
 	if err != nil {
-		c.Event("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
+		c.Event(d.namespace, "Warning", "FailedCreate", "deployment/"+d.name, err.Error())
 		return nil, err
 	}
 	var name string
@@ -84,7 +84,7 @@ func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 		OnEvent: func(e podrun.Event) {
 			// podrun reports events from inside Start, under c.mu; Event
 			// takes only the event log's lock.
-			c.Event(e.Type, e.Reason, obj, e.Message)
+			c.Event(d.namespace, e.Type, e.Reason, obj, e.Message)
 		},
 		OnChange:   c.poke,
 		BackOff:    c.cfg.BackOff,
@@ -92,12 +92,12 @@ func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
 	})
 	if err != nil {
 		c.podIPs.put(ip)
-		c.Event("Warning", "FailedCreate", "deployment/"+d.name, err.Error())
+		c.Event(d.namespace, "Warning", "FailedCreate", "deployment/"+d.name, err.Error())
 		return nil, fmt.Errorf("cluster: deployment %s/%s: %w", d.namespace, d.name, err)
 	}
 	p.run = run
 	c.pods[p.key()] = p
-	c.Event("Normal", "Scheduled", obj, fmt.Sprintf("Successfully assigned %s/%s to localhost with IP %s", d.namespace, name, ip))
+	c.Event(d.namespace, "Normal", "Scheduled", obj, fmt.Sprintf("Successfully assigned %s/%s to localhost with IP %s", d.namespace, name, ip))
 	return p, nil
 }
 
@@ -109,7 +109,7 @@ func (c *Cluster) terminateLocked(p *pod, reason string) {
 		return
 	}
 	p.terminating = true
-	c.Event("Normal", reason, "pod/"+p.name, "Stopping container(s)")
+	c.Event(p.namespace, "Normal", reason, "pod/"+p.name, "Stopping container(s)")
 	c.publishLocked()
 	c.podWG.Go(func() {
 		if err := p.run.Terminate(context.Background()); err != nil {

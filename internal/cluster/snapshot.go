@@ -96,12 +96,16 @@ type AutoscalerInfo = hpacontroller.Status
 
 // Event is a Kubernetes-style event.
 type Event struct {
-	Time    time.Time `json:"time"`
-	Type    string    `json:"type"` // Normal or Warning
-	Reason  string    `json:"reason"`
-	Object  string    `json:"object"` // "pod/NAME", "deployment/NAME", "hpa/NAME"
-	Message string    `json:"message"`
-	Count   int       `json:"count"`
+	Time time.Time `json:"time"`
+	// Namespace is the namespace of the object the event is about;
+	// events about no one namespaced object are in "default", where
+	// Kubernetes records a cluster-scoped object's events.
+	Namespace string `json:"namespace"`
+	Type      string `json:"type"` // Normal or Warning
+	Reason    string `json:"reason"`
+	Object    string `json:"object"` // "pod/NAME", "deployment/NAME", "hpa/NAME"
+	Message   string `json:"message"`
+	Count     int    `json:"count"`
 }
 
 // HistoryPoint is one deployment's replica counts at one time.

@@ -47,7 +47,7 @@ func (l *eventLog) add(e Event) {
 	defer l.mu.Unlock()
 	for i := len(l.events) - 1; i >= 0 && i >= len(l.events)-20; i-- {
 		p := &l.events[i]
-		if p.Object == e.Object && p.Reason == e.Reason && p.Message == e.Message && p.Type == e.Type {
+		if p.Namespace == e.Namespace && p.Object == e.Object && p.Reason == e.Reason && p.Message == e.Message && p.Type == e.Type {
 			p.Count++
 			p.Time = e.Time
 			ev := *p
@@ -71,9 +71,9 @@ func (l *eventLog) list() []Event {
 // Event records an event, from the cluster or from outside it (an
 // autoscaler's). It takes only the event log's own lock, so it may be
 // called with the cluster's lock held, as podrun's callbacks are.
-func (c *Cluster) Event(typ, reason, object, message string) {
-	c.events.add(Event{Time: c.cfg.Now(), Type: typ, Reason: reason, Object: object, Message: message})
-	c.log.Debug("event", "type", typ, "reason", reason, "object", object, "message", message)
+func (c *Cluster) Event(namespace, typ, reason, object, message string) {
+	c.events.add(Event{Time: c.cfg.Now(), Namespace: namespace, Type: typ, Reason: reason, Object: object, Message: message})
+	c.log.Debug("event", "namespace", namespace, "type", typ, "reason", reason, "object", object, "message", message)
 }
 
 // Scale sets a Deployment's replica count, as an autoscaler or `kubectl
@@ -108,7 +108,7 @@ func (c *Cluster) Restart(namespace, name string) error {
 	}
 	t.Annotations[RestartedAtAnnotation] = c.cfg.Now().Format(time.RFC3339Nano)
 	d.setTemplate(t)
-	c.Event("Normal", "RolloutRestart", "deployment/"+name, "Restarting pods with revision "+d.revision)
+	c.Event(namespace, "Normal", "RolloutRestart", "deployment/"+name, "Restarting pods with revision "+d.revision)
 	c.poke()
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 func TestEventLog(t *testing.T) {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	ev := func(i int, reason, msg string) Event {
-		return Event{Time: t0.Add(time.Duration(i) * time.Second), Type: "Normal", Reason: reason, Object: "pod/web-1", Message: msg}
+		return Event{Time: t0.Add(time.Duration(i) * time.Second), Namespace: "default", Type: "Normal", Reason: reason, Object: "pod/web-1", Message: msg}
 	}
 	t.Run("repeats fold into a count and move to the end", func(t *testing.T) {
 		l := eventLog{max: 10}
@@ -27,7 +27,7 @@ func TestEventLog(t *testing.T) {
 			t.Errorf("last event %+v, want Unhealthy twice at the latest time", last)
 		}
 	})
-	t.Run("differing type, object or message do not fold", func(t *testing.T) {
+	t.Run("differing namespace, type, object or message do not fold", func(t *testing.T) {
 		l := eventLog{max: 10}
 		base := ev(0, "Killing", "Stopping container(s)")
 		l.add(base)
@@ -40,8 +40,11 @@ func TestEventLog(t *testing.T) {
 		msg := base
 		msg.Message = "Stopping"
 		l.add(msg)
-		if got := l.list(); len(got) != 4 {
-			t.Errorf("events %+v, want 4 distinct", got)
+		ns := base
+		ns.Namespace = "shop"
+		l.add(ns)
+		if got := l.list(); len(got) != 5 {
+			t.Errorf("events %+v, want 5 distinct", got)
 		}
 	})
 	t.Run("bounded, oldest dropped", func(t *testing.T) {

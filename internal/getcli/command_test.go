@@ -95,6 +95,8 @@ func TestGetGolden(t *testing.T) {
 		{"ingress", []string{"ing"}},
 		{"events", []string{"events"}},
 		{"events-wide", []string{"ev", "-o", "wide"}},
+		{"events-namespace", []string{"events", "-n", "monitoring"}},
+		{"events-all-namespaces", []string{"events", "-A"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,8 +4,8 @@
 //
 // Without -n or -A, get shows the namespace the snapshot's objects live in
 // when they all share one, else "default": `shoal up` of an overlay that
-// sets a namespace needs no -n. Events carry no namespace in the snapshot,
-// so `get events` lists every event whatever the namespace flags say.
+// sets a namespace needs no -n. Events are listed oldest first, as the
+// snapshot keeps them.
 //
 // Client, the HTTP client of the API, is exported for the other commands
 // that talk to `shoal up`.

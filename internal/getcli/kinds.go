@@ -39,7 +39,7 @@ func lookupKind(name string) (kind, bool) {
 	case "ingresses", "ingress", "ing":
 		return kind{namespaced: true, list: ingresses}, true
 	case "events", "event", "ev":
-		return kind{list: events}, true
+		return kind{namespaced: true, list: events}, true
 	}
 	return kind{}, false
 }
@@ -219,18 +219,20 @@ func events(s *cluster.Snapshot, v view) (table, any) {
 	if v.wide {
 		t.header = append(t.header, "COUNT")
 	}
+	// Events keep the log's order, oldest first, not kubectl's order by name.
+	items := []cluster.Event{}
 	for _, e := range s.Events {
+		if !v.shows(e.Namespace) {
+			continue
+		}
+		items = append(items, e)
 		// Messages are single-line in a table.
 		msg := strings.Join(strings.Fields(e.Message), " ")
 		cells := []string{age(s.Time, e.Time), e.Type, e.Reason, e.Object, msg}
 		if v.wide {
 			cells = append(cells, strconv.Itoa(max(e.Count, 1)))
 		}
-		t.rows = append(t.rows, row{"", cells})
-	}
-	items := s.Events
-	if items == nil {
-		items = []cluster.Event{}
+		t.rows = append(t.rows, row{e.Namespace, cells})
 	}
 	return t, items
 }

@@ -68,6 +68,8 @@ var (
 
 // Event is a Kubernetes-style event about an autoscaler.
 type Event struct {
+	// Namespace is the namespace of the autoscaler the event is about.
+	Namespace string
 	// Type is Normal or Warning.
 	Type string
 	// Object is "hpa/NAME" or "scaledobject/NAME".
@@ -357,10 +359,10 @@ func (c *Controller) SyncOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *Controller) event(typ, object, reason, message string) {
-	c.log.Info("autoscaler event", "type", typ, "object", object, "reason", reason, "message", message)
+func (c *Controller) event(namespace, typ, object, reason, message string) {
+	c.log.Info("autoscaler event", "namespace", namespace, "type", typ, "object", object, "reason", reason, "message", message)
 	if c.cfg.OnEvent != nil {
-		c.cfg.OnEvent(Event{Type: typ, Object: object, Reason: reason, Message: message})
+		c.cfg.OnEvent(Event{Namespace: namespace, Type: typ, Object: object, Reason: reason, Message: message})
 	}
 }
 
@@ -385,7 +387,7 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 		err = fmt.Errorf("%w: %s/%s: %w", ErrTarget, ns, deploy, err)
 		st.Reason, st.MetricError = "FailedGetScale", err.Error()
 		c.setStatus(e, st)
-		c.event(corev1.EventTypeWarning, hpaObject, "FailedGetScale", err.Error())
+		c.event(ns, corev1.EventTypeWarning, hpaObject, "FailedGetScale", err.Error())
 		return err
 	}
 	st.Current, st.Desired = replicas, replicas
@@ -462,13 +464,13 @@ func (c *Controller) sync(ctx context.Context, e *entry) error {
 	if d.Rescale {
 		if err := c.cfg.Target.Scale(ns, deploy, d.DesiredReplicas, d.Reason); err != nil {
 			scaleErr = fmt.Errorf("%w: scale %s/%s to %d: %w", ErrTarget, ns, deploy, d.DesiredReplicas, err)
-			c.event(corev1.EventTypeWarning, hpaObject, "FailedRescale",
+			c.event(ns, corev1.EventTypeWarning, hpaObject, "FailedRescale",
 				fmt.Sprintf("New size: %d; reason: %s; error: %v", d.DesiredReplicas, d.Reason, err))
 			st.Desired = replicas
 		} else {
 			e.scaleEvents = d.ScaleEvents
 			st.LastScale = now
-			c.event(corev1.EventTypeNormal, hpaObject, "SuccessfulRescale",
+			c.event(ns, corev1.EventTypeNormal, hpaObject, "SuccessfulRescale",
 				fmt.Sprintf("New size: %d; reason: %s", d.DesiredReplicas, d.Reason))
 		}
 	} else {
@@ -506,11 +508,11 @@ func (c *Controller) activate(e *entry, now time.Time, replicas int32, values []
 	}
 	if err := c.cfg.Target.Scale(ns, deploy, a.Replicas, a.Reason); err != nil {
 		err = fmt.Errorf("%w: scale %s/%s to %d: %w", ErrTarget, ns, deploy, a.Replicas, err)
-		c.event(corev1.EventTypeWarning, object, "KEDAScaleTargetActivationFailed", err.Error())
+		c.event(ns, corev1.EventTypeWarning, object, "KEDAScaleTargetActivationFailed", err.Error())
 		return true, err
 	}
 	st.Desired, st.LastScale = a.Replicas, now
-	c.event(corev1.EventTypeNormal, object, reason, message)
+	c.event(ns, corev1.EventTypeNormal, object, reason, message)
 	return true, nil
 }
 

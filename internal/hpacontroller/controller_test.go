@@ -173,6 +173,11 @@ func TestCPUMatchesSimulate(t *testing.T) {
 					t.Errorf("event %q is not an upstream SuccessfulRescale", e)
 				}
 			}
+			for _, e := range ev.list {
+				if e.Namespace != "shoal" {
+					t.Errorf("event %+v: namespace %q, want the HPA's %q", e, e.Namespace, "shoal")
+				}
+			}
 			t.Logf("events: %q", evs)
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/hpacontroller"
 	"github.com/shoal-dev/shoal/internal/podmetrics"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // adapterRulesPath is the deploy kit's prometheus-adapter rules in deploy.FS.
@@ -71,14 +72,16 @@ func (a *autoscaling) attach(c *cluster.Cluster) error {
 		SyncPeriod: a.period,
 		Logger:     a.log.With("component", "autoscaler"),
 		OnEvent: func(e hpacontroller.Event) {
-			c.Event(e.Type, e.Reason, e.Object, e.Message)
+			c.Event(e.Namespace, e.Type, e.Reason, e.Object, e.Message)
 		},
 	})
 	// Set keeps the autoscalers it understands; the others are reported
 	// and left alone, as a controller leaves an object it cannot read.
 	if err := ctrl.Set(a.objs.HPAs, a.objs.ScaledObjects); err != nil {
 		a.log.Warn("autoscalers not reconciled", "err", err)
-		c.Event("Warning", "FailedGetScale", "autoscaler", err.Error())
+		// Events about no one object go where Kubernetes records a
+		// cluster-scoped object's events.
+		c.Event(metav1.NamespaceDefault, "Warning", "FailedGetScale", "autoscaler", err.Error())
 	}
 	a.ctrl.Store(ctrl)
 	a.col = newCollector(c, a.direct, a.targets, a.log)
