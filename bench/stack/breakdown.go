@@ -38,7 +38,9 @@ func breakdown(log *slog.Logger, d time.Duration, conc, rounds int) error {
 		{"+ h2c", server.Config{H2C: true}, none},
 		{"+ connection age and request limits", server.Config{H2C: true, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000}, none},
 		{"+ X-Served-By", server.Config{H2C: true, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000},
-			func(h http.Handler, _ *prometheus.Registry) (http.Handler, error) { return server.ServedBy("bench-0", h), nil }},
+			func(h http.Handler, _ *prometheus.Registry) (http.Handler, error) {
+				return server.ServedBy("bench-0", h), nil
+			}},
 		{"+ shed", server.Config{H2C: true, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000},
 			func(h http.Handler, reg *prometheus.Registry) (http.Handler, error) {
 				l, err := shed.New(shed.Config{}, reg)
