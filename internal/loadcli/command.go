@@ -64,7 +64,22 @@ type options struct {
 	window      time.Duration
 	output      string
 	quiet       bool
+	maxErrors   int64
 }
+
+// TooManyErrorsError is returned, after the report is written, when more
+// requests failed than --max-errors allows. Its exit status is 1, as
+// `shoal lint`'s for findings; bad input exits with 2.
+type TooManyErrorsError struct {
+	Failed, Scheduled, Max int64
+}
+
+func (e *TooManyErrorsError) Error() string {
+	return fmt.Sprintf("load: %d of %d scheduled requests failed, more than --max-errors %d", e.Failed, e.Scheduled, e.Max)
+}
+
+// ExitCode is the process exit status for the error.
+func (e *TooManyErrorsError) ExitCode() int { return 1 }
 
 // NewCommand returns the `load` command.
 func NewCommand() *cobra.Command {
@@ -78,13 +93,18 @@ and a request due while --max-in-flight are in flight is dropped and counted,
 never sent late. The run ends at --duration or after --count requests
 (at least one is required; --steps also bound the run).
 
+With --max-errors N the command exits with status 1, after the report, when
+more than N requests failed (any error kind, dropped requests included):
+--max-errors 0 makes a script fail on the first lost request.
+
 The report gives throughput, latency percentiles, errors by kind and each
 replica's share of the responses, read from the --served-by-header, with the
 coefficient of variation (CV) of the shares overall and per --window.`,
 		Example: `  shoal load http://127.0.0.1:8080/ --rate 200 --duration 30s
   shoal load http://127.0.0.1:8080/v1/thumbnails -X POST --body @cat.png \
     -H 'Content-Type: image/png' --steps 100:10s,400:20s,100:10s --window 5s
-  shoal load http://127.0.0.1:8080/ --count 1000 --no-keepalive -o json --quiet`,
+  shoal load http://127.0.0.1:8080/ --count 1000 --no-keepalive -o json --quiet
+  shoal load http://127.0.0.1:8080/ --rate 50 --duration 60s --max-errors 0`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return flagErr("URL", "want exactly one URL argument, got %d", len(args))
@@ -100,10 +120,14 @@ coefficient of variation (CV) of the shares overall and per --window.`,
 			if err != nil {
 				return configErr(err)
 			}
+			write := rep.WriteText
 			if o.output == "json" {
-				return rep.WriteJSON(cmd.OutOrStdout())
+				write = rep.WriteJSON
 			}
-			return rep.WriteText(cmd.OutOrStdout())
+			if err := write(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			return o.checkErrors(rep)
 		},
 	}
 	f := cmd.Flags()
@@ -126,6 +150,7 @@ coefficient of variation (CV) of the shares overall and per --window.`,
 	f.DurationVar(&o.window, "window", 0, "also report shares per window of this length (e.g. 5s)")
 	f.StringVarP(&o.output, "output", "o", "text", "report format: text or json")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "no progress line on stderr")
+	f.Int64Var(&o.maxErrors, "max-errors", -1, "exit with status 1 when more requests than this fail, dropped ones included (-1: never)")
 	return cmd
 }
 
@@ -164,6 +189,9 @@ func (o *options) config(cmd *cobra.Command, url string) (loadgen.Config, error)
 		if f.v < 0 {
 			return cfg, flagErr(f.name, "must not be negative")
 		}
+	}
+	if o.maxErrors < -1 {
+		return cfg, flagErr("--max-errors", "must be -1 (no limit) or more, got %d", o.maxErrors)
 	}
 	if o.rate == 0 {
 		return cfg, flagErr("--rate", "must be positive")
@@ -214,6 +242,21 @@ func (o *options) config(cmd *cobra.Command, url string) (loadgen.Config, error)
 		return cfg, configErr(err)
 	}
 	return cfg, nil
+}
+
+// checkErrors applies --max-errors to a finished run.
+func (o *options) checkErrors(rep *loadgen.Report) error {
+	if o.maxErrors < 0 {
+		return nil
+	}
+	var failed int64
+	for _, n := range rep.Errors {
+		failed += n
+	}
+	if failed > o.maxErrors {
+		return &TooManyErrorsError{Failed: failed, Scheduled: rep.Scheduled, Max: o.maxErrors}
+	}
+	return nil
 }
 
 // readBody reads --body: @FILE, @- for stdin, or the text itself.

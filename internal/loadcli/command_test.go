@@ -90,6 +90,7 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 		{"bad method", []string{"http://127.0.0.1:1/", "--count", "1", "-X", "GE T"}, "--method"},
 		{"bad served-by header", []string{"http://127.0.0.1:1/", "--count", "1", "--served-by-header", "X Y"}, "--served-by-header"},
 		{"tiny window", []string{"http://127.0.0.1:1/", "--count", "1", "--window", "1ms"}, "--window"},
+		{"max errors below -1", []string{"http://127.0.0.1:1/", "--count", "1", "--max-errors", "-2"}, "--max-errors"},
 	}
 	var all strings.Builder
 	for _, tc := range tests {
@@ -168,6 +169,51 @@ func TestJSONReport(t *testing.T) {
 	}
 	if s.method.Load() != "POST" || s.body.Load() != `{"user":"ann"}` {
 		t.Errorf("server saw %v %v", s.method.Load(), s.body.Load())
+	}
+}
+
+func TestMaxErrors(t *testing.T) {
+	// Every third request answers 503.
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%3 == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr bool
+	}{
+		{name: "no limit by default", args: nil, wantErr: false},
+		{name: "zero allowed", args: []string{"--max-errors", "0"}, wantErr: true},
+		{name: "just under", args: []string{"--max-errors", "9"}, wantErr: true},
+		{name: "exactly the failures", args: []string{"--max-errors", "10"}, wantErr: false},
+		{name: "explicit no limit", args: []string{"--max-errors", "-1"}, wantErr: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.Store(0)
+			args := append([]string{srv.URL + "/", "--rate", "500", "--count", "30", "--quiet", "-o", "json"}, tt.args...)
+			out, _, err := execute(t, "", args...)
+			var rep struct {
+				Errors map[string]int64 `json:"errors"`
+			}
+			if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+				t.Fatalf("the report must be written whatever the outcome: %v in %q", jerr, out)
+			}
+			if rep.Errors["http_503"] != 10 {
+				t.Fatalf("errors %v, want 10 http_503 (every third of 30)", rep.Errors)
+			}
+			var tooMany *TooManyErrorsError
+			if got := errors.As(err, &tooMany); got != tt.wantErr {
+				t.Fatalf("err = %v, want a TooManyErrorsError: %v", err, tt.wantErr)
+			}
+			if tt.wantErr && (tooMany.Failed != 10 || tooMany.Scheduled != 30 || tooMany.ExitCode() != 1) {
+				t.Errorf("error %+v (%q), want 10 of 30 failed and exit status 1", tooMany, err)
+			}
+		})
 	}
 }
 
