@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,38 +16,17 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/shoal-dev/shoal/internal/podtest"
 )
 
-// testpodBin is the test container program, built once by TestMain.
+// testpodBin is the test container program, built once by TestMain
+// (package podtest).
 var testpodBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "podrun-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	testpodBin = filepath.Join(dir, "testpod")
-	build := exec.Command("go", "build", "-o", testpodBin, "./testdata/testpod")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build testpod:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { podtest.Main(m, &testpodBin) }
 
 const waitTimeout = 30 * time.Second
 

@@ -1,6 +1,8 @@
-// Command testpod is the container process of podrun's tests. It serves
-// HTTP on $HOST:$PORT and does what its endpoints and environment ask:
+// Command testpod is the container process of the podrun and cluster
+// tests. It serves HTTP on $HOST:$PORT and does what its endpoints and
+// environment ask:
 //
+//	/                    200 "hello from $POD_NAME"
 //	/healthz, /readyz    200, or 503 after /set?live=0 or /set?ready=0
 //	/set?live=0|1&ready=0|1
 //	/crash?code=N        exits with code N
@@ -8,8 +10,14 @@
 //	/args                the arguments, one per line
 //	/burn?ms=N           spins until it has used N ms of CPU time
 //
-// MARK=FILE appends "start PID", "sigterm PID" lines to FILE. ON_SIGTERM=ignore
-// ignores SIGTERM. READY_AFTER=DURATION makes /readyz fail until then.
+// Every response carries X-Served-By: $POD_NAME. On SIGTERM it keeps
+// serving for DRAIN_DELAY (default 0), as the Shoal services do while the
+// endpoints are updated, then stops accepting, finishes the requests in
+// flight and exits.
+//
+// MARK=FILE appends "start PID", "sigterm PID" and "exit PID" lines to FILE.
+// ON_SIGTERM=ignore ignores SIGTERM. READY_AFTER=DURATION makes /readyz
+// fail until then.
 // EXIT=N exits at once with code N. Subcommands: "cat FILE" prints a file,
 // "grep FILE TEXT" succeeds if FILE holds TEXT, "mark FILE TEXT" appends a
 // line, "exit N" exits with code N.
@@ -69,7 +77,11 @@ func main() {
 	if d, err := time.ParseDuration(os.Getenv("READY_AFTER")); err == nil {
 		readyAt = readyAt.Add(d)
 	}
+	name := os.Getenv("POD_NAME")
 	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s\n", name)
+	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !live.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -121,24 +133,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	srv := &http.Server{Handler: mux}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Served-By", name)
+		mux.ServeHTTP(w, r)
+	}), ReadHeaderTimeout: 10 * time.Second}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
+	drained := make(chan struct{})
 	go func() {
 		for range sigs {
 			mark(markFile, "sigterm "+pid)
 			if os.Getenv("ON_SIGTERM") == "ignore" {
 				continue
 			}
+			if d, err := time.ParseDuration(os.Getenv("DRAIN_DELAY")); err == nil {
+				time.Sleep(d)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.Shutdown(ctx)
+			_ = srv.Shutdown(ctx)
 			cancel()
+			close(drained)
+			return
 		}
 	}()
 	if err := srv.Serve(ln); err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(4)
 	}
+	<-drained // Serve returns at once; Shutdown returns when the requests in flight are done
 	mark(markFile, "exit "+pid)
 }
 
