@@ -6,34 +6,17 @@ import (
 	"flag"
 	"math"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("output differs from %s:\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
-	}
-}
 
 // keyedReplicas answers as replica a, b or c by the request's balance
 // key (key-i is served by "abc"[i%3]), and with 503 for key-0.
@@ -76,8 +59,8 @@ func TestReportGolden(t *testing.T) {
 	if err := rep.WriteJSON(&js); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "report.txt.golden", text.Bytes())
-	golden(t, "report.json.golden", js.Bytes())
+	golden.Check(t, filepath.Join("testdata", "report.txt.golden"), text.Bytes(), *update)
+	golden.Check(t, filepath.Join("testdata", "report.json.golden"), js.Bytes(), *update)
 }
 
 // TestJSONSchema checks the JSON report against the field list in
@@ -120,7 +103,7 @@ func TestJSONSchema(t *testing.T) {
 	}
 	walk("", doc)
 	slices.Sort(got)
-	golden(t, "schema.txt", []byte(strings.Join(got, "\n")+"\n"))
+	golden.Check(t, filepath.Join("testdata", "schema.txt"), []byte(strings.Join(got, "\n")+"\n"), *update)
 	if doc["schema"] != SchemaVersion {
 		t.Errorf("schema %v, want %s", doc["schema"], SchemaVersion)
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/shoal-dev/shoal/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -57,24 +59,6 @@ func execute(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
-	}
-}
-
 func TestGetGolden(t *testing.T) {
 	addr := serve(t, "snapshot.json")
 	tests := []struct {
@@ -107,7 +91,7 @@ func TestGetGolden(t *testing.T) {
 			if stderr != "" {
 				t.Errorf("stderr: %q", stderr)
 			}
-			golden(t, tc.name, out)
+			golden.Check(t, filepath.Join("testdata", tc.name+".golden"), []byte(out), *update)
 		})
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -24,24 +26,6 @@ func execute(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s:\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
-	}
-}
-
 func TestRecommendGolden(t *testing.T) {
 	for _, name := range []string{"recommend-scale-up", "recommend-stabilized"} {
 		t.Run(name, func(t *testing.T) {
@@ -49,7 +33,7 @@ func TestRecommendGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name, out)
+			golden.Check(t, filepath.Join("testdata", name+".golden"), []byte(out), *update)
 		})
 	}
 }
@@ -128,7 +112,7 @@ func TestSimulateGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "simulate-compare", out)
+	golden.Check(t, filepath.Join("testdata", "simulate-compare.golden"), []byte(out), *update)
 	b, err := os.ReadFile(svg)
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +129,7 @@ func TestSimulateKEDAGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "simulate-keda", out)
+	golden.Check(t, filepath.Join("testdata", "simulate-keda.golden"), []byte(out), *update)
 }
 
 func TestSimulateErrors(t *testing.T) {

@@ -64,18 +64,26 @@ func (s *server) scrape(t *testing.T, d *podmetrics.Direct, ns, pod string, at t
 	d.Record(ns, pod, sample)
 }
 
-// TestPodsMetric scales the gallery's HPA on http_requests_per_second
-// read through the deploy kit's adapter rules from real servers' metrics.
-func TestPodsMetric(t *testing.T) {
+// newDirect evaluates the deploy kit's prometheus-adapter rules over
+// scrapes taken at clk's time.
+func newDirect(t *testing.T, clk *clock) *podmetrics.Direct {
+	t.Helper()
 	rules, err := podmetrics.LoadRules("../../deploy/monitoring/prometheus-adapter.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: epoch}
 	direct, err := podmetrics.NewDirect(podmetrics.DirectConfig{Rules: rules, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return direct
+}
+
+// TestPodsMetric scales the gallery's HPA on http_requests_per_second
+// read through the deploy kit's adapter rules from real servers' metrics.
+func TestPodsMetric(t *testing.T) {
+	clk := &clock{t: epoch}
+	direct := newDirect(t, clk)
 	deps := newDeployments(clk.Now, 0, 0.25)
 	deps.add("shoal", "gallery", 2, epoch.Add(-time.Hour))
 	servers := map[string]*server{"gallery-0": newServer(t), "gallery-1": newServer(t)}
@@ -147,15 +155,8 @@ func TestPodsMetric(t *testing.T) {
 // through its HPA, and back to zero after the cooldown, with its trigger
 // reading a real front door's request counter.
 func TestScaledObject(t *testing.T) {
-	rules, err := podmetrics.LoadRules("../../deploy/monitoring/prometheus-adapter.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	clk := &clock{t: epoch}
-	direct, err := podmetrics.NewDirect(podmetrics.DirectConfig{Rules: rules, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct := newDirect(t, clk)
 	deps := newDeployments(clk.Now, 0, 0.25)
 	deps.add("shoal", "worker", 0, epoch)
 	front := newServer(t)

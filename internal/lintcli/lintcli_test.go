@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoal-dev/shoal/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
@@ -33,19 +34,7 @@ func TestGoldenReports(t *testing.T) {
 			if !errors.As(err, &fe) || fe.ExitCode() != 1 {
 				t.Fatalf("err = %v, want findings with exit code 1", err)
 			}
-			golden := filepath.Join("testdata", "golden", "app."+format)
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Fatalf("output differs from %s (go test -update to accept):\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", "app."+format), []byte(got), *update)
 			if format != "text" && !json.Valid([]byte(got)) {
 				t.Fatal("output is not valid JSON")
 			}

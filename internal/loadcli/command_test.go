@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/shoal-dev/shoal/internal/golden"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -109,20 +111,7 @@ func TestBadInputNamesTheFlag(t *testing.T) {
 			all.WriteString(tc.name + ": " + strings.ReplaceAll(err.Error(), missing, "MISSING") + "\n")
 		})
 	}
-	path := filepath.Join("testdata", "errors.golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(all.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if all.String() != string(want) {
-		t.Errorf("error messages differ from %s:\n%s", path, all.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "errors.golden"), []byte(all.String()), *update)
 }
 
 func TestJSONReport(t *testing.T) {
