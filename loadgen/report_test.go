@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/golden"
+	"github.com/shoal-dev/shoal/internal/testkit/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/shoal-dev/shoal/internal/redistest"
+	"github.com/shoal-dev/shoal/internal/testkit/redistest"
 	"github.com/shoal-dev/shoal/session"
 )
 

@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cluster"
-	"github.com/shoal-dev/shoal/internal/upcli"
+	"github.com/shoal-dev/shoal/internal/cli/up"
+	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -109,8 +109,8 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ready := make(chan upcli.Info, 1)
-	opts := upcli.Options{
+	ready := make(chan up.Info, 1)
+	opts := up.Options{
 		Paths:        []string{manifestPath},
 		Images:       []string{thumbnailerImage + "=" + rc.binary},
 		Addr:         "127.0.0.1:0",
@@ -123,7 +123,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 		ServiceNet:   svcNet,
 		DNSPort:      dnsPort,
 		BackOff:      time.Second,
-		OnReady:      func(i upcli.Info) { ready <- i },
+		OnReady:      func(i up.Info) { ready <- i },
 		Logger:       rc.log.With("run", rc.name),
 	}
 	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
@@ -132,7 +132,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	upCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	upDone := make(chan error, 1)
-	go func() { upDone <- upcli.Run(upCtx, opts, io.Discard) }()
+	go func() { upDone <- up.Run(upCtx, opts, io.Discard) }()
 	defer func() {
 		stop()
 		select {
@@ -145,7 +145,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 		}
 	}()
 
-	var info upcli.Info
+	var info up.Info
 	select {
 	case info = <-ready:
 	case e := <-upDone:

@@ -32,8 +32,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shoal-dev/shoal/internal/service"
-	"github.com/shoal-dev/shoal/internal/thumbnailer"
+	"github.com/shoal-dev/shoal/internal/refsvc/service"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 )
 
 func main() {

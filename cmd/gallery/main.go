@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/shoal-dev/shoal/internal/config"
-	"github.com/shoal-dev/shoal/internal/service"
+	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/internal/refsvc/service"
 )
 
 func main() {

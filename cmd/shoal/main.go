@@ -11,14 +11,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/democli"
-	"github.com/shoal-dev/shoal/internal/getcli"
-	"github.com/shoal-dev/shoal/internal/hpacli"
-	"github.com/shoal-dev/shoal/internal/imagecli"
-	"github.com/shoal-dev/shoal/internal/lintcli"
-	"github.com/shoal-dev/shoal/internal/loadcli"
-	"github.com/shoal-dev/shoal/internal/rolloutcli"
-	"github.com/shoal-dev/shoal/internal/upcli"
+	"github.com/shoal-dev/shoal/internal/cli/demo"
+	"github.com/shoal-dev/shoal/internal/cli/get"
+	"github.com/shoal-dev/shoal/internal/cli/hpa"
+	"github.com/shoal-dev/shoal/internal/cli/image"
+	"github.com/shoal-dev/shoal/internal/cli/lint"
+	"github.com/shoal-dev/shoal/internal/cli/load"
+	"github.com/shoal-dev/shoal/internal/cli/rollout"
+	"github.com/shoal-dev/shoal/internal/cli/up"
 )
 
 func main() {
@@ -39,14 +39,14 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	// Each subcommand lives in its own internal package; register it here.
-	root.AddCommand(democli.NewCommand())
-	root.AddCommand(hpacli.NewCommand())
-	root.AddCommand(lintcli.NewCommand())
-	root.AddCommand(imagecli.NewCommand())
-	root.AddCommand(loadcli.NewCommand())
-	root.AddCommand(getcli.NewCommand())
-	root.AddCommand(rolloutcli.NewCommand())
-	root.AddCommand(upcli.NewCommand())
+	root.AddCommand(demo.NewCommand())
+	root.AddCommand(hpa.NewCommand())
+	root.AddCommand(lint.NewCommand())
+	root.AddCommand(image.NewCommand())
+	root.AddCommand(load.NewCommand())
+	root.AddCommand(get.NewCommand())
+	root.AddCommand(rollout.NewCommand())
+	root.AddCommand(up.NewCommand())
 	return root
 }
 

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/shoal-dev/shoal/internal/config"
-	"github.com/shoal-dev/shoal/internal/service"
-	"github.com/shoal-dev/shoal/internal/thumbnailer"
+	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/internal/refsvc/service"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 )
 
 func main() {

@@ -1,0 +1,176 @@
+// Package hpa implements `shoal hpa`: one HorizontalPodAutoscaler
+// decision from a file (recommend), and a timeline of decisions over a
+// load curve (simulate), charted as SVG.
+package hpa
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/autoscale"
+)
+
+// NewCommand returns the `hpa` command with its subcommands.
+func NewCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hpa",
+		Short: "Decide and simulate HorizontalPodAutoscaler scaling as Kubernetes v1.34 does",
+	}
+	cmd.AddCommand(newRecommendCommand(), newSimulateCommand())
+	return cmd
+}
+
+func readInput(path string, stdin io.Reader) ([]byte, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: -f FILE is required", ErrInput)
+	}
+	if path == "-" {
+		return io.ReadAll(stdin)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hpa: read input: %w", err)
+	}
+	return b, nil
+}
+
+func newRecommendCommand() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "recommend -f input.yaml",
+		Short: "Print the decision one HPA reconciliation takes, as JSON",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			data, err := readInput(file, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			cfg, in, err := DecodeRecommendInput(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			d, err := autoscale.Recommend(cfg, in)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			return enc.Encode(d)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "input file (YAML or JSON; - for stdin)")
+	return cmd
+}
+
+// run is one simulated spec and its timeline.
+type run struct {
+	name    string
+	scen    Scenario
+	samples []autoscale.Sample
+}
+
+func loadRun(path string) (run, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return run{}, fmt.Errorf("hpa: read scenario: %w", err)
+	}
+	s, err := DecodeScenario(data)
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w", path, err)
+	}
+	samples, err := autoscale.Simulate(s.Scenario)
+	if err != nil {
+		return run{}, fmt.Errorf("%s: %w", path, err)
+	}
+	name := s.Name
+	if name == "" {
+		name = strings.TrimSuffix(path[strings.LastIndex(path, "/")+1:], ".yaml")
+	}
+	return run{name: name, scen: s, samples: samples}, nil
+}
+
+func newSimulateCommand() *cobra.Command {
+	var file, compare, plot string
+	cmd := &cobra.Command{
+		Use:   "simulate -f scenario.yaml [--compare other.yaml] [--plot chart.svg]",
+		Short: "Run an HPA or KEDA ScaledObject over a load curve and print the timeline",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return fmt.Errorf("%w: -f FILE is required", ErrInput)
+			}
+			runs := []run{}
+			for _, p := range []string{file, compare} {
+				if p == "" {
+					continue
+				}
+				r, err := loadRun(p)
+				if err != nil {
+					return err
+				}
+				runs = append(runs, r)
+			}
+			if len(runs) == 2 && len(runs[0].samples) != len(runs[1].samples) {
+				return fmt.Errorf("%w: %s and %s sample at different times; give both the same duration and syncPeriod", ErrInput, file, compare)
+			}
+			writeTable(cmd.OutOrStdout(), runs)
+			if plot != "" {
+				f, err := os.Create(plot)
+				if err != nil {
+					return fmt.Errorf("hpa: create plot: %w", err)
+				}
+				if err := writeSVG(f, runs); err != nil {
+					f.Close()
+					return fmt.Errorf("hpa: write plot: %w", err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("hpa: write plot: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "scenario file (YAML or JSON)")
+	cmd.Flags().StringVar(&compare, "compare", "", "second scenario run over the same load, side by side")
+	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG chart to this file")
+	return cmd
+}
+
+func fmtDur(d time.Duration) string {
+	m := int(d / time.Minute)
+	s := int((d % time.Minute) / time.Second)
+	return fmt.Sprintf("%3d:%02d", m, s)
+}
+
+// writeTable prints one row per sync: time and load, then metric, desired
+// and ready replicas for each run.
+func writeTable(w io.Writer, runs []run) {
+	fmt.Fprintf(w, "%-6s %6s", "TIME", "LOAD")
+	for _, r := range runs {
+		n := r.name
+		if len(n) > 23 {
+			n = n[:23]
+		}
+		fmt.Fprintf(w, " | %-23s", n)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-6s %6s", "", "")
+	for range runs {
+		fmt.Fprintf(w, " | %8s %6s %6s", "METRIC", "DESIRED", "READY")
+	}
+	fmt.Fprintln(w)
+	for i, s := range runs[0].samples {
+		fmt.Fprintf(w, "%-6s %6.2f", fmtDur(s.Time), s.Load)
+		for _, r := range runs {
+			x := r.samples[i]
+			fmt.Fprintf(w, " | %8s %7d %6d", x.Metric, x.Desired, x.Ready)
+		}
+		fmt.Fprintln(w)
+	}
+}

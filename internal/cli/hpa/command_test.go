@@ -1,0 +1,153 @@
+package hpa
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/internal/testkit/golden"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// execute runs the hpa command with args and returns stdout and the error.
+func execute(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := NewCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+func TestRecommendGolden(t *testing.T) {
+	for _, name := range []string{"recommend-scale-up", "recommend-stabilized"} {
+		t.Run(name, func(t *testing.T) {
+			out, err := execute(t, "recommend", "-f", filepath.Join("testdata", name+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, filepath.Join("testdata", name+".golden"), []byte(out), *update)
+		})
+	}
+}
+
+func TestRecommendDecisions(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"scale up to five", "recommend-scale-up", `"desiredReplicas": 5`},
+		{"stabilized keeps five", "recommend-stabilized", `"reason": "ScaleDownStabilized"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := execute(t, "recommend", "-f", filepath.Join("testdata", tc.file+".yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Errorf("output lacks %s:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+func TestRecommendErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name, file, want string
+	}{
+		{"bad quantity", "recommend-bad-quantity", "pods[2].usage.cpu"},
+		{"unknown field", "recommend-unknown-field", `unknown field "cpuUsage"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := execute(t, "recommend", "-f", filepath.Join("testdata", tc.file+".yaml"))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want one naming %s", err, tc.want)
+			}
+			if !errors.Is(err, ErrInput) {
+				t.Errorf("error %v does not wrap ErrInput", err)
+			}
+		})
+	}
+}
+
+func TestDecodeRecommendInputErrors(t *testing.T) {
+	base := "now: \"2025-06-01T12:00:00Z\"\ncurrentReplicas: 1\nhpa: {spec: {maxReplicas: 3}}\n"
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"missing hpa", "now: \"2025-06-01T12:00:00Z\"\n", "hpa is required"},
+		{"bad now", "now: yesterday\nhpa: {spec: {maxReplicas: 3}}\n", "now:"},
+		{"bad external metric", base + "externalMetrics: {queue: ten}\n", "externalMetrics.queue"},
+		{"bad container request", base + "pods: [{name: a, containers: [{name: c, requests: {cpu: x}}]}]\n", "pods[0].containers[0].requests.cpu"},
+		{"bad history time", base + "recommendations: [{time: soon, replicas: 2}]\n", "recommendations[0].time"},
+		{"duplicate pod", base + "pods: [{name: a}, {name: a}]\n", `pods[1].name "a" is duplicated`},
+		{"max replicas", "now: \"2025-06-01T12:00:00Z\"\nhpa: {spec: {maxReplicas: 0}}\n", "maxReplicas"},
+		{"bad config duration", base + "config: {metricWindow: soon}\n", "config.metricWindow"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := DecodeRecommendInput([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSimulateGolden(t *testing.T) {
+	dir := t.TempDir()
+	svg := filepath.Join(dir, "chart.svg")
+	out, err := execute(t, "simulate",
+		"-f", filepath.Join("..", "..", "..", "docs", "examples", "hpa-cpu-default.yaml"),
+		"--compare", filepath.Join("..", "..", "..", "docs", "examples", "hpa-cpu-fast-scaledown.yaml"),
+		"--plot", svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join("testdata", "simulate-compare.golden"), []byte(out), *update)
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<svg", "default behavior: desired", "fast scale-down: ready", "</svg>"} {
+		if !bytes.Contains(b, []byte(want)) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+func TestSimulateKEDAGolden(t *testing.T) {
+	out, err := execute(t, "simulate", "-f", filepath.Join("testdata", "simulate-keda.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join("testdata", "simulate-keda.golden"), []byte(out), *update)
+}
+
+func TestSimulateErrors(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"no autoscaler", "duration: 1m\nload: [{at: 0s, value: 1}]\n", "exactly one of hpa and scaledObject"},
+		{"bad duration", "duration: forever\n", "duration:"},
+		{"load order", "duration: 1m\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 30s, value: 1}, {at: 10s, value: 2}]\n", "load[1].at"},
+		{"bad cpu request", "duration: 1m\ncpuRequest: much\n", "cpuRequest"},
+		{"unsupported trigger", "duration: 1m\nload: [{at: 0s, value: 1}]\nscaledObject: {spec: {triggers: [{type: cron, metadata: {}}]}}\n", "not supported"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeScenario([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

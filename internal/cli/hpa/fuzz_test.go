@@ -1,0 +1,60 @@
+package hpa
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/autoscale"
+)
+
+func addSeeds(f *testing.F, pattern string) {
+	files, err := filepath.Glob(pattern)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}
+
+// FuzzDecodeRecommendInput checks that no input makes decoding or the
+// decision panic.
+func FuzzDecodeRecommendInput(f *testing.F) {
+	addSeeds(f, "testdata/recommend-*.yaml")
+	f.Add([]byte(`{"now":"2025-01-01T00:00:00Z","currentReplicas":2,"hpa":{"spec":{"maxReplicas":3,"behavior":{"scaleUp":{"policies":[{"type":"Pods","value":1,"periodSeconds":15}]}}}},"pods":[{"name":"a","ready":true,"requests":{"cpu":"1"},"usage":{"cpu":"2"}}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, in, err := DecodeRecommendInput(data)
+		if err != nil {
+			return
+		}
+		if _, err := autoscale.Recommend(cfg, in); err != nil {
+			t.Fatalf("decoded input rejected by Recommend: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeScenario checks that no scenario makes decoding or a short
+// simulation panic.
+func FuzzDecodeScenario(f *testing.F) {
+	addSeeds(f, "testdata/simulate-*.yaml")
+	addSeeds(f, "../../../docs/examples/hpa-*.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := DecodeScenario(data)
+		if err != nil {
+			return
+		}
+		// Bound the work: long scenarios are valid but slow.
+		if s.Duration > 10*time.Minute {
+			return
+		}
+		if _, err := autoscale.Simulate(s.Scenario); err != nil {
+			return
+		}
+	})
+}

@@ -1,0 +1,118 @@
+package up_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/cli/up"
+	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+)
+
+// TestPrometheusFeedsTheHPA runs Debian's Prometheus over the file_sd
+// targets file shoal up writes, and shows the HPA's Pods metric coming
+// from Prometheus through the adapter rule's query (--prometheus).
+func TestPrometheusFeedsTheHPA(t *testing.T) {
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Fatalf("prometheus not found (scripts/deps.sh installs it): %v", err)
+	}
+	runDir := t.TempDir()
+	promDir := t.TempDir()
+	config := filepath.Join(promDir, "prometheus.yml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, `global: {scrape_interval: 1s, scrape_timeout: 1s}
+scrape_configs:
+  - job_name: pods
+    file_sd_configs: [{files: [%q], refresh_interval: 1s}]
+`, filepath.Join(runDir, "prometheus-targets.json")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	promAddr := l.Addr().String()
+	l.Close()
+	prom := exec.Command(bin, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(promDir, "data"),
+		"--web.listen-address="+promAddr, "--log.level=error")
+	if err := prom.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- prom.Wait() }()
+	t.Cleanup(func() {
+		_ = prom.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = prom.Process.Kill()
+			<-exited
+		}
+	})
+
+	n := netsOf("127.0.43.0/24", "127.0.44.0/24")
+	up := startUp(t, up.Options{
+		Paths:       []string{"testdata/scaleup.yaml"},
+		Images:      []string{thumbnailerImage + "=" + bins.thumbnailer},
+		Addr:        "127.0.0.1:0",
+		IngressAddr: "-",
+		PodNet:      n.pod,
+		ServiceNet:  n.service,
+		SyncPeriod:  2 * time.Second,
+		RunDir:      runDir,
+		Prometheus:  "http://" + promAddr,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	snap, err := up.api.waitFor(ctx, "one ready thumbnailer", func(s cluster.Snapshot) bool {
+		d, ok := deploymentOf(s, "thumbnailer")
+		return ok && d.Ready == 1
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clusterIP string
+	for _, s := range snap.Services {
+		if s.Name == "thumbnailer" {
+			clusterIP = s.ClusterIP
+		}
+	}
+	defer thumbnailLoad(ctx, t, clusterIP, 30)()
+	snap, err = up.api.waitFor(ctx, "the HPA scaling on Prometheus' numbers", func(s cluster.Snapshot) bool {
+		for _, a := range s.Autoscalers {
+			if a.Name == "thumbnailer" && a.Desired >= 2 && !strings.Contains(a.Metrics, "unknown") {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range snap.Autoscalers {
+		t.Logf("%s: desired %d, %s (%s)", a.Name, a.Desired, a.Metrics, a.Reason)
+	}
+	// The numbers came from Prometheus: it holds the pods' series with the
+	// labels from the targets file.
+	resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + "count(http_requests_total%7Bnamespace%3D%22default%22%2Cpod%3D~%22thumbnailer-.*%22%7D)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"result":[{`) {
+		t.Errorf("Prometheus has no http_requests_total of the pods: %s", body)
+	}
+}

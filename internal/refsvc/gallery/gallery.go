@@ -1,0 +1,243 @@
+package gallery
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+	"github.com/shoal-dev/shoal/session"
+)
+
+// BalanceKeyHeader carries the image digest to the thumbnailer; a
+// consistent-hash balancer keyed on it sends repeat work to the replica
+// whose cache already holds the answer.
+const BalanceKeyHeader = "X-Balance-Key"
+
+// Config configures the API.
+type Config struct {
+	// Sessions signs users in and holds their history. Required.
+	Sessions *session.Manager
+	// ThumbnailerURL is the base URL of the thumbnailer, such as
+	// http://thumbnailer:8080. Required.
+	ThumbnailerURL string
+	// Client calls the thumbnailer. Nil means http.DefaultClient; the
+	// service passes a client.New client, over a balancer when asked.
+	Client *http.Client
+	// Timeout is the deadline of one thumbnail call, retries included.
+	// Zero means 10s.
+	Timeout time.Duration
+	// MaxBodyBytes bounds an upload. Zero means 10 MiB.
+	MaxBodyBytes int64
+	// Logger receives failed upstream calls. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// API serves the gallery's routes.
+type API struct {
+	cfg      Config
+	upstream *url.URL
+	log      *slog.Logger
+}
+
+// HistoryEntry is one thumbnail in a user's history.
+type HistoryEntry struct {
+	Time        time.Time `json:"time"`
+	Digest      string    `json:"digest"`
+	Width       int       `json:"width"`
+	Height      int       `json:"height"`
+	Fit         string    `json:"fit,omitempty"`
+	Bytes       int       `json:"bytes"`
+	ContentType string    `json:"contentType"`
+	ServedBy    string    `json:"servedBy,omitempty"`
+}
+
+// New validates cfg and returns the API.
+func New(cfg Config) (*API, error) {
+	if cfg.Sessions == nil {
+		return nil, errors.New("gallery: Config.Sessions is required")
+	}
+	u, err := url.Parse(cfg.ThumbnailerURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("gallery: thumbnailer URL %q is not an http(s) URL with a host", cfg.ThumbnailerURL)
+	}
+	u = u.JoinPath("/v1/thumbnails")
+	if cfg.Client == nil {
+		cfg.Client = http.DefaultClient
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &API{cfg: cfg, upstream: u, log: log}, nil
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	m := a.cfg.Sessions
+	mux.Handle("POST /v1/login", m.Middleware(http.HandlerFunc(a.login)))
+	mux.Handle("POST /v1/thumbnails", m.Require(http.HandlerFunc(a.thumbnail)))
+	mux.Handle("GET /v1/history", m.Require(http.HandlerFunc(a.history)))
+}
+
+// MaxUserLen bounds a user name.
+const MaxUserLen = 64
+
+func validUser(u string) error {
+	if u == "" {
+		return errors.New(`"user" is required`)
+	}
+	if len(u) > MaxUserLen {
+		return fmt.Errorf(`"user" is longer than %d bytes`, MaxUserLen)
+	}
+	for _, r := range u {
+		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
+			return errors.New(`"user" holds a character that is not printable`)
+		}
+	}
+	return nil
+}
+
+func (a *API) login(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		User string `json:"user"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "login body must be JSON {\"user\": \"NAME\"}: "+err.Error())
+		return
+	}
+	if err := validUser(body.User); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := a.cfg.Sessions.Start(w, r, body.User); err != nil {
+		session.WriteError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"user": body.User})
+}
+
+func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
+	s, _ := session.FromContext(r.Context())
+	q := r.URL.Query()
+	opts, err := thumbnail.ParseOptions(q.Get("width"), q.Get("height"), q.Get("fit"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	img, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image exceeds %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading image: "+err.Error())
+		return
+	}
+	digest := thumbnail.Digest(img)
+
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	u := *a.upstream
+	u.RawQuery = url.Values{"width": {strconv.Itoa(opts.Width)}, "height": {strconv.Itoa(opts.Height)}, "fit": {string(opts.Fit)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(img))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "building thumbnailer request")
+		return
+	}
+	req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
+	req.Header.Set(BalanceKeyHeader, digest)
+	// The call is a pure function of its body: safe to retry.
+	req.Header.Set("Idempotency-Key", digest)
+	resp, err := a.cfg.Client.Do(req)
+	if err != nil {
+		code, msg := http.StatusBadGateway, "thumbnailer unreachable"
+		if errors.Is(err, context.DeadlineExceeded) {
+			code, msg = http.StatusGatewayTimeout, "thumbnailer did not answer in time"
+		}
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer call failed", slog.String("error", err.Error()))
+		writeError(w, code, msg)
+		return
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "reading thumbnailer response", slog.String("error", err.Error()))
+		writeError(w, http.StatusBadGateway, "thumbnailer response cut short")
+		return
+	}
+	servedBy := resp.Header.Get("X-Served-By")
+	if resp.StatusCode != http.StatusOK {
+		// 4xx from the thumbnailer describe the caller's image: pass them
+		// on. Anything else is the upstream's failure.
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(out)
+			return
+		}
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer failed",
+			slog.Int("status", resp.StatusCode), slog.String("upstream", servedBy))
+		writeError(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
+		return
+	}
+	entry := HistoryEntry{
+		Time: time.Now().UTC(), Digest: digest, Width: opts.Width, Height: opts.Height, Fit: string(opts.Fit),
+		Bytes: len(out), ContentType: resp.Header.Get("Content-Type"), ServedBy: servedBy,
+	}
+	if err := s.AppendHistory(entry); err != nil {
+		session.WriteError(w, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", entry.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	if servedBy != "" {
+		h.Set("X-Upstream-Served-By", servedBy)
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+func (a *API) history(w http.ResponseWriter, r *http.Request) {
+	s, _ := session.FromContext(r.Context())
+	entries, err := session.HistoryOf[HistoryEntry](s)
+	if err != nil {
+		session.WriteError(w, err)
+		return
+	}
+	if entries == nil {
+		entries = []HistoryEntry{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": s.User(), "history": entries})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	writeJSON(w, code, map[string]string{"error": strings.TrimSpace(msg)})
+}

@@ -1,0 +1,138 @@
+package thumbnailer
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+)
+
+// DigestHeader carries the hex SHA-256 of the source image on requests and
+// responses; callers hash on it to reach the replica that has it cached.
+const DigestHeader = "X-Content-Digest"
+
+// Config configures the API. The zero value is valid.
+type Config struct {
+	// MaxBodyBytes bounds the uploaded image. Zero means 10 MiB.
+	MaxBodyBytes int64
+	// MaxPixels bounds the decoded image. Zero means 40 megapixels.
+	MaxPixels int
+	// CacheBytes bounds the LRU of results. Zero means 32 MiB; negative
+	// disables the cache.
+	CacheBytes int
+	// Logger receives one line per failed request. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// API serves the thumbnailer's routes.
+type API struct {
+	cfg    Config
+	log    *slog.Logger
+	cache  *thumbnail.Cache
+	hits   prometheus.Counter
+	misses prometheus.Counter
+}
+
+// New returns the API, registering its cache metrics on reg.
+func New(cfg Config, reg prometheus.Registerer) (*API, error) {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.CacheBytes == 0 {
+		cfg.CacheBytes = 32 << 20
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "thumbnailer_cache_lookups_total",
+		Help: "Thumbnail cache lookups by result (hit or miss).",
+	}, []string{"result"})
+	if err := reg.Register(lookups); err != nil {
+		return nil, fmt.Errorf("thumbnailer: registering cache metrics: %w", err)
+	}
+	return &API{
+		cfg:    cfg,
+		log:    log,
+		cache:  thumbnail.NewCache(cfg.CacheBytes),
+		hits:   lookups.WithLabelValues("hit"),
+		misses: lookups.WithLabelValues("miss"),
+	}, nil
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/thumbnails", a.thumbnail)
+}
+
+func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts, err := thumbnail.ParseOptions(q.Get("width"), q.Get("height"), q.Get("fit"))
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			a.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("thumbnailer: body exceeds %d bytes", tooBig.Limit))
+			return
+		}
+		a.fail(w, r, http.StatusBadRequest, fmt.Errorf("thumbnailer: reading body: %w", err))
+		return
+	}
+	key := thumbnail.Key{Digest: thumbnail.Digest(body), Options: opts}
+	w.Header().Set(DigestHeader, key.Digest)
+	if e, ok := a.cache.Get(key); ok {
+		a.hits.Inc()
+		a.write(w, e, "hit")
+		return
+	}
+	a.misses.Inc()
+	out, ct, err := thumbnail.Make(body, opts, thumbnail.Limits{MaxPixels: a.cfg.MaxPixels})
+	switch {
+	case errors.Is(err, thumbnail.ErrTooLarge):
+		a.fail(w, r, http.StatusRequestEntityTooLarge, err)
+		return
+	case err != nil:
+		a.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	e := thumbnail.Entry{Data: out, ContentType: ct}
+	a.cache.Add(key, e)
+	a.write(w, e, "miss")
+}
+
+func (a *API) write(w http.ResponseWriter, e thumbnail.Entry, cache string) {
+	h := w.Header()
+	h.Set("Content-Type", e.ContentType)
+	h.Set("Content-Length", strconv.Itoa(len(e.Data)))
+	h.Set("X-Cache", cache)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(e.Data)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "thumbnail request rejected",
+		slog.Int("status", code), slog.String("error", err.Error()))
+	WriteError(w, code, err.Error())
+}
+
+// WriteError writes a JSON error body {"error": msg} with the status code.
+func WriteError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
