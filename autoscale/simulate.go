@@ -128,9 +128,29 @@ func (s *Scenario) LoadAt(t time.Duration) float64 {
 // maxSimReplicas bounds the pods a simulation keeps.
 const maxSimReplicas = 1000
 
-type simPod struct {
-	name    string
-	created time.Duration
+// withDefaults returns the validated scenario s with its zero fields
+// replaced by their defaults.
+func (s Scenario) withDefaults() Scenario {
+	if s.PodStartup == 0 {
+		s.PodStartup = 30 * time.Second
+	}
+	if s.SyncPeriod == 0 {
+		s.SyncPeriod = 15 * time.Second
+	}
+	if s.PodCapacity == 0 {
+		s.PodCapacity = 1
+	}
+	if s.CPURequest.IsZero() {
+		s.CPURequest = resource.MustParse("1")
+	}
+	if s.InitialReplicas == 0 {
+		if s.ScaledObject != nil {
+			s.InitialReplicas = int32Or(s.ScaledObject.Spec.MinReplicaCount, 0)
+		} else {
+			s.InitialReplicas = max(int32Or(s.HPA.Spec.MinReplicas, 1), 1)
+		}
+	}
+	return s
 }
 
 // Simulate runs the scenario from time zero, deciding at every sync
@@ -140,156 +160,209 @@ func Simulate(s Scenario) ([]Sample, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	startup := s.PodStartup
-	if startup == 0 {
-		startup = 30 * time.Second
-	}
-	sync := s.SyncPeriod
-	if sync == 0 {
-		sync = 15 * time.Second
-	}
-	capacity := s.PodCapacity
-	if capacity == 0 {
-		capacity = 1
-	}
-	request := s.CPURequest
-	if request.IsZero() {
-		request = resource.MustParse("1")
-	}
-	hpa := s.HPA
-	var poll time.Duration
-	if s.ScaledObject != nil {
-		var err error
-		if hpa, err = s.ScaledObject.HPA(); err != nil {
-			return nil, err
-		}
-		poll = s.ScaledObject.PollingInterval()
-	}
-	replicas := s.InitialReplicas
-	if replicas == 0 {
-		replicas = max(int32Or(hpa.Spec.MinReplicas, 1), 1)
-		if s.ScaledObject != nil {
-			replicas = int32Or(s.ScaledObject.Spec.MinReplicaCount, 0)
-		}
-	}
-	epoch := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	var pods []simPod
-	nextID := 0
-	resize := func(now time.Duration, n int32) {
-		for int32(len(pods)) < n {
-			created := now
-			if now == 0 {
-				// Initial pods are long since ready.
-				created = -time.Hour
-			}
-			pods = append(pods, simPod{name: "pod-" + strconv.Itoa(nextID), created: created})
-			nextID++
-		}
-		if int32(len(pods)) > n {
-			// A ReplicaSet removes not-yet-ready pods first, then the newest.
-			sort.SliceStable(pods, func(i, j int) bool {
-				ri, rj := pods[i].created+startup <= now, pods[j].created+startup <= now
-				if ri != rj {
-					return ri
-				}
-				return pods[i].created < pods[j].created
-			})
-			pods = pods[:n]
-		}
-	}
-	resize(0, replicas)
-
-	var recs []Recommendation
-	var events []ScaleEvent
-	var lastActive *time.Time
-	tick := sync
-	if poll > 0 {
-		tick = time.Duration(gcd(int64(sync/time.Second), int64(poll/time.Second))) * time.Second
+	sim, err := newSimulator(s.withDefaults())
+	if err != nil {
+		return nil, err
 	}
 	var out []Sample
-	for t := time.Duration(0); t <= s.Duration; t += tick {
-		now := epoch.Add(t)
-		load := s.LoadAt(t)
-		if s.ScaledObject != nil && t%poll == 0 {
-			values := make([]float64, len(s.ScaledObject.Spec.Triggers))
-			for i := range values {
-				values[i] = load
-			}
-			a, err := s.ScaledObject.Activate(now, replicas, values, lastActive)
-			if err != nil {
+	for t := time.Duration(0); t <= s.Duration; t += sim.tick {
+		if sim.poll > 0 && t%sim.poll == 0 {
+			if err := sim.activate(t); err != nil {
 				return nil, err
 			}
-			lastActive = a.LastActiveTime
-			if a.Replicas >= 0 && a.Replicas != replicas {
-				replicas = a.Replicas
-				resize(t, replicas)
-			}
 		}
-		if t%sync != 0 {
+		if t%sim.s.SyncPeriod != 0 {
 			continue
 		}
-		in := Input{HPA: hpa, Now: now, CurrentReplicas: replicas, Recommendations: recs, ScaleEvents: events,
-			ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
-		ready := int32(0)
-		for _, p := range pods {
-			if p.created+startup <= t {
-				ready++
-			}
-		}
-		share := 0.0
-		if ready > 0 {
-			share = load / float64(ready)
-		}
-		for _, m := range hpa.Spec.Metrics {
-			switch {
-			case m.Object != nil:
-				in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(load)
-			case m.External != nil:
-				in.ExternalMetrics[m.External.Metric.Name] = MetricValue(load)
-			}
-		}
-		for _, p := range pods {
-			start := epoch.Add(p.created)
-			readyAt := epoch.Add(p.created + startup)
-			isReady := p.created+startup <= t
-			sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: isReady, StartTime: &start,
-				Requests: corev1.ResourceList{corev1.ResourceCPU: request}}
-			if isReady {
-				sp.ReadyTransitionTime = readyAt
-				// A pod has samples once it serves; its share of the load
-				// becomes CPU in proportion to its capacity.
-				usage := int64(share / capacity * float64(request.MilliValue()))
-				sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
-				sp.Metrics = map[string]resource.Quantity{}
-				for _, m := range hpa.Spec.Metrics {
-					if m.Pods != nil {
-						sp.Metrics[m.Pods.Metric.Name] = MetricValue(share)
-					}
-				}
-			} else {
-				sp.ReadyTransitionTime = start
-			}
-			in.Pods = append(in.Pods, sp)
-		}
-		row := Sample{Time: t, Load: load, Ready: ready}
-		if replicas == 0 {
-			row.Desired, row.Reason, row.Metric = 0, "ScaledToZero", fmt.Sprintf("%g", load)
-			out = append(out, row)
-			continue
-		}
-		d, err := Recommend(s.Config, in)
+		row, err := sim.sync(t)
 		if err != nil {
 			return nil, err
-		}
-		recs, events = d.Recommendations, d.ScaleEvents
-		row.Desired, row.Reason, row.Metric = d.DesiredReplicas, d.Reason, metricText(d.CurrentMetrics)
-		if d.DesiredReplicas != replicas {
-			replicas = d.DesiredReplicas
-			resize(t, replicas)
 		}
 		out = append(out, row)
 	}
 	return out, nil
+}
+
+// simEpoch is the wall-clock time of a simulation's time zero. It is fixed
+// so that the same scenario always gives the same timeline.
+var simEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// simulator is one simulation's state from one tick to the next: the
+// target's replicas and pods, and the histories the controllers carry
+// between decisions.
+type simulator struct {
+	s Scenario // defaulted
+	// hpa decides above zero replicas: the scenario's, or the one KEDA
+	// builds for its ScaledObject.
+	hpa *autoscalingv2.HorizontalPodAutoscaler
+	// poll is the ScaledObject's polling interval, 0 without one.
+	poll time.Duration
+	// tick is the step of the clock: the sync period, or with a polling
+	// interval the largest step that lands on both.
+	tick time.Duration
+
+	replicas int32
+	pods     []simPod
+	nextID   int
+
+	// The HPA controller's and KEDA's histories, as the last call
+	// returned them.
+	recs       []Recommendation
+	events     []ScaleEvent
+	lastActive *time.Time
+}
+
+// simPod is one pod of the simulated target.
+type simPod struct {
+	name    string
+	created time.Duration
+	readyAt time.Duration // created plus the scenario's pod start-up
+}
+
+func (p simPod) ready(t time.Duration) bool { return p.readyAt <= t }
+
+// newSimulator sets up the defaulted scenario s at time zero.
+func newSimulator(s Scenario) (*simulator, error) {
+	sim := &simulator{s: s, hpa: s.HPA, tick: s.SyncPeriod}
+	if so := s.ScaledObject; so != nil {
+		var err error
+		if sim.hpa, err = so.HPA(); err != nil {
+			return nil, err
+		}
+		sim.poll = so.PollingInterval()
+		sim.tick = time.Duration(gcd(int64(s.SyncPeriod/time.Second), int64(sim.poll/time.Second))) * time.Second
+	}
+	sim.scale(0, s.InitialReplicas)
+	return sim, nil
+}
+
+// activate runs KEDA's activation at t, a polling tick, with every
+// trigger seeing the scenario's load.
+func (sim *simulator) activate(t time.Duration) error {
+	values := make([]float64, len(sim.s.ScaledObject.Spec.Triggers))
+	for i := range values {
+		values[i] = sim.s.LoadAt(t)
+	}
+	a, err := sim.s.ScaledObject.Activate(simEpoch.Add(t), sim.replicas, values, sim.lastActive)
+	if err != nil {
+		return err
+	}
+	sim.lastActive = a.LastActiveTime
+	if a.Replicas >= 0 {
+		sim.scale(t, a.Replicas)
+	}
+	return nil
+}
+
+// sync runs one HPA sync at t and returns its row of the timeline. At
+// zero replicas the HPA does not decide (KEDA's activation owns the way
+// back up).
+func (sim *simulator) sync(t time.Duration) (Sample, error) {
+	load := sim.s.LoadAt(t)
+	row := Sample{Time: t, Load: load, Ready: sim.readyPods(t)}
+	if sim.replicas == 0 {
+		row.Desired, row.Reason, row.Metric = 0, "ScaledToZero", fmt.Sprintf("%g", load)
+		return row, nil
+	}
+	d, err := Recommend(sim.s.Config, sim.input(t, load))
+	if err != nil {
+		return Sample{}, err
+	}
+	sim.record(t, d)
+	row.Desired, row.Reason, row.Metric = d.DesiredReplicas, d.Reason, metricText(d.CurrentMetrics)
+	return row, nil
+}
+
+func (sim *simulator) readyPods(t time.Duration) int32 {
+	n := int32(0)
+	for _, p := range sim.pods {
+		if p.ready(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// input is what the HPA sees at t under load: the ready pods share the
+// load evenly, and Object and External metrics report it whole.
+func (sim *simulator) input(t time.Duration, load float64) Input {
+	in := Input{HPA: sim.hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas,
+		Recommendations: sim.recs, ScaleEvents: sim.events,
+		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
+	for _, m := range sim.hpa.Spec.Metrics {
+		switch {
+		case m.Object != nil:
+			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(load)
+		case m.External != nil:
+			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(load)
+		}
+	}
+	share := 0.0
+	if ready := sim.readyPods(t); ready > 0 {
+		share = load / float64(ready)
+	}
+	for _, p := range sim.pods {
+		in.Pods = append(in.Pods, sim.pod(p, t, share))
+	}
+	return in
+}
+
+// pod is p at t as the metrics pipeline sees it when each ready pod
+// serves share of the load.
+func (sim *simulator) pod(p simPod, t time.Duration, share float64) Pod {
+	request := sim.s.CPURequest
+	start := simEpoch.Add(p.created)
+	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
+		Requests: corev1.ResourceList{corev1.ResourceCPU: request}}
+	if !sp.Ready {
+		sp.ReadyTransitionTime = start
+		return sp
+	}
+	sp.ReadyTransitionTime = simEpoch.Add(p.readyAt)
+	// A pod has samples once it serves; its share of the load becomes CPU
+	// in proportion to its capacity.
+	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()))
+	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
+	sp.Metrics = map[string]resource.Quantity{}
+	for _, m := range sim.hpa.Spec.Metrics {
+		if m.Pods != nil {
+			sp.Metrics[m.Pods.Metric.Name] = MetricValue(share)
+		}
+	}
+	return sp
+}
+
+// record keeps the histories d returns for the next sync and scales the
+// target to d's replica count.
+func (sim *simulator) record(t time.Duration, d Decision) {
+	sim.recs, sim.events = d.Recommendations, d.ScaleEvents
+	sim.scale(t, d.DesiredReplicas)
+}
+
+// scale sets the target's replica count at t, adding or removing pods.
+func (sim *simulator) scale(t time.Duration, n int32) {
+	sim.replicas = n
+	for int32(len(sim.pods)) < n {
+		created := t
+		if t == 0 {
+			// Pods made at time zero, the initial ones and any added by a
+			// decision at time zero, are taken as long since ready.
+			created = -time.Hour
+		}
+		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), created: created, readyAt: created + sim.s.PodStartup})
+		sim.nextID++
+	}
+	if int32(len(sim.pods)) > n {
+		// A ReplicaSet removes not-yet-ready pods first, then the newest.
+		sort.SliceStable(sim.pods, func(i, j int) bool {
+			ri, rj := sim.pods[i].ready(t), sim.pods[j].ready(t)
+			if ri != rj {
+				return ri
+			}
+			return sim.pods[i].created < sim.pods[j].created
+		})
+		sim.pods = sim.pods[:n]
+	}
 }
 
 func gcd(a, b int64) int64 {

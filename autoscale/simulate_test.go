@@ -1,0 +1,157 @@
+package autoscale
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func TestScenarioWithDefaults(t *testing.T) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 5}}
+	tests := []struct {
+		name         string
+		in           Scenario
+		wantInitial  int32
+		wantStartup  time.Duration
+		wantSync     time.Duration
+		wantCapacity float64
+		wantRequest  string
+	}{
+		{name: "hpa without minReplicas", in: Scenario{HPA: hpa},
+			wantInitial: 1, wantStartup: 30 * time.Second, wantSync: 15 * time.Second, wantCapacity: 1, wantRequest: "1"},
+		{name: "hpa with minReplicas 0 starts at 1", in: Scenario{HPA: &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: i32(0), MaxReplicas: 5}}},
+			wantInitial: 1, wantStartup: 30 * time.Second, wantSync: 15 * time.Second, wantCapacity: 1, wantRequest: "1"},
+		{name: "hpa with minReplicas", in: Scenario{HPA: &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: i32(3), MaxReplicas: 5}}},
+			wantInitial: 3, wantStartup: 30 * time.Second, wantSync: 15 * time.Second, wantCapacity: 1, wantRequest: "1"},
+		{name: "scaledObject starts at minReplicaCount", in: Scenario{ScaledObject: scaledObject(0, promTrigger("20", ""))},
+			wantInitial: 0, wantStartup: 30 * time.Second, wantSync: 15 * time.Second, wantCapacity: 1, wantRequest: "1"},
+		{name: "set fields are kept", in: Scenario{HPA: hpa, InitialReplicas: 4, PodStartup: time.Minute, SyncPeriod: 5 * time.Second, PodCapacity: 2.5, CPURequest: resource.MustParse("250m")},
+			wantInitial: 4, wantStartup: time.Minute, wantSync: 5 * time.Second, wantCapacity: 2.5, wantRequest: "250m"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.in.withDefaults()
+			if got.InitialReplicas != tt.wantInitial || got.PodStartup != tt.wantStartup || got.SyncPeriod != tt.wantSync ||
+				got.PodCapacity != tt.wantCapacity || got.CPURequest.Cmp(resource.MustParse(tt.wantRequest)) != 0 {
+				t.Errorf("withDefaults() = initial %d, startup %v, sync %v, capacity %v, request %v; want %d, %v, %v, %v, %v",
+					got.InitialReplicas, got.PodStartup, got.SyncPeriod, got.PodCapacity, got.CPURequest.String(),
+					tt.wantInitial, tt.wantStartup, tt.wantSync, tt.wantCapacity, tt.wantRequest)
+			}
+		})
+	}
+}
+
+// TestSimulatorScale checks the pods a scale leaves, by name: pods made at
+// time zero are ready at once, later ones after the start-up, and a scale
+// down removes unready pods first, then the newest.
+func TestSimulatorScale(t *testing.T) {
+	type step struct {
+		at time.Duration
+		n  int32
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		at    time.Duration // when readiness is checked
+		want  []string
+		ready int32
+	}{
+		{name: "initial pods are ready", steps: []step{{0, 3}}, at: 0, want: []string{"pod-0", "pod-1", "pod-2"}, ready: 3},
+		{name: "new pods wait for start-up", steps: []step{{0, 1}, {time.Minute, 3}}, at: time.Minute + 29*time.Second, want: []string{"pod-0", "pod-1", "pod-2"}, ready: 1},
+		{name: "new pods ready after start-up", steps: []step{{0, 1}, {time.Minute, 3}}, at: time.Minute + 30*time.Second, want: []string{"pod-0", "pod-1", "pod-2"}, ready: 3},
+		{name: "scale down removes unready first", steps: []step{{0, 2}, {time.Minute, 3}, {time.Minute + 10*time.Second, 2}}, at: 2 * time.Minute, want: []string{"pod-0", "pod-1"}, ready: 2},
+		{name: "scale down removes the newest ready", steps: []step{{0, 1}, {time.Minute, 2}, {2 * time.Minute, 3}, {3 * time.Minute, 2}}, at: 3 * time.Minute, want: []string{"pod-0", "pod-1"}, ready: 2},
+		{name: "names are not reused", steps: []step{{0, 2}, {time.Minute, 1}, {2 * time.Minute, 2}}, at: 2 * time.Minute, want: []string{"pod-0", "pod-2"}, ready: 1},
+		{name: "to zero", steps: []step{{0, 2}, {time.Minute, 0}}, at: time.Minute, want: nil, ready: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := &simulator{s: Scenario{PodStartup: 30 * time.Second}}
+			for _, st := range tt.steps {
+				sim.scale(st.at, st.n)
+			}
+			var names []string
+			for _, p := range sim.pods {
+				names = append(names, p.name)
+			}
+			slices.Sort(names)
+			if !slices.Equal(names, tt.want) {
+				t.Errorf("pods = %v, want %v", names, tt.want)
+			}
+			if got := sim.readyPods(tt.at); got != tt.ready {
+				t.Errorf("readyPods(%v) = %d, want %d", tt.at, got, tt.ready)
+			}
+			if int(sim.replicas) != len(sim.pods) {
+				t.Errorf("replicas = %d with %d pods", sim.replicas, len(sim.pods))
+			}
+		})
+	}
+}
+
+// TestSimulatorInput checks the metric sample: ready pods share the load
+// as CPU and as Pods metrics, unready pods have no samples, and Object and
+// External metrics see the whole load.
+func TestSimulatorInput(t *testing.T) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		MaxReplicas: 5,
+		Metrics: []autoscalingv2.MetricSpec{
+			{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "rps"}}},
+			{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "hits"}}},
+			{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "queue"}}},
+		},
+	}}
+	sim, err := newSimulator(Scenario{HPA: hpa, InitialReplicas: 2, PodCapacity: 2, Load: []LoadPoint{{Value: 3}}}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.scale(time.Minute, 3) // pod-2 is not ready until 1m30s
+	in := sim.input(time.Minute, 3)
+	if !in.Now.Equal(simEpoch.Add(time.Minute)) || in.CurrentReplicas != 3 || len(in.Pods) != 3 {
+		t.Fatalf("input at %v with %d replicas and %d pods, want %v, 3 and 3", in.Now, in.CurrentReplicas, len(in.Pods), simEpoch.Add(time.Minute))
+	}
+	if q := in.ObjectMetrics["hits"]; q.Cmp(MetricValue(3)) != 0 {
+		t.Errorf("object metric = %v, want 3", q.String())
+	}
+	if q := in.ExternalMetrics["queue"]; q.Cmp(MetricValue(3)) != 0 {
+		t.Errorf("external metric = %v, want 3", q.String())
+	}
+	for _, p := range in.Pods {
+		if p.Name == "pod-2" {
+			if p.Ready || p.Usage != nil || p.Metrics != nil || !p.ReadyTransitionTime.Equal(*p.StartTime) {
+				t.Errorf("unready pod = %+v, want not ready, without samples", p)
+			}
+			continue
+		}
+		// 1.5 per pod at a capacity of 2 is 75% of the 1 CPU request.
+		cpu := p.Usage[corev1.ResourceCPU]
+		if !p.Ready || cpu.MilliValue() != 750 {
+			t.Errorf("%s: ready %v, cpu %v; want ready, 750m", p.Name, p.Ready, cpu.String())
+		}
+		if q := p.Metrics["rps"]; q.Cmp(MetricValue(1.5)) != 0 {
+			t.Errorf("%s: rps = %v, want 1.5", p.Name, q.String())
+		}
+	}
+}
+
+func TestSimulatorSyncAtZero(t *testing.T) {
+	so := scaledObject(0, promTrigger("20", "5"))
+	sim, err := newSimulator(Scenario{ScaledObject: so, Load: []LoadPoint{{Value: 2}}}.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	row, err := sim.sync(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Sample{Time: 0, Load: 2, Metric: "2", Desired: 0, Ready: 0, Reason: "ScaledToZero"}
+	if row != want {
+		t.Errorf("sync at zero replicas = %+v, want %+v", row, want)
+	}
+	if sim.recs != nil || sim.events != nil {
+		t.Errorf("sync at zero replicas recorded a decision")
+	}
+}
