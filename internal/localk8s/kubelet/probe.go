@@ -41,15 +41,18 @@ func (c *container) startProbes(ctx context.Context, workers *sync.WaitGroup, pr
 	}
 	started := make(chan struct{})
 	if sp := c.spec.StartupProbe; sp != nil {
-		workers.Go(func() { c.probeLoop(ctx, startupProbe, sp, pr, nil, started) })
+		w := c.newProbeWorker(startupProbe, sp, pr, started)
+		workers.Go(func() { w.run(ctx) })
 	} else {
 		close(started)
 	}
 	if rp := c.spec.ReadinessProbe; rp != nil {
-		workers.Go(func() { c.probeLoop(ctx, readinessProbe, rp, pr, started, nil) })
+		w := c.newProbeWorker(readinessProbe, rp, pr, started)
+		workers.Go(func() { w.run(ctx) })
 	}
 	if lp := c.spec.LivenessProbe; lp != nil {
-		workers.Go(func() { c.probeLoop(ctx, livenessProbe, lp, pr, started, nil) })
+		w := c.newProbeWorker(livenessProbe, lp, pr, started)
+		workers.Go(func() { w.run(ctx) })
 	}
 	if h := c.lifecycle().PostStart; h != nil {
 		workers.Go(func() {
@@ -68,98 +71,148 @@ func (c *container) requestKill(why string) {
 	}
 }
 
-// probeLoop runs one probe of one process with the kubelet's semantics:
+// probeWorker runs one probe of one process with the kubelet's semantics:
 // nothing before initialDelaySeconds, then every periodSeconds; a result
 // counts once it repeats successThreshold or failureThreshold times in a
-// row. Readiness and liveness wait for gate (the startup probe). The
-// startup probe closes markStarted when it passes and stops.
-func (c *container) probeLoop(ctx context.Context, kind probeKind, pr *corev1.Probe, proc *process, gate <-chan struct{}, markStarted chan struct{}) {
-	p := c.pod
-	if gate != nil {
+// row.
+type probeWorker struct {
+	c     *container
+	kind  probeKind
+	probe *corev1.Probe
+	proc  *process
+	// started is closed once the container has started. The startup
+	// probe's worker closes it when the probe passes (startProbes closes
+	// it at once when there is none); readiness and liveness workers
+	// wait for it before probing.
+	started chan struct{}
+
+	period, timeout     time.Duration
+	successes, failures int // the thresholds, defaulted
+}
+
+func (c *container) newProbeWorker(kind probeKind, probe *corev1.Probe, proc *process, started chan struct{}) *probeWorker {
+	w := &probeWorker{
+		c: c, kind: kind, probe: probe, proc: proc, started: started,
+		period:    seconds(probe.PeriodSeconds, 10),
+		timeout:   seconds(probe.TimeoutSeconds, 1),
+		successes: int(max(probe.SuccessThreshold, 1)),
+		failures:  int(probe.FailureThreshold),
+	}
+	if w.failures < 1 {
+		w.failures = 3
+	}
+	if kind != readinessProbe {
+		w.successes = 1 // the API requires 1 for liveness and startup probes
+	}
+	return w
+}
+
+// run probes until ctx ends, a liveness or startup probe fails for good
+// (and asks for a restart), or the startup probe passes.
+func (w *probeWorker) run(ctx context.Context) {
+	if w.kind != startupProbe {
 		select {
-		case <-gate:
+		case <-w.started:
 		case <-ctx.Done():
 			return
 		}
 	}
-	period := seconds(pr.PeriodSeconds, 10)
-	timeout := seconds(pr.TimeoutSeconds, 1)
-	successes := int(max(pr.SuccessThreshold, 1))
-	failures := int(pr.FailureThreshold)
-	if failures < 1 {
-		failures = 3
-	}
-	if kind != readinessProbe {
-		successes = 1 // the API requires 1 for liveness and startup probes
-	}
-	first := proc.started.Add(seconds(pr.InitialDelaySeconds, 0))
-	// A readiness probe behind a startup probe is triggered when that one
-	// passes, as the kubelet triggers it; every other probe of a restarted
-	// process waits for its worker's next tick.
-	if proc.started.After(c.probeEpoch) && !(kind == readinessProbe && c.spec.StartupProbe != nil) {
-		first = nextTick(c.probeEpoch, period, first)
-	}
-	if !sleepUntil(ctx, first) {
-		return
-	}
-	var last error
-	run := 0
-	for first := true; ; first = false {
-		if !first && !sleepUntil(ctx, time.Now().Add(period)) {
+	var results resultRun
+	next := w.firstProbeAt()
+	for {
+		if !sleepUntil(ctx, next) {
 			return
 		}
-		err := c.probeOnce(ctx, pr.ProbeHandler, timeout, proc)
+		err := w.c.probeOnce(ctx, w.probe.ProbeHandler, w.timeout, w.proc)
 		if ctx.Err() != nil {
 			return
 		}
-		if (err == nil) == (last == nil) && !first {
-			run++
-		} else {
-			run = 1
+		if !w.handle(err, results.add(err)) {
+			return
 		}
-		last = err
-		if err != nil {
-			p.event("Warning", "Unhealthy", fmt.Sprintf("%s probe failed: %v", kind, err))
-			if run < failures {
-				continue
-			}
-			switch kind {
-			case readinessProbe:
-				p.mu.Lock()
-				c.ready = false
-				p.updateReadyLocked()
-				p.mu.Unlock()
-				p.changed()
-			case livenessProbe, startupProbe:
-				c.requestKill(fmt.Sprintf("Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(string(kind))))
-				return
-			}
-			continue
+		next = time.Now().Add(w.period)
+	}
+}
+
+// firstProbeAt is when the worker probes first: initialDelaySeconds after
+// the process started and, for a restarted process, not before the
+// worker's next tick, since the kubelet's workers tick on from the
+// container's first start. A readiness probe behind a startup probe is
+// the exception: the kubelet triggers it when the startup probe passes.
+func (w *probeWorker) firstProbeAt() time.Time {
+	at := w.proc.started.Add(seconds(w.probe.InitialDelaySeconds, 0))
+	restarted := w.proc.started.After(w.c.probeEpoch)
+	triggered := w.kind == readinessProbe && w.c.spec.StartupProbe != nil
+	if restarted && !triggered {
+		at = nextTick(w.c.probeEpoch, w.period, at)
+	}
+	return at
+}
+
+// handle acts on a probe's result err, the run-th in a row alike, once
+// run reaches the threshold, and reports whether the worker goes on.
+func (w *probeWorker) handle(err error, run int) bool {
+	c, p := w.c, w.c.pod
+	if err != nil {
+		p.event("Warning", "Unhealthy", fmt.Sprintf("%s probe failed: %v", w.kind, err))
+		if run < w.failures {
+			return true
 		}
-		if run < successes {
-			continue
-		}
-		switch kind {
-		case startupProbe:
+		switch w.kind {
+		case readinessProbe:
 			p.mu.Lock()
-			c.started = true
-			c.ready = c.spec.ReadinessProbe == nil
+			c.ready = false
 			p.updateReadyLocked()
 			p.mu.Unlock()
 			p.changed()
-			close(markStarted)
-			return
-		case readinessProbe:
-			p.mu.Lock()
-			changed := !c.ready
-			c.ready = true
-			p.updateReadyLocked()
-			p.mu.Unlock()
-			if changed {
-				p.changed()
-			}
+		case livenessProbe, startupProbe:
+			c.requestKill(fmt.Sprintf("Container %s failed %s probe, will be restarted", c.spec.Name, strings.ToLower(string(w.kind))))
+			return false
+		}
+		return true
+	}
+	if run < w.successes {
+		return true
+	}
+	switch w.kind {
+	case startupProbe:
+		p.mu.Lock()
+		c.started = true
+		c.ready = c.spec.ReadinessProbe == nil
+		p.updateReadyLocked()
+		p.mu.Unlock()
+		p.changed()
+		close(w.started)
+		return false
+	case readinessProbe:
+		p.mu.Lock()
+		changed := !c.ready
+		c.ready = true
+		p.updateReadyLocked()
+		p.mu.Unlock()
+		if changed {
+			p.changed()
 		}
 	}
+	return true
+}
+
+// resultRun counts a probe's latest results that are alike, all
+// successes or all failures.
+type resultRun struct {
+	n       int // 0 before the first result
+	failing bool
+}
+
+// add counts err, a probe's result, and returns the length of the run it
+// ends.
+func (r *resultRun) add(err error) int {
+	if r.n > 0 && (err != nil) == r.failing {
+		r.n++
+	} else {
+		r.n, r.failing = 1, err != nil
+	}
+	return r.n
 }
 
 // nextTick is the first time at or after t of a ticker started at epoch
