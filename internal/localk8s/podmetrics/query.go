@@ -102,10 +102,15 @@ func ParseQuery(text string) (*Query, error) {
 	return &Query{text: text, root: root}, nil
 }
 
+// token is one lexeme of a query. Its kind is 'i' for an identifier, 's'
+// for a string (text holds it unquoted), 'd' for a duration (or any word
+// that starts with a digit; only a range selector takes one), 'o' for a
+// label matcher's operator (text is =, !=, =~ or !~), the character itself
+// for one of {}()[], and 0 past the end of the query.
 type token struct {
-	kind byte // 'i' identifier, 's' string, 'd' duration, or the punctuation itself ('{', '!', '~' for !=, =~, !~ ...)
+	kind byte
 	text string
-	at   int
+	at   int // offset in the query
 }
 
 type parser struct {
