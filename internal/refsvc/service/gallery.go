@@ -4,17 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shoal-dev/shoal/balancer"
-	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/health"
 	"github.com/shoal-dev/shoal/internal/refsvc/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/gallery"
@@ -29,10 +24,22 @@ type GalleryOptions struct {
 	ThumbnailerURL   string        // THUMBNAILER_URL: one address, balanced by kube-proxy
 	ThumbnailerAddrs string        // THUMBNAILER_ADDRS: host:port list, balanced here
 	ThumbnailerDNS   string        // THUMBNAILER_DNS: name:port of a headless Service, balanced here
+	ThumbnailerHost  string        // THUMBNAILER_HOST: Host header of calls balanced here; "" means DefaultThumbnailerHost
 	DNSServer        string        // THUMBNAILER_DNS_SERVER: host:port of the DNS server
 	Policy           string        // BALANCE_POLICY
 	Timeout          time.Duration // THUMBNAILER_TIMEOUT
 	H2C              bool          // THUMBNAILER_H2C
+}
+
+// DefaultThumbnailerHost is the Host header of thumbnailer calls the
+// gallery balances itself: the Service's name, as kube-proxy would see it.
+const DefaultThumbnailerHost = "thumbnailer"
+
+func (g GalleryOptions) withDefaults() GalleryOptions {
+	if g.ThumbnailerHost == "" {
+		g.ThumbnailerHost = DefaultThumbnailerHost
+	}
+	return g
 }
 
 // BindGallery registers the gallery's settings on cs.
@@ -43,6 +50,7 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 	cs.String(&g.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", "http://127.0.0.1:8081", "thumbnailer base URL (used when no address list or DNS name is given)")
 	cs.String(&g.ThumbnailerAddrs, "thumbnailer-addrs", "THUMBNAILER_ADDRS", "", "comma-separated host:port list of thumbnailer replicas, balanced by the client")
 	cs.String(&g.ThumbnailerDNS, "thumbnailer-dns", "THUMBNAILER_DNS", "", "name:port whose A/AAAA records are the thumbnailer replicas (a headless Service)")
+	cs.String(&g.ThumbnailerHost, "thumbnailer-host", "THUMBNAILER_HOST", DefaultThumbnailerHost, "Host header of thumbnailer calls balanced by the client (with -thumbnailer-addrs or -thumbnailer-dns)")
 	cs.String(&g.DNSServer, "thumbnailer-dns-server", "THUMBNAILER_DNS_SERVER", "", "host:port of the DNS server for -thumbnailer-dns; empty means the system's")
 	cs.String(&g.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
 	cs.Duration(&g.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", 10*time.Second, "deadline of one thumbnail call, retries included")
@@ -50,16 +58,29 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 }
 
 // AddGallery wires the gallery's store, client, routes and checks into svc.
-func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) error {
+// It hands the Redis client and the thumbnailer upstream to svc.Lifecycle,
+// which closes them after the servers stop; on an error it closes them
+// itself.
+func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error) {
+	g = g.withDefaults()
 	if g.SessionSecret == "" {
 		// Without a shared secret, cookies signed by one replica fail on
 		// another: fine for one process on a laptop, wrong in a cluster.
 		g.SessionSecret = rand.Text() + rand.Text()
 		svc.Logger.Warn("SESSION_SECRET is unset: using a random secret, so sessions do not survive a restart or span replicas")
 	}
-	store, err := newSessionStore(svc, g.RedisURL)
-	if err != nil {
-		return err
+	var store session.Store
+	var rdb *redis.Client
+	if g.RedisURL == "" {
+		svc.Logger.Warn("REDIS_URL is unset: sessions live in this process's memory and are lost with it")
+		store = session.NewMemoryStore(time.Now)
+	} else {
+		rdb, err = newRedisClient(g.RedisURL)
+		if err != nil {
+			return err
+		}
+		defer closeOnError(&err, rdb.Close)
+		store = session.NewRedisStore(rdb, session.DefaultRedisPrefix)
 	}
 	sessions, err := session.NewManager(session.Config{
 		Store: store, Secret: []byte(g.SessionSecret), TTL: g.SessionTTL, Logger: svc.Logger,
@@ -72,25 +93,36 @@ func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) error {
 		return fmt.Errorf("service: %w", err)
 	}
 
-	httpClient, base, err := thumbnailerClient(svc, g)
+	reg := prometheus.WrapRegistererWith(prometheus.Labels{"upstream": "thumbnailer"}, svc.Registry)
+	up, err := newUpstream(g, reg, svc.Logger)
 	if err != nil {
 		return err
 	}
+	defer closeOnError(&err, up.Close)
 	api, err := gallery.New(gallery.Config{
-		Sessions: sessions, ThumbnailerURL: base, Client: httpClient, Timeout: g.Timeout, Logger: svc.Logger,
+		Sessions: sessions, ThumbnailerURL: up.BaseURL, Client: up.Client, Timeout: g.Timeout, Logger: svc.Logger,
 	})
 	if err != nil {
 		return err
 	}
 	api.Register(svc.Mux)
+	// Closers run in reverse order: the balancer, then Redis.
+	if rdb != nil {
+		svc.Lifecycle.OnClose("redis", func(context.Context) error { return rdb.Close() })
+	}
+	svc.Lifecycle.OnClose("thumbnailer upstream", func(context.Context) error { return up.Close() })
 	return nil
 }
 
-func newSessionStore(svc *Service, redisURL string) (session.Store, error) {
-	if redisURL == "" {
-		svc.Logger.Warn("REDIS_URL is unset: sessions live in this process's memory and are lost with it")
-		return session.NewMemoryStore(time.Now), nil
+// closeOnError runs closeFn when *err is set, for a resource whose owner
+// was never handed it.
+func closeOnError(err *error, closeFn func() error) {
+	if *err != nil {
+		_ = closeFn()
 	}
+}
+
+func newRedisClient(redisURL string) (*redis.Client, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("service: REDIS_URL: %w", err)
@@ -100,65 +132,5 @@ func newSessionStore(svc *Service, redisURL string) (session.Store, error) {
 	// check's timeout, and every session request would hang that long
 	// before its 503.
 	opts.DialTimeout, opts.DialerRetries, opts.MaxRetries = time.Second, 1, 1
-	rdb := redis.NewClient(opts)
-	svc.Lifecycle.OnClose("redis", func(context.Context) error { return rdb.Close() })
-	return session.NewRedisStore(rdb, session.DefaultRedisPrefix), nil
-}
-
-// thumbnailerClient returns the client for thumbnailer calls and the base
-// URL to call. With an address list or a DNS name, requests are balanced
-// per request by the balancer; otherwise they go to one URL, typically a
-// ClusterIP Service that kube-proxy balances per connection.
-func thumbnailerClient(svc *Service, g GalleryOptions) (*http.Client, string, error) {
-	reg := prometheus.WrapRegistererWith(prometheus.Labels{"upstream": "thumbnailer"}, svc.Registry)
-	ccfg := client.Config{H2C: g.H2C, PerTryTimeout: g.Timeout / 2, Registerer: reg}
-	var resolver balancer.Resolver
-	switch {
-	case g.ThumbnailerAddrs != "":
-		addrs := strings.Split(g.ThumbnailerAddrs, ",")
-		for i := range addrs {
-			addrs[i] = strings.TrimSpace(addrs[i])
-		}
-		r, err := balancer.NewStatic(addrs...)
-		if err != nil {
-			return nil, "", fmt.Errorf("service: THUMBNAILER_ADDRS: %w", err)
-		}
-		resolver = r
-	case g.ThumbnailerDNS != "":
-		host, portStr, err := net.SplitHostPort(g.ThumbnailerDNS)
-		port, perr := strconv.Atoi(portStr)
-		if err != nil || perr != nil {
-			return nil, "", fmt.Errorf("service: THUMBNAILER_DNS %q is not name:port", g.ThumbnailerDNS)
-		}
-		r, err := balancer.NewDNS(balancer.DNSConfig{Host: host, Port: port, Nameserver: g.DNSServer, Logger: svc.Logger})
-		if err != nil {
-			return nil, "", fmt.Errorf("service: THUMBNAILER_DNS: %w", err)
-		}
-		resolver = r
-	default:
-		c, err := client.New(ccfg)
-		if err != nil {
-			return nil, "", fmt.Errorf("service: thumbnailer client: %w", err)
-		}
-		return c, g.ThumbnailerURL, nil
-	}
-	policy, err := balancer.PolicyByName(g.Policy)
-	if err != nil {
-		return nil, "", fmt.Errorf("service: BALANCE_POLICY: %w", err)
-	}
-	b, err := balancer.New(balancer.Config{
-		Resolver: resolver, Policy: policy, Transport: client.NewTransport(ccfg),
-		SlowStart: 10 * time.Second, Registerer: reg, Logger: svc.Logger,
-	})
-	if err != nil {
-		return nil, "", fmt.Errorf("service: thumbnailer balancer: %w", err)
-	}
-	svc.Lifecycle.OnClose("thumbnailer balancer", func(context.Context) error { return b.Close() })
-	ccfg.Transport = b
-	c, err := client.New(ccfg)
-	if err != nil {
-		return nil, "", fmt.Errorf("service: thumbnailer client: %w", err)
-	}
-	// The balancer replaces the host; the name stays in the Host header.
-	return c, "http://thumbnailer", nil
+	return redis.NewClient(opts), nil
 }
