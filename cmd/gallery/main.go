@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 
@@ -13,13 +14,20 @@ import (
 )
 
 func main() {
-	err := service.Main(context.Background(), "gallery", os.Args[1:], func(cs *config.Set) func(context.Context, *service.Service) error {
-		var g service.GalleryOptions
-		service.BindGallery(cs, &g)
-		return func(ctx context.Context, s *service.Service) error { return service.AddGallery(ctx, s, g) }
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "gallery:", err)
-		os.Exit(1)
+	o := service.Options{Name: "gallery"}
+	var g service.GalleryOptions
+	cs := config.New(flag.NewFlagSet("gallery", flag.ContinueOnError), os.LookupEnv)
+	service.Bind(cs, &o, 8080, 9090)
+	service.BindGallery(cs, &g)
+	if err := cs.Parse(os.Args[1:]); err != nil {
+		exit(err)
 	}
+	if err := service.RunGallery(context.Background(), o, g); err != nil {
+		exit(err)
+	}
+}
+
+func exit(err error) {
+	fmt.Fprintln(os.Stderr, "gallery:", err)
+	os.Exit(1)
 }

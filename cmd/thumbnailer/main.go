@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 
@@ -13,13 +14,20 @@ import (
 )
 
 func main() {
-	err := service.Main(context.Background(), "thumbnailer", os.Args[1:], func(cs *config.Set) func(context.Context, *service.Service) error {
-		var cfg thumbnailer.Config
-		service.BindThumbnailer(cs, &cfg)
-		return func(_ context.Context, s *service.Service) error { return service.AddThumbnailer(s, cfg) }
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "thumbnailer:", err)
-		os.Exit(1)
+	o := service.Options{Name: "thumbnailer"}
+	var cfg thumbnailer.Config
+	cs := config.New(flag.NewFlagSet("thumbnailer", flag.ContinueOnError), os.LookupEnv)
+	service.Bind(cs, &o, 8080, 9090)
+	service.BindThumbnailer(cs, &cfg)
+	if err := cs.Parse(os.Args[1:]); err != nil {
+		exit(err)
 	}
+	if err := service.RunThumbnailer(context.Background(), o, cfg); err != nil {
+		exit(err)
+	}
+}
+
+func exit(err error) {
+	fmt.Fprintln(os.Stderr, "thumbnailer:", err)
+	os.Exit(1)
 }

@@ -1,0 +1,61 @@
+package service
+
+import (
+	"context"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
+)
+
+// TestRunRejectsBadConfiguration parses args and the environment as the
+// mains do and checks that a bad setting stops the service before it
+// serves, with an error naming the setting.
+func TestRunRejectsBadConfiguration(t *testing.T) {
+	listen := []string{"-port", "0", "-admin-port", "0", "-host", "127.0.0.1"}
+	tests := []struct {
+		name    string
+		service string
+		env     map[string]string
+		args    []string
+		wantErr string
+	}{
+		{"malformed env", "gallery", map[string]string{"DRAIN_DELAY": "five"}, nil, "DRAIN_DELAY"},
+		{"malformed flag", "gallery", nil, []string{"-port", "http"}, "-port"},
+		{"unknown log level", "gallery", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{"negative connection age", "gallery", map[string]string{"MAX_CONN_AGE": "-1s"}, listen, "MaxConnAge"},
+		{"bad redis URL", "gallery", map[string]string{"REDIS_URL": "mysql://x"}, listen, "REDIS_URL"},
+		{"bad policy", "gallery", map[string]string{"THUMBNAILER_ADDRS": "127.0.0.1:1", "BALANCE_POLICY": "fastest"}, listen, "BALANCE_POLICY"},
+		{"bad DNS name", "gallery", map[string]string{"THUMBNAILER_DNS": "no-port"}, listen, "THUMBNAILER_DNS"},
+		{"thumbnailer malformed env", "thumbnailer", map[string]string{"MAX_PIXELS": "many"}, nil, "MAX_PIXELS"},
+		{"thumbnailer unknown log level", "thumbnailer", map[string]string{"LOG_LEVEL": "loud"}, listen, "LOG_LEVEL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet(tt.service, flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			cs := config.New(fs, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			o := Options{Name: tt.service}
+			Bind(cs, &o, 8080, 9090)
+			var g GalleryOptions
+			var tcfg thumbnailer.Config
+			if tt.service == "gallery" {
+				BindGallery(cs, &g)
+			} else {
+				BindThumbnailer(cs, &tcfg)
+			}
+			err := cs.Parse(tt.args)
+			if err == nil && tt.service == "gallery" {
+				err = RunGallery(context.Background(), o, g)
+			} else if err == nil {
+				err = RunThumbnailer(context.Background(), o, tcfg)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v, want it to name %s", err, tt.wantErr)
+			}
+		})
+	}
+}
