@@ -3,6 +3,7 @@ package autoscale
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -16,7 +17,10 @@ import (
 var ErrInvalidInput = errors.New("autoscale: invalid input")
 
 // Config holds the controller-wide settings that kube-controller-manager
-// takes as flags. The zero value gives the upstream defaults.
+// takes as flags. The zero value gives the upstream defaults: a zero field
+// means its default, and a negative one is invalid (see Validate), so a
+// setting of exactly zero is not expressible here; an HPA's behavior sets
+// a zero tolerance or stabilization window for itself.
 type Config struct {
 	// Tolerance is the usage ratio band around 1.0 inside which no scaling
 	// happens (--horizontal-pod-autoscaler-tolerance). If zero, 0.1. An
@@ -40,6 +44,8 @@ type Config struct {
 	MetricWindow time.Duration
 }
 
+// withDefaults returns the valid config c with its zero fields replaced by
+// their defaults. Recommend applies it once, after Validate.
 func (c Config) withDefaults() Config {
 	if c.Tolerance == 0 {
 		c.Tolerance = 0.1
@@ -59,13 +65,24 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports a negative setting.
+// Validate reports a negative setting, or a tolerance that is not a
+// number.
 func (c Config) Validate() error {
-	switch {
-	case c.Tolerance < 0:
-		return fmt.Errorf("%w: tolerance %v is negative", ErrInvalidInput, c.Tolerance)
-	case c.CPUInitializationPeriod < 0, c.InitialReadinessDelay < 0, c.DownscaleStabilizationWindow < 0, c.MetricWindow < 0:
-		return fmt.Errorf("%w: durations must not be negative", ErrInvalidInput)
+	if c.Tolerance < 0 || math.IsNaN(c.Tolerance) {
+		return fmt.Errorf("%w: tolerance %v must be a number >= 0", ErrInvalidInput, c.Tolerance)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"cpuInitializationPeriod", c.CPUInitializationPeriod},
+		{"initialReadinessDelay", c.InitialReadinessDelay},
+		{"downscaleStabilizationWindow", c.DownscaleStabilizationWindow},
+		{"metricWindow", c.MetricWindow},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%w: %s %v is negative", ErrInvalidInput, d.name, d.v)
+		}
 	}
 	return nil
 }

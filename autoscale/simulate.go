@@ -34,7 +34,8 @@ type Scenario struct {
 	PodCapacity float64
 	// CPURequest is each pod's CPU request. If zero, 1 CPU.
 	CPURequest resource.Quantity
-	// Config holds the controller settings.
+	// Config holds the controller settings; its zero value gives the
+	// upstream defaults.
 	Config Config
 }
 
@@ -64,6 +65,9 @@ type Sample struct {
 func (s *Scenario) Validate() error {
 	if (s.HPA == nil) == (s.ScaledObject == nil) {
 		return fmt.Errorf("%w: a scenario needs exactly one of hpa and scaledObject", ErrInvalidInput)
+	}
+	if err := s.Config.Validate(); err != nil {
+		return err
 	}
 	if s.ScaledObject != nil {
 		if err := s.ScaledObject.Validate(); err != nil {

@@ -1,0 +1,79 @@
+package autoscale
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+)
+
+func TestConfigWithDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Config
+		want Config
+	}{
+		{name: "zero is the upstream defaults", in: Config{}, want: Config{
+			Tolerance: 0.1, CPUInitializationPeriod: 5 * time.Minute, InitialReadinessDelay: 30 * time.Second,
+			DownscaleStabilizationWindow: 5 * time.Minute, MetricWindow: 30 * time.Second}},
+		{name: "set fields are kept", in: Config{
+			Tolerance: 0.05, CPUInitializationPeriod: time.Minute, InitialReadinessDelay: time.Second,
+			DownscaleStabilizationWindow: 10 * time.Second, MetricWindow: 15 * time.Second}, want: Config{
+			Tolerance: 0.05, CPUInitializationPeriod: time.Minute, InitialReadinessDelay: time.Second,
+			DownscaleStabilizationWindow: 10 * time.Second, MetricWindow: 15 * time.Second}},
+		{name: "one field set", in: Config{DownscaleStabilizationWindow: time.Minute}, want: Config{
+			Tolerance: 0.1, CPUInitializationPeriod: 5 * time.Minute, InitialReadinessDelay: 30 * time.Second,
+			DownscaleStabilizationWindow: time.Minute, MetricWindow: 30 * time.Second}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.withDefaults(); got != tt.want {
+				t.Errorf("withDefaults() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string // "" for valid
+	}{
+		{name: "zero", cfg: Config{}},
+		{name: "set", cfg: Config{Tolerance: 0.2, CPUInitializationPeriod: time.Minute, MetricWindow: time.Minute}},
+		{name: "negative tolerance", cfg: Config{Tolerance: -0.1}, want: "tolerance"},
+		{name: "NaN tolerance", cfg: Config{Tolerance: math.NaN()}, want: "tolerance"},
+		{name: "negative cpuInitializationPeriod", cfg: Config{CPUInitializationPeriod: -time.Second}, want: "cpuInitializationPeriod"},
+		{name: "negative initialReadinessDelay", cfg: Config{InitialReadinessDelay: -time.Second}, want: "initialReadinessDelay"},
+		{name: "negative downscaleStabilizationWindow", cfg: Config{DownscaleStabilizationWindow: -time.Second}, want: "downscaleStabilizationWindow"},
+		{name: "negative metricWindow", cfg: Config{MetricWindow: -time.Second}, want: "metricWindow"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("Validate() = %v, want nil", err)
+			case tt.want != "" && (!errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("Validate() = %v, want an ErrInvalidInput naming %s", err, tt.want)
+			}
+			if tt.want == "" {
+				return
+			}
+			// Recommend and a scenario reject it too, even one that never
+			// reaches a decision (it stays at zero replicas).
+			hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 2}}
+			if _, err := Recommend(tt.cfg, Input{HPA: hpa, Now: testNow, CurrentReplicas: 1}); !errors.Is(err, ErrInvalidInput) {
+				t.Errorf("Recommend() error = %v, want ErrInvalidInput", err)
+			}
+			s := Scenario{ScaledObject: scaledObject(0, promTrigger("20", "5")), Duration: time.Minute, Load: []LoadPoint{{Value: 0}}, Config: tt.cfg}
+			if _, err := Simulate(s); !errors.Is(err, ErrInvalidInput) {
+				t.Errorf("Simulate() error = %v, want ErrInvalidInput", err)
+			}
+		})
+	}
+}
