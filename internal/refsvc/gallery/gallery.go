@@ -11,18 +11,15 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 	"unicode"
 
+	"github.com/shoal-dev/shoal/balancer"
+	"github.com/shoal-dev/shoal/client"
+	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 	"github.com/shoal-dev/shoal/session"
 )
-
-// BalanceKeyHeader carries the image digest to the thumbnailer; a
-// consistent-hash balancer keyed on it sends repeat work to the replica
-// whose cache already holds the answer.
-const BalanceKeyHeader = "X-Balance-Key"
 
 // Config configures the API.
 type Config struct {
@@ -121,11 +118,11 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		writeError(w, http.StatusBadRequest, "login body must be JSON {\"user\": \"NAME\"}: "+err.Error())
+		httperr.Write(w, http.StatusBadRequest, "login body must be JSON {\"user\": \"NAME\"}: "+err.Error())
 		return
 	}
 	if err := validUser(body.User); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	if err := a.cfg.Sessions.Start(w, r, body.User); err != nil {
@@ -140,17 +137,17 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	opts, err := thumbnail.ParseOptions(q.Get("width"), q.Get("height"), q.Get("fit"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	img, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image exceeds %d bytes", tooBig.Limit))
+			httperr.Write(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image exceeds %d bytes", tooBig.Limit))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "reading image: "+err.Error())
+		httperr.Write(w, http.StatusBadRequest, "reading image: "+err.Error())
 		return
 	}
 	digest := thumbnail.Digest(img)
@@ -161,13 +158,15 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	u.RawQuery = url.Values{"width": {strconv.Itoa(opts.Width)}, "height": {strconv.Itoa(opts.Height)}, "fit": {string(opts.Fit)}}.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(img))
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "building thumbnailer request")
+		httperr.Write(w, http.StatusInternalServerError, "building thumbnailer request")
 		return
 	}
 	req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
-	req.Header.Set(BalanceKeyHeader, digest)
+	// A consistent-hash balancer keyed on the digest sends repeat work to
+	// the replica whose cache already holds the answer.
+	req.Header.Set(balancer.DefaultKeyHeader, digest)
 	// The call is a pure function of its body: safe to retry.
-	req.Header.Set("Idempotency-Key", digest)
+	req.Header.Set(client.IdempotencyKeyHeader, digest)
 	resp, err := a.cfg.Client.Do(req)
 	if err != nil {
 		code, msg := http.StatusBadGateway, "thumbnailer unreachable"
@@ -175,14 +174,14 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 			code, msg = http.StatusGatewayTimeout, "thumbnailer did not answer in time"
 		}
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer call failed", slog.String("error", err.Error()))
-		writeError(w, code, msg)
+		httperr.Write(w, code, msg)
 		return
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(resp.Body)
 	if err != nil {
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "reading thumbnailer response", slog.String("error", err.Error()))
-		writeError(w, http.StatusBadGateway, "thumbnailer response cut short")
+		httperr.Write(w, http.StatusBadGateway, "thumbnailer response cut short")
 		return
 	}
 	servedBy := resp.Header.Get("X-Served-By")
@@ -197,7 +196,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		}
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer failed",
 			slog.Int("status", resp.StatusCode), slog.String("upstream", servedBy))
-		writeError(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
+		httperr.Write(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
 		return
 	}
 	entry := HistoryEntry{
@@ -235,9 +234,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	writeJSON(w, code, map[string]string{"error": strings.TrimSpace(msg)})
 }

@@ -1,7 +1,6 @@
 package thumbnailer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 )
 
@@ -124,15 +124,5 @@ func (a *API) write(w http.ResponseWriter, e thumbnail.Entry, cache string) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "thumbnail request rejected",
 		slog.Int("status", code), slog.String("error", err.Error()))
-	WriteError(w, code, err.Error())
-}
-
-// WriteError writes a JSON error body {"error": msg} with the status code.
-func WriteError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error string `json:"error"`
-	}{msg})
+	httperr.Write(w, code, err.Error())
 }
