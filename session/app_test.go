@@ -25,7 +25,8 @@ func TestMain(m *testing.M) {
 
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-// newApp is a small application with the gallery's session routes.
+// newApp is a small application with the gallery's session routes. Its
+// history of visited pages is its own: a session value it encodes itself.
 func newApp(m *session.Manager) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/login", func(w http.ResponseWriter, r *http.Request) {
@@ -51,7 +52,13 @@ func newApp(m *session.Manager) http.Handler {
 	})
 	mux.Handle("POST /v1/visit", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())
-		if err := s.AppendHistory(map[string]string{"page": r.URL.Query().Get("page")}); err != nil {
+		var visits []map[string]string
+		if _, err := s.Get("visits", &visits); err != nil {
+			session.WriteError(w, err)
+			return
+		}
+		visits = append(visits, map[string]string{"page": r.URL.Query().Get("page")})
+		if err := s.Set("visits", visits); err != nil {
 			session.WriteError(w, err)
 			return
 		}
@@ -59,7 +66,12 @@ func newApp(m *session.Manager) http.Handler {
 	})))
 	mux.Handle("GET /v1/history", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())
-		writeJSON(w, map[string]any{"user": s.User(), "history": s.History()})
+		var visits []map[string]string
+		if _, err := s.Get("visits", &visits); err != nil {
+			session.WriteError(w, err)
+			return
+		}
+		writeJSON(w, map[string]any{"user": s.User(), "history": visits})
 	})))
 	mux.HandleFunc("GET /v1/whoami", func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())

@@ -9,6 +9,10 @@
 // session the store no longer has (expired, deleted, never existed) is
 // treated as absent: the request simply gets a fresh, empty session.
 //
+// A session holds the signed-in user ([Manager.Start], [Session.User]) and
+// named values the application stores as JSON ([Session.Set],
+// [Session.Get]); what the values mean is the application's business.
+//
 // [Manager.Middleware] attaches a [Session] to every request without any
 // store I/O; the record is loaded the first time the handler reads or
 // changes it. Expiry slides: every request that loads a live session pushes

@@ -26,18 +26,25 @@ func Example() {
 			return
 		}
 	})
-	mux.Handle("GET /v1/history", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /v1/visits", m.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())
-		if err := s.AppendHistory(map[string]string{"path": r.URL.Path}); err != nil {
+		// The application's own state is a named value it encodes as JSON.
+		var visits []string
+		if _, err := s.Get("visits", &visits); err != nil {
 			session.WriteError(w, err)
 			return
 		}
-		fmt.Fprintf(w, "%s has %d entries", s.User(), len(s.History()))
+		visits = append(visits, r.URL.Path)
+		if err := s.Set("visits", visits); err != nil {
+			session.WriteError(w, err)
+			return
+		}
+		fmt.Fprintf(w, "%s has %d visits", s.User(), len(visits))
 	})))
 	app := m.Middleware(mux)
 
 	get := func(cookie *http.Cookie) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("GET", "/v1/history", nil)
+		req := httptest.NewRequest("GET", "/v1/visits", nil)
 		if cookie != nil {
 			req.AddCookie(cookie)
 		}
@@ -58,5 +65,5 @@ func Example() {
 	fmt.Println(get(cookie).Body.String())
 	// Output:
 	// anonymous: 401
-	// ada has 2 entries
+	// ada has 2 visits
 }

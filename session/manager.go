@@ -15,7 +15,6 @@ import (
 const (
 	DefaultTTL        = 30 * time.Minute
 	DefaultCookieName = "shoal_session"
-	DefaultMaxHistory = 50
 	// MinSecretLen is the shortest accepted [Config.Secret]: 256 bits, the
 	// output size of SHA-256.
 	MinSecretLen = 32
@@ -42,9 +41,6 @@ type Config struct {
 	// TLS and overwrites that header. Requests served over TLS directly
 	// always get Secure cookies.
 	TrustForwardedProto bool
-	// MaxHistory bounds the entries kept by [Session.AppendHistory], oldest
-	// dropped first; 0 means DefaultMaxHistory.
-	MaxHistory int
 	// Logger receives store failures; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -58,13 +54,12 @@ type Manager struct {
 	cookieName string
 	cookiePath string
 	trustProto bool
-	maxHistory int
 	log        *slog.Logger
 }
 
 // NewManager checks cfg and returns a Manager. It fails when the secret is
-// shorter than MinSecretLen, TTL is negative or under a second, MaxHistory is
-// negative, or the cookie name is not a valid cookie name.
+// shorter than MinSecretLen, TTL is negative or under a second, or the
+// cookie name is not a valid cookie name.
 func NewManager(cfg Config) (*Manager, error) {
 	if len(cfg.Secret) < MinSecretLen {
 		return nil, fmt.Errorf("session: secret is %d bytes, need at least %d", len(cfg.Secret), MinSecretLen)
@@ -76,7 +71,6 @@ func NewManager(cfg Config) (*Manager, error) {
 		cookieName: cfg.CookieName,
 		cookiePath: cfg.CookiePath,
 		trustProto: cfg.TrustForwardedProto,
-		maxHistory: cfg.MaxHistory,
 		log:        cfg.Logger,
 	}
 	if m.store == nil {
@@ -96,12 +90,6 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if m.cookiePath == "" {
 		m.cookiePath = "/"
-	}
-	switch {
-	case m.maxHistory == 0:
-		m.maxHistory = DefaultMaxHistory
-	case m.maxHistory < 0:
-		return nil, fmt.Errorf("session: max history %d is negative", cfg.MaxHistory)
 	}
 	if m.log == nil {
 		m.log = slog.Default()
@@ -175,7 +163,7 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 }
 
 // Start signs user in: it saves the session under a new ID, keeping its
-// values and history, deletes the record under the old ID and sets the
+// values, deletes the record under the old ID and sets the
 // cookie. Changing the ID at sign-in stops session fixation: an ID an
 // attacker planted before sign-in is worthless after it. Call it before
 // writing the response. Errors wrap [ErrUnavailable] when the store cannot

@@ -24,7 +24,6 @@ func TestNewManagerErrors(t *testing.T) {
 		{"tiny ttl", session.Config{Secret: testSecret, TTL: time.Millisecond}, "ttl 1ms is under a second"},
 		{"negative ttl", session.Config{Secret: testSecret, TTL: -time.Minute}, "ttl -1m0s is under a second"},
 		{"bad cookie name", session.Config{Secret: testSecret, CookieName: "a b"}, `cookie name "a b"`},
-		{"negative history", session.Config{Secret: testSecret, MaxHistory: -1}, "max history -1 is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,21 +238,6 @@ func TestSlidingExpiry(t *testing.T) {
 	}
 	clock.Advance(30 * time.Minute)
 	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
-}
-
-func TestMaxHistory(t *testing.T) {
-	m := newManager(t, session.Config{MaxHistory: 2})
-	srv := httptest.NewServer(newApp(m))
-	defer srv.Close()
-	b := &browser{t: t, srv: srv}
-	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
-	for _, p := range []string{"1", "2", "3"} {
-		b.do("POST", "/v1/visit?page="+p, "").want(t, http.StatusNoContent)
-	}
-	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
-	if want := `{"history":[{"page":"2"},{"page":"3"}],"user":"ada"}`; strings.TrimSpace(r.body) != want {
-		t.Errorf("history = %s, want %s", r.body, want)
-	}
 }
 
 // failingStore answers like a store whose backend is down.

@@ -45,12 +45,12 @@ func TestRedisStore(t *testing.T) {
 	if err := store.Touch(ctx, "nobody", time.Minute); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("touch of missing id: %v, want ErrNotFound", err)
 	}
-	d := session.Data{User: "ada", History: []json.RawMessage{json.RawMessage(`{"page":"a"}`)}}
+	d := session.Data{User: "ada", Values: map[string]json.RawMessage{"visits": json.RawMessage(`[{"page":"a"}]`)}}
 	if err := store.Save(ctx, "id1", d, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	got, err := store.Load(ctx, "id1")
-	if err != nil || got.User != "ada" || len(got.History) != 1 || string(got.History[0]) != `{"page":"a"}` {
+	if err != nil || got.User != "ada" || len(got.Values) != 1 || string(got.Values["visits"]) != `[{"page":"a"}]` {
 		t.Fatalf("load = %+v, %v", got, err)
 	}
 	if ttl := client.PTTL(ctx, "test:id1").Val(); ttl <= 50*time.Second || ttl > time.Minute {

@@ -15,16 +15,15 @@ var ErrNotFound = errors.New("session: not found")
 // request that met it may succeed later; answer 503.
 var ErrUnavailable = errors.New("session: store unavailable")
 
-// Data is the state of one session as stored: the authenticated user, named
-// values, and a history list that handlers append to. It is stored as JSON.
+// Data is the state of one session as stored: the authenticated user and
+// the application's named values. It is stored as JSON. The values are
+// opaque here: the application encodes and decodes them ([Session.Set],
+// [Session.Get]), so the session knows nothing of what they mean.
 type Data struct {
 	// User is the authenticated user; empty for an anonymous session.
 	User string `json:"user,omitempty"`
 	// Values holds named JSON values set with [Session.Set].
 	Values map[string]json.RawMessage `json:"values,omitempty"`
-	// History holds entries appended with [Session.AppendHistory], oldest
-	// first.
-	History []json.RawMessage `json:"history,omitempty"`
 }
 
 // Store keeps session records by ID. Implementations must be safe for

@@ -36,6 +36,9 @@ type Config struct {
 	Timeout time.Duration
 	// MaxBodyBytes bounds an upload. Zero means 10 MiB.
 	MaxBodyBytes int64
+	// MaxHistory bounds the entries kept in a user's history, oldest
+	// dropped first. Zero means DefaultMaxHistory.
+	MaxHistory int
 	// Logger receives failed upstream calls. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -46,6 +49,14 @@ type API struct {
 	upstream *url.URL
 	log      *slog.Logger
 }
+
+// DefaultMaxHistory is the number of history entries kept per user when
+// [Config.MaxHistory] is zero.
+const DefaultMaxHistory = 50
+
+// historyKey names the session value holding the user's history: a JSON
+// array of [HistoryEntry], oldest first.
+const historyKey = "history"
 
 // HistoryEntry is one thumbnail in a user's history.
 type HistoryEntry struct {
@@ -77,6 +88,9 @@ func New(cfg Config) (*API, error) {
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 10 << 20
+	}
+	if cfg.MaxHistory <= 0 {
+		cfg.MaxHistory = DefaultMaxHistory
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -203,7 +217,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		Time: time.Now().UTC(), Digest: digest, Width: opts.Width, Height: opts.Height, Fit: string(opts.Fit),
 		Bytes: len(out), ContentType: resp.Header.Get("Content-Type"), ServedBy: servedBy,
 	}
-	if err := s.AppendHistory(entry); err != nil {
+	if err := a.appendHistory(s, entry); err != nil {
 		session.WriteError(w, err)
 		return
 	}
@@ -219,15 +233,26 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
 	s, _ := session.FromContext(r.Context())
-	entries, err := session.HistoryOf[HistoryEntry](s)
-	if err != nil {
+	entries := []HistoryEntry{}
+	if _, err := s.Get(historyKey, &entries); err != nil {
 		session.WriteError(w, err)
 		return
 	}
-	if entries == nil {
-		entries = []HistoryEntry{}
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"user": s.User(), "history": entries})
+}
+
+// appendHistory adds e to the user's history in s, dropping the oldest
+// entries beyond MaxHistory. Its errors are the session's.
+func (a *API) appendHistory(s *session.Session, e HistoryEntry) error {
+	var h []HistoryEntry
+	if _, err := s.Get(historyKey, &h); err != nil {
+		return err
+	}
+	h = append(h, e)
+	if over := len(h) - a.cfg.MaxHistory; over > 0 {
+		h = h[over:]
+	}
+	return s.Set(historyKey, h)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -3,11 +3,14 @@ package gallery_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -106,5 +109,47 @@ func TestThumbnailCallHeaders(t *testing.T) {
 	}
 	if got := h.Get(client.IdempotencyKeyHeader); got != digest {
 		t.Errorf("%s = %q, want the digest %q", client.IdempotencyKeyHeader, got, digest)
+	}
+}
+
+func TestHistoryKeepsTheNewestEntries(t *testing.T) {
+	tests := []struct {
+		name       string
+		maxHistory int
+		calls      int
+		wantWidths []int
+	}{
+		{"empty", 2, 0, []int{}},
+		{"under the bound", 3, 2, []int{1, 2}},
+		{"over the bound", 2, 4, []int{3, 4}},
+		{"default bound", 0, 3, []int{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url, c := newGallery(t, &fakeThumbnailer{}, gallery.Config{MaxHistory: tt.maxHistory})
+			for i := 1; i <= tt.calls; i++ {
+				if code, body := call(t, c, "POST", url+"/v1/thumbnails?width="+strconv.Itoa(i)+"&height=8", "img"); code != http.StatusOK {
+					t.Fatalf("thumbnail %d: %d %s", i, code, body)
+				}
+			}
+			code, body := call(t, c, "GET", url+"/v1/history", "")
+			var got struct {
+				User    string                 `json:"user"`
+				History []gallery.HistoryEntry `json:"history"`
+			}
+			if err := json.Unmarshal([]byte(body), &got); err != nil || code != http.StatusOK {
+				t.Fatalf("history: %d %s %v", code, body, err)
+			}
+			widths := []int{}
+			for _, e := range got.History {
+				widths = append(widths, e.Width)
+				if e.ServedBy != "thumbnailer-0" || e.Bytes != len("thumb") || e.ContentType != "image/png" {
+					t.Errorf("entry = %+v", e)
+				}
+			}
+			if got.User != "ann" || !slices.Equal(widths, tt.wantWidths) {
+				t.Errorf("history of %q has widths %v, want %v", got.User, widths, tt.wantWidths)
+			}
+		})
 	}
 }
