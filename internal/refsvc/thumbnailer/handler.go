@@ -14,8 +14,11 @@ import (
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 )
 
-// DigestHeader carries the hex SHA-256 of the source image on requests and
-// responses; callers hash on it to reach the replica that has it cached.
+// DigestHeader carries, on every response that got as far as reading the
+// image, the hex SHA-256 of the source image: the key its result is cached
+// under. It is set for clients to inspect and never read from requests;
+// callers that balance by digest (the gallery) send the same digest in
+// balancer.DefaultKeyHeader.
 const DigestHeader = "X-Content-Digest"
 
 // Config configures the API. The zero value is valid.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 )
 
 func pngBytes(t *testing.T, w, h int) []byte {
@@ -111,8 +113,8 @@ func TestThumbnailCacheByDigest(t *testing.T) {
 		if got := resp.Header.Get("X-Cache"); got != want {
 			t.Errorf("request %d X-Cache = %q, want %q", i, got, want)
 		}
-		if resp.Header.Get(DigestHeader) == "" {
-			t.Errorf("request %d has no %s", i, DigestHeader)
+		if got, want := resp.Header.Get(DigestHeader), thumbnail.Digest(img); got != want {
+			t.Errorf("request %d %s = %q, want the image's digest %q", i, DigestHeader, got, want)
 		}
 		if i == 0 {
 			first = body
