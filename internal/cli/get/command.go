@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // ErrUsage marks an error in the command line: an unknown resource type or
@@ -50,7 +50,7 @@ else "default". Events carry no namespace and are always all listed.`,
 			if all && cmd.Flags().Changed("namespace") {
 				return fmt.Errorf("get: %w: -n and -A exclude each other", ErrUsage)
 			}
-			c := Client{Server: server}
+			c := api.Client{Server: server}
 			snap, err := c.Snapshot(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("get: %w", err)
@@ -70,13 +70,13 @@ else "default". Events carry no namespace and are always all listed.`,
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", `namespace to list (default: the only namespace in use, else "default")`)
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list the objects of every namespace")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
-	cmd.Flags().StringVar(&server, "server", DefaultServer, "address of shoal up's API (its --addr)")
+	cmd.Flags().StringVar(&server, "server", api.DefaultAddr, "address of shoal up's API (its --addr)")
 	return cmd
 }
 
 // DefaultNamespace is the namespace get and rollout use without -n: the
 // one namespace that all of the snapshot's objects share, else "default".
-func DefaultNamespace(s *cluster.Snapshot) string {
+func DefaultNamespace(s *api.Snapshot) string {
 	seen := map[string]bool{}
 	for _, d := range s.Deployments {
 		seen[d.Namespace] = true
@@ -125,7 +125,7 @@ type row struct {
 
 // write prints the objects of kind k in snap that v selects, as a table or
 // as a JSON list.
-func write(stdout, stderr io.Writer, k kind, snap *cluster.Snapshot, v view, asJSON bool) error {
+func write(stdout, stderr io.Writer, k kind, snap *api.Snapshot, v view, asJSON bool) error {
 	t, items := k.list(snap, v)
 	if asJSON {
 		enc := json.NewEncoder(stdout)

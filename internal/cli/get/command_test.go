@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/testkit/golden"
 )
 
@@ -34,7 +35,7 @@ func serve(t *testing.T, fixture string) string {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+api.SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
@@ -125,7 +126,7 @@ func TestGetNotRunning(t *testing.T) {
 	ln.Close()
 
 	_, _, err = execute(t, "pods", "--server", addr)
-	if !errors.Is(err, ErrNotRunning) {
+	if !errors.Is(err, api.ErrNotRunning) {
 		t.Fatalf("err = %v, want ErrNotRunning", err)
 	}
 	want := "get: no shoal up answering at " + addr + ": dial tcp " + addr
@@ -136,7 +137,7 @@ func TestGetNotRunning(t *testing.T) {
 
 func TestGetAPIError(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+api.SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"error": "cluster: starting"}`))
@@ -145,7 +146,7 @@ func TestGetAPIError(t *testing.T) {
 	defer srv.Close()
 
 	_, _, err := execute(t, "svc", "--server", srv.URL)
-	var ae *APIError
+	var ae *api.APIError
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Message != "cluster: starting" {
 		t.Fatalf("err = %v, want the API's error with code 503", err)
 	}
@@ -156,7 +157,7 @@ func TestGetAPIError(t *testing.T) {
 
 func TestGetRejectsBadSnapshot(t *testing.T) {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+api.SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte(`<html>not the API</html>`))
 	})
 	srv := httptest.NewServer(mux)

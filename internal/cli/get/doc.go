@@ -5,8 +5,5 @@
 // Without -n or -A, get shows the namespace the snapshot's objects live in
 // when they all share one, else "default": `shoal up` of an overlay that
 // sets a namespace needs no -n. Events are listed oldest first, as the
-// snapshot keeps them.
-//
-// Client, the HTTP client of the API, is exported for the other commands
-// that talk to `shoal up`.
+// snapshot keeps them. It reads the API with package api's Client.
 package get

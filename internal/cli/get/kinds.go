@@ -10,7 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/duration"
 
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // kindList names the resource types in messages.
@@ -22,7 +22,7 @@ type kind struct {
 	namespaced bool
 	// list returns the table of the objects v selects and the same objects
 	// for -o json.
-	list func(s *cluster.Snapshot, v view) (table, any)
+	list func(s *api.Snapshot, v view) (table, any)
 }
 
 // lookupKind resolves kubectl's names, plurals and short names.
@@ -86,8 +86,8 @@ func latency(s float64) string {
 	return fmt.Sprintf("%.1fs", s)
 }
 
-func pods(s *cluster.Snapshot, v view) (table, any) {
-	items := selected(s.Pods, v, func(p cluster.PodInfo) (string, string) { return p.Namespace, p.Name })
+func pods(s *api.Snapshot, v view) (table, any) {
+	items := selected(s.Pods, v, func(p api.PodInfo) (string, string) { return p.Namespace, p.Name })
 	t := table{header: []string{"NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP"}}
 	if v.wide {
 		t.header = append(t.header, "CPU", "RPS", "P50", "P99")
@@ -124,8 +124,8 @@ func pods(s *cluster.Snapshot, v view) (table, any) {
 // abbreviates, as `kubectl get endpoints` does.
 const maxEndpoints = 3
 
-func services(s *cluster.Snapshot, v view) (table, any) {
-	items := selected(s.Services, v, func(sv cluster.ServiceInfo) (string, string) { return sv.Namespace, sv.Name })
+func services(s *api.Snapshot, v view) (table, any) {
+	items := selected(s.Services, v, func(sv api.ServiceInfo) (string, string) { return sv.Namespace, sv.Name })
 	t := table{header: []string{"NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "ENDPOINTS"}}
 	for _, sv := range items {
 		ip := sv.ClusterIP
@@ -157,8 +157,8 @@ func reference(target string) string {
 	return strings.ToUpper(kind[:1]) + kind[1:] + "/" + name
 }
 
-func autoscalers(s *cluster.Snapshot, v view) (table, any) {
-	items := selected(s.Autoscalers, v, func(a cluster.AutoscalerInfo) (string, string) { return a.Namespace, a.Name })
+func autoscalers(s *api.Snapshot, v view) (table, any) {
+	items := selected(s.Autoscalers, v, func(a api.AutoscalerInfo) (string, string) { return a.Namespace, a.Name })
 	// The snapshot has no creation time for autoscalers, so DESIRED takes
 	// the place of kubectl's AGE.
 	t := table{header: []string{"NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "DESIRED"}}
@@ -187,8 +187,8 @@ func autoscalers(s *cluster.Snapshot, v view) (table, any) {
 	return t, items
 }
 
-func deployments(s *cluster.Snapshot, v view) (table, any) {
-	items := selected(s.Deployments, v, func(d cluster.DeploymentInfo) (string, string) { return d.Namespace, d.Name })
+func deployments(s *api.Snapshot, v view) (table, any) {
+	items := selected(s.Deployments, v, func(d api.DeploymentInfo) (string, string) { return d.Namespace, d.Name })
 	t := table{header: []string{"NAME", "READY", "UP-TO-DATE", "AVAILABLE"}}
 	if v.wide {
 		t.header = append(t.header, "CURRENT", "REVISION")
@@ -204,8 +204,8 @@ func deployments(s *cluster.Snapshot, v view) (table, any) {
 	return t, items
 }
 
-func ingresses(s *cluster.Snapshot, v view) (table, any) {
-	items := selected(s.Ingresses, v, func(in cluster.IngressInfo) (string, string) { return in.Namespace, in.Name })
+func ingresses(s *api.Snapshot, v view) (table, any) {
+	items := selected(s.Ingresses, v, func(in api.IngressInfo) (string, string) { return in.Namespace, in.Name })
 	t := table{header: []string{"NAME", "HOST", "PATH", "BACKEND", "URL"}}
 	for _, in := range items {
 		t.rows = append(t.rows, row{in.Namespace, []string{in.Name, cmp.Or(in.Host, "*"),
@@ -214,13 +214,13 @@ func ingresses(s *cluster.Snapshot, v view) (table, any) {
 	return t, items
 }
 
-func events(s *cluster.Snapshot, v view) (table, any) {
+func events(s *api.Snapshot, v view) (table, any) {
 	t := table{header: []string{"LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"}}
 	if v.wide {
 		t.header = append(t.header, "COUNT")
 	}
 	// Events keep the log's order, oldest first, not kubectl's order by name.
-	items := []cluster.Event{}
+	items := []api.Event{}
 	for _, e := range s.Events {
 		if !v.shows(e.Namespace) {
 			continue

@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/cli/get"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // ErrNotFound reports that the snapshot has no such deployment.
@@ -46,13 +43,13 @@ type flags struct {
 
 func (f *flags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", `namespace of the deployment (default: the deployment's namespace when only one has its name, else "default")`)
-	cmd.Flags().StringVar(&f.server, "server", get.DefaultServer, "address of shoal up's API (its --addr)")
+	cmd.Flags().StringVar(&f.server, "server", api.DefaultAddr, "address of shoal up's API (its --addr)")
 }
 
 // resolve returns the deployment's namespace: -n when given, else the only
 // namespace with a deployment of that name, else "default". It returns the
 // snapshot it read to decide, nil with -n.
-func (f *flags) resolve(ctx context.Context, c get.Client, name string) (string, *cluster.Snapshot, error) {
+func (f *flags) resolve(ctx context.Context, c api.Client, name string) (string, *api.Snapshot, error) {
 	if f.namespace != "" {
 		return f.namespace, nil, nil
 	}
@@ -87,13 +84,12 @@ func newRestartCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("rollout restart: %w", err)
 			}
-			c := get.Client{Server: f.server}
+			c := api.Client{Server: f.server}
 			ns, _, err := f.resolve(cmd.Context(), c, name)
 			if err != nil {
 				return fmt.Errorf("rollout restart: %w", err)
 			}
-			path := "/api/v1/namespaces/" + url.PathEscape(ns) + "/deployments/" + url.PathEscape(name) + "/restart"
-			if _, err := c.Do(cmd.Context(), http.MethodPost, path); err != nil {
+			if err := c.Restart(cmd.Context(), ns, name); err != nil {
 				return fmt.Errorf("rollout restart: deployment %s/%s: %w", ns, name, err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "deployment.apps/%s restarted\n", name)
@@ -127,7 +123,7 @@ func newStatusCommand(poll time.Duration) *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			c := get.Client{Server: f.server}
+			c := api.Client{Server: f.server}
 			ns, snap, err := f.resolve(ctx, c, name)
 			if err == nil {
 				err = watch(ctx, cmd.OutOrStdout(), c, ns, name, snap, poll)
@@ -151,7 +147,7 @@ func newStatusCommand(poll time.Duration) *cobra.Command {
 // watch polls the snapshot and prints each new progress line until the
 // rollout of ns/name is complete or ctx ends. It starts from snap when
 // that is not nil.
-func watch(ctx context.Context, w io.Writer, c get.Client, ns, name string, snap *cluster.Snapshot, poll time.Duration) error {
+func watch(ctx context.Context, w io.Writer, c api.Client, ns, name string, snap *api.Snapshot, poll time.Duration) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	last := ""
@@ -196,18 +192,18 @@ func lastState(last string) error {
 	return errors.New(state)
 }
 
-func findDeployment(s *cluster.Snapshot, ns, name string) (cluster.DeploymentInfo, bool) {
+func findDeployment(s *api.Snapshot, ns, name string) (api.DeploymentInfo, bool) {
 	for _, d := range s.Deployments {
 		if d.Namespace == ns && d.Name == name {
 			return d, true
 		}
 	}
-	return cluster.DeploymentInfo{}, false
+	return api.DeploymentInfo{}, false
 }
 
 // oldPods counts the deployment's pods of an older template that are not
 // terminating yet.
-func oldPods(s *cluster.Snapshot, d cluster.DeploymentInfo) int32 {
+func oldPods(s *api.Snapshot, d api.DeploymentInfo) int32 {
 	var n int32
 	for _, p := range s.Pods {
 		if p.Namespace == d.Namespace && p.Deployment == d.Name && p.Revision != d.Revision && !p.Terminating {
@@ -219,7 +215,7 @@ func oldPods(s *cluster.Snapshot, d cluster.DeploymentInfo) int32 {
 
 // progress is kubectl's rollout status line for d, and whether the rollout
 // is complete.
-func progress(d cluster.DeploymentInfo, old int32) (string, bool) {
+func progress(d api.DeploymentInfo, old int32) (string, bool) {
 	old = max(old, d.Current-d.Updated)
 	prefix := fmt.Sprintf("Waiting for deployment %q rollout to finish: ", d.Name)
 	switch {

@@ -3,8 +3,8 @@ package rollout
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,50 +15,45 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shoal-dev/shoal/internal/cli/get"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// api is a shoal up API whose snapshots advance one state per GET; the
-// last state repeats.
-type api struct {
+// fakeAPI is a shoal up whose snapshots advance one state per read; the
+// last state repeats. It is served by the API's own handler.
+type fakeAPI struct {
 	mu       sync.Mutex
-	states   []*cluster.Snapshot
+	states   []*api.Snapshot
 	gets     int
 	restarts []string
 }
 
-func (a *api) start(t *testing.T) string {
+var _ api.Source = (*fakeAPI)(nil)
+
+func (a *fakeAPI) Snapshot() api.Snapshot {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.states[min(a.gets, len(a.states)-1)]
+	a.gets++
+	return *s
+}
+
+func (a *fakeAPI) Restart(ns, name string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.restarts = append(a.restarts, ns+"/"+name)
+	if _, ok := findDeployment(a.states[len(a.states)-1], ns, name); !ok {
+		return fmt.Errorf("cluster: deployment %s/%s %w", ns, name, api.ErrNotFound)
+	}
+	return nil
+}
+
+func (a *fakeAPI) start(t *testing.T) string {
 	t.Helper()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/v1/snapshot", func(w http.ResponseWriter, _ *http.Request) {
-		a.mu.Lock()
-		s := a.states[min(a.gets, len(a.states)-1)]
-		a.gets++
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(s)
-	})
-	mux.HandleFunc("POST /api/v1/namespaces/{ns}/deployments/{name}/restart", func(w http.ResponseWriter, r *http.Request) {
-		ns, name := r.PathValue("ns"), r.PathValue("name")
-		a.mu.Lock()
-		a.restarts = append(a.restarts, ns+"/"+name)
-		_, ok := findDeployment(a.states[len(a.states)-1], ns, name)
-		a.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		if !ok {
-			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(map[string]string{"error": "cluster: deployment " + ns + "/" + name + " not found"})
-			return
-		}
-		w.WriteHeader(http.StatusAccepted)
-		json.NewEncoder(w).Encode(map[string]string{"message": "deployment.apps/" + name + " restarted"})
-	})
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(api.Handler(a))
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()
 }
@@ -82,32 +77,32 @@ func execute(t *testing.T, args ...string) (string, error) {
 
 // state is one moment of a rollout of deployment ns/gallery from revision
 // "old" to "new": the deployment's counts and its pods.
-func state(ns string, d cluster.DeploymentInfo, pods ...cluster.PodInfo) *cluster.Snapshot {
+func state(ns string, d api.DeploymentInfo, pods ...api.PodInfo) *api.Snapshot {
 	d.Namespace, d.Name, d.Revision = ns, "gallery", "new"
 	for i := range pods {
 		pods[i].Namespace, pods[i].Deployment = ns, "gallery"
 		pods[i].Name = "gallery-" + pods[i].Revision + "-" + string(rune('a'+i))
 	}
-	return &cluster.Snapshot{Time: time.Now(), Deployments: []cluster.DeploymentInfo{d}, Pods: pods}
+	return &api.Snapshot{Time: time.Now(), Deployments: []api.DeploymentInfo{d}, Pods: pods}
 }
 
-func pod(rev string, ready, terminating bool) cluster.PodInfo {
-	return cluster.PodInfo{Revision: rev, Ready: ready, Terminating: terminating}
+func pod(rev string, ready, terminating bool) api.PodInfo {
+	return api.PodInfo{Revision: rev, Ready: ready, Terminating: terminating}
 }
 
 // rollout is a restart of two replicas with a surge of one, as the
 // deployment controller runs it.
-func rollout(ns string) []*cluster.Snapshot {
-	return []*cluster.Snapshot{
-		state(ns, cluster.DeploymentInfo{Replicas: 2, Current: 2, Ready: 2, Available: 2},
+func rollout(ns string) []*api.Snapshot {
+	return []*api.Snapshot{
+		state(ns, api.DeploymentInfo{Replicas: 2, Current: 2, Ready: 2, Available: 2},
 			pod("old", true, false), pod("old", true, false)),
-		state(ns, cluster.DeploymentInfo{Replicas: 2, Current: 3, Ready: 2, Available: 2, Updated: 1},
+		state(ns, api.DeploymentInfo{Replicas: 2, Current: 3, Ready: 2, Available: 2, Updated: 1},
 			pod("old", true, false), pod("old", true, false), pod("new", false, false)),
-		state(ns, cluster.DeploymentInfo{Replicas: 2, Current: 3, Ready: 3, Available: 3, Updated: 2},
+		state(ns, api.DeploymentInfo{Replicas: 2, Current: 3, Ready: 3, Available: 3, Updated: 2},
 			pod("old", false, true), pod("old", true, false), pod("new", true, false), pod("new", false, false)),
-		state(ns, cluster.DeploymentInfo{Replicas: 2, Current: 2, Ready: 1, Available: 1, Updated: 2},
+		state(ns, api.DeploymentInfo{Replicas: 2, Current: 2, Ready: 1, Available: 1, Updated: 2},
 			pod("old", false, true), pod("new", true, false), pod("new", false, false)),
-		state(ns, cluster.DeploymentInfo{Replicas: 2, Current: 2, Ready: 2, Available: 2, Updated: 2},
+		state(ns, api.DeploymentInfo{Replicas: 2, Current: 2, Ready: 2, Available: 2, Updated: 2},
 			pod("new", true, false), pod("new", true, false)),
 	}
 }
@@ -131,7 +126,7 @@ func TestStatusFollowsRollout(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &api{states: rollout(tc.ns)}
+			a := &fakeAPI{states: rollout(tc.ns)}
 			target := []string{"deployment/gallery"}
 			if tc.name == "two-word form" {
 				target = []string{"deploy", "gallery"}
@@ -150,7 +145,7 @@ func TestStatusFollowsRollout(t *testing.T) {
 
 func TestStatusTimesOut(t *testing.T) {
 	states := rollout("default")[:3] // stuck with an old pod left
-	a := &api{states: states}
+	a := &fakeAPI{states: states}
 	out, err := execute(t, "status", "deployment/gallery", "--timeout", "300ms", "--server", a.start(t))
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
@@ -168,7 +163,7 @@ func TestStatusTimesOut(t *testing.T) {
 }
 
 func TestStatusUnknownDeployment(t *testing.T) {
-	a := &api{states: rollout("default")}
+	a := &fakeAPI{states: rollout("default")}
 	_, err := execute(t, "status", "deployment/nope", "--server", a.start(t))
 	if !errors.Is(err, ErrNotFound) || err.Error() != "rollout status: deployment default/nope: not found" {
 		t.Errorf("err = %v, want ErrNotFound naming default/nope", err)
@@ -178,19 +173,19 @@ func TestStatusUnknownDeployment(t *testing.T) {
 func TestRestart(t *testing.T) {
 	tests := []struct {
 		name     string
-		states   []*cluster.Snapshot
+		states   []*api.Snapshot
 		args     []string
 		wantPost string
 	}{
 		{"only namespace", rollout("shoal"), []string{"deployment/gallery"}, "shoal/gallery"},
 		{"namespace flag", rollout("shoal"), []string{"deployment.apps/gallery", "-n", "shoal"}, "shoal/gallery"},
-		{"default among several", []*cluster.Snapshot{{Deployments: []cluster.DeploymentInfo{
+		{"default among several", []*api.Snapshot{{Deployments: []api.DeploymentInfo{
 			{Namespace: "lab", Name: "gallery"}, {Namespace: "default", Name: "gallery"},
 		}}}, []string{"deployments", "gallery"}, "default/gallery"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &api{states: tc.states}
+			a := &fakeAPI{states: tc.states}
 			out, err := execute(t, append(append([]string{"restart"}, tc.args...), "--server", a.start(t))...)
 			if err != nil {
 				t.Fatal(err)
@@ -206,13 +201,13 @@ func TestRestart(t *testing.T) {
 }
 
 func TestRestartErrors(t *testing.T) {
-	two := []*cluster.Snapshot{{Deployments: []cluster.DeploymentInfo{
+	two := []*api.Snapshot{{Deployments: []api.DeploymentInfo{
 		{Namespace: "lab", Name: "gallery"}, {Namespace: "shoal", Name: "gallery"},
 	}}}
 	t.Run("unknown deployment", func(t *testing.T) {
-		a := &api{states: rollout("default")}
+		a := &fakeAPI{states: rollout("default")}
 		out, err := execute(t, "restart", "deployment/nope", "--server", a.start(t))
-		var ae *get.APIError
+		var ae *api.APIError
 		if !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound {
 			t.Fatalf("err = %v, want the API's 404", err)
 		}
@@ -224,7 +219,7 @@ func TestRestartErrors(t *testing.T) {
 		}
 	})
 	t.Run("ambiguous namespace", func(t *testing.T) {
-		a := &api{states: two}
+		a := &fakeAPI{states: two}
 		_, err := execute(t, "restart", "deployment/gallery", "--server", a.start(t))
 		if err == nil || err.Error() != `rollout restart: deployment "gallery" is in namespaces lab, shoal; choose one with -n` {
 			t.Fatalf("err = %v", err)
@@ -242,7 +237,7 @@ func TestRestartErrors(t *testing.T) {
 		ln.Close()
 		for _, sub := range []string{"restart", "status"} {
 			_, err = execute(t, sub, "deployment/gallery", "--server", addr)
-			if !errors.Is(err, get.ErrNotRunning) || !strings.HasPrefix(err.Error(), "rollout "+sub+": no shoal up answering at "+addr+": ") {
+			if !errors.Is(err, api.ErrNotRunning) || !strings.HasPrefix(err.Error(), "rollout "+sub+": no shoal up answering at "+addr+": ") {
 				t.Errorf("%s: err = %v, want ErrNotRunning naming %s", sub, err, addr)
 			}
 		}
@@ -291,17 +286,17 @@ func TestBadArguments(t *testing.T) {
 func TestProgress(t *testing.T) {
 	tests := []struct {
 		name string
-		d    cluster.DeploymentInfo
+		d    api.DeploymentInfo
 		old  int32
 		want string
 		done bool
 	}{
-		{"scaled to zero", cluster.DeploymentInfo{Name: "g"}, 0, `deployment "g" successfully rolled out`, true},
-		{"all new and ready", cluster.DeploymentInfo{Name: "g", Replicas: 3, Current: 3, Updated: 3, Ready: 3, Available: 3}, 0, `deployment "g" successfully rolled out`, true},
-		{"updating", cluster.DeploymentInfo{Name: "g", Replicas: 3, Current: 4, Updated: 1, Ready: 3, Available: 3}, 3, `1 out of 3 new replicas have been updated...`, false},
-		{"old pod the counts miss", cluster.DeploymentInfo{Name: "g", Replicas: 1, Current: 1, Updated: 1, Ready: 1, Available: 1}, 1, `1 old replicas are pending termination...`, false},
-		{"surplus the pods miss", cluster.DeploymentInfo{Name: "g", Replicas: 1, Current: 3, Updated: 1, Ready: 1, Available: 1}, 0, `2 old replicas are pending termination...`, false},
-		{"ready, not available", cluster.DeploymentInfo{Name: "g", Replicas: 2, Current: 2, Updated: 2, Ready: 2, Available: 1}, 0, `1 of 2 updated replicas are available...`, false},
+		{"scaled to zero", api.DeploymentInfo{Name: "g"}, 0, `deployment "g" successfully rolled out`, true},
+		{"all new and ready", api.DeploymentInfo{Name: "g", Replicas: 3, Current: 3, Updated: 3, Ready: 3, Available: 3}, 0, `deployment "g" successfully rolled out`, true},
+		{"updating", api.DeploymentInfo{Name: "g", Replicas: 3, Current: 4, Updated: 1, Ready: 3, Available: 3}, 3, `1 out of 3 new replicas have been updated...`, false},
+		{"old pod the counts miss", api.DeploymentInfo{Name: "g", Replicas: 1, Current: 1, Updated: 1, Ready: 1, Available: 1}, 1, `1 old replicas are pending termination...`, false},
+		{"surplus the pods miss", api.DeploymentInfo{Name: "g", Replicas: 1, Current: 3, Updated: 1, Ready: 1, Available: 1}, 0, `2 old replicas are pending termination...`, false},
+		{"ready, not available", api.DeploymentInfo{Name: "g", Replicas: 2, Current: 2, Updated: 2, Ready: 2, Available: 1}, 0, `1 of 2 updated replicas are available...`, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

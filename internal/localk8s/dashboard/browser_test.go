@@ -20,26 +20,26 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
-// api is the snapshot endpoint of a shoal up whose state the test sets;
+// fakeAPI is the snapshot endpoint of a shoal up whose state the test sets;
 // down makes it drop connections without an answer, failing makes it
 // answer with an error.
-type api struct {
+type fakeAPI struct {
 	mu      sync.Mutex
-	snap    *cluster.Snapshot
+	snap    *api.Snapshot
 	down    bool
 	failing bool
 }
 
-func (a *api) set(f func(a *api)) {
+func (a *fakeAPI) set(f func(a *fakeAPI)) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	f(a)
 }
 
-func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (a *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	down, failing := a.down, a.failing
 	body, err := json.Marshal(a.snap)
@@ -68,12 +68,12 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 var t0 = time.Date(2026, 7, 1, 12, 0, 0, 0, time.UTC)
 
-func galleryPod(i int, ready bool) cluster.PodInfo {
+func galleryPod(i int, ready bool) api.PodInfo {
 	status := "Running"
 	if !ready {
 		status = "ContainerCreating"
 	}
-	return cluster.PodInfo{
+	return api.PodInfo{
 		Namespace: "default", Name: fmt.Sprintf("gallery-5d8f7c4b9-p%d", i), Deployment: "gallery", Revision: "5d8f7c4b9",
 		IP: fmt.Sprintf("127.0.1.%d", 2+i), Phase: "Running", Status: status, Ready: ready, Restarts: int32(i % 2),
 		Created: t0.Add(-time.Hour), PIDs: []int{1000 + i}, CPU: 0.2 + 0.1*float64(i), CPURequest: 0.5,
@@ -83,29 +83,29 @@ func galleryPod(i int, ready bool) cluster.PodInfo {
 
 // history returns one point per 5 seconds for gallery, with replicas
 // values in turn.
-func history(replicas ...int32) []cluster.HistoryPoint {
-	var h []cluster.HistoryPoint
+func history(replicas ...int32) []api.HistoryPoint {
+	var h []api.HistoryPoint
 	for i, r := range replicas {
-		h = append(h, cluster.HistoryPoint{Time: t0.Add(time.Duration(i) * 5 * time.Second), Namespace: "default",
+		h = append(h, api.HistoryPoint{Time: t0.Add(time.Duration(i) * 5 * time.Second), Namespace: "default",
 			Deployment: "gallery", Replicas: r, Ready: min(r, 2), Desired: r})
 	}
 	return h
 }
 
 // steady is gallery at two replicas, both ready.
-func steady() *cluster.Snapshot {
-	return &cluster.Snapshot{
+func steady() *api.Snapshot {
+	return &api.Snapshot{
 		Time: t0.Add(10 * time.Second),
-		Deployments: []cluster.DeploymentInfo{{Namespace: "default", Name: "gallery", Replicas: 2, Current: 2,
+		Deployments: []api.DeploymentInfo{{Namespace: "default", Name: "gallery", Replicas: 2, Current: 2,
 			Ready: 2, Updated: 2, Available: 2, Revision: "5d8f7c4b9"}},
-		Pods: []cluster.PodInfo{galleryPod(0, true), galleryPod(1, true)},
-		Services: []cluster.ServiceInfo{{Namespace: "default", Name: "gallery", Type: "ClusterIP", ClusterIP: "127.0.2.11",
+		Pods: []api.PodInfo{galleryPod(0, true), galleryPod(1, true)},
+		Services: []api.ServiceInfo{{Namespace: "default", Name: "gallery", Type: "ClusterIP", ClusterIP: "127.0.2.11",
 			Ports: []string{"80->8080/TCP"}, Endpoints: []string{"127.0.1.2:8080", "127.0.1.3:8080"}}},
-		Ingresses: []cluster.IngressInfo{{Namespace: "default", Name: "gallery", Host: "gallery.localhost", Path: "/",
+		Ingresses: []api.IngressInfo{{Namespace: "default", Name: "gallery", Host: "gallery.localhost", Path: "/",
 			Backend: "gallery:80", URL: "http://gallery.localhost:8080/"}},
-		Autoscalers: []cluster.AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "default", Name: "gallery",
+		Autoscalers: []api.AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "default", Name: "gallery",
 			Target: "deployment/gallery", Min: 2, Max: 8, Current: 2, Desired: 2, Metrics: "cpu: 45%/70%", Reason: "within tolerance"}},
-		Events: []cluster.Event{{Time: t0, Type: "Normal", Reason: "ScalingReplicaSet", Object: "deployment/gallery",
+		Events: []api.Event{{Time: t0, Type: "Normal", Reason: "ScalingReplicaSet", Object: "deployment/gallery",
 			Message: "Scaled up replica set gallery-5d8f7c4b9 from 0 to 2", Count: 1}},
 		History: history(2, 2, 2),
 	}
@@ -113,7 +113,7 @@ func steady() *cluster.Snapshot {
 
 // scaledUp is the autoscaler taking gallery from two replicas to four: two
 // new pods, one of them not ready yet.
-func scaledUp() *cluster.Snapshot {
+func scaledUp() *api.Snapshot {
 	s := steady()
 	s.Time = t0.Add(25 * time.Second)
 	s.Deployments[0].Replicas, s.Deployments[0].Current, s.Deployments[0].Updated = 4, 4, 4
@@ -121,7 +121,7 @@ func scaledUp() *cluster.Snapshot {
 	s.Pods = append(s.Pods, galleryPod(2, true), galleryPod(3, false))
 	s.Autoscalers[0].Current, s.Autoscalers[0].Desired = 2, 4
 	s.Autoscalers[0].Metrics, s.Autoscalers[0].Reason = "cpu: 130%/70%", "cpu above target"
-	s.Events = append(s.Events, cluster.Event{Time: s.Time, Type: "Normal", Reason: "SuccessfulRescale",
+	s.Events = append(s.Events, api.Event{Time: s.Time, Type: "Normal", Reason: "SuccessfulRescale",
 		Object: "hpa/gallery", Message: "New size: 4; reason: cpu resource utilization above target", Count: 1})
 	s.History = history(2, 2, 2, 4, 4, 4)
 	s.History[4].Ready, s.History[5].Ready = 3, 3
@@ -297,9 +297,9 @@ const (
 // Chromium and changes the API's state under it: the page must show each
 // state without a reload, and say so when the API stops answering.
 func TestDashboardFollowsTheCluster(t *testing.T) {
-	a := &api{snap: steady()}
+	a := &fakeAPI{snap: steady()}
 	mux := http.NewServeMux()
-	mux.Handle("GET "+SnapshotPath, a)
+	mux.Handle("GET "+api.SnapshotPath, a)
 	mux.Handle("/", Handler())
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -348,7 +348,7 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 	// Scale up under the open page: a marker set on the window survives
 	// only if the page is not reloaded.
 	eval[bool](t, b, `window.shoalTestMarker = true`)
-	a.set(func(a *api) { a.snap = scaledUp() })
+	a.set(func(a *fakeAPI) { a.snap = scaledUp() })
 	b.waitFor(t, "four replicas", gallery+`?.dataset.replicas === "4"`)
 	b.waitFor(t, "the new history points", replicasSVG+`?.dataset.points === "6"`)
 	if !eval[bool](t, b, `window.shoalTestMarker === true`) {
@@ -381,14 +381,14 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 	}
 
 	// The API answers with an error.
-	a.set(func(a *api) { a.failing = true })
+	a.set(func(a *fakeAPI) { a.failing = true })
 	b.waitFor(t, "the error banner", `!document.getElementById("error").hidden`)
 	if got := eval[string](t, b, `document.getElementById("error").innerText`); got != "shoal up answered with an error: cluster: state unavailable (HTTP 500)" {
 		t.Errorf("banner %q", got)
 	}
 
 	// The API stops answering: the banner says so, the last state stays.
-	a.set(func(a *api) { a.failing, a.down = false, true })
+	a.set(func(a *fakeAPI) { a.failing, a.down = false, true })
 	b.waitFor(t, "the not-answering banner", `document.getElementById("error").innerText.startsWith("shoal up is not answering")`)
 	banner := eval[string](t, b, `document.getElementById("error").innerText`)
 	if host := strings.TrimPrefix(srv.URL, "http://"); !strings.Contains(banner, "at "+host) {
@@ -399,7 +399,7 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 	}
 
 	// It answers again: the banner goes.
-	a.set(func(a *api) { a.down = false })
+	a.set(func(a *fakeAPI) { a.down = false })
 	b.waitFor(t, "the banner to clear", `document.getElementById("error").hidden && document.body.dataset.state === "ok"`)
 	if !eval[bool](t, b, `window.shoalTestMarker === true`) {
 		t.Fatal("the page was reloaded")

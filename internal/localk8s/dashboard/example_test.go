@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/dashboard"
 )
 
@@ -12,7 +13,7 @@ import (
 // under /api/ and the dashboard at the root.
 func ExampleHandler() {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+dashboard.SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET "+api.SnapshotPath, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"time": "2026-07-01T12:00:00Z"}`)
 	})

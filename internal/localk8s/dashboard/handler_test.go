@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 func TestMain(m *testing.M) {
@@ -43,7 +45,7 @@ func TestHandlerRoutes(t *testing.T) {
 		body               string
 	}{
 		{"page", "GET", "/", 200, "text/html; charset=utf-8", `<script src="static/dashboard.js" defer>`},
-		{"script", "GET", "/static/dashboard.js", 200, "text/javascript; charset=utf-8", `const API = "/api/v1/snapshot";`},
+		{"script", "GET", "/static/dashboard.js", 200, "text/javascript; charset=utf-8", `const API = "` + api.SnapshotPath + `";`},
 		{"style", "GET", "/static/dashboard.css", 200, "text/css; charset=utf-8", "svg.chart"},
 		{"head of the page", "HEAD", "/", 200, "text/html; charset=utf-8", ""},
 		{"unknown path", "GET", "/nope", 404, "", ""},

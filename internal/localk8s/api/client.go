@@ -1,4 +1,4 @@
-package get
+package api
 
 import (
 	"bytes"
@@ -11,16 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
 )
-
-// DefaultServer is the address `shoal up` serves its API on unless its
-// --addr flag says otherwise.
-const DefaultServer = "127.0.0.1:8090"
-
-// SnapshotPath is where the API serves the cluster's state.
-const SnapshotPath = "/api/v1/snapshot"
 
 // maxBody bounds what the client reads of a response; a snapshot of a few
 // hundred pods and events is well under a megabyte.
@@ -40,11 +31,12 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", e.Message, e.StatusCode)
 }
 
-// Client talks to the JSON API of a running `shoal up`. Its errors carry
-// no package prefix: the command that uses it adds its own name.
+// Client talks to the API of a running `shoal up`. Its errors carry no
+// package prefix: the command that uses it adds its own name. The zero
+// value talks to DefaultAddr.
 type Client struct {
 	// Server is the API's host:port, or a URL such as
-	// http://127.0.0.1:8090. Empty means DefaultServer.
+	// http://127.0.0.1:8090. Empty means DefaultAddr.
 	Server string
 	// HTTP sends the requests. Nil means a client with a 10-second timeout.
 	HTTP *http.Client
@@ -53,7 +45,7 @@ type Client struct {
 // Addr is the address the client sends to, for messages.
 func (c Client) Addr() string {
 	if c.Server == "" {
-		return DefaultServer
+		return DefaultAddr
 	}
 	return c.Server
 }
@@ -130,14 +122,20 @@ func apiError(code int, body []byte) *APIError {
 }
 
 // Snapshot fetches the cluster's state.
-func (c Client) Snapshot(ctx context.Context) (*cluster.Snapshot, error) {
+func (c Client) Snapshot(ctx context.Context) (*Snapshot, error) {
 	body, err := c.Do(ctx, http.MethodGet, SnapshotPath)
 	if err != nil {
 		return nil, err
 	}
-	var s cluster.Snapshot
+	var s Snapshot
 	if err := json.Unmarshal(body, &s); err != nil {
 		return nil, fmt.Errorf("decode snapshot from %s: %w", c.Addr(), err)
 	}
 	return &s, nil
+}
+
+// Restart rolls out the Deployment namespace/name again.
+func (c Client) Restart(ctx context.Context, namespace, name string) error {
+	_, err := c.Do(ctx, http.MethodPost, RestartPath(namespace, name))
+	return err
 }
