@@ -20,7 +20,8 @@ const (
 	MinSecretLen = 32
 )
 
-// Config configures a [Manager]. Only Secret is required.
+// Config configures a [Manager]. A zero field means its default; only
+// Secret has none and is required.
 type Config struct {
 	// Store keeps the session records. Nil means a new [MemoryStore], which
 	// suits only a single replica.
@@ -57,14 +58,50 @@ type Manager struct {
 	log        *slog.Logger
 }
 
+// withDefaults returns c with every zero field that has a default set to
+// it.
+func (c Config) withDefaults() Config {
+	if c.Store == nil {
+		c.Store = NewMemoryStore(nil)
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.CookieName == "" {
+		c.CookieName = DefaultCookieName
+	}
+	if c.CookiePath == "" {
+		c.CookiePath = "/"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate reports the first field of a defaulted c that is out of range.
+func (c Config) validate() error {
+	if len(c.Secret) < MinSecretLen {
+		return fmt.Errorf("session: secret is %d bytes, need at least %d", len(c.Secret), MinSecretLen)
+	}
+	if c.TTL < time.Second {
+		return fmt.Errorf("session: ttl %v is under a second", c.TTL)
+	}
+	if err := (&http.Cookie{Name: c.CookieName, Value: "v"}).Valid(); err != nil {
+		return fmt.Errorf("session: cookie name %q: %w", c.CookieName, err)
+	}
+	return nil
+}
+
 // NewManager checks cfg and returns a Manager. It fails when the secret is
 // shorter than MinSecretLen, TTL is negative or under a second, or the
 // cookie name is not a valid cookie name.
 func NewManager(cfg Config) (*Manager, error) {
-	if len(cfg.Secret) < MinSecretLen {
-		return nil, fmt.Errorf("session: secret is %d bytes, need at least %d", len(cfg.Secret), MinSecretLen)
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
-	m := &Manager{
+	return &Manager{
 		store:      cfg.Store,
 		secret:     append([]byte(nil), cfg.Secret...),
 		ttl:        cfg.TTL,
@@ -72,29 +109,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		cookiePath: cfg.CookiePath,
 		trustProto: cfg.TrustForwardedProto,
 		log:        cfg.Logger,
-	}
-	if m.store == nil {
-		m.store = NewMemoryStore(nil)
-	}
-	switch {
-	case m.ttl == 0:
-		m.ttl = DefaultTTL
-	case m.ttl < time.Second:
-		return nil, fmt.Errorf("session: ttl %v is under a second", cfg.TTL)
-	}
-	if m.cookieName == "" {
-		m.cookieName = DefaultCookieName
-	}
-	if err := (&http.Cookie{Name: m.cookieName, Value: "v"}).Valid(); err != nil {
-		return nil, fmt.Errorf("session: cookie name %q: %w", m.cookieName, err)
-	}
-	if m.cookiePath == "" {
-		m.cookiePath = "/"
-	}
-	if m.log == nil {
-		m.log = slog.Default()
-	}
-	return m, nil
+	}, nil
 }
 
 // TTL returns the session lifetime after last use.

@@ -21,7 +21,15 @@ import (
 	"github.com/shoal-dev/shoal/session"
 )
 
-// Config configures the API.
+// Defaults of [Config].
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxBodyBytes = 10 << 20
+	DefaultMaxHistory   = 50
+)
+
+// Config configures the API. A zero field means its default; Sessions and
+// ThumbnailerURL have none and are required. Negative numbers are invalid.
 type Config struct {
 	// Sessions signs users in and holds their history. Required.
 	Sessions *session.Manager
@@ -32,9 +40,9 @@ type Config struct {
 	// service passes a client.New client, over a balancer when asked.
 	Client *http.Client
 	// Timeout is the deadline of one thumbnail call, retries included.
-	// Zero means 10s.
+	// Zero means DefaultTimeout (10s).
 	Timeout time.Duration
-	// MaxBodyBytes bounds an upload. Zero means 10 MiB.
+	// MaxBodyBytes bounds an upload. Zero means DefaultMaxBodyBytes (10 MiB).
 	MaxBodyBytes int64
 	// MaxHistory bounds the entries kept in a user's history, oldest
 	// dropped first. Zero means DefaultMaxHistory.
@@ -49,10 +57,6 @@ type API struct {
 	upstream *url.URL
 	log      *slog.Logger
 }
-
-// DefaultMaxHistory is the number of history entries kept per user when
-// [Config.MaxHistory] is zero.
-const DefaultMaxHistory = 50
 
 // historyKey names the session value holding the user's history: a JSON
 // array of [HistoryEntry], oldest first.
@@ -72,31 +76,52 @@ type HistoryEntry struct {
 
 // New validates cfg and returns the API.
 func New(cfg Config) (*API, error) {
-	if cfg.Sessions == nil {
-		return nil, errors.New("gallery: Config.Sessions is required")
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	u, err := url.Parse(cfg.ThumbnailerURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("gallery: thumbnailer URL %q is not an http(s) URL with a host", cfg.ThumbnailerURL)
 	}
-	u = u.JoinPath("/v1/thumbnails")
-	if cfg.Client == nil {
-		cfg.Client = http.DefaultClient
+	return &API{cfg: cfg, upstream: u.JoinPath("/v1/thumbnails"), log: cfg.Logger}, nil
+}
+
+// withDefaults returns c with every zero field that has a default set to
+// it.
+func (c Config) withDefaults() Config {
+	if c.Client == nil {
+		c.Client = http.DefaultClient
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
 	}
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 10 << 20
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if cfg.MaxHistory <= 0 {
-		cfg.MaxHistory = DefaultMaxHistory
+	if c.MaxHistory == 0 {
+		c.MaxHistory = DefaultMaxHistory
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, upstream: u, log: log}, nil
+	return c
+}
+
+// validate reports the first field of a defaulted c that is missing or
+// out of range.
+func (c Config) validate() error {
+	switch {
+	case c.Sessions == nil:
+		return errors.New("gallery: Config.Sessions is required")
+	case c.Timeout < 0:
+		return fmt.Errorf("gallery: Config.Timeout %v is negative", c.Timeout)
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("gallery: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	case c.MaxHistory < 0:
+		return fmt.Errorf("gallery: Config.MaxHistory %d is negative", c.MaxHistory)
+	}
+	return nil
 }
 
 // Register adds the API's routes to mux.

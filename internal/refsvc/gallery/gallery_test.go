@@ -153,3 +153,34 @@ func TestHistoryKeepsTheNewestEntries(t *testing.T) {
 		})
 	}
 }
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	m, err := session.NewManager(session.Config{Secret: bytes.Repeat([]byte("s"), 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const up = "http://thumbnailer:8080"
+	tests := []struct {
+		name    string
+		cfg     gallery.Config
+		wantErr string
+	}{
+		{"no sessions", gallery.Config{ThumbnailerURL: up}, "Sessions is required"},
+		{"no thumbnailer URL", gallery.Config{Sessions: m}, `thumbnailer URL ""`},
+		{"thumbnailer URL without host", gallery.Config{Sessions: m, ThumbnailerURL: "http://"}, "with a host"},
+		{"negative timeout", gallery.Config{Sessions: m, ThumbnailerURL: up, Timeout: -time.Second}, "Timeout -1s is negative"},
+		{"negative body bound", gallery.Config{Sessions: m, ThumbnailerURL: up, MaxBodyBytes: -1}, "MaxBodyBytes -1 is negative"},
+		{"negative history bound", gallery.Config{Sessions: m, ThumbnailerURL: up, MaxHistory: -1}, "MaxHistory -1 is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := gallery.New(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.HasPrefix(err.Error(), "gallery: ") {
+				t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := gallery.New(gallery.Config{Sessions: m, ThumbnailerURL: up}); err != nil {
+		t.Fatalf("New with only the required fields: %v", err)
+	}
+}

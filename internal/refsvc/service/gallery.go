@@ -16,30 +16,65 @@ import (
 	"github.com/shoal-dev/shoal/session"
 )
 
-// GalleryOptions are the gallery's own settings.
+// GalleryOptions are the gallery's own settings. The zero value is valid:
+// a zero field means the default named beside it; negative durations are
+// invalid.
 type GalleryOptions struct {
-	RedisURL         string        // REDIS_URL; empty means an in-memory store
-	SessionSecret    string        // SESSION_SECRET
-	SessionTTL       time.Duration // SESSION_TTL
-	ThumbnailerURL   string        // THUMBNAILER_URL: one address, balanced by kube-proxy
-	ThumbnailerAddrs string        // THUMBNAILER_ADDRS: host:port list, balanced here
-	ThumbnailerDNS   string        // THUMBNAILER_DNS: name:port of a headless Service, balanced here
+	RedisURL         string        // REDIS_URL; "" keeps sessions in this process's memory
+	SessionSecret    string        // SESSION_SECRET; "" means a random secret, good for one process only
+	SessionTTL       time.Duration // SESSION_TTL; 0 means session.DefaultTTL (30m)
+	ThumbnailerURL   string        // THUMBNAILER_URL: one address, balanced by kube-proxy; "" means DefaultThumbnailerURL
+	ThumbnailerAddrs string        // THUMBNAILER_ADDRS: host:port list, balanced here; "" means none
+	ThumbnailerDNS   string        // THUMBNAILER_DNS: name:port of a headless Service, balanced here; "" means none
 	ThumbnailerHost  string        // THUMBNAILER_HOST: Host header of calls balanced here; "" means DefaultThumbnailerHost
-	DNSServer        string        // THUMBNAILER_DNS_SERVER: host:port of the DNS server
-	Policy           string        // BALANCE_POLICY
-	Timeout          time.Duration // THUMBNAILER_TIMEOUT
+	DNSServer        string        // THUMBNAILER_DNS_SERVER: host:port of the DNS server; "" means the system's
+	Policy           string        // BALANCE_POLICY; "" means balancer.NameConsistentHash
+	Timeout          time.Duration // THUMBNAILER_TIMEOUT; 0 means gallery.DefaultTimeout (10s)
 	H2C              bool          // THUMBNAILER_H2C
 }
 
-// DefaultThumbnailerHost is the Host header of thumbnailer calls the
-// gallery balances itself: the Service's name, as kube-proxy would see it.
-const DefaultThumbnailerHost = "thumbnailer"
+// Defaults of [GalleryOptions].
+const (
+	// DefaultThumbnailerURL is a thumbnailer on the same machine, as
+	// `shoal demo` runs it.
+	DefaultThumbnailerURL = "http://127.0.0.1:8081"
+	// DefaultThumbnailerHost is the Host header of thumbnailer calls the
+	// gallery balances itself: the Service's name, as kube-proxy would see
+	// it.
+	DefaultThumbnailerHost = "thumbnailer"
+)
 
+// withDefaults returns g with every zero field that has a default set to
+// it.
 func (g GalleryOptions) withDefaults() GalleryOptions {
+	if g.SessionTTL == 0 {
+		g.SessionTTL = session.DefaultTTL
+	}
+	if g.ThumbnailerURL == "" {
+		g.ThumbnailerURL = DefaultThumbnailerURL
+	}
 	if g.ThumbnailerHost == "" {
 		g.ThumbnailerHost = DefaultThumbnailerHost
 	}
+	if g.Policy == "" {
+		g.Policy = balancer.NameConsistentHash
+	}
+	if g.Timeout == 0 {
+		g.Timeout = gallery.DefaultTimeout
+	}
 	return g
+}
+
+// validate reports the first setting of a defaulted g that is out of
+// range; the packages it feeds check the rest.
+func (g GalleryOptions) validate() error {
+	switch {
+	case g.SessionTTL < 0:
+		return fmt.Errorf("service: SESSION_TTL %v is negative", g.SessionTTL)
+	case g.Timeout < 0:
+		return fmt.Errorf("service: THUMBNAILER_TIMEOUT %v is negative", g.Timeout)
+	}
+	return nil
 }
 
 // BindGallery registers the gallery's settings on cs.
@@ -47,13 +82,13 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 	cs.String(&g.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL for sessions, e.g. redis://redis:6379/0; empty keeps sessions in memory")
 	cs.String(&g.SessionSecret, "session-secret", "SESSION_SECRET", "", "secret that signs session cookies, shared by every replica")
 	cs.Duration(&g.SessionTTL, "session-ttl", "SESSION_TTL", session.DefaultTTL, "session lifetime after last use")
-	cs.String(&g.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", "http://127.0.0.1:8081", "thumbnailer base URL (used when no address list or DNS name is given)")
+	cs.String(&g.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", DefaultThumbnailerURL, "thumbnailer base URL (used when no address list or DNS name is given)")
 	cs.String(&g.ThumbnailerAddrs, "thumbnailer-addrs", "THUMBNAILER_ADDRS", "", "comma-separated host:port list of thumbnailer replicas, balanced by the client")
 	cs.String(&g.ThumbnailerDNS, "thumbnailer-dns", "THUMBNAILER_DNS", "", "name:port whose A/AAAA records are the thumbnailer replicas (a headless Service)")
 	cs.String(&g.ThumbnailerHost, "thumbnailer-host", "THUMBNAILER_HOST", DefaultThumbnailerHost, "Host header of thumbnailer calls balanced by the client (with -thumbnailer-addrs or -thumbnailer-dns)")
 	cs.String(&g.DNSServer, "thumbnailer-dns-server", "THUMBNAILER_DNS_SERVER", "", "host:port of the DNS server for -thumbnailer-dns; empty means the system's")
 	cs.String(&g.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
-	cs.Duration(&g.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", 10*time.Second, "deadline of one thumbnail call, retries included")
+	cs.Duration(&g.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", gallery.DefaultTimeout, "deadline of one thumbnail call, retries included")
 	cs.Bool(&g.H2C, "thumbnailer-h2c", "THUMBNAILER_H2C", false, "call the thumbnailer over unencrypted HTTP/2")
 }
 
@@ -63,6 +98,9 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 // itself.
 func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error) {
 	g = g.withDefaults()
+	if err := g.validate(); err != nil {
+		return err
+	}
 	if g.SessionSecret == "" {
 		// Without a shared secret, cookies signed by one replica fail on
 		// another: fine for one process on a laptop, wrong in a cluster.

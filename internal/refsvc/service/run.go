@@ -21,11 +21,7 @@ func RunThumbnailer(ctx context.Context, o Options, cfg thumbnailer.Config) erro
 // run builds the Service of o with a JSON logger at o.LogLevel, lets add
 // wire the service's own parts in, and runs it.
 func run(ctx context.Context, o Options, add func(*Service) error) error {
-	log, err := NewLogger(o.LogLevel, o.Name)
-	if err != nil {
-		return err
-	}
-	svc, err := New(o, log)
+	svc, err := New(o, nil)
 	if err != nil {
 		return err
 	}

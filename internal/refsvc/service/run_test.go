@@ -30,6 +30,11 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"bad redis URL", "gallery", map[string]string{"REDIS_URL": "mysql://x"}, listen, "REDIS_URL"},
 		{"bad policy", "gallery", map[string]string{"THUMBNAILER_ADDRS": "127.0.0.1:1", "BALANCE_POLICY": "fastest"}, listen, "BALANCE_POLICY"},
 		{"bad DNS name", "gallery", map[string]string{"THUMBNAILER_DNS": "no-port"}, listen, "THUMBNAILER_DNS"},
+		{"negative shutdown timeout", "gallery", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, listen, "SHUTDOWN_TIMEOUT -1s is negative"},
+		{"negative shed limit", "gallery", map[string]string{"SHED_MAX_LIMIT": "-1"}, listen, "SHED_MAX_LIMIT -1 is negative"},
+		{"negative session TTL", "gallery", map[string]string{"SESSION_TTL": "-1m"}, listen, "SESSION_TTL -1m0s is negative"},
+		{"negative thumbnailer timeout", "gallery", map[string]string{"THUMBNAILER_TIMEOUT": "-1s"}, listen, "THUMBNAILER_TIMEOUT -1s is negative"},
+		{"thumbnailer negative body bound", "thumbnailer", map[string]string{"MAX_BODY_BYTES": "-1"}, listen, "MaxBodyBytes -1 is negative"},
 		{"thumbnailer malformed env", "thumbnailer", map[string]string{"MAX_PIXELS": "many"}, nil, "MAX_PIXELS"},
 		{"thumbnailer unknown log level", "thumbnailer", map[string]string{"LOG_LEVEL": "loud"}, listen, "LOG_LEVEL"},
 	}
@@ -57,5 +62,17 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 				t.Fatalf("error = %v, want it to name %s", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestZeroSettingsAreValid starts both services from zero settings, with
+// only the address pinned to loopback: every zero field means its default.
+func TestZeroSettingsAreValid(t *testing.T) {
+	thumb := start(t, "thumbnailer", func(s *Service) error { return AddThumbnailer(s, thumbnailer.Config{}) })
+	gal := start(t, "gallery", func(s *Service) error { return AddGallery(context.Background(), s, GalleryOptions{}) })
+	for _, r := range []*running{thumb, gal} {
+		if got := r.svc.Options.LogLevel; got != "info" {
+			t.Errorf("%s log level = %q, want info", r.svc.Name(), got)
+		}
 	}
 }

@@ -21,20 +21,46 @@ import (
 )
 
 // Options are the settings every reference service shares. Bind registers
-// each as a flag and an environment variable of the same meaning.
+// each as a flag and an environment variable of the same meaning. The zero
+// value is valid: a zero field means what is written beside it; negative
+// numbers are invalid unless that says what they mean.
 type Options struct {
-	Name            string        // service name, for logs
+	Name            string        // service name, for logs; "" means none
 	Host            string        // address to bind; "" means all interfaces
-	Port            int           // public application port (PORT)
-	AdminPort       int           // health, metrics and pprof port (ADMIN_PORT)
-	DrainDelay      time.Duration // DRAIN_DELAY
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
-	PodName         string        // POD_NAME, the replica's name in X-Served-By
-	LogLevel        string        // LOG_LEVEL: debug, info, warn, error
-	MaxConnAge      time.Duration // MAX_CONN_AGE, keep-alive rebalancing
-	MaxConnRequests int           // MAX_CONN_REQUESTS, keep-alive rebalancing
+	Port            int           // public application port (PORT); 0 picks a free port
+	AdminPort       int           // health, metrics and pprof port (ADMIN_PORT); 0 picks a free port
+	DrainDelay      time.Duration // DRAIN_DELAY; 0 means lifecycle.DefaultDrainDelay (5s), negative means none
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT; 0 means lifecycle.DefaultShutdownTimeout (20s)
+	PodName         string        // POD_NAME, the replica's name in X-Served-By; "" means hostname:port
+	LogLevel        string        // LOG_LEVEL: debug, info, warn, error; "" means info
+	MaxConnAge      time.Duration // MAX_CONN_AGE, keep-alive rebalancing; 0 means never
+	MaxConnRequests int           // MAX_CONN_REQUESTS, keep-alive rebalancing; 0 means never
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1
 	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 turns shedding off
+}
+
+// withDefaults returns o with every zero field that has a default set to
+// it. The lifecycle defaults its own durations.
+func (o Options) withDefaults() Options {
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	return o
+}
+
+// validate reports the first field of a defaulted o that is out of range.
+func (o Options) validate() error {
+	switch {
+	case o.ShutdownTimeout < 0:
+		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
+	case o.ShedMaxLimit < 0:
+		return fmt.Errorf("service: SHED_MAX_LIMIT %d is negative (0 turns shedding off)", o.ShedMaxLimit)
+	}
+	scfg := server.Config{MaxConnAge: o.MaxConnAge, MaxConnRequests: o.MaxConnRequests}
+	if err := scfg.Validate(); err != nil {
+		return fmt.Errorf("service: %w", err)
+	}
+	return nil
 }
 
 // Bind registers the shared options on cs with the given default port.
@@ -81,12 +107,19 @@ type Service struct {
 	middleware    []func(http.Handler) http.Handler
 }
 
-// New opens the service's listeners (so a port clash fails here, before any
-// work starts) and builds its parts.
+// New checks o, opens the service's listeners (so a port clash fails here,
+// before any work starts) and builds its parts. A nil log means a JSON
+// logger at o.LogLevel, see [NewLogger].
 func New(o Options, log *slog.Logger) (*Service, error) {
-	scfg := server.Config{MaxConnAge: o.MaxConnAge, MaxConnRequests: o.MaxConnRequests}
-	if err := scfg.Validate(); err != nil {
-		return nil, fmt.Errorf("service: %w", err)
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		var err error
+		if log, err = NewLogger(o.LogLevel, o.Name); err != nil {
+			return nil, err
+		}
 	}
 	public, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
 	if err != nil {

@@ -93,24 +93,33 @@ func (o Options) Validate() error {
 	return fmt.Errorf("%w: fit %q is not one of contain, cover, fill", ErrBadOptions, o.Fit)
 }
 
-// Limits bound the work one image may cause.
+// DefaultMaxPixels is [Limits.MaxPixels] when it is zero: 40 megapixels.
+const DefaultMaxPixels = 40_000_000
+
+// Limits bound the work one image may cause. The zero value is valid.
 type Limits struct {
 	// MaxPixels is the largest width×height accepted, checked from the
-	// header before any pixel is decoded. Zero means 40 megapixels.
+	// header before any pixel is decoded. Zero means DefaultMaxPixels;
+	// negative is invalid and makes Decode fail.
 	MaxPixels int
 }
 
-func (l Limits) maxPixels() int {
-	if l.MaxPixels <= 0 {
-		return 40_000_000
+// withDefaults returns l with every zero field set to its default.
+func (l Limits) withDefaults() Limits {
+	if l.MaxPixels == 0 {
+		l.MaxPixels = DefaultMaxPixels
 	}
-	return l.MaxPixels
+	return l
 }
 
 // Decode decodes a PNG, JPEG or GIF held in data, refusing images whose
 // declared size exceeds the limits before decoding their pixels. It returns
 // the image and its format name ("png", "jpeg" or "gif").
 func Decode(data []byte, lim Limits) (image.Image, string, error) {
+	lim = lim.withDefaults()
+	if lim.MaxPixels < 0 {
+		return nil, "", fmt.Errorf("thumbnail: Limits.MaxPixels %d is negative", lim.MaxPixels)
+	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: reading header: %v", ErrBadImage, err)
@@ -118,7 +127,7 @@ func Decode(data []byte, lim Limits) (image.Image, string, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, "", fmt.Errorf("%w: declared size %dx%d", ErrBadImage, cfg.Width, cfg.Height)
 	}
-	if max := lim.maxPixels(); cfg.Width > max/cfg.Height {
+	if max := lim.MaxPixels; cfg.Width > max/cfg.Height {
 		return nil, "", fmt.Errorf("%w: %dx%d exceeds %d pixels", ErrTooLarge, cfg.Width, cfg.Height, max)
 	}
 	var img image.Image

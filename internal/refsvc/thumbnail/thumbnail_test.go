@@ -10,6 +10,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"strings"
 	"testing"
 )
 
@@ -141,6 +142,13 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("Decode error = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestDecodeRejectsNegativeLimit(t *testing.T) {
+	_, _, err := Decode(encoded(t, "png", gradient(4, 4)), Limits{MaxPixels: -1})
+	if err == nil || !strings.Contains(err.Error(), "MaxPixels -1 is negative") {
+		t.Fatalf("Decode with MaxPixels -1: %v, want an error naming the field", err)
 	}
 }
 

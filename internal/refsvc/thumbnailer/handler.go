@@ -21,14 +21,24 @@ import (
 // balancer.DefaultKeyHeader.
 const DigestHeader = "X-Content-Digest"
 
-// Config configures the API. The zero value is valid.
+// Defaults of [Config].
+const (
+	DefaultMaxBodyBytes = 10 << 20
+	DefaultCacheBytes   = 32 << 20
+)
+
+// Config configures the API. The zero value is valid: a zero field means
+// its default. Negative numbers are invalid except where a field says what
+// they mean.
 type Config struct {
-	// MaxBodyBytes bounds the uploaded image. Zero means 10 MiB.
+	// MaxBodyBytes bounds the uploaded image. Zero means
+	// DefaultMaxBodyBytes (10 MiB).
 	MaxBodyBytes int64
-	// MaxPixels bounds the decoded image. Zero means 40 megapixels.
+	// MaxPixels bounds the decoded image. Zero means
+	// thumbnail.DefaultMaxPixels (40 megapixels).
 	MaxPixels int
-	// CacheBytes bounds the LRU of results. Zero means 32 MiB; negative
-	// disables the cache.
+	// CacheBytes bounds the LRU of results. Zero means DefaultCacheBytes
+	// (32 MiB); negative disables the cache.
 	CacheBytes int
 	// Logger receives one line per failed request. Nil means slog.Default().
 	Logger *slog.Logger
@@ -43,17 +53,41 @@ type API struct {
 	misses prometheus.Counter
 }
 
-// New returns the API, registering its cache metrics on reg.
+// withDefaults returns c with every zero field that has a default set to
+// it.
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxPixels == 0 {
+		c.MaxPixels = thumbnail.DefaultMaxPixels
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = DefaultCacheBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// validate reports the first field of a defaulted c that is out of range.
+func (c Config) validate() error {
+	switch {
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("thumbnailer: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	case c.MaxPixels < 0:
+		return fmt.Errorf("thumbnailer: Config.MaxPixels %d is negative", c.MaxPixels)
+	}
+	return nil
+}
+
+// New returns the API, registering its cache metrics on reg. It fails on
+// a negative MaxBodyBytes or MaxPixels.
 func New(cfg Config, reg prometheus.Registerer) (*API, error) {
-	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = 10 << 20
-	}
-	if cfg.CacheBytes == 0 {
-		cfg.CacheBytes = 32 << 20
-	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thumbnailer_cache_lookups_total",
@@ -64,7 +98,7 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 	}
 	return &API{
 		cfg:    cfg,
-		log:    log,
+		log:    cfg.Logger,
 		cache:  thumbnail.NewCache(cfg.CacheBytes),
 		hits:   lookups.WithLabelValues("hit"),
 		misses: lookups.WithLabelValues("miss"),

@@ -99,6 +99,29 @@ func TestThumbnailStatuses(t *testing.T) {
 	}
 }
 
+func TestNewRejectsNegativeBounds(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"negative body bound", Config{MaxBodyBytes: -1}, "MaxBodyBytes -1 is negative"},
+		{"negative pixel bound", Config{MaxPixels: -1}, "MaxPixels -1 is negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg, prometheus.NewRegistry())
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("New error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	// A negative CacheBytes is documented: no cache.
+	if _, err := New(Config{CacheBytes: -1}, prometheus.NewRegistry()); err != nil {
+		t.Fatalf("New with CacheBytes -1: %v", err)
+	}
+}
+
 func TestThumbnailCacheByDigest(t *testing.T) {
 	srv, reg := newServer(t, Config{})
 	img := pngBytes(t, 50, 50)
