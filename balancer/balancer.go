@@ -28,8 +28,18 @@ var (
 	ErrResolver = errors.New("balancer: resolver failed")
 )
 
+// Defaults applied by [New] to zero fields of [Config] and [Ejection].
+const (
+	DefaultInitialLatency      = 10 * time.Millisecond
+	DefaultConsecutiveFailures = 5
+	DefaultEjectionBaseTime    = 30 * time.Second
+	DefaultEjectionMaxTime     = 5 * time.Minute
+	DefaultEjectionMaxPercent  = 50
+)
+
 // Config configures a [Balancer]. Only Resolver is required; every other
-// zero value means the documented default.
+// zero value means the documented default, and a negative number or
+// duration is invalid.
 type Config struct {
 	// Resolver supplies the endpoint set. Required.
 	Resolver Resolver
@@ -42,11 +52,11 @@ type Config struct {
 	// Ejection configures passive outlier detection.
 	Ejection Ejection
 	// SlowStart is the window over which an endpoint that appears after
-	// the first resolution ramps from 10% to its full share. Zero
-	// disables slow start.
+	// the first resolution ramps from 10% to its full share. Zero means
+	// the default, no slow start.
 	SlowStart time.Duration
 	// InitialLatency is the latency [PeakEWMA] assumes for an endpoint it
-	// has not measured yet. Zero means 10ms.
+	// has not measured yet. Zero means DefaultInitialLatency (10ms).
 	InitialLatency time.Duration
 	// Registerer receives the balancer's metrics; nil means none. Wrap it
 	// with prometheus.WrapRegistererWith to tell several balancers apart.
@@ -69,35 +79,80 @@ type Config struct {
 type Ejection struct {
 	// Disabled turns outlier detection off.
 	Disabled bool
-	// ConsecutiveFailures that eject an endpoint. Zero means 5.
+	// ConsecutiveFailures that eject an endpoint. Zero means
+	// DefaultConsecutiveFailures (5).
 	ConsecutiveFailures int
-	// BaseTime of the first ejection. Zero means 30s.
+	// BaseTime of the first ejection. Zero means DefaultEjectionBaseTime
+	// (30s).
 	BaseTime time.Duration
-	// MaxTime caps the ejection time. Zero means 5m.
+	// MaxTime caps the ejection time; a cap below BaseTime means BaseTime.
+	// Zero means DefaultEjectionMaxTime (5m).
 	MaxTime time.Duration
-	// MaxPercent of endpoints that may be ejected at once. Zero means 50.
-	// At least one endpoint always stays in.
+	// MaxPercent of endpoints that may be ejected at once. Zero means
+	// DefaultEjectionMaxPercent (50). At least one endpoint always stays
+	// in.
 	MaxPercent int
 }
 
-func (e Ejection) resolve() ejection {
-	r := ejection{
-		disabled:    e.Disabled,
-		consecutive: e.ConsecutiveFailures,
-		base:        int64(e.BaseTime),
-		max:         int64(e.MaxTime),
+// Validate reports the first invalid field of c: a nil Resolver
+// ([ErrNoResolver]), a negative number or duration, or an invalid setting
+// of a [PeakEWMA] or [ConsistentHash] policy.
+func (c Config) Validate() error {
+	switch {
+	case c.Resolver == nil:
+		return ErrNoResolver
+	case c.SlowStart < 0:
+		return fmt.Errorf("balancer: SlowStart %v is negative", c.SlowStart)
+	case c.InitialLatency < 0:
+		return fmt.Errorf("balancer: InitialLatency %v is negative", c.InitialLatency)
+	case c.Ejection.ConsecutiveFailures < 0:
+		return fmt.Errorf("balancer: Ejection.ConsecutiveFailures %d is negative", c.Ejection.ConsecutiveFailures)
+	case c.Ejection.BaseTime < 0:
+		return fmt.Errorf("balancer: Ejection.BaseTime %v is negative", c.Ejection.BaseTime)
+	case c.Ejection.MaxTime < 0:
+		return fmt.Errorf("balancer: Ejection.MaxTime %v is negative", c.Ejection.MaxTime)
+	case c.Ejection.MaxPercent < 0:
+		return fmt.Errorf("balancer: Ejection.MaxPercent %d is negative", c.Ejection.MaxPercent)
 	}
-	if r.consecutive <= 0 {
-		r.consecutive = 5
+	if p, ok := c.Policy.(interface{ validate() error }); ok {
+		return p.validate()
 	}
-	if r.base <= 0 {
-		r.base = int64(30 * time.Second)
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Policy == nil {
+		c.Policy = RoundRobin{}
 	}
-	if r.max <= 0 {
-		r.max = int64(5 * time.Minute)
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
 	}
-	r.max = max(r.max, r.base)
-	return r
+	if c.Ejection.ConsecutiveFailures == 0 {
+		c.Ejection.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if c.Ejection.BaseTime == 0 {
+		c.Ejection.BaseTime = DefaultEjectionBaseTime
+	}
+	if c.Ejection.MaxTime == 0 {
+		c.Ejection.MaxTime = DefaultEjectionMaxTime
+	}
+	if c.Ejection.MaxPercent == 0 {
+		c.Ejection.MaxPercent = DefaultEjectionMaxPercent
+	}
+	if c.InitialLatency == 0 {
+		c.InitialLatency = DefaultInitialLatency
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Uint64
+	}
+	return c
 }
 
 // Balancer is an [http.RoundTripper] that sends each request to one
@@ -123,7 +178,11 @@ type Balancer struct {
 	inFlight atomic.Int64
 	snap     atomic.Pointer[snapshot]
 
-	mu       sync.Mutex // guards byAddr and resolveErr; serializes updates and ejections
+	// mu guards byAddr, resolved and resErr, and serializes updates and
+	// ejections: the max-percent check and the ejection it allows happen
+	// under it, so concurrent failures cannot together eject more
+	// endpoints than MaxPercent allows.
+	mu       sync.Mutex
 	byAddr   map[string]*Endpoint
 	resolved bool
 	resErr   error
@@ -146,15 +205,22 @@ type snapshot struct {
 // [Balancer.Close] stops. Requests sent before the first resolution wait
 // for it, within their context.
 func New(cfg Config) (*Balancer, error) {
-	if cfg.Resolver == nil {
-		return nil, ErrNoResolver
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	cfg = cfg.withDefaults()
+	ej := cfg.Ejection
 	b := &Balancer{
-		cfg:        cfg,
-		policy:     cfg.Policy,
-		transport:  cfg.Transport,
-		ejection:   cfg.Ejection.resolve(),
-		maxPercent: cfg.Ejection.MaxPercent,
+		cfg:       cfg,
+		policy:    cfg.Policy,
+		transport: cfg.Transport,
+		ejection: ejection{
+			disabled:    ej.Disabled,
+			consecutive: ej.ConsecutiveFailures,
+			base:        int64(ej.BaseTime),
+			max:         int64(max(ej.MaxTime, ej.BaseTime)),
+		},
+		maxPercent: ej.MaxPercent,
 		slowStart:  int64(cfg.SlowStart),
 		initRTT:    float64(cfg.InitialLatency),
 		log:        cfg.Logger,
@@ -163,27 +229,6 @@ func New(cfg Config) (*Balancer, error) {
 		byAddr:     map[string]*Endpoint{},
 		ready:      make(chan struct{}),
 		done:       make(chan struct{}),
-	}
-	if b.policy == nil {
-		b.policy = RoundRobin{}
-	}
-	if b.transport == nil {
-		b.transport = http.DefaultTransport
-	}
-	if b.maxPercent <= 0 {
-		b.maxPercent = 50
-	}
-	if b.initRTT <= 0 {
-		b.initRTT = float64(10 * time.Millisecond)
-	}
-	if b.log == nil {
-		b.log = slog.Default()
-	}
-	if b.now == nil {
-		b.now = time.Now
-	}
-	if b.rand == nil {
-		b.rand = rand.Uint64
 	}
 	b.epoch = b.now()
 	m, err := newMetrics(cfg.Registerer, b.policy.Name())
@@ -400,16 +445,18 @@ func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, failed bo
 		rtt = max(rtt, 2*e.Latency(end, tau), b.initRTT)
 	}
 	e.observeLatency(end, rtt, tau)
-	if e.observeResult(end, failed, b.ejection, func() bool { return b.mayEject(s, e, end) }) {
+	if e.observeResult(end, failed, b.ejection, func(until int64) bool { return b.eject(s, e, end, until) }) {
 		e.m.ejected()
 		b.log.Warn("balancer: endpoint ejected", "addr", e.addr,
 			"until", time.Duration(e.ejectedUntil.Load()-end).String())
 	}
 }
 
-// mayEject reports whether one more endpoint may be ejected without
-// exceeding the max ejection percent or emptying the set.
-func (b *Balancer) mayEject(s *snapshot, e *Endpoint, now int64) bool {
+// eject ejects e until the given time and reports true, unless one more
+// ejection would exceed the max ejection percent or empty the set. The
+// check and the ejection hold b.mu together, so concurrent failures on
+// different endpoints are counted one after another.
+func (b *Balancer) eject(s *snapshot, e *Endpoint, now, until int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if cur := b.snap.Load(); cur != nil {
@@ -422,7 +469,11 @@ func (b *Balancer) mayEject(s *snapshot, e *Endpoint, now int64) bool {
 			ejected++
 		}
 	}
-	return ejected+1 < n && (ejected+1)*100 <= b.maxPercent*n
+	if ejected+1 >= n || (ejected+1)*100 > b.maxPercent*n {
+		return false
+	}
+	e.ejectedUntil.Store(until)
+	return true
 }
 
 func (b *Balancer) release(e *Endpoint, failed bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"slices"
@@ -371,6 +372,93 @@ func TestNoEndpointsAndBadConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestNewValidates(t *testing.T) {
+	r, err := NewStatic("127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each negative value used to mean the field's default (SlowStart's:
+	// none); now New rejects it, naming the field.
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string // in the error; empty means valid
+	}{
+		{name: "zero is valid", cfg: Config{Resolver: r}},
+		{name: "no resolver", cfg: Config{}, field: "no resolver"},
+		{name: "negative slow start", cfg: Config{Resolver: r, SlowStart: -time.Second}, field: "SlowStart"},
+		{name: "negative initial latency", cfg: Config{Resolver: r, InitialLatency: -time.Millisecond}, field: "InitialLatency"},
+		{name: "negative consecutive failures", cfg: Config{Resolver: r, Ejection: Ejection{ConsecutiveFailures: -1}}, field: "Ejection.ConsecutiveFailures"},
+		{name: "negative base time", cfg: Config{Resolver: r, Ejection: Ejection{BaseTime: -time.Second}}, field: "Ejection.BaseTime"},
+		{name: "negative max time", cfg: Config{Resolver: r, Ejection: Ejection{MaxTime: -time.Second}}, field: "Ejection.MaxTime"},
+		{name: "negative max percent", cfg: Config{Resolver: r, Ejection: Ejection{MaxPercent: -1}}, field: "Ejection.MaxPercent"},
+		{name: "negative decay", cfg: Config{Resolver: r, Policy: PeakEWMA{Decay: -time.Second}}, field: "PeakEWMA.Decay"},
+		{name: "negative load factor", cfg: Config{Resolver: r, Policy: ConsistentHash{LoadFactor: -1}}, field: "ConsistentHash.LoadFactor"},
+		{name: "load factor up to 1 means the default", cfg: Config{Resolver: r, Policy: ConsistentHash{LoadFactor: 0.5}}},
+		{name: "negative replicas", cfg: Config{Resolver: r, Policy: ConsistentHash{Replicas: -1}}, field: "ConsistentHash.Replicas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := New(tt.cfg)
+			if err == nil {
+				defer b.Close()
+			}
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("New: %v, want no error", err)
+			case tt.field != "" && (err == nil || !strings.Contains(err.Error(), tt.field)):
+				t.Fatalf("New: %v, want an error naming %s", err, tt.field)
+			}
+		})
+	}
+}
+
+// TestConcurrentFailuresRespectMaxPercent fails every endpoint at once
+// from many goroutines: the max-percent check and the ejection it allows
+// must not interleave between endpoints.
+func TestConcurrentFailuresRespectMaxPercent(t *testing.T) {
+	const n = 8
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("127.0.0.%d:80", i+2)
+	}
+	r, err := NewStatic(addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := roundTripperFunc(func(*http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusBadGateway, Body: http.NoBody}, nil
+	})
+	clock := &fakeClock{}
+	b, err := New(Config{Resolver: r, Transport: fail, Ejection: Ejection{ConsecutiveFailures: 1},
+		Now: clock.Now, Rand: seqRand(3), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 4 * n {
+		wg.Go(func() {
+			for range 20 {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://svc/", nil)
+				if resp, err := b.RoundTrip(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(b.Ejected()); got != n*DefaultEjectionMaxPercent/100 {
+		t.Fatalf("%d of %d ejected, want %d", got, n, n*DefaultEjectionMaxPercent/100)
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestSlowStartOnlyForLaterEndpoints(t *testing.T) {
 	bs := startBackends(t, 2, 3, false)

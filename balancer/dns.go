@@ -11,7 +11,16 @@ import (
 	"time"
 )
 
-// DNSConfig configures a [DNSResolver].
+// Defaults applied by [NewDNS] to zero fields of [DNSConfig].
+const (
+	DefaultDNSInterval    = 5 * time.Second
+	DefaultDNSMinInterval = time.Second
+	DefaultDNSTimeout     = 2 * time.Second
+)
+
+// DNSConfig configures a [DNSResolver]. Host and Port are required; every
+// other zero value means the documented default, and a negative duration
+// is invalid.
 type DNSConfig struct {
 	// Host is the name whose A and AAAA records are the endpoints, e.g.
 	// the headless Service "thumbnailer-headless.default.svc.cluster.local".
@@ -22,13 +31,15 @@ type DNSConfig struct {
 	// Nameserver is the "host:port" of the DNS server to ask. Empty means
 	// the system's resolver configuration.
 	Nameserver string
-	// Interval between resolutions. Zero means 5s; Kubernetes DNS
-	// answers for headless Services carry a 5s TTL by default.
+	// Interval between resolutions. Zero means DefaultDNSInterval (5s);
+	// Kubernetes DNS answers for headless Services carry a 5s TTL by
+	// default.
 	Interval time.Duration
 	// MinInterval is the shortest time between two resolutions, which
-	// bounds the refreshes that connection errors trigger. Zero means 1s.
+	// bounds the refreshes that connection errors trigger; above Interval
+	// it means Interval. Zero means DefaultDNSMinInterval (1s).
 	MinInterval time.Duration
-	// Timeout of one lookup. Zero means 2s.
+	// Timeout of one lookup. Zero means DefaultDNSTimeout (2s).
 	Timeout time.Duration
 	// Logger receives lookup errors. Nil means slog.Default().
 	Logger *slog.Logger
@@ -49,20 +60,54 @@ var (
 	_ ResolveNower = (*DNSResolver)(nil)
 )
 
+// Validate reports the first invalid field of c.
+func (c DNSConfig) Validate() error {
+	switch {
+	case c.Host == "":
+		return errors.New("balancer: dns: Host is empty")
+	case c.Port <= 0 || c.Port > 65535:
+		return fmt.Errorf("balancer: dns: Port %d out of range 1-65535", c.Port)
+	case c.Interval < 0:
+		return fmt.Errorf("balancer: dns: Interval %v is negative", c.Interval)
+	case c.MinInterval < 0:
+		return fmt.Errorf("balancer: dns: MinInterval %v is negative", c.MinInterval)
+	case c.Timeout < 0:
+		return fmt.Errorf("balancer: dns: Timeout %v is negative", c.Timeout)
+	}
+	if c.Nameserver != "" {
+		if _, _, err := net.SplitHostPort(c.Nameserver); err != nil {
+			return fmt.Errorf("balancer: dns: Nameserver %q: want host:port: %w", c.Nameserver, err)
+		}
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c DNSConfig) withDefaults() DNSConfig {
+	if c.Interval == 0 {
+		c.Interval = DefaultDNSInterval
+	}
+	if c.MinInterval == 0 {
+		c.MinInterval = DefaultDNSMinInterval
+	}
+	c.MinInterval = min(c.MinInterval, c.Interval)
+	if c.Timeout == 0 {
+		c.Timeout = DefaultDNSTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // NewDNS returns a DNS resolver, or an error naming the bad field.
 func NewDNS(cfg DNSConfig) (*DNSResolver, error) {
-	if cfg.Host == "" {
-		return nil, errors.New("balancer: dns: Host is empty")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Port <= 0 || cfg.Port > 65535 {
-		return nil, fmt.Errorf("balancer: dns: Port %d out of range 1-65535", cfg.Port)
-	}
+	cfg = cfg.withDefaults()
 	r := &DNSResolver{cfg: cfg, port: strconv.Itoa(cfg.Port), resolver: net.DefaultResolver, now: make(chan struct{}, 1)}
-	if cfg.Nameserver != "" {
-		if _, _, err := net.SplitHostPort(cfg.Nameserver); err != nil {
-			return nil, fmt.Errorf("balancer: dns: Nameserver %q: want host:port: %w", cfg.Nameserver, err)
-		}
-		ns := cfg.Nameserver
+	if ns := cfg.Nameserver; ns != "" {
 		r.resolver = &net.Resolver{
 			PreferGo: true,
 			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -70,19 +115,6 @@ func NewDNS(cfg DNSConfig) (*DNSResolver, error) {
 				return d.DialContext(ctx, network, ns)
 			},
 		}
-	}
-	if r.cfg.Interval <= 0 {
-		r.cfg.Interval = 5 * time.Second
-	}
-	if r.cfg.MinInterval <= 0 {
-		r.cfg.MinInterval = time.Second
-	}
-	r.cfg.MinInterval = min(r.cfg.MinInterval, r.cfg.Interval)
-	if r.cfg.Timeout <= 0 {
-		r.cfg.Timeout = 2 * time.Second
-	}
-	if r.cfg.Logger == nil {
-		r.cfg.Logger = slog.Default()
 	}
 	return r, nil
 }

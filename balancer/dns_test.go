@@ -189,6 +189,10 @@ func TestNewDNSValidates(t *testing.T) {
 		{name: "no port", cfg: DNSConfig{Host: "svc.local"}},
 		{name: "port too big", cfg: DNSConfig{Host: "svc.local", Port: 70000}},
 		{name: "nameserver without port", cfg: DNSConfig{Host: "svc.local", Port: 80, Nameserver: "127.0.0.1"}},
+		// Negative durations used to mean the default.
+		{name: "negative interval", cfg: DNSConfig{Host: "svc.local", Port: 80, Interval: -time.Second}},
+		{name: "negative min interval", cfg: DNSConfig{Host: "svc.local", Port: 80, MinInterval: -time.Second}},
+		{name: "negative timeout", cfg: DNSConfig{Host: "svc.local", Port: 80, Timeout: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

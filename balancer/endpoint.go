@@ -4,7 +4,6 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Endpoint is one replica address and the statistics the balancer keeps
@@ -43,7 +42,7 @@ type Endpoint struct {
 // exercising a [Policy]'s pickers in tests and benchmarks. A Balancer
 // makes its own endpoints from its resolver's addresses.
 func NewEndpoint(addr string) *Endpoint {
-	return newEndpoint(addr, 0, 0, float64(10*time.Millisecond))
+	return newEndpoint(addr, 0, 0, float64(DefaultInitialLatency))
 }
 
 func newEndpoint(addr string, now, slowStart int64, defaultRTT float64) *Endpoint {
@@ -116,7 +115,8 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64) {
 	e.stamp.Store(now)
 }
 
-// ejection holds the outlier detection settings after defaults.
+// ejection holds the outlier detection settings after defaults; max is
+// at least base.
 type ejection struct {
 	disabled    bool
 	consecutive int
@@ -124,9 +124,9 @@ type ejection struct {
 }
 
 // observeResult records the outcome of one request and reports whether it
-// ejected the endpoint. allow is asked before an ejection and may refuse
-// it (the max ejection percent).
-func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, allow func() bool) bool {
+// ejected the endpoint. eject is asked to eject the endpoint until a time;
+// it may refuse (the max ejection percent) and reports whether it did.
+func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, eject func(until int64) bool) bool {
 	if cfg.disabled {
 		return false
 	}
@@ -148,12 +148,11 @@ func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, allow fun
 	if !e.probation && e.consecutive < cfg.consecutive {
 		return false
 	}
-	if !allow() {
+	d := min(cfg.base*int64(e.ejections+1), cfg.max)
+	if !eject(now + d) {
 		return false
 	}
 	e.ejections++
-	d := min(cfg.base*int64(e.ejections), cfg.max)
-	e.ejectedUntil.Store(now + d)
 	e.consecutive = 0
 	e.probation = true
 	return true

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
@@ -26,11 +27,13 @@ type ConsistentHash struct {
 	// a random endpoint.
 	Key func(*http.Request) string
 	// LoadFactor is c in the bounded-load scheme: an endpoint takes at
-	// most ceil(c × (in flight + 1) / endpoints) requests. Values at or
-	// below 1 mean 1.25.
+	// most ceil(c × (in flight + 1) / endpoints) requests. Zero means
+	// DefaultLoadFactor (1.25), and so does any value up to 1, where the
+	// bound could not hold; negative is invalid.
 	LoadFactor float64
 	// Replicas is the number of points per endpoint on the ring; more
-	// points spread keys more evenly. Zero means 160.
+	// points spread keys more evenly. Zero means DefaultRingReplicas
+	// (160); negative is invalid.
 	Replicas int
 }
 
@@ -48,16 +51,36 @@ const (
 // Name returns "consistent_hash".
 func (ConsistentHash) Name() string { return NameConsistentHash }
 
-// Build returns a ring hash picker over endpoints.
+// validate is called by [Config.Validate].
+func (c ConsistentHash) validate() error {
+	switch {
+	case c.LoadFactor < 0 || math.IsNaN(c.LoadFactor):
+		return fmt.Errorf("balancer: ConsistentHash.LoadFactor %v is negative or NaN", c.LoadFactor)
+	case c.Replicas < 0:
+		return fmt.Errorf("balancer: ConsistentHash.Replicas %d is negative", c.Replicas)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c ConsistentHash) withDefaults() ConsistentHash {
+	if c.LoadFactor <= 1 {
+		c.LoadFactor = DefaultLoadFactor
+	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultRingReplicas
+	}
+	return c
+}
+
+// Build returns a ring hash picker over endpoints. It panics if c is
+// invalid; [New] reports that as an error instead.
 func (c ConsistentHash) Build(endpoints []*Endpoint) Picker {
-	reps := c.Replicas
-	if reps <= 0 {
-		reps = DefaultRingReplicas
+	if err := c.validate(); err != nil {
+		panic(err)
 	}
-	lf := c.LoadFactor
-	if lf <= 1 {
-		lf = DefaultLoadFactor
-	}
+	c = c.withDefaults()
+	reps, lf := c.Replicas, c.LoadFactor
 	ring := make([]ringPoint, 0, len(endpoints)*reps)
 	var buf []byte
 	for _, e := range endpoints {

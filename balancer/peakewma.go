@@ -1,6 +1,9 @@
 package balancer
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // PeakEWMA is the policy that draws two endpoints at random and sends the
 // request to the one with the lower cost, where cost is the endpoint's
@@ -12,7 +15,8 @@ import "time"
 // a replica that was slow is probed again after about Decay.
 type PeakEWMA struct {
 	// Decay is the time constant of the moving average: how long past
-	// latencies keep influencing cost. Zero means 10s.
+	// latencies keep influencing cost. Zero means DefaultDecay (10s);
+	// negative is invalid.
 	Decay time.Duration
 }
 
@@ -32,12 +36,23 @@ func (p PeakEWMA) Build(endpoints []*Endpoint) Picker {
 	return &peakEWMA{eps: endpoints, tau: float64(p.decay())}
 }
 
-func (p PeakEWMA) decay() time.Duration {
-	if p.Decay <= 0 {
-		return DefaultDecay
+// validate is called by [Config.Validate].
+func (p PeakEWMA) validate() error {
+	if p.Decay < 0 {
+		return fmt.Errorf("balancer: PeakEWMA.Decay %v is negative", p.Decay)
 	}
-	return p.Decay
+	return nil
 }
+
+// withDefaults returns p with its zero fields replaced by their defaults.
+func (p PeakEWMA) withDefaults() PeakEWMA {
+	if p.Decay == 0 {
+		p.Decay = DefaultDecay
+	}
+	return p
+}
+
+func (p PeakEWMA) decay() time.Duration { return p.withDefaults().Decay }
 
 type peakEWMA struct {
 	eps []*Endpoint

@@ -21,7 +21,9 @@ import (
 	"github.com/shoal-dev/shoal/balancer"
 )
 
-// Config selects the Service whose endpoints are resolved.
+// Config selects the Service whose endpoints are resolved. Client,
+// Namespace and Service are required; every other zero value means the
+// documented default, and a negative Resync is invalid.
 type Config struct {
 	// Client talks to the API server. Required.
 	Client kubernetes.Interface
@@ -33,8 +35,8 @@ type Config struct {
 	// PortName picks the port by its name in the Service. Empty means the
 	// slice's only port; slices with several ports then need a name.
 	PortName string
-	// Resync is the informer's resync period. Zero means none (watch
-	// events alone keep the set current).
+	// Resync is the informer's resync period. Zero means the default,
+	// none: watch events alone keep the set current.
 	Resync time.Duration
 	// Logger receives slices it cannot use. Nil means slog.Default().
 	Logger *slog.Logger
@@ -47,20 +49,35 @@ type Resolver struct {
 
 var _ balancer.Resolver = (*Resolver)(nil)
 
-// New returns a resolver, or an error naming the missing field.
-func New(cfg Config) (*Resolver, error) {
+// Validate reports the first missing or invalid field of c.
+func (c Config) Validate() error {
 	switch {
-	case cfg.Client == nil:
-		return nil, errors.New("k8sresolver: Client is nil")
-	case cfg.Namespace == "":
-		return nil, errors.New("k8sresolver: Namespace is empty")
-	case cfg.Service == "":
-		return nil, errors.New("k8sresolver: Service is empty")
+	case c.Client == nil:
+		return errors.New("k8sresolver: Client is nil")
+	case c.Namespace == "":
+		return errors.New("k8sresolver: Namespace is empty")
+	case c.Service == "":
+		return errors.New("k8sresolver: Service is empty")
+	case c.Resync < 0:
+		return fmt.Errorf("k8sresolver: Resync %v is negative", c.Resync)
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
-	return &Resolver{cfg: cfg}, nil
+	return c
+}
+
+// New returns a resolver, or an error naming the missing or invalid field.
+func New(cfg Config) (*Resolver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Resolver{cfg: cfg.withDefaults()}, nil
 }
 
 // Resolve watches the Service's EndpointSlices and reports the eligible

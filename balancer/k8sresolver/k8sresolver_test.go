@@ -98,6 +98,7 @@ func TestNewValidates(t *testing.T) {
 		{name: "no client", cfg: Config{Namespace: "default", Service: "svc"}},
 		{name: "no namespace", cfg: Config{Client: cs, Service: "svc"}},
 		{name: "no service", cfg: Config{Client: cs, Namespace: "default"}},
+		{name: "negative resync", cfg: Config{Client: cs, Namespace: "default", Service: "svc", Resync: -time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
