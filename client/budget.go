@@ -1,20 +1,58 @@
 package client
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
 
+// Defaults applied to zero fields of [BudgetConfig]: Finagle's.
+const (
+	DefaultBudgetRatio        = 0.2
+	DefaultBudgetMinPerSecond = 10
+	DefaultBudgetWindow       = 10 * time.Second
+)
+
 // BudgetConfig sizes a [RetryBudget]. The zero value means Finagle's
-// defaults: 20% of requests, 10 retries a second, over 10 seconds.
+// defaults: 20% of requests, 10 retries a second, over 10 seconds. A
+// negative field is invalid.
 type BudgetConfig struct {
-	// Ratio of retries to requests over the window. Zero means 0.2.
+	// Ratio of retries to requests over the window. Zero means
+	// DefaultBudgetRatio (0.2).
 	Ratio float64
 	// MinPerSecond retries are always allowed, so a client with little
-	// traffic can still retry. Zero means 10.
+	// traffic can still retry. Zero means DefaultBudgetMinPerSecond (10).
 	MinPerSecond float64
-	// Window over which requests and retries are counted. Zero means 10s.
+	// Window over which requests and retries are counted. Zero means
+	// DefaultBudgetWindow (10s).
 	Window time.Duration
+}
+
+// Validate reports the first invalid field of c.
+func (c BudgetConfig) Validate() error {
+	switch {
+	case !(c.Ratio >= 0):
+		return fmt.Errorf("client: Budget.Ratio %v is negative or NaN", c.Ratio)
+	case !(c.MinPerSecond >= 0):
+		return fmt.Errorf("client: Budget.MinPerSecond %v is negative or NaN", c.MinPerSecond)
+	case c.Window < 0:
+		return fmt.Errorf("client: Budget.Window %v is negative", c.Window)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c BudgetConfig) withDefaults() BudgetConfig {
+	if c.Ratio == 0 {
+		c.Ratio = DefaultBudgetRatio
+	}
+	if c.MinPerSecond == 0 {
+		c.MinPerSecond = DefaultBudgetMinPerSecond
+	}
+	if c.Window == 0 {
+		c.Window = DefaultBudgetWindow
+	}
+	return c
 }
 
 const budgetBuckets = 10
@@ -35,17 +73,14 @@ type RetryBudget struct {
 	retries  [budgetBuckets]float64
 }
 
-// NewRetryBudget returns a budget; now nil means time.Now.
+// NewRetryBudget returns a budget; now nil means time.Now. It has no
+// error to return, so it panics if cfg is invalid; [New] reports that as
+// an error, and [BudgetConfig.Validate] checks a BudgetConfig beforehand.
 func NewRetryBudget(cfg BudgetConfig, now func() time.Time) *RetryBudget {
-	if cfg.Ratio <= 0 {
-		cfg.Ratio = 0.2
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
-	if cfg.MinPerSecond <= 0 {
-		cfg.MinPerSecond = 10
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = 10 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	if now == nil {
 		now = time.Now
 	}

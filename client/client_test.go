@@ -311,6 +311,56 @@ func TestNewTransport(t *testing.T) {
 	}
 }
 
+func TestNewValidates(t *testing.T) {
+	// Each negative value used to mean the field's default (PerTryTimeout's:
+	// no bound); now New rejects it, naming the field, and NewTransport and
+	// NewRetryBudget, which return no error, panic on theirs.
+	tests := []struct {
+		name      string
+		cfg       Config
+		field     string // in the error; empty means valid
+		transport bool   // NewTransport panics too
+	}{
+		{name: "zero is valid", cfg: Config{}},
+		{name: "negative idle pool", cfg: Config{MaxIdleConnsPerHost: -1}, field: "MaxIdleConnsPerHost", transport: true},
+		{name: "negative idle timeout", cfg: Config{IdleConnTimeout: -time.Second}, field: "IdleConnTimeout", transport: true},
+		{name: "negative dial timeout", cfg: Config{DialTimeout: -time.Second}, field: "DialTimeout", transport: true},
+		{name: "negative TLS timeout", cfg: Config{TLSHandshakeTimeout: -time.Second}, field: "TLSHandshakeTimeout", transport: true},
+		{name: "negative header timeout", cfg: Config{ResponseHeaderTimeout: -time.Second}, field: "ResponseHeaderTimeout", transport: true},
+		{name: "negative attempts", cfg: Config{MaxAttempts: -1}, field: "MaxAttempts"},
+		{name: "negative per-try timeout", cfg: Config{PerTryTimeout: -time.Second}, field: "PerTryTimeout"},
+		{name: "negative backoff base", cfg: Config{BackoffBase: -time.Second}, field: "BackoffBase"},
+		{name: "negative backoff max", cfg: Config{BackoffMax: -time.Second}, field: "BackoffMax"},
+		{name: "negative budget ratio", cfg: Config{Budget: BudgetConfig{Ratio: -0.1}}, field: "Budget.Ratio"},
+		{name: "negative budget reserve", cfg: Config{Budget: BudgetConfig{MinPerSecond: -1}}, field: "Budget.MinPerSecond"},
+		{name: "negative budget window", cfg: Config{Budget: BudgetConfig{Window: -time.Second}}, field: "Budget.Window"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("New: %v, want no error", err)
+			case tt.field != "" && (err == nil || !strings.Contains(err.Error(), tt.field)):
+				t.Fatalf("New: %v, want an error naming %s", err, tt.field)
+			}
+			if got := panics(func() { NewTransport(tt.cfg) }); got != tt.transport {
+				t.Errorf("NewTransport panicked: %v, want %v", got, tt.transport)
+			}
+			wantBudget := strings.HasPrefix(tt.field, "Budget.")
+			if got := panics(func() { NewRetryBudget(tt.cfg.Budget, nil) }); got != wantBudget {
+				t.Errorf("NewRetryBudget panicked: %v, want %v", got, wantBudget)
+			}
+		})
+	}
+}
+
+func panics(f func()) (panicked bool) {
+	defer func() { panicked = recover() != nil }()
+	f()
+	return false
+}
+
 func TestMetrics(t *testing.T) {
 	srv := &server{status: 503, retryAfter: "1", fails: 1}
 	ts := httptest.NewServer(srv)
