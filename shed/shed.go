@@ -35,7 +35,7 @@ const (
 )
 
 // Config configures a [Limiter]. The zero value is valid; every field
-// documents its default.
+// documents its default, and a negative value is invalid.
 type Config struct {
 	// InitialLimit is the limit before any latency was measured; 0 means
 	// DefaultInitialLimit (20), lowered to MaxLimit if that is smaller.
@@ -94,13 +94,14 @@ type Limiter struct {
 	rejected prometheus.Counter
 }
 
-// New checks cfg, applies its defaults and returns a Limiter. If reg is not
-// nil, the metrics shed_limit, shed_in_flight and shed_rejected_total are
-// registered on it.
+// New checks cfg (see [Config.Validate]), applies its defaults and
+// returns a Limiter. If reg is not nil, the metrics shed_limit,
+// shed_in_flight and shed_rejected_total are registered on it.
 func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	l := &Limiter{
 		cfg:        cfg,
 		retryAfter: strconv.Itoa(int(math.Ceil(cfg.RetryAfter.Seconds()))),
@@ -137,43 +138,16 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 	return l, nil
 }
 
-func (c *Config) setDefaults() error {
-	if c.MaxLimit == 0 {
-		c.MaxLimit = DefaultMaxLimit
+// Validate reports the first invalid field of c, after the defaults of
+// its zero fields: a negative field, or one out of the range its doc gives.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxLimit < 0:
+		return fmt.Errorf("shed: MaxLimit %d is negative", c.MaxLimit)
+	case c.InitialLimit < 0:
+		return fmt.Errorf("shed: InitialLimit %d is negative", c.InitialLimit)
 	}
-	if c.MinLimit == 0 {
-		c.MinLimit = min(DefaultMinLimit, c.MaxLimit)
-		if c.InitialLimit > 0 {
-			c.MinLimit = min(c.MinLimit, c.InitialLimit)
-		}
-	}
-	if c.InitialLimit == 0 {
-		c.InitialLimit = min(DefaultInitialLimit, c.MaxLimit)
-	}
-	def := func(v *float64, d float64) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Tolerance, DefaultTolerance)
-	def(&c.Smoothing, DefaultSmoothing)
-	def(&c.Headroom, DefaultHeadroom)
-	def(&c.Backoff, DefaultBackoff)
-	if c.LongWindow == 0 {
-		c.LongWindow = DefaultLongWindow
-	}
-	if c.Window == 0 {
-		c.Window = DefaultWindow
-	}
-	if c.MinWindowSamples == 0 {
-		c.MinWindowSamples = DefaultMinWindowSamples
-	}
-	if c.RetryAfter == 0 {
-		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	c = c.withDefaults()
 	switch {
 	case c.MinLimit < 1:
 		return fmt.Errorf("shed: MinLimit %d is below 1", c.MinLimit)
@@ -199,6 +173,50 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("shed: RetryAfter %v is negative", c.RetryAfter)
 	}
 	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.MaxLimit == 0 {
+		c.MaxLimit = DefaultMaxLimit
+	}
+	if c.MinLimit == 0 {
+		c.MinLimit = min(DefaultMinLimit, c.MaxLimit)
+		if c.InitialLimit > 0 {
+			c.MinLimit = min(c.MinLimit, c.InitialLimit)
+		}
+	}
+	if c.InitialLimit == 0 {
+		c.InitialLimit = min(DefaultInitialLimit, c.MaxLimit)
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = DefaultTolerance
+	}
+	if c.Smoothing == 0 {
+		c.Smoothing = DefaultSmoothing
+	}
+	if c.Headroom == 0 {
+		c.Headroom = DefaultHeadroom
+	}
+	if c.Backoff == 0 {
+		c.Backoff = DefaultBackoff
+	}
+	if c.LongWindow == 0 {
+		c.LongWindow = DefaultLongWindow
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.MinWindowSamples == 0 {
+		c.MinWindowSamples = DefaultMinWindowSamples
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
 }
 
 // Limit returns the current concurrency limit.

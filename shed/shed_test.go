@@ -299,6 +299,8 @@ func TestConfigErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"negative min", shed.Config{MinLimit: -1}, "MinLimit -1 is below 1"},
+		{"negative max", shed.Config{MaxLimit: -1}, "MaxLimit -1 is negative"},
+		{"negative initial", shed.Config{InitialLimit: -1}, "InitialLimit -1 is negative"},
 		{"max below min", shed.Config{MinLimit: 10, MaxLimit: 5}, "MaxLimit 5 is below MinLimit 10"},
 		{"initial above max", shed.Config{InitialLimit: 50, MaxLimit: 40}, "InitialLimit 50 is outside"},
 		{"initial below min", shed.Config{InitialLimit: 3, MinLimit: 4}, "InitialLimit 3 is outside"},
