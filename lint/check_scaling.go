@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,7 +48,11 @@ func checkUtilizationRequests(s *set) []Finding {
 func checkAutoscalerTargets(s *set) []Finding {
 	var fs []Finding
 	for _, a := range s.autoscalers {
-		if s.target(a) == nil {
+		switch {
+		case a.targetName == "":
+			fs = append(fs, emit(a.doc, ruleTargetMissing, "spec.scaleTargetRef",
+				"spec.scaleTargetRef names no workload")...)
+		case s.target(a) == nil:
 			fs = append(fs, emit(a.doc, ruleTargetMissing, "spec.scaleTargetRef",
 				"scaleTargetRef %s/%s matches no Deployment, StatefulSet or ReplicaSet in this input", a.targetKind, a.targetName)...)
 		}
@@ -123,27 +128,48 @@ func checkServiceTargetPorts(s *set) []Finding {
 			continue // reported by SH010
 		}
 		for i, p := range sv.svc.Spec.Ports {
-			if p.TargetPort.Type != intstr.String || p.TargetPort.StrVal == "" {
+			name := p.TargetPort.StrVal
+			if p.TargetPort.Type != intstr.String || name == "" {
 				continue
 			}
-			if !declaresPort(ws, p.TargetPort.StrVal) {
-				fs = append(fs, emit(sv.d, ruleTargetPort, "spec.ports["+itoa(i)+"].targetPort",
-					"targetPort %q is not the name of a port of any selected container", p.TargetPort.StrVal)...)
+			field := "spec.ports[" + itoa(i) + "].targetPort"
+			var lacking []*workload
+			for _, w := range ws {
+				if !declaresPort(w, name) {
+					lacking = append(lacking, w)
+				}
+			}
+			if len(lacking) == len(ws) {
+				fs = append(fs, emit(sv.d, ruleTargetPort, field,
+					"targetPort %q is not the name of a port of any selected container", name)...)
+				continue
+			}
+			// Some selected pods serve the port: the others get no
+			// traffic on it, which is a mistake just the same.
+			for _, w := range lacking {
+				fs = append(fs, emit(sv.d, ruleTargetPort, field,
+					"targetPort %q is not the name of a port of %s, whose pods the Service selects", name, w.doc.ID())...)
 			}
 		}
 	}
 	return fs
 }
 
-func declaresPort(ws []*workload, name string) bool {
-	for _, w := range ws {
-		for _, cs := range [][]corev1.Container{w.template.Spec.Containers, w.template.Spec.InitContainers} {
-			for _, c := range cs {
-				for _, p := range c.Ports {
-					if p.Name == name {
-						return true
-					}
-				}
+// declaresPort reports whether w's pods serve a port of that name, as the
+// endpoints controller finds it: on an app container or a sidecar (an init
+// container that keeps running).
+func declaresPort(w *workload, name string) bool {
+	spec := &w.template.Spec
+	cs := slices.Clone(spec.Containers)
+	for _, c := range spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			cs = append(cs, c)
+		}
+	}
+	for _, c := range cs {
+		for _, p := range c.Ports {
+			if p.Name == name {
+				return true
 			}
 		}
 	}

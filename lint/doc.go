@@ -1,13 +1,15 @@
 // Package lint checks Kubernetes manifests for the mistakes that break even
 // load balancing and elastic scaling: missing or misdirected probes, grace
 // periods shorter than the drain, autoscalers that point at nothing or fight
-// each other, Services that select no pods, and disruption budgets that
-// either block every eviction or protect nothing.
+// each other, Services that select no pods, disruption budgets that either
+// block every eviction or protect nothing, and objects that never run as
+// written: values the API server refuses, an object declared twice, an
+// Ingress backend that names no Service.
 //
 // Input is YAML files, folders of them, or kustomization directories, which
 // are built in-process with sigs.k8s.io/kustomize/api. Every document is first
-// decoded strictly into its k8s.io/api type (KEDA's ScaledObject into this
-// package's [ScaledObject]): an unknown, misspelled or duplicated field, or a
+// decoded strictly into its k8s.io/api type (KEDA's ScaledObject into
+// [keda.ScaledObject]): an unknown, misspelled or duplicated field, or a
 // value of the wrong type, is an error naming the file and line. Kinds that
 // are neither built in nor known here are reported as notes and skipped.
 //

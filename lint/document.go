@@ -34,8 +34,8 @@ type Document struct {
 	Namespace  string
 
 	// Object is the strictly decoded object: a pointer to a k8s.io/api type
-	// or a *ScaledObject. It is nil when the kind is unknown or the document
-	// failed to decode.
+	// or a *keda.ScaledObject. It is nil when the kind is unknown or the
+	// document failed to decode.
 	Object any
 
 	annotations map[string]string

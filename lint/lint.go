@@ -23,6 +23,14 @@ var ErrInput = errors.New("lint: cannot read input")
 type Linter struct {
 	// Disable lists rule IDs not to run or report.
 	Disable []string
+	// Only, when not empty, lists the rule IDs to run and report; every
+	// other rule is left out as if disabled.
+	Only []string
+}
+
+// runs reports whether l runs and reports the rule with ID id.
+func (l *Linter) runs(id string) bool {
+	return !slices.Contains(l.Disable, id) && (len(l.Only) == 0 || slices.Contains(l.Only, id))
 }
 
 // Lint checks each path: a YAML file, a folder of YAML files, or a
@@ -45,6 +53,17 @@ func (l *Linter) LintBytes(path string, data []byte) *Report {
 	rep := &Report{}
 	docs, fs := parseStream(path, data, false)
 	l.check(rep, docs, fs)
+	rep.sort()
+	return rep
+}
+
+// LintDocuments checks objects built or changed in code as one set: each
+// document needs Kind, Name, Namespace and Object (see [Document.Object]);
+// Path and Line may be empty. Such documents carry no annotations, so
+// [AnnotationIgnore] does not apply to them.
+func (l *Linter) LintDocuments(docs ...*Document) *Report {
+	rep := &Report{}
+	l.check(rep, docs, nil)
 	rep.sort()
 	return rep
 }
@@ -145,12 +164,12 @@ func (l *Linter) check(rep *Report, docs []*Document, decode []Finding) {
 	}
 	findings := decode
 	for _, r := range ruleList() {
-		if r.check != nil && !slices.Contains(l.Disable, r.ID) {
+		if r.check != nil && l.runs(r.ID) {
 			findings = append(findings, r.check(s)...)
 		}
 	}
 	for _, f := range findings {
-		if !slices.Contains(l.Disable, f.Rule) {
+		if l.runs(f.Rule) {
 			rep.Findings = append(rep.Findings, f)
 		}
 	}

@@ -263,3 +263,152 @@ func FuzzLint(f *testing.F) {
 		}
 	})
 }
+
+// TestWhatShoalUpRefuses covers each check of the rules `shoal up` refuses
+// on (SH007, SH011, SH016-SH018), one row per way to trip them, as read
+// from YAML; internal/localk8s/cluster's TestValidate has the same rows for
+// objects built in code.
+func TestWhatShoalUpRefuses(t *testing.T) {
+	base, err := os.ReadFile(filepath.Join("testdata", "rules", "SH018-good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hpa = "---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\n" +
+		"spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: TARGET}, minReplicas: 2, maxReplicas: 5}\n"
+	const keda = "---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: web}\n" +
+		"spec: {triggers: [{type: prometheus, metadata: {query: up, threshold: '1'}}]}\n"
+	const api = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec:\n  selector: {matchLabels: {app: web}}\n" +
+		"  template:\n    metadata: {labels: {app: web, tier: api}}\n    spec: {containers: [{name: api, image: example.com/api:1}]}\n"
+	tests := []struct {
+		name     string
+		old, new string // replaced once in the base
+		add      string // appended to the base
+		rule     string
+		want     string // in the message
+	}{
+		{name: "no containers", rule: IDInvalidSpec, want: "spec.template.spec.containers is empty",
+			old: "      containers:\n        - name: web\n", new: "      containers: []\n      initContainers:\n        - name: web\n"},
+		{name: "container without image", rule: IDInvalidSpec, want: `container "web" has no image`,
+			old: "          image: example.com/web:1\n"},
+		{name: "selector missing", rule: IDInvalidSpec, want: "spec.selector is missing",
+			old: "  selector:\n    matchLabels: {app: web}\n"},
+		{name: "selector invalid", rule: IDInvalidSpec, want: "spec.selector: ",
+			old: "    matchLabels: {app: web}\n", new: "    matchLabels: {app: web}\n    matchExpressions: [{key: app, operator: Near}]\n"},
+		{name: "selector does not match template", rule: IDInvalidSpec, want: "spec.selector does not match spec.template.metadata.labels",
+			old: "    matchLabels: {app: web}\n", new: "    matchLabels: {app: other}\n"},
+		{name: "negative replicas", rule: IDInvalidSpec, want: "spec.replicas -1 is negative",
+			old: "spec:\n  selector:", new: "spec:\n  replicas: -1\n  selector:"},
+		{name: "unknown strategy", rule: IDInvalidSpec, want: `spec.strategy.type "BlueGreen" is neither RollingUpdate nor Recreate`,
+			old: "spec:\n  selector:", new: "spec:\n  strategy: {type: BlueGreen}\n  selector:"},
+		{name: "maxSurge not a percentage", rule: IDInvalidSpec, want: `spec.strategy.rollingUpdate.maxSurge "25" is neither`,
+			old: "spec:\n  selector:", new: "spec:\n  strategy: {rollingUpdate: {maxSurge: '25'}}\n  selector:"},
+		{name: "negative maxUnavailable", rule: IDInvalidSpec, want: `spec.strategy.rollingUpdate.maxUnavailable "-1" is neither`,
+			old: "spec:\n  selector:", new: "spec:\n  strategy: {rollingUpdate: {maxUnavailable: -1}}\n  selector:"},
+		{name: "rollingUpdate with Recreate", rule: IDInvalidSpec, want: "spec.strategy.rollingUpdate may not be set when spec.strategy.type is Recreate",
+			old: "spec:\n  selector:", new: "spec:\n  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n  selector:"},
+		{name: "service port out of range", rule: IDInvalidSpec, want: "spec.ports[0].port 70000 is out of range",
+			old: "port: 80,", new: "port: 70000,"},
+		{name: "service targetPort out of range", rule: IDInvalidSpec, want: "spec.ports[0].targetPort 65536 is out of range",
+			old: "targetPort: http}", new: "targetPort: 65536}"},
+		{name: "service declared twice", rule: IDDuplicateObject, want: "declared more than once",
+			add: "---\napiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 81}]}\n"},
+		{name: "deployment declared twice", rule: IDDuplicateObject, want: "declared more than once",
+			add: strings.ReplaceAll(api, "name: api}", "name: web}")},
+		{name: "named targetPort no selected container declares", rule: IDServiceTargetPortUnknown, want: `targetPort "admin2" is not the name of a port of any selected container`,
+			old: "targetPort: http}", new: "targetPort: admin2}"},
+		{name: "named targetPort one selected template lacks", rule: IDServiceTargetPortUnknown, want: `targetPort "http" is not the name of a port of Deployment/api, whose pods the Service selects`,
+			add: api},
+		{name: "HPA target missing", rule: IDAutoscalerTargetMissing, want: "scaleTargetRef Deployment/api matches no",
+			add: strings.Replace(hpa, "TARGET", "api", 1)},
+		{name: "HPA target in another namespace", rule: IDAutoscalerTargetMissing, want: "scaleTargetRef Deployment/web matches no",
+			add: strings.Replace(strings.Replace(hpa, "TARGET", "web", 1), "{name: web}", "{name: web, namespace: other}", 1)},
+		{name: "ScaledObject without scaleTargetRef", rule: IDAutoscalerTargetMissing, want: "spec.scaleTargetRef names no workload",
+			add: keda},
+		{name: "ScaledObject target missing", rule: IDAutoscalerTargetMissing, want: "scaleTargetRef Deployment/api matches no",
+			add: strings.Replace(keda, "spec: {", "spec: {scaleTargetRef: {name: api}, ", 1)},
+		{name: "Ingress path to a missing Service", rule: IDIngressBackendMissing, want: `path "/" sends to Service "api"`,
+			old: "backend:\n              service: {name: web", new: "backend:\n              service: {name: api"},
+		{name: "Ingress default backend to a missing Service", rule: IDIngressBackendMissing, want: `spec.defaultBackend sends to Service "api"`,
+			old: "service: {name: web, port: {name: http}}\n  rules:", new: "service: {name: api, port: {name: http}}\n  rules:"},
+		{name: "Ingress to a Service in another namespace", rule: IDIngressBackendMissing, want: `sends to Service "web"`,
+			old: "kind: Ingress\nmetadata:\n  name: web\n", new: "kind: Ingress\nmetadata:\n  name: web\n  namespace: other\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := string(base)
+			if tt.old != "" {
+				if !strings.Contains(in, tt.old) {
+					t.Fatalf("base has no %q", tt.old)
+				}
+				in = strings.Replace(in, tt.old, tt.new, 1)
+			}
+			rep := (&Linter{}).LintBytes("in.yaml", []byte(in+tt.add))
+			for _, f := range rep.Findings {
+				if f.Rule == IDInvalidDocument {
+					t.Fatalf("input does not decode: %s", f)
+				}
+			}
+			for _, f := range rep.Findings {
+				if f.Rule == tt.rule && strings.Contains(f.Message, tt.want) {
+					if f.Line == 0 {
+						t.Errorf("finding has no line: %s", f)
+					}
+					return
+				}
+			}
+			t.Fatalf("no %s finding with %q; got %v", tt.rule, tt.want, rep.Findings)
+		})
+	}
+}
+
+func TestServiceTargetPortOfASidecar(t *testing.T) {
+	base, err := os.ReadFile(filepath.Join("testdata", "rules", "SH011-bad.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, initContainer string
+		want                bool
+	}{
+		{"init container", "      initContainers:\n        - {name: proxy, image: example.com/proxy:1, ports: [{name: web, containerPort: 8081}]}\n", true},
+		{"sidecar", "      initContainers:\n        - {name: proxy, image: example.com/proxy:1, restartPolicy: Always, ports: [{name: web, containerPort: 8081}]}\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := strings.Replace(string(base), "      containers:\n", tt.initContainer+"      containers:\n", 1)
+			rep := (&Linter{}).LintBytes("in.yaml", []byte(in))
+			if got := slices.Contains(ruleIDs(rep), IDServiceTargetPortUnknown); got != tt.want {
+				t.Fatalf("SH011 reported: %v, want %v; findings %v", got, tt.want, rep.Findings)
+			}
+		})
+	}
+}
+
+// TestLintDocuments checks objects built in code, with the rules Only
+// names, and without the ignore annotation, which such documents lack.
+func TestLintDocuments(t *testing.T) {
+	rep, err := (&Linter{}).Lint(filepath.Join("testdata", "rules", "SH016-bad.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []*Document
+	for _, d := range rep.Documents {
+		docs = append(docs, &Document{Kind: d.Kind, Name: d.Name, Namespace: d.Namespace, Object: d.Object})
+	}
+	got := (&Linter{Only: []string{IDInvalidSpec, IDServiceSelectsNothing}}).LintDocuments(docs...)
+	if len(got.Findings) == 0 || got.Inputs != 1 || got.Objects != len(docs) {
+		t.Fatalf("report %+v, want findings over one input of %d objects", got, len(docs))
+	}
+	for _, f := range got.Findings {
+		if f.Rule != IDInvalidSpec && f.Rule != IDServiceSelectsNothing {
+			t.Errorf("rule %s ran, not in Only: %s", f.Rule, f)
+		}
+		if f.Path != "" || f.Line != 0 || f.Object == "" {
+			t.Errorf("finding %+v: want no path or line, and the object", f)
+		}
+	}
+	disabled := (&Linter{Only: []string{IDInvalidSpec}, Disable: []string{IDInvalidSpec}}).LintDocuments(docs...)
+	if len(disabled.Findings) != 0 {
+		t.Errorf("Disable did not win over Only: %v", disabled.Findings)
+	}
+}

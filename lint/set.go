@@ -34,7 +34,7 @@ type workload struct {
 type autoscaler struct {
 	doc         *Document
 	targetKind  string
-	targetName  string
+	targetName  string // "" when scaleTargetRef is missing or names nothing
 	minReplicas int32
 	// utilization lists resources scaled on utilization, each with the
 	// container it is limited to ("" for all) and the field path declaring it.
