@@ -41,7 +41,7 @@ func ExampleObjects_Validate() {
 	}
 	fmt.Println(objs.Validate())
 	// Output:
-	// cluster: invalid object: Deployment default/web: container "app" has no image
+	// cluster: invalid object: Deployment default/web: container "app" has no image (lint SH016 invalid-spec)
 	// cluster: invalid object: Service shop/web: spec.ports[0].protocol UDP: only TCP is supported
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,10 +13,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/shoal-dev/shoal/autoscale"
 	"github.com/shoal-dev/shoal/keda"
+	"github.com/shoal-dev/shoal/lint"
 )
 
 // ErrInvalid reports objects that cannot be run: a Deployment without
@@ -109,75 +108,32 @@ func nsOf(ns string) string {
 	return ns
 }
 
+// refusedRules are the lint rules whose findings Validate refuses: each
+// marks objects that would not run as written on a real cluster either,
+// and that the cluster here has no sensible way to run.
+var refusedRules = []string{
+	lint.IDInvalidSpec,              // spec values the API server refuses
+	lint.IDDuplicateObject,          // two objects where state holds one
+	lint.IDAutoscalerTargetMissing,  // an autoscaler of nothing
+	lint.IDServiceTargetPortUnknown, // pods that can be no endpoint
+	lint.IDIngressBackendMissing,    // a route to nowhere
+}
+
 // Validate reports what would stop the objects from running, every problem
-// in one error.
+// in one error. What Kubernetes itself would not run is asked of package
+// lint's rules (refusedRules), so each check is written once; Validate
+// checks here only what a real cluster runs but this one does not model.
 func (o *Objects) Validate() error {
 	var errs []error
+	rep := (&lint.Linter{Only: refusedRules}).LintDocuments(o.documents()...)
+	for _, f := range rep.Findings {
+		kind, nsName, _ := strings.Cut(f.Object, "/") // Kind/namespace/name: documents gives every object a namespace
+		errs = append(errs, fmt.Errorf("%w: %s %s: %s (lint %s %s)", ErrInvalid, kind, nsName, f.Message, f.Rule, f.Name))
+	}
 	bad := func(kind, ns, name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: %s %s/%s: %s", ErrInvalid, kind, nsOf(ns), name, fmt.Sprintf(format, args...)))
 	}
-	seen := map[string]bool{}
-	deploys := map[string]*appsv1.Deployment{}
-	for _, d := range o.Deployments {
-		key := nsOf(d.Namespace) + "/" + d.Name
-		if seen["deploy/"+key] {
-			bad("Deployment", d.Namespace, d.Name, "declared twice")
-		}
-		seen["deploy/"+key] = true
-		deploys[key] = d
-		if len(d.Spec.Template.Spec.Containers) == 0 {
-			bad("Deployment", d.Namespace, d.Name, "spec.template.spec.containers is empty")
-		}
-		if d.Spec.Selector == nil {
-			bad("Deployment", d.Namespace, d.Name, "spec.selector is missing")
-			continue
-		}
-		sel, err := selectorOf(d.Spec.Selector)
-		if err != nil {
-			bad("Deployment", d.Namespace, d.Name, "spec.selector: %v", err)
-		} else if !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
-			bad("Deployment", d.Namespace, d.Name, "spec.selector does not match spec.template.metadata.labels")
-		}
-		if d.Spec.Replicas != nil && *d.Spec.Replicas < 0 {
-			bad("Deployment", d.Namespace, d.Name, "spec.replicas %d is negative", *d.Spec.Replicas)
-		}
-		switch s := d.Spec.Strategy.Type; s {
-		case "", appsv1.RollingUpdateDeploymentStrategyType:
-			if ru := d.Spec.Strategy.RollingUpdate; ru != nil {
-				for _, f := range []struct {
-					field string
-					v     *intstr.IntOrString
-				}{{"maxSurge", ru.MaxSurge}, {"maxUnavailable", ru.MaxUnavailable}} {
-					if f.v == nil {
-						continue
-					}
-					// Scaling 100 replicas turns a percentage into its own number.
-					if n, err := intstr.GetScaledValueFromIntOrPercent(f.v, 100, true); err != nil || n < 0 {
-						bad("Deployment", d.Namespace, d.Name, "spec.strategy.rollingUpdate.%s %q is neither a non-negative number nor a percentage", f.field, f.v.String())
-					}
-				}
-			}
-		case appsv1.RecreateDeploymentStrategyType:
-			if d.Spec.Strategy.RollingUpdate != nil {
-				bad("Deployment", d.Namespace, d.Name, "spec.strategy.rollingUpdate may not be set when spec.strategy.type is Recreate")
-			}
-		default:
-			bad("Deployment", d.Namespace, d.Name, "spec.strategy.type %q is neither RollingUpdate nor Recreate", s)
-		}
-		for _, c := range d.Spec.Template.Spec.Containers {
-			if c.Image == "" {
-				bad("Deployment", d.Namespace, d.Name, "container %q has no image", c.Name)
-			}
-		}
-	}
 	for _, s := range o.Services {
-		// Two Services of one name would share a DNS name and a
-		// front door; kubectl apply would keep only the last.
-		if key := "svc/" + nsOf(s.Namespace) + "/" + s.Name; seen[key] {
-			bad("Service", s.Namespace, s.Name, "declared twice")
-		} else {
-			seen[key] = true
-		}
 		if s.Spec.Type == corev1.ServiceTypeExternalName {
 			bad("Service", s.Namespace, s.Name, "type ExternalName is not supported")
 			continue
@@ -186,70 +142,68 @@ func (o *Objects) Validate() error {
 			if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
 				bad("Service", s.Namespace, s.Name, "spec.ports[%d].protocol %s: only TCP is supported", i, p.Protocol)
 			}
-			if p.Port <= 0 || p.Port > 65535 {
-				bad("Service", s.Namespace, s.Name, "spec.ports[%d].port %d is out of range", i, p.Port)
-			}
-			if p.TargetPort.Type == intstr.Int && (p.TargetPort.IntVal < 0 || p.TargetPort.IntVal > 65535) {
-				bad("Service", s.Namespace, s.Name, "spec.ports[%d].targetPort %d is out of range", i, p.TargetPort.IntVal)
-			}
-			if name := p.TargetPort.StrVal; p.TargetPort.Type == intstr.String && name != "" {
-				// A named targetPort must be declared by every
-				// Deployment whose pods the Service selects, or those
-				// pods would never be its endpoints.
-				for _, d := range o.Deployments {
-					if nsOf(d.Namespace) != nsOf(s.Namespace) || len(s.Spec.Selector) == 0 ||
-						!labels.SelectorFromSet(s.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
-						continue
-					}
-					if _, ok := targetPort(&d.Spec.Template.Spec, p); !ok {
-						bad("Service", s.Namespace, s.Name, "spec.ports[%d].targetPort %q names no container port of Deployment %q", i, name, d.Name)
-					}
-				}
-			}
 		}
 	}
-	target := func(kind, ns, name string, ref string, refKind string) {
+	targetKind := func(kind, ns, name, refKind string) {
 		if refKind != "" && refKind != "Deployment" {
 			bad(kind, ns, name, "scaleTargetRef.kind %s: only Deployments are scaled here", refKind)
-			return
-		}
-		if deploys[nsOf(ns)+"/"+ref] == nil {
-			bad(kind, ns, name, "scaleTargetRef names Deployment %q, which is not among the objects", ref)
 		}
 	}
 	for _, h := range o.HPAs {
-		target("HorizontalPodAutoscaler", h.Namespace, h.Name, h.Spec.ScaleTargetRef.Name, h.Spec.ScaleTargetRef.Kind)
+		targetKind("HorizontalPodAutoscaler", h.Namespace, h.Name, h.Spec.ScaleTargetRef.Kind)
 	}
 	for _, so := range o.ScaledObjects {
-		if so.Spec.ScaleTargetRef == nil {
-			bad("ScaledObject", so.Namespace, so.Name, "spec.scaleTargetRef is missing")
-			continue
-		}
 		if err := so.Validate(); err != nil {
 			bad("ScaledObject", so.Namespace, so.Name, "%v", err)
-			continue
 		}
-		target("ScaledObject", so.Namespace, so.Name, so.Spec.ScaleTargetRef.Name, so.Spec.ScaleTargetRef.Kind)
+		if ref := so.Spec.ScaleTargetRef; ref != nil {
+			targetKind("ScaledObject", so.Namespace, so.Name, ref.Kind)
+		}
 	}
 	for _, ing := range o.Ingresses {
-		for _, r := range ing.Spec.Rules {
+		for i, r := range ing.Spec.Rules {
 			if r.HTTP == nil {
 				continue
 			}
-			for _, p := range r.HTTP.Paths {
+			for j, p := range r.HTTP.Paths {
 				if p.Backend.Service == nil {
-					bad("Ingress", ing.Namespace, ing.Name, "path %q has no service backend", p.Path)
-					continue
-				}
-				if !slices.ContainsFunc(o.Services, func(s *corev1.Service) bool {
-					return s.Name == p.Backend.Service.Name && nsOf(s.Namespace) == nsOf(ing.Namespace)
-				}) {
-					bad("Ingress", ing.Namespace, ing.Name, "path %q sends to Service %q, which is not among the objects", p.Path, p.Backend.Service.Name)
+					bad("Ingress", ing.Namespace, ing.Name, "spec.rules[%d].http.paths[%d] (path %q) has no service backend: resource backends are not supported", i, j, p.Path)
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// documents presents the objects to package lint as one set, each in its
+// namespace as Add would put it.
+func (o *Objects) documents() []*lint.Document {
+	var docs []*lint.Document
+	add := func(kind string, m metav1.Object, obj any) {
+		docs = append(docs, &lint.Document{Kind: kind, Name: m.GetName(), Namespace: nsOf(m.GetNamespace()), Object: obj})
+	}
+	for _, d := range o.Deployments {
+		add("Deployment", d, d)
+	}
+	for _, s := range o.Services {
+		add("Service", s, s)
+	}
+	for _, ing := range o.Ingresses {
+		add("Ingress", ing, ing)
+	}
+	for _, h := range o.HPAs {
+		add("HorizontalPodAutoscaler", h, h)
+	}
+	for _, so := range o.ScaledObjects {
+		add("ScaledObject", so, (*keda.ScaledObject)(so))
+	}
+	for _, s := range o.Secrets {
+		add("Secret", s, s)
+	}
+	for _, c := range o.ConfigMaps {
+		add("ConfigMap", c, c)
+	}
+	return docs
 }
 
 func selectorOf(ls *metav1.LabelSelector) (labels.Selector, error) {

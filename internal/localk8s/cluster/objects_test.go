@@ -16,6 +16,7 @@ import (
 
 	"github.com/shoal-dev/shoal/autoscale"
 	"github.com/shoal-dev/shoal/keda"
+	"github.com/shoal-dev/shoal/lint"
 )
 
 // validObjects is a Deployment web in namespace shop with its Service,
@@ -55,29 +56,37 @@ func TestValidate(t *testing.T) {
 		// want are the messages Validate must report, each naming
 		// kind, namespace/name and field; none means valid.
 		want []string
+		// rule is the lint rule Validate asks for the check, which
+		// TestWhatShoalUpRefuses in package lint covers too; "" when
+		// the check is Validate's own: what this cluster does not model.
+		rule string
 	}{
 		{name: "valid", change: func(*Objects) {}},
 		{
 			name: "namespace defaults to default in messages",
+			rule: lint.IDInvalidSpec,
 			change: func(o *Objects) {
 				o.Deployments[0].Namespace = ""
 				o.Deployments[0].Spec.Template.Spec.Containers = nil
 				o.Services, o.Ingresses, o.HPAs, o.ScaledObjects = nil, nil, nil, nil
 			},
-			want: []string{"Deployment default/web: spec.template.spec.containers is empty"},
+			want: []string{"Deployment default/web: spec.template.spec.containers is empty (lint SH016 invalid-spec)"},
 		},
 		{
 			name:   "deployment declared twice",
+			rule:   lint.IDDuplicateObject,
 			change: func(o *Objects) { o.Deployments = append(o.Deployments, newTestDeployment("shop", "web", 1)) },
-			want:   []string{"Deployment shop/web: declared twice"},
+			want:   []string{"Deployment shop/web: declared more than once", "(lint SH017 duplicate-object)"},
 		},
 		{
 			name:   "selector missing",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Deployments[0].Spec.Selector = nil },
 			want:   []string{"Deployment shop/web: spec.selector is missing"},
 		},
 		{
 			name: "selector invalid",
+			rule: lint.IDInvalidSpec,
 			change: func(o *Objects) {
 				o.Deployments[0].Spec.Selector.MatchExpressions = []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Near"}}
 			},
@@ -85,21 +94,25 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "selector does not match template",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Deployments[0].Spec.Selector.MatchLabels = map[string]string{"app": "other"} },
 			want:   []string{"Deployment shop/web: spec.selector does not match spec.template.metadata.labels"},
 		},
 		{
 			name:   "negative replicas",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Deployments[0].Spec.Replicas = new(int32(-1)) },
 			want:   []string{"Deployment shop/web: spec.replicas -1 is negative"},
 		},
 		{
 			name:   "unknown strategy",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Deployments[0].Spec.Strategy.Type = "BlueGreen" },
 			want:   []string{`Deployment shop/web: spec.strategy.type "BlueGreen" is neither RollingUpdate nor Recreate`},
 		},
 		{
 			name: "maxSurge not a percentage",
+			rule: lint.IDInvalidSpec,
 			change: func(o *Objects) {
 				o.Deployments[0].Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxSurge: pct("25"), MaxUnavailable: pct("10%")}
 			},
@@ -107,6 +120,7 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "negative maxUnavailable",
+			rule: lint.IDInvalidSpec,
 			change: func(o *Objects) {
 				o.Deployments[0].Spec.Strategy.RollingUpdate = &appsv1.RollingUpdateDeployment{MaxUnavailable: num(-1)}
 			},
@@ -114,6 +128,7 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "rollingUpdate with Recreate",
+			rule: lint.IDInvalidSpec,
 			change: func(o *Objects) {
 				o.Deployments[0].Spec.Strategy = appsv1.DeploymentStrategy{
 					Type:          appsv1.RecreateDeploymentStrategyType,
@@ -124,13 +139,15 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "container without image",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Deployments[0].Spec.Template.Spec.Containers[0].Image = "" },
 			want:   []string{`Deployment shop/web: container "app" has no image`},
 		},
 		{
 			name:   "service declared twice",
+			rule:   lint.IDDuplicateObject,
 			change: func(o *Objects) { o.Services = append(o.Services, newTestService("shop", "web", "web", true)) },
-			want:   []string{"Service shop/web: declared twice"},
+			want:   []string{"Service shop/web: declared more than once", "(lint SH017 duplicate-object)"},
 		},
 		{
 			name: "services of one name in two namespaces",
@@ -151,18 +168,21 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "port out of range",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Services[0].Spec.Ports[0].Port = 70000 },
 			want:   []string{"Service shop/web: spec.ports[0].port 70000 is out of range"},
 		},
 		{
 			name:   "targetPort out of range",
+			rule:   lint.IDInvalidSpec,
 			change: func(o *Objects) { o.Services[0].Spec.Ports[0].TargetPort = intstr.FromInt32(65536) },
 			want:   []string{"Service shop/web: spec.ports[0].targetPort 65536 is out of range"},
 		},
 		{
 			name:   "named targetPort no selected container declares",
+			rule:   lint.IDServiceTargetPortUnknown,
 			change: func(o *Objects) { o.Services[0].Spec.Ports[0].TargetPort = intstr.FromString("admin") },
-			want:   []string{`Service shop/web: spec.ports[0].targetPort "admin" names no container port of Deployment "web"`},
+			want:   []string{`Service shop/web: targetPort "admin" is not the name of a port of any selected container (lint SH011`},
 		},
 		{
 			name: "named targetPort of a Deployment the Service does not select",
@@ -174,13 +194,15 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "HPA target missing",
+			rule:   lint.IDAutoscalerTargetMissing,
 			change: func(o *Objects) { o.HPAs[0].Spec.ScaleTargetRef.Name = "api" },
-			want:   []string{`HorizontalPodAutoscaler shop/web: scaleTargetRef names Deployment "api", which is not among the objects`},
+			want:   []string{"HorizontalPodAutoscaler shop/web: scaleTargetRef Deployment/api matches no Deployment", "(lint SH007 autoscaler-target-missing)"},
 		},
 		{
 			name:   "HPA target in another namespace",
+			rule:   lint.IDAutoscalerTargetMissing,
 			change: func(o *Objects) { o.HPAs[0].Namespace = "other" },
-			want:   []string{`HorizontalPodAutoscaler other/web: scaleTargetRef names Deployment "web"`},
+			want:   []string{"HorizontalPodAutoscaler other/web: scaleTargetRef Deployment/web matches no Deployment"},
 		},
 		{
 			name:   "HPA target not a Deployment",
@@ -189,8 +211,9 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "ScaledObject without scaleTargetRef",
+			rule:   lint.IDAutoscalerTargetMissing,
 			change: func(o *Objects) { o.ScaledObjects[0].Spec.ScaleTargetRef = nil },
-			want:   []string{"ScaledObject shop/web-keda: spec.scaleTargetRef is missing"},
+			want:   []string{"ScaledObject shop/web-keda: spec.scaleTargetRef names no workload (lint SH007"},
 		},
 		{
 			name:   "ScaledObject without triggers",
@@ -199,20 +222,58 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name:   "ScaledObject target missing",
+			rule:   lint.IDAutoscalerTargetMissing,
 			change: func(o *Objects) { o.ScaledObjects[0].Spec.ScaleTargetRef.Name = "api" },
-			want:   []string{`ScaledObject shop/web-keda: scaleTargetRef names Deployment "api"`},
+			want:   []string{"ScaledObject shop/web-keda: scaleTargetRef Deployment/api matches no Deployment"},
 		},
 		{
 			name: "Ingress path without service backend",
 			change: func(o *Objects) {
 				o.Ingresses[0].Spec.Rules[0].HTTP.Paths[0].Backend.Service = nil
 			},
-			want: []string{`Ingress shop/web: path "/" has no service backend`},
+			want: []string{`Ingress shop/web: spec.rules[0].http.paths[0] (path "/") has no service backend`},
 		},
 		{
 			name:   "Ingress to a Service in another namespace",
+			rule:   lint.IDIngressBackendMissing,
 			change: func(o *Objects) { o.Ingresses[0].Namespace = "" },
-			want:   []string{`Ingress default/web: path "/" sends to Service "web", which is not among the objects`},
+			want:   []string{`Ingress default/web: path "/" sends to Service "web", which this input does not declare in the Ingress's namespace (lint SH018 ingress-backend-missing)`},
+		},
+		{
+			name: "named targetPort one of two selected Deployments lacks",
+			rule: lint.IDServiceTargetPortUnknown,
+			change: func(o *Objects) {
+				api := newTestDeployment("shop", "api", 1)
+				api.Spec.Template.Labels["app"] = "web"
+				api.Spec.Selector.MatchLabels["app"] = "web"
+				api.Spec.Template.Spec.Containers[0].Ports[0].Name = "api"
+				o.Deployments = append(o.Deployments, api)
+			},
+			want: []string{`Service shop/web: targetPort "http" is not the name of a port of Deployment/shop/api, whose pods the Service selects`},
+		},
+		{
+			name: "Ingress default backend to a missing Service",
+			rule: lint.IDIngressBackendMissing,
+			change: func(o *Objects) {
+				o.Ingresses[0].Spec.DefaultBackend = &networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: "api", Port: networkingv1.ServiceBackendPort{Number: 80},
+				}}
+			},
+			want: []string{`Ingress shop/web: spec.defaultBackend sends to Service "api"`},
+		},
+		{
+			name: "a lint-ignore annotation does not make a refused object run",
+			rule: lint.IDAutoscalerTargetMissing,
+			change: func(o *Objects) {
+				o.HPAs[0].Annotations = map[string]string{lint.AnnotationIgnore: lint.IDAutoscalerTargetMissing}
+				o.HPAs[0].Spec.ScaleTargetRef.Name = "api"
+			},
+			want: []string{"HorizontalPodAutoscaler shop/web: scaleTargetRef Deployment/api matches no Deployment"},
+		},
+		{
+			name:   "ScaledObject target not a Deployment",
+			change: func(o *Objects) { o.ScaledObjects[0].Spec.ScaleTargetRef.Kind = "StatefulSet" },
+			want:   []string{"ScaledObject shop/web-keda: scaleTargetRef.kind StatefulSet: only Deployments are scaled here"},
 		},
 		{
 			name: "every problem in one error",
@@ -224,7 +285,7 @@ func TestValidate(t *testing.T) {
 			want: []string{
 				`Deployment shop/web: container "app" has no image`,
 				"Service shop/web: spec.ports[0].port 0 is out of range",
-				`HorizontalPodAutoscaler shop/web: scaleTargetRef names Deployment "api"`,
+				"HorizontalPodAutoscaler shop/web: scaleTargetRef Deployment/api matches no Deployment",
 			},
 		},
 	}
@@ -246,6 +307,9 @@ func TestValidate(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("Validate = %q, want it to contain %q", err, w)
 				}
+			}
+			if tt.rule != "" && !strings.Contains(err.Error(), "(lint "+tt.rule+" ") {
+				t.Errorf("Validate = %q, want it to name lint rule %s", err, tt.rule)
 			}
 		})
 	}
