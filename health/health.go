@@ -39,7 +39,8 @@ var (
 	ErrPending = errors.New("health: check has no result yet")
 )
 
-// Check is one named health check.
+// Check is one named health check. Every zero field but Name and Func
+// means the documented default; a negative duration is invalid.
 type Check struct {
 	// Name identifies the check in probe reports and logs. Required and
 	// unique within a Checker.
@@ -47,9 +48,10 @@ type Check struct {
 	// Func reports the check's state: nil when healthy. It must return when
 	// ctx is done; one that does not is reported as timed out.
 	Func func(ctx context.Context) error
-	// Interval between the starts of two runs. Zero means DefaultInterval.
+	// Interval between the starts of two runs. Zero means DefaultInterval
+	// (10s).
 	Interval time.Duration
-	// Timeout bounds one run. Zero means DefaultTimeout.
+	// Timeout bounds one run. Zero means DefaultTimeout (2s).
 	Timeout time.Duration
 	// Critical makes a failure of this readiness check fail /readyz.
 	// Ignored for liveness checks, which always count toward /livez.
@@ -71,6 +73,17 @@ func (ck Check) validate() error {
 		return fmt.Errorf("%w %q: negative Timeout %s", ErrInvalidCheck, ck.Name, ck.Timeout)
 	}
 	return nil
+}
+
+// withDefaults returns ck with its zero fields replaced by their defaults.
+func (ck Check) withDefaults() Check {
+	if ck.Interval == 0 {
+		ck.Interval = DefaultInterval
+	}
+	if ck.Timeout == 0 {
+		ck.Timeout = DefaultTimeout
+	}
+	return ck
 }
 
 // Checker runs checks and serves probes from their results. Create one
@@ -125,12 +138,7 @@ func (c *Checker) Add(ck Check) error {
 	if err := ck.validate(); err != nil {
 		return err
 	}
-	if ck.Interval == 0 {
-		ck.Interval = DefaultInterval
-	}
-	if ck.Timeout == 0 {
-		ck.Timeout = DefaultTimeout
-	}
+	ck = ck.withDefaults()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.running {

@@ -34,19 +34,23 @@ var (
 	// not be accepted (nil server, listener or function, or one made after
 	// Run started).
 	ErrInvalid = errors.New("lifecycle: invalid registration")
+	// ErrInvalidConfig is wrapped by Run's error, and by
+	// [Config.Validate]'s, for a Config field out of range.
+	ErrInvalidConfig = errors.New("lifecycle: invalid config")
 	// ErrAlreadyRun is returned by a second call of Run.
 	ErrAlreadyRun = errors.New("lifecycle: Run called twice")
 )
 
-// Config configures a [Lifecycle]. The zero value is valid.
+// Config configures a [Lifecycle]. The zero value is valid; every field
+// documents its default.
 type Config struct {
 	// DrainDelay is how long servers keep serving after readiness turns
 	// 503 and before Shutdown. Zero means DefaultDrainDelay (5s); negative
-	// means no delay.
+	// means none, for tests and for processes nothing routes to.
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds everything after the drain: server Shutdown,
 	// stopping actors and the health checker, and closers. Zero means
-	// DefaultShutdownTimeout (20s), as does a negative value.
+	// DefaultShutdownTimeout (20s); negative is invalid.
 	ShutdownTimeout time.Duration
 	// Logger receives one line per phase. Nil means slog.Default().
 	Logger *slog.Logger
@@ -92,22 +96,45 @@ type actorEntry struct {
 
 type closerEntry = actorEntry
 
-// New returns a Lifecycle configured by cfg.
+// Validate reports a field of c out of range, wrapping
+// [ErrInvalidConfig].
+func (c Config) Validate() error {
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("%w: ShutdownTimeout %v is negative", ErrInvalidConfig, c.ShutdownTimeout)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults,
+// and a negative DrainDelay by zero.
+func (c Config) withDefaults() Config {
+	if c.DrainDelay == 0 {
+		c.DrainDelay = DefaultDrainDelay
+	}
+	c.DrainDelay = max(c.DrainDelay, 0)
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Signals == nil {
+		c.Signals = []os.Signal{syscall.SIGTERM, os.Interrupt}
+	}
+	return c
+}
+
+// New returns a Lifecycle configured by cfg. An invalid cfg (see
+// [Config.Validate]) is reported by Run, which then runs nothing, as a
+// refused registration is.
 func New(cfg Config) *Lifecycle {
-	if cfg.DrainDelay == 0 {
-		cfg.DrainDelay = DefaultDrainDelay
+	err := cfg.Validate()
+	cfg = cfg.withDefaults()
+	l := &Lifecycle{cfg: cfg, log: cfg.Logger}
+	if err != nil {
+		l.refuse(err)
 	}
-	cfg.DrainDelay = max(cfg.DrainDelay, 0)
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Signals == nil {
-		cfg.Signals = []os.Signal{syscall.SIGTERM, os.Interrupt}
-	}
-	return &Lifecycle{cfg: cfg, log: cfg.Logger}
+	return l
 }
 
 func (l *Lifecycle) refuse(err error) {

@@ -387,6 +387,13 @@ func TestRunErrors(t *testing.T) {
 			wantErr: lifecycle.ErrInvalid,
 		},
 		{
+			// A negative ShutdownTimeout used to mean the default.
+			name:     "negative shutdown timeout",
+			setup:    func(*testing.T, *lifecycle.Lifecycle, <-chan struct{}) func() { return nil },
+			shutdown: -time.Second,
+			wantErr:  lifecycle.ErrInvalidConfig,
+		},
+		{
 			name: "server fails",
 			setup: func(t *testing.T, lc *lifecycle.Lifecycle, _ <-chan struct{}) func() {
 				ln := listen(t)
