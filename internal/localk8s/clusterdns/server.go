@@ -27,14 +27,15 @@ const (
 // defaultForwardTimeout bounds one exchange with one upstream.
 const defaultForwardTimeout = 2 * time.Second
 
-// Config configures a Server. The zero value is valid.
+// Config configures a Server. The zero value is valid; every field
+// documents its default.
 type Config struct {
-	// Addr is the address served over both UDP and TCP. Default
+	// Addr is the address served over both UDP and TCP. Empty means
 	// DefaultAddr. Port 0 picks a free port, the same for both.
 	Addr string
-	// Domain is the cluster domain. Default DefaultDomain.
+	// Domain is the cluster domain. Empty means DefaultDomain.
 	Domain string
-	// TTL of every answer, in seconds. Default DefaultTTL.
+	// TTL of every answer, in seconds. Zero means DefaultTTL.
 	TTL uint32
 	// Upstreams are the servers ("IP" or "IP:port", port 53 by default)
 	// that answer names outside Domain, tried in order over the transport
@@ -42,10 +43,10 @@ type Config struct {
 	// once at Start; an empty slice means none. Without any, such names get
 	// SERVFAIL. The server's own address is left out, lest it loop.
 	Upstreams []string
-	// HostResolvConf is the file the default Upstreams come from. Default
-	// DefaultHostResolvConf.
+	// HostResolvConf is the file the default Upstreams come from. Empty
+	// means DefaultHostResolvConf.
 	HostResolvConf string
-	// Logger receives the server's logs. Default: discarded.
+	// Logger receives the server's logs. Nil means they are discarded.
 	Logger *slog.Logger
 }
 
@@ -73,35 +74,42 @@ type Server struct {
 	closeErr  error
 }
 
+// withDefaults returns c with its zero fields replaced by their defaults.
+// Upstreams stays nil: newServer reads them from HostResolvConf, where a
+// missing file is a warning rather than an error.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Domain == "" {
+		c.Domain = DefaultDomain
+	}
+	if c.TTL == 0 {
+		c.TTL = DefaultTTL
+	}
+	if c.HostResolvConf == "" {
+		c.HostResolvConf = DefaultHostResolvConf
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
 // newServer validates cfg and builds a Server without listeners.
 func newServer(cfg Config) (*Server, error) {
-	if cfg.Addr == "" {
-		cfg.Addr = DefaultAddr
-	}
+	cfg = cfg.withDefaults()
 	addr, err := netip.ParseAddrPort(cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("clusterdns: %w: Addr %q is not IP:port: %w", ErrInvalidConfig, cfg.Addr, err)
-	}
-	if cfg.Domain == "" {
-		cfg.Domain = DefaultDomain
 	}
 	domain := strings.ToLower(dns.Fqdn(cfg.Domain))
 	if _, ok := dns.IsDomainName(domain); !ok || domain == "." {
 		return nil, fmt.Errorf("clusterdns: %w: Domain %q is not a domain name", ErrInvalidConfig, cfg.Domain)
 	}
-	if cfg.TTL == 0 {
-		cfg.TTL = DefaultTTL
-	}
 	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-
 	ups := cfg.Upstreams
 	if ups == nil {
-		if cfg.HostResolvConf == "" {
-			cfg.HostResolvConf = DefaultHostResolvConf
-		}
 		ups, err = readNameservers(cfg.HostResolvConf)
 		if err != nil {
 			log.Warn("no upstream DNS servers: names outside the cluster domain will fail",

@@ -41,7 +41,8 @@ const (
 )
 
 // Config configures a [Handler]. The zero value is valid but routes
-// every request to a backend without endpoints.
+// every request to a backend without endpoints. Every field documents its
+// default; a negative timeout is invalid.
 type Config struct {
 	// Logger receives routing-table warnings and proxy errors. If nil,
 	// records are discarded.
@@ -50,13 +51,38 @@ type Config struct {
 	// once per request and must be safe for concurrent use. If nil, no
 	// backend has endpoints.
 	Endpoints func(Backend) []netip.AddrPort
-	// ConnectTimeout bounds a connection to an endpoint. If zero,
-	// DefaultConnectTimeout is used.
+	// ConnectTimeout bounds a connection to an endpoint. Zero means
+	// DefaultConnectTimeout (5s).
 	ConnectTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for an endpoint's response
 	// header once the request is sent; when it expires the attempt fails
-	// with a timeout. If zero, DefaultResponseHeaderTimeout is used.
+	// with a timeout. Zero means DefaultResponseHeaderTimeout (60s).
 	ResponseHeaderTimeout time.Duration
+}
+
+// Validate reports a field of c out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.ConnectTimeout < 0:
+		return fmt.Errorf("ingress: ConnectTimeout %v is negative", c.ConnectTimeout)
+	case c.ResponseHeaderTimeout < 0:
+		return fmt.Errorf("ingress: ResponseHeaderTimeout %v is negative", c.ResponseHeaderTimeout)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.ResponseHeaderTimeout == 0 {
+		c.ResponseHeaderTimeout = DefaultResponseHeaderTimeout
+	}
+	return c
 }
 
 // Handler routes requests by the Ingresses of the last successful
@@ -77,12 +103,15 @@ type Handler struct {
 var _ http.Handler = (*Handler)(nil)
 
 // New returns a Handler with an empty routing table, which answers 404.
+// It has no error to return, so it panics if cfg is invalid (see
+// [Config.Validate]).
 func New(cfg Config) *Handler {
-	h := &Handler{log: cfg.Logger, endpoints: cfg.Endpoints}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
+	if err := cfg.Validate(); err != nil {
+		panic(err)
 	}
-	dialer := &net.Dialer{Timeout: cmp.Or(cfg.ConnectTimeout, DefaultConnectTimeout), KeepAlive: 30 * time.Second}
+	cfg = cfg.withDefaults()
+	h := &Handler{log: cfg.Logger, endpoints: cfg.Endpoints}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	h.transport = &http.Transport{
 		// Proxy stays nil: endpoints are reached directly, whatever the
 		// environment says.
@@ -90,7 +119,7 @@ func New(cfg Config) *Handler {
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   maxIdleConnsPerEndpoint,
 		IdleConnTimeout:       idleConnTimeout,
-		ResponseHeaderTimeout: cmp.Or(cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		// The client's Accept-Encoding goes upstream untouched.
 		DisableCompression: true,

@@ -304,3 +304,35 @@ func TestBodySizeLimit(t *testing.T) {
 		}
 	}
 }
+
+func TestNewValidates(t *testing.T) {
+	// A negative ConnectTimeout used to make every dial fail at once, and
+	// a negative ResponseHeaderTimeout meant no timeout; both are invalid
+	// now, and New, which returns no error, panics on them.
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string // in the error; empty means valid
+	}{
+		{name: "zero is valid", cfg: Config{}},
+		{name: "negative connect timeout", cfg: Config{ConnectTimeout: -time.Second}, field: "ConnectTimeout"},
+		{name: "negative response header timeout", cfg: Config{ResponseHeaderTimeout: -time.Second}, field: "ResponseHeaderTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("Validate: %v, want no error", err)
+			case tt.field != "" && (err == nil || !strings.Contains(err.Error(), tt.field)):
+				t.Fatalf("Validate: %v, want an error naming %s", err, tt.field)
+			}
+			defer func() {
+				if p := recover(); (p != nil) != (tt.field != "") {
+					t.Fatalf("New panicked with %v, want a panic: %v", p, tt.field != "")
+				}
+			}()
+			New(tt.cfg).CloseIdleConnections()
+		})
+	}
+}

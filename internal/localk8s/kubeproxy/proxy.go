@@ -22,7 +22,8 @@ var ErrClosed = errors.New("kubeproxy: proxy closed")
 // [Config.DialTimeout] is zero.
 const DefaultDialTimeout = 10 * time.Second
 
-// Config tunes a [Proxy]. The zero value is valid.
+// Config tunes a [Proxy]. The zero value is valid; every field documents
+// its default, and a negative DialTimeout is invalid.
 type Config struct {
 	// Logger receives one record per failed connection. If nil, records
 	// are discarded.
@@ -32,9 +33,31 @@ type Config struct {
 	// seeded source the sequence of picks is deterministic. If nil, a
 	// randomly seeded PCG is used.
 	Rand *rand.Rand
-	// DialTimeout bounds the connection to the chosen endpoint. If zero,
-	// DefaultDialTimeout is used.
+	// DialTimeout bounds the connection to the chosen endpoint. Zero
+	// means DefaultDialTimeout (10s).
 	DialTimeout time.Duration
+}
+
+// Validate reports a field of c out of range.
+func (c Config) Validate() error {
+	if c.DialTimeout < 0 {
+		return fmt.Errorf("kubeproxy: DialTimeout %v is negative", c.DialTimeout)
+	}
+	return nil
+}
+
+// withDefaults returns c with its zero fields replaced by their defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	return c
 }
 
 // Proxy is a Service's TCP front door. Create it with [Listen], run it
@@ -73,6 +96,10 @@ type target struct {
 // failure names the address and wraps the system error, so
 // errors.Is(err, syscall.EADDRINUSE) tells a port clash.
 func Listen(addr netip.AddrPort, cfg Config) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
 	ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
 	if err != nil {
 		return nil, fmt.Errorf("kubeproxy: listen on %s: %w", addr, err)
@@ -85,16 +112,7 @@ func Listen(addr netip.AddrPort, cfg Config) (*Proxy, error) {
 		counters: make(map[netip.AddrPort]*atomic.Uint64),
 		conns:    make(map[*net.TCPConn]struct{}),
 	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.rand == nil {
-		p.rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	}
 	p.dialer.Timeout = cfg.DialTimeout
-	if p.dialer.Timeout <= 0 {
-		p.dialer.Timeout = DefaultDialTimeout
-	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.targets.Store(new([]target))
 	return p, nil

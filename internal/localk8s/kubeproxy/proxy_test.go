@@ -406,6 +406,32 @@ func TestListenPortClash(t *testing.T) {
 	}
 }
 
+func TestListenValidates(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		field string // in the error; empty means valid
+	}{
+		{name: "zero is valid", cfg: Config{}},
+		// A negative DialTimeout used to mean the default.
+		{name: "negative dial timeout", cfg: Config{DialTimeout: -time.Second}, field: "DialTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Listen(netip.MustParseAddrPort("127.0.0.1:0"), tt.cfg)
+			if err == nil {
+				defer p.Close()
+			}
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("Listen: %v, want no error", err)
+			case tt.field != "" && (err == nil || !strings.Contains(err.Error(), tt.field)):
+				t.Fatalf("Listen: %v, want an error naming %s", err, tt.field)
+			}
+		})
+	}
+}
+
 // TestConcurrentConnectionsAndEndpointChanges races new connections
 // against endpoint changes; every connection must reach an endpoint of
 // some set it could have seen, and the counters must add up.
