@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -17,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cli/up"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -56,7 +54,7 @@ type poll struct {
 	Replicas  int32
 	Ready     int32
 	ReadyPods []string
-	HPA       *cluster.AutoscalerInfo
+	HPA       *api.AutoscalerInfo
 }
 
 // podSeen is when a pod was created and first seen ready.
@@ -72,7 +70,7 @@ type runData struct {
 	Report    *loadgen.Report
 	Polls     []poll
 	Pods      map[string]*podSeen
-	Events    []cluster.Event
+	Events    []api.Event
 }
 
 // runOnce brings the manifests up with `shoal up` on fresh loopback
@@ -109,8 +107,8 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ready := make(chan up.Info, 1)
-	opts := up.Options{
+	ready := make(chan localk8s.Info, 1)
+	opts := localk8s.Config{
 		Paths:        []string{manifestPath},
 		Images:       []string{thumbnailerImage + "=" + rc.binary},
 		Addr:         "127.0.0.1:0",
@@ -123,7 +121,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 		ServiceNet:   svcNet,
 		DNSPort:      dnsPort,
 		BackOff:      time.Second,
-		OnReady:      func(i up.Info) { ready <- i },
+		OnReady:      func(i localk8s.Info) { ready <- i },
 		Logger:       rc.log.With("run", rc.name),
 	}
 	if err := os.MkdirAll(opts.RunDir, 0o755); err != nil {
@@ -132,7 +130,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	upCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	upDone := make(chan error, 1)
-	go func() { upDone <- up.Run(upCtx, opts, io.Discard) }()
+	go func() { upDone <- localk8s.Run(upCtx, opts) }()
 	defer func() {
 		stop()
 		select {
@@ -145,7 +143,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 		}
 	}()
 
-	var info up.Info
+	var info localk8s.Info
 	select {
 	case info = <-ready:
 	case e := <-upDone:
@@ -158,8 +156,8 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	}
 	rc.log.Info("shoal up ready", "run", rc.name, "api", info.API, "pod_net", podNet, "service_net", svcNet)
 
-	api := &apiClient{base: "http://" + info.API, http: &http.Client{Timeout: 3 * time.Second}}
-	clusterIP, err := waitServing(ctx, api, rc.spec.MinReplicas)
+	client := api.Client{Server: info.API, HTTP: &http.Client{Timeout: 3 * time.Second}}
+	clusterIP, err := waitServing(ctx, client, rc.spec.MinReplicas)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +165,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 
 	pollCtx, stopPolls := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { data.Polls = pollSnapshots(pollCtx, api, data.Pods) })
+	wg.Go(func() { data.Polls = pollSnapshots(pollCtx, client, data.Pods) })
 
 	cl := newClients(rc.conns)
 	cfg := loadgen.Config{
@@ -185,7 +183,7 @@ func runOnce(ctx context.Context, rc runConfig) (_ *runData, err error) {
 	rc.log.Info("load", "run", rc.name, "target", cfg.URL, "steps", rc.steps, "clients", rc.conns)
 	rep, err := loadgen.Run(ctx, cfg)
 	cl.Close()
-	if s, serr := api.snapshot(ctx); serr == nil {
+	if s, serr := client.Snapshot(ctx); serr == nil {
 		data.Events = s.Events
 	}
 	stopPolls()
@@ -213,39 +211,14 @@ func loopbackNets() (pods, services netip.Prefix, dnsPort uint16, err error) {
 	return pods, services, dnsPort, nil
 }
 
-type apiClient struct {
-	base string
-	http *http.Client
-}
-
-func (a *apiClient) snapshot(ctx context.Context) (*cluster.Snapshot, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/v1/snapshot", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("snapshot: %s", resp.Status)
-	}
-	var s cluster.Snapshot
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
-	}
-	return &s, nil
-}
-
 // waitServing waits until the Deployment has want ready pods and the
 // Service lists them as endpoints, and returns the Service's ClusterIP
 // address.
-func waitServing(ctx context.Context, api *apiClient, want int32) (string, error) {
+func waitServing(ctx context.Context, client api.Client, want int32) (string, error) {
 	deadline := time.Now().Add(startTimeout)
 	var last string
 	for time.Now().Before(deadline) {
-		s, err := api.snapshot(ctx)
+		s, err := client.Snapshot(ctx)
 		if err == nil {
 			d, svc := findDeployment(s), findService(s)
 			if d != nil && svc != nil && d.Ready >= want && len(svc.Endpoints) >= int(want) {
@@ -268,12 +241,12 @@ func waitServing(ctx context.Context, api *apiClient, want int32) (string, error
 
 // pollSnapshots records the Deployment and its HPA every pollEvery until
 // ctx ends, and when each pod was created and first seen ready.
-func pollSnapshots(ctx context.Context, api *apiClient, pods map[string]*podSeen) []poll {
+func pollSnapshots(ctx context.Context, client api.Client, pods map[string]*podSeen) []poll {
 	var out []poll
 	t := time.NewTicker(pollEvery)
 	defer t.Stop()
 	for {
-		if s, err := api.snapshot(ctx); err == nil {
+		if s, err := client.Snapshot(ctx); err == nil {
 			p := poll{At: s.Time}
 			if p.At.IsZero() {
 				p.At = time.Now()
@@ -313,7 +286,7 @@ func pollSnapshots(ctx context.Context, api *apiClient, pods map[string]*podSeen
 	}
 }
 
-func findDeployment(s *cluster.Snapshot) *cluster.DeploymentInfo {
+func findDeployment(s *api.Snapshot) *api.DeploymentInfo {
 	for i := range s.Deployments {
 		if d := &s.Deployments[i]; d.Namespace == namespace && d.Name == deployment {
 			return d
@@ -322,7 +295,7 @@ func findDeployment(s *cluster.Snapshot) *cluster.DeploymentInfo {
 	return nil
 }
 
-func findService(s *cluster.Snapshot) *cluster.ServiceInfo {
+func findService(s *api.Snapshot) *api.ServiceInfo {
 	for i := range s.Services {
 		if v := &s.Services[i]; v.Namespace == namespace && v.Name == deployment && v.Type == "ClusterIP" {
 			return v

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/cli/up"
+	"github.com/shoal-dev/shoal/internal/localk8s"
 	"github.com/shoal-dev/shoal/internal/localk8s/kubelet"
 )
 
@@ -92,12 +93,12 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		{
 			name: "YAML type error", replicas: "two", image: "app",
 			want: []string{"DIR/app.yaml:6:", "spec.replicas", "string"},
-			is:   up.ErrManifests,
+			is:   localk8s.ErrManifests,
 		},
 		{
 			name: "unknown image", replicas: "2", image: "example.com/team/unknown:1.0",
 			want: []string{"example.com/team/unknown:1.0", "--image"},
-			is:   up.ErrUnknownImage,
+			is:   localk8s.ErrUnknownImage,
 		},
 		{
 			// The first pod (127.0.35.2) starts; the second's address is taken.
@@ -130,7 +131,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "app.yaml"), []byte(manifest), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			o := up.Options{
+			o := localk8s.Config{
 				Paths:       []string{filepath.Join(dir, "app.yaml")},
 				Images:      []string{"app=" + script},
 				Addr:        "127.0.0.1:0",
@@ -139,7 +140,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 				ServiceNet:  n.service,
 				RunDir:      filepath.Join(dir, "run"),
 				Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-				OnReady:     func(up.Info) { t.Error("OnReady called for bad input") },
+				OnReady:     func(localk8s.Info) { t.Error("OnReady called for bad input") },
 			}
 			addr := ""
 			if tt.occupy != "" {

@@ -8,19 +8,18 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/localk8s"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
 )
 
 // DefaultOverlay is what `shoal up` runs without -k or -f.
 const DefaultOverlay = "deploy/overlays/local"
 
-// DefaultAddr is where the API and the dashboard listen.
-const DefaultAddr = "127.0.0.1:8090"
-
 // NewCommand returns the `shoal up` command.
 func NewCommand() *cobra.Command {
 	var (
-		o          Options
+		o          localk8s.Config
 		kustomize  string
 		files      []string
 		podNet     string
@@ -74,8 +73,8 @@ with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 	f := cmd.Flags()
 	f.StringVarP(&kustomize, "kustomize", "k", "", "kustomization directory to build and run (default "+DefaultOverlay+")")
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file or folder to run (repeatable)")
-	f.StringArrayVar(&o.Images, "image", nil, "map an image to a local program, NAME=PATH; NAME is the image reference, without tag, or its last path element (repeatable; "+DefaultImages+" unless NAME is given)")
-	f.StringVar(&o.Addr, "addr", DefaultAddr, "address of the dashboard and the API")
+	f.StringArrayVar(&o.Images, "image", nil, "map an image to a local program, NAME=PATH; NAME is the image reference, without tag, or its last path element (repeatable; "+localk8s.DefaultImages+" unless NAME is given)")
+	f.StringVar(&o.Addr, "addr", api.DefaultAddr, "address of the dashboard and the API")
 	f.StringVar(&o.IngressAddr, "ingress-addr", cluster.DefaultIngressAddr, "address of the Ingress front door (- for none)")
 	f.StringVar(&o.Prometheus, "prometheus", "", "URL of a Prometheus that scrapes the pods; Pods metrics are then queried there with the prometheus-adapter rules")
 	f.StringVar(&o.AdapterRules, "adapter-rules", "", "prometheus-adapter rules file (default: the deploy kit's)")

@@ -10,8 +10,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/shoal-dev/shoal/internal/cli/up"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -30,7 +30,7 @@ func TestDashboardShowsScaleUp(t *testing.T) {
 		t.Fatal("chromium not found in PATH: run scripts/deps.sh (Debian package chromium)")
 	}
 	n := netsOf("127.0.39.0/24", "127.0.40.0/24")
-	o := up.Options{
+	o := localk8s.Config{
 		Paths:       []string{"testdata/scaleup.yaml"},
 		Images:      []string{thumbnailerImage + "=" + bins.thumbnailer},
 		Addr:        "127.0.0.1:0",
@@ -43,7 +43,7 @@ func TestDashboardShowsScaleUp(t *testing.T) {
 	up := startUp(t, o)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	snap, err := up.api.waitFor(ctx, "one ready thumbnailer", func(s cluster.Snapshot) bool {
+	snap, err := up.api.waitFor(ctx, "one ready thumbnailer", func(s api.Snapshot) bool {
 		d, ok := deploymentOf(s, "thumbnailer")
 		return ok && d.Ready == 1 && d.Replicas == 1
 	})

@@ -4,4 +4,7 @@
 // doors, cluster DNS, an Ingress, probes, rolling updates and autoscalers —
 // and serves a live dashboard and the API that `shoal get` and `shoal
 // rollout` talk to.
+//
+// The command reads its flags into a localk8s.Config and prints what
+// localk8s.Run reports; package localk8s does the running.
 package up

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
 	"github.com/shoal-dev/shoal/internal/localk8s/podmetrics"
 )
@@ -66,7 +67,7 @@ func TestKill9RestartsAndNoTrafficBeforeReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, upstream := load.b.served()
-	var victim cluster.PodInfo
+	var victim api.PodInfo
 	for _, p := range podsOf(s, "thumbnailer") {
 		if victim.Name == "" || upstream[p.Name] > upstream[victim.Name] {
 			victim = p
@@ -258,7 +259,7 @@ func requests(s podmetrics.Sample) float64 {
 }
 
 // serviceAddr returns ClusterIP:port of a Service's first port.
-func serviceAddr(t *testing.T, s cluster.Snapshot, name string) string {
+func serviceAddr(t *testing.T, s api.Snapshot, name string) string {
 	t.Helper()
 	for _, svc := range s.Services {
 		if svc.Name == name && svc.Type == "ClusterIP" && len(svc.Ports) > 0 {

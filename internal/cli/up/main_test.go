@@ -3,7 +3,6 @@ package up_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -25,7 +24,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/shoal-dev/shoal/internal/cli/up"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // binaries are the programs built once for every test of the package.
@@ -95,7 +95,7 @@ func (n nets) contains(a netip.Addr) bool { return n.pod.Contains(a) || n.servic
 
 // localOptions runs the deploy kit's local overlay with the prebuilt
 // service binaries and the machine's redis-server.
-func localOptions(t *testing.T, n nets) up.Options {
+func localOptions(t *testing.T, n nets) localk8s.Config {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found (scripts/deps.sh installs it): %v", err)
@@ -106,7 +106,7 @@ func localOptions(t *testing.T, n nets) up.Options {
 	if os.Geteuid() != 0 {
 		t.Fatal("the local overlay needs the cluster DNS on port 53, which needs root")
 	}
-	return up.Options{
+	return localk8s.Config{
 		Paths: []string{localOverlay},
 		Images: []string{
 			galleryImage + "=" + bins.gallery,
@@ -144,7 +144,7 @@ func (b *syncBuffer) String() string {
 
 // upRun is one in-process `shoal up`.
 type upRun struct {
-	info up.Info
+	info localk8s.Info
 	out  *syncBuffer
 	api  *apiClient
 }
@@ -152,11 +152,11 @@ type upRun struct {
 // startUp runs o in the background until the test ends, and returns once
 // OnReady has reported the addresses. The cleanup stops it and checks
 // that Run returned nil.
-func startUp(t *testing.T, o up.Options) *upRun {
+func startUp(t *testing.T, o localk8s.Config) *upRun {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan up.Info, 1)
-	o.OnReady = func(i up.Info) { ready <- i }
+	ready := make(chan localk8s.Info, 1)
+	o.OnReady = func(i localk8s.Info) { ready <- i }
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- up.Run(ctx, o, out) }()
@@ -188,60 +188,35 @@ func startUp(t *testing.T, o up.Options) *upRun {
 
 // apiClient talks to the API of a running shoal up.
 type apiClient struct {
-	base string
-	http *http.Client
-	tr   *http.Transport
+	c  api.Client
+	tr *http.Transport
 }
 
 func newAPIClient(addr string) *apiClient {
 	tr := &http.Transport{}
-	return &apiClient{base: "http://" + addr, tr: tr, http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return &apiClient{c: api.Client{Server: addr, HTTP: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, tr: tr}
 }
 
 func (a *apiClient) close() { a.tr.CloseIdleConnections() }
 
-func (a *apiClient) snapshot(ctx context.Context) (cluster.Snapshot, error) {
-	var s cluster.Snapshot
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/v1/snapshot", nil)
+func (a *apiClient) snapshot(ctx context.Context) (api.Snapshot, error) {
+	s, err := a.c.Snapshot(ctx)
 	if err != nil {
-		return s, err
+		return api.Snapshot{}, err
 	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return s, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return s, fmt.Errorf("snapshot: %s: %s", resp.Status, b)
-	}
-	return s, json.NewDecoder(resp.Body).Decode(&s)
+	return *s, nil
 }
 
 func (a *apiClient) restart(ctx context.Context, deployment string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-		a.base+"/api/v1/namespaces/default/deployments/"+deployment+"/restart", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("restart %s: %s: %s", deployment, resp.Status, b)
-	}
-	return nil
+	return a.c.Restart(ctx, "default", deployment)
 }
 
 // waitFor polls the snapshot until cond holds or ctx ends, and returns
 // the snapshot that satisfied it.
-func (a *apiClient) waitFor(ctx context.Context, what string, cond func(cluster.Snapshot) bool) (cluster.Snapshot, error) {
+func (a *apiClient) waitFor(ctx context.Context, what string, cond func(api.Snapshot) bool) (api.Snapshot, error) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	var last cluster.Snapshot
+	var last api.Snapshot
 	var lastErr error
 	for {
 		s, err := a.snapshot(ctx)
@@ -263,7 +238,7 @@ func (a *apiClient) waitFor(ctx context.Context, what string, cond func(cluster.
 
 // allReady holds when every Deployment runs exactly its replicas, all
 // ready and of the newest revision, and no pod is terminating.
-func allReady(s cluster.Snapshot) bool {
+func allReady(s api.Snapshot) bool {
 	if len(s.Deployments) == 0 {
 		return false
 	}
@@ -280,17 +255,17 @@ func allReady(s cluster.Snapshot) bool {
 	return true
 }
 
-func deploymentOf(s cluster.Snapshot, name string) (cluster.DeploymentInfo, bool) {
+func deploymentOf(s api.Snapshot, name string) (api.DeploymentInfo, bool) {
 	for _, d := range s.Deployments {
 		if d.Name == name {
 			return d, true
 		}
 	}
-	return cluster.DeploymentInfo{}, false
+	return api.DeploymentInfo{}, false
 }
 
-func podsOf(s cluster.Snapshot, deployment string) []cluster.PodInfo {
-	var out []cluster.PodInfo
+func podsOf(s api.Snapshot, deployment string) []api.PodInfo {
+	var out []api.PodInfo
 	for _, p := range s.Pods {
 		if p.Deployment == deployment {
 			out = append(out, p)
@@ -299,17 +274,17 @@ func podsOf(s cluster.Snapshot, deployment string) []cluster.PodInfo {
 	return out
 }
 
-func podNamed(s cluster.Snapshot, name string) (cluster.PodInfo, bool) {
+func podNamed(s api.Snapshot, name string) (api.PodInfo, bool) {
 	for _, p := range s.Pods {
 		if p.Name == name {
 			return p, true
 		}
 	}
-	return cluster.PodInfo{}, false
+	return api.PodInfo{}, false
 }
 
 // describe prints a snapshot's pods and recent events for a failure message.
-func describe(s cluster.Snapshot) string {
+func describe(s api.Snapshot) string {
 	var b strings.Builder
 	for _, d := range s.Deployments {
 		fmt.Fprintf(&b, "deployment %s: replicas %d current %d ready %d updated %d revision %s\n",

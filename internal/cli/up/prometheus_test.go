@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/cli/up"
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // TestPrometheusFeedsTheHPA runs Debian's Prometheus over the file_sd
@@ -60,7 +60,7 @@ scrape_configs:
 	})
 
 	n := netsOf("127.0.43.0/24", "127.0.44.0/24")
-	up := startUp(t, up.Options{
+	up := startUp(t, localk8s.Config{
 		Paths:       []string{"testdata/scaleup.yaml"},
 		Images:      []string{thumbnailerImage + "=" + bins.thumbnailer},
 		Addr:        "127.0.0.1:0",
@@ -73,7 +73,7 @@ scrape_configs:
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	snap, err := up.api.waitFor(ctx, "one ready thumbnailer", func(s cluster.Snapshot) bool {
+	snap, err := up.api.waitFor(ctx, "one ready thumbnailer", func(s api.Snapshot) bool {
 		d, ok := deploymentOf(s, "thumbnailer")
 		return ok && d.Ready == 1
 	})
@@ -87,7 +87,7 @@ scrape_configs:
 		}
 	}
 	defer thumbnailLoad(ctx, t, clusterIP, 30)()
-	snap, err = up.api.waitFor(ctx, "the HPA scaling on Prometheus' numbers", func(s cluster.Snapshot) bool {
+	snap, err = up.api.waitFor(ctx, "the HPA scaling on Prometheus' numbers", func(s api.Snapshot) bool {
 		for _, a := range s.Autoscalers {
 			if a.Name == "thumbnailer" && a.Desired >= 2 && !strings.Contains(a.Metrics, "unknown") {
 				return true

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/localk8s/cluster"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // TestRollingRestartUnderLoadLosesNothing runs the deploy kit's local
@@ -61,7 +61,7 @@ func TestRollingRestartUnderLoadLosesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	after, err := up.api.waitFor(ctx, "both rollouts to finish", func(s cluster.Snapshot) bool {
+	after, err := up.api.waitFor(ctx, "both rollouts to finish", func(s api.Snapshot) bool {
 		for _, name := range rolled {
 			if !old[name].finished(s, name) {
 				return false
@@ -116,7 +116,7 @@ type rollout struct {
 
 // finished holds once the Deployment runs its replicas on a new revision,
 // all ready, and none of the pods from before remains, terminating or not.
-func (r rollout) finished(s cluster.Snapshot, name string) bool {
+func (r rollout) finished(s api.Snapshot, name string) bool {
 	d, ok := deploymentOf(s, name)
 	if !ok || d.Revision == r.revision || d.Replicas == 0 ||
 		d.Ready != d.Replicas || d.Updated != d.Replicas || d.Current != d.Replicas {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/clusterdns"
 	"github.com/shoal-dev/shoal/internal/localk8s/ingress"
 	"github.com/shoal-dev/shoal/internal/localk8s/kubeproxy"
@@ -53,14 +54,15 @@ type Config struct {
 	BackOff, MaxBackOff time.Duration
 	// Autoscalers, when set, reports the autoscalers for snapshots and the
 	// desired replicas in the history.
-	Autoscalers func() []AutoscalerInfo
+	Autoscalers func() []api.AutoscalerInfo
 	Logger      *slog.Logger
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
 }
 
 // Cluster runs a set of objects on this machine. Create it with New, bring
-// it up with Start, and stop it by ending the context given to Run.
+// it up with Start, and stop it by ending the context given to Run. It is
+// the [api.Source] of `shoal up`'s API.
 type Cluster struct {
 	cfg Config
 	log *slog.Logger
@@ -72,7 +74,7 @@ type Cluster struct {
 	podIPs   *ipPool
 	svcIPs   *ipPool
 	events   eventLog
-	history  []HistoryPoint
+	history  []api.HistoryPoint
 	loads    map[string]podLoad // by namespace/name
 	stopping bool
 	// backends are the ready endpoints of every Service port, read by the
@@ -90,6 +92,8 @@ type Cluster struct {
 	serveWG    sync.WaitGroup // the front doors' accept loops
 	resolvConf map[string]string
 }
+
+var _ api.Source = (*Cluster)(nil)
 
 // New checks cfg and returns a cluster that is not yet running.
 func New(cfg Config) (*Cluster, error) {
@@ -281,7 +285,7 @@ func (c *Cluster) backendEndpoints(b ingress.Backend) []netip.AddrPort {
 // Run reconciles until ctx ends, then stops everything in order: the pods
 // are terminated as the kubelet does (endpoints first), then the front
 // doors and the DNS server close. Start must have succeeded.
-func (c *Cluster) Run(ctx context.Context) error {
+func (c *Cluster) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	history := time.NewTicker(2 * time.Second)
@@ -291,7 +295,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			c.Stop()
-			return nil
+			return
 		case <-c.wake:
 		case <-tick.C:
 		case <-history.C:

@@ -18,6 +18,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // The process tests' addresses, used by no other package's tests.
@@ -56,7 +58,7 @@ type testCluster struct {
 	t      *testing.T
 	c      *Cluster
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run returns
 	client *http.Client
 	once   sync.Once
 	runErr error
@@ -75,12 +77,15 @@ func startCluster(t *testing.T, objs *Objects) *testCluster {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tc := &testCluster{
-		t: t, c: c, cancel: cancel, done: make(chan error, 1),
+		t: t, c: c, cancel: cancel, done: make(chan struct{}),
 		// New connections for every request: the front doors balance
 		// connections, not requests.
 		client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 20 * time.Second},
 	}
-	go func() { tc.done <- c.Run(ctx) }()
+	go func() {
+		defer close(tc.done)
+		c.Run(ctx)
+	}()
 	t.Cleanup(func() {
 		if err := tc.stop(); err != nil {
 			t.Errorf("Run: %v", err)
@@ -95,7 +100,7 @@ func (tc *testCluster) stop() error {
 	tc.once.Do(func() {
 		tc.cancel()
 		select {
-		case tc.runErr = <-tc.done:
+		case <-tc.done:
 		case <-time.After(waitTimeout):
 			tc.runErr = errors.New("Run did not return after its context ended")
 		}
@@ -104,7 +109,7 @@ func (tc *testCluster) stop() error {
 }
 
 // waitFor polls the snapshot until cond holds.
-func (tc *testCluster) waitFor(what string, cond func(Snapshot) bool) Snapshot {
+func (tc *testCluster) waitFor(what string, cond func(api.Snapshot) bool) api.Snapshot {
 	tc.t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -123,9 +128,9 @@ func (tc *testCluster) waitFor(what string, cond func(Snapshot) bool) Snapshot {
 
 // waitReady waits until deployment name has want ready pods, no others,
 // and every Service selecting them lists them as endpoints.
-func (tc *testCluster) waitReady(name string, want int) Snapshot {
+func (tc *testCluster) waitReady(name string, want int) api.Snapshot {
 	tc.t.Helper()
-	return tc.waitFor(fmt.Sprintf("%d ready pods of %s", want, name), func(s Snapshot) bool {
+	return tc.waitFor(fmt.Sprintf("%d ready pods of %s", want, name), func(s api.Snapshot) bool {
 		if len(podsOf(s, name)) != want || len(readyPods(s, name)) != want {
 			return false
 		}
@@ -179,8 +184,8 @@ func (tc *testCluster) servedBy(url string, want []string, n int) map[string]int
 	return seen
 }
 
-func podsOf(s Snapshot, deploy string) []PodInfo {
-	var out []PodInfo
+func podsOf(s api.Snapshot, deploy string) []api.PodInfo {
+	var out []api.PodInfo
 	for _, p := range s.Pods {
 		if p.Deployment == deploy {
 			out = append(out, p)
@@ -189,8 +194,8 @@ func podsOf(s Snapshot, deploy string) []PodInfo {
 	return out
 }
 
-func readyPods(s Snapshot, deploy string) []PodInfo {
-	var out []PodInfo
+func readyPods(s api.Snapshot, deploy string) []api.PodInfo {
+	var out []api.PodInfo
 	for _, p := range podsOf(s, deploy) {
 		if p.Ready && !p.Terminating {
 			out = append(out, p)
@@ -199,7 +204,7 @@ func readyPods(s Snapshot, deploy string) []PodInfo {
 	return out
 }
 
-func names(ps []PodInfo) []string {
+func names(ps []api.PodInfo) []string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, p.Name)
@@ -208,7 +213,7 @@ func names(ps []PodInfo) []string {
 	return out
 }
 
-func serviceInfo(t *testing.T, s Snapshot, name string) ServiceInfo {
+func serviceInfo(t *testing.T, s api.Snapshot, name string) api.ServiceInfo {
 	t.Helper()
 	for _, svc := range s.Services {
 		if svc.Name == name {
@@ -216,10 +221,10 @@ func serviceInfo(t *testing.T, s Snapshot, name string) ServiceInfo {
 		}
 	}
 	t.Fatalf("no service %s in the snapshot", name)
-	return ServiceInfo{}
+	return api.ServiceInfo{}
 }
 
-func deploymentInfo(t *testing.T, s Snapshot, name string) DeploymentInfo {
+func deploymentInfo(t *testing.T, s api.Snapshot, name string) api.DeploymentInfo {
 	t.Helper()
 	for _, d := range s.Deployments {
 		if d.Name == name {
@@ -227,10 +232,10 @@ func deploymentInfo(t *testing.T, s Snapshot, name string) DeploymentInfo {
 		}
 	}
 	t.Fatalf("no deployment %s in the snapshot", name)
-	return DeploymentInfo{}
+	return api.DeploymentInfo{}
 }
 
-func describe(s Snapshot) string {
+func describe(s api.Snapshot) string {
 	var b strings.Builder
 	for _, d := range s.Deployments {
 		fmt.Fprintf(&b, "\n  deployment %+v", d)
@@ -271,7 +276,7 @@ func lookup(t *testing.T, c *Cluster, name string) []string {
 	return out
 }
 
-func podIPs(ps []PodInfo) []string {
+func podIPs(ps []api.PodInfo) []string {
 	var out []string
 	for _, p := range ps {
 		out = append(out, p.IP)
@@ -285,7 +290,7 @@ func alive(pid int) bool {
 	return pid > 0 && !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
-func pids(ps []PodInfo) []int {
+func pids(ps []api.PodInfo) []int {
 	var out []int
 	for _, p := range ps {
 		for _, pid := range p.PIDs {
@@ -366,13 +371,13 @@ func TestReadinessAndScale(t *testing.T) {
 	s := tc.waitReady("web", 3)
 	pods := readyPods(s, "web")
 	clusterIP := serviceInfo(t, s, "web").ClusterIP
-	unready, others := pods[1], []PodInfo{pods[0], pods[2]}
+	unready, others := pods[1], []api.PodInfo{pods[0], pods[2]}
 
 	// A pod failing its readiness probe leaves every endpoint set but keeps running.
 	if _, _, err := tc.get("http://" + unready.IP + ":8080/set?ready=0"); err != nil {
 		t.Fatal(err)
 	}
-	s = tc.waitFor("the unready pod to leave the endpoints", func(s Snapshot) bool {
+	s = tc.waitFor("the unready pod to leave the endpoints", func(s api.Snapshot) bool {
 		return len(readyPods(s, "web")) == 2 && len(serviceInfo(t, s, "web").Endpoints) == 2 && len(serviceInfo(t, s, "web-headless").Endpoints) == 2
 	})
 	for _, svc := range []string{"web", "web-headless"} {
@@ -380,7 +385,7 @@ func TestReadinessAndScale(t *testing.T) {
 			t.Errorf("service %s still sends to the unready pod: %q", svc, serviceInfo(t, s, svc).Endpoints)
 		}
 	}
-	if len(podsOf(s, "web")) != 3 || !slices.ContainsFunc(podsOf(s, "web"), func(p PodInfo) bool {
+	if len(podsOf(s, "web")) != 3 || !slices.ContainsFunc(podsOf(s, "web"), func(p api.PodInfo) bool {
 		return p.Name == unready.Name && !p.Terminating && p.Status == "Running"
 	}) {
 		t.Errorf("the unready pod should keep running: %s", describe(s))
@@ -392,7 +397,7 @@ func TestReadinessAndScale(t *testing.T) {
 	if len(seen) != 2 {
 		t.Errorf("connections served by %v, want both ready pods", seen)
 	}
-	if !slices.ContainsFunc(s.Events, func(e Event) bool { return e.Reason == "Unhealthy" && e.Object == "pod/"+unready.Name }) {
+	if !slices.ContainsFunc(s.Events, func(e api.Event) bool { return e.Reason == "Unhealthy" && e.Object == "pod/"+unready.Name }) {
 		t.Errorf("no Unhealthy event for %s", unready.Name)
 	}
 
@@ -400,14 +405,14 @@ func TestReadinessAndScale(t *testing.T) {
 	if err := tc.c.Scale("shop", "web", 2); err != nil {
 		t.Fatal(err)
 	}
-	s = tc.waitFor("scale down to 2", func(s Snapshot) bool {
+	s = tc.waitFor("scale down to 2", func(s api.Snapshot) bool {
 		ps := podsOf(s, "web")
-		return len(ps) == 2 && !slices.ContainsFunc(ps, func(p PodInfo) bool { return p.Terminating })
+		return len(ps) == 2 && !slices.ContainsFunc(ps, func(p api.PodInfo) bool { return p.Terminating })
 	})
 	if got := names(podsOf(s, "web")); !slices.Equal(got, names(others)) {
 		t.Fatalf("after scaling to 2 the pods are %q, want the ready ones %q", got, names(others))
 	}
-	for _, pid := range pids([]PodInfo{unready}) {
+	for _, pid := range pids([]api.PodInfo{unready}) {
 		if alive(pid) {
 			t.Errorf("process %d of the removed pod is still running", pid)
 		}

@@ -20,6 +20,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 func TestHandler(t *testing.T) {
@@ -28,7 +30,7 @@ func TestHandler(t *testing.T) {
 		Services:    []*corev1.Service{newTestService("default", "web", "web", false)},
 	})
 	first := readyPods(tc.waitReady("web", 1), "web")[0]
-	srv := httptest.NewServer(tc.c.Handler())
+	srv := httptest.NewServer(api.Handler(tc.c))
 	defer srv.Close()
 	client := srv.Client()
 	defer client.CloseIdleConnections()
@@ -58,8 +60,8 @@ func TestHandler(t *testing.T) {
 
 	tc.c.SetLoad("default", first.Name, 0.5, 12, 0.01, 0.05)
 	tc.c.SetLoad("default", "web-gone", 1, 1, 1, 1) // not a pod: dropped
-	var snap Snapshot
-	call("GET", "/api/v1/snapshot", http.StatusOK, &snap)
+	var snap api.Snapshot
+	call("GET", api.SnapshotPath, http.StatusOK, &snap)
 	if p := snap.Pods[0]; p.CPU != 0.5 || p.RPS != 12 || p.LatencyP50 != 0.01 || p.LatencyP99 != 0.05 || p.CPURequest != 0 || len(p.PIDs) != 1 || !alive(p.PIDs[0]) {
 		t.Errorf("pod %+v, want the load set and its running process", p)
 	}
@@ -75,16 +77,16 @@ func TestHandler(t *testing.T) {
 	if len(snap.Services) != 1 || snap.Services[0].ClusterIP != "127.0.42.11" || len(snap.Services[0].Endpoints) != 1 {
 		t.Errorf("snapshot services %+v", snap.Services)
 	}
-	if !slices.ContainsFunc(snap.Events, func(e Event) bool { return e.Reason == "Scheduled" && e.Object == "pod/"+first.Name }) {
+	if !slices.ContainsFunc(snap.Events, func(e api.Event) bool { return e.Reason == "Scheduled" && e.Object == "pod/"+first.Name }) {
 		t.Errorf("no Scheduled event for %s in %+v", first.Name, snap.Events)
 	}
 
 	var msg map[string]string
-	call("POST", "/api/v1/namespaces/default/deployments/web/restart", http.StatusAccepted, &msg)
+	call("POST", api.RestartPath("default", "web"), http.StatusAccepted, &msg)
 	if msg["message"] != "deployment.apps/web restarted" {
 		t.Errorf("restart answered %v", msg)
 	}
-	s := tc.waitFor("the restarted pod", func(s Snapshot) bool {
+	s := tc.waitFor("the restarted pod", func(s api.Snapshot) bool {
 		ps := readyPods(s, "web")
 		return len(podsOf(s, "web")) == 1 && len(ps) == 1 && ps[0].Name != first.Name && ps[0].Revision != first.Revision
 	})
@@ -95,8 +97,8 @@ func TestHandler(t *testing.T) {
 	for _, tt := range []struct {
 		method, path, want string
 	}{
-		{"POST", "/api/v1/namespaces/default/deployments/api/restart", "cluster: not found: deployment default/api"},
-		{"POST", "/api/v1/namespaces/shop/deployments/web/restart", "cluster: not found: deployment shop/web"},
+		{"POST", api.RestartPath("default", "api"), "cluster: not found: deployment default/api"},
+		{"POST", api.RestartPath("shop", "web"), "cluster: not found: deployment shop/web"},
 		{"GET", "/api/v1/pods", "no such API path: GET /api/v1/pods"},
 	} {
 		var e map[string]string
@@ -108,8 +110,8 @@ func TestHandler(t *testing.T) {
 	for _, tt := range []struct {
 		method, path, allow string
 	}{
-		{"GET", "/api/v1/namespaces/default/deployments/web/restart", "POST"},
-		{"DELETE", "/api/v1/snapshot", "GET, HEAD"},
+		{"GET", api.RestartPath("default", "web"), "POST"},
+		{"DELETE", api.SnapshotPath, "GET, HEAD"},
 	} {
 		var e map[string]string
 		call(tt.method, tt.path, http.StatusMethodNotAllowed, &e)
@@ -172,7 +174,7 @@ func TestRunStopsEverything(t *testing.T) {
 		t.Errorf("pods left after Run: %s", describe(s))
 	}
 	for _, p := range pods {
-		if !slices.ContainsFunc(s.Events, func(e Event) bool { return e.Reason == "Stopping" && e.Object == "pod/"+p.Name }) {
+		if !slices.ContainsFunc(s.Events, func(e api.Event) bool { return e.Reason == "Stopping" && e.Object == "pod/"+p.Name }) {
 			t.Errorf("no Stopping event for %s", p.Name)
 		}
 	}
@@ -205,7 +207,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 		for _, e := range s.Events {
 			if e.Reason == "Scheduled" && strings.HasPrefix(e.Object, "pod/good-") {
 				started++
-				if !slices.ContainsFunc(s.Events, func(k Event) bool { return k.Reason == "Stopping" && k.Object == e.Object }) {
+				if !slices.ContainsFunc(s.Events, func(k api.Event) bool { return k.Reason == "Stopping" && k.Object == e.Object }) {
 					t.Errorf("%s was not stopped", e.Object)
 				}
 			}
@@ -213,7 +215,7 @@ func TestStartFailureCleansUp(t *testing.T) {
 		if started != 2 {
 			t.Errorf("%d pods of good scheduled, want 2 (before bad failed)", started)
 		}
-		if !slices.ContainsFunc(s.Events, func(e Event) bool {
+		if !slices.ContainsFunc(s.Events, func(e api.Event) bool {
 			return e.Type == "Warning" && e.Reason == "FailedCreate" && e.Object == "deployment/bad"
 		}) {
 			t.Errorf("no FailedCreate warning for deployment/bad: %s", describe(s))
@@ -334,7 +336,7 @@ func TestSnapshotBeforeStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := c.Snapshot()
-	want := []ServiceInfo{
+	want := []api.ServiceInfo{
 		{Namespace: "default", Name: "web", Type: "ClusterIP", ClusterIP: "127.0.42.11", Ports: []string{"80->http/TCP"}},
 		{Namespace: "default", Name: "web-headless", Type: "Headless", ClusterIP: "None", Ports: []string{"80->http/TCP"}},
 		{Namespace: "default", Name: "plain", Type: "ClusterIP", ClusterIP: "127.0.42.12", Ports: []string{"80->80/TCP"}},
@@ -365,8 +367,8 @@ func TestHistory(t *testing.T) {
 		newTestDeployment("default", "web", 2),
 		newTestDeployment("shop", "api", 1),
 	}})
-	autoscalers := []AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "shop", Name: "api", Target: "deployment/api", Min: 1, Max: 5, Desired: 4}}
-	cfg.Autoscalers = func() []AutoscalerInfo { return autoscalers }
+	autoscalers := []api.AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "shop", Name: "api", Target: "deployment/api", Min: 1, Max: 5, Desired: 4}}
+	cfg.Autoscalers = func() []api.AutoscalerInfo { return autoscalers }
 	cfg.Now = func() time.Time { return now }
 	c, err := New(cfg)
 	if err != nil {

@@ -9,13 +9,15 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // rollout restarts deployment web and samples the snapshot until every
 // pod is of the new revision and ready, calling check on every sample.
 // It returns the pods before and after and whether some sample showed
 // pods of both revisions.
-func (tc *testCluster) rollout(replicas int, check func(s Snapshot, oldRev, newRev string)) (before, after []PodInfo, mixed bool) {
+func (tc *testCluster) rollout(replicas int, check func(s api.Snapshot, oldRev, newRev string)) (before, after []api.PodInfo, mixed bool) {
 	tc.t.Helper()
 	s := tc.waitReady("web", replicas)
 	before = podsOf(s, "web")
@@ -84,7 +86,7 @@ func TestRollingUpdate(t *testing.T) {
 			})
 			n := int(tt.replicas)
 			var maxPods, minReady = 0, n
-			before, after, mixed := tc.rollout(n, func(s Snapshot, oldRev, newRev string) {
+			before, after, mixed := tc.rollout(n, func(s api.Snapshot, oldRev, newRev string) {
 				live, ready := 0, 0
 				for _, p := range podsOf(s, "web") {
 					if p.Revision != oldRev && p.Revision != newRev {
@@ -146,7 +148,7 @@ func TestRecreate(t *testing.T) {
 		Services:    []*corev1.Service{newTestService("default", "web", "web", false)},
 	})
 	allTerminating := false
-	before, _, _ := tc.rollout(2, func(s Snapshot, oldRev, newRev string) {
+	before, _, _ := tc.rollout(2, func(s api.Snapshot, oldRev, newRev string) {
 		var old, cur []string
 		terminating := 0
 		for _, p := range podsOf(s, "web") {

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 // podLoad is a pod's recent load as a metrics collector measured it.
@@ -36,7 +38,7 @@ func (c *Cluster) recordHistory() {
 	defer c.mu.Unlock()
 	for _, d := range c.deploys {
 		info := c.deploymentInfoLocked(d)
-		c.history = append(c.history, HistoryPoint{
+		c.history = append(c.history, api.HistoryPoint{
 			Time: now, Namespace: d.namespace, Deployment: d.name,
 			Replicas: info.Current, Ready: info.Ready, Desired: desired[d.namespace+"/"+d.name],
 		})
@@ -46,8 +48,8 @@ func (c *Cluster) recordHistory() {
 	}
 }
 
-func (c *Cluster) deploymentInfoLocked(d *deployment) DeploymentInfo {
-	info := DeploymentInfo{Namespace: d.namespace, Name: d.name, Replicas: d.replicas, Revision: d.revision}
+func (c *Cluster) deploymentInfoLocked(d *deployment) api.DeploymentInfo {
+	info := api.DeploymentInfo{Namespace: d.namespace, Name: d.name, Replicas: d.replicas, Revision: d.revision}
 	for _, p := range c.pods {
 		if p.deploy != d || p.terminating {
 			continue
@@ -65,12 +67,12 @@ func (c *Cluster) deploymentInfoLocked(d *deployment) DeploymentInfo {
 }
 
 // Snapshot returns the cluster's state now.
-func (c *Cluster) Snapshot() Snapshot {
-	var autoscalers []AutoscalerInfo
+func (c *Cluster) Snapshot() api.Snapshot {
+	var autoscalers []api.AutoscalerInfo
 	if c.cfg.Autoscalers != nil {
 		autoscalers = c.cfg.Autoscalers()
 	}
-	s := Snapshot{Time: c.cfg.Now(), Autoscalers: autoscalers, Events: c.events.list()}
+	s := api.Snapshot{Time: c.cfg.Now(), Autoscalers: autoscalers, Events: c.events.list()}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, d := range c.deploys {
@@ -78,7 +80,7 @@ func (c *Cluster) Snapshot() Snapshot {
 	}
 	for _, p := range c.sortedPodsLocked() {
 		st := p.run.Status()
-		info := PodInfo{
+		info := api.PodInfo{
 			Namespace: p.namespace, Name: p.name, Deployment: p.deploy.name, Revision: p.revision,
 			IP: p.ip.String(), Phase: string(st.Phase), Status: st.Reason, Ready: st.Ready && !p.terminating,
 			Terminating: p.terminating, Restarts: st.Restarts, Created: p.created,
@@ -96,7 +98,7 @@ func (c *Cluster) Snapshot() Snapshot {
 		s.Pods = append(s.Pods, info)
 	}
 	for _, svc := range c.services {
-		info := ServiceInfo{Namespace: svc.namespace, Name: svc.obj.Name, Type: "ClusterIP", ClusterIP: "None"}
+		info := api.ServiceInfo{Namespace: svc.namespace, Name: svc.obj.Name, Type: "ClusterIP", ClusterIP: "None"}
 		if svc.ip.IsValid() {
 			info.ClusterIP = svc.ip.String()
 		} else {
@@ -126,7 +128,7 @@ func (c *Cluster) Snapshot() Snapshot {
 			if svcPort == "" {
 				svcPort = strconv.Itoa(int(r.Backend.Port.Number))
 			}
-			s.Ingresses = append(s.Ingresses, IngressInfo{
+			s.Ingresses = append(s.Ingresses, api.IngressInfo{
 				Namespace: r.Namespace, Name: r.Ingress, Host: r.Host, Path: r.Path,
 				Backend: r.Backend.Service + ":" + svcPort,
 				URL:     "http://" + host + ":" + port + r.Path,

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,11 +11,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/kubeproxy"
 )
 
-// ErrNotFound reports a Deployment that is not in the cluster.
-var ErrNotFound = errors.New("cluster: not found")
+// ErrNotFound reports a Deployment that is not in the cluster; it wraps
+// api.ErrNotFound, which the API answers with 404.
+var ErrNotFound = fmt.Errorf("cluster: %w", api.ErrNotFound)
 
 type service struct {
 	obj       *corev1.Service
@@ -39,10 +40,10 @@ func portName(s string) networkingv1.ServiceBackendPort {
 type eventLog struct {
 	mu     sync.Mutex
 	max    int
-	events []Event
+	events []api.Event
 }
 
-func (l *eventLog) add(e Event) {
+func (l *eventLog) add(e api.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i := len(l.events) - 1; i >= 0 && i >= len(l.events)-20; i-- {
@@ -62,7 +63,7 @@ func (l *eventLog) add(e Event) {
 	}
 }
 
-func (l *eventLog) list() []Event {
+func (l *eventLog) list() []api.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.events)
@@ -72,7 +73,7 @@ func (l *eventLog) list() []Event {
 // autoscaler's). It takes only the event log's own lock, so it may be
 // called with the cluster's lock held, as kubelet's callbacks are.
 func (c *Cluster) Event(namespace, typ, reason, object, message string) {
-	c.events.add(Event{Time: c.cfg.Now(), Namespace: namespace, Type: typ, Reason: reason, Object: object, Message: message})
+	c.events.add(api.Event{Time: c.cfg.Now(), Namespace: namespace, Type: typ, Reason: reason, Object: object, Message: message})
 	c.log.Debug("event", "namespace", namespace, "type", typ, "reason", reason, "object", object, "message", message)
 }
 

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 )
 
 func TestEventLog(t *testing.T) {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	ev := func(i int, reason, msg string) Event {
-		return Event{Time: t0.Add(time.Duration(i) * time.Second), Namespace: "default", Type: "Normal", Reason: reason, Object: "pod/web-1", Message: msg}
+	ev := func(i int, reason, msg string) api.Event {
+		return api.Event{Time: t0.Add(time.Duration(i) * time.Second), Namespace: "default", Type: "Normal", Reason: reason, Object: "pod/web-1", Message: msg}
 	}
 	t.Run("repeats fold into a count and move to the end", func(t *testing.T) {
 		l := eventLog{max: 10}

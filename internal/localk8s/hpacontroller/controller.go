@@ -17,13 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/shoal-dev/shoal/autoscale"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/podmetrics"
-)
-
-// Kinds of autoscaler in [Status].
-const (
-	KindHPA          = "HorizontalPodAutoscaler"
-	KindScaledObject = "ScaledObject"
 )
 
 // ErrTarget is wrapped when the scale target cannot be read or scaled.
@@ -103,26 +98,6 @@ type Config struct {
 	OnEvent func(Event)
 }
 
-// Status is one autoscaler's state after its latest reconciliation.
-type Status struct {
-	Kind      string `json:"kind"`
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	// Target is "deployment/NAME".
-	Target  string `json:"target"`
-	Min     int32  `json:"min"`
-	Max     int32  `json:"max"`
-	Current int32  `json:"current"`
-	Desired int32  `json:"desired"`
-	// Metrics reads as kubectl's TARGETS column, per metric
-	// "NAME: CURRENT/TARGET", such as "cpu: 35%/70%".
-	Metrics     string    `json:"metrics"`
-	Reason      string    `json:"reason"`
-	LastScale   time.Time `json:"lastScale,omitzero"`
-	LastSync    time.Time `json:"lastSync,omitzero"`
-	MetricError string    `json:"metricError,omitempty"`
-}
-
 // Controller reconciles HorizontalPodAutoscalers and KEDA ScaledObjects
 // against a [Target]. Its methods are safe for concurrent use.
 type Controller struct {
@@ -149,7 +124,7 @@ type entry struct {
 	lastActive      *time.Time
 	lastPoll        time.Time
 
-	status Status // guarded by Controller.mu
+	status api.AutoscalerInfo // guarded by Controller.mu
 }
 
 // New returns a controller with no autoscalers.
@@ -200,18 +175,18 @@ func (c *Controller) Set(hpas []*autoscalingv2.HorizontalPodAutoscaler, sos []*a
 		}
 		h = h.DeepCopy()
 		h.Namespace = namespaceOf(h.Namespace)
-		key := KindHPA + "/" + h.Namespace + "/" + h.Name
+		key := api.KindHPA + "/" + h.Namespace + "/" + h.Name
 		if err := validateHPA(h, now); err != nil {
 			errs = append(errs, fmt.Errorf("hpacontroller: %s: %w", key, err))
 			continue
 		}
-		add(&entry{key: key, kind: KindHPA, hpa: h})
+		add(&entry{key: key, kind: api.KindHPA, hpa: h})
 	}
 	for _, so := range sos {
 		if so == nil {
 			continue
 		}
-		key := KindScaledObject + "/" + namespaceOf(so.Namespace) + "/" + so.Name
+		key := api.KindScaledObject + "/" + namespaceOf(so.Namespace) + "/" + so.Name
 		so, err := copyScaledObject(so)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("hpacontroller: %s: %w", key, err))
@@ -226,7 +201,7 @@ func (c *Controller) Set(hpas []*autoscalingv2.HorizontalPodAutoscaler, sos []*a
 			errs = append(errs, fmt.Errorf("hpacontroller: %s: %w", key, err))
 			continue
 		}
-		add(&entry{key: key, kind: KindScaledObject, hpa: h, so: so})
+		add(&entry{key: key, kind: api.KindScaledObject, hpa: h, so: so})
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -271,7 +246,7 @@ func validateHPA(h *autoscalingv2.HorizontalPodAutoscaler, now time.Time) error 
 }
 
 // baseStatus fills the fields that come from the spec.
-func (e *entry) baseStatus(s Status) Status {
+func (e *entry) baseStatus(s api.AutoscalerInfo) api.AutoscalerInfo {
 	s.Kind, s.Namespace = e.kind, e.hpa.Namespace
 	s.Name = e.hpa.Name
 	if e.so != nil {
@@ -294,10 +269,10 @@ func (e *entry) baseStatus(s Status) Status {
 
 // Status returns every autoscaler's latest state, sorted by kind,
 // namespace and name.
-func (c *Controller) Status() []Status {
+func (c *Controller) Status() []api.AutoscalerInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Status, 0, len(c.entries))
+	out := make([]api.AutoscalerInfo, 0, len(c.entries))
 	for _, e := range c.entries {
 		out = append(out, e.status)
 	}
@@ -314,9 +289,9 @@ func (c *Controller) Status() []Status {
 	return out
 }
 
-// Run reconciles every SyncPeriod, starting at once, until ctx ends; it
-// then returns nil. Failed reconciliations are logged, not fatal.
-func (c *Controller) Run(ctx context.Context) error {
+// Run reconciles every SyncPeriod, starting at once, until ctx ends.
+// Failed reconciliations are logged, not fatal.
+func (c *Controller) Run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.SyncPeriod)
 	defer tick.Stop()
 	for {
@@ -325,7 +300,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-tick.C:
 		}
 	}
@@ -366,7 +341,7 @@ func (c *Controller) event(namespace, typ, object, reason, message string) {
 	}
 }
 
-func (c *Controller) setStatus(e *entry, s Status) {
+func (c *Controller) setStatus(e *entry, s api.AutoscalerInfo) {
 	c.mu.Lock()
 	e.status = s
 	c.mu.Unlock()
@@ -489,7 +464,7 @@ func joinErrs(errs []error) string {
 
 // activate is one KEDA poll. done reports that it scaled the target, which
 // ends this reconciliation: the HPA sees the new count at the next.
-func (c *Controller) activate(e *entry, now time.Time, replicas int32, values []float64, st *Status) (done bool, err error) {
+func (c *Controller) activate(e *entry, now time.Time, replicas int32, values []float64, st *api.AutoscalerInfo) (done bool, err error) {
 	a, err := e.so.Activate(now, replicas, values, e.lastActive)
 	if err != nil {
 		st.Reason, st.MetricError = "FailedActivate", err.Error()

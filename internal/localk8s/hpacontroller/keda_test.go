@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-dev/shoal/autoscale"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/hpacontroller"
 )
 
@@ -131,7 +132,7 @@ func TestScaledObjectCPUAndPrometheus(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := c.Status()[0]
-			if st.Kind != hpacontroller.KindScaledObject || st.Name != "thumbnailer" || st.Min != 2 || st.Max != 10 {
+			if st.Kind != api.KindScaledObject || st.Name != "thumbnailer" || st.Min != 2 || st.Max != 10 {
 				t.Errorf("status = %+v", st)
 			}
 			if st.Desired != tt.want || st.Metrics != tt.metrics {

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/shoal-dev/shoal/autoscale"
+	"github.com/shoal-dev/shoal/internal/localk8s/api"
 	"github.com/shoal-dev/shoal/internal/localk8s/hpacontroller"
 	"github.com/shoal-dev/shoal/internal/localk8s/podmetrics"
 	"github.com/shoal-dev/shoal/keda"
@@ -228,7 +229,7 @@ func TestScaledObject(t *testing.T) {
 		t.Errorf("no rescale to 4 by keda-hpa-worker in %q", evs)
 	}
 	st := c.Status()[0]
-	if st.Kind != hpacontroller.KindScaledObject || st.Name != "worker" || st.Min != 0 || st.Max != 10 || st.Desired != 0 {
+	if st.Kind != api.KindScaledObject || st.Name != "worker" || st.Min != 0 || st.Max != 10 || st.Desired != 0 {
 		t.Errorf("status = %+v", st)
 	}
 }

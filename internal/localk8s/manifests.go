@@ -1,4 +1,4 @@
-package up
+package localk8s
 
 import (
 	"errors"
