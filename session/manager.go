@@ -79,28 +79,31 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first field of a defaulted c that is out of range.
-func (c Config) validate() error {
+// Validate reports the first invalid field by name: a Secret shorter than
+// MinSecretLen, a TTL other than zero under a second, or a CookieName
+// that is not a valid cookie name.
+func (c Config) Validate() error {
 	if len(c.Secret) < MinSecretLen {
-		return fmt.Errorf("session: secret is %d bytes, need at least %d", len(c.Secret), MinSecretLen)
+		return fmt.Errorf("session: Secret is %d bytes, need at least %d", len(c.Secret), MinSecretLen)
 	}
-	if c.TTL < time.Second {
-		return fmt.Errorf("session: ttl %v is under a second", c.TTL)
+	if c.TTL != 0 && c.TTL < time.Second {
+		return fmt.Errorf("session: TTL %v is under a second", c.TTL)
 	}
-	if err := (&http.Cookie{Name: c.CookieName, Value: "v"}).Valid(); err != nil {
-		return fmt.Errorf("session: cookie name %q: %w", c.CookieName, err)
+	if c.CookieName != "" {
+		if err := (&http.Cookie{Name: c.CookieName, Value: "v"}).Valid(); err != nil {
+			return fmt.Errorf("session: CookieName %q: %w", c.CookieName, err)
+		}
 	}
 	return nil
 }
 
-// NewManager checks cfg and returns a Manager. It fails when the secret is
-// shorter than MinSecretLen, TTL is negative or under a second, or the
-// cookie name is not a valid cookie name.
+// NewManager checks cfg and returns a Manager; its error is
+// [Config.Validate]'s.
 func NewManager(cfg Config) (*Manager, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	return &Manager{
 		store:      cfg.Store,
 		secret:     append([]byte(nil), cfg.Secret...),

@@ -19,11 +19,11 @@ func TestNewManagerErrors(t *testing.T) {
 		cfg     session.Config
 		wantErr string
 	}{
-		{"no secret", session.Config{}, "secret is 0 bytes, need at least 32"},
-		{"short secret", session.Config{Secret: []byte("short")}, "secret is 5 bytes"},
-		{"tiny ttl", session.Config{Secret: testSecret, TTL: time.Millisecond}, "ttl 1ms is under a second"},
-		{"negative ttl", session.Config{Secret: testSecret, TTL: -time.Minute}, "ttl -1m0s is under a second"},
-		{"bad cookie name", session.Config{Secret: testSecret, CookieName: "a b"}, `cookie name "a b"`},
+		{"no secret", session.Config{}, "Secret is 0 bytes, need at least 32"},
+		{"short secret", session.Config{Secret: []byte("short")}, "Secret is 5 bytes"},
+		{"tiny ttl", session.Config{Secret: testSecret, TTL: time.Millisecond}, "TTL 1ms is under a second"},
+		{"negative ttl", session.Config{Secret: testSecret, TTL: -time.Minute}, "TTL -1m0s is under a second"},
+		{"bad cookie name", session.Config{Secret: testSecret, CookieName: "a b"}, `CookieName "a b"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,14 +76,11 @@ type HistoryEntry struct {
 
 // New validates cfg and returns the API.
 func New(cfg Config) (*API, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(cfg.ThumbnailerURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("gallery: thumbnailer URL %q is not an http(s) URL with a host", cfg.ThumbnailerURL)
-	}
+	cfg = cfg.withDefaults()
+	u, _ := url.Parse(cfg.ThumbnailerURL) // Validate parsed it
 	return &API{cfg: cfg, upstream: u.JoinPath("/v1/thumbnails"), log: cfg.Logger}, nil
 }
 
@@ -108,18 +105,21 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first field of a defaulted c that is missing or
-// out of range.
-func (c Config) validate() error {
+// Validate reports the first field that is missing or invalid, by name.
+func (c Config) Validate() error {
+	if c.Sessions == nil {
+		return errors.New("gallery: Sessions is required")
+	}
+	if u, err := url.Parse(c.ThumbnailerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("gallery: ThumbnailerURL %q is not an http(s) URL with a host", c.ThumbnailerURL)
+	}
 	switch {
-	case c.Sessions == nil:
-		return errors.New("gallery: Config.Sessions is required")
 	case c.Timeout < 0:
-		return fmt.Errorf("gallery: Config.Timeout %v is negative", c.Timeout)
+		return fmt.Errorf("gallery: Timeout %v is negative", c.Timeout)
 	case c.MaxBodyBytes < 0:
-		return fmt.Errorf("gallery: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+		return fmt.Errorf("gallery: MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	case c.MaxHistory < 0:
-		return fmt.Errorf("gallery: Config.MaxHistory %d is negative", c.MaxHistory)
+		return fmt.Errorf("gallery: MaxHistory %d is negative", c.MaxHistory)
 	}
 	return nil
 }

@@ -165,8 +165,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		cfg     gallery.Config
 		wantErr string
 	}{
-		{"no sessions", gallery.Config{ThumbnailerURL: up}, "Sessions is required"},
-		{"no thumbnailer URL", gallery.Config{Sessions: m}, `thumbnailer URL ""`},
+		{"no sessions", gallery.Config{ThumbnailerURL: up}, "gallery: Sessions is required"},
+		{"no thumbnailer URL", gallery.Config{Sessions: m}, `ThumbnailerURL ""`},
 		{"thumbnailer URL without host", gallery.Config{Sessions: m, ThumbnailerURL: "http://"}, "with a host"},
 		{"negative timeout", gallery.Config{Sessions: m, ThumbnailerURL: up, Timeout: -time.Second}, "Timeout -1s is negative"},
 		{"negative body bound", gallery.Config{Sessions: m, ThumbnailerURL: up, MaxBodyBytes: -1}, "MaxBodyBytes -1 is negative"},

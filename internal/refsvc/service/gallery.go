@@ -65,9 +65,9 @@ func (g GalleryOptions) withDefaults() GalleryOptions {
 	return g
 }
 
-// validate reports the first setting of a defaulted g that is out of
-// range; the packages it feeds check the rest.
-func (g GalleryOptions) validate() error {
+// Validate reports the first setting that is invalid, by its variable's
+// name; the packages g feeds check the rest.
+func (g GalleryOptions) Validate() error {
 	switch {
 	case g.SessionTTL < 0:
 		return fmt.Errorf("service: SESSION_TTL %v is negative", g.SessionTTL)
@@ -97,10 +97,10 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 // which closes them after the servers stop; on an error it closes them
 // itself.
 func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error) {
-	g = g.withDefaults()
-	if err := g.validate(); err != nil {
+	if err := g.Validate(); err != nil {
 		return err
 	}
+	g = g.withDefaults()
 	if g.SessionSecret == "" {
 		// Without a shared secret, cookies signed by one replica fail on
 		// another: fine for one process on a laptop, wrong in a cluster.

@@ -37,7 +37,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"thumbnailer negative body bound", "thumbnailer", map[string]string{"MAX_BODY_BYTES": "-1"}, listen, "MaxBodyBytes -1 is negative"},
 		// Redis and the balancer were made before the failure: goleak in
 		// TestMain checks that AddGallery closed them.
-		{"bad thumbnailer host", "gallery", map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "THUMBNAILER_ADDRS": "127.0.0.1:1", "THUMBNAILER_HOST": "a b"}, listen, "thumbnailer URL"},
+		{"bad thumbnailer host", "gallery", map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "THUMBNAILER_ADDRS": "127.0.0.1:1", "THUMBNAILER_HOST": "a b"}, listen, "ThumbnailerURL"},
 		{"thumbnailer malformed env", "thumbnailer", map[string]string{"MAX_PIXELS": "many"}, nil, "MAX_PIXELS"},
 		{"thumbnailer unknown log level", "thumbnailer", map[string]string{"LOG_LEVEL": "loud"}, listen, "LOG_LEVEL"},
 	}

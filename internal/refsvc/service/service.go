@@ -48,8 +48,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// validate reports the first field of a defaulted o that is out of range.
-func (o Options) validate() error {
+// Validate reports the first setting that is invalid, by its variable's
+// name.
+func (o Options) Validate() error {
 	switch {
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
@@ -111,10 +112,10 @@ type Service struct {
 // before any work starts) and builds its parts. A nil log means a JSON
 // logger at o.LogLevel, see [NewLogger].
 func New(o Options, log *slog.Logger) (*Service, error) {
-	o = o.withDefaults()
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o = o.withDefaults()
 	if log == nil {
 		var err error
 		if log, err = NewLogger(o.LogLevel, o.Name); err != nil {

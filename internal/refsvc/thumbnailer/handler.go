@@ -71,24 +71,24 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate reports the first field of a defaulted c that is out of range.
-func (c Config) validate() error {
+// Validate reports the first invalid field by name.
+func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 0:
-		return fmt.Errorf("thumbnailer: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+		return fmt.Errorf("thumbnailer: MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	case c.MaxPixels < 0:
-		return fmt.Errorf("thumbnailer: Config.MaxPixels %d is negative", c.MaxPixels)
+		return fmt.Errorf("thumbnailer: MaxPixels %d is negative", c.MaxPixels)
 	}
 	return nil
 }
 
-// New returns the API, registering its cache metrics on reg. It fails on
-// a negative MaxBodyBytes or MaxPixels.
+// New returns the API, registering its cache metrics on reg. Its errors
+// are [Config.Validate]'s and the registry's.
 func New(cfg Config, reg prometheus.Registerer) (*API, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg = cfg.withDefaults()
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "thumbnailer_cache_lookups_total",
 		Help: "Thumbnail cache lookups by result (hit or miss).",
