@@ -40,8 +40,11 @@ func TestPeakEWMAAvoidsSlowReplicaAndReturns(t *testing.T) {
 	for _, b := range bs {
 		b.delay.Store(int64(fast))
 	}
+	// The slow replica is 50× slower: a margin that scheduling delays on a
+	// loaded machine (tens of milliseconds on every request alike) cannot
+	// hide.
 	slow := bs[3]
-	slow.delay.Store(int64(10 * fast))
+	slow.delay.Store(int64(50 * fast))
 	r, err := NewStatic(addrsOf(bs)...)
 	if err != nil {
 		t.Fatal(err)

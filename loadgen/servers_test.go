@@ -33,6 +33,10 @@ type replica struct {
 	served  atomic.Int64
 	accepts atomic.Int64
 	h2      atomic.Int64 // requests that arrived over HTTP/2
+	// carriers counts the connections that carried at least one request
+	// (by client address): a transport may also dial spares it never uses.
+	carriers atomic.Int64
+	seen     sync.Map
 }
 
 // startReplica starts a replica; handle, if not nil, answers after the
@@ -42,6 +46,9 @@ func startReplica(t *testing.T, name string, h2c bool, handle http.HandlerFunc) 
 	r := &replica{name: name}
 	r.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.served.Add(1)
+		if _, loaded := r.seen.LoadOrStore(req.RemoteAddr, true); !loaded {
+			r.carriers.Add(1)
+		}
 		if req.ProtoMajor == 2 {
 			r.h2.Add(1)
 		}
