@@ -12,13 +12,15 @@
 //     takes the pod out of its Service endpoints.
 //  2. Drain: for DrainDelay (default 5s) the servers keep serving, because
 //     endpoint removal reaches kube-proxy and load balancers only after a
-//     delay and traffic keeps arriving meanwhile. Every response asks the
-//     client to move: HTTP/1.1 responses carry "Connection: close" and idle
-//     keep-alive connections are closed (http.Server.SetKeepAlivesEnabled
-//     (false)); on HTTP/2 the same header makes net/http send GOAWAY on that
-//     connection, and with keep-alives disabled it also sends GOAWAY on every
-//     connection whose last stream finishes. An HTTP/2 connection with no
-//     request during the drain gets its GOAWAY from Shutdown in step 3.
+//     delay and traffic keeps arriving meanwhile. Every response to a
+//     request that arrives now asks the client to move: it carries
+//     "Connection: close", so net/http closes an HTTP/1.1 connection after
+//     writing it, and on HTTP/2 sends GOAWAY on that connection (streams in
+//     flight finish; a request that raced the GOAWAY is retried by the
+//     client). Idle connections stay open: closing one would race the
+//     request its client may be sending on it, and a POST that loses that
+//     race is not retried. A connection with no request during the drain
+//     closes at Shutdown in step 3, with GOAWAY on HTTP/2.
 //  3. http.Server.Shutdown on every server at once: listeners close, idle
 //     connections close, requests in flight finish. ShutdownTimeout
 //     (default 20s) bounds this step and all after it; servers still busy

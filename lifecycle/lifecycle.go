@@ -143,9 +143,10 @@ func (l *Lifecycle) refuse(err error) {
 }
 
 // Serve registers srv to serve ln from Run on. It wraps srv.Handler so
-// that responses written during the drain carry "Connection: close"; a nil
-// srv.Handler keeps its net/http meaning (http.DefaultServeMux). Call it
-// before Run.
+// that the response to a request arriving during the drain carries
+// "Connection: close", which closes its connection after it (GOAWAY on
+// HTTP/2); a nil srv.Handler keeps its net/http meaning
+// (http.DefaultServeMux). Call it before Run.
 func (l *Lifecycle) Serve(name string, srv *http.Server, ln net.Listener) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -150,10 +150,11 @@ func (r *run) stop() error {
 	if h := l.cfg.Health; h != nil {
 		h.SetDraining()
 	}
+	// From here each connection closes after its next response (see
+	// Serve). Idle ones stay open until Shutdown: closing one now, as
+	// http.Server.SetKeepAlivesEnabled(false) would, races the request its
+	// client may be sending on it, and a POST that loses is not retried.
 	l.draining.Store(true)
-	for _, s := range r.servers {
-		s.srv.SetKeepAlivesEnabled(false)
-	}
 
 	if d := l.cfg.DrainDelay; d > 0 {
 		l.log.Info("draining", "delay", d)
