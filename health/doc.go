@@ -20,7 +20,8 @@
 //   - /readyz (and its alias /healthz) fails before [Checker.MarkStarted],
 //     from [Checker.SetDraining] on, and while any Critical readiness check
 //     fails or has not yet produced a result. Non-critical checks are
-//     reported but never fail the probe.
+//     reported but never fail the probe; those failing are named in the
+//     report's Degraded list.
 //   - /startupz fails until [Checker.MarkStarted].
 //
 // A probe answers 200 with {"status":"ok"} or 503 with a JSON [Report]

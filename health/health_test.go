@@ -158,6 +158,7 @@ func TestProbes(t *testing.T) {
 		wantStartup int
 		wantFailing []string // on /readyz
 		wantLiveFai []string // on /livez
+		wantDegrad  []string // on /readyz
 	}{
 		{
 			name:     "not started",
@@ -182,6 +183,7 @@ func TestProbes(t *testing.T) {
 			checks:   []health.Check{{Name: "db", Func: ok, Critical: true}, {Name: "cache", Func: down}},
 			started:  true,
 			wantLive: 200, wantReady: 200, wantStartup: 200,
+			wantDegrad: []string{"cache"},
 		},
 		{
 			name:     "draining",
@@ -244,6 +246,9 @@ func TestProbes(t *testing.T) {
 				}
 				if !slices.Equal(rep.Failing, p.failing) {
 					t.Errorf("GET %s: failing %q, want %q", p.path, rep.Failing, p.failing)
+				}
+				if wantDeg := map[bool][]string{true: tt.wantDegrad}[p.path == "/readyz" || p.path == "/healthz"]; !slices.Equal(rep.Degraded, wantDeg) {
+					t.Errorf("GET %s: degraded %q, want %q", p.path, rep.Degraded, wantDeg)
 				}
 			}
 			if got := c.Ready(); got != (tt.wantReady == 200) {

@@ -23,6 +23,11 @@ type Report struct {
 	Draining bool `json:"draining"`
 	// Failing names the checks that make this probe fail.
 	Failing []string `json:"failing,omitempty"`
+	// Degraded names the non-critical readiness checks whose last run
+	// failed: the replica stays ready, but something it depends on is
+	// down (a dependency every replica shares, say, whose outage the
+	// replica answers itself rather than leaving the Service empty).
+	Degraded []string `json:"degraded,omitempty"`
 	// Reason says why the probe fails, in words.
 	Reason string `json:"reason,omitempty"`
 	// Checks lists the checks of this probe's kind; only with ?verbose.
@@ -88,6 +93,9 @@ func (c *Checker) report(p probe, verbose bool) Report {
 				failing = !res.OK && !res.Pending
 			} else {
 				failing = res.Critical && !res.OK
+				if !res.Critical && !res.OK && !res.Pending {
+					r.Degraded = append(r.Degraded, res.Name)
+				}
 			}
 			if failing {
 				r.Failing = append(r.Failing, res.Name)

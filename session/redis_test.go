@@ -27,6 +27,8 @@ func newRedisClient(t testing.TB, addr string) *redis.Client {
 		// Without this go-redis retries each refused dial 5 times, 100ms
 		// apart, so every request during an outage takes about a second.
 		DialerRetries: 1,
+		// The store's deadline reaches the socket only with this.
+		ContextTimeoutEnabled: true,
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
@@ -170,6 +172,85 @@ func TestRedisRestartWithoutPersistence(t *testing.T) {
 	b.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
 	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
 	b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+}
+
+// TestRedisHung pauses Redis (SIGSTOP): it still accepts connections but
+// answers nothing. Each call must fail within the store's deadline, and
+// once a few have, at once; when Redis answers again, a ping closes the
+// breaker and calls succeed.
+func TestRedisHung(t *testing.T) {
+	rs := redistest.Start(t)
+	client := newRedisClient(t, rs.Addr())
+	const timeout = 200 * time.Millisecond
+	store := session.NewRedisStore(client, "test:", session.WithTimeout(timeout), session.WithBreaker(3, time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := session.Data{User: "ada"}
+	if err := store.Save(ctx, "id1", d, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	rs.Pause()
+	defer rs.Resume()
+	for i := range 3 {
+		start := time.Now()
+		_, err := store.Load(ctx, "id1")
+		took := time.Since(start)
+		if !errors.Is(err, session.ErrUnavailable) || errors.Is(err, session.ErrBreakerOpen) {
+			t.Fatalf("load %d from a hung Redis: %v, want ErrUnavailable from a real try", i, err)
+		}
+		if took > timeout+150*time.Millisecond {
+			t.Fatalf("load %d from a hung Redis took %v, want about the %v deadline", i, took, timeout)
+		}
+	}
+	if !store.Degraded() {
+		t.Fatal("breaker not open after 3 failures in a row")
+	}
+	for _, op := range []func() error{
+		func() error { _, err := store.Load(ctx, "id1"); return err },
+		func() error { return store.Save(ctx, "id2", d, time.Minute) },
+		func() error { return store.Touch(ctx, "id1", time.Minute) },
+		func() error { return store.Delete(ctx, "id1") },
+	} {
+		start := time.Now()
+		err := op()
+		if took := time.Since(start); took > 20*time.Millisecond {
+			t.Errorf("call with the breaker open took %v", took)
+		}
+		if !errors.Is(err, session.ErrUnavailable) || !errors.Is(err, session.ErrBreakerOpen) {
+			t.Errorf("call with the breaker open: %v, want ErrUnavailable and ErrBreakerOpen", err)
+		}
+	}
+	if err := store.Ping(ctx); !errors.Is(err, session.ErrUnavailable) || !strings.Contains(err.Error(), "no answer within") {
+		t.Errorf("ping of a hung Redis: %v, want a deadline error", err)
+	}
+
+	rs.Resume()
+	waitFor(t, "ping to pass after resume", func() bool { return store.Ping(ctx) == nil })
+	if store.Degraded() {
+		t.Fatal("breaker still open after a ping answered")
+	}
+	if got, err := store.Load(ctx, "id1"); err != nil || got.User != "ada" {
+		t.Fatalf("load after resume = %+v, %v", got, err)
+	}
+}
+
+// TestRedisCallerGivesUp: a request whose client went away says nothing
+// about Redis, so it must not open the breaker.
+func TestRedisCallerGivesUp(t *testing.T) {
+	rs := redistest.Start(t)
+	client := newRedisClient(t, rs.Addr())
+	store := session.NewRedisStore(client, "test:", session.WithBreaker(1, time.Hour))
+	rs.Pause()
+	defer rs.Resume()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := store.Load(ctx, "x"); err == nil {
+		t.Fatal("load from a hung Redis succeeded")
+	}
+	if store.Degraded() {
+		t.Fatal("a caller's own deadline opened the breaker")
+	}
 }
 
 // waitFor polls cond until it holds, failing the test after a generous

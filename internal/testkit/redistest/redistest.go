@@ -106,11 +106,30 @@ func (s *Server) Restart() {
 	s.t.Fatalf("restart redis-server on port %d: %v", s.port, err)
 }
 
+// Pause stops the server with SIGSTOP: it keeps its port, and the kernel
+// still accepts connections on it, but it answers nothing, as a Redis that
+// hangs does. Resume undoes it; Stop resumes it first.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server with SIGCONT.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	if s.cmd == nil {
+		s.t.Fatalf("redis-server on port %d is not running", s.port)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v to redis-server: %v", sig, err)
+	}
+}
+
 // Stop shuts the server down and waits for it to exit.
 func (s *Server) Stop() {
 	if s.cmd == nil {
 		return
 	}
+	s.cmd.Process.Signal(syscall.SIGCONT) // a paused server cannot act on SIGTERM
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
