@@ -10,11 +10,15 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/client"
 )
 
 // Errors callers can branch on with errors.Is.
@@ -32,6 +36,8 @@ var (
 const (
 	DefaultInitialLatency      = 10 * time.Millisecond
 	DefaultConsecutiveFailures = 5
+	DefaultEjectionTimeouts    = 3
+	DefaultRetryAfterMax       = 10 * time.Second
 	DefaultEjectionBaseTime    = 30 * time.Second
 	DefaultEjectionMaxTime     = 5 * time.Minute
 	DefaultEjectionMaxPercent  = 50
@@ -46,11 +52,21 @@ type Config struct {
 	// Policy chooses an endpoint per request. Nil means [RoundRobin].
 	Policy Policy
 	// Transport sends the request once the endpoint is chosen; its idle
-	// pool should hold connections for every endpoint (see package
-	// client's NewTransport). Nil means http.DefaultTransport.
+	// pool should hold connections for every endpoint. Nil means a
+	// transport of the balancer's own from package client's NewTransport
+	// with its defaults (64 idle connections per endpoint), whose idle
+	// connections Close closes. (http.DefaultTransport keeps 2 per host:
+	// a burst of requests would dial a connection for nearly each.)
 	Transport http.RoundTripper
 	// Ejection configures passive outlier detection.
 	Ejection Ejection
+	// RetryAfterMax caps how long a 503 with a Retry-After header keeps
+	// its endpoint out: a shedding replica is backed off for the time it
+	// asks, not ejected. Zero means DefaultRetryAfterMax (10s).
+	RetryAfterMax time.Duration
+	// HealthCheck configures active health checks; the zero value means
+	// none.
+	HealthCheck HealthCheck
 	// SlowStart is the window over which an endpoint that appears after
 	// the first resolution ramps from 10% to its full share. Zero means
 	// the default, no slow start.
@@ -73,15 +89,29 @@ type Config struct {
 
 // Ejection configures passive outlier detection: an endpoint whose
 // requests fail (connection error or 5xx status) ConsecutiveFailures times
-// in a row is left out for BaseTime × (number of its ejections), at most
-// MaxTime. When the time is up it returns on probation: its next failure
-// ejects it again at once, its next success ends probation.
+// in a row, or time out Timeouts times, is left out for BaseTime × (number
+// of its ejections), at most MaxTime. A refused or reset connection
+// ejects it at once, and then a fresh resolution that still lists it ends
+// the ejection early (the address may have a listener again). When the
+// time is up it returns on probation: its next failure ejects it again at
+// once, its next success ends probation.
+//
+// A 503 with a Retry-After header is a replica shedding load, not failing:
+// it backs the endpoint off for the time asked (see Config.RetryAfterMax)
+// and counts neither way. A request its caller gave up on counts neither
+// way either; an attempt that ran out its per-try timeout (package
+// client's PerTryTimeout) counts as a timeout.
 type Ejection struct {
 	// Disabled turns outlier detection off.
 	Disabled bool
 	// ConsecutiveFailures that eject an endpoint. Zero means
 	// DefaultConsecutiveFailures (5).
 	ConsecutiveFailures int
+	// Timeouts that eject an endpoint. They need not be in a row: each
+	// success forgives a tenth of one, so a replica that hangs on more
+	// than about one request in ten goes, while a rare timeout is
+	// forgotten. Zero means DefaultEjectionTimeouts (3).
+	Timeouts int
 	// BaseTime of the first ejection. Zero means DefaultEjectionBaseTime
 	// (30s).
 	BaseTime time.Duration
@@ -107,6 +137,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("balancer: InitialLatency %v is negative", c.InitialLatency)
 	case c.Ejection.ConsecutiveFailures < 0:
 		return fmt.Errorf("balancer: Ejection.ConsecutiveFailures %d is negative", c.Ejection.ConsecutiveFailures)
+	case c.Ejection.Timeouts < 0:
+		return fmt.Errorf("balancer: Ejection.Timeouts %d is negative", c.Ejection.Timeouts)
+	case c.RetryAfterMax < 0:
+		return fmt.Errorf("balancer: RetryAfterMax %v is negative", c.RetryAfterMax)
 	case c.Ejection.BaseTime < 0:
 		return fmt.Errorf("balancer: Ejection.BaseTime %v is negative", c.Ejection.BaseTime)
 	case c.Ejection.MaxTime < 0:
@@ -114,22 +148,32 @@ func (c Config) Validate() error {
 	case c.Ejection.MaxPercent < 0:
 		return fmt.Errorf("balancer: Ejection.MaxPercent %d is negative", c.Ejection.MaxPercent)
 	}
+	if err := c.HealthCheck.validate(); err != nil {
+		return err
+	}
 	if p, ok := c.Policy.(interface{ validate() error }); ok {
 		return p.validate()
 	}
 	return nil
 }
 
-// withDefaults returns c with its zero fields replaced by their defaults.
+// withDefaults returns c with its zero fields replaced by their defaults,
+// except the transports, which New makes (and Close closes).
 func (c Config) withDefaults() Config {
 	if c.Policy == nil {
 		c.Policy = RoundRobin{}
 	}
-	if c.Transport == nil {
-		c.Transport = http.DefaultTransport
-	}
 	if c.Ejection.ConsecutiveFailures == 0 {
 		c.Ejection.ConsecutiveFailures = DefaultConsecutiveFailures
+	}
+	if c.Ejection.Timeouts == 0 {
+		c.Ejection.Timeouts = DefaultEjectionTimeouts
+	}
+	if c.RetryAfterMax == 0 {
+		c.RetryAfterMax = DefaultRetryAfterMax
+	}
+	if c.HealthCheck.Path != "" {
+		c.HealthCheck = c.HealthCheck.withDefaults()
 	}
 	if c.Ejection.BaseTime == 0 {
 		c.Ejection.BaseTime = DefaultEjectionBaseTime
@@ -166,6 +210,8 @@ type Balancer struct {
 	policy     Policy
 	transport  http.RoundTripper
 	ejection   ejection
+	health     healthCheck
+	retryAfter int64 // RetryAfterMax in nanoseconds
 	maxPercent int
 	slowStart  int64
 	initRTT    float64
@@ -188,9 +234,11 @@ type Balancer struct {
 	resErr   error
 	ready    chan struct{} // closed after the first update or resolver failure
 
-	cancel    context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
+	owned      []*http.Transport // made by New, closed by Close
+	cancel     context.CancelFunc
+	done       chan struct{} // closed when the resolver returns
+	checksDone chan struct{} // closed when health checks stop; nil without them
+	closeOnce  sync.Once
 }
 
 var _ http.RoundTripper = (*Balancer)(nil)
@@ -209,6 +257,20 @@ func New(cfg Config) (*Balancer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	var owned []*http.Transport
+	if cfg.Transport == nil {
+		t := client.NewTransport(client.Config{})
+		cfg.Transport = t
+		owned = append(owned, t)
+	}
+	if cfg.HealthCheck.Path != "" && cfg.HealthCheck.Transport == nil {
+		// Checks get a pool of their own: they must not queue behind
+		// requests, and the admin port may not speak the request
+		// transport's protocol (h2c).
+		t := client.NewTransport(client.Config{MaxIdleConnsPerHost: 1})
+		cfg.HealthCheck.Transport = t
+		owned = append(owned, t)
+	}
 	ej := cfg.Ejection
 	b := &Balancer{
 		cfg:       cfg,
@@ -217,9 +279,16 @@ func New(cfg Config) (*Balancer, error) {
 		ejection: ejection{
 			disabled:    ej.Disabled,
 			consecutive: ej.ConsecutiveFailures,
+			timeouts:    ej.Timeouts,
 			base:        int64(ej.BaseTime),
 			max:         int64(max(ej.MaxTime, ej.BaseTime)),
 		},
+		health: healthCheck{
+			healthy:   cfg.HealthCheck.HealthyThreshold,
+			unhealthy: cfg.HealthCheck.UnhealthyThreshold,
+		},
+		retryAfter: int64(cfg.RetryAfterMax),
+		owned:      owned,
 		maxPercent: ej.MaxPercent,
 		slowStart:  int64(cfg.SlowStart),
 		initRTT:    float64(cfg.InitialLatency),
@@ -233,6 +302,9 @@ func New(cfg Config) (*Balancer, error) {
 	b.epoch = b.now()
 	m, err := newMetrics(cfg.Registerer, b.policy.Name())
 	if err != nil {
+		for _, t := range owned {
+			t.CloseIdleConnections()
+		}
 		return nil, err
 	}
 	b.metrics = m
@@ -240,6 +312,10 @@ func New(cfg Config) (*Balancer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.cancel = cancel
 	go b.resolve(ctx)
+	if cfg.HealthCheck.Path != "" {
+		b.checksDone = make(chan struct{})
+		go b.checkLoop(ctx)
+	}
 	return b, nil
 }
 
@@ -259,12 +335,19 @@ func (b *Balancer) resolve(ctx context.Context) {
 	}
 }
 
-// Close stops the resolver and waits for it. Requests in flight finish;
-// later requests keep using the last endpoint set.
+// Close stops the resolver and the health checks and waits for them, then
+// closes the idle connections of the transports New made. Requests in
+// flight finish; later requests keep using the last endpoint set.
 func (b *Balancer) Close() error {
 	b.closeOnce.Do(func() {
 		b.cancel()
 		<-b.done
+		if b.checksDone != nil {
+			<-b.checksDone
+		}
+		for _, t := range b.owned {
+			t.CloseIdleConnections()
+		}
 	})
 	return nil
 }
@@ -286,7 +369,9 @@ func (b *Balancer) Endpoints() []string {
 	return out
 }
 
-// Ejected returns the addresses currently ejected, sorted.
+// Ejected returns the addresses currently ejected by outlier detection or
+// failing active health checks, sorted. Endpoints backed off at a shedding
+// replica's request (a 503 with Retry-After) are not listed.
 func (b *Balancer) Ejected() []string {
 	s := b.snap.Load()
 	if s == nil {
@@ -295,7 +380,7 @@ func (b *Balancer) Ejected() []string {
 	now := b.nanotime()
 	var out []string
 	for _, e := range s.eps {
-		if !e.Available(now) {
+		if e.out(now) {
 			out = append(out, e.addr)
 		}
 	}
@@ -305,7 +390,8 @@ func (b *Balancer) Ejected() []string {
 func (b *Balancer) nanotime() int64 { return int64(b.now().Sub(b.epoch)) }
 
 // update replaces the endpoint set; it is the callback given to the
-// resolver.
+// resolver. An unchanged set keeps the picker; either way it ends the
+// ejections for refused connections of the endpoints it lists.
 func (b *Balancer) update(addrs []string) {
 	clean := make([]string, 0, len(addrs))
 	for _, a := range addrs {
@@ -321,6 +407,19 @@ func (b *Balancer) update(addrs []string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.nanotime()
+	if cur := b.snap.Load(); cur != nil && len(cur.eps) == len(clean) {
+		same := true
+		for i, e := range cur.eps {
+			if e.addr != clean[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			b.relist(cur.eps, now)
+			return
+		}
+	}
 	var slow int64
 	if b.resolved && b.resErr == nil {
 		slow = b.slowStart
@@ -345,6 +444,7 @@ func (b *Balancer) update(addrs []string) {
 		}
 	}
 	b.byAddr = next
+	b.relist(eps, now)
 	s := &snapshot{eps: eps}
 	if len(eps) > 0 {
 		s.picker = b.policy.Build(eps)
@@ -358,6 +458,16 @@ func (b *Balancer) update(addrs []string) {
 		slices.Sort(removed)
 		b.log.Info("balancer: endpoints changed", "policy", b.policy.Name(),
 			"endpoints", len(eps), "added", added, "removed", removed)
+	}
+}
+
+// relist ends the ejections for refused connections of eps, which a
+// fresh resolution still lists.
+func (b *Balancer) relist(eps []*Endpoint, now int64) {
+	for _, e := range eps {
+		if e.relisted(now) {
+			b.log.Info("balancer: endpoint listed again after a refused connection; back on probation", "addr", e.addr)
+		}
 	}
 }
 
@@ -379,9 +489,12 @@ func (b *Balancer) current(ctx context.Context) (*snapshot, error) {
 	return nil, fmt.Errorf("%w: %w", ErrResolver, b.resErr)
 }
 
-// RoundTrip sends req to the endpoint the policy picks.
+// RoundTrip sends req to the endpoint the policy picks. A retry whose
+// context carries package client's Tries goes to an endpoint the earlier
+// attempts did not use, while there is one.
 func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
-	s, err := b.current(req.Context())
+	ctx := req.Context()
+	s, err := b.current(ctx)
 	if err == nil && s.picker == nil {
 		err = ErrNoEndpoints
 	}
@@ -392,7 +505,15 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	start := b.nanotime()
-	e := s.picker.Pick(PickInfo{Request: req, Now: start, InFlight: b.inFlight.Load(), Rand: b.rand()})
+	tries := client.TriesFrom(ctx)
+	info := PickInfo{Request: req, Now: start, InFlight: b.inFlight.Load(), Rand: b.rand()}
+	if tries != nil {
+		info.Tried = tries.Addrs()
+	}
+	e := s.picker.Pick(info)
+	if tries != nil {
+		tries.Add(e.addr)
+	}
 	e.inFlight.Add(1)
 	b.inFlight.Add(1)
 	e.m.request()
@@ -409,22 +530,33 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := b.transport.RoundTrip(out)
 	end := b.nanotime()
 	if err != nil {
-		// A caller that gave up is no evidence against the endpoint.
-		failed := req.Context().Err() == nil
-		b.observe(s, e, start, end, failed)
+		o := errOutcome(ctx, err)
+		failed := o != abandoned
+		b.observe(s, e, start, end, o)
 		b.release(e, failed)
 		// A refused dial, a reset or an EOF on a kept-alive connection all
 		// say the endpoint set may have changed (a pod restarted or left):
 		// ask the resolver now rather than at its next interval.
-		if failed {
+		if failed && o != timeout {
 			if rn, ok := b.cfg.Resolver.(ResolveNower); ok {
 				rn.ResolveNow()
 			}
 		}
 		return nil, fmt.Errorf("balancer: endpoint %s: %w", e.addr, err)
 	}
-	failed := resp.StatusCode >= 500
-	b.observe(s, e, start, end, failed)
+	o := success
+	if resp.StatusCode >= 500 {
+		o = failure
+		if d, ok := retryAfter(resp, b.now()); ok {
+			o = shed
+			if d = min(d, time.Duration(b.retryAfter)); d > 0 {
+				e.backOff(end + int64(d))
+				e.m.backedOff()
+			}
+		}
+	}
+	failed := o != success
+	b.observe(s, e, start, end, o)
 	if resp.Body == nil || resp.Body == http.NoBody {
 		b.release(e, failed)
 		return resp, nil
@@ -433,21 +565,64 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// errOutcome classifies a transport error for outlier detection.
+func errOutcome(ctx context.Context, err error) outcome {
+	if ctx.Err() != nil {
+		// The attempt's own deadline is evidence against the endpoint;
+		// a caller that gave up is none.
+		if errors.Is(context.Cause(ctx), client.ErrPerTryTimeout) {
+			return timeout
+		}
+		return abandoned
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return refused
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return timeout
+	}
+	return failure
+}
+
+// retryAfter returns the wait a 503's Retry-After header asks for, in
+// seconds or as a date, and whether the response is such a 503. A header
+// that does not parse still marks a shedding replica, asking no wait.
+func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		return 0, false
+	}
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return time.Duration(max(n, 0)) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, true
+}
+
 // observe feeds one result into the endpoint's latency and outlier state.
-func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, failed bool) {
+func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, o outcome) {
+	if o == abandoned {
+		return // an unfinished request measured nothing
+	}
 	tau := float64(DefaultDecay)
 	if p, ok := b.policy.(PeakEWMA); ok {
 		tau = float64(p.decay())
 	}
 	rtt := float64(end - start)
-	if failed {
+	if o != success {
 		// A fast failure must not make an endpoint look attractive.
 		rtt = max(rtt, 2*e.Latency(end, tau), b.initRTT)
 	}
 	e.observeLatency(end, rtt, tau)
-	if e.observeResult(end, failed, b.ejection, func(until int64) bool { return b.eject(s, e, end, until) }) {
+	if e.observeResult(end, o, b.ejection, func(until int64) bool { return b.eject(s, e, end, until) }) {
 		e.m.ejected()
-		b.log.Warn("balancer: endpoint ejected", "addr", e.addr,
+		b.log.Warn("balancer: endpoint ejected", "addr", e.addr, "after", o.String(),
 			"until", time.Duration(e.ejectedUntil.Load()-end).String())
 	}
 }
@@ -465,7 +640,7 @@ func (b *Balancer) eject(s *snapshot, e *Endpoint, now, until int64) bool {
 	n := len(s.eps)
 	ejected := 0
 	for _, x := range s.eps {
-		if x != e && !x.Available(now) {
+		if x != e && x.ejected(now) {
 			ejected++
 		}
 	}

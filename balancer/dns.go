@@ -127,10 +127,8 @@ func (r *DNSResolver) ResolveNow() {
 	}
 }
 
-// Resolve looks the name up on the interval and reports each new set.
+// Resolve looks the name up on the interval and reports every answer.
 func (r *DNSResolver) Resolve(ctx context.Context, update func([]string)) error {
-	var last []string
-	reported := false
 	tick := time.NewTicker(r.cfg.Interval)
 	defer tick.Stop()
 	for {
@@ -139,9 +137,11 @@ func (r *DNSResolver) Resolve(ctx context.Context, update func([]string)) error 
 		case err != nil && ctx.Err() == nil:
 			r.cfg.Logger.Warn("balancer: dns lookup failed; keeping the last endpoints",
 				"host", r.cfg.Host, "err", err)
-		case err == nil && (!reported || !slices.Equal(addrs, last)):
+		case err == nil:
+			// An unchanged answer is reported too: it tells the balancer
+			// the addresses are still listed, which ends ejections for
+			// refused connections (a restarted pod keeps its address).
 			update(addrs)
-			last, reported = addrs, true
 		}
 		// Refreshes on demand never come faster than MinInterval.
 		wait := time.NewTimer(r.cfg.MinInterval)

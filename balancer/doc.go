@@ -23,10 +23,23 @@
 // rebuilds while the address stays in the set.
 //
 // Independently of the policy, endpoints that fail several times in a row
-// are ejected for a growing interval and return on probation, endpoints
-// that appear after the first resolution ramp up their share over a slow
-// start window, and at most a configured share of endpoints is ever
-// ejected at once.
+// or time out a few times are ejected for a growing interval and return
+// on probation; one that refuses or resets a connection is ejected at
+// once, until the resolver lists it again; one that sheds load (503 with
+// Retry-After) is backed off for the time it asks, not ejected. At most a
+// configured share of endpoints is ever ejected at once. Endpoints that
+// appear after the first resolution ramp up their share over a slow start
+// window. Optional active health checks ([HealthCheck]) take out
+// endpoints whose admin port says they are not fit.
+//
+// Under package client's retrying transport, a retry goes to an endpoint
+// the earlier attempts of the request did not use (for [ConsistentHash],
+// the key's next one on the ring): the client marks the request's context
+// with a client.Tries, which the balancer fills and reads.
+//
+// Without a Transport, a balancer sends over a tuned transport of its own
+// (package client's NewTransport), never http.DefaultTransport, whose two
+// idle connections per host make bursts dial a connection per request.
 //
 // Time and randomness are injected through [Config], so decisions are
 // deterministic given the inputs, the clock and the random source.

@@ -23,16 +23,25 @@ type Endpoint struct {
 
 	// ejectedUntil is the time an ejection ends; zero when never ejected.
 	ejectedUntil atomic.Int64
+	// backoffUntil is the time a 503 with Retry-After asked the balancer
+	// to stay away until.
+	backoffUntil atomic.Int64
+	// unhealthy is set while active health checks fail.
+	unhealthy atomic.Bool
 
 	// addedAt and slowStart describe the slow start ramp; slowStart is
 	// zero for endpoints that take full weight at once.
 	addedAt   int64
 	slowStart int64
 
-	mu          sync.Mutex // serializes observations below
-	consecutive int        // failures in a row
-	ejections   int        // ejections so far, grows the next interval
-	probation   bool       // next failure re-ejects
+	mu           sync.Mutex // serializes observations below
+	consecutive  int        // failures in a row
+	timeouts     int        // timeout score: +timeoutWeight per timeout, -1 per success
+	ejections    int        // ejections so far, grows the next interval
+	probation    bool       // next failure re-ejects
+	awaitResolve bool       // ejected for a refused connection: a fresh resolution listing it ends the ejection
+	checksOK     int        // active health checks passed in a row
+	checksFailed int        // active health checks failed in a row
 
 	m endpointMetrics
 }
@@ -59,8 +68,19 @@ func (e *Endpoint) Addr() string { return e.addr }
 // responses have not yet been closed.
 func (e *Endpoint) InFlight() int64 { return e.inFlight.Load() }
 
-// Available reports whether the endpoint is not ejected at now.
-func (e *Endpoint) Available(now int64) bool { return now >= e.ejectedUntil.Load() }
+// Available reports whether the endpoint may take requests at now: it is
+// not ejected, not backed off after a 503 with Retry-After, and not
+// failing active health checks.
+func (e *Endpoint) Available(now int64) bool {
+	return now >= e.ejectedUntil.Load() && now >= e.backoffUntil.Load() && !e.unhealthy.Load()
+}
+
+// ejected reports whether outlier detection has the endpoint out at now.
+func (e *Endpoint) ejected(now int64) bool { return now < e.ejectedUntil.Load() }
+
+// out reports whether the endpoint is ejected or failing health checks
+// at now: what [Balancer.Ejected] lists.
+func (e *Endpoint) out(now int64) bool { return e.ejected(now) || e.unhealthy.Load() }
 
 // Weight returns the endpoint's slow start weight at now, in (0, 1]: it
 // grows linearly from 0.1 to 1 over the slow start window after the
@@ -120,14 +140,61 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64) {
 type ejection struct {
 	disabled    bool
 	consecutive int
+	timeouts    int
 	base, max   int64
 }
+
+// outcome classifies the result of one request for outlier detection.
+type outcome int
+
+const (
+	// success: a response below 500.
+	success outcome = iota
+	// failure: a 5xx status (but a shed 503) or a connection error.
+	failure
+	// timeout: the attempt's deadline ended before the answer (the
+	// per-try timeout, or a transport timeout).
+	timeout
+	// refused: the connection was refused or reset; nothing listens
+	// there any more, so the endpoint goes at once.
+	refused
+	// shed: a 503 with Retry-After; the endpoint backs off, which is
+	// neither a success nor a failure.
+	shed
+	// abandoned: the caller gave up; no evidence either way.
+	abandoned
+)
+
+// String names the outcome in logs.
+func (o outcome) String() string {
+	switch o {
+	case success:
+		return "success"
+	case failure:
+		return "failures"
+	case timeout:
+		return "timeouts"
+	case refused:
+		return "connection refused or reset"
+	case shed:
+		return "shed"
+	}
+	return "abandoned"
+}
+
+// timeoutWeight is what one timeout adds to an endpoint's timeout score,
+// and a success takes 1 off: a success forgives a tenth of a timeout, so
+// a replica that hangs on more than about one request in ten is still
+// ejected, while a rare timeout on a healthy one is forgotten. A success
+// that cleared the count would let a replica that hangs on half its
+// requests keep its share.
+const timeoutWeight = 10
 
 // observeResult records the outcome of one request and reports whether it
 // ejected the endpoint. eject is asked to eject the endpoint until a time;
 // it may refuse (the max ejection percent) and reports whether it did.
-func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, eject func(until int64) bool) bool {
-	if cfg.disabled {
+func (e *Endpoint) observeResult(now int64, o outcome, cfg ejection, eject func(until int64) bool) bool {
+	if cfg.disabled || o == shed || o == abandoned {
 		return false
 	}
 	e.mu.Lock()
@@ -136,8 +203,9 @@ func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, eject fun
 		// Results of requests sent before the ejection say nothing new.
 		return false
 	}
-	if !failed {
+	if o == success {
 		e.consecutive = 0
+		e.timeouts = max(0, e.timeouts-1)
 		if e.probation {
 			e.probation = false
 			e.ejections = max(0, e.ejections-1)
@@ -145,7 +213,12 @@ func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, eject fun
 		return false
 	}
 	e.consecutive++
-	if !e.probation && e.consecutive < cfg.consecutive {
+	if o == timeout {
+		e.timeouts += timeoutWeight
+	}
+	trip := e.probation || o == refused || e.consecutive >= cfg.consecutive ||
+		e.timeouts >= cfg.timeouts*timeoutWeight
+	if !trip {
 		return false
 	}
 	d := min(cfg.base*int64(e.ejections+1), cfg.max)
@@ -154,6 +227,59 @@ func (e *Endpoint) observeResult(now int64, failed bool, cfg ejection, eject fun
 	}
 	e.ejections++
 	e.consecutive = 0
+	e.timeouts = 0
 	e.probation = true
+	e.awaitResolve = o == refused
 	return true
+}
+
+// relisted is called when a fresh resolution still lists the endpoint: an
+// ejection for a refused connection ends now (on probation), since the
+// address may have a listener again, e.g. a restarted pod.
+func (e *Endpoint) relisted(now int64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.awaitResolve {
+		return false
+	}
+	e.awaitResolve = false
+	if e.ejectedUntil.Load() > now {
+		e.ejectedUntil.Store(now)
+		return true
+	}
+	return false
+}
+
+// backOff keeps the endpoint out until the given time, unless it already
+// is for longer.
+func (e *Endpoint) backOff(until int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if until > e.backoffUntil.Load() {
+		e.backoffUntil.Store(until)
+	}
+}
+
+// observeCheck records one active health check and reports whether the
+// endpoint's health changed: unhealthy after cfg.unhealthy failed checks
+// in a row, healthy again after cfg.healthy passed ones.
+func (e *Endpoint) observeCheck(ok bool, cfg healthCheck) (changed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ok {
+		e.checksOK++
+		e.checksFailed = 0
+		if e.unhealthy.Load() && e.checksOK >= cfg.healthy {
+			e.unhealthy.Store(false)
+			return true
+		}
+		return false
+	}
+	e.checksFailed++
+	e.checksOK = 0
+	if !e.unhealthy.Load() && e.checksFailed >= cfg.unhealthy {
+		e.unhealthy.Store(true)
+		return true
+	}
+	return false
 }

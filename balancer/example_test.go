@@ -27,6 +27,8 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
+	// No Transport: the balancer sends over a tuned one of its own
+	// (client.NewTransport) and closes its idle connections on Close.
 	lb, err := balancer.New(balancer.Config{
 		Resolver: resolver,
 		Policy:   balancer.RoundRobin{},
@@ -88,6 +90,8 @@ func ExampleNewDNS() {
 	lb, err := balancer.New(balancer.Config{
 		Resolver: resolver,
 		Policy:   balancer.ConsistentHash{Key: balancer.HeaderKey("X-User")},
+		// Pod readiness on the admin port, checked every 5s.
+		HealthCheck: balancer.HealthCheck{Path: "/readyz", Port: 9090},
 	})
 	if err != nil {
 		fmt.Println(err)

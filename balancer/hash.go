@@ -17,7 +17,9 @@ import (
 // Hashing with Bounded Loads"): no endpoint takes more than LoadFactor
 // times the average number of requests in flight. A request whose home
 // endpoint is full, or ejected, walks the ring to the next one with room,
-// so a hot key spills over instead of overloading one replica.
+// so a hot key spills over instead of overloading one replica. A retry
+// walks past the endpoints its earlier attempts used, so it reaches the
+// key's next endpoint on the ring rather than the one that just failed.
 //
 // Slow start does not apply: affinity matters more than warm-up here,
 // and the load bound already protects a cold endpoint.
@@ -124,21 +126,28 @@ func (p *ringHash) Pick(info PickInfo) *Endpoint {
 		key = p.key(info.Request)
 	}
 	if key == "" {
-		return firstAvailable(p.eps, int(info.Rand%uint64(n)), info.Now)
+		return firstUsable(p.eps, int(info.Rand%uint64(n)), &info)
 	}
 	capacity := int64(math.Ceil(p.factor * float64(info.InFlight+1) / float64(n)))
 	start := p.search(hashString(key))
 	for k := range len(p.ring) {
 		e := p.ring[(start+k)%len(p.ring)].ep
-		if e.Available(info.Now) && e.InFlight()+1 <= capacity {
+		if info.Usable(e) && e.InFlight()+1 <= capacity {
 			return e
 		}
 	}
-	// Only reachable when too many endpoints are ejected to hold the
-	// load: keep affinity, ignoring the bound.
+	// Only reachable when too many endpoints are out (or tried) to hold
+	// the load: keep affinity, ignoring the bound, then the tries.
 	for k := range len(p.ring) {
-		if e := p.ring[(start+k)%len(p.ring)].ep; e.Available(info.Now) {
+		if e := p.ring[(start+k)%len(p.ring)].ep; info.Usable(e) {
 			return e
+		}
+	}
+	if len(info.Tried) > 0 {
+		for k := range len(p.ring) {
+			if e := p.ring[(start+k)%len(p.ring)].ep; e.Available(info.Now) {
+				return e
+			}
 		}
 	}
 	return p.ring[start].ep

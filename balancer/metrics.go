@@ -12,6 +12,8 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	ejections *prometheus.CounterVec
+	backoffs  *prometheus.CounterVec
+	unhealthy *prometheus.GaugeVec
 	inFlight  *prometheus.GaugeVec
 	policy    *prometheus.GaugeVec
 }
@@ -22,6 +24,8 @@ type endpointMetrics struct {
 	requests  prometheus.Counter
 	errors    prometheus.Counter
 	ejections prometheus.Counter
+	backoffs  prometheus.Counter
+	unhealthy prometheus.Gauge
 	inFlight  prometheus.Gauge
 }
 
@@ -42,6 +46,14 @@ func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
 			Name: "shoal_balancer_ejections_total",
 			Help: "Times an endpoint was ejected by outlier detection.",
 		}, []string{"endpoint"}),
+		backoffs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "shoal_balancer_backoffs_total",
+			Help: "Times an endpoint answered 503 with Retry-After and was backed off for that long.",
+		}, []string{"endpoint"}),
+		unhealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "shoal_balancer_unhealthy",
+			Help: "1 while an endpoint fails active health checks, else 0.",
+		}, []string{"endpoint"}),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "shoal_balancer_in_flight_requests",
 			Help: "Requests to an endpoint whose responses are not yet closed.",
@@ -51,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
 			Help: "The balancing policy in use (always 1).",
 		}, []string{"policy"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.errors, m.ejections, m.inFlight, m.policy} {
+	for _, c := range []prometheus.Collector{m.requests, m.errors, m.ejections, m.backoffs, m.unhealthy, m.inFlight, m.policy} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -72,6 +84,8 @@ func (m *metrics) forEndpoint(addr string) endpointMetrics {
 		requests:  m.requests.WithLabelValues(addr),
 		errors:    m.errors.WithLabelValues(addr),
 		ejections: m.ejections.WithLabelValues(addr),
+		backoffs:  m.backoffs.WithLabelValues(addr),
+		unhealthy: m.unhealthy.WithLabelValues(addr),
 		inFlight:  m.inFlight.WithLabelValues(addr),
 	}
 }
@@ -85,6 +99,8 @@ func (m *metrics) forget(addr string) {
 	m.requests.DeleteLabelValues(addr)
 	m.errors.DeleteLabelValues(addr)
 	m.ejections.DeleteLabelValues(addr)
+	m.backoffs.DeleteLabelValues(addr)
+	m.unhealthy.DeleteLabelValues(addr)
 	m.inFlight.DeleteLabelValues(addr)
 }
 
@@ -107,5 +123,21 @@ func (m endpointMetrics) done(failed bool) {
 func (m endpointMetrics) ejected() {
 	if m.ejections != nil {
 		m.ejections.Inc()
+	}
+}
+
+func (m endpointMetrics) backedOff() {
+	if m.backoffs != nil {
+		m.backoffs.Inc()
+	}
+}
+
+func (m endpointMetrics) health(ok bool) {
+	if m.unhealthy != nil {
+		v := 1.0
+		if ok {
+			v = 0
+		}
+		m.unhealthy.Set(v)
 	}
 }

@@ -71,8 +71,9 @@ func (p *peakEWMA) Pick(info PickInfo) *Endpoint {
 		return p.eps[0]
 	}
 	r := info.Rand
-	// A few draws to find two available endpoints; ejection is rare and
-	// capped, so this almost always succeeds on the first.
+	// A few draws to find two usable endpoints; ejection is rare and
+	// capped, and retries few, so this almost always succeeds on the
+	// first.
 	for range 4 {
 		i := int((r & 0xffffffff) % uint64(n))
 		j := int((r >> 32) % uint64(n-1))
@@ -80,7 +81,7 @@ func (p *peakEWMA) Pick(info PickInfo) *Endpoint {
 			j++
 		}
 		a, b := p.eps[i], p.eps[j]
-		aok, bok := a.Available(info.Now), b.Available(info.Now)
+		aok, bok := info.Usable(a), info.Usable(b)
 		switch {
 		case aok && bok:
 			if p.cost(b, info.Now) < p.cost(a, info.Now) {
@@ -94,5 +95,5 @@ func (p *peakEWMA) Pick(info PickInfo) *Endpoint {
 		}
 		r = mix64(r)
 	}
-	return firstAvailable(p.eps, int(r%uint64(n)), info.Now)
+	return firstUsable(p.eps, int(r%uint64(n)), &info)
 }

@@ -20,7 +20,8 @@ type Policy interface {
 
 // Picker chooses the endpoint for one request. Pick must be safe for
 // concurrent use, must not block or allocate, and must return one of the
-// endpoints it was built with (never nil).
+// endpoints it was built with (never nil). It should prefer endpoints
+// [PickInfo.Usable] accepts, and fall back to others only when none is.
 type Picker interface {
 	Pick(info PickInfo) *Endpoint
 }
@@ -36,6 +37,24 @@ type PickInfo struct {
 	InFlight int64
 	// Rand is a fresh random number from the balancer's source.
 	Rand uint64
+	// Tried lists the addresses earlier attempts of the same request
+	// went to (see package client's Tries); nil on a first attempt.
+	Tried []string
+}
+
+// Usable reports whether e may take the request: it is available at Now
+// (not ejected, backed off or failing health checks) and no earlier
+// attempt of the request went to it.
+func (info *PickInfo) Usable(e *Endpoint) bool {
+	if !e.Available(info.Now) {
+		return false
+	}
+	for _, a := range info.Tried {
+		if a == e.addr {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrUnknownPolicy is returned by [PolicyByName] for a name it does not know.
@@ -81,14 +100,22 @@ func HeaderKey(name string) func(*http.Request) string {
 	}
 }
 
-// firstAvailable returns the first endpoint from index start (wrapping)
-// that is not ejected at now, or endpoints[start] if all are ejected: the
-// balancer never refuses a request because every endpoint looks bad.
-func firstAvailable(eps []*Endpoint, start int, now int64) *Endpoint {
+// firstUsable returns the first endpoint from index start (wrapping) that
+// info accepts; failing that, the first available one even if tried; and
+// failing that endpoints[start]: the balancer never refuses a request
+// because every endpoint looks bad.
+func firstUsable(eps []*Endpoint, start int, info *PickInfo) *Endpoint {
 	n := len(eps)
 	for i := range n {
-		if e := eps[(start+i)%n]; e.Available(now) {
+		if e := eps[(start+i)%n]; info.Usable(e) {
 			return e
+		}
+	}
+	if len(info.Tried) > 0 {
+		for i := range n {
+			if e := eps[(start+i)%n]; e.Available(info.Now) {
+				return e
+			}
 		}
 	}
 	return eps[start%n]

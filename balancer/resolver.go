@@ -14,6 +14,9 @@ type Resolver interface {
 	// addresses each time it changes, starting with the current set,
 	// until ctx is done. It returns nil when ctx is done and an error
 	// only if it cannot go on. Calls to update are never concurrent.
+	// It may also report an unchanged set after a fresh resolution:
+	// that ends the ejections of listed endpoints that refused a
+	// connection (see [Ejection]).
 	Resolve(ctx context.Context, update func(addrs []string)) error
 }
 

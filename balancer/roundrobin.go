@@ -3,7 +3,7 @@ package balancer
 import "sync/atomic"
 
 // RoundRobin is the policy that sends requests to endpoints in turn,
-// skipping ejected ones. Endpoints in slow start are skipped with a
+// skipping unavailable ones and, for a retry, the ones already tried. Endpoints in slow start are skipped with a
 // probability of one minus their weight, so they get a growing share.
 type RoundRobin struct{}
 
@@ -32,7 +32,7 @@ func (p *roundRobin) Pick(info PickInfo) *Endpoint {
 	for range n {
 		i := p.next.Add(1) - 1
 		e := p.eps[i%n]
-		if !e.Available(info.Now) {
+		if !info.Usable(e) {
 			continue
 		}
 		if w := e.Weight(info.Now); w < 1 {
@@ -43,5 +43,5 @@ func (p *roundRobin) Pick(info PickInfo) *Endpoint {
 		}
 		return e
 	}
-	return firstAvailable(p.eps, int((p.next.Add(1)-1)%n), info.Now)
+	return firstUsable(p.eps, int((p.next.Add(1)-1)%n), &info)
 }

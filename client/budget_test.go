@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/balancer"
+	"github.com/shoal-dev/shoal/client"
 )
 
 // With every replica shedding, retries add no more load than the budget:
@@ -40,7 +41,7 @@ func TestRetryBudgetHoldsWhenEveryReplicaFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := NewTransport(Config{})
+	tr := client.NewTransport(client.Config{})
 	defer tr.CloseIdleConnections()
 	lb, err := balancer.New(balancer.Config{Resolver: res, Transport: tr, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -49,10 +50,11 @@ func TestRetryBudgetHoldsWhenEveryReplicaFails(t *testing.T) {
 	defer lb.Close()
 
 	frozen := time.Unix(1_700_000_000, 0)
-	sl := &sleeps{}
-	budget := BudgetConfig{Ratio: 0.2, MinPerSecond: 1, Window: 10 * time.Second}
-	c, err := New(Config{Transport: lb, MaxAttempts: 3, Budget: budget,
-		Now: func() time.Time { return frozen }, Sleep: sl.Sleep})
+	var waits atomic.Int64 // backoffs are counted, not waited
+	sleep := func(ctx context.Context, _ time.Duration) error { waits.Add(1); return ctx.Err() }
+	budget := client.BudgetConfig{Ratio: 0.2, MinPerSecond: 1, Window: 10 * time.Second}
+	c, err := client.New(client.Config{Transport: lb, MaxAttempts: 3, Budget: budget,
+		Now: func() time.Time { return frozen }, Sleep: sleep})
 	if err != nil {
 		t.Fatal(err)
 	}

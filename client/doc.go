@@ -17,5 +17,9 @@
 //
 // To spread requests over the replicas of a headless Service, give
 // [Config.Transport] a balancer.Balancer built over [NewTransport]; each
-// retry then asks the balancer again and usually lands on another replica.
+// retry then asks the balancer again, and lands on a replica the earlier
+// attempts did not use: the request's context carries a [Tries] the
+// balancer fills. An attempt that runs out its per-try timeout ends with
+// the cause [ErrPerTryTimeout], which the balancer counts against the
+// replica; the caller's own cancellation it does not.
 package client

@@ -67,12 +67,23 @@ const (
 	retryAfterHeader = "Retry-After"
 )
 
+// ErrPerTryTimeout is the cause (see [context.Cause]) of an attempt's
+// context that ended at Config.PerTryTimeout, which tells a transport
+// below, such as a balancer, a slow endpoint from a caller that gave up.
+var ErrPerTryTimeout = errors.New("client: per-try timeout")
+
 // RoundTrip sends req, retrying safe failures within the budget.
 func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	t.budget.Deposit()
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	idempotent := IsIdempotent(req)
+	if t.maxAttempts > 1 && replayable {
+		// A balancer below records each attempt's endpoint here and
+		// sends the next attempt elsewhere.
+		ctx = WithTries(ctx)
+		req = req.WithContext(ctx)
+	}
 	for attempt := 1; ; attempt++ {
 		try, err := t.attemptRequest(req, attempt)
 		if err != nil {
@@ -80,7 +91,7 @@ func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		tryCtx, cancel := ctx, context.CancelFunc(func() {})
 		if t.perTry > 0 {
-			tryCtx, cancel = context.WithTimeout(ctx, t.perTry)
+			tryCtx, cancel = context.WithTimeoutCause(ctx, t.perTry, ErrPerTryTimeout)
 			try = try.WithContext(tryCtx)
 		}
 		resp, err := t.next.RoundTrip(try)
