@@ -31,8 +31,9 @@
 //
 // # Admin endpoints
 //
-// [AdminMux] serves the health probes, /metrics and /debug/pprof/ on a
-// private mux meant for the admin port. Importing net/http/pprof also
+// [AdminMux] serves the health probes and /metrics on a private mux meant
+// for the admin port, and /debug/pprof/ only when asked ([WithPprof]); it
+// never serves /debug/pprof/cmdline. Importing net/http/pprof also
 // registers its handlers on http.DefaultServeMux; Shoal never serves that
 // mux, so they stay unreachable.
 package server

@@ -17,7 +17,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/shoal-dev/shoal/health"
 	"github.com/shoal-dev/shoal/server"
 )
 
@@ -390,48 +389,4 @@ func TestServedBy(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestAdminMux(t *testing.T) {
-	checker := health.New(nil)
-	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up 1\n") })
-	mux := server.AdminMux(checker, metrics)
-	tests := []struct {
-		name     string
-		method   string
-		path     string
-		wantCode int
-		wantBody string
-	}{
-		{"livez", "GET", "/livez", 200, `"status":"ok"`},
-		{"readyz before start", "GET", "/readyz", 503, `"status":"fail"`},
-		{"healthz", "GET", "/healthz", 503, `"probe":"readyz"`},
-		{"startupz", "GET", "/startupz", 503, `"probe":"startupz"`},
-		{"metrics", "GET", "/metrics", 200, "up 1"},
-		{"pprof index", "GET", "/debug/pprof/", 200, "goroutine"},
-		{"pprof named profile", "GET", "/debug/pprof/goroutine?debug=1", 200, "goroutine profile"},
-		{"pprof cmdline", "GET", "/debug/pprof/cmdline", 200, ""},
-		{"pprof symbol", "GET", "/debug/pprof/symbol", 200, "num_symbols"},
-		{"unknown", "GET", "/nope", 404, ""},
-		{"metrics is read-only", "POST", "/metrics", 405, ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
-			if w.Code != tt.wantCode || !strings.Contains(w.Body.String(), tt.wantBody) {
-				t.Fatalf("%s %s: %d %q, want %d containing %q", tt.method, tt.path, w.Code, w.Body, tt.wantCode, tt.wantBody)
-			}
-		})
-	}
-	t.Run("nil parts", func(t *testing.T) {
-		mux := server.AdminMux(nil, nil)
-		for _, p := range []string{"/readyz", "/metrics"} {
-			w := httptest.NewRecorder()
-			mux.ServeHTTP(w, httptest.NewRequest("GET", p, nil))
-			if w.Code != 404 {
-				t.Errorf("GET %s: %d, want 404", p, w.Code)
-			}
-		}
-	})
 }
