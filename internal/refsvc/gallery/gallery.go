@@ -235,6 +235,14 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		}
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer failed",
 			slog.Int("status", resp.StatusCode), slog.String("upstream", servedBy))
+		// A shedding thumbnailer asks to be called later, and the client's
+		// retries did not get past it: ask our caller the same, rather
+		// than report a failure.
+		if ra := resp.Header.Get("Retry-After"); resp.StatusCode == http.StatusServiceUnavailable && ra != "" {
+			w.Header().Set("Retry-After", ra)
+			httperr.Write(w, http.StatusServiceUnavailable, "thumbnailer is shedding load; retry later")
+			return
+		}
 		httperr.Write(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
 		return
 	}
