@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,6 +21,9 @@ func main() {
 	service.Bind(cs, &o, 8080, 9090)
 	service.BindGallery(cs, &g)
 	if err := cs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the flag set has printed the usage
+		}
 		exit(err)
 	}
 	if err := service.RunGallery(context.Background(), o, g); err != nil {

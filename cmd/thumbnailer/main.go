@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -20,6 +21,9 @@ func main() {
 	service.Bind(cs, &o, 8080, 9090)
 	service.BindThumbnailer(cs, &cfg)
 	if err := cs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the flag set has printed the usage
+		}
 		exit(err)
 	}
 	if err := service.RunThumbnailer(context.Background(), o, cfg); err != nil {

@@ -96,7 +96,9 @@ func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
 	s.fs.BoolVar(p, name, def, s.usage(env, usage))
 }
 
-// Parse reports malformed environment values, then parses args.
+// Parse reports malformed environment values, then parses args. For -h or
+// -help it prints the usage to the flag set's output and returns an error
+// wrapping flag.ErrHelp, which a main answers by exiting 0.
 func (s *Set) Parse(args []string) error {
 	if err := errors.Join(s.errs...); err != nil {
 		return err

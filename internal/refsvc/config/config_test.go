@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"strings"
@@ -55,5 +56,20 @@ func TestPrecedence(t *testing.T) {
 				t.Errorf("got port=%d drain=%v name=%q h2c=%v", port, drain, name, h2c)
 			}
 		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+	var out strings.Builder
+	fs.SetOutput(&out)
+	s := New(fs, nil)
+	var port int
+	s.Int(&port, "port", "PORT", 8080, "public port")
+	if err := s.Parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse(-h) = %v, want flag.ErrHelp", err)
+	}
+	if !strings.Contains(out.String(), "public port (env PORT)") {
+		t.Errorf("usage = %q, want the flag with its variable", out.String())
 	}
 }
