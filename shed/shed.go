@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -243,16 +244,10 @@ func noRelease(error) {}
 // other error counts as a completed sample. When it does not, ok is false,
 // the rejection is counted, and release does nothing.
 func (l *Limiter) Acquire() (release func(err error), ok bool) {
-	l.mu.Lock()
-	if l.inFlight >= int(l.limit) {
-		l.mu.Unlock()
-		l.rejected.Inc()
+	t, ok := l.acquire()
+	if !ok {
 		return noRelease, false
 	}
-	l.inFlight++
-	l.winInFlight = max(l.winInFlight, l.inFlight)
-	l.mu.Unlock()
-	t := &ticket{l: l, start: l.cfg.Now()}
 	return t.release, true
 }
 
@@ -260,21 +255,62 @@ type ticket struct {
 	l     *Limiter
 	start time.Time
 	done  atomic.Bool
+
+	// Guarded by l.mu: whether the work is parked waiting on its client
+	// (see [Limiter.Middleware]), since when, and for how long in all.
+	parked    bool
+	parkStart time.Time
+	parkedFor time.Duration
 }
 
 func (t *ticket) release(err error) {
 	if t.done.Swap(true) {
 		return // released twice: the first call counted
 	}
-	t.l.release(t.start, err)
+	t.l.release(t, err)
 }
 
-func (l *Limiter) release(start time.Time, err error) {
+// park gives the ticket's slot back while its work waits on its client;
+// unpark takes it again. unpark does not check the limit: the work is
+// already under way, and refusing it halfway through its body would waste
+// what it read.
+func (t *ticket) park() {
+	l := t.l
 	now := l.cfg.Now()
-	rtt := max(now.Sub(start).Seconds(), 1e-9)
+	l.mu.Lock()
+	if !t.parked && !t.done.Load() {
+		t.parked, t.parkStart = true, now
+		l.inFlight--
+	}
+	l.mu.Unlock()
+}
+
+func (t *ticket) unpark() {
+	l := t.l
+	now := l.cfg.Now()
+	l.mu.Lock()
+	if t.parked {
+		t.parked = false
+		t.parkedFor += now.Sub(t.parkStart)
+		l.inFlight++
+		l.winInFlight = max(l.winInFlight, l.inFlight)
+	}
+	l.mu.Unlock()
+}
+
+func (l *Limiter) release(t *ticket, err error) {
+	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.inFlight--
+	if t.parked {
+		t.parked = false
+		t.parkedFor += now.Sub(t.parkStart)
+	} else {
+		l.inFlight--
+	}
+	// Time spent waiting on the client says nothing about this server's
+	// queueing: leave it out of the sample.
+	rtt := max((now.Sub(t.start) - t.parkedFor).Seconds(), 1e-9)
 	switch {
 	case errors.Is(err, context.Canceled):
 	case errors.Is(err, ErrDropped) || errors.Is(err, context.DeadlineExceeded):
@@ -326,9 +362,21 @@ func (l *Limiter) clamp(v float64) float64 {
 // answers the rest at once with 503, a Retry-After header and a JSON body
 // {"error": "..."}. A request whose client went away before next returned
 // is not counted as a latency sample.
+//
+// A request blocked reading its body does not hold a slot: while next is
+// inside a Read of r.Body the request is not counted in flight, and that
+// time is left out of its latency. Otherwise a few clients sending their
+// bodies slowly would fill the limit and every other request would get
+// 503 for as long as they trickle. The slot is taken back when the Read
+// returns, without checking the limit, so after a burst of bodies
+// completing together the work in flight may exceed the limit briefly;
+// what bounds the memory those bodies hold is the service's upload
+// budget, not the limiter. The slot is kept, rather than the body read
+// before admission, so that the handler keeps deciding how (and whether)
+// to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.Acquire()
+		release, ok := l.acquire()
 		if !ok {
 			h := w.Header()
 			h.Set("Retry-After", l.retryAfter)
@@ -338,18 +386,47 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			w.Write(overloadedBody)
 			return
 		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &parkingBody{ReadCloser: r.Body, t: release}
+		}
 		completed := false
 		defer func() {
 			// A panicking handler did not complete: its latency is no
 			// sample, but its slot must be returned.
 			if !completed {
-				release(context.Canceled)
+				release.release(context.Canceled)
 			}
 		}()
 		next.ServeHTTP(w, r)
 		completed = true
-		release(context.Cause(r.Context()))
+		release.release(context.Cause(r.Context()))
 	})
+}
+
+// acquire is Acquire returning the ticket itself, or nil.
+func (l *Limiter) acquire() (*ticket, bool) {
+	l.mu.Lock()
+	if l.inFlight >= int(l.limit) {
+		l.mu.Unlock()
+		l.rejected.Inc()
+		return nil, false
+	}
+	l.inFlight++
+	l.winInFlight = max(l.winInFlight, l.inFlight)
+	l.mu.Unlock()
+	return &ticket{l: l, start: l.cfg.Now()}, true
+}
+
+// parkingBody parks its request's ticket for the duration of each Read.
+type parkingBody struct {
+	io.ReadCloser
+	t *ticket
+}
+
+func (b *parkingBody) Read(p []byte) (int, error) {
+	b.t.park()
+	defer b.t.unpark()
+	return b.ReadCloser.Read(p)
 }
 
 var overloadedBody = []byte(`{"error":"server overloaded, retry later"}` + "\n")

@@ -1,0 +1,224 @@
+package shed
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Errors of [Budget]. Services answer ErrOverBudget with 413 and ErrBusy
+// with 503 and Retry-After.
+var (
+	// ErrOverBudget reports a request for more than the whole budget: it
+	// could never be granted, so it is refused without waiting.
+	ErrOverBudget = errors.New("shed: more than the whole budget")
+	// ErrBusy reports that the budget stayed exhausted for as long as the
+	// caller could wait.
+	ErrBusy = errors.New("shed: budget exhausted")
+)
+
+// DefaultBudgetWait is the longest [Budget.Acquire] waits when
+// NewBudget is given a zero wait.
+const DefaultBudgetWait = 5 * time.Second
+
+// Budget bounds a quantity held at once by concurrent work, such as the
+// bytes of request bodies in memory or of images being decoded. Work asks
+// for what it needs and waits its turn, first come first served, for at
+// most the budget's wait and while its context lasts; when either ends it
+// is turned away with [ErrBusy] or the context's error.
+//
+// Unlike [Limiter], a Budget queues: the work it guards is sized before it
+// starts (an image's header says how much it will decode to), and a short
+// wait for memory costs less than a retry. The wait is bounded, so an
+// exhausted budget still turns requests away instead of piling them up.
+//
+// Create one with [NewBudget]; it is safe for concurrent use.
+type Budget struct {
+	capacity int64
+	wait     time.Duration
+
+	mu      sync.Mutex
+	used    int64
+	waiters list.List // of *budgetWaiter, oldest first
+}
+
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{} // closed once the waiter holds n
+}
+
+// NewBudget returns a Budget of capacity units (bytes, say) whose callers
+// wait at most wait for their share. A zero wait means DefaultBudgetWait
+// (5s); a negative one means no waiting: Acquire grants at once or fails.
+// capacity must be positive.
+func NewBudget(capacity int64, wait time.Duration) (*Budget, error) {
+	if capacity <= 0 {
+		return nil, fmt.Errorf("shed: budget capacity %d is not positive", capacity)
+	}
+	if wait == 0 {
+		wait = DefaultBudgetWait
+	}
+	return &Budget{capacity: capacity, wait: max(wait, 0)}, nil
+}
+
+// Capacity returns the whole budget.
+func (b *Budget) Capacity() int64 { return b.capacity }
+
+// InUse returns the units currently held.
+func (b *Budget) InUse() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
+// Acquire holds n units once they are free and every earlier caller has
+// been served, so a large request is not starved by a stream of small
+// ones. The caller must call release exactly once (further calls do
+// nothing). It fails at once with [ErrOverBudget] if n exceeds the
+// capacity, with [ErrBusy] when the wait ran out, and with the context's
+// cause when ctx ended first. n <= 0 is granted at once.
+func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err error) {
+	if n <= 0 {
+		return func() {}, nil
+	}
+	if n > b.capacity {
+		return nil, fmt.Errorf("%w: %d asked, %d in all", ErrOverBudget, n, b.capacity)
+	}
+	b.mu.Lock()
+	if b.waiters.Len() == 0 && b.used+n <= b.capacity {
+		b.used += n
+		b.mu.Unlock()
+		return b.releaser(n), nil
+	}
+	if b.wait <= 0 {
+		b.mu.Unlock()
+		return nil, ErrBusy
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	el := b.waiters.PushBack(w)
+	b.mu.Unlock()
+
+	timer := time.NewTimer(b.wait)
+	defer timer.Stop()
+	select {
+	case <-w.ready:
+		return b.releaser(n), nil
+	case <-ctx.Done():
+		err = context.Cause(ctx)
+	case <-timer.C:
+		err = ErrBusy
+	}
+	b.mu.Lock()
+	select {
+	case <-w.ready:
+		// Granted while we gave up: hand the units back.
+		b.used -= n
+	default:
+		b.waiters.Remove(el)
+	}
+	// Our leaving may let the next in line (smaller than us) through.
+	b.grantLocked()
+	b.mu.Unlock()
+	return nil, err
+}
+
+func (b *Budget) releaser(n int64) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.used -= n
+			b.grantLocked()
+			b.mu.Unlock()
+		})
+	}
+}
+
+// grantLocked serves waiters in order while the oldest fits. b.mu must be
+// held.
+func (b *Budget) grantLocked() {
+	for {
+		front := b.waiters.Front()
+		if front == nil {
+			return
+		}
+		w := front.Value.(*budgetWaiter)
+		if b.used+w.n > b.capacity {
+			return
+		}
+		b.used += w.n
+		b.waiters.Remove(front)
+		close(w.ready)
+	}
+}
+
+// readStep is how much more budget [Budget.ReadAll] takes each time its
+// buffer must grow: small enough that a client trickling its body holds
+// little, large enough that a fast upload asks rarely.
+const readStep = 64 << 10
+
+// ReadAll reads r to its end into memory, holding budget for the buffer
+// as it grows instead of for the whole body up front, so a body that
+// arrives slowly holds only what it has sent. sizeHint, when positive (a
+// Content-Length), caps the buffer's growth at that size. The caller must
+// call release once it no longer holds data; on an error ReadAll has
+// released everything itself. The errors are r's and [Budget.Acquire]'s.
+//
+// A body may wait for budget while holding what it already read; the
+// bounded wait of Acquire turns such a standoff into ErrBusy for some of
+// them instead of a deadlock.
+func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data []byte, release func(), err error) {
+	var releases []func()
+	releaseAll := func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	var held int64
+	grow := func(need int64) error {
+		rel, err := b.Acquire(ctx, need-held)
+		if err != nil {
+			return err
+		}
+		releases = append(releases, rel)
+		held = need
+		return nil
+	}
+	first := int64(readStep)
+	if sizeHint > 0 {
+		first = min(first, sizeHint+1) // +1 to read the EOF without growing
+	}
+	if err := grow(first); err != nil {
+		return nil, nil, err
+	}
+	buf := make([]byte, 0, first)
+	for {
+		if len(buf) == cap(buf) {
+			next := int64(cap(buf)) * 2
+			if sizeHint > 0 && int64(len(buf)) <= sizeHint {
+				next = min(next, sizeHint+1)
+			}
+			next = max(next, int64(cap(buf))+readStep)
+			if err := grow(next); err != nil {
+				releaseAll()
+				return nil, nil, err
+			}
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, releaseAll, nil
+		}
+		if err != nil {
+			releaseAll()
+			return nil, nil, err
+		}
+	}
+}

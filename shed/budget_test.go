@@ -1,0 +1,194 @@
+package shed_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/shed"
+)
+
+func newBudget(t *testing.T, capacity int64, wait time.Duration) *shed.Budget {
+	t.Helper()
+	b, err := shed.NewBudget(capacity, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestBudgetAcquire(t *testing.T) {
+	tests := []struct {
+		name    string
+		held    int64 // taken before the call
+		wait    time.Duration
+		ask     int64
+		wantErr error
+	}{
+		{"fits", 60, time.Minute, 40, nil},
+		{"nothing asked", 100, -1, 0, nil},
+		{"more than the whole", 0, time.Minute, 101, shed.ErrOverBudget},
+		{"no room, no wait", 61, -1, 40, shed.ErrBusy},
+		{"no room, wait runs out", 61, time.Millisecond, 40, shed.ErrBusy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBudget(t, 100, tt.wait)
+			rel, err := b.Acquire(context.Background(), tt.held)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rel()
+			rel2, err := b.Acquire(context.Background(), tt.ask)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Acquire(%d) with %d held: %v, want %v", tt.ask, tt.held, err, tt.wantErr)
+			}
+			if err == nil {
+				rel2()
+			}
+			if got := b.InUse(); got != tt.held {
+				t.Fatalf("in use after the call = %d, want %d", got, tt.held)
+			}
+		})
+	}
+}
+
+func TestBudgetWaitsInOrderAndHonoursContext(t *testing.T) {
+	b := newBudget(t, 100, time.Minute)
+	first, err := b.Acquire(context.Background(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A large waiter queued first must not be overtaken by a small one.
+	big := make(chan error, 1)
+	go func() {
+		rel, err := b.Acquire(context.Background(), 80)
+		if err == nil {
+			defer rel()
+		}
+		big <- err
+	}()
+	waitFor(t, func() bool { return queued(b) == 1 })
+	ctx, cancel := context.WithCancelCause(context.Background())
+	small := make(chan error, 1)
+	go func() {
+		_, err := b.Acquire(ctx, 10)
+		small <- err
+	}()
+	waitFor(t, func() bool { return queued(b) == 2 })
+	cause := errors.New("client left")
+	cancel(cause)
+	if err := <-small; !errors.Is(err, cause) {
+		t.Fatalf("cancelled waiter: %v, want its context's cause", err)
+	}
+	first()
+	if err := <-big; err != nil {
+		t.Fatalf("queued waiter: %v", err)
+	}
+	waitFor(t, func() bool { return b.InUse() == 0 })
+}
+
+// queued reports how many callers wait on b.
+func queued(b *shed.Budget) int { return shed.BudgetQueued(b) }
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("condition not met in 10s")
+		case <-tick.C:
+		}
+	}
+}
+
+func TestBudgetReadAllHoldsWhatArrived(t *testing.T) {
+	b := newBudget(t, 1<<20, -1)
+	pr, pw := io.Pipe()
+	type result struct {
+		data    []byte
+		release func()
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, rel, err := b.ReadAll(context.Background(), pr, 900<<10)
+		done <- result{data, rel, err}
+	}()
+	// A body that declared 900 KiB but sent 1 byte holds one step, not
+	// the declared size.
+	pw.Write([]byte{1})
+	waitFor(t, func() bool { return b.InUse() > 0 })
+	if got := b.InUse(); got > 64<<10 {
+		t.Fatalf("holding %d bytes for one byte received", got)
+	}
+	body := bytes.Repeat([]byte{7}, 900<<10-1)
+	pw.Write(body)
+	pw.Close()
+	r := <-done
+	if r.err != nil || len(r.data) != 900<<10 {
+		t.Fatalf("ReadAll = %d bytes, %v", len(r.data), r.err)
+	}
+	if got := b.InUse(); got < 900<<10 || got > 1<<20 {
+		t.Fatalf("holding %d for a 900 KiB body", got)
+	}
+	r.release()
+	if b.InUse() != 0 {
+		t.Fatalf("in use after release = %d", b.InUse())
+	}
+	// Past the budget: ErrBusy, and nothing stays held.
+	if _, _, err := b.ReadAll(context.Background(), bytes.NewReader(make([]byte, 2<<20)), 0); !errors.Is(err, shed.ErrBusy) && !errors.Is(err, shed.ErrOverBudget) {
+		t.Fatalf("ReadAll past the budget: %v", err)
+	}
+	if b.InUse() != 0 {
+		t.Fatalf("in use after a failed read = %d", b.InUse())
+	}
+}
+
+// TestMiddlewareSlowBodyHoldsNoSlot reproduces the outage: with one slot,
+// a request blocked on a body its client trickles must not make the next
+// request 503.
+func TestMiddlewareSlowBodyHoldsNoSlot(t *testing.T) {
+	l := newLimiter(t, shed.Config{InitialLimit: 1, MaxLimit: 1}, nil)
+	slow := make(chan struct{}, 1)
+	srv := httptest.NewServer(l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			slow <- struct{}{}
+		}
+		io.Copy(io.Discard, r.Body)
+	})))
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close() // before srv.Close, which waits for the slow request
+	// Headers and one byte of a 100-byte body, then nothing.
+	if _, err := io.WriteString(conn, "POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nx"); err != nil {
+		t.Fatal(err)
+	}
+	<-slow
+	for range 5 {
+		resp, err := http.Post(srv.URL, "text/plain", bytes.NewReader([]byte("ok")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("ordinary request got %d while another client trickles its body", resp.StatusCode)
+		}
+	}
+	conn.Close() // ends the slow request before the server closes
+	waitFor(t, func() bool { return l.InFlight() == 0 })
+}
