@@ -149,6 +149,28 @@ func Route(next http.Handler) http.Handler {
 	})
 }
 
+// RouteOf wraps next, middleware that may answer a request without passing
+// it on to mux (a load shedder's 503, an authenticator's 401), so that such
+// a request is counted under the route mux would have served it on, not
+// under [Unmatched]. Put it inside [HTTP.Middleware] and outside that
+// middleware, with [Route] around mux as usual. mux is asked only for
+// requests that reached no pattern, so a served request costs nothing
+// more; a request mux has no pattern for stays Unmatched.
+func RouteOf(mux *http.ServeMux, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			rec := findRecorder(w)
+			if rec == nil || rec.route != "" || r.Pattern != "" {
+				return
+			}
+			if _, pattern := mux.Handler(r); pattern != "" {
+				rec.route = pattern
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
 // findRecorder walks w's Unwrap chain to the Middleware's recorder.
 func findRecorder(w http.ResponseWriter) *recorder {
 	for range 16 { // bounds a cyclic chain

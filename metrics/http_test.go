@@ -149,6 +149,51 @@ func TestRouteSeesPatternThroughReplacedRequest(t *testing.T) {
 	}
 }
 
+// shedAll answers 503 without calling next, as a load shedder does.
+func shedAll(http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+}
+
+// TestRouteOfCountsShedRequests: a request middleware answered before it
+// reached the mux is counted under the route it asked for.
+func TestRouteOfCountsShedRequests(t *testing.T) {
+	tests := []struct {
+		name      string
+		wrap      func(mux *http.ServeMux) http.Handler
+		path      string
+		wantRoute string
+		wantCode  string
+	}{
+		{"shed without RouteOf is unmatched", func(mux *http.ServeMux) http.Handler { return shedAll(metrics.Route(mux)) },
+			"/v1/items/9", metrics.Unmatched, "503"},
+		{"shed with RouteOf has its route", func(mux *http.ServeMux) http.Handler { return metrics.RouteOf(mux, shedAll(metrics.Route(mux))) },
+			"/v1/items/9", "/v1/items/{id}", "503"},
+		{"served request keeps the mux's pattern", func(mux *http.ServeMux) http.Handler {
+			return metrics.RouteOf(mux, withContext(metrics.Route(mux)))
+		}, "/v1/items/9", "/v1/items/{id}", "200"},
+		{"no pattern stays unmatched", func(mux *http.ServeMux) http.Handler { return metrics.RouteOf(mux, shedAll(metrics.Route(mux))) },
+			"/nowhere", metrics.Unmatched, "503"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m, err := metrics.NewHTTP(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(m.Middleware(tt.wrap(newMux())))
+			defer srv.Close()
+			do(t, srv.Client(), "GET", srv.URL+tt.path)
+			if v := metricstest.Value(t, reg, "http_requests_total", "route", tt.wantRoute, "code", tt.wantCode); v != 1 {
+				t.Errorf("requests{route=%q,code=%s} = %v, want 1", tt.wantRoute, tt.wantCode, v)
+			}
+		})
+	}
+}
+
 func TestRouteWithoutMiddleware(t *testing.T) {
 	h := metrics.Route(newMux())
 	rec := httptest.NewRecorder()

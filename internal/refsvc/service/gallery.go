@@ -21,6 +21,8 @@ import (
 // invalid.
 type GalleryOptions struct {
 	RedisURL         string        // REDIS_URL; "" keeps sessions in this process's memory
+	RedisTimeout     time.Duration // REDIS_TIMEOUT: bound on one Redis call; 0 means session.DefaultRedisTimeout (300ms)
+	RedisCritical    bool          // REDIS_CRITICAL: fail /readyz while Redis is unreachable; false reports it and stays ready (docs/dependencies.md)
 	SessionSecret    string        // SESSION_SECRET; "" means a random secret, good for one process only
 	SessionTTL       time.Duration // SESSION_TTL; 0 means session.DefaultTTL (30m)
 	ThumbnailerURL   string        // THUMBNAILER_URL: one address, balanced by kube-proxy; "" means DefaultThumbnailerURL
@@ -62,6 +64,9 @@ func (g GalleryOptions) withDefaults() GalleryOptions {
 	if g.Timeout == 0 {
 		g.Timeout = gallery.DefaultTimeout
 	}
+	if g.RedisTimeout == 0 {
+		g.RedisTimeout = session.DefaultRedisTimeout
+	}
 	return g
 }
 
@@ -73,6 +78,8 @@ func (g GalleryOptions) Validate() error {
 		return fmt.Errorf("service: SESSION_TTL %v is negative", g.SessionTTL)
 	case g.Timeout < 0:
 		return fmt.Errorf("service: THUMBNAILER_TIMEOUT %v is negative", g.Timeout)
+	case g.RedisTimeout < 0:
+		return fmt.Errorf("service: REDIS_TIMEOUT %v is negative", g.RedisTimeout)
 	}
 	return nil
 }
@@ -80,6 +87,8 @@ func (g GalleryOptions) Validate() error {
 // BindGallery registers the gallery's settings on cs.
 func BindGallery(cs *config.Set, g *GalleryOptions) {
 	cs.String(&g.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL for sessions, e.g. redis://redis:6379/0; empty keeps sessions in memory")
+	cs.Duration(&g.RedisTimeout, "redis-timeout", "REDIS_TIMEOUT", session.DefaultRedisTimeout, "bound on one Redis call, retries included; a session route answers 503 when it runs out")
+	cs.Bool(&g.RedisCritical, "redis-critical", "REDIS_CRITICAL", false, "fail /readyz while Redis is unreachable (default: stay ready, answer 503 at once on session routes)")
 	cs.String(&g.SessionSecret, "session-secret", "SESSION_SECRET", "", "secret that signs session cookies, shared by every replica")
 	cs.Duration(&g.SessionTTL, "session-ttl", "SESSION_TTL", session.DefaultTTL, "session lifetime after last use")
 	cs.String(&g.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", DefaultThumbnailerURL, "thumbnailer base URL (used when no address list or DNS name is given)")
@@ -113,12 +122,12 @@ func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error)
 		svc.Logger.Warn("REDIS_URL is unset: sessions live in this process's memory and are lost with it")
 		store = session.NewMemoryStore(time.Now)
 	} else {
-		rdb, err = newRedisClient(g.RedisURL)
+		rdb, err = newRedisClient(g.RedisURL, g.RedisTimeout)
 		if err != nil {
 			return err
 		}
 		defer closeOnError(&err, rdb.Close)
-		store = session.NewRedisStore(rdb, session.DefaultRedisPrefix)
+		store = session.NewRedisStore(rdb, session.DefaultRedisPrefix, session.WithTimeout(g.RedisTimeout))
 	}
 	sessions, err := session.NewManager(session.Config{
 		Store: store, Secret: []byte(g.SessionSecret), TTL: g.SessionTTL, Logger: svc.Logger,
@@ -127,7 +136,11 @@ func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error)
 	if err != nil {
 		return fmt.Errorf("service: sessions: %w", err)
 	}
-	if err := svc.Health.Add(health.Check{Name: "sessions", Func: sessions.Check, Interval: 2 * time.Second, Timeout: time.Second, Critical: true}); err != nil {
+	// Every replica shares Redis, so failing readiness on it takes them all
+	// out of the Service at once and clients get the proxy's error instead
+	// of our quick 503; by default the check is reported, not critical
+	// (docs/dependencies.md has the measurements).
+	if err := svc.Health.Add(health.Check{Name: "sessions", Func: sessions.Check, Interval: 2 * time.Second, Timeout: time.Second, Critical: g.RedisCritical}); err != nil {
 		return fmt.Errorf("service: %w", err)
 	}
 
@@ -160,15 +173,20 @@ func closeOnError(err *error, closeFn func() error) {
 	}
 }
 
-func newRedisClient(redisURL string) (*redis.Client, error) {
+func newRedisClient(redisURL string, timeout time.Duration) (*redis.Client, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("service: REDIS_URL: %w", err)
 	}
-	// Fail fast while Redis is down: go-redis' defaults retry a refused
-	// dial and a command for a second or more, longer than the readiness
-	// check's timeout, and every session request would hang that long
-	// before its 503.
-	opts.DialTimeout, opts.DialerRetries, opts.MaxRetries = time.Second, 1, 1
+	// Fail fast while Redis is down or hung: go-redis' defaults retry a
+	// refused dial and a command for a second or more, and wait 3s for a
+	// reply that a hung Redis never sends, so every session request would
+	// hang that long before its 503. The store's deadline reaches the
+	// socket only with ContextTimeoutEnabled; the socket timeouts bound a
+	// call made without one.
+	opts.DialerRetries, opts.MaxRetries = 1, 1
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = timeout, timeout, timeout
+	opts.PoolTimeout = timeout
 	return redis.NewClient(opts), nil
 }

@@ -188,7 +188,9 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		h = limiter.Middleware(h)
 	}
-	h = server.ServedBy(s.name, httpMetrics.Middleware(h))
+	// RouteOf counts a request shedding or other middleware answered under
+	// the route it asked for, not as unmatched.
+	h = server.ServedBy(s.name, httpMetrics.Middleware(metrics.RouteOf(s.Mux, h)))
 
 	app := server.New(server.Config{
 		H2C:             s.Options.H2C,

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,16 +175,18 @@ func TestReferenceSystemWithRedis(t *testing.T) {
 		t.Fatalf("history on a second replica: %d %s", r.code, r.body)
 	}
 
-	// Redis down: session routes answer 503 with a clear message and
-	// readiness fails; all recovers when Redis returns.
+	// Redis down: session routes answer 503 with a clear message; the
+	// replica stays ready (every replica shares Redis, see
+	// docs/dependencies.md) and names the dependency as degraded; all
+	// recovers when Redis returns.
 	redis.Stop()
 	r = do(t, c, "GET", gal.url+"/v1/history", nil)
 	if r.code != http.StatusServiceUnavailable || r.hdr.Get("Retry-After") == "" {
 		t.Fatalf("history with Redis down: %d %s", r.code, r.body)
 	}
-	healthtest.Wait(t, gal.adm+"/readyz", http.StatusServiceUnavailable)
+	waitDegraded(t, gal.adm+"/readyz", true)
 	redis.Restart()
-	healthtest.Wait(t, gal.adm+"/readyz", http.StatusOK)
+	waitDegraded(t, gal.adm+"/readyz", false)
 	// Redis restarted empty (no persistence), so the old session is gone:
 	// the gallery answers 401, and a new sign-in works.
 	if r := do(t, c, "GET", gal.url+"/v1/history", nil); r.code != http.StatusUnauthorized {
@@ -192,6 +195,46 @@ func TestReferenceSystemWithRedis(t *testing.T) {
 	if r := do(t, c, "POST", gal.url+"/v1/login", []byte(`{"user":"ann"}`)); r.code != http.StatusOK {
 		t.Fatalf("login after Redis returned: %d %s", r.code, r.body)
 	}
+}
+
+// waitDegraded polls readiness until the sessions check is, or is not,
+// named degraded; readiness must answer 200 throughout.
+func waitDegraded(t *testing.T, url string, degraded bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		code, rep := healthtest.Get(t, url)
+		if code != http.StatusOK {
+			t.Fatalf("readyz %d %+v with REDIS_CRITICAL off, want 200", code, rep)
+		}
+		if slices.Contains(rep.Degraded, "sessions") == degraded {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("readyz degraded %v, want sessions degraded: %v", rep.Degraded, degraded)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TestRedisCriticalFailsReadiness: with RedisCritical, an unreachable
+// Redis takes the replica out of readiness, and its return brings it back.
+func TestRedisCriticalFailsReadiness(t *testing.T) {
+	redis := redistest.Start(t)
+	gal := start(t, "gallery-critical", func(s *Service) error {
+		return AddGallery(context.Background(), s, GalleryOptions{
+			RedisURL: "redis://" + redis.Addr() + "/0", RedisCritical: true, SessionSecret: strings.Repeat("s", 32),
+			ThumbnailerURL: "http://127.0.0.1:1",
+		})
+	})
+	redis.Stop()
+	if rep := healthtest.Wait(t, gal.adm+"/readyz", http.StatusServiceUnavailable); !slices.Equal(rep.Failing, []string{"sessions"}) {
+		t.Errorf("readyz failing %v, want [sessions]", rep.Failing)
+	}
+	redis.Restart()
+	healthtest.Wait(t, gal.adm+"/readyz", http.StatusOK)
 }
 
 func mustURL(t *testing.T, s string) *url.URL {
