@@ -14,22 +14,23 @@ import (
 const SchemaVersion = "shoal.load/v1"
 
 type jsonReport struct {
-	Schema         string           `json:"schema"`
-	Target         string           `json:"target"`
-	Method         string           `json:"method"`
-	Start          time.Time        `json:"start"`
-	ElapsedSeconds float64          `json:"elapsed_seconds"`
-	Interrupted    bool             `json:"interrupted"`
-	Requests       jsonRequests     `json:"requests"`
-	ThroughputRPS  float64          `json:"throughput_rps"`
-	LatencyMS      jsonLatency      `json:"latency_ms"`
-	Errors         map[string]int64 `json:"errors"`
-	ServedByHeader string           `json:"served_by_header"`
-	Replicas       []jsonReplica    `json:"replicas"`
-	Unattributed   int64            `json:"unattributed"`
-	CV             float64          `json:"cv"`
-	WindowSeconds  float64          `json:"window_seconds,omitempty"`
-	Windows        []jsonWindow     `json:"windows,omitempty"`
+	Schema         string            `json:"schema"`
+	Target         string            `json:"target"`
+	Method         string            `json:"method"`
+	Start          time.Time         `json:"start"`
+	ElapsedSeconds float64           `json:"elapsed_seconds"`
+	Interrupted    bool              `json:"interrupted"`
+	Requests       jsonRequests      `json:"requests"`
+	ThroughputRPS  float64           `json:"throughput_rps"`
+	LatencyMS      jsonLatency       `json:"latency_ms"`
+	Errors         map[string]int64  `json:"errors"`
+	ErrorSamples   map[string]string `json:"error_samples"`
+	ServedByHeader string            `json:"served_by_header"`
+	Replicas       []jsonReplica     `json:"replicas"`
+	Unattributed   int64             `json:"unattributed"`
+	CV             float64           `json:"cv"`
+	WindowSeconds  float64           `json:"window_seconds,omitempty"`
+	Windows        []jsonWindow      `json:"windows,omitempty"`
 }
 
 type jsonRequests struct {
@@ -96,6 +97,7 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 			P999: ms(r.Latency.P999), Max: ms(r.Latency.Max), Mean: ms(r.Latency.Mean),
 		},
 		Errors:         r.Errors,
+		ErrorSamples:   r.ErrorSamples,
 		ServedByHeader: r.ServedByHeader,
 		Replicas:       jsonReplicas(r.Replicas),
 		Unattributed:   r.Unattributed,
@@ -104,6 +106,9 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 	}
 	if j.Errors == nil {
 		j.Errors = map[string]int64{}
+	}
+	if j.ErrorSamples == nil {
+		j.ErrorSamples = map[string]string{}
 	}
 	for i := range r.Windows {
 		w := &r.Windows[i]
@@ -170,9 +175,9 @@ func (r *Report) WriteText(out io.Writer) error {
 	}
 
 	if len(r.Errors) > 0 {
-		p("\nerrors\tcount\n")
+		p("\nerrors\tcount\tfirst seen\n")
 		for _, k := range sortedKeys(r.Errors) {
-			p("%s\t%d\n", k, r.Errors[k])
+			p("%s\t%d\t%s\n", k, r.Errors[k], r.ErrorSamples[k])
 		}
 	}
 	names := r.ReplicaNames()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -16,6 +18,7 @@ const (
 	KindTimeout  = "timeout"            // Config.Timeout ran out, or the dial timed out
 	KindReset    = "connection_reset"   // the peer reset the connection
 	KindClosed   = "connection_closed"  // the peer closed the connection before a full response
+	KindDNS      = "dns"                // the target's name did not resolve
 	KindDropped  = "dropped"            // due while MaxInFlight requests were in flight; never sent
 	KindCanceled = "canceled"           // the run's context ended while the request was in flight
 	KindOther    = "other"              // any other transport error
@@ -41,6 +44,34 @@ func statusKind(code int) string {
 	return HTTPKind(code)
 }
 
+// Sample messages of the kinds that have no error of their own.
+const (
+	msgDropped  = "not sent: MaxInFlight requests were in flight when it was due"
+	msgCanceled = "the run ended while the request was in flight"
+)
+
+// maxSampleLen bounds a sample message, response body excerpt included.
+const maxSampleLen = 160
+
+// sample makes msg one line of at most maxSampleLen bytes.
+func sample(msg string) string {
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > maxSampleLen {
+		msg = strings.ToValidUTF8(msg[:maxSampleLen-3], "") + "..."
+	}
+	return msg
+}
+
+// statusSample is the sample of an error response: its status line and
+// the start of its body, which usually says why.
+func statusSample(code int, body []byte) string {
+	msg := strconv.Itoa(code) + " " + http.StatusText(code)
+	if b := strings.TrimSpace(string(body)); b != "" {
+		msg += ": " + b
+	}
+	return sample(msg)
+}
+
 // classify names the kind of a transport error.
 func classify(err error) string {
 	var ne net.Error
@@ -55,6 +86,8 @@ func classify(err error) string {
 		return KindClosed
 	case errors.Is(err, context.Canceled):
 		return KindCanceled
+	case errors.As(err, new(*net.DNSError)):
+		return KindDNS
 	}
 	return KindOther
 }

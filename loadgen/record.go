@@ -20,6 +20,7 @@ type result struct {
 	latency  time.Duration // from the intended send time to the end of the body
 	status   int           // 0 when no response arrived
 	kind     string        // error kind, "" for a 1xx-3xx response
+	msg      string        // what went wrong, for the kind's sample; "" without a kind
 	servedBy string        // value of the served-by header, "" if absent
 }
 
@@ -42,6 +43,7 @@ type recorder struct {
 	ok           int64 // 1xx-3xx responses
 	unattributed int64 // responses without the served-by header
 	errors       map[string]int64
+	samples      map[string]string // first message of each error kind
 	replicas     map[string]int64
 	windows      []windowAcc
 	lastOffset   time.Duration
@@ -52,6 +54,7 @@ func newRecorder(window time.Duration) *recorder {
 		window:   window,
 		hist:     hdrhistogram.New(histLowest, histHighest, histDigits),
 		errors:   map[string]int64{},
+		samples:  map[string]string{},
 		replicas: map[string]int64{},
 	}
 }
@@ -72,6 +75,9 @@ func (r *recorder) record(res result) {
 	}
 	if res.kind != "" {
 		r.errors[res.kind]++
+		if _, ok := r.samples[res.kind]; !ok && res.msg != "" {
+			r.samples[res.kind] = res.msg
+		}
 		if w != nil {
 			w.errors++
 		}
@@ -130,6 +136,7 @@ func (r *recorder) report(elapsed time.Duration) *Report {
 		OK:           r.ok,
 		Unattributed: r.unattributed,
 		Errors:       cloneCounts(r.errors),
+		ErrorSamples: cloneSamples(r.samples),
 		Replicas:     cloneCounts(r.replicas),
 		Window:       r.window,
 		hist:         r.hist.Export(),
@@ -160,6 +167,14 @@ func (r *recorder) report(elapsed time.Duration) *Report {
 		})
 	}
 	return rep
+}
+
+func cloneSamples(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
 }
 
 func cloneCounts(m map[string]int64) map[string]int64 {

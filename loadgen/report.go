@@ -34,6 +34,10 @@ type Report struct {
 	// Errors counts failed requests by kind (the Kind constants and
 	// HTTPKind codes).
 	Errors map[string]int64
+	// ErrorSamples holds, for each kind in Errors, the message of its
+	// first error: the transport's error text, or an error response's
+	// status and the start of its body.
+	ErrorSamples map[string]string
 
 	// ServedByHeader is the response header Replicas is keyed on.
 	ServedByHeader string

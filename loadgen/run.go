@@ -101,7 +101,7 @@ func newTransport(c *Config) *http.Transport {
 	tr := &http.Transport{
 		// No Proxy: a load generator measures the target, and a library
 		// reads no environment.
-		DialContext:         d.DialContext,
+		DialContext:         dialLoopback(d.DialContext),
 		MaxIdleConns:        c.Connections,
 		MaxIdleConnsPerHost: c.Connections,
 		MaxConnsPerHost:     c.Connections,
@@ -152,7 +152,7 @@ func (g *generator) schedule(ctx context.Context, start time.Time, jobs chan job
 		n := g.inFlight.Add(1)
 		if n > int64(c.MaxInFlight) {
 			g.inFlight.Add(-1)
-			g.rec.record(result{offset: off, kind: KindDropped})
+			g.rec.record(result{offset: off, kind: KindDropped, msg: msgDropped})
 			continue
 		}
 		// Every queued job has an idle worker: workers started never
@@ -205,33 +205,43 @@ func (g *generator) do(ctx context.Context, j job) result {
 	}
 	resp, err := g.rt.RoundTrip(req)
 	if err != nil {
-		res.kind = g.classify(ctx, err)
+		res.kind, res.msg = g.classify(ctx, err)
 		return res
 	}
 	if v := resp.Header[g.servedBy]; len(v) > 0 {
 		res.servedBy = v[0]
 	}
+	var head []byte
+	if resp.StatusCode >= 400 {
+		// The start of an error body usually says why; keep it for the
+		// sample.
+		var buf [maxSampleLen]byte
+		n, _ := io.ReadFull(resp.Body, buf[:])
+		head = buf[:n]
+	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err != nil {
-		res.kind = g.classify(ctx, err)
+		res.kind, res.msg = g.classify(ctx, err)
 		return res
 	}
 	res.latency = time.Since(j.intended)
 	res.status = resp.StatusCode
 	if resp.StatusCode >= 400 {
 		res.kind = statusKind(resp.StatusCode)
+		res.msg = statusSample(resp.StatusCode, head)
 	}
 	return res
 }
 
-// classify names the kind of a transport error; a request cut short by
-// the end of the run is canceled, whatever the error says.
-func (g *generator) classify(runCtx context.Context, err error) string {
+// classify names the kind of a transport error and gives its sample
+// message; a request cut short by the end of the run is canceled,
+// whatever the error says.
+func (g *generator) classify(runCtx context.Context, err error) (kind, msg string) {
 	if runCtx.Err() != nil {
-		return KindCanceled
+		return KindCanceled, msgCanceled
 	}
-	return classify(err)
+	return classify(err), sample(err.Error())
 }
 
 // keySource picks balance keys uniformly from n, repeatably for a seed.

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -233,4 +235,58 @@ func TestFlagFor(t *testing.T) {
 			t.Errorf("flagFor(%s) = %s, want %s", field, got, want)
 		}
 	}
+}
+
+// TestErrorKindsGolden pins how the text report names each kind of error
+// with the message of its first one, for the failures a user meets first:
+// nothing listening at a *.localhost address (which must not be a DNS
+// error), and a service answering 503 with a JSON reason.
+func TestErrorKindsGolden(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, closedPort, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	unavailable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"error":"session store unavailable, try again shortly"}`+"\n")
+	}))
+	t.Cleanup(unavailable.Close)
+	_, upPort, _ := net.SplitHostPort(strings.TrimPrefix(unavailable.URL, "http://"))
+	tests := []struct {
+		name string
+		url  string
+	}{
+		{"nothing listening at gallery.localhost", "http://gallery.localhost:" + closedPort + "/v1/history"},
+		{"503 from the service", "http://gallery.localhost:" + upPort + "/v1/history"},
+	}
+	var all strings.Builder
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := execute(t, "", tc.url, "--count", "3", "--rate", "100", "--quiet")
+			if err != nil {
+				t.Fatal(err)
+			}
+			section := errorsSection(out)
+			if section == "" {
+				t.Fatalf("no errors section in:\n%s", out)
+			}
+			section = strings.NewReplacer(closedPort, "PORT", upPort, "PORT").Replace(section)
+			all.WriteString("# " + tc.name + "\n" + section + "\n")
+		})
+	}
+	golden.Check(t, filepath.Join("testdata", "error_kinds.golden"), []byte(all.String()), *update)
+}
+
+// errorsSection is the "errors" table of a text report.
+func errorsSection(report string) string {
+	_, rest, ok := strings.Cut(report, "\nerrors ")
+	if !ok {
+		return ""
+	}
+	table, _, _ := strings.Cut("errors "+rest, "\n\n")
+	return table + "\n"
 }
