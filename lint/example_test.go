@@ -30,6 +30,7 @@ spec:
 		fmt.Println(f)
 	}
 	// Output:
+	// web.yaml:11: warning SH019 Deployment/web: no NetworkPolicy with Ingress selects its pods, so any pod in the cluster can reach every port they serve
 	// web.yaml:14: error SH001 Deployment/web: container "web": serves ports but has no readinessProbe
 	// web.yaml:14: warning SH004 Deployment/web: container "web": serves ports but has no preStop hook
 }

@@ -37,6 +37,9 @@ const (
 	IDInvalidSpec                = "SH016"
 	IDDuplicateObject            = "SH017"
 	IDIngressBackendMissing      = "SH018"
+	IDNoNetworkPolicy            = "SH019"
+	IDAdminPortPublished         = "SH020"
+	IDPprofInProduction          = "SH021"
 )
 
 // The rules. Decoding and unknown kinds are rules too, so they can be
@@ -99,6 +102,15 @@ var (
 	ruleIngressBackend = Rule{ID: IDIngressBackendMissing, Name: "ingress-backend-missing", Severity: Error,
 		Why: "an Ingress backend naming no Service has no endpoints, so every request routed there fails with 503",
 		Fix: "make the backend's service.name match a Service in the Ingress's namespace"}
+	ruleNoNetworkPolicy = Rule{ID: IDNoNetworkPolicy, Name: "no-network-policy", Severity: Warning,
+		Why: "pods no NetworkPolicy selects accept connections from every pod in the cluster, on every port, admin and metrics ports included",
+		Fix: "add a NetworkPolicy in the pods' namespace whose podSelector matches them and whose ingress rules allow only their clients, per port"}
+	ruleAdminPortPublished = Rule{ID: IDAdminPortPublished, Name: "admin-port-published", Severity: Warning,
+		Why: "a Service that routes to an admin or metrics port beside the application's ports hands probes, metrics and profiles to every client of the application",
+		Fix: "remove the port from the Service; let the monitoring system scrape pods directly, or give it a ClusterIP Service of admin ports only"}
+	rulePprofInProduction = Rule{ID: IDPprofInProduction, Name: "pprof-in-production", Severity: Warning,
+		Why: "profiling endpoints in production let whoever reaches the admin port slow the process with CPU profiles and traces and read its code and memory layout",
+		Fix: "remove PPROF (or set it to false) in the production overlay; turn it on for one pod while investigating, then off again"}
 )
 
 // ruleList returns every rule, checks attached, in ID order. It builds the
@@ -109,26 +121,30 @@ func ruleList() []Rule {
 		ruleNoPreStop, ruleGraceShort, ruleHPANoRequest, ruleTargetMissing,
 		ruleTwoAutoscalers, ruleReplicasOwned, ruleSelectorEmpty, ruleTargetPort,
 		ruleHardcodedIP, rulePDBBlocks, ruleAllUnavailable, ruleUnknownKind,
-		ruleInvalidSpec, ruleDuplicate, ruleIngressBackend,
+		ruleInvalidSpec, ruleDuplicate, ruleIngressBackend, ruleNoNetworkPolicy,
+		ruleAdminPortPublished, rulePprofInProduction,
 	}
 	checks := map[string]func(*set) []Finding{
-		ruleNoReadiness.ID:    checkReadiness,
-		ruleLivenessDeps.ID:   checkLiveness,
-		ruleProbeTimeout.ID:   checkProbeTimeouts,
-		ruleNoPreStop.ID:      checkPreStop,
-		ruleGraceShort.ID:     checkGracePeriod,
-		ruleHPANoRequest.ID:   checkUtilizationRequests,
-		ruleTargetMissing.ID:  checkAutoscalerTargets,
-		ruleTwoAutoscalers.ID: checkAutoscalerCount,
-		ruleReplicasOwned.ID:  checkOwnedReplicas,
-		ruleSelectorEmpty.ID:  checkServiceSelectors,
-		ruleTargetPort.ID:     checkServiceTargetPorts,
-		ruleHardcodedIP.ID:    checkHardcodedIPs,
-		rulePDBBlocks.ID:      checkPDBBlocks,
-		ruleAllUnavailable.ID: checkMaxUnavailable,
-		ruleInvalidSpec.ID:    checkSpecs,
-		ruleDuplicate.ID:      checkDuplicates,
-		ruleIngressBackend.ID: checkIngressBackends,
+		ruleNoReadiness.ID:        checkReadiness,
+		ruleLivenessDeps.ID:       checkLiveness,
+		ruleProbeTimeout.ID:       checkProbeTimeouts,
+		ruleNoPreStop.ID:          checkPreStop,
+		ruleGraceShort.ID:         checkGracePeriod,
+		ruleHPANoRequest.ID:       checkUtilizationRequests,
+		ruleTargetMissing.ID:      checkAutoscalerTargets,
+		ruleTwoAutoscalers.ID:     checkAutoscalerCount,
+		ruleReplicasOwned.ID:      checkOwnedReplicas,
+		ruleSelectorEmpty.ID:      checkServiceSelectors,
+		ruleTargetPort.ID:         checkServiceTargetPorts,
+		ruleHardcodedIP.ID:        checkHardcodedIPs,
+		rulePDBBlocks.ID:          checkPDBBlocks,
+		ruleAllUnavailable.ID:     checkMaxUnavailable,
+		ruleInvalidSpec.ID:        checkSpecs,
+		ruleDuplicate.ID:          checkDuplicates,
+		ruleIngressBackend.ID:     checkIngressBackends,
+		ruleNoNetworkPolicy.ID:    checkNetworkPolicies,
+		ruleAdminPortPublished.ID: checkAdminPortsPublished,
+		rulePprofInProduction.ID:  checkPprofInProduction,
 	}
 	for i := range rs {
 		rs[i].check = checks[rs[i].ID]

@@ -35,7 +35,8 @@ type Objects struct {
 	Secrets       []*corev1.Secret
 	ConfigMaps    []*corev1.ConfigMap
 	// Ignored names the objects of kinds that have no meaning on one
-	// machine (PodDisruptionBudget, Namespace, ServiceMonitor, ...), as
+	// machine (PodDisruptionBudget; NetworkPolicy, since nothing here
+	// filters traffic between pods; Namespace, ServiceMonitor, ...), as
 	// Kind/name.
 	Ignored []string
 }

@@ -374,6 +374,18 @@ func TestAdd(t *testing.T) {
 			},
 		},
 		{
+			name: "NetworkPolicy is ignored and listed",
+			obj: &networkingv1.NetworkPolicy{
+				TypeMeta:   metav1.TypeMeta{Kind: "NetworkPolicy", APIVersion: "networking.k8s.io/v1"},
+				ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			},
+			check: func(t *testing.T, o *Objects) {
+				if !slices.Equal(o.Ignored, []string{"NetworkPolicy/web"}) {
+					t.Errorf("Ignored = %q, want [NetworkPolicy/web]", o.Ignored)
+				}
+			},
+		},
+		{
 			name: "ignored kind named by its Go type without TypeMeta",
 			obj:  bareNamespace,
 			check: func(t *testing.T, o *Objects) {
