@@ -2,6 +2,7 @@ package thumbnail
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -10,8 +11,6 @@ import (
 	"image/png"
 	"io"
 	"strconv"
-
-	"golang.org/x/image/draw"
 )
 
 // Errors a caller branches on to choose a status code.
@@ -114,8 +113,9 @@ func (l Limits) withDefaults() Limits {
 
 // Decode decodes a PNG, JPEG or GIF held in data, refusing images whose
 // declared size exceeds the limits before decoding their pixels. It returns
-// the image and its format name ("png", "jpeg" or "gif").
-func Decode(data []byte, lim Limits) (image.Image, string, error) {
+// the image and its format name ("png", "jpeg" or "gif"). It stops with
+// ctx's cause once ctx ends.
+func Decode(ctx context.Context, data []byte, lim Limits) (image.Image, string, error) {
 	lim = lim.withDefaults()
 	if lim.MaxPixels < 0 {
 		return nil, "", fmt.Errorf("thumbnail: Limits.MaxPixels %d is negative", lim.MaxPixels)
@@ -124,24 +124,27 @@ func Decode(data []byte, lim Limits) (image.Image, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: reading header: %v", ErrBadImage, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, "", fmt.Errorf("%w: declared size %dx%d", ErrBadImage, cfg.Width, cfg.Height)
+	if err := lim.Check(cfg.Width, cfg.Height); err != nil {
+		return nil, "", err
 	}
-	if max := lim.MaxPixels; cfg.Width > max/cfg.Height {
-		return nil, "", fmt.Errorf("%w: %dx%d exceeds %d pixels", ErrTooLarge, cfg.Width, cfg.Height, max)
-	}
+	// The decoders read as they go: a reader that fails once ctx ends
+	// stops them within a buffer's worth of input.
+	r := &ctxReader{ctx: ctx, r: bytes.NewReader(data)}
 	var img image.Image
 	switch format {
 	case "png":
-		img, err = png.Decode(bytes.NewReader(data))
+		img, err = png.Decode(r)
 	case "jpeg":
-		img, err = jpeg.Decode(bytes.NewReader(data))
+		img, err = jpeg.Decode(r)
 	case "gif":
-		img, err = gif.Decode(bytes.NewReader(data))
+		img, err = gif.Decode(r)
 	default:
 		return nil, "", fmt.Errorf("%w: format %q is not png, jpeg or gif", ErrBadImage, format)
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, "", cause
+		}
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, "", fmt.Errorf("%w: truncated %s: %v", ErrBadImage, format, err)
 		}
@@ -150,12 +153,38 @@ func Decode(data []byte, lim Limits) (image.Image, string, error) {
 	return img, format, nil
 }
 
-// Resize resamples src into a new image as the options say.
-func Resize(src image.Image, o Options) image.Image {
-	sb := src.Bounds()
+// Check refuses a declared size outside the limits: ErrBadImage for an
+// empty one, ErrTooLarge past MaxPixels.
+func (l Limits) Check(w, h int) error {
+	l = l.withDefaults()
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("%w: declared size %dx%d", ErrBadImage, w, h)
+	}
+	if max := l.MaxPixels; w > max/h {
+		return fmt.Errorf("%w: %dx%d exceeds %d pixels", ErrTooLarge, w, h, max)
+	}
+	return nil
+}
+
+// ctxReader reads from r until ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := context.Cause(c.ctx); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// layout returns the size of the thumbnail of an sw×sh source and the
+// part of the source it shows.
+func layout(sb image.Rectangle, o Options) (dw, dh int, srcRect image.Rectangle) {
 	sw, sh := sb.Dx(), sb.Dy()
-	dw, dh := o.Width, o.Height
-	srcRect := sb
+	dw, dh = o.Width, o.Height
+	srcRect = sb
 	switch o.Fit {
 	case "", Contain:
 		// Scale by the smaller ratio so both sides fit.
@@ -176,10 +205,35 @@ func Resize(src image.Image, o Options) image.Image {
 			srcRect = image.Rect(sb.Min.X, y0, sb.Max.X, y0+ch)
 		}
 	}
-	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), src, srcRect, draw.Src, nil)
-	return dst
+	return dw, dh, srcRect
 }
+
+// Resize resamples src into a new image as the options say, with a
+// Catmull-Rom kernel, a band of rows at a time. It stops with ctx's cause
+// once ctx ends.
+func Resize(ctx context.Context, src image.Image, o Options) (image.Image, error) {
+	dw, dh, sr := layout(src.Bounds(), o)
+	dst := image.NewRGBA(image.Rect(0, 0, dw, dh))
+	if err := resample(ctx, dst, src, sr); err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// Need estimates, from the header alone, the memory [Make] takes for one
+// image and options: decoding, resizing and encoding, each at its worst.
+// A service holds this much of its memory budget while it makes the
+// thumbnail.
+func Need(h Header, o Options) int64 {
+	dw, dh, sr := layout(image.Rect(0, 0, max(1, h.Width), max(1, h.Height)), o)
+	out := int64(dw) * int64(dh) * 4
+	encoded := out + out/32 + encoderOverhead
+	return h.DecodeBytes() + out + resampleBytes(sr.Dx(), sr.Dy(), dw, dh) + encoded
+}
+
+// encoderOverhead covers an encoder's fixed state: deflate's tables and
+// window, a JPEG encoder's buffers.
+const encoderOverhead = 2 << 20
 
 // Encode writes img in the given format. GIF sources are written as PNG:
 // re-quantising a resampled image to a palette costs more than it saves.
@@ -201,17 +255,27 @@ func Encode(w io.Writer, img image.Image, format string) (string, error) {
 }
 
 // Make decodes data, resizes it and encodes the result: the whole job of
-// one request. It returns the encoded bytes and their content type.
-func Make(data []byte, o Options, lim Limits) ([]byte, string, error) {
+// one request. It returns the encoded bytes and their content type, or
+// ctx's cause once ctx ends.
+func Make(ctx context.Context, data []byte, o Options, lim Limits) ([]byte, string, error) {
 	if err := o.Validate(); err != nil {
 		return nil, "", err
 	}
-	img, format, err := Decode(data, lim)
+	img, format, err := Decode(ctx, data, lim)
 	if err != nil {
 		return nil, "", err
 	}
+	thumb, err := Resize(ctx, img, o)
+	if err != nil {
+		return nil, "", err
+	}
+	// Sized up front, the buffer does not double (and leave garbage) as it
+	// fills; Need counts this size.
+	b := thumb.Bounds()
+	raw := b.Dx() * b.Dy() * 4
 	var buf bytes.Buffer
-	ct, err := Encode(&buf, Resize(img, o), format)
+	buf.Grow(raw + raw/32 + 4096)
+	ct, err := Encode(&buf, thumb, format)
 	if err != nil {
 		return nil, "", err
 	}

@@ -2,6 +2,7 @@ package thumbnail
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -61,7 +62,11 @@ func TestResizeBounds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Resize(src, tt.opts).Bounds()
+			img, err := Resize(context.Background(), src, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := img.Bounds()
 			if got.Dx() != tt.wantW || got.Dy() != tt.wantH {
 				t.Fatalf("Resize(%+v) = %dx%d, want %dx%d", tt.opts, got.Dx(), got.Dy(), tt.wantW, tt.wantH)
 			}
@@ -82,7 +87,10 @@ func TestResizeCoverKeepsCentre(t *testing.T) {
 			src.Set(x, y, c)
 		}
 	}
-	dst := Resize(src, Options{Width: 50, Height: 50, Fit: Cover})
+	dst, err := Resize(context.Background(), src, Options{Width: 50, Height: 50, Fit: Cover})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range []image.Point{{2, 2}, {47, 2}, {2, 47}, {47, 47}} {
 		r, _, b, _ := dst.At(p.X, p.Y).RGBA()
 		if r>>8 < 200 || b>>8 > 50 {
@@ -102,7 +110,7 @@ func TestMakeFormats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.format, func(t *testing.T) {
-			out, ct, err := Make(encoded(t, tt.format, src), Options{Width: 32, Height: 32}, Limits{})
+			out, ct, err := Make(context.Background(), encoded(t, tt.format, src), Options{Width: 32, Height: 32}, Limits{})
 			if err != nil {
 				t.Fatalf("Make: %v", err)
 			}
@@ -137,7 +145,7 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := Decode(tt.data, tt.lim)
+			_, _, err := Decode(context.Background(), tt.data, tt.lim)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Decode error = %v, want %v", err, tt.wantErr)
 			}
@@ -146,7 +154,7 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestDecodeRejectsNegativeLimit(t *testing.T) {
-	_, _, err := Decode(encoded(t, "png", gradient(4, 4)), Limits{MaxPixels: -1})
+	_, _, err := Decode(context.Background(), encoded(t, "png", gradient(4, 4)), Limits{MaxPixels: -1})
 	if err == nil || !strings.Contains(err.Error(), "MaxPixels -1 is negative") {
 		t.Fatalf("Decode with MaxPixels -1: %v, want an error naming the field", err)
 	}
@@ -165,7 +173,7 @@ func TestDecodeRefusesHugeHeaderWithoutAllocating(t *testing.T) {
 	// CRC at bytes 29..32.
 	copy(data[16:24], []byte{0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0})
 	binary.BigEndian.PutUint32(data[29:33], crc32.ChecksumIEEE(data[12:29]))
-	_, _, err := Decode(data, Limits{})
+	_, _, err := Decode(context.Background(), data, Limits{})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Decode error = %v, want ErrTooLarge", err)
 	}
@@ -209,7 +217,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("GIF89a"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const maxPixels = 1 << 16
-		img, _, err := Decode(data, Limits{MaxPixels: maxPixels})
+		img, _, err := Decode(context.Background(), data, Limits{MaxPixels: maxPixels})
 		if err != nil {
 			if !errors.Is(err, ErrBadImage) && !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("unexpected error class: %v", err)
@@ -220,7 +228,9 @@ func FuzzDecode(f *testing.F) {
 		if b.Dx()*b.Dy() > maxPixels {
 			t.Fatalf("decoded %dx%d past the %d pixel limit", b.Dx(), b.Dy(), maxPixels)
 		}
-		Resize(img, Options{Width: 4, Height: 4, Fit: Cover})
+		if _, err := Resize(context.Background(), img, Options{Width: 4, Height: 4, Fit: Cover}); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
@@ -228,7 +238,7 @@ func BenchmarkMake(b *testing.B) {
 	src := encoded(b, "jpeg", gradient(1024, 768))
 	b.SetBytes(int64(len(src)))
 	for b.Loop() {
-		if _, _, err := Make(src, Options{Width: 256, Height: 256}, Limits{}); err != nil {
+		if _, _, err := Make(context.Background(), src, Options{Width: 256, Height: 256}, Limits{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,17 +1,19 @@
 package thumbnailer
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+	"github.com/shoal-dev/shoal/shed"
 )
 
 // DigestHeader carries, on every response that got as far as reading the
@@ -25,7 +27,12 @@ const DigestHeader = "X-Content-Digest"
 const (
 	DefaultMaxBodyBytes = 10 << 20
 	DefaultCacheBytes   = 32 << 20
+	DefaultMemoryLimit  = 1 << 30
 )
+
+// runtimeReserve is the memory left out of the budgets for the runtime,
+// goroutine stacks, connection buffers and metrics.
+const runtimeReserve = 16 << 20
 
 // Config configures the API. The zero value is valid: a zero field means
 // its default. Negative numbers are invalid except where a field says what
@@ -40,15 +47,32 @@ type Config struct {
 	// CacheBytes bounds the LRU of results. Zero means DefaultCacheBytes
 	// (32 MiB); negative disables the cache.
 	CacheBytes int
+	// MemoryLimit is the memory the process may use, in bytes: the
+	// container's limit, or GOMEMLIMIT. The API budgets requests from it
+	// so that, however many arrive, what they hold fits: three quarters
+	// of it, less CacheBytes and 16 MiB for the runtime (the quarter left
+	// is the collector's room to work in), of which a quarter holds
+	// uploads being read and the rest images being decoded, resized and
+	// encoded, each counted from its header by thumbnail.Need. A request
+	// needing more than its whole budget gets 413. Zero means
+	// DefaultMemoryLimit (1 GiB). The API does not read the environment:
+	// the service finds the limit and passes it.
+	MemoryLimit int64
+	// MemoryWait is how long a request waits for its share of a budget
+	// before it is answered 503 with Retry-After. Zero means
+	// shed.DefaultBudgetWait (5s); negative means no wait.
+	MemoryWait time.Duration
 	// Logger receives one line per failed request. Nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // API serves the thumbnailer's routes.
 type API struct {
-	cfg    Config
-	log    *slog.Logger
-	cache  *thumbnail.Cache
+	cfg     Config
+	log     *slog.Logger
+	cache   *thumbnail.Cache
+	uploads *shed.Budget // bytes of bodies being read or held
+	images  *shed.Budget // thumbnail.Need of images being made
 	hits   prometheus.Counter
 	misses prometheus.Counter
 }
@@ -65,6 +89,9 @@ func (c Config) withDefaults() Config {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = DefaultCacheBytes
 	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -78,8 +105,23 @@ func (c Config) Validate() error {
 		return fmt.Errorf("thumbnailer: MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	case c.MaxPixels < 0:
 		return fmt.Errorf("thumbnailer: MaxPixels %d is negative", c.MaxPixels)
+	case c.MemoryLimit < 0:
+		return fmt.Errorf("thumbnailer: MemoryLimit %d is negative", c.MemoryLimit)
+	}
+	d := c.withDefaults()
+	if uploads, _ := d.budgets(); uploads < 2*d.MaxBodyBytes {
+		return fmt.Errorf("thumbnailer: MemoryLimit %d leaves %d bytes for uploads, less than two of MaxBodyBytes %d",
+			d.MemoryLimit, uploads, d.MaxBodyBytes)
 	}
 	return nil
+}
+
+// budgets splits the memory limit of a defaulted c into the bytes uploads
+// and images being made may hold at once.
+func (c Config) budgets() (uploads, images int64) {
+	usable := c.MemoryLimit/4*3 - int64(max(c.CacheBytes, 0)) - runtimeReserve
+	uploads = usable / 4
+	return uploads, usable - uploads
 }
 
 // New returns the API, registering its cache metrics on reg. Its errors
@@ -96,10 +138,21 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 	if err := reg.Register(lookups); err != nil {
 		return nil, fmt.Errorf("thumbnailer: registering cache metrics: %w", err)
 	}
+	uploadBytes, imageBytes := cfg.budgets()
+	uploads, err := shed.NewBudget(uploadBytes, cfg.MemoryWait)
+	if err != nil {
+		return nil, fmt.Errorf("thumbnailer: %w", err)
+	}
+	images, err := shed.NewBudget(imageBytes, cfg.MemoryWait)
+	if err != nil {
+		return nil, fmt.Errorf("thumbnailer: %w", err)
+	}
 	return &API{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		cache:  thumbnail.NewCache(cfg.CacheBytes),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		uploads: uploads,
+		images:  images,
+		cache:   thumbnail.NewCache(cfg.CacheBytes),
 		hits:   lookups.WithLabelValues("hit"),
 		misses: lookups.WithLabelValues("miss"),
 	}, nil
@@ -117,7 +170,14 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
+	ctx := r.Context()
+	// Uploads and images wait for memory in that order, never the other
+	// way round, so holding the one while waiting for the other cannot
+	// deadlock.
+	body, releaseBody, err := a.uploads.ReadAll(ctx, http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength)
+	if a.budgetFailed(w, r, "uploads", err) {
+		return
+	}
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -127,6 +187,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, fmt.Errorf("thumbnailer: reading body: %w", err))
 		return
 	}
+	defer releaseBody()
 	key := thumbnail.Key{Digest: thumbnail.Digest(body), Options: opts}
 	w.Header().Set(DigestHeader, key.Digest)
 	if e, ok := a.cache.Get(key); ok {
@@ -135,7 +196,29 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.misses.Inc()
-	out, ct, err := thumbnail.Make(body, opts, thumbnail.Limits{MaxPixels: a.cfg.MaxPixels})
+	hd, err := thumbnail.ReadHeader(body)
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	lim := thumbnail.Limits{MaxPixels: a.cfg.MaxPixels}
+	if err := lim.Check(hd.Width, hd.Height); err != nil {
+		a.fail(w, r, statusOf(err), err)
+		return
+	}
+	// Held until the response is written: the result is in memory until
+	// then.
+	releaseImage, err := a.images.Acquire(ctx, thumbnail.Need(hd, opts))
+	if a.budgetFailed(w, r, "images", err) {
+		return
+	}
+	defer releaseImage()
+	out, ct, err := thumbnail.Make(ctx, body, opts, lim)
+	if cause := context.Cause(ctx); cause != nil && err != nil {
+		// The caller left and the work stopped; nobody reads an answer.
+		w.WriteHeader(StatusClientClosed)
+		return
+	}
 	switch {
 	case errors.Is(err, thumbnail.ErrTooLarge):
 		a.fail(w, r, http.StatusRequestEntityTooLarge, err)
@@ -156,6 +239,38 @@ func (a *API) write(w http.ResponseWriter, e thumbnail.Entry, cache string) {
 	h.Set("X-Cache", cache)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(e.Data)
+}
+
+// StatusClientClosed is the status recorded for a request whose client
+// left before its answer was ready (as nginx records it); nobody reads it.
+const StatusClientClosed = 499
+
+// statusOf maps the thumbnail package's errors to a status.
+func statusOf(err error) int {
+	if errors.Is(err, thumbnail.ErrTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
+// budgetFailed answers a request that could not have its share of a
+// budget, and reports whether it did: 413 when the request needs more
+// than the whole budget, 503 with Retry-After when the budget stayed
+// exhausted for MemoryWait, StatusClientClosed when the client left.
+func (a *API) budgetFailed(w http.ResponseWriter, r *http.Request, budget string, err error) bool {
+	switch {
+	case errors.Is(err, shed.ErrOverBudget):
+		a.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("thumbnailer: the image needs more memory than this replica's %s budget allows", budget))
+	case errors.Is(err, shed.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		a.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("thumbnailer: memory for %s is in use, retry later", budget))
+	case err != nil && errors.Is(err, context.Cause(r.Context())):
+		// The wait ended with the request's context: the client left.
+		w.WriteHeader(StatusClientClosed)
+	default:
+		return false
+	}
+	return true
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
