@@ -233,6 +233,7 @@ type Balancer struct {
 	resolved bool
 	resErr   error
 	ready    chan struct{} // closed after the first update or resolver failure
+	updated  chan struct{} // closed and replaced by every update
 
 	owned      []*http.Transport // made by New, closed by Close
 	cancel     context.CancelFunc
@@ -297,6 +298,7 @@ func New(cfg Config) (*Balancer, error) {
 		rand:       cfg.Rand,
 		byAddr:     map[string]*Endpoint{},
 		ready:      make(chan struct{}),
+		updated:    make(chan struct{}),
 		done:       make(chan struct{}),
 	}
 	b.epoch = b.now()
@@ -406,6 +408,10 @@ func (b *Balancer) update(addrs []string) {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer func() {
+		close(b.updated)
+		b.updated = make(chan struct{})
+	}()
 	now := b.nanotime()
 	if cur := b.snap.Load(); cur != nil && len(cur.eps) == len(clean) {
 		same := true
@@ -489,6 +495,34 @@ func (b *Balancer) current(ctx context.Context) (*snapshot, error) {
 	return nil, fmt.Errorf("%w: %w", ErrResolver, b.resErr)
 }
 
+// awaitEndpoints is for a request that found the endpoint set empty, as
+// a client that started before its service's pods were ready does: it
+// asks the resolver for a fresh resolution and waits for it, within ctx,
+// rather than fail every request until the resolver's next interval. A
+// resolver that cannot refresh on demand fails the request at once.
+func (b *Balancer) awaitEndpoints(ctx context.Context) (*snapshot, error) {
+	rn, ok := b.cfg.Resolver.(ResolveNower)
+	if !ok {
+		return nil, ErrNoEndpoints
+	}
+	b.mu.Lock()
+	updated := b.updated
+	b.mu.Unlock()
+	if s := b.snap.Load(); s.picker != nil {
+		return s, nil // an update came in meanwhile
+	}
+	rn.ResolveNow()
+	select {
+	case <-updated:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w (waiting for a fresh resolution: %w)", ErrNoEndpoints, ctx.Err())
+	}
+	if s := b.snap.Load(); s.picker != nil {
+		return s, nil
+	}
+	return nil, ErrNoEndpoints
+}
+
 // RoundTrip sends req to the endpoint the policy picks. A retry whose
 // context carries package client's Tries goes to an endpoint the earlier
 // attempts did not use, while there is one.
@@ -496,7 +530,7 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	s, err := b.current(ctx)
 	if err == nil && s.picker == nil {
-		err = ErrNoEndpoints
+		s, err = b.awaitEndpoints(ctx)
 	}
 	if err != nil {
 		if req.Body != nil {

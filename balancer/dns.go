@@ -151,6 +151,12 @@ func (r *DNSResolver) Resolve(ctx context.Context, update func([]string)) error 
 			return nil
 		case <-wait.C:
 		}
+		if err != nil || len(addrs) == 0 {
+			// No endpoints (a client started before its service's pods
+			// were ready) or no answer: ask again after MinInterval, not
+			// a whole Interval.
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -232,3 +232,26 @@ func TestDNSResolverRefreshesAfterConnectionError(t *testing.T) {
 		t.Fatalf("after refresh: served by %q, %d, %v", by, code, err)
 	}
 }
+
+// A client that starts before its service has ready pods resolves an
+// empty set; its first requests must not fail until the next interval:
+// they ask for a fresh resolution and wait for it.
+func TestEmptySetWaitsForAFreshResolution(t *testing.T) {
+	bs := startBackends(t, 2, 1, true)
+	_, portStr, _ := net.SplitHostPort(bs[0].addr)
+	port, _ := strconv.Atoi(portStr)
+	const host = "thumbnailer-headless.default.svc.cluster.local."
+	ns := startDNS(t, host)
+	r, err := NewDNS(DNSConfig{Host: host, Port: port, Nameserver: ns.addr, Interval: time.Hour, MinInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, c := newTestBalancer(t, Config{Resolver: r})
+	waitFor(t, "the empty first resolution", func() bool { return ns.queries.Load() > 0 && b.snap.Load() != nil })
+	ns.set(netip.MustParseAddrPort(bs[0].addr).Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if by, code, err := get(ctx, c, ""); err != nil || code != 200 || by != bs[0].addr {
+		t.Fatalf("first request after the pod appeared: served by %q, %d, %v", by, code, err)
+	}
+}
