@@ -59,6 +59,14 @@ type Config struct {
 	// (after a rollout) do not all reconnect together. Zero means
 	// DefaultMaxConnAgeJitter (0.1); negative means none. At most 1.
 	MaxConnAgeJitter float64
+	// MinBodyRate cuts off a request body that arrives slower than this
+	// many bytes a second, after BodyRateGrace; reading it then fails with
+	// ErrBodyTooSlow. Zero means DefaultMinBodyRate (1 KiB/s); negative
+	// means no minimum.
+	MinBodyRate int64
+	// BodyRateGrace is how long a body may take before MinBodyRate
+	// applies. Zero means DefaultBodyRateGrace (5s).
+	BodyRateGrace time.Duration
 	// MaxConnRequests asks a client to reconnect on a connection's
 	// MaxConnRequests-th response. Zero means no limit.
 	MaxConnRequests int
@@ -136,7 +144,7 @@ func New(cfg Config, h http.Handler) *http.Server {
 	protos.SetUnencryptedHTTP2(cfg.H2C)
 
 	lim := &limits{
-		next:        h,
+		next:        minBodyRate(cfg, h),
 		maxBody:     cfg.MaxBodyBytes,
 		maxRequests: int64(cfg.MaxConnRequests),
 	}

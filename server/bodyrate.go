@@ -1,0 +1,90 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Defaults of [Config.MinBodyRate] and [Config.BodyRateGrace].
+const (
+	DefaultMinBodyRate   = 1 << 10 // bytes a second
+	DefaultBodyRateGrace = 5 * time.Second
+)
+
+// ErrBodyTooSlow is what reading a request body returns once the body
+// fell below [Config.MinBodyRate]. It wraps os.ErrDeadlineExceeded, as
+// the server's own read timeouts do, so handlers answer both alike (408).
+var ErrBodyTooSlow = fmt.Errorf("server: request body below the minimum rate: %w", os.ErrDeadlineExceeded)
+
+// minBodyRate cuts off request bodies that do not arrive at cfg's minimum
+// rate. A client may take BodyRateGrace to start; after that it must have
+// sent MinBodyRate bytes for every second since the body began. Each Read
+// is given a read deadline (http.ResponseController, per stream on
+// HTTP/2) at the moment the next byte becomes overdue, so a stalled body
+// is cut off when it falls behind, not when ReadTimeout ends; the deadline
+// is never later than ReadTimeout's. A handler blocked on such a body
+// holds its goroutine, its buffers and, in the services, a slot of memory
+// budget: this is what bounds how long a slow client can hold them.
+func minBodyRate(cfg Config, next http.Handler) http.Handler {
+	rate, grace := cfg.MinBodyRate, cfg.BodyRateGrace
+	switch {
+	case rate < 0:
+		return next
+	case rate == 0:
+		rate = DefaultMinBodyRate
+	}
+	if grace == 0 {
+		grace = DefaultBodyRateGrace
+	}
+	grace = max(grace, 0)
+	readTimeout := timeout(cfg.ReadTimeout, DefaultReadTimeout)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			b := &rateBody{ReadCloser: r.Body, rc: http.NewResponseController(w), rate: rate, start: time.Now(), grace: grace}
+			if readTimeout > 0 {
+				b.limit = b.start.Add(readTimeout)
+			}
+			r.Body = b
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type rateBody struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	rate  int64
+	start time.Time
+	grace time.Duration
+	limit time.Time // ReadTimeout's deadline; zero for none
+	n     int64
+	err   error
+}
+
+func (b *rateBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	due := b.start.Add(b.grace + time.Duration(float64(b.n+1)/float64(b.rate)*float64(time.Second)))
+	if !b.limit.IsZero() && b.limit.Before(due) {
+		due = b.limit
+	}
+	_ = b.rc.SetReadDeadline(due) // a writer without deadlines keeps ReadTimeout's
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		// Done: no deadline may outlive the body and fail the server's
+		// read of the next request, or cancel this one's context.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded) && (b.limit.IsZero() || due.Before(b.limit)):
+		b.err = ErrBodyTooSlow
+		return n, b.err
+	}
+	return n, err
+}
