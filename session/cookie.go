@@ -9,6 +9,39 @@ import (
 	"fmt"
 )
 
+// CookieSecure says when the session cookie carries the Secure attribute.
+// Browsers send a Secure cookie only over HTTPS (and to localhost), so a
+// session cannot leak over a plain-HTTP request.
+type CookieSecure string
+
+// The values of [CookieSecure], as the COOKIE_SECURE setting spells them.
+const (
+	// CookieSecureAlways marks every cookie Secure: right whenever clients
+	// reach the service over HTTPS, as behind a TLS-terminating Ingress,
+	// however the proxy labels the request. The default.
+	CookieSecureAlways CookieSecure = "always"
+	// CookieSecureNever marks no cookie Secure: for plain-HTTP set-ups on
+	// hosts other than localhost, such as a test cluster without TLS.
+	CookieSecureNever CookieSecure = "never"
+	// CookieSecureForwarded marks the cookie Secure when the request came
+	// over TLS or carries "X-Forwarded-Proto: https". Use it only behind a
+	// proxy that terminates TLS and overwrites that header, and only when
+	// the same service is also reached over plain HTTP.
+	CookieSecureForwarded CookieSecure = "forwarded"
+)
+
+// ParseCookieSecure returns the CookieSecure named s; "" means
+// [CookieSecureAlways]. Other names are an error quoting s.
+func ParseCookieSecure(s string) (CookieSecure, error) {
+	switch v := CookieSecure(s); v {
+	case "":
+		return CookieSecureAlways, nil
+	case CookieSecureAlways, CookieSecureNever, CookieSecureForwarded:
+		return v, nil
+	}
+	return "", fmt.Errorf("session: cookie security %q is not always, never or forwarded", s)
+}
+
 // ErrInvalidCookie is wrapped by [DecodeCookie] errors: the value is
 // malformed or its signature does not match.
 var ErrInvalidCookie = errors.New("session: invalid cookie")

@@ -12,6 +12,11 @@
 // A session holds the signed-in user ([Manager.Start], [Session.User]) and
 // named values the application stores as JSON ([Session.Set],
 // [Session.Get]); what the values mean is the application's business.
+// Signing in as another user than the session's starts an empty session:
+// the previous user's values never reach the next one.
+//
+// The cookie is HttpOnly, SameSite=Lax and, unless [Config.CookieSecure]
+// says otherwise, Secure.
 //
 // [Manager.Middleware] attaches a [Session] to every request without any
 // store I/O; the record is loaded the first time the handler reads or

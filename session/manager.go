@@ -37,11 +37,10 @@ type Config struct {
 	CookieName string
 	// CookiePath is the Path attribute of the cookie; "" means "/".
 	CookiePath string
-	// TrustForwardedProto marks the cookie Secure when the request carries
-	// "X-Forwarded-Proto: https". Set it only behind a proxy that terminates
-	// TLS and overwrites that header. Requests served over TLS directly
-	// always get Secure cookies.
-	TrustForwardedProto bool
+	// CookieSecure says when the cookie carries the Secure attribute, which
+	// keeps browsers from sending it over plain HTTP; "" means
+	// CookieSecureAlways.
+	CookieSecure CookieSecure
 	// Logger receives store failures; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -54,7 +53,7 @@ type Manager struct {
 	ttl        time.Duration
 	cookieName string
 	cookiePath string
-	trustProto bool
+	secureMode CookieSecure
 	log        *slog.Logger
 }
 
@@ -73,6 +72,9 @@ func (c Config) withDefaults() Config {
 	if c.CookiePath == "" {
 		c.CookiePath = "/"
 	}
+	if c.CookieSecure == "" {
+		c.CookieSecure = CookieSecureAlways
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -80,8 +82,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports the first invalid field by name: a Secret shorter than
-// MinSecretLen, a TTL other than zero under a second, or a CookieName
-// that is not a valid cookie name.
+// MinSecretLen, a TTL other than zero under a second, a CookieName
+// that is not a valid cookie name, or an unknown CookieSecure.
 func (c Config) Validate() error {
 	if len(c.Secret) < MinSecretLen {
 		return fmt.Errorf("session: Secret is %d bytes, need at least %d", len(c.Secret), MinSecretLen)
@@ -93,6 +95,9 @@ func (c Config) Validate() error {
 		if err := (&http.Cookie{Name: c.CookieName, Value: "v"}).Valid(); err != nil {
 			return fmt.Errorf("session: CookieName %q: %w", c.CookieName, err)
 		}
+	}
+	if _, err := ParseCookieSecure(string(c.CookieSecure)); err != nil {
+		return fmt.Errorf("session: CookieSecure %q is not always, never or forwarded", c.CookieSecure)
 	}
 	return nil
 }
@@ -110,7 +115,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		ttl:        cfg.TTL,
 		cookieName: cfg.CookieName,
 		cookiePath: cfg.CookiePath,
-		trustProto: cfg.TrustForwardedProto,
+		secureMode: cfg.CookieSecure,
 		log:        cfg.Logger,
 	}, nil
 }
@@ -180,12 +185,14 @@ func (m *Manager) Require(next http.Handler) http.Handler {
 	})
 }
 
-// Start signs user in: it saves the session under a new ID, keeping its
-// values, deletes the record under the old ID and sets the
-// cookie. Changing the ID at sign-in stops session fixation: an ID an
-// attacker planted before sign-in is worthless after it. Call it before
-// writing the response. Errors wrap [ErrUnavailable] when the store cannot
-// be reached; answer them with [WriteError].
+// Start signs user in: it saves the session under a new ID, deletes the
+// record under the old ID and sets the cookie. An anonymous session, or
+// one of the same user signing in again, keeps its values; a session of
+// another user is replaced by an empty one, so nothing the previous user
+// left reaches the new one. Changing the ID at sign-in stops session
+// fixation: an ID an attacker planted before sign-in is worthless after
+// it. Call it before writing the response. Errors wrap [ErrUnavailable]
+// when the store cannot be reached; answer them with [WriteError].
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, user string) error {
 	if user == "" {
 		return errors.New("session: start: empty user name")
@@ -201,6 +208,9 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, user string) err
 		return fmt.Errorf("session: start: %w", err)
 	}
 	data := s.data
+	if data.User != "" && data.User != user {
+		data = Data{}
+	}
 	data.User = user
 	id := newID()
 	if err := m.store.Save(ctx, id, data, m.ttl); err != nil {
@@ -268,17 +278,22 @@ func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string, m
 	})
 }
 
-// secure reports whether the client reached us over TLS. A chain of
-// proxies may list several protocols; the first is the client's.
+// secure reports whether the cookie for r gets the Secure attribute.
 func (m *Manager) secure(r *http.Request) bool {
-	if r.TLS != nil {
+	switch m.secureMode {
+	case CookieSecureNever:
+		return false
+	case CookieSecureForwarded:
+		if r.TLS != nil {
+			return true
+		}
+		// A chain of proxies may list several protocols; the first is the
+		// client's.
+		proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+		return strings.EqualFold(strings.TrimSpace(proto), "https")
+	default:
 		return true
 	}
-	if !m.trustProto {
-		return false
-	}
-	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 // WriteError answers a request whose session could not be served: 503 with

@@ -75,22 +75,26 @@ func TestLoginHistoryLogout(t *testing.T) {
 func TestCookieAttributes(t *testing.T) {
 	tests := []struct {
 		name       string
+		secure     session.CookieSecure
 		tls        bool
-		trustProto bool
 		proto      string
 		wantSecure bool
 	}{
-		{"plain http", false, false, "", false},
-		{"tls", true, false, "", true},
-		{"trusted forwarded https", false, true, "https", true},
-		{"untrusted forwarded https", false, false, "https", false},
-		{"trusted forwarded http", false, true, "http", false},
-		{"trusted proxy chain from https", false, true, "HTTPS, http", true},
-		{"trusted proxy chain from http", false, true, "http, https", false},
+		{"default is always, even over plain http", "", false, "", true},
+		{"always over plain http", session.CookieSecureAlways, false, "", true},
+		{"always despite forwarded http", session.CookieSecureAlways, false, "http", true},
+		{"never over tls", session.CookieSecureNever, true, "", false},
+		{"never despite forwarded https", session.CookieSecureNever, false, "https", false},
+		{"forwarded: plain http", session.CookieSecureForwarded, false, "", false},
+		{"forwarded: tls", session.CookieSecureForwarded, true, "", true},
+		{"forwarded: https", session.CookieSecureForwarded, false, "https", true},
+		{"forwarded: http", session.CookieSecureForwarded, false, "http", false},
+		{"forwarded: proxy chain from https", session.CookieSecureForwarded, false, "HTTPS, http", true},
+		{"forwarded: proxy chain from http", session.CookieSecureForwarded, false, "http, https", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := newManager(t, session.Config{TrustForwardedProto: tt.trustProto, TTL: 90 * time.Second})
+			m := newManager(t, session.Config{CookieSecure: tt.secure, TTL: 90 * time.Second})
 			var srv *httptest.Server
 			if tt.tls {
 				srv = httptest.NewTLSServer(newApp(m))
@@ -117,6 +121,24 @@ func TestCookieAttributes(t *testing.T) {
 				t.Errorf("cookie does not decode: %v", err)
 			}
 		})
+	}
+}
+
+func TestParseCookieSecure(t *testing.T) {
+	for _, in := range []string{"always", "never", "forwarded"} {
+		got, err := session.ParseCookieSecure(in)
+		if err != nil || string(got) != in {
+			t.Errorf("ParseCookieSecure(%q) = %q, %v", in, got, err)
+		}
+	}
+	if got, err := session.ParseCookieSecure(""); err != nil || got != session.CookieSecureAlways {
+		t.Errorf(`ParseCookieSecure("") = %q, %v; want always`, got, err)
+	}
+	if _, err := session.ParseCookieSecure("auto"); err == nil || !strings.Contains(err.Error(), `"auto"`) {
+		t.Errorf(`ParseCookieSecure("auto") = %v, want an error naming the value`, err)
+	}
+	if _, err := session.NewManager(session.Config{Secret: testSecret, CookieSecure: "yes"}); err == nil || !strings.Contains(err.Error(), "CookieSecure") {
+		t.Errorf("NewManager with CookieSecure yes: %v, want an error naming the field", err)
 	}
 }
 
@@ -216,6 +238,41 @@ func TestStartRotatesID(t *testing.T) {
 	attacker.do("GET", "/v1/history", "").want(t, http.StatusUnauthorized)
 	if store.Len() != 1 {
 		t.Errorf("%d records after login, want the new one only", store.Len())
+	}
+}
+
+// TestLoginAsAnotherUserStartsEmpty signs ada in, lets her leave values,
+// then signs bob in from the same browser: bob must see none of ada's
+// values and get a new ID; ada signing in again keeps what she left.
+func TestLoginAsAnotherUserStartsEmpty(t *testing.T) {
+	store := session.NewMemoryStore(nil)
+	m := newManager(t, session.Config{Store: store})
+	srv := httptest.NewServer(newApp(m))
+	defer srv.Close()
+	b := &browser{t: t, srv: srv}
+
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	b.do("POST", "/v1/visit?page=secret", "").want(t, http.StatusNoContent)
+	b.do("POST", "/v1/note?v=ada-note", "").want(t, http.StatusNoContent)
+	b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+	if r := b.do("GET", "/v1/note", "").want(t, http.StatusOK); r.field(t, "note") != "ada-note" {
+		t.Errorf("ada signing in again lost her values: %s", r.body)
+	}
+	adas := b.cookie.Value
+
+	b.do("POST", "/v1/login", `{"user":"bob"}`).want(t, http.StatusOK)
+	if b.cookie.Value == adas {
+		t.Error("login as another user kept the session ID")
+	}
+	r := b.do("GET", "/v1/history", "").want(t, http.StatusOK)
+	if want := `{"history":null,"user":"bob"}`; strings.TrimSpace(r.body) != want {
+		t.Errorf("bob's history = %s, want %s", r.body, want)
+	}
+	if r := b.do("GET", "/v1/note", "").want(t, http.StatusOK); r.field(t, "note") != "" {
+		t.Errorf("bob sees ada's note: %s", r.body)
+	}
+	if store.Len() != 1 {
+		t.Errorf("%d records, want bob's only", store.Len())
 	}
 }
 

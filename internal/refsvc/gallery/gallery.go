@@ -135,6 +135,9 @@ func (a *API) Register(mux *http.ServeMux) {
 // MaxUserLen bounds a user name.
 const MaxUserLen = 64
 
+// maxLoginBytes bounds a login body, far above {"user": NAME} at MaxUserLen.
+const maxLoginBytes = 4 << 10
+
 func validUser(u string) error {
 	if u == "" {
 		return errors.New(`"user" is required`)
@@ -154,10 +157,17 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		User string `json:"user"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+	// Reading first keeps network errors, whose text names sockets, apart
+	// from the decoding errors that describe the body.
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBytes))
+	if err != nil {
+		httperr.WriteBodyError(w, "login body", err)
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil {
-		httperr.Write(w, http.StatusBadRequest, "login body must be JSON {\"user\": \"NAME\"}: "+err.Error())
+		httperr.Write(w, http.StatusBadRequest, `login body must be JSON {"user": "NAME"}`)
 		return
 	}
 	if err := validUser(body.User); err != nil {
@@ -181,12 +191,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	}
 	img, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			httperr.Write(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image exceeds %d bytes", tooBig.Limit))
-			return
-		}
-		httperr.Write(w, http.StatusBadRequest, "reading image: "+err.Error())
+		httperr.WriteBodyError(w, "image", err)
 		return
 	}
 	digest := thumbnail.Digest(img)

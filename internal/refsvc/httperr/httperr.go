@@ -2,7 +2,10 @@ package httperr
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -20,4 +23,24 @@ func Write(w http.ResponseWriter, code int, msg string) {
 
 type body struct {
 	Error string `json:"error"`
+}
+
+// WriteBodyError answers a request whose body could not be read: 413
+// naming the limit when it ran past an http.MaxBytesReader, 408 when the
+// client sent it too slowly for the server's read deadline, 400 when it
+// was cut short or malformed. what names the body in the message ("image",
+// "login body"). The message never holds err's text: the errors of a
+// network read name the socket's addresses ("read tcp 10.0.0.7:8080->...").
+func WriteBodyError(w http.ResponseWriter, what string, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		Write(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("%s exceeds %d bytes", what, tooBig.Limit))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The connection cannot carry another request after this.
+		w.Header().Set("Connection", "close")
+		Write(w, http.StatusRequestTimeout, what+" was not received in time")
+	default:
+		Write(w, http.StatusBadRequest, what+" could not be read in full")
+	}
 }

@@ -25,6 +25,7 @@ type GalleryOptions struct {
 	RedisCritical    bool          // REDIS_CRITICAL: fail /readyz while Redis is unreachable; false reports it and stays ready (docs/dependencies.md)
 	SessionSecret    string        // SESSION_SECRET; "" means a random secret, good for one process only
 	SessionTTL       time.Duration // SESSION_TTL; 0 means session.DefaultTTL (30m)
+	CookieSecure     string        // COOKIE_SECURE: always, never or forwarded (X-Forwarded-Proto); "" means always
 	ThumbnailerURL   string        // THUMBNAILER_URL: one address, balanced by kube-proxy; "" means DefaultThumbnailerURL
 	ThumbnailerAddrs string        // THUMBNAILER_ADDRS: host:port list, balanced here; "" means none
 	ThumbnailerDNS   string        // THUMBNAILER_DNS: name:port of a headless Service, balanced here; "" means none
@@ -81,6 +82,9 @@ func (g GalleryOptions) Validate() error {
 	case g.RedisTimeout < 0:
 		return fmt.Errorf("service: REDIS_TIMEOUT %v is negative", g.RedisTimeout)
 	}
+	if _, err := session.ParseCookieSecure(g.CookieSecure); err != nil {
+		return fmt.Errorf("service: COOKIE_SECURE %q is not always, never or forwarded", g.CookieSecure)
+	}
 	return nil
 }
 
@@ -91,6 +95,8 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 	cs.Bool(&g.RedisCritical, "redis-critical", "REDIS_CRITICAL", false, "fail /readyz while Redis is unreachable (default: stay ready, answer 503 at once on session routes)")
 	cs.String(&g.SessionSecret, "session-secret", "SESSION_SECRET", "", "secret that signs session cookies, shared by every replica")
 	cs.Duration(&g.SessionTTL, "session-ttl", "SESSION_TTL", session.DefaultTTL, "session lifetime after last use")
+	cs.String(&g.CookieSecure, "cookie-secure", "COOKIE_SECURE", string(session.CookieSecureAlways),
+		"Secure attribute of the session cookie: always, never, or forwarded (when the request came over TLS or X-Forwarded-Proto is https)")
 	cs.String(&g.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", DefaultThumbnailerURL, "thumbnailer base URL (used when no address list or DNS name is given)")
 	cs.String(&g.ThumbnailerAddrs, "thumbnailer-addrs", "THUMBNAILER_ADDRS", "", "comma-separated host:port list of thumbnailer replicas, balanced by the client")
 	cs.String(&g.ThumbnailerDNS, "thumbnailer-dns", "THUMBNAILER_DNS", "", "name:port whose A/AAAA records are the thumbnailer replicas (a headless Service)")
@@ -131,7 +137,7 @@ func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error)
 	}
 	sessions, err := session.NewManager(session.Config{
 		Store: store, Secret: []byte(g.SessionSecret), TTL: g.SessionTTL, Logger: svc.Logger,
-		TrustForwardedProto: true,
+		CookieSecure: session.CookieSecure(g.CookieSecure),
 	})
 	if err != nil {
 		return fmt.Errorf("service: sessions: %w", err)

@@ -28,7 +28,8 @@ type Options struct {
 	Name            string        // service name, for logs; "" means none
 	Host            string        // address to bind; "" means all interfaces
 	Port            int           // public application port (PORT); 0 picks a free port
-	AdminPort       int           // health, metrics and pprof port (ADMIN_PORT); 0 picks a free port
+	AdminPort       int           // probes, metrics and, with Pprof, profiles (ADMIN_PORT); 0 picks a free port
+	Pprof           bool          // PPROF: serve /debug/pprof/ on the admin port; false (the default) leaves it out
 	DrainDelay      time.Duration // DRAIN_DELAY; 0 means lifecycle.DefaultDrainDelay (5s), negative means none
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT; 0 means lifecycle.DefaultShutdownTimeout (20s)
 	PodName         string        // POD_NAME, the replica's name in X-Served-By; "" means hostname:port
@@ -68,7 +69,8 @@ func (o Options) Validate() error {
 func Bind(cs *config.Set, o *Options, defaultPort, defaultAdminPort int) {
 	cs.String(&o.Host, "host", "HOST", "", "address to bind; empty means all interfaces")
 	cs.Int(&o.Port, "port", "PORT", defaultPort, "public application port")
-	cs.Int(&o.AdminPort, "admin-port", "ADMIN_PORT", defaultAdminPort, "admin port: probes, /metrics, pprof")
+	cs.Int(&o.AdminPort, "admin-port", "ADMIN_PORT", defaultAdminPort, "admin port: probes, /metrics, and /debug/pprof/ with -pprof")
+	cs.Bool(&o.Pprof, "pprof", "PPROF", false, "serve runtime profiles under /debug/pprof/ on the admin port (never the command line)")
 	cs.Duration(&o.DrainDelay, "drain-delay", "DRAIN_DELAY", lifecycle.DefaultDrainDelay, "how long to keep serving after SIGTERM before shutdown")
 	cs.Duration(&o.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", lifecycle.DefaultShutdownTimeout, "bound on shutdown after the drain")
 	cs.String(&o.PodName, "pod-name", "POD_NAME", "", "replica name for X-Served-By; default host:port")
@@ -198,12 +200,16 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxConnRequests: s.Options.MaxConnRequests,
 		Logger:          s.Logger,
 	}, h)
-	adminSrv := server.New(server.Config{Logger: s.Logger}, server.AdminMux(s.Health, metrics.Handler(s.Registry)))
+	var adminOpts []server.AdminOption
+	if s.Options.Pprof {
+		adminOpts = append(adminOpts, server.WithPprof())
+	}
+	adminSrv := server.New(server.Config{Logger: s.Logger}, server.AdminMux(s.Health, metrics.Handler(s.Registry), adminOpts...))
 	s.Lifecycle.Serve("public", app, s.public)
 	s.Lifecycle.Serve("admin", adminSrv, s.admin)
 	s.Logger.Info("serving",
 		"addr", s.public.Addr().String(), "admin_addr", s.admin.Addr().String(),
-		"h2c", s.Options.H2C, "max_conn_age", s.Options.MaxConnAge.String(), "max_conn_requests", s.Options.MaxConnRequests)
+		"h2c", s.Options.H2C, "pprof", s.Options.Pprof, "max_conn_age", s.Options.MaxConnAge.String(), "max_conn_requests", s.Options.MaxConnRequests)
 	return s.Lifecycle.Run(ctx)
 }
 

@@ -179,12 +179,9 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			a.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("thumbnailer: body exceeds %d bytes", tooBig.Limit))
-			return
-		}
-		a.fail(w, r, http.StatusBadRequest, fmt.Errorf("thumbnailer: reading body: %w", err))
+		// The error's text names the sockets: it goes to the log only.
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "thumbnail request rejected: reading body", slog.String("error", err.Error()))
+		httperr.WriteBodyError(w, "image", err)
 		return
 	}
 	defer releaseBody()
