@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,9 @@ import (
 func TestKill9RestartsAndNoTrafficBeforeReady(t *testing.T) {
 	t.Parallel()
 	n := netsOf("127.0.33.0/24", "127.0.34.0/24")
-	up := startUp(t, localOptions(t, n))
+	opts := localOptions(t, n)
+	up := startUp(t, opts)
+	t.Cleanup(func() { logGalleryWarnings(t, opts.RunDir) })
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	if _, err := up.api.waitFor(ctx, "every deployment ready", allReady); err != nil {
@@ -300,4 +303,26 @@ func post(ctx context.Context, c *http.Client, url string, img []byte) (servedBy
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.Header.Get("X-Served-By"), resp.StatusCode, nil
+}
+
+// logGalleryWarnings logs, if t failed, the gallery pods' warnings: what
+// they saw of the thumbnailers (failed calls, ejections).
+func logGalleryWarnings(t *testing.T, runDir string) {
+	if !t.Failed() {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(runDir, "logs", "gallery-*.log"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var lines []string
+		for line := range strings.Lines(string(b)) {
+			if strings.Contains(line, "WARN") || strings.Contains(line, "ERROR") || strings.Contains(line, "balancer") {
+				lines = append(lines, line)
+			}
+		}
+		t.Logf("%s: %d warnings, the last 40:\n%s", filepath.Base(f), len(lines), strings.Join(lines[max(0, len(lines)-40):], ""))
+	}
 }
