@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 	"github.com/shoal-dev/shoal/session"
+	"github.com/shoal-dev/shoal/shed"
 )
 
 // Defaults of [Config].
@@ -26,6 +27,7 @@ const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxBodyBytes = 10 << 20
 	DefaultMaxHistory   = 50
+	DefaultUploadBytes  = 32 << 20
 )
 
 // Config configures the API. A zero field means its default; Sessions and
@@ -47,6 +49,14 @@ type Config struct {
 	// MaxHistory bounds the entries kept in a user's history, oldest
 	// dropped first. Zero means DefaultMaxHistory.
 	MaxHistory int
+	// UploadBytes bounds the bytes of uploads the API holds at once,
+	// counted as they arrive: an upload that finds it spent waits up to
+	// UploadWait, then gets 503 with Retry-After. Zero means
+	// DefaultUploadBytes (32 MiB); it must hold two of MaxBodyBytes.
+	UploadBytes int64
+	// UploadWait is how long an upload waits for UploadBytes. Zero means
+	// shed.DefaultBudgetWait (5s); negative means no wait.
+	UploadWait time.Duration
 	// Logger receives failed upstream calls. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -56,6 +66,7 @@ type API struct {
 	cfg      Config
 	upstream *url.URL
 	log      *slog.Logger
+	uploads  *shed.Budget
 }
 
 // historyKey names the session value holding the user's history: a JSON
@@ -81,7 +92,11 @@ func New(cfg Config) (*API, error) {
 	}
 	cfg = cfg.withDefaults()
 	u, _ := url.Parse(cfg.ThumbnailerURL) // Validate parsed it
-	return &API{cfg: cfg, upstream: u.JoinPath("/v1/thumbnails"), log: cfg.Logger}, nil
+	uploads, err := shed.NewBudget(cfg.UploadBytes, cfg.UploadWait)
+	if err != nil {
+		return nil, fmt.Errorf("gallery: %w", err)
+	}
+	return &API{cfg: cfg, upstream: u.JoinPath("/v1/thumbnails"), log: cfg.Logger, uploads: uploads}, nil
 }
 
 // withDefaults returns c with every zero field that has a default set to
@@ -98,6 +113,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxHistory == 0 {
 		c.MaxHistory = DefaultMaxHistory
+	}
+	if c.UploadBytes == 0 {
+		c.UploadBytes = DefaultUploadBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -120,6 +138,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gallery: MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	case c.MaxHistory < 0:
 		return fmt.Errorf("gallery: MaxHistory %d is negative", c.MaxHistory)
+	case c.UploadBytes < 0:
+		return fmt.Errorf("gallery: UploadBytes %d is negative", c.UploadBytes)
+	}
+	if d := c.withDefaults(); d.UploadBytes < 2*d.MaxBodyBytes {
+		return fmt.Errorf("gallery: UploadBytes %d holds less than two of MaxBodyBytes %d", d.UploadBytes, d.MaxBodyBytes)
 	}
 	return nil
 }
@@ -189,11 +212,17 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	img, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes))
-	if err != nil {
+	img, releaseImg, err := a.uploads.ReadAll(r.Context(), http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength)
+	switch {
+	case errors.Is(err, shed.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
+		return
+	case err != nil:
 		httperr.WriteBodyError(w, "image", err)
 		return
 	}
+	defer releaseImg()
 	digest := thumbnail.Digest(img)
 
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)

@@ -34,6 +34,7 @@ type GalleryOptions struct {
 	Policy           string        // BALANCE_POLICY; "" means balancer.NameConsistentHash
 	Timeout          time.Duration // THUMBNAILER_TIMEOUT; 0 means gallery.DefaultTimeout (10s)
 	H2C              bool          // THUMBNAILER_H2C
+	MemoryLimit      int64         // MEMORY_LIMIT: bytes the process may use; a quarter bounds uploads held at once; 0 means gallery.DefaultUploadBytes for them
 }
 
 // Defaults of [GalleryOptions].
@@ -77,6 +78,8 @@ func (g GalleryOptions) Validate() error {
 	switch {
 	case g.SessionTTL < 0:
 		return fmt.Errorf("service: SESSION_TTL %v is negative", g.SessionTTL)
+	case g.MemoryLimit < 0:
+		return fmt.Errorf("service: MEMORY_LIMIT %d is negative", g.MemoryLimit)
 	case g.Timeout < 0:
 		return fmt.Errorf("service: THUMBNAILER_TIMEOUT %v is negative", g.Timeout)
 	case g.RedisTimeout < 0:
@@ -104,6 +107,7 @@ func BindGallery(cs *config.Set, g *GalleryOptions) {
 	cs.String(&g.DNSServer, "thumbnailer-dns-server", "THUMBNAILER_DNS_SERVER", "", "host:port of the DNS server for -thumbnailer-dns; empty means the system's")
 	cs.String(&g.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
 	cs.Duration(&g.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", gallery.DefaultTimeout, "deadline of one thumbnail call, retries included")
+	cs.Int64(&g.MemoryLimit, "memory-limit", "MEMORY_LIMIT", MemoryLimit(), "bytes the process may use; a quarter bounds the uploads held at once (default: the cgroup limit or GOMEMLIMIT)")
 	cs.Bool(&g.H2C, "thumbnailer-h2c", "THUMBNAILER_H2C", false, "call the thumbnailer over unencrypted HTTP/2")
 }
 
@@ -158,6 +162,7 @@ func AddGallery(ctx context.Context, svc *Service, g GalleryOptions) (err error)
 	defer closeOnError(&err, up.Close)
 	api, err := gallery.New(gallery.Config{
 		Sessions: sessions, ThumbnailerURL: up.BaseURL, Client: up.Client, Timeout: g.Timeout, Logger: svc.Logger,
+		UploadBytes: g.MemoryLimit / 4,
 	})
 	if err != nil {
 		return err

@@ -73,8 +73,8 @@ type API struct {
 	cache   *thumbnail.Cache
 	uploads *shed.Budget // bytes of bodies being read or held
 	images  *shed.Budget // thumbnail.Need of images being made
-	hits   prometheus.Counter
-	misses prometheus.Counter
+	hits    prometheus.Counter
+	misses  prometheus.Counter
 }
 
 // withDefaults returns c with every zero field that has a default set to
@@ -153,8 +153,8 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 		uploads: uploads,
 		images:  images,
 		cache:   thumbnail.NewCache(cfg.CacheBytes),
-		hits:   lookups.WithLabelValues("hit"),
-		misses: lookups.WithLabelValues("miss"),
+		hits:    lookups.WithLabelValues("hit"),
+		misses:  lookups.WithLabelValues("miss"),
 	}, nil
 }
 

@@ -91,4 +91,3 @@ func TestNewRejectsMemoryTooSmall(t *testing.T) {
 		t.Fatal("negative MemoryLimit accepted")
 	}
 }
-
