@@ -23,7 +23,9 @@
 // pattern is still seen. Route finds the middleware through the
 // ResponseWriter's Unwrap chain, so a middleware in between that wraps the
 // ResponseWriter must implement Unwrap, as [net/http.ResponseController]
-// already asks of it.
+// already asks of it. A middleware that answers without calling the mux at
+// all (a load shedder's 503) would leave the request unmatched; wrap that
+// middleware in [RouteOf] so it is counted under the route it asked for.
 //
 // [NewRegistry] returns a registry with the Go runtime, process and build
 // information collectors, and [Handler] serves any gatherer in the Prometheus
