@@ -238,7 +238,7 @@ const (
 // Readiness is probed as the kubelet would with the deployment's probe
 // settings. The figures are in docs/dependencies.md; run with
 //
-//	go test ./test/chaos/ -run TestRedisReadinessPolicies -v -args -measure
+//	make measure-dependencies
 func TestRedisReadinessPolicies(t *testing.T) {
 	if !*measure {
 		t.Skip("a measurement of minutes; run with -measure")
