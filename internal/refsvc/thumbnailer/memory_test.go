@@ -32,8 +32,8 @@ func newAPI(t *testing.T, cfg Config) (*API, *httptest.Server) {
 // decoded bytes exceed what the replica may hold is refused from its
 // header, before a pixel is decoded.
 func TestMemoryBudget(t *testing.T) {
-	// 128 MiB: 96 − 32 (cache) − 16 = 48 MiB usable, 36 MiB for images.
-	_, srv := newAPI(t, Config{MemoryLimit: 128 << 20, MaxBodyBytes: 4 << 20, MemoryWait: -1})
+	// 192 MiB: 96 − 32 (cache) − 16 = 48 MiB usable, 36 MiB for images.
+	_, srv := newAPI(t, Config{MemoryLimit: 192 << 20, MaxBodyBytes: 4 << 20, MemoryWait: -1})
 	tests := []struct {
 		name     string
 		body     []byte
@@ -63,7 +63,7 @@ func TestMemoryBudget(t *testing.T) {
 }
 
 func TestMemoryBusyAnswers503(t *testing.T) {
-	api, srv := newAPI(t, Config{MemoryLimit: 128 << 20, MaxBodyBytes: 4 << 20, MemoryWait: -1})
+	api, srv := newAPI(t, Config{MemoryLimit: 192 << 20, MaxBodyBytes: 4 << 20, MemoryWait: -1})
 	release, err := api.images.Acquire(context.Background(), api.images.Capacity())
 	if err != nil {
 		t.Fatal(err)
