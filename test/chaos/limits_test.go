@@ -8,7 +8,6 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync"
@@ -18,12 +17,6 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail/thumbnailtest"
 )
-
-// Several chaos binaries may run on one machine at once (engineers, CI
-// shards); starting every one at 127.0.100.1 made them bind each other's
-// addresses and test each other's processes. A random start keeps them
-// apart (32000 addresses: a collision needs two runs to overlap there).
-func init() { nextHost.Add(rand.Uint32N(32000)) }
 
 // deployMemoryLimit is the thumbnailer's memory limit in deploy/base
 // (256Mi), which its GOMEMLIMIT follows.

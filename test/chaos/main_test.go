@@ -34,6 +34,9 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "chaos: building the services:", err)
 		return 1
 	}
+	// Each test binary starts at its own place in the address range, so
+	// that two runs at once rarely probe the same addresses.
+	nextHost.Store(uint32(os.Getpid()))
 	bins.gallery = filepath.Join(dir, "gallery")
 	bins.thumbnailer = filepath.Join(dir, "thumbnailer")
 	return m.Run()

@@ -38,10 +38,31 @@ type proc struct {
 }
 
 // allocHost returns a loopback address no other process of this test
-// binary uses: 127.0.N.M with N in 100..227.
-func allocHost() string {
-	n := nextHost.Add(1)
-	return fmt.Sprintf("127.0.%d.%d", 100+(n/250)%128, 1+n%250)
+// binary uses, 127.0.N.M with N in 100..227, whose two ports are free
+// now: another test binary on the machine (a second run, an engineer's)
+// may hold some, and a test must never attack another run's processes.
+func allocHost(t testing.TB) string {
+	t.Helper()
+	for range 1000 {
+		n := nextHost.Add(1)
+		host := fmt.Sprintf("127.0.%d.%d", 100+(n/250)%128, 1+n%250)
+		if portsFree(host, publicPort, adminPort) {
+			return host
+		}
+	}
+	t.Fatal("no loopback address with free ports in 127.0.100.0-127.0.227.255")
+	return ""
+}
+
+func portsFree(host string, ports ...string) bool {
+	for _, port := range ports {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+	}
+	return true
 }
 
 // startProc runs bin with env (KEY=VALUE) on its own loopback address,
@@ -49,7 +70,7 @@ func allocHost() string {
 // answers 200. The process is killed and reaped when the test ends.
 func startProc(t testing.TB, bin string, env ...string) *proc {
 	t.Helper()
-	host := allocHost()
+	host := allocHost(t)
 	p := &proc{
 		t: t, name: bin[strings.LastIndexByte(bin, '/')+1:],
 		Host: host, Addr: net.JoinHostPort(host, publicPort),
