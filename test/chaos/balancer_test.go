@@ -180,7 +180,7 @@ func TestBlackHoledThumbnailerIsEjected(t *testing.T) {
 // connection and never answers, until the test ends.
 func blackHole(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(allocHost(), publicPort))
+	ln, err := net.Listen("tcp", net.JoinHostPort(allocHost(t), publicPort))
 	if err != nil {
 		t.Fatal(err)
 	}
