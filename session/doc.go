@@ -29,7 +29,11 @@
 // error wrapping [ErrUnavailable] (write it with [WriteError]), and
 // [Manager.Check] reports the outage for a readiness check. Routes that do
 // not touch the session keep working, and everything recovers by itself
-// once the store answers again.
+// once the store answers again. [RedisStore] fails fast while Redis is
+// down or hung: each call has a deadline ([WithTimeout], default
+// [DefaultRedisTimeout]), and after failures in a row its circuit breaker
+// ([WithBreaker]) fails calls at once with [ErrBreakerOpen] until a trial
+// call succeeds.
 //
 // Concurrent requests of one session that both change it are last writer
 // wins: each saves the whole record it loaded.
