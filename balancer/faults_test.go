@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/shoal-dev/shoal/internal/testkit/blackhole"
+
 	"github.com/shoal-dev/shoal/client"
 )
 
@@ -179,42 +181,6 @@ func serve(t *testing.T, ip string, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// blackHole accepts connections and never answers, until the test ends.
-func blackHole(t *testing.T, ip string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func served(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -331,7 +297,7 @@ func closedAddr(t *testing.T, ip string) string {
 // three per-try timeouts, though other replicas' successes come between;
 // no request fails, and afterwards none waits on it.
 func TestBlackHoleEjectedByPerTryTimeouts(t *testing.T) {
-	hole := blackHole(t, "127.0.0.2")
+	hole := blackhole.Listen(t, "127.0.0.2:0")
 	addrs := []string{hole, serve(t, "127.0.0.3", served("b")), serve(t, "127.0.0.4", served("c"))}
 	r, err := NewStatic(addrs...)
 	if err != nil {
@@ -585,7 +551,7 @@ func TestActiveHealthChecks(t *testing.T) {
 	port := 0
 	fmt.Sscan(adminPort, &port)
 	a := serve(t, "127.0.0.2", served("a"))
-	bAddr := blackHole(t, "127.0.0.3") // its checks time out
+	bAddr := blackhole.Listen(t, "127.0.0.3:0") // its checks time out
 	r, err := NewStatic(a, bAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/testkit/blackhole"
 )
 
 // TestKill9OfAThumbnailerLosesNoRequest kills one of three thumbnailers
@@ -105,7 +107,7 @@ func TestBlackHoledThumbnailerIsEjected(t *testing.T) {
 		timeout = 4 * time.Second
 		perTry  = timeout / 2
 	)
-	hole := blackHole(t)
+	hole := blackhole.Listen(t, net.JoinHostPort(allocHost(t), publicPort))
 	ths := []*proc{startThumbnailer(t), startThumbnailer(t)}
 	g := startGallery(t, "THUMBNAILER_ADDRS="+addrsOf(ths...)+","+hole, "THUMBNAILER_TIMEOUT="+timeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -177,43 +179,6 @@ func TestBlackHoledThumbnailerIsEjected(t *testing.T) {
 	if after := scrape(ctx, t, g).value("shoal_balancer_requests_total", hole); after != tries {
 		t.Errorf("the ejected black hole got %v more attempts", after-tries)
 	}
-}
-
-// blackHole listens on a loopback address of its own, accepts every
-// connection and never answers, until the test ends.
-func blackHole(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(allocHost(t), publicPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
 }
 
 // user is a signed-in gallery user.
