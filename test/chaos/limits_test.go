@@ -44,6 +44,8 @@ func bombs() []bomb {
 			{"progressive jpeg 3000x2000", thumbnailtest.JPEG(3000, 2000, 3, true), "width=256&height=256&fit=cover"},
 			{"progressive jpeg 8000x5000", thumbnailtest.JPEG(8000, 5000, 3, true), "width=256&height=256"},
 			{"gif 6000x6000", thumbnailtest.GIF(6000, 6000), "width=300&height=300&fit=fill"},
+			{"grey16 png with tRNS 5000x5000", thumbnailtest.GreyTransparentPNG(5000, 5000, true), "width=256&height=256"},
+			{"grey png with tRNS 6000x6000", thumbnailtest.GreyTransparentPNG(6000, 6000, false), "width=256&height=256"},
 			{"1x1 to 4096x4096", thumbnailtest.PNG(1, 1, false, false), "width=4096&height=4096"},
 			{"1x1 to 2048x2048", thumbnailtest.PNG(1, 1, false, false), "width=2048&height=2048"},
 		}

@@ -43,6 +43,8 @@ func decodeCases(t testing.TB) []struct {
 		{"png rgba8 interlaced", thumbnailtest.PNG(w, h, false, true)},
 		{"png rgba16 interlaced", thumbnailtest.PNG(w, h, true, true)},
 		{"png gray (encoder)", encoded(t, "png", image.NewGray(image.Rect(0, 0, w, h)))},
+		{"png gray tRNS", thumbnailtest.GreyTransparentPNG(w, h, false)},
+		{"png gray16 tRNS", thumbnailtest.GreyTransparentPNG(w, h, true)},
 		{"jpeg grey", thumbnailtest.JPEG(w, h, 1, false)},
 		{"jpeg 4:2:0", thumbnailtest.JPEG(w, h, 3, false)},
 		{"jpeg grey progressive", thumbnailtest.JPEG(w, h, 1, true)},
@@ -120,6 +122,9 @@ func TestReadHeader(t *testing.T) {
 		{"png16 interlaced", thumbnailtest.PNG(30, 20, true, true), Header{Format: "png", Width: 30, Height: 20, BytesPerPixel: 8, Interlaced: true}, false},
 		{"jpeg progressive", thumbnailtest.JPEG(30, 20, 3, true), Header{Format: "jpeg", Width: 30, Height: 20, BytesPerPixel: 1.5, Progressive: true, Components: 3, jpegPlanes: 1.5}, false},
 		{"gif", thumbnailtest.GIF(30, 20), Header{Format: "gif", Width: 30, Height: 20, BytesPerPixel: 1}, false},
+		{"png gray", encoded(t, "png", image.NewGray(image.Rect(0, 0, 30, 20))), Header{Format: "png", Width: 30, Height: 20, BytesPerPixel: 1}, false},
+		{"png gray tRNS", thumbnailtest.GreyTransparentPNG(30, 20, false), Header{Format: "png", Width: 30, Height: 20, BytesPerPixel: 4}, false},
+		{"png gray16 tRNS", thumbnailtest.GreyTransparentPNG(30, 20, true), Header{Format: "png", Width: 30, Height: 20, BytesPerPixel: 8}, false},
 		{"text", []byte("hello"), Header{}, true},
 		{"jpeg cut in its header", thumbnailtest.JPEG(30, 20, 3, true)[:30], Header{}, true},
 	}

@@ -51,8 +51,11 @@ func pngHeader(data []byte) (Header, error) {
 	hd := Header{Format: "png", Width: int(min(w, 1<<31-1)), Height: int(min(h, 1<<31-1)), Interlaced: ihdr[12] == 1}
 	// The image types image/png decodes each combination into.
 	switch colour {
-	case 0: // grey: Gray or Gray16
+	case 0: // grey: Gray or Gray16, but NRGBA or NRGBA64 with a tRNS chunk
 		hd.BytesPerPixel = 1
+		if pngTransparent(data) {
+			hd.BytesPerPixel = 4
+		}
 	case 3: // palette: Paletted
 		hd.BytesPerPixel = 1
 	case 2, 4, 6: // RGB, grey+alpha, RGBA: RGBA/NRGBA, or their 64-bit forms
@@ -64,6 +67,24 @@ func pngHeader(data []byte) (Header, error) {
 		hd.BytesPerPixel *= 2
 	}
 	return hd, nil
+}
+
+// pngTransparent reports whether a tRNS chunk comes before the image data.
+// image/png decodes a grey image that has one into NRGBA or NRGBA64, four
+// times the bytes of Gray or Gray16; a header that says grey cannot be
+// budgeted without looking for it.
+func pngTransparent(data []byte) bool {
+	for i := int64(8); i+8 <= int64(len(data)); {
+		n := int64(binary.BigEndian.Uint32(data[i : i+4]))
+		switch string(data[i+4 : i+8]) {
+		case "tRNS":
+			return true
+		case "IDAT", "IEND":
+			return false
+		}
+		i += 12 + n // length, type, data, CRC
+	}
+	return false
 }
 
 func jpegHeader(data []byte) (Header, error) {

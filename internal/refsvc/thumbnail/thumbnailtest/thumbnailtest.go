@@ -1,6 +1,7 @@
 // Package thumbnailtest writes images that are small to send and large to
 // decode, for tests of the thumbnailer's memory bounds: interlaced 16-bit
-// PNGs, progressive JPEGs and GIFs of huge frames, each of one flat colour
+// PNGs, grey PNGs with transparency, progressive JPEGs and GIFs of huge
+// frames, each of one flat colour
 // so that megapixels compress to kilobytes.
 //
 // The standard library's encoders write neither interlaced PNGs nor
@@ -19,20 +20,38 @@ import (
 // PNG returns a w×h RGBA PNG, 16 bits a sample when deep, Adam7-interlaced
 // when interlaced, every pixel transparent black.
 func PNG(w, h int, deep, interlaced bool) []byte {
-	var out bytes.Buffer
-	out.WriteString("\x89PNG\r\n\x1a\n")
 	depth, bpp := byte(8), 4
 	if deep {
 		depth, bpp = 16, 8
 	}
+	return png(w, h, depth, 6, bpp, interlaced, false)
+}
+
+// GreyTransparentPNG returns a w×h grey PNG, 16 bits a sample when deep,
+// with a tRNS chunk: its header says grey (1 or 2 bytes a pixel), but
+// image/png decodes it into NRGBA or NRGBA64 (4 or 8).
+func GreyTransparentPNG(w, h int, deep bool) []byte {
+	depth, bpp := byte(8), 1
+	if deep {
+		depth, bpp = 16, 2
+	}
+	return png(w, h, depth, 0, bpp, false, true)
+}
+
+func png(w, h int, depth, colour byte, bpp int, interlaced, trns bool) []byte {
+	var out bytes.Buffer
+	out.WriteString("\x89PNG\r\n\x1a\n")
 	ihdr := make([]byte, 13)
 	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
 	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
-	ihdr[8], ihdr[9] = depth, 6
+	ihdr[8], ihdr[9] = depth, colour
 	if interlaced {
 		ihdr[12] = 1
 	}
 	chunk(&out, "IHDR", ihdr)
+	if trns {
+		chunk(&out, "tRNS", []byte{0, 0}) // grey sample 0 is transparent
+	}
 
 	var idat bytes.Buffer
 	zw, _ := zlib.NewWriterLevel(&idat, zlib.BestSpeed)
