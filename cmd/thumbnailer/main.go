@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/service"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 )

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/healthtest"
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 )
 
 // TestPprofOnlyWhenAsked starts a service with and without PPROF and asks

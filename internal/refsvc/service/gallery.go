@@ -11,7 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal/balancer"
 	"github.com/shoal-dev/shoal/health"
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/gallery"
 	"github.com/shoal-dev/shoal/session"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-dev/shoal/health"
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/lifecycle"
 	"github.com/shoal-dev/shoal/metrics"
 	"github.com/shoal-dev/shoal/server"

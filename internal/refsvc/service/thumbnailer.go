@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/shoal-dev/shoal/internal/refsvc/config"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 	"github.com/shoal-dev/shoal/shed"

@@ -96,6 +96,19 @@ func (s *Set) Bool(p *bool, name, env string, def bool, usage string) {
 	s.fs.BoolVar(p, name, def, s.usage(env, usage))
 }
 
+// Float64 binds a floating-point flag and variable (such as "0.25") to p.
+func (s *Set) Float64(p *float64, name, env string, def float64, usage string) {
+	if v, ok := s.env(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("config: %s=%q is not a number", env, v))
+		} else {
+			def = f
+		}
+	}
+	s.fs.Float64Var(p, name, def, s.usage(env, usage))
+}
+
 // Parse reports malformed environment values, then parses args. For -h or
 // -help it prints the usage to the flag set's output and returns an error
 // wrapping flag.ErrHelp, which a main answers by exiting 0.
