@@ -258,3 +258,16 @@ func codeLabel(code int) string {
 	}
 	return strconv.Itoa(code)
 }
+
+// RouteFromWriter returns the route pattern [Route] or [RouteOf] reported
+// for the request whose ResponseWriter is w (or wraps, through Unwrap, the
+// one an enclosing [HTTP.Middleware] made), or "" when none has been
+// reported yet. Middleware inside [HTTP.Middleware] calls it after the
+// handler returns, to label its own records (a request log line) the way
+// the metrics are labelled.
+func RouteFromWriter(w http.ResponseWriter) string {
+	if rec := findRecorder(w); rec != nil {
+		return rec.route
+	}
+	return ""
+}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -323,5 +324,34 @@ func TestCustomBuckets(t *testing.T) {
 	}
 	if strings.Contains(string(body), `le="0.25"`) {
 		t.Errorf("exposition still has a default bucket:\n%s", body)
+	}
+}
+
+func TestRouteFromWriter(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.NewHTTP(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(http.ResponseWriter, *http.Request) {})
+	var got []string
+	inner := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A copy of the request, as middleware that adds to the
+			// context makes: r.Pattern stays empty on this one.
+			next.ServeHTTP(w, r.WithContext(r.Context()))
+			got = append(got, metrics.RouteFromWriter(w))
+		})
+	}
+	h := m.Middleware(inner(metrics.Route(mux)))
+	for _, path := range []string{"/items/7", "/nowhere"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
+	}
+	if want := []string{"GET /items/{id}", ""}; !slices.Equal(got, want) {
+		t.Errorf("RouteFromWriter = %q, want %q", got, want)
+	}
+	if got := metrics.RouteFromWriter(httptest.NewRecorder()); got != "" {
+		t.Errorf("RouteFromWriter outside the middleware = %q, want empty", got)
 	}
 }
