@@ -1,0 +1,104 @@
+package server
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+)
+
+// Recover answers 500 for a handler that panics, logs the panic value and
+// stack at level Error (with the request's context, so request_id and
+// trace_id appear when the logger's handler adds them), and calls onPanic
+// (for a counter; nil means none). A nil log means slog.Default().
+//
+// http.ErrAbortHandler is re-panicked untouched: it is how a handler asks
+// net/http to abort the response, and is not an error. If the response
+// has already started (a status or body byte sent, or the connection
+// hijacked), a 500 can no longer be sent: Recover logs and aborts the
+// connection with panic(http.ErrAbortHandler), so the client sees a broken
+// response rather than a complete-looking truncated one. Either way the
+// process keeps serving.
+//
+// The 500 is written as http.Error writes it; headers the handler set
+// before panicking stay, except the ones http.Error replaces. The
+// connection is kept alive.
+func Recover(log *slog.Logger, onPanic func(), next http.Handler) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &startWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			if onPanic != nil {
+				onPanic()
+			}
+			log.ErrorContext(r.Context(), "panic serving request",
+				slog.String("panic", fmt.Sprint(p)),
+				slog.String("stack", string(debug.Stack())),
+				slog.String("method", r.Method),
+				slog.String("path", r.URL.Path),
+				slog.Bool("response_started", sw.started),
+			)
+			if sw.started {
+				panic(http.ErrAbortHandler)
+			}
+			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// startWriter notes whether the response has started, after which its
+// status can no longer change.
+type startWriter struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *startWriter) WriteHeader(code int) {
+	// 1xx responses other than 101 are interim; the final status follows.
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.started = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *startWriter) Write(b []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets handlers that assert http.Flusher stream through the writer.
+func (w *startWriter) Flush() {
+	w.started = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack is here so that a handler that takes the connection over marks
+// the response started: a 500 written after that would go nowhere.
+func (w *startWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.started = true
+	}
+	return c, rw, err
+}
+
+// Unwrap serves net/http.ResponseController and middleware that look for
+// their own writer further in.
+func (w *startWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var (
+	_ http.Flusher  = (*startWriter)(nil)
+	_ http.Hijacker = (*startWriter)(nil)
+)
