@@ -79,7 +79,8 @@ type Config struct {
 
 	// Registerer receives the client's metrics; nil means none.
 	Registerer prometheus.Registerer
-	// Now is the clock of the retry budget. Nil means time.Now.
+	// Now is the clock of the retry budget and of the call duration
+	// metric. Nil means time.Now.
 	Now func() time.Time
 	// Rand returns a uniform number in [0, 1) for jitter and must be safe
 	// for concurrent use. Nil means math/rand/v2's Float64.
@@ -153,6 +154,9 @@ func (c Config) withDefaults() Config {
 		c.BackoffMax = DefaultBackoffMax
 	}
 	c.BackoffMax = max(c.BackoffMax, c.BackoffBase)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
 	}
@@ -234,6 +238,7 @@ func NewRetryTransport(cfg Config) (*RetryTransport, error) {
 		budget:      NewRetryBudget(cfg.Budget, cfg.Now),
 		rand:        cfg.Rand,
 		sleep:       cfg.Sleep,
+		now:         cfg.Now,
 		metrics:     m,
 	}, nil
 }

@@ -22,4 +22,14 @@
 // balancer fills. An attempt that runs out its per-try timeout ends with
 // the cause [ErrPerTryTimeout], which the balancer counts against the
 // replica; the caller's own cancellation it does not.
+//
+// With Config.Registerer set, the client counts calls and their duration
+// (shoal_client_requests_total, shoal_client_request_duration_seconds)
+// and attempts (shoal_client_attempts_total), each by a result label
+// whose bounded values are [Result]'s; and retries by reason
+// (shoal_client_retries_total) and retries the budget refused
+// (shoal_client_retry_budget_exhausted_total). A call's result and
+// duration are taken when its response headers arrive or it fails: how
+// fast the body then streams is paced by the caller as much as by the
+// server, so the balancer, which sees the body end, judges that part.
 package client

@@ -48,6 +48,7 @@ type RetryTransport struct {
 	budget      *RetryBudget
 	rand        func() float64
 	sleep       func(context.Context, time.Duration) error
+	now         func() time.Time
 	metrics     *metrics
 }
 
@@ -73,8 +74,14 @@ const (
 var ErrPerTryTimeout = errors.New("client: per-try timeout")
 
 // RoundTrip sends req, retrying safe failures within the budget.
-func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t *RetryTransport) RoundTrip(req *http.Request) (resp *http.Response, err error) {
 	ctx := req.Context()
+	if t.metrics != nil {
+		// The call ends for the metrics when RoundTrip returns, with the
+		// last attempt's headers: the body's pace is the caller's.
+		start := t.now()
+		defer func() { t.metrics.request(ResultOf(ctx, resp, err), t.now().Sub(start)) }()
+	}
 	t.budget.Deposit()
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 	idempotent := IsIdempotent(req)
@@ -95,6 +102,9 @@ func (t *RetryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			try = try.WithContext(tryCtx)
 		}
 		resp, err := t.next.RoundTrip(try)
+		if t.metrics != nil {
+			t.metrics.attempt(ResultOf(tryCtx, resp, err))
+		}
 		reason := t.retryReason(ctx, tryCtx, idempotent, resp, err)
 		last := reason == "" || attempt >= t.maxAttempts || !replayable
 		if !last && !t.budget.TryWithdraw() {
