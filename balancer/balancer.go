@@ -563,6 +563,7 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	resp, err := b.transport.RoundTrip(out)
 	end := b.nanotime()
+	e.m.answered(client.ResultOf(ctx, resp, err), time.Duration(end-start))
 	if err != nil {
 		o := errOutcome(ctx, err)
 		failed := o != abandoned

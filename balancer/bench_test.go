@@ -2,8 +2,11 @@ package balancer
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BenchmarkPick measures one pick per policy over 16 endpoints, serially
@@ -48,30 +51,35 @@ func (okTransport) RoundTrip(*http.Request) (*http.Response, error) {
 }
 
 // BenchmarkRoundTrip measures a balanced request without the network:
-// pick, accounting, latency and outlier bookkeeping.
+// pick, accounting, latency and outlier bookkeeping; with /metrics, the
+// balancer's metrics too.
 func BenchmarkRoundTrip(b *testing.B) {
 	addrs := make([]string, 16)
 	for i := range addrs {
 		addrs[i] = fmt.Sprintf("10.0.0.%d:80", i+1)
 	}
 	for _, pol := range []Policy{RoundRobin{}, PeakEWMA{}, ConsistentHash{Key: HeaderKey(DefaultKeyHeader)}} {
-		b.Run(pol.Name(), func(b *testing.B) {
-			r, err := NewStatic(addrs...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			lb, err := New(Config{Resolver: r, Policy: pol, Transport: okTransport{}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer lb.Close()
-			req := keyRequest("user-1")
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := lb.RoundTrip(req); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(pol.Name(), func(b *testing.B) { benchRoundTrip(b, addrs, pol, nil) })
+		b.Run(pol.Name()+"/metrics", func(b *testing.B) { benchRoundTrip(b, addrs, pol, prometheus.NewRegistry()) })
+	}
+}
+
+func benchRoundTrip(b *testing.B, addrs []string, pol Policy, reg prometheus.Registerer) {
+	r, err := NewStatic(addrs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lb, err := New(Config{Resolver: r, Policy: pol, Transport: okTransport{}, Registerer: reg,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lb.Close()
+	req := keyRequest("user-1")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := lb.RoundTrip(req); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

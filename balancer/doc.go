@@ -37,6 +37,12 @@
 // the key's next one on the ring): the client marks the request's context
 // with a client.Tries, which the balancer fills and reads.
 //
+// With Config.Registerer set, a balancer exports per-endpoint series
+// (requests, errors, ejections, backoffs, health, requests in flight, and
+// shoal_balancer_request_duration_seconds by endpoint and result, with
+// result as in client.Result); the series of an endpoint that leaves the
+// set are dropped with it.
+//
 // Without a Transport, a balancer sends over a tuned transport of its own
 // (package client's NewTransport), never http.DefaultTransport, whose two
 // idle connections per host make bursts dial a connection per request.

@@ -3,13 +3,18 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/client"
+	shoalmetrics "github.com/shoal-dev/shoal/metrics"
 )
 
 // metrics are the balancer's collectors; all nil without a Registerer.
 type metrics struct {
 	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
 	errors    *prometheus.CounterVec
 	ejections *prometheus.CounterVec
 	backoffs  *prometheus.CounterVec
@@ -19,9 +24,10 @@ type metrics struct {
 }
 
 // endpointMetrics are one endpoint's children, looked up once so the
-// request path does no map lookups.
+// request path does no map lookups; duration has one per result.
 type endpointMetrics struct {
 	requests  prometheus.Counter
+	duration  [client.NumResults]prometheus.Observer
 	errors    prometheus.Counter
 	ejections prometheus.Counter
 	backoffs  prometheus.Counter
@@ -38,6 +44,11 @@ func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
 			Name: "shoal_balancer_requests_total",
 			Help: "Requests sent to an endpoint.",
 		}, []string{"endpoint"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "shoal_balancer_request_duration_seconds",
+			Help:    "Time from sending a request to an endpoint until its response headers arrived or it failed, by result.",
+			Buckets: shoalmetrics.DefaultBuckets,
+		}, []string{"endpoint", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_balancer_errors_total",
 			Help: "Requests to an endpoint that failed with a connection error or a 5xx status.",
@@ -63,7 +74,7 @@ func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
 			Help: "The balancing policy in use (always 1).",
 		}, []string{"policy"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.errors, m.ejections, m.backoffs, m.unhealthy, m.inFlight, m.policy} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.ejections, m.backoffs, m.unhealthy, m.inFlight, m.policy} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -80,7 +91,7 @@ func (m *metrics) forEndpoint(addr string) endpointMetrics {
 	if m == nil {
 		return endpointMetrics{}
 	}
-	return endpointMetrics{
+	em := endpointMetrics{
 		requests:  m.requests.WithLabelValues(addr),
 		errors:    m.errors.WithLabelValues(addr),
 		ejections: m.ejections.WithLabelValues(addr),
@@ -88,6 +99,10 @@ func (m *metrics) forEndpoint(addr string) endpointMetrics {
 		unhealthy: m.unhealthy.WithLabelValues(addr),
 		inFlight:  m.inFlight.WithLabelValues(addr),
 	}
+	for r := range client.Result(client.NumResults) {
+		em.duration[r] = m.duration.WithLabelValues(addr, r.String())
+	}
+	return em
 }
 
 // forget drops a removed endpoint's series so pod churn does not grow
@@ -97,6 +112,9 @@ func (m *metrics) forget(addr string) {
 		return
 	}
 	m.requests.DeleteLabelValues(addr)
+	for r := range client.Result(client.NumResults) {
+		m.duration.DeleteLabelValues(addr, r.String())
+	}
 	m.errors.DeleteLabelValues(addr)
 	m.ejections.DeleteLabelValues(addr)
 	m.backoffs.DeleteLabelValues(addr)
@@ -104,14 +122,22 @@ func (m *metrics) forget(addr string) {
 	m.inFlight.DeleteLabelValues(addr)
 }
 
-func (m endpointMetrics) request() {
+func (m *endpointMetrics) request() {
 	if m.requests != nil {
 		m.requests.Inc()
 		m.inFlight.Inc()
 	}
 }
 
-func (m endpointMetrics) done(failed bool) {
+// answered records how long a request took to its response headers, or
+// to failing.
+func (m *endpointMetrics) answered(r client.Result, d time.Duration) {
+	if m.requests != nil {
+		m.duration[r].Observe(d.Seconds())
+	}
+}
+
+func (m *endpointMetrics) done(failed bool) {
 	if m.requests != nil {
 		m.inFlight.Dec()
 		if failed {
@@ -120,19 +146,19 @@ func (m endpointMetrics) done(failed bool) {
 	}
 }
 
-func (m endpointMetrics) ejected() {
+func (m *endpointMetrics) ejected() {
 	if m.ejections != nil {
 		m.ejections.Inc()
 	}
 }
 
-func (m endpointMetrics) backedOff() {
+func (m *endpointMetrics) backedOff() {
 	if m.backoffs != nil {
 		m.backoffs.Inc()
 	}
 }
 
-func (m endpointMetrics) health(ok bool) {
+func (m *endpointMetrics) health(ok bool) {
 	if m.unhealthy != nil {
 		v := 1.0
 		if ok {
