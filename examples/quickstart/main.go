@@ -1,0 +1,34 @@
+// Command quickstart is a service on Shoal's kit that calls another.
+package main
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/shoal-dev/shoal/config"
+	"github.com/shoal-dev/shoal/health"
+	"github.com/shoal-dev/shoal/service"
+)
+
+func main() {
+	var backend string
+	service.Main("quickstart", func(cs *config.Set) {
+		cs.String(&backend, "backend", "BACKEND", "dns:///backend-headless:8080", "the service /hello calls: URL, host:port list or dns:///name:port")
+	}, func(svc *service.Service) error {
+		up, err := svc.Upstream(service.UpstreamConfig{Name: "backend", Target: backend})
+		if err != nil {
+			return err
+		}
+		svc.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+			resp, err := up.Get(r.Context(), "/ping")
+			if err != nil {
+				http.Error(w, "backend unavailable", http.StatusBadGateway)
+				return
+			}
+			defer resp.Body.Close()
+			w.WriteHeader(resp.StatusCode)
+			io.Copy(w, resp.Body)
+		})
+		return svc.Health.Add(health.Check{Name: "backend", Func: up.Check("/ping")})
+	})
+}

@@ -1,0 +1,28 @@
+// Package service runs one HTTP service the way Kubernetes expects it to
+// run: probes over background checks, the SIGTERM sequence, Prometheus
+// metrics, load shedding, keep-alive rebalancing, request logs with a
+// request ID, per-route deadlines carried to the calls below, panic
+// recovery, optional TLS and tracing, and balanced, retrying clients for
+// the services it calls.
+//
+// A main is one call, [Main]: it binds [Options] and the program's own
+// settings to flags and environment variables of the same meaning
+// (package config), parses them, builds the [Service], lets the program
+// add its routes, checks and upstreams, and serves until SIGTERM.
+//
+// The middleware order is fixed by [Service.Run], outermost first, and
+// each place has its reason:
+//
+//  1. X-Served-By, so every answer names its replica, a shed 503 too;
+//  2. tracing (when [Service.Trace] gave a tracer), so the span covers
+//     everything below and the trace ID is known to the log line;
+//  3. the request ID (X-Request-ID, taken or made);
+//  4. metrics, so every status below, a 503 from shedding and a 500 from
+//     a panic included, is counted under its route;
+//  5. the request log line, inside the metrics so it has the same route;
+//  6. panic recovery, answering 500 and keeping the process serving;
+//  7. the load shedder, which rejects before any route work;
+//  8. the caller's middleware ([Service.Use]);
+//  9. the route's deadline ([WithTimeout], else Options.RequestTimeout,
+//     shortened by the caller's X-Request-Timeout-Ms), then the route.
+package service

@@ -1,0 +1,307 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/certfile"
+	"github.com/shoal-dev/shoal/deadline"
+	"github.com/shoal-dev/shoal/health"
+	"github.com/shoal-dev/shoal/lifecycle"
+	"github.com/shoal-dev/shoal/metrics"
+	"github.com/shoal-dev/shoal/requestlog"
+	"github.com/shoal-dev/shoal/server"
+	"github.com/shoal-dev/shoal/shed"
+)
+
+// Tracer is what a Service needs of a tracing implementation (package
+// tracing has one): server spans around each request, client spans and
+// propagation on each upstream call, and the trace ID for log lines. A
+// Tracer that also has Shutdown(context.Context) error is shut down last
+// in the stop sequence, after the servers, so the final spans are sent.
+type Tracer interface {
+	Handler(next http.Handler) http.Handler
+	Transport(next http.RoundTripper) http.RoundTripper
+	TraceID(ctx context.Context) string
+}
+
+// Service is one process: its routes go on Handle, its checks on Health,
+// its resources on Lifecycle, its metrics on Registry.
+type Service struct {
+	Options   Options
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry
+	Health    *health.Checker
+	Lifecycle *lifecycle.Lifecycle
+
+	mux           *http.ServeMux
+	public, admin net.Listener
+	name          string
+	middleware    []func(http.Handler) http.Handler
+	tracer        Tracer
+	upstreamTLS   *tls.Config // nil: plain HTTP to balanced upstreams
+	running       bool
+	// owned are the closers of upstreams and the tracer, which Close runs
+	// for a Service that never ran.
+	owned []func(context.Context) error
+}
+
+// New checks o, opens the service's listeners (so a port clash fails here,
+// before any work starts) and builds its parts.
+func New(o Options) (*Service, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	o = o.withDefaults()
+	log := o.Logger
+	if log == nil {
+		var err error
+		if log, err = NewLogger(o.LogLevel, o.Name); err != nil {
+			return nil, err
+		}
+	}
+	var upstreamTLS *tls.Config
+	if o.UpstreamCAFile != "" || o.UpstreamCertFile != "" {
+		c, err := certfile.Client(certfile.Config{CAFile: o.UpstreamCAFile, CertFile: o.UpstreamCertFile, KeyFile: o.UpstreamKeyFile, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("service: upstream TLS: %w", err)
+		}
+		upstreamTLS = c
+	}
+	public, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("service: listening on port %d: %w", o.Port, err)
+	}
+	admin, err := net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(o.AdminPort)))
+	if err != nil {
+		public.Close()
+		return nil, fmt.Errorf("service: listening on admin port %d: %w", o.AdminPort, err)
+	}
+	name := o.PodName
+	if name == "" {
+		host, _ := os.Hostname()
+		name = host + ":" + strconv.Itoa(public.Addr().(*net.TCPAddr).Port)
+	}
+	s := &Service{
+		Options:     o,
+		Registry:    metrics.NewRegistry(),
+		mux:         http.NewServeMux(),
+		public:      public,
+		admin:       admin,
+		name:        name,
+		upstreamTLS: upstreamTLS,
+	}
+	// Every record logged with a request's context names the request; the
+	// tracer, set later by Trace, is asked through s.
+	s.Logger = slog.New(requestlog.Handler(log.Handler(), s.traceID)).With("replica", name)
+	s.Health = health.New(s.Logger)
+	s.Lifecycle = lifecycle.New(lifecycle.Config{DrainDelay: o.DrainDelay, ShutdownTimeout: o.ShutdownTimeout, Logger: s.Logger, Health: s.Health})
+	return s, nil
+}
+
+func (s *Service) traceID(ctx context.Context) string {
+	if s.tracer == nil {
+		return ""
+	}
+	return s.tracer.TraceID(ctx)
+}
+
+// Name is the replica's name as sent in X-Served-By.
+func (s *Service) Name() string { return s.name }
+
+// Addr is the public listener's address.
+func (s *Service) Addr() net.Addr { return s.public.Addr() }
+
+// AdminAddr is the admin listener's address.
+func (s *Service) AdminAddr() net.Addr { return s.admin.Addr() }
+
+// Handle registers h for pattern (net/http.ServeMux syntax, such as
+// "GET /items/{id}"). The request's context ends after
+// Options.RequestTimeout, or the route's own timeout when h came from
+// [WithTimeout], or sooner when the caller's X-Request-Timeout-Ms says
+// so. Handle panics, as ServeMux does, on a pattern that conflicts.
+func (s *Service) Handle(pattern string, h http.Handler) {
+	d := s.Options.RequestTimeout
+	if t, ok := h.(timeoutHandler); ok {
+		d, h = t.d, t.h
+	}
+	s.mux.Handle(pattern, deadline.Middleware(d, h))
+}
+
+// HandleFunc registers f for pattern; see [Service.Handle].
+func (s *Service) HandleFunc(pattern string, f func(http.ResponseWriter, *http.Request)) {
+	s.Handle(pattern, http.HandlerFunc(f))
+}
+
+// WithTimeout returns h with its own request timeout, replacing
+// Options.RequestTimeout on the route [Service.Handle] registers it for;
+// d <= 0 means none beyond the caller's.
+func WithTimeout(d time.Duration, h http.Handler) http.Handler {
+	return timeoutHandler{d: d, h: h}
+}
+
+type timeoutHandler struct {
+	d time.Duration
+	h http.Handler
+}
+
+func (t timeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	deadline.Middleware(t.d, t.h).ServeHTTP(w, r)
+}
+
+// Use adds middleware between the load shedder and the routes, outermost
+// first. Call it before Run.
+func (s *Service) Use(mw ...func(http.Handler) http.Handler) {
+	s.middleware = append(s.middleware, mw...)
+}
+
+// Trace makes t trace every request and every upstream call. Call it
+// before Run; upstreams made before it are traced too.
+func (s *Service) Trace(t Tracer) {
+	s.tracer = t
+	if sd, ok := t.(interface{ Shutdown(context.Context) error }); ok {
+		// Closers run in reverse order of registration, after the
+		// servers: registered first, the tracer is flushed last, with the
+		// spans of the drain.
+		s.Lifecycle.OnClose("tracer", sd.Shutdown)
+		s.owned = append(s.owned, sd.Shutdown)
+	}
+}
+
+// handler is the public server's handler, in the order the package doc
+// gives.
+func (s *Service) handler() (http.Handler, error) {
+	httpMetrics, err := metrics.NewHTTP(s.Registry)
+	if err != nil {
+		return nil, err
+	}
+	panics := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "http_handler_panics_total",
+		Help: "Requests whose handler panicked; each was answered 500 if it had not started its response.",
+	})
+	if err := s.Registry.Register(panics); err != nil {
+		return nil, err
+	}
+	var h http.Handler = metrics.Route(s.mux)
+	for i := len(s.middleware) - 1; i >= 0; i-- {
+		h = s.middleware[i](h)
+	}
+	if s.Options.ShedMaxLimit > 0 {
+		limiter, err := shed.New(shed.Config{MaxLimit: s.Options.ShedMaxLimit}, s.Registry)
+		if err != nil {
+			return nil, err
+		}
+		h = limiter.Middleware(h)
+	}
+	// RouteOf counts a request the shedder or the caller's middleware
+	// answered under the route it asked for, not as unmatched.
+	h = metrics.RouteOf(s.mux, h)
+	h = server.Recover(s.Logger, panics.Inc, h)
+	if s.Options.RequestLogSample >= 0 {
+		rate := s.Options.RequestLogSample
+		h = requestlog.Middleware(requestlog.Config{
+			Logger:     s.Logger,
+			SampleRate: rate,
+			Route:      func(w http.ResponseWriter, _ *http.Request) string { return metrics.RouteFromWriter(w) },
+			TraceID:    s.traceID,
+		}, h)
+	}
+	h = httpMetrics.Middleware(h)
+	h = requestlog.ID(h)
+	if s.tracer != nil {
+		h = s.tracer.Handler(h)
+	}
+	return server.ServedBy(s.name, h), nil
+}
+
+// Run serves until a stop signal or ctx ends, then drains and stops in
+// order (package lifecycle). It returns nil on a clean stop.
+func (s *Service) Run(ctx context.Context) error {
+	if s.running {
+		return errors.New("service: Run called twice")
+	}
+	s.running = true
+	h, err := s.handler()
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("service: %w", err)
+	}
+	age := s.Options.MaxConnAge
+	if age < 0 {
+		age = 0
+	}
+	app := server.New(server.Config{
+		H2C:             s.Options.H2C && s.Options.TLSCertFile == "",
+		MaxConnAge:      age,
+		MaxConnRequests: s.Options.MaxConnRequests,
+		Logger:          s.Logger,
+	}, h)
+	public := s.public
+	if s.Options.TLSCertFile != "" {
+		tlsCfg, err := certfile.Server(certfile.Config{
+			CertFile: s.Options.TLSCertFile, KeyFile: s.Options.TLSKeyFile,
+			ClientCAFile: s.Options.TLSClientCAFile, Logger: s.Logger,
+		})
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("service: TLS: %w", err)
+		}
+		// With srv.TLSConfig nil, Serve negotiates h2 itself by ALPN.
+		public = tls.NewListener(public, tlsCfg)
+	}
+	var adminOpts []server.AdminOption
+	if s.Options.Pprof {
+		adminOpts = append(adminOpts, server.WithPprof())
+	}
+	adminSrv := server.New(server.Config{Logger: s.Logger}, server.AdminMux(s.Health, metrics.Handler(s.Registry), adminOpts...))
+	s.Lifecycle.Serve("public", app, public)
+	s.Lifecycle.Serve("admin", adminSrv, s.admin)
+	s.Logger.Info("serving",
+		"addr", s.public.Addr().String(), "admin_addr", s.admin.Addr().String(),
+		"tls", s.Options.TLSCertFile != "", "mtls", s.Options.TLSClientCAFile != "",
+		"h2c", s.Options.H2C && s.Options.TLSCertFile == "", "pprof", s.Options.Pprof,
+		"max_conn_age", age.String(), "max_conn_requests", s.Options.MaxConnRequests,
+		"request_timeout", s.Options.RequestTimeout.String(), "tracing", s.tracer != nil)
+	return s.Lifecycle.Run(ctx)
+}
+
+// Close releases the listeners, upstreams and tracer of a Service that
+// will not Run.
+func (s *Service) Close() {
+	s.closeListeners()
+	d := s.Options.ShutdownTimeout
+	if d == 0 {
+		d = lifecycle.DefaultShutdownTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for i := len(s.owned) - 1; i >= 0; i-- {
+		_ = s.owned[i](ctx)
+	}
+}
+
+func (s *Service) closeListeners() {
+	s.public.Close()
+	s.admin.Close()
+}
+
+// URL returns the base URL of a listener address, http:// (or https://
+// for the public address of a service with TLS), with 127.0.0.1 for an
+// unspecified host so the URL can be dialled.
+func URL(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
