@@ -186,3 +186,17 @@ func pickPort(s *discoveryv1.EndpointSlice, name string) (int32, bool) {
 	}
 	return 0, false
 }
+
+// Targets returns the resolver maker that package service's
+// UpstreamConfig.EndpointSlices takes, for targets such as
+// k8s:///thumbnailer.media:http: the Service's name, its namespace ("" means
+// defaultNamespace, typically the pod's own from the downward API) and its
+// port's name.
+func Targets(client kubernetes.Interface, defaultNamespace string, log *slog.Logger) func(service, namespace, port string) (balancer.Resolver, error) {
+	return func(service, namespace, port string) (balancer.Resolver, error) {
+		if namespace == "" {
+			namespace = defaultNamespace
+		}
+		return New(Config{Client: client, Namespace: namespace, Service: service, PortName: port, Logger: log})
+	}
+}
