@@ -10,6 +10,9 @@ echo "== staticcheck" >&2
 ./.bin/staticcheck ./...
 echo "== go test -race" >&2
 go test -race -timeout 20m $(go list ./... | grep -v '/test/chaos$')
+# The quickstart is its own module, built and run as a user would.
+echo "== examples/quickstart" >&2
+(cd examples/quickstart && go vet ./... && ../../.bin/staticcheck ./... && go test -race -count=1 -timeout 5m ./...)
 # The adversarial suite runs on its own after the unit tests: real
 # processes under faults and hostile input, each case bounded in time.
 echo "== test/chaos" >&2
