@@ -1,4 +1,5 @@
-// Command quickstart is a service on Shoal's kit that calls another.
+// Command quickstart is a service on Shoal's kit that calls another (its
+// BACKEND, which may be another quickstart: both answer GET /ping).
 package main
 
 import (
@@ -19,6 +20,7 @@ func main() {
 		if err != nil {
 			return err
 		}
+		svc.HandleFunc("GET /ping", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong") })
 		svc.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
 			resp, err := up.Get(r.Context(), "/ping")
 			if err != nil {
