@@ -1,6 +1,8 @@
 // Command stack measures what the toolkit's server stack costs: the same
-// handler served behind the full stack (metrics, X-Served-By, keep-alive
-// rebalancing, health, lifecycle) and by bare net/http, loaded in turn by
+// handler served behind the full stack (package service:
+// X-Served-By, request ID, metrics, request log, panic recovery, route
+// deadline, keep-alive rebalancing, health, lifecycle; load shedding off,
+// so every request is served) and by bare net/http, loaded in turn by
 // hey (Debian) in one run, and reports the throughput ratio. It also reports
 // the idle resident memory of the two reference services beside a bare
 // net/http server.
@@ -32,8 +34,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/shoal-dev/shoal/internal/refsvc/service"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
+	"github.com/shoal-dev/shoal/service"
 )
 
 func main() {
@@ -58,7 +60,13 @@ type workload struct {
 	route  string
 	method string
 	body   []byte
-	add    func(mux *http.ServeMux) error
+	add    func(mux router) error
+}
+
+// router is what a workload registers its routes on: a bare
+// *http.ServeMux or a *service.Service.
+type router interface {
+	Handle(pattern string, h http.Handler)
 }
 
 func run(log *slog.Logger, d time.Duration, conc, rounds int) error {
@@ -68,11 +76,11 @@ func run(log *slog.Logger, d time.Duration, conc, rounds int) error {
 	}
 	img := testJPEG(640, 480)
 	works := []workload{
-		{name: "trivial handler", route: "/v1/ping", method: "GET", add: func(mux *http.ServeMux) error {
-			mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong\n") })
+		{name: "trivial handler", route: "/v1/ping", method: "GET", add: func(mux router) error {
+			mux.Handle("GET /v1/ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong\n") }))
 			return nil
 		}},
-		{name: "thumbnailer 640x480 JPEG -> 128x128", route: "/v1/thumbnails?width=128&height=128", method: "POST", body: img, add: func(mux *http.ServeMux) error {
+		{name: "thumbnailer 640x480 JPEG -> 128x128", route: "/v1/thumbnails?width=128&height=128", method: "POST", body: img, add: func(mux router) error {
 			// The cache is off so every request resizes.
 			api, err := thumbnailer.New(thumbnailer.Config{CacheBytes: -1, Logger: slog.New(slog.DiscardHandler)}, prometheus.NewRegistry())
 			if err != nil {
@@ -138,12 +146,13 @@ func serve(w workload, full bool) (string, func(), error) {
 		return "http://" + ln.Addr().String(), func() { srv.Close(); <-done }, nil
 	}
 	o := service.Options{Name: "bench", Host: "127.0.0.1", PodName: "bench-0", DrainDelay: -1,
-		ShutdownTimeout: 5 * time.Second, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000, H2C: true}
-	svc, err := service.New(o, slog.New(slog.DiscardHandler))
+		ShutdownTimeout: 5 * time.Second, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000, H2C: true,
+		Logger: slog.New(slog.DiscardHandler)}
+	svc, err := service.New(o)
 	if err != nil {
 		return "", nil, err
 	}
-	if err := w.add(svc.Mux); err != nil {
+	if err := w.add(svc); err != nil {
 		svc.Close()
 		return "", nil, err
 	}

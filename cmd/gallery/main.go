@@ -4,34 +4,14 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"os"
-
 	"github.com/shoal-dev/shoal/config"
-	"github.com/shoal-dev/shoal/internal/refsvc/service"
+	"github.com/shoal-dev/shoal/internal/refsvc/gallery"
+	"github.com/shoal-dev/shoal/service"
 )
 
 func main() {
-	o := service.Options{Name: "gallery"}
-	var g service.GalleryOptions
-	cs := config.New(flag.NewFlagSet("gallery", flag.ContinueOnError), os.LookupEnv)
-	service.Bind(cs, &o, 8080, 9090)
-	service.BindGallery(cs, &g)
-	if err := cs.Parse(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the flag set has printed the usage
-		}
-		exit(err)
-	}
-	if err := service.RunGallery(context.Background(), o, g); err != nil {
-		exit(err)
-	}
-}
-
-func exit(err error) {
-	fmt.Fprintln(os.Stderr, "gallery:", err)
-	os.Exit(1)
+	var s gallery.Settings
+	service.Main("gallery",
+		func(cs *config.Set) { gallery.Bind(cs, &s) },
+		func(svc *service.Service) error { return gallery.Add(svc, s) })
 }

@@ -12,8 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/refsvc/service"
+	"github.com/shoal-dev/shoal/internal/refsvc/gallery"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
+	"github.com/shoal-dev/shoal/service"
 )
 
 // Options configure a demo run. Port 0 picks a free port.
@@ -65,26 +66,28 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, o Options) error 
 
 	to := common
 	to.Name, to.PodName, to.Port, to.AdminPort = "thumbnailer", "thumbnailer-0", o.ThumbnailerPort, o.ThumbnailerAdm
-	thumb, err := service.New(to, log.With("service", "thumbnailer"))
+	to.Logger = log.With("service", "thumbnailer")
+	thumb, err := service.New(to)
 	if err != nil {
 		return fmt.Errorf("demo: thumbnailer: %w", err)
 	}
-	if err := service.AddThumbnailer(thumb, thumbnailer.Config{}); err != nil {
+	if err := thumbnailer.Add(thumb, thumbnailer.Config{}); err != nil {
 		thumb.Close()
 		return fmt.Errorf("demo: thumbnailer: %w", err)
 	}
 
 	gopts := common
 	gopts.Name, gopts.PodName, gopts.Port, gopts.AdminPort = "gallery", "gallery-0", o.GalleryPort, o.GalleryAdmin
-	gal, err := service.New(gopts, log.With("service", "gallery"))
+	gopts.Logger = log.With("service", "gallery")
+	gal, err := service.New(gopts)
 	if err != nil {
 		thumb.Close()
 		return fmt.Errorf("demo: gallery: %w", err)
 	}
 	secret := strings.Repeat("d", 32) // one process, demo only: sessions need no secrecy across replicas
-	err = service.AddGallery(ctx, gal, service.GalleryOptions{
+	err = gallery.Add(gal, gallery.Settings{
 		RedisURL: o.RedisURL, SessionSecret: secret, SessionTTL: 30 * time.Minute,
-		ThumbnailerURL: service.URL(thumb.Addr()), Timeout: 10 * time.Second,
+		Thumbnailer: service.URL(thumb.Addr()), Timeout: 10 * time.Second,
 	})
 	if err != nil {
 		thumb.Close()

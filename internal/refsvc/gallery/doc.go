@@ -1,6 +1,8 @@
-// Package gallery is the HTTP API of the gallery reference service, the
-// edge of the reference system: sign-in with stateless sessions, thumbnails
-// made by the thumbnailer, and each user's history of them.
+// Package gallery is the gallery reference service: its HTTP API (sign-in
+// with stateless sessions, thumbnails made by the thumbnailer, and each
+// user's history of them), and its wiring into a service.Service, [Bind]
+// for its settings and [Add] for its store, upstream, routes and checks,
+// which is all cmd/gallery does beyond service.Main.
 //
 // Every piece of user state lives in the session store (Redis in a
 // cluster), so any gallery replica can serve any request.

@@ -18,6 +18,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+	"github.com/shoal-dev/shoal/service"
 	"github.com/shoal-dev/shoal/session"
 	"github.com/shoal-dev/shoal/shed"
 )
@@ -57,6 +58,12 @@ type Config struct {
 	// UploadWait is how long an upload waits for UploadBytes. Zero means
 	// shed.DefaultBudgetWait (5s); negative means no wait.
 	UploadWait time.Duration
+	// ThumbnailRouteTimeout is the deadline of a whole POST
+	// /v1/thumbnails request, set with service.WithTimeout so that it
+	// replaces the service's REQUEST_TIMEOUT on that route. Zero leaves
+	// the route under the deadline of the mux it is registered on, if
+	// any; negative means none beyond the caller's.
+	ThumbnailRouteTimeout time.Duration
 	// Logger receives failed upstream calls. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -147,11 +154,16 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
+// Register adds the API's routes to mux: a *service.Service, or an
+// *http.ServeMux in tests.
+func (a *API) Register(mux interface{ Handle(string, http.Handler) }) {
 	m := a.cfg.Sessions
 	mux.Handle("POST /v1/login", m.Middleware(http.HandlerFunc(a.login)))
-	mux.Handle("POST /v1/thumbnails", m.Require(http.HandlerFunc(a.thumbnail)))
+	var thumb http.Handler = m.Require(http.HandlerFunc(a.thumbnail))
+	if a.cfg.ThumbnailRouteTimeout != 0 {
+		thumb = service.WithTimeout(a.cfg.ThumbnailRouteTimeout, thumb)
+	}
+	mux.Handle("POST /v1/thumbnails", thumb)
 	mux.Handle("GET /v1/history", m.Require(http.HandlerFunc(a.history)))
 }
 

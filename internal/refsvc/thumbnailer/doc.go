@@ -1,5 +1,7 @@
-// Package thumbnailer is the HTTP API of the thumbnailer reference service:
-// POST /v1/thumbnails turns a PNG, JPEG or GIF body into a resized image.
+// Package thumbnailer is the thumbnailer reference service: its HTTP API,
+// where POST /v1/thumbnails turns a PNG, JPEG or GIF body into a resized
+// image, and its wiring into a service.Service ([Bind], [Add]), which is
+// all cmd/thumbnailer does beyond service.Main.
 //
 // The service is stateless and CPU-bound. Its only memory of past work is a
 // small LRU keyed by the source's content digest, which is why callers

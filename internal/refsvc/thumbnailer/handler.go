@@ -160,9 +160,10 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 	}, nil
 }
 
-// Register adds the API's routes to mux.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/thumbnails", a.thumbnail)
+// Register adds the API's routes to mux: a *service.Service, or an
+// *http.ServeMux in tests.
+func (a *API) Register(mux interface{ Handle(string, http.Handler) }) {
+	mux.Handle("POST /v1/thumbnails", http.HandlerFunc(a.thumbnail))
 }
 
 func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-package service
+package gallery_test
 
 import (
 	"bytes"
@@ -9,61 +9,131 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"net"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/shoal-dev/shoal/config"
+	"github.com/shoal-dev/shoal/deadline"
 	"github.com/shoal-dev/shoal/healthtest"
 	"github.com/shoal-dev/shoal/internal/refsvc/gallery"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 	"github.com/shoal-dev/shoal/internal/testkit/redistest"
 	"github.com/shoal-dev/shoal/metricstest"
+	"github.com/shoal-dev/shoal/service"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// running is a service started by a test and stopped when it ends.
-type running struct {
-	svc  *Service
-	url  string // public base URL
-	adm  string // admin base URL
-	done chan error
+// galleryProgram and thumbnailerProgram are the services as their mains
+// run them, without tracing (see traced).
+func galleryProgram() service.Program {
+	var s gallery.Settings
+	return service.Program{
+		Name:  "gallery",
+		Bind:  func(cs *config.Set) { gallery.Bind(cs, &s) },
+		Setup: func(svc *service.Service) error { return gallery.Add(svc, s) },
+	}
 }
 
-func start(t *testing.T, name string, add func(*Service) error) *running {
-	t.Helper()
-	o := Options{Name: name, Host: "127.0.0.1", PodName: name, DrainDelay: -1, ShutdownTimeout: 5 * time.Second}
-	svc, err := New(o, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
+func thumbnailerProgram() service.Program {
+	var cfg thumbnailer.Config
+	return service.Program{
+		Name:  "thumbnailer",
+		Bind:  func(cs *config.Set) { thumbnailer.Bind(cs, &cfg) },
+		Setup: func(svc *service.Service) error { return thumbnailer.Add(svc, cfg) },
 	}
-	if err := add(svc); err != nil {
-		svc.Close()
-		t.Fatal(err)
+}
+
+// logBuffer collects a service's JSON log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// running is a service started by a test as its main starts it: settings
+// from variables, parsed by service.Program. It stops when the test ends,
+// or earlier by stop.
+type running struct {
+	svc  *service.Service
+	url  string // public base URL
+	adm  string // admin base URL
+	logs *logBuffer
+	stop func()
+}
+
+// baseEnv pins a started service to loopback, on free ports, with no
+// drain and its memory budgets independent of the machine's.
+var baseEnv = map[string]string{
+	"HOST": "127.0.0.1", "PORT": "0", "ADMIN_PORT": "0",
+	"DRAIN_DELAY": "-1ns", "SHUTDOWN_TIMEOUT": "5s", "MEMORY_LIMIT": "1073741824",
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// start runs p as the replica named pod, with env over baseEnv, and waits
+// until it is ready.
+func start(t *testing.T, p service.Program, pod string, env map[string]string) *running {
+	t.Helper()
+	vars := maps.Clone(baseEnv)
+	vars["POD_NAME"] = pod
+	maps.Copy(vars, env)
+	logs := &logBuffer{}
+	p.Options.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	started := make(chan *service.Service, 1)
+	setup := p.Setup
+	p.Setup = func(svc *service.Service) error {
+		if setup != nil {
+			if err := setup(svc); err != nil {
+				return err
+			}
+		}
+		started <- svc
+		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{svc: svc, url: URL(svc.Addr()), adm: URL(svc.AdminAddr()), done: make(chan error, 1)}
-	go func() { r.done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, nil, lookup(vars), io.Discard) }()
+	var svc *service.Service
+	select {
+	case svc = <-started:
+	case err := <-done:
+		cancel()
+		t.Fatalf("%s: %v", pod, err)
+	}
+	r := &running{svc: svc, url: service.URL(svc.Addr()), adm: service.URL(svc.AdminAddr()), logs: logs}
+	r.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
-		case err := <-r.done:
+		case err := <-done:
 			if err != nil {
-				t.Errorf("%s stopped with %v", name, err)
+				t.Errorf("%s stopped with %v", pod, err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop", name)
+			t.Errorf("%s did not stop", pod)
 		}
 	})
+	t.Cleanup(r.stop)
 	healthtest.Wait(t, r.adm+"/readyz", http.StatusOK)
 	return r
 }
@@ -89,13 +159,16 @@ type reply struct {
 	body []byte
 }
 
-func do(t *testing.T, c *http.Client, method, url string, body []byte) reply {
+func do(t *testing.T, c *http.Client, method, url string, body []byte, hdr ...string) reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -109,14 +182,18 @@ func do(t *testing.T, c *http.Client, method, url string, body []byte) reply {
 	return reply{resp.StatusCode, resp.Header, b}
 }
 
+func hostPort(u string) string { return strings.TrimPrefix(u, "http://") }
+
+var secret = strings.Repeat("s", 32)
+
+// startSystem starts a thumbnailer and a gallery that balances calls to
+// it, with sessions in Redis at redisURL ("" keeps them in memory).
 func startSystem(t *testing.T, redisURL string) (thumb, gal *running) {
 	t.Helper()
-	thumb = start(t, "thumbnailer-0", func(s *Service) error { return AddThumbnailer(s, thumbnailer.Config{}) })
-	gal = start(t, "gallery-0", func(s *Service) error {
-		return AddGallery(context.Background(), s, GalleryOptions{
-			RedisURL: redisURL, SessionSecret: strings.Repeat("s", 32), SessionTTL: time.Minute,
-			ThumbnailerAddrs: strings.TrimPrefix(thumb.url, "http://"), Policy: "consistent_hash", Timeout: 10 * time.Second,
-		})
+	thumb = start(t, thumbnailerProgram(), "thumbnailer-0", nil)
+	gal = start(t, galleryProgram(), "gallery-0", map[string]string{
+		"REDIS_URL": redisURL, "SESSION_SECRET": secret, "SESSION_TTL": "1m",
+		"THUMBNAILER_ADDRS": hostPort(thumb.url), "BALANCE_POLICY": "consistent_hash", "THUMBNAILER_TIMEOUT": "10s",
 	})
 	return thumb, gal
 }
@@ -160,12 +237,11 @@ func TestReferenceSystemWithRedis(t *testing.T) {
 	}
 
 	// A session lives in Redis, not in the gallery process: a second
-	// gallery replica with the same secret serves the same user.
-	gal2 := start(t, "gallery-1", func(s *Service) error {
-		return AddGallery(context.Background(), s, GalleryOptions{
-			RedisURL: "redis://" + redis.Addr() + "/0", SessionSecret: strings.Repeat("s", 32), SessionTTL: time.Minute,
-			ThumbnailerURL: thumb.url, Timeout: 10 * time.Second,
-		})
+	// gallery replica with the same secret serves the same user. It calls
+	// the thumbnailer by URL, as through a ClusterIP Service.
+	gal2 := start(t, galleryProgram(), "gallery-1", map[string]string{
+		"REDIS_URL": "redis://" + redis.Addr() + "/0", "SESSION_SECRET": secret, "SESSION_TTL": "1m",
+		"THUMBNAILER_URL": thumb.url,
 	})
 	c2 := &http.Client{Jar: jar}
 	for _, cookie := range jar.Cookies(mustURL(t, gal.url)) {
@@ -173,6 +249,9 @@ func TestReferenceSystemWithRedis(t *testing.T) {
 	}
 	if r := do(t, c2, "GET", gal2.url+"/v1/history", nil); r.code != 200 || !bytes.Contains(r.body, []byte(`"user":"ann"`)) {
 		t.Fatalf("history on a second replica: %d %s", r.code, r.body)
+	}
+	if r := do(t, c2, "POST", gal2.url+"/v1/thumbnails?width=8&height=8", img); r.code != 200 || r.hdr.Get("X-Upstream-Served-By") != "thumbnailer-0" {
+		t.Fatalf("thumbnail on a second replica, by URL: %d %s", r.code, r.body)
 	}
 
 	// Redis down: session routes answer 503 with a clear message; the
@@ -219,15 +298,13 @@ func waitDegraded(t *testing.T, url string, degraded bool) {
 	}
 }
 
-// TestRedisCriticalFailsReadiness: with RedisCritical, an unreachable
+// TestRedisCriticalFailsReadiness: with REDIS_CRITICAL, an unreachable
 // Redis takes the replica out of readiness, and its return brings it back.
 func TestRedisCriticalFailsReadiness(t *testing.T) {
 	redis := redistest.Start(t)
-	gal := start(t, "gallery-critical", func(s *Service) error {
-		return AddGallery(context.Background(), s, GalleryOptions{
-			RedisURL: "redis://" + redis.Addr() + "/0", RedisCritical: true, SessionSecret: strings.Repeat("s", 32),
-			ThumbnailerURL: "http://127.0.0.1:1",
-		})
+	gal := start(t, galleryProgram(), "gallery-critical", map[string]string{
+		"REDIS_URL": "redis://" + redis.Addr() + "/0", "REDIS_CRITICAL": "true", "SESSION_SECRET": secret,
+		"THUMBNAILER_URL": "http://127.0.0.1:1",
 	})
 	redis.Stop()
 	if rep := healthtest.Wait(t, gal.adm+"/readyz", http.StatusServiceUnavailable); !slices.Equal(rep.Failing, []string{"sessions"}) {
@@ -257,7 +334,7 @@ func TestMetricsPassPromtool(t *testing.T) {
 		exp := metricstest.Scrape(t, s.adm+"/metrics")
 		metricstest.Promtool(t, exp)
 		fams := strings.Join(metricstest.Families(exp), " ")
-		for _, want := range []string{"http_requests_total", "http_request_duration_seconds", "http_requests_in_flight", "go_goroutines", "go_info"} {
+		for _, want := range []string{"http_requests_total", "http_request_duration_seconds", "http_requests_in_flight", "http_handler_panics_total", "go_goroutines", "go_info"} {
 			if !strings.Contains(fams, want) {
 				t.Errorf("%s /metrics lacks %s", s.svc.Name(), want)
 			}
@@ -265,6 +342,9 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	if !bytes.Contains(metricstest.Scrape(t, thumb.adm+"/metrics"), []byte(`route="/v1/thumbnails"`)) {
 		t.Error("thumbnailer metrics are not labelled by route pattern")
+	}
+	if !bytes.Contains(metricstest.Scrape(t, gal.adm+"/metrics"), []byte(`upstream="thumbnailer"`)) {
+		t.Error("gallery metrics have no series of its thumbnailer upstream")
 	}
 }
 
@@ -311,41 +391,22 @@ func TestMalformedRequestsNeverCrash(t *testing.T) {
 		})
 	}
 	// A forged cookie gives a fresh, unauthenticated session, never a 500.
-	req, _ := http.NewRequest("GET", gal.url+"/v1/history", nil)
-	req.Header.Set("Cookie", "shoal_session=forged.value")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("forged cookie: %d, want 401", resp.StatusCode)
+	if r := do(t, http.DefaultClient, "GET", gal.url+"/v1/history", nil, "Cookie", "shoal_session=forged.value"); r.code != http.StatusUnauthorized {
+		t.Errorf("forged cookie: %d, want 401", r.code)
 	}
 	for _, s := range []*running{thumb, gal} {
 		healthtest.Wait(t, s.adm+"/livez", http.StatusOK)
 	}
 }
 
-func TestPortClash(t *testing.T) {
-	a := start(t, "a", func(*Service) error { return nil })
-	o := Options{Host: "127.0.0.1", Port: a.svc.Addr().(*net.TCPAddr).Port}
-	_, err := New(o, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), "listening on port") {
-		t.Fatalf("New on a taken port: %v", err)
-	}
-}
-
 func TestGalleryHashesEachDigestOntoOneThumbnailer(t *testing.T) {
 	var addrs []string
 	for _, name := range []string{"thumbnailer-0", "thumbnailer-1", "thumbnailer-2"} {
-		r := start(t, name, func(s *Service) error { return AddThumbnailer(s, thumbnailer.Config{}) })
-		addrs = append(addrs, strings.TrimPrefix(r.url, "http://"))
+		r := start(t, thumbnailerProgram(), name, nil)
+		addrs = append(addrs, hostPort(r.url))
 	}
-	gal := start(t, "gallery-0", func(s *Service) error {
-		return AddGallery(context.Background(), s, GalleryOptions{
-			SessionSecret: strings.Repeat("s", 32), SessionTTL: time.Minute,
-			ThumbnailerAddrs: strings.Join(addrs, ","), Policy: "consistent_hash", Timeout: 10 * time.Second,
-		})
+	gal := start(t, galleryProgram(), "gallery-0", map[string]string{
+		"SESSION_SECRET": secret, "THUMBNAILER_ADDRS": strings.Join(addrs, ","), "BALANCE_POLICY": "consistent_hash",
 	})
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
@@ -372,5 +433,71 @@ func TestGalleryHashesEachDigestOntoOneThumbnailer(t *testing.T) {
 	}
 	if len(upstreams) < 2 {
 		t.Errorf("12 distinct images all hashed onto %v", upstreams)
+	}
+}
+
+// TestCookieSecureSetting signs in over plain HTTP under each COOKIE_SECURE
+// and looks at the session cookie's Secure attribute.
+func TestCookieSecureSetting(t *testing.T) {
+	tests := []struct {
+		name       string
+		setting    string
+		proto      string
+		wantSecure bool
+	}{
+		{"default is always", "", "", true},
+		{"always", "always", "http", true},
+		{"never", "never", "https", false},
+		{"forwarded https", "forwarded", "https", true},
+		{"forwarded http", "forwarded", "http", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gal := start(t, galleryProgram(), "gallery-0", map[string]string{"COOKIE_SECURE": tt.setting})
+			var hdr []string
+			if tt.proto != "" {
+				hdr = []string{"X-Forwarded-Proto", tt.proto}
+			}
+			r := do(t, http.DefaultClient, "POST", gal.url+"/v1/login", []byte(`{"user":"ann"}`), hdr...)
+			cs := (&http.Response{Header: r.hdr}).Cookies()
+			if r.code != http.StatusOK || len(cs) != 1 {
+				t.Fatalf("login: %d with cookies %v", r.code, cs)
+			}
+			if cs[0].Secure != tt.wantSecure {
+				t.Errorf("Secure = %v, want %v", cs[0].Secure, tt.wantSecure)
+			}
+		})
+	}
+	t.Run("unknown value", func(t *testing.T) {
+		err := gallery.Settings{CookieSecure: "auto"}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "COOKIE_SECURE") {
+			t.Fatalf("Validate = %v, want an error naming COOKIE_SECURE", err)
+		}
+	})
+}
+
+// TestThumbnailRouteDeadline: the thumbnail route's deadline comes from
+// THUMBNAILER_TIMEOUT, not REQUEST_TIMEOUT, so a thumbnailer call may
+// take longer than the other routes may. The deadline the gallery sends
+// with the call (a try gets half of THUMBNAILER_TIMEOUT) is above
+// REQUEST_TIMEOUT.
+func TestThumbnailRouteDeadline(t *testing.T) {
+	up := &fakeThumbnailer{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	gal := start(t, galleryProgram(), "gallery-0", map[string]string{
+		"SESSION_SECRET": secret, "THUMBNAILER_URL": srv.URL, "REQUEST_TIMEOUT": "1s", "THUMBNAILER_TIMEOUT": "6s",
+	})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if r := do(t, c, "POST", gal.url+"/v1/login", []byte(`{"user":"ann"}`)); r.code != http.StatusOK {
+		t.Fatalf("login: %d %s", r.code, r.body)
+	}
+	if r := do(t, c, "POST", gal.url+"/v1/thumbnails?width=8&height=8", testPNG(t, 16, 16)); r.code != http.StatusOK {
+		t.Fatalf("thumbnail: %d %s", r.code, r.body)
+	}
+	sent := up.lastHeader().Get(deadline.Header)
+	if ms, err := strconv.Atoi(sent); err != nil || ms <= 1000 || ms > 3000 {
+		t.Errorf("%s: %q, want above REQUEST_TIMEOUT (1000) and at most a try's 3000", deadline.Header, sent)
 	}
 }

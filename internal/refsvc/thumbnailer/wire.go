@@ -1,0 +1,32 @@
+package thumbnailer
+
+import (
+	"github.com/shoal-dev/shoal/config"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+	"github.com/shoal-dev/shoal/service"
+	"github.com/shoal-dev/shoal/shed"
+)
+
+// Bind registers the thumbnailer service's own settings on cs, each a
+// flag and a variable, beside the service.Options every service shares.
+func Bind(cs *config.Set, cfg *Config) {
+	cs.Int64(&cfg.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest accepted image upload")
+	cs.Int(&cfg.MaxPixels, "max-pixels", "MAX_PIXELS", thumbnail.DefaultMaxPixels, "largest accepted width×height")
+	cs.Int(&cfg.CacheBytes, "cache-bytes", "CACHE_BYTES", DefaultCacheBytes, "bound on the result cache (negative disables it)")
+	cs.Int64(&cfg.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; uploads and decodes are budgeted from it (default: the cgroup limit or GOMEMLIMIT, else 1 GiB)")
+	cs.Duration(&cfg.MemoryWait, "memory-wait", "MEMORY_WAIT", shed.DefaultBudgetWait, "how long a request waits for memory before 503")
+}
+
+// Add registers the thumbnailer's routes and metrics on svc, with svc's
+// logger in place of cfg.Logger. Its route keeps the service's
+// REQUEST_TIMEOUT: a thumbnail's work is bounded by the memory budgets
+// and the caller's deadline, which arrives with the request.
+func Add(svc *service.Service, cfg Config) error {
+	cfg.Logger = svc.Logger
+	api, err := New(cfg, svc.Registry)
+	if err != nil {
+		return err
+	}
+	api.Register(svc)
+	return nil
+}
