@@ -53,7 +53,7 @@ type window struct {
 // result is the analysis of one run.
 type result struct {
 	Name       string        `json:"name"`
-	MaxConnAge time.Duration `json:"maxConnAge"` // zero: rebalancing off
+	MaxConnAge time.Duration `json:"maxConnAge"` // negative: rebalancing off
 	ClusterIP  string        `json:"clusterIP"`
 	StepAt     time.Duration `json:"stepAt"`
 	StepEnd    time.Duration `json:"stepEnd"`
@@ -201,7 +201,7 @@ func analyze(name string, rc runConfig, hpa *autoscalingv2.HorizontalPodAutoscal
 		}
 	}
 	age := rc.spec.MaxConnAge
-	if age == 0 {
+	if age <= 0 {
 		age = rc.settleAge
 	}
 	r.SettleAt = r.AllReadyAt + 2*age

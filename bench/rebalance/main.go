@@ -11,8 +11,9 @@
 //     connection ages after the new pods are ready.
 //
 // It does so twice: with MAX_CONN_AGE set (the toolkit's keep-alive
-// rebalancing on) and without it (off), and writes a markdown report to
-// stdout.
+// rebalancing on) and with MAX_CONN_AGE=-1s (off: the services' default is
+// 1m, so leaving it unset would not turn it off), and writes a markdown
+// report to stdout.
 //
 //	go run ./bench/rebalance
 //	go run ./bench/rebalance -conns 1024 -rate 40:30s,160:140s -max-conn-age 10s -o rebalance.json
@@ -78,7 +79,7 @@ func main() {
 	flag.IntVar(&o.maxRep, "max", 6, "HPA maxReplicas")
 	flag.DurationVar(&o.sync, "sync", 3*time.Second, "HPA sync period")
 	flag.DurationVar(&o.rateWindow, "rate-window", 10*time.Second, "range of rate() in the adapter rule of http_requests_per_second")
-	flag.StringVar(&o.runs, "runs", "on,off", "runs, in order: on (MAX_CONN_AGE set), off (unset)")
+	flag.StringVar(&o.runs, "runs", "on,off", "runs, in order: on (MAX_CONN_AGE set), off (MAX_CONN_AGE=-1s)")
 	flag.StringVar(&o.binary, "thumbnailer", "", "prebuilt thumbnailer program (default: go build ./cmd/thumbnailer)")
 	flag.StringVar(&o.out, "o", "", "also write the results as JSON to this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run folders (logs, manifests)")
@@ -169,6 +170,8 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		if name == "on" {
 			s.MaxConnAge = o.maxConnAge
+		} else {
+			s.MaxConnAge = maxConnAgeOff
 		}
 		rc := runConfig{
 			name: name, spec: s, steps: steps, duration: o.duration, conns: o.conns, window: o.window,
@@ -182,10 +185,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		age := "unset"
-		if s.MaxConnAge > 0 {
-			age = "MAX_CONN_AGE=" + s.MaxConnAge.String()
-		}
+		age := "MAX_CONN_AGE=" + s.MaxConnAge.String()
 		fmt.Fprintf(stderr, "run %s: %s, %d clients, load %s\n", name, age, o.conns, o.rate)
 		runCtx, cancel := context.WithTimeout(ctx, loadLength(steps, o.duration)+startTimeout+stopTimeout)
 		data, err := runOnce(runCtx, rc)

@@ -23,8 +23,9 @@ type spec struct {
 	MinReplicas, MaxReplicas int32
 	// Target is the HPA's AverageValue of requests per second per pod.
 	Target float64
-	// MaxConnAge is the thumbnailer's MAX_CONN_AGE; zero leaves it unset,
-	// which turns keep-alive rebalancing off.
+	// MaxConnAge is the thumbnailer's MAX_CONN_AGE; negative turns
+	// keep-alive rebalancing off (maxConnAgeOff), zero leaves it unset,
+	// which means the service's default (1m).
 	MaxConnAge time.Duration
 	// RateWindow is the range of rate() in the adapter rule.
 	RateWindow time.Duration
@@ -214,11 +215,15 @@ func hpaOf(manifests []byte) (*autoscalingv2.HorizontalPodAutoscaler, error) {
 func quantity(v float64) string { return fmt.Sprintf("%g", v) }
 
 func durationOrEmpty(d time.Duration) string {
-	if d <= 0 {
+	if d == 0 {
 		return ""
 	}
 	return d.String()
 }
+
+// maxConnAgeOff is the MAX_CONN_AGE of the run without keep-alive
+// rebalancing: negative means never.
+const maxConnAgeOff = -time.Second
 
 // promDuration writes d in Prometheus' duration syntax (whole seconds).
 func promDuration(d time.Duration) string {

@@ -25,9 +25,9 @@ func writeMarkdown(w io.Writer, o options, results []*result) {
 	fmt.Fprintln(w, "| run | MAX_CONN_AGE | HPA replicas, observed | autoscale.Simulate | first scale-up after the step, observed / predicted | final decision after the step, observed / predicted | all N ready (s) | fair windows | worst window | aggregate deviation | new pods' share (fair) | errors |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
-		age := "unset"
-		if r.MaxConnAge > 0 {
-			age = r.MaxConnAge.String()
+		age := r.MaxConnAge.String()
+		if r.MaxConnAge < 0 {
+			age = "off (" + age + ")"
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s / %s | %s / %s | %s | %d/%d | %s | %s | %s (%s) | %s |\n",
 			r.Name, age, pathText(r.Observed.Path), pathText(r.Predicted.Path),

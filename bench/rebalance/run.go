@@ -41,7 +41,7 @@ type runConfig struct {
 	window     time.Duration
 	syncPeriod time.Duration
 	// settleAge is the connection age the spread is judged after, also
-	// in a run without MAX_CONN_AGE.
+	// in the run with MAX_CONN_AGE off.
 	settleAge time.Duration
 	binary    string // the thumbnailer program
 	keep      bool
