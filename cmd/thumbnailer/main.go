@@ -6,11 +6,22 @@ import (
 	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 	"github.com/shoal-dev/shoal/service"
+	"github.com/shoal-dev/shoal/tracing"
 )
 
 func main() {
 	var cfg thumbnailer.Config
-	service.Main("thumbnailer",
-		func(cs *config.Set) { thumbnailer.Bind(cs, &cfg) },
-		func(svc *service.Service) error { return thumbnailer.Add(svc, cfg) })
+	var tc tracing.Config
+	service.Main("thumbnailer", func(cs *config.Set) {
+		thumbnailer.Bind(cs, &cfg)
+		tracing.Bind(cs, &tc)
+	}, func(svc *service.Service) error {
+		tc.ServiceName, tc.Logger = "thumbnailer", svc.Logger
+		tracer, err := tracing.New(tc)
+		if err != nil {
+			return err
+		}
+		svc.Trace(tracer)
+		return thumbnailer.Add(svc, cfg)
+	})
 }

@@ -21,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/shoal-dev/shoal/config"
@@ -31,6 +34,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/testkit/redistest"
 	"github.com/shoal-dev/shoal/metricstest"
 	"github.com/shoal-dev/shoal/service"
+	"github.com/shoal-dev/shoal/tracing"
 )
 
 func TestMain(m *testing.M) {
@@ -67,6 +71,30 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines returns the decoded log lines whose message is msg.
+func (b *logBuffer) lines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for line := range bytes.Lines(b.buf.Bytes()) {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // running is a service started by a test as its main starts it: settings
@@ -499,5 +527,129 @@ func TestThumbnailRouteDeadline(t *testing.T) {
 	sent := up.lastHeader().Get(deadline.Header)
 	if ms, err := strconv.Atoi(sent); err != nil || ms <= 1000 || ms > 3000 {
 		t.Errorf("%s: %q, want above REQUEST_TIMEOUT (1000) and at most a try's 3000", deadline.Header, sent)
+	}
+}
+
+// traced adds tracing to p as the mains do (tracing.Bind, tracing.New,
+// svc.Trace first), its spans going to exp instead of a collector.
+func traced(p service.Program, exp sdktrace.SpanExporter) service.Program {
+	var tc tracing.Config
+	bind, setup := p.Bind, p.Setup
+	p.Bind = func(cs *config.Set) {
+		bind(cs)
+		tracing.Bind(cs, &tc)
+	}
+	p.Setup = func(svc *service.Service) error {
+		tc.ServiceName, tc.Logger, tc.Exporter = p.Name, svc.Logger, exp
+		tracer, err := tracing.New(tc)
+		if err != nil {
+			return err
+		}
+		svc.Trace(tracer)
+		return setup(svc)
+	}
+	return p
+}
+
+// TestTraceCrossesToThumbnailer sends the gallery a request in a trace,
+// by traceparent, and finds that trace continued in the thumbnailer the
+// gallery called through its balancer: in both services' request log
+// lines, and in their spans, each a child of the one before.
+func TestTraceCrossesToThumbnailer(t *testing.T) {
+	thumbSpans, galSpans := tracetest.NewInMemoryExporter(), tracetest.NewInMemoryExporter()
+	thumb := start(t, traced(thumbnailerProgram(), thumbSpans), "thumbnailer-0", nil)
+	gal := start(t, traced(galleryProgram(), galSpans), "gallery-0", map[string]string{
+		"SESSION_SECRET": secret, "THUMBNAILER_ADDRS": hostPort(thumb.url),
+	})
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	if r := do(t, c, "POST", gal.url+"/v1/login", []byte(`{"user":"ann"}`)); r.code != http.StatusOK {
+		t.Fatalf("login: %d %s", r.code, r.body)
+	}
+	const (
+		traceID    = "4bf92f3577b34da6a3ce929d0e0e4736"
+		callerSpan = "00f067aa0ba902b7"
+	)
+	r := do(t, c, "POST", gal.url+"/v1/thumbnails?width=8&height=8", testPNG(t, 16, 16),
+		"traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+	if r.code != http.StatusOK {
+		t.Fatalf("thumbnail: %d %s", r.code, r.body)
+	}
+
+	// The request log lines: the gallery's, and the thumbnailer's for the
+	// call it made, share the trace ID and the request ID. A line is
+	// written once the handler returns, which may be after the client has
+	// its answer.
+	galLine := waitLogLine(t, gal.logs, "/v1/thumbnails", traceID)
+	thumbLine := waitLogLine(t, thumb.logs, "/v1/thumbnails", traceID)
+	if galLine["request_id"] == "" || thumbLine["request_id"] != galLine["request_id"] {
+		t.Errorf("request IDs: gallery %v, thumbnailer %v; want one, the same", galLine["request_id"], thumbLine["request_id"])
+	}
+
+	// The spans: the gallery's server span is the child of the caller's;
+	// its call to the thumbnailer a client span in the same trace; the
+	// thumbnailer's server span the child of that.
+	galServer := waitSpan(t, galSpans, trace.SpanKindServer, traceID)
+	if got := galServer.Parent.SpanID().String(); got != callerSpan || !galServer.Parent.IsRemote() {
+		t.Errorf("gallery server span's parent %s (remote %v), want the caller's %s", got, galServer.Parent.IsRemote(), callerSpan)
+	}
+	waitSpan(t, galSpans, trace.SpanKindClient, traceID)
+	thumbServer := waitSpan(t, thumbSpans, trace.SpanKindServer, traceID)
+	// The call has ended before the gallery answered, retries included.
+	var calls []string
+	for _, s := range galSpans.GetSpans() {
+		if s.SpanKind == trace.SpanKindClient && s.SpanContext.TraceID() == galServer.SpanContext.TraceID() {
+			calls = append(calls, s.SpanContext.SpanID().String())
+		}
+	}
+	if parent := thumbServer.Parent.SpanID().String(); !slices.Contains(calls, parent) {
+		t.Errorf("thumbnailer server span's parent %s, want a client span of the gallery's: %v", parent, calls)
+	}
+	for name, s := range map[string]tracetest.SpanStub{"gallery": galServer, "thumbnailer": thumbServer} {
+		if got, _ := s.Resource.Set().Value("service.name"); got.AsString() != name {
+			t.Errorf("%s's span %q has service.name %q", name, s.Name, got.AsString())
+		}
+	}
+}
+
+// waitLogLine waits for the request log line of a request to route in the
+// trace traceID, and returns it.
+func waitLogLine(t *testing.T, logs *logBuffer, route, traceID string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		for _, l := range logs.lines(t, "request") {
+			if r, _ := l["route"].(string); strings.HasSuffix(r, route) && l["trace_id"] == traceID {
+				return l
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no request log line for %s in trace %s:\n%s", route, traceID, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitSpan waits for exp to hold an ended span of kind in the trace
+// traceID, and returns it.
+func waitSpan(t *testing.T, exp *tracetest.InMemoryExporter, kind trace.SpanKind, traceID string) tracetest.SpanStub {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		var seen []string
+		for _, s := range exp.GetSpans() {
+			if s.SpanKind == kind && s.SpanContext.TraceID().String() == traceID {
+				return s
+			}
+			seen = append(seen, s.Name+" "+s.SpanKind.String()+" "+s.SpanContext.TraceID().String())
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no %v span in trace %s; spans: %v", kind, traceID, seen)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
