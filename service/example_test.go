@@ -46,6 +46,7 @@ func ExampleService() {
 		fmt.Fprintf(w, "hello (deadline set: %v)", hasDeadline)
 	})))
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,9 +27,11 @@ import (
 
 // Tracer is what a Service needs of a tracing implementation (package
 // tracing has one): server spans around each request, client spans and
-// propagation on each upstream call, and the trace ID for log lines. A
-// Tracer that also has Shutdown(context.Context) error is shut down last
-// in the stop sequence, after the servers, so the final spans are sent.
+// propagation on each attempt of an upstream call, and the trace ID for
+// log lines. A Tracer that also has Shutdown(context.Context) error is
+// shut down last in the stop sequence, after the servers, so the final
+// spans are sent; one that has Route(http.Handler) http.Handler wraps the
+// mux, where the matched pattern that names a server span is known.
 type Tracer interface {
 	Handler(next http.Handler) http.Handler
 	Transport(next http.RoundTripper) http.RoundTripper
@@ -48,7 +51,7 @@ type Service struct {
 	public, admin net.Listener
 	name          string
 	middleware    []func(http.Handler) http.Handler
-	tracer        Tracer
+	tracer        atomic.Pointer[Tracer] // set by Trace; read by loggers on any goroutine
 	upstreamTLS   *tls.Config // nil: plain HTTP to balanced upstreams
 	running       bool
 	// owned are the closers of upstreams and the tracer, which Close runs
@@ -110,10 +113,18 @@ func New(o Options) (*Service, error) {
 }
 
 func (s *Service) traceID(ctx context.Context) string {
-	if s.tracer == nil {
-		return ""
+	if t := s.getTracer(); t != nil {
+		return t.TraceID(ctx)
 	}
-	return s.tracer.TraceID(ctx)
+	return ""
+}
+
+// getTracer is the Tracer given to Trace, or nil.
+func (s *Service) getTracer() Tracer {
+	if p := s.tracer.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Name is the replica's name as sent in X-Served-By.
@@ -168,7 +179,7 @@ func (s *Service) Use(mw ...func(http.Handler) http.Handler) {
 // Trace makes t trace every request and every upstream call. Call it
 // before Run; upstreams made before it are traced too.
 func (s *Service) Trace(t Tracer) {
-	s.tracer = t
+	s.tracer.Store(&t)
 	if sd, ok := t.(interface{ Shutdown(context.Context) error }); ok {
 		// Closers run in reverse order of registration, after the
 		// servers: registered first, the tracer is flushed last, with the
@@ -193,6 +204,12 @@ func (s *Service) handler() (http.Handler, error) {
 		return nil, err
 	}
 	var h http.Handler = metrics.Route(s.mux)
+	tracer := s.getTracer()
+	if r, ok := tracer.(interface{ Route(http.Handler) http.Handler }); ok {
+		// The middleware in between replaces the request, so only a
+		// wrapper of the mux sees the pattern the span is named for.
+		h = r.Route(h)
+	}
 	for i := len(s.middleware) - 1; i >= 0; i-- {
 		h = s.middleware[i](h)
 	}
@@ -218,8 +235,8 @@ func (s *Service) handler() (http.Handler, error) {
 	}
 	h = httpMetrics.Middleware(h)
 	h = requestlog.ID(h)
-	if s.tracer != nil {
-		h = s.tracer.Handler(h)
+	if tracer != nil {
+		h = tracer.Handler(h)
 	}
 	return server.ServedBy(s.name, h), nil
 }
@@ -271,7 +288,7 @@ func (s *Service) Run(ctx context.Context) error {
 		"tls", s.Options.TLSCertFile != "", "mtls", s.Options.TLSClientCAFile != "",
 		"h2c", s.Options.H2C && s.Options.TLSCertFile == "", "pprof", s.Options.Pprof,
 		"max_conn_age", age.String(), "max_conn_requests", s.Options.MaxConnRequests,
-		"request_timeout", s.Options.RequestTimeout.String(), "tracing", s.tracer != nil)
+		"request_timeout", s.Options.RequestTimeout.String(), "tracing", s.getTracer() != nil)
 	return s.Lifecycle.Run(ctx)
 }
 

@@ -233,7 +233,7 @@ func (s *Service) newUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	case t.url != nil:
 		// One address: kube-proxy (or whatever is behind it) balances.
 		base := client.NewTransport(ccfg)
-		ccfg.Transport = deadline.Transport(base)
+		ccfg.Transport = &outbound{s: s, next: deadline.Transport(base)}
 		rt, err := client.NewRetryTransport(ccfg)
 		if err != nil {
 			return nil, err
@@ -305,7 +305,7 @@ func (s *Service) newUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	ccfg.Transport = deadline.Transport(b)
+	ccfg.Transport = &outbound{s: s, next: deadline.Transport(b)}
 	rt, err := client.NewRetryTransport(ccfg)
 	if err != nil {
 		b.Close()
@@ -316,13 +316,13 @@ func (s *Service) newUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	return s.finishUpstream(scheme+"://"+host, rt, b.Close), nil
 }
 
-// finishUpstream puts the request ID and, when the service traces, the
-// tracer's client spans around rt.
+// finishUpstream puts the request ID around rt, whose attempts carry the
+// tracer's client spans (outbound, below the retries: a span per attempt).
 func (s *Service) finishUpstream(base string, rt http.RoundTripper, closeFn func() error) *Upstream {
 	return &Upstream{
 		BaseURL: base,
 		client: &http.Client{
-			Transport: &outbound{s: s, next: requestIDTransport{next: rt}},
+			Transport: requestIDTransport{next: rt},
 			CheckRedirect: func(*http.Request, []*http.Request) error {
 				// A service-to-service call follows no redirect: the
 				// upstream's 3xx goes back to the caller as it is.
@@ -334,7 +334,8 @@ func (s *Service) finishUpstream(base string, rt http.RoundTripper, closeFn func
 }
 
 // outbound adds the service's tracer, if any, in front of next on the
-// first call, so that an upstream made before [Service.Trace] is traced.
+// first attempt, so that an upstream made before [Service.Trace] is
+// traced.
 type outbound struct {
 	s    *Service
 	next http.RoundTripper
@@ -345,8 +346,8 @@ type outbound struct {
 func (o *outbound) RoundTrip(req *http.Request) (*http.Response, error) {
 	o.once.Do(func() {
 		o.rt = o.next
-		if o.s.tracer != nil {
-			o.rt = o.s.tracer.Transport(o.next)
+		if t := o.s.getTracer(); t != nil {
+			o.rt = t.Transport(o.next)
 		}
 	})
 	return o.rt.RoundTrip(req)
