@@ -101,6 +101,12 @@ type Config struct {
 // and counts neither way. A request its caller gave up on counts neither
 // way either; an attempt that ran out its per-try timeout (package
 // client's PerTryTimeout) counts as a timeout.
+//
+// A response counts when its body ends, not when its headers arrive: a
+// body that breaks before its end (a reset, a cut-off connection) is a
+// failure, and one that stalls until a per-try or transport timeout is a
+// timeout, so a replica that sends headers and then hangs is ejected like
+// one that never answers.
 type Ejection struct {
 	// Disabled turns outlier detection off.
 	Disabled bool
@@ -566,17 +572,9 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 	e.m.answered(client.ResultOf(ctx, resp, err), time.Duration(end-start))
 	if err != nil {
 		o := errOutcome(ctx, err)
-		failed := o != abandoned
 		b.observe(s, e, start, end, o)
-		b.release(e, failed)
-		// A refused dial, a reset or an EOF on a kept-alive connection all
-		// say the endpoint set may have changed (a pod restarted or left):
-		// ask the resolver now rather than at its next interval.
-		if failed && o != timeout {
-			if rn, ok := b.cfg.Resolver.(ResolveNower); ok {
-				rn.ResolveNow()
-			}
-		}
+		b.release(e, o != abandoned)
+		b.refresh(o)
 		return nil, fmt.Errorf("balancer: endpoint %s: %w", e.addr, err)
 	}
 	o := success
@@ -590,13 +588,20 @@ func (b *Balancer) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 	}
-	failed := o != success
-	b.observe(s, e, start, end, o)
 	if resp.Body == nil || resp.Body == http.NoBody {
-		b.release(e, failed)
+		b.observe(s, e, start, end, o)
+		b.release(e, o != success)
 		return resp, nil
 	}
-	resp.Body = &trackedBody{ReadCloser: resp.Body, done: func() { b.release(e, failed) }}
+	if o == success {
+		// Headers are not yet an answer: the body may stall or break,
+		// and the success is judged when it ends (trackedBody). The
+		// latency to the headers is what peak EWMA compares.
+		b.measure(e, start, end, o)
+	} else {
+		b.observe(s, e, start, end, o)
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, b: b, s: s, e: e, ctx: ctx, start: start, o: o}
 	return resp, nil
 }
 
@@ -640,11 +645,31 @@ func retryAfter(resp *http.Response, now time.Time) (time.Duration, bool) {
 	return 0, true
 }
 
+// refresh asks the resolver for a fresh resolution after a failure that
+// says the endpoint set may have changed: a refused dial, a reset or an
+// EOF on a kept-alive connection (a pod restarted or left). It asks now
+// rather than wait for the resolver's next interval.
+func (b *Balancer) refresh(o outcome) {
+	if o != failure && o != refused {
+		return
+	}
+	if rn, ok := b.cfg.Resolver.(ResolveNower); ok {
+		rn.ResolveNow()
+	}
+}
+
 // observe feeds one result into the endpoint's latency and outlier state.
 func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, o outcome) {
 	if o == abandoned {
 		return // an unfinished request measured nothing
 	}
+	b.measure(e, start, end, o)
+	b.judge(s, e, end, o)
+}
+
+// measure feeds one latency sample into the endpoint's peak EWMA; a
+// failure's sample is made no better than twice the current estimate.
+func (b *Balancer) measure(e *Endpoint, start, end int64, o outcome) {
 	tau := float64(DefaultDecay)
 	if p, ok := b.policy.(PeakEWMA); ok {
 		tau = float64(p.decay())
@@ -655,6 +680,10 @@ func (b *Balancer) observe(s *snapshot, e *Endpoint, start, end int64, o outcome
 		rtt = max(rtt, 2*e.Latency(end, tau), b.initRTT)
 	}
 	e.observeLatency(end, rtt, tau)
+}
+
+// judge feeds one result into the endpoint's outlier detection.
+func (b *Balancer) judge(s *snapshot, e *Endpoint, end int64, o outcome) {
 	if e.observeResult(end, o, b.ejection, func(until int64) bool { return b.eject(s, e, end, until) }) {
 		e.m.ejected()
 		b.log.Warn("balancer: endpoint ejected", "addr", e.addr, "after", o.String(),
@@ -692,24 +721,65 @@ func (b *Balancer) release(e *Endpoint, failed bool) {
 	e.m.done(failed)
 }
 
-// trackedBody calls done once, when the body reaches EOF or is closed,
-// so an endpoint counts as loaded while its response streams.
+// trackedBody ends its request once, when the body reaches EOF, fails or
+// is closed: the endpoint counts as loaded while its response streams,
+// and a response whose headers said success is judged by how its body
+// ended.
 type trackedBody struct {
 	io.ReadCloser
-	once sync.Once
-	done func()
+	b     *Balancer
+	s     *snapshot
+	e     *Endpoint
+	ctx   context.Context // the attempt's
+	start int64
+	o     outcome // of the headers
+	ended atomic.Bool
 }
 
 func (t *trackedBody) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if err != nil {
-		t.once.Do(t.done)
+		t.end(err)
 	}
 	return n, err
 }
 
 func (t *trackedBody) Close() error {
 	err := t.ReadCloser.Close()
-	t.once.Do(t.done)
+	t.end(nil)
 	return err
+}
+
+// end finishes the request; err is what Read returned, nil for Close.
+//
+// A body that breaks or times out before EOF counts as the same error
+// would have before the headers: an endpoint that sends headers and then
+// stalls or cuts off its body is failing, however quick its headers.
+// Closing the body early is the caller's choice and a success, unless
+// the attempt's context had already ended: then it is that timeout, or a
+// caller that gave up.
+func (t *trackedBody) end(err error) {
+	if !t.ended.CompareAndSwap(false, true) {
+		return
+	}
+	b, o := t.b, t.o
+	if o == success {
+		switch {
+		case errors.Is(err, io.EOF):
+		case err != nil:
+			o = errOutcome(t.ctx, err)
+		case t.ctx.Err() != nil:
+			o = errOutcome(t.ctx, context.Cause(t.ctx))
+		}
+		end := b.nanotime()
+		if o == success {
+			b.judge(t.s, t.e, end, o)
+		} else {
+			b.observe(t.s, t.e, t.start, end, o)
+		}
+	}
+	b.release(t.e, o != success && o != abandoned)
+	if t.o == success {
+		b.refresh(o)
+	}
 }

@@ -23,7 +23,9 @@
 // rebuilds while the address stays in the set.
 //
 // Independently of the policy, endpoints that fail several times in a row
-// or time out a few times are ejected for a growing interval and return
+// or time out a few times (a response counts when its body ends, so one
+// that sends headers and then stalls is a timeout) are ejected for a
+// growing interval and return
 // on probation; one that refuses or resets a connection is ejected at
 // once, until the resolver lists it again; one that sheds load (503 with
 // Retry-After) is backed off for the time it asks, not ejected. At most a

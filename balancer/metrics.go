@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer, policy string) (*metrics, error) {
 		}, []string{"endpoint", "result"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_balancer_errors_total",
-			Help: "Requests to an endpoint that failed with a connection error or a 5xx status.",
+			Help: "Requests to an endpoint that failed: a connection error, a timeout, a 5xx status, or a response body that broke or stalled before its end.",
 		}, []string{"endpoint"}),
 		ejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "shoal_balancer_ejections_total",
