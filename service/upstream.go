@@ -298,22 +298,30 @@ func (s *Service) newUpstream(cfg UpstreamConfig) (*Upstream, error) {
 			ccfg.TLSClientConfig = tlsCfg
 		}
 	}
+	// The balancer closes the idle connections of transports it made
+	// itself only: this one is the upstream's to close, after it.
+	tr := client.NewTransport(ccfg)
 	b, err := balancer.New(balancer.Config{
-		Resolver: resolver, Policy: policy, Transport: client.NewTransport(ccfg),
+		Resolver: resolver, Policy: policy, Transport: tr,
 		SlowStart: slow, Registerer: reg, Logger: s.Logger.With("upstream", cfg.Name),
 	})
 	if err != nil {
 		return nil, err
 	}
+	closeFn := func() error {
+		err := b.Close()
+		tr.CloseIdleConnections()
+		return err
+	}
 	ccfg.Transport = &outbound{s: s, next: deadline.Transport(b)}
 	rt, err := client.NewRetryTransport(ccfg)
 	if err != nil {
-		b.Close()
+		closeFn()
 		return nil, err
 	}
 	// The balancer replaces the URL's host with an endpoint's address; the
 	// name stays in the Host header.
-	return s.finishUpstream(scheme+"://"+host, rt, b.Close), nil
+	return s.finishUpstream(scheme+"://"+host, rt, closeFn), nil
 }
 
 // finishUpstream puts the request ID around rt, whose attempts carry the
