@@ -26,10 +26,12 @@
 //
 // A reload that fails (a file half written by a tool that does not write
 // atomically, a key that does not match its certificate, a file missing
-// in the middle of a swap) keeps the last good certificate or CA pool and
-// logs the error once for that version of the files, naming the file but
-// never its contents; the next change is tried again. A file whose last
-// PEM block is cut short counts as failed, not as a shorter chain.
+// in the middle of a swap, a certificate that has already expired) keeps
+// the last good certificate or CA pool and logs the error once for that
+// version of the files, naming the file but never its contents; the next
+// change is tried again. A file whose last PEM block is cut short counts
+// as failed, not as a shorter chain. The first load takes an expired
+// certificate as it is: there is no good one to keep.
 //
 // # Serving
 //

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 func watchPair(cfg Config) (*watched[*tls.Certificate], error) {
@@ -15,6 +16,14 @@ func watchPair(cfg Config) (*watched[*tls.Certificate], error) {
 		what:  "certificate",
 		files: []string{cfg.CertFile, cfg.KeyFile},
 		load:  func() (*tls.Certificate, error) { return loadPair(cfg.CertFile, cfg.KeyFile) },
+		reloadable: func(c *tls.Certificate, now time.Time) error {
+			// Every peer would refuse it, and an expired certificate
+			// never becomes valid: the last good one serves better.
+			if c.Leaf != nil && now.After(c.Leaf.NotAfter) {
+				return fmt.Errorf("certfile: CertFile %s: the certificate expired at %s", cfg.CertFile, c.Leaf.NotAfter.Format(time.RFC3339))
+			}
+			return nil
+		},
 		describe: func(c *tls.Certificate) []any {
 			if c.Leaf == nil {
 				return nil

@@ -20,6 +20,10 @@ type watched[T any] struct {
 	interval time.Duration
 	now      func() time.Time
 	log      *slog.Logger
+	// reloadable, if set, refuses a value that loads but must not replace
+	// the current one at now (an expired certificate); the first load
+	// does not ask it.
+	reloadable func(v T, now time.Time) error
 
 	mu  sync.Mutex // held by the caller checking the files
 	cur atomic.Pointer[snapshot[T]]
@@ -108,6 +112,9 @@ func (w *watched[T]) get() T {
 	st := stat(w.files)
 	if !sameStamps(st, s.loaded) && !sameStamps(st, s.failed) {
 		v, err := w.load()
+		if err == nil && w.reloadable != nil {
+			err = w.reloadable(v, now)
+		}
 		if err != nil {
 			next.failed = st
 			w.log.Error("certfile: reload failed; keeping the last good "+w.what, "err", err)

@@ -7,11 +7,17 @@ package service
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -620,12 +626,68 @@ func TestAttackTLSHandshakeAbuse(t *testing.T) {
 	t.Logf("%d log lines about failed handshakes", handshakeErrors)
 }
 
+// otherCA is a second CA, whose key this package holds, for certificates
+// certfiletest does not make.
+type otherCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newOtherCA(t *testing.T) *otherCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "attack CA"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &otherCA{cert, key}
+}
+
+// issueExpired writes to certFile and keyFile (atomically, key first) a
+// certificate for 127.0.0.1 that expired an hour ago.
+func (ca *otherCA) issueExpired(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "expired"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certfiletest.WriteFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
+	certfiletest.WriteFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
 // TestAttackCertRotationToBrokenFiles rotates the public port's
 // certificate files to something broken while clients keep handshaking
 // with new connections. The service must keep its last good certificate:
 // no handshake fails for a client that trusts it, before or after the
 // reload that refuses the files (logged once).
 func TestAttackCertRotationToBrokenFiles(t *testing.T) {
+	other := newOtherCA(t)
 	tests := []struct {
 		name    string
 		corrupt func(t *testing.T, ca *certfiletest.CA, dir, certFile, keyFile string)
@@ -652,65 +714,108 @@ func TestAttackCertRotationToBrokenFiles(t *testing.T) {
 			os.Remove(certFile)
 			os.Remove(keyFile)
 		}},
+		{"expired certificate", func(t *testing.T, ca *certfiletest.CA, dir, certFile, keyFile string) {
+			other.issueExpired(t, certFile, keyFile) // from a CA the clients trust too
+		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r, ca, dir, newClient := tlsService(t, Options{PodName: "rotate-0"})
-			certFile, keyFile := r.svc.Options.TLSCertFile, r.svc.Options.TLSKeyFile
-			addr := hostOf(r.url)
-			var ok, failed atomic.Int64
-			var firstErr atomic.Value
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 3 {
-				wg.Go(func() {
-					c := newClient()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						resp, err := c.Get("https://" + addr + "/hi")
-						if err != nil {
-							failed.Add(1)
-							firstErr.CompareAndSwap(nil, err.Error())
-							continue
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-						ok.Add(1)
-					}
-				})
-			}
-			defer func() {
+	// One service per case, all rotated at once: a reload is tried by the
+	// first handshake after the 10s check interval, so the cases share
+	// that wait.
+	type victim struct {
+		r            *running
+		ca           *certfiletest.CA
+		dir          string
+		ok, failed   atomic.Int64
+		firstErr     atomic.Value
+		after        int64 // handshakes served when the reload was tried
+		newClient    func() *http.Client
+		reloaded     bool
+		reloadFailed bool
+	}
+	vs := make([]*victim, len(tests))
+	for i := range tests {
+		v := &victim{}
+		v.r, v.ca, v.dir, v.newClient = tlsService(t, Options{PodName: "rotate-" + strconv.Itoa(i)}, other.cert)
+		vs[i] = v
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+	for _, v := range vs {
+		wg.Go(func() {
+			c := v.newClient()
+			url := strings.Replace(v.r.url, "http://", "https://", 1) + "/hi"
+			for {
 				select {
 				case <-stop:
+					return
 				default:
-					close(stop)
 				}
-				wg.Wait()
-			}()
-			waitUntil(t, 20*time.Second, "no handshake succeeded before the rotation", func() bool { return ok.Load() > 10 })
-			tt.corrupt(t, ca, dir, certFile, keyFile)
-			// A reload is tried by the first handshake after the 10s check
-			// interval; a refused one is logged.
-			var reloaded bool
-			waitUntil(t, 40*time.Second, "the broken files were neither refused nor loaded", func() bool {
-				s := r.logs.String()
-				reloaded = strings.Contains(s, "certfile: reloaded")
-				return reloaded || strings.Contains(s, "certfile: reload failed")
-			})
-			after := ok.Load()
-			waitUntil(t, 20*time.Second, "too few handshakes after the reload", func() bool { return ok.Load() > after+30 || failed.Load() > 30 })
-			close(stop)
-			wg.Wait()
-			t.Logf("%d handshakes served, %d failed (reloaded: %v)", ok.Load(), failed.Load(), reloaded)
-			if n := failed.Load(); n > 0 {
-				t.Errorf("%d handshakes failed for clients that trust the old certificate, the first: %v", n, firstErr.Load())
+				resp, err := c.Get(url)
+				if err != nil {
+					v.failed.Add(1)
+					v.firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				v.ok.Add(1)
 			}
 		})
+	}
+	waitUntil(t, 30*time.Second, "too few handshakes before the rotation", func() bool {
+		for _, v := range vs {
+			if v.ok.Load() < 10 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, tt := range tests {
+		v := vs[i]
+		tt.corrupt(t, v.ca, v.dir, v.r.svc.Options.TLSCertFile, v.r.svc.Options.TLSKeyFile)
+	}
+	waitUntil(t, 60*time.Second, "the broken files were neither refused nor loaded", func() bool {
+		for _, v := range vs {
+			if v.reloaded || v.reloadFailed {
+				continue
+			}
+			logs := v.r.logs.String()
+			v.reloaded = strings.Contains(logs, "certfile: reloaded")
+			v.reloadFailed = strings.Contains(logs, "certfile: reload failed")
+			if !v.reloaded && !v.reloadFailed {
+				return false
+			}
+			v.after = v.ok.Load()
+		}
+		return true
+	})
+	waitUntil(t, 30*time.Second, "too few handshakes after the reload", func() bool {
+		for _, v := range vs {
+			if v.ok.Load() < v.after+30 && v.failed.Load() < 30 {
+				return false
+			}
+		}
+		return true
+	})
+	close(stop)
+	wg.Wait()
+	for i, tt := range tests {
+		v := vs[i]
+		t.Logf("%s: %d handshakes served, %d failed (reload refused: %v, done: %v)", tt.name, v.ok.Load(), v.failed.Load(), v.reloadFailed, v.reloaded)
+		if n := v.failed.Load(); n > 0 {
+			t.Errorf("%s: %d handshakes failed for clients that trust the old certificate, the first: %v", tt.name, n, v.firstErr.Load())
+		}
+		if lines := strings.Count(v.r.logs.String(), "certfile: reload failed"); lines != 1 {
+			t.Errorf("%s: %d log lines for the refused files, want 1", tt.name, lines)
+		}
 	}
 }
 
