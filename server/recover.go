@@ -22,15 +22,22 @@ import (
 // response rather than a complete-looking truncated one. Either way the
 // process keeps serving.
 //
-// The 500 is written as http.Error writes it; headers the handler set
-// before panicking stay, except the ones http.Error replaces. The
-// connection is kept alive.
+// The 500 is written as http.Error writes it. The headers that describe
+// a response's body or how long to keep it (Cache-Control, Expires, ETag,
+// Last-Modified, Content-Encoding, Content-Disposition, Location,
+// Set-Cookie and the like; see describesBody) are first put back as they
+// were when Recover was called: the handler set them for the answer it
+// meant to give, and on a 500 they would let shared caches keep the
+// error, make its body unreadable or hand out state the handler never
+// finished. Other headers, such as CORS ones from the caller's middleware,
+// stay as set. The connection is kept alive.
 func Recover(log *slog.Logger, onPanic func(), next http.Handler) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &startWriter{ResponseWriter: w}
+		outer := saveHeader(w.Header())
 		defer func() {
 			p := recover()
 			if p == nil {
@@ -52,10 +59,72 @@ func Recover(log *slog.Logger, onPanic func(), next http.Handler) http.Handler {
 			if sw.started {
 				panic(http.ErrAbortHandler)
 			}
+			outer.restoreBodyHeaders(w.Header())
 			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		}()
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// savedHeader is a header's fields as they were, held without
+// allocating for the few that outer middleware sets.
+type savedHeader struct {
+	few  [8]headerField
+	n    int
+	more []headerField
+}
+
+type headerField struct {
+	key  string
+	vals []string
+}
+
+func saveHeader(h http.Header) savedHeader {
+	var s savedHeader
+	for k, v := range h {
+		if s.n < len(s.few) {
+			s.few[s.n] = headerField{k, v}
+			s.n++
+		} else {
+			s.more = append(s.more, headerField{k, v})
+		}
+	}
+	return s
+}
+
+// restoreBodyHeaders puts the fields of h that describe a body back as
+// they were when saved: removed if they were absent. Header.Set and Add
+// make new slices or append past the saved length, so the saved values
+// are still the old ones.
+func (s *savedHeader) restoreBodyHeaders(h http.Header) {
+	for k := range h {
+		if describesBody(k) {
+			delete(h, k)
+		}
+	}
+	for _, f := range s.few[:s.n] {
+		if describesBody(f.key) {
+			h[f.key] = f.vals
+		}
+	}
+	for _, f := range s.more {
+		if describesBody(f.key) {
+			h[f.key] = f.vals
+		}
+	}
+}
+
+// describesBody reports whether the canonical header key k describes the
+// body it comes with, its caching, or what the client should do with it.
+func describesBody(k string) bool {
+	switch k {
+	case "Cache-Control", "Expires", "Pragma", "Age", "Etag", "Last-Modified", "Vary",
+		"Content-Encoding", "Content-Language", "Content-Location", "Content-Range", "Accept-Ranges",
+		"Content-Disposition", "Content-Digest", "Repr-Digest", "Digest", "Content-Md5",
+		"Location", "Refresh", "Set-Cookie", "Trailer":
+		return true
+	}
+	return false
 }
 
 // startWriter notes whether the response has started, after which its

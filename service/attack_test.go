@@ -391,6 +391,56 @@ func TestAttackPanicFlood(t *testing.T) {
 	t.Logf("goroutines: %d before the flood, %d after", base, now)
 }
 
+// TestAttackPanicAnswerDescribesItself: a handler that set the headers
+// of the answer it meant to give (caching, encoding, a cookie, a
+// redirect) and then panicked. The 500 must not carry them: a 500 with
+// "Cache-Control: public, max-age=86400" is stored by shared caches and
+// served for a day; one with "Content-Encoding: gzip" and a plain-text
+// body cannot be read. The kit's own headers and the caller's
+// middleware's CORS header stay.
+func TestAttackPanicAnswerDescribesItself(t *testing.T) {
+	r := start(t, Options{PodName: "panic-0"}, func(svc *Service) error {
+		svc.Use(func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Access-Control-Allow-Origin", "*")
+				next.ServeHTTP(w, r)
+			})
+		})
+		svc.HandleFunc("GET /boom", func(w http.ResponseWriter, _ *http.Request) {
+			h := w.Header()
+			h.Set("Cache-Control", "public, max-age=86400")
+			h.Set("Expires", time.Now().Add(24*time.Hour).UTC().Format(http.TimeFormat))
+			h.Set("ETag", `"v1"`)
+			h.Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
+			h.Set("Content-Encoding", "gzip")
+			h.Set("Content-Length", "1234")
+			h.Set("Content-Disposition", `attachment; filename="report.pdf"`)
+			h.Set("Set-Cookie", "session=half-made")
+			h.Set("Location", "/elsewhere")
+			panic("after the headers")
+		})
+		return nil
+	})
+	c := &http.Client{Timeout: 20 * time.Second} // asks for gzip, and decodes it
+	resp, err := c.Get(r.url + "/boom")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusInternalServerError || strings.TrimSpace(string(b)) != "Internal Server Error" {
+		t.Fatalf("got %d %q %v, want a readable 500", resp.StatusCode, b, err)
+	}
+	for _, k := range []string{"Cache-Control", "Expires", "ETag", "Last-Modified", "Content-Disposition", "Set-Cookie", "Location"} {
+		if v := resp.Header.Get(k); v != "" {
+			t.Errorf("the 500 carries the failed handler's %s: %s", k, v)
+		}
+	}
+	if resp.Header.Get("X-Served-By") != "panic-0" || resp.Header.Get(requestlog.HeaderID) == "" || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("the 500 lost headers set outside the handler: %v", resp.Header)
+	}
+}
+
 // TestAttackPanicAfterPartialWrite: a handler panics after its response
 // started. The client must see a broken response, never a complete-looking
 // one; on HTTP/1.1 the connection goes, on h2c only the stream does, and
