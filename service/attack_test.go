@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/certfile/certfiletest"
+	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/deadline"
 	"github.com/shoal-dev/shoal/healthtest"
 	"github.com/shoal-dev/shoal/metricstest"
@@ -38,11 +40,10 @@ import (
 
 // raw sends the bytes of one hand-written request on a fresh connection
 // and reads one response; err is the connection's or the parse's.
-func raw(t *testing.T, addr, request string) (*http.Response, string, error) {
-	t.Helper()
+func raw(addr, request string) (*http.Response, string, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
@@ -162,7 +163,7 @@ func TestAttackRequestIDHeader(t *testing.T) {
 			upstream = nil
 			mu.Unlock()
 			before := len(front.logs.lines(t, "request"))
-			resp, body, err := raw(t, hostOf(front.url), "GET /fwd HTTP/1.1\r\nHost: front\r\n"+tt.headers+"Connection: close\r\n\r\n")
+			resp, body, err := raw(hostOf(front.url), "GET /fwd HTTP/1.1\r\nHost: front\r\n"+tt.headers+"Connection: close\r\n\r\n")
 			if tt.code != 0 {
 				// net/http refuses the request before any handler: no
 				// ID, no line, but an answer and a process still serving.
@@ -295,7 +296,7 @@ func TestAttackDeadlineHeader(t *testing.T) {
 			t.Parallel()
 			id := "deadline-" + strconv.Itoa(i)
 			began := time.Now()
-			resp, body, err := raw(t, hostOf(front.url), "GET /work HTTP/1.1\r\nHost: front\r\nX-Request-ID: "+id+"\r\n"+tt.headers+"Connection: close\r\n\r\n")
+			resp, body, err := raw(hostOf(front.url), "GET /work HTTP/1.1\r\nHost: front\r\nX-Request-ID: "+id+"\r\n"+tt.headers+"Connection: close\r\n\r\n")
 			took := time.Since(began)
 			if err != nil {
 				t.Fatal(err)
@@ -1154,5 +1155,124 @@ func TestAttackUpstreamConnectionsOutliveTheService(t *testing.T) {
 				t.Fatal("10s after the service stopped, its upstream connection is still open")
 			}
 		})
+	}
+}
+
+// TestAttackHostileRequests sends malformed and unusual requests, byte
+// for byte. Each gets an answer or a closed connection, nothing panics
+// (neither a handler, which Recover would log, nor the kit's middleware,
+// which net/http would), and the metrics keep a bounded set of series
+// however many methods and paths the caller invents.
+func TestAttackHostileRequests(t *testing.T) {
+	r := start(t, Options{PodName: "hostile-0", ShedMaxLimit: 50, H2C: true}, func(svc *Service) error {
+		svc.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "item "+r.PathValue("id"))
+		})
+		svc.HandleFunc("POST /upload", func(w http.ResponseWriter, r *http.Request) {
+			n, err := io.Copy(io.Discard, r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+				return
+			}
+			fmt.Fprint(w, n)
+		})
+		svc.HandleFunc("/{rest...}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "any") })
+		return nil
+	})
+	addr := hostOf(r.url)
+	requests := []string{
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+		"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+		"GET http://evil.example/items/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /items/%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET //items//1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET items/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"FOO /items/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"G\x00T /items/1 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /items/1 HTTP/1.0\r\n\r\n",
+		"GET /items/1 HTTP/9.9\r\nHost: x\r\n\r\n",
+		"GET /items/1\r\n\r\n",
+		"GET /" + strings.Repeat("a", 70<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /items/1 HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("X-A: b\r\n", 20000) + "\r\n",
+		"GET /items/1 HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET /items/1 HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100000000\r\n\r\n",
+		"GET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+		"GET /items/1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00garbage frames",
+		"\x16\x03\x01\x00\x05hello",
+		"\r\n\r\n\r\n",
+	}
+	// At once: some wait out the 5s ReadHeaderTimeout for more bytes.
+	outcomes := make([]string, len(requests))
+	var wg sync.WaitGroup
+	for i, req := range requests {
+		wg.Go(func() {
+			resp, _, err := raw(addr, req)
+			if err != nil {
+				outcomes[i] = fmt.Sprintf("no answer (%.80v)", err)
+				return
+			}
+			outcomes[i] = strconv.Itoa(resp.StatusCode)
+		})
+	}
+	wg.Wait()
+	for i, req := range requests {
+		t.Logf("%.40q: %s", req, outcomes[i])
+	}
+	// Invented methods and paths: the series stay bounded.
+	methods := []string{"GET", "POST", "BREW", "PROPFIND", "X" + strings.Repeat("Y", 100)}
+	for i := range 200 {
+		req := fmt.Sprintf("%s /r%d/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", methods[i%len(methods)], i, i*7)
+		if resp, _, err := raw(addr, req); err != nil || resp.StatusCode >= 500 {
+			t.Fatalf("invented request %d: %v %v", i, resp, err)
+		}
+	}
+	if got := get(t, http.DefaultClient, r.url+"/items/7", nil); got.code != 200 || got.body != "item 7" {
+		t.Fatalf("after the hostile requests: %d %q", got.code, got.body)
+	}
+	for _, l := range strings.Split(r.logs.String(), "\n") {
+		if strings.Contains(l, "panic") {
+			t.Errorf("a log line about a panic: %.300s", l)
+		}
+	}
+	exposition := string(metricstest.Scrape(t, r.adm+"/metrics"))
+	var series int
+	for _, l := range strings.Split(exposition, "\n") {
+		if strings.HasPrefix(l, "http_requests_total{") {
+			series++
+		}
+	}
+	if series > 20 {
+		t.Errorf("%d http_requests_total series after 200 invented methods and paths", series)
+	}
+	t.Logf("%d http_requests_total series", series)
+}
+
+// TestAttackOptionsNaN: REQUEST_LOG_SAMPLE=NaN parses as a float. It must
+// be refused by name, not taken: NaN compares false with everything, so
+// it silently turned the request log off.
+func TestAttackOptionsNaN(t *testing.T) {
+	var o Options
+	cs := config.New(flag.NewFlagSet("nan", flag.ContinueOnError), func(k string) (string, bool) {
+		if k == "REQUEST_LOG_SAMPLE" {
+			return "NaN", true
+		}
+		return "", false
+	})
+	Bind(cs, &o)
+	if err := cs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "REQUEST_LOG_SAMPLE") {
+		t.Fatalf("Validate with REQUEST_LOG_SAMPLE=NaN: %v, want an error naming it", err)
 	}
 }

@@ -1,8 +1,10 @@
 package service
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"time"
 
@@ -103,6 +105,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("service: SHED_MAX_LIMIT %d is negative (0 turns shedding off)", o.ShedMaxLimit)
 	case o.RequestLogSample > 1:
 		return fmt.Errorf("service: REQUEST_LOG_SAMPLE %v is above 1 (1 logs every request, negative none)", o.RequestLogSample)
+	case math.IsNaN(o.RequestLogSample):
+		return errors.New("service: REQUEST_LOG_SAMPLE NaN is not a share (1 logs every request, negative none)")
 	case (o.TLSCertFile == "") != (o.TLSKeyFile == ""):
 		return fmt.Errorf("service: TLS_CERT_FILE and TLS_KEY_FILE go together; only one is set")
 	case o.TLSClientCAFile != "" && o.TLSCertFile == "":
