@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/shoal-dev/shoal/internal/testkit/redistest"
 	"github.com/shoal-dev/shoal/session"
 )
 
@@ -30,45 +31,63 @@ func BenchmarkDecodeCookie(b *testing.B) {
 // (which is read and has its expiry pushed on every request).
 func BenchmarkMiddleware(b *testing.B) {
 	m := newManager(b, session.Config{})
-	var cookie *http.Cookie
+	cookie := signIn(b, m)
+	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	for _, bc := range []struct {
+		name   string
+		h      http.Handler
+		cookie *http.Cookie
+	}{
+		{"bare", bare, nil},
+		{"middleware/no-cookie", m.Middleware(bare), nil},
+		{"middleware/signed-in", m.Middleware(userHandler(b)), cookie},
+	} {
+		b.Run(bc.name, func(b *testing.B) { benchRequests(b, bc.h, bc.cookie) })
+	}
+}
+
+// BenchmarkMiddlewareRedis is a signed-in request with its session in a
+// real Redis on loopback: the round trip dominates.
+func BenchmarkMiddlewareRedis(b *testing.B) {
+	rs := redistest.Start(b)
+	m := newManager(b, session.Config{Store: session.NewRedisStore(newRedisClient(b, rs.Addr()), "")})
+	benchRequests(b, m.Middleware(userHandler(b)), signIn(b, m))
+}
+
+// signIn signs ada in through m and returns her cookie.
+func signIn(tb testing.TB, m *session.Manager) *http.Cookie {
+	tb.Helper()
 	login := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := m.Start(w, r, "ada"); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}))
 	rec := httptest.NewRecorder()
 	login.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
-	cookie = rec.Result().Cookies()[0]
+	return rec.Result().Cookies()[0]
+}
 
-	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
-	user := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// userHandler reads the session's user, as a signed-in route does.
+func userHandler(tb testing.TB) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, _ := session.FromContext(r.Context())
 		if s.User() == "" {
-			b.Fatal("no user")
+			tb.Fatal("no user")
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
-	for _, bc := range []struct {
-		name   string
-		h      http.Handler
-		cookie bool
-	}{
-		{"bare", bare, false},
-		{"middleware/no-cookie", m.Middleware(bare), false},
-		{"middleware/signed-in", m.Middleware(user), true},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			req := httptest.NewRequest("GET", "/", nil)
-			if bc.cookie {
-				req.AddCookie(cookie)
-			}
-			w := discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				clear(w.h)
-				bc.h.ServeHTTP(w, req)
-			}
-		})
+}
+
+func benchRequests(b *testing.B, h http.Handler, cookie *http.Cookie) {
+	req := httptest.NewRequest("GET", "/", nil)
+	if cookie != nil {
+		req.AddCookie(cookie)
+	}
+	w := discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
 	}
 }
 
