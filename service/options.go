@@ -49,7 +49,7 @@ type Options struct {
 	MaxConnAge      time.Duration // MAX_CONN_AGE, keep-alive rebalancing; 0 means DefaultMaxConnAge (1m), negative means never
 	MaxConnRequests int           // MAX_CONN_REQUESTS, keep-alive rebalancing; 0 means never
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1 (ignored with TLS, which offers h2 itself)
-	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 turns shedding off
+	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 means shed.DefaultMaxLimit, negative turns shedding off
 	RequestTimeout  time.Duration // REQUEST_TIMEOUT, a route's deadline; 0 means DefaultRequestTimeout (30s), negative means none
 	// RequestLogSample (REQUEST_LOG_SAMPLE) is the share of requests
 	// answered below 500 that get a log line; 5xx answers always do.
@@ -88,6 +88,9 @@ func (o Options) withDefaults() Options {
 	if o.RequestTimeout == 0 {
 		o.RequestTimeout = DefaultRequestTimeout
 	}
+	if o.ShedMaxLimit == 0 {
+		o.ShedMaxLimit = shed.DefaultMaxLimit
+	}
 	return o
 }
 
@@ -101,8 +104,6 @@ func (o Options) Validate() error {
 		return fmt.Errorf("service: ADMIN_PORT %d is not a port number", o.AdminPort)
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
-	case o.ShedMaxLimit < 0:
-		return fmt.Errorf("service: SHED_MAX_LIMIT %d is negative (0 turns shedding off)", o.ShedMaxLimit)
 	case o.RequestLogSample > 1:
 		return fmt.Errorf("service: REQUEST_LOG_SAMPLE %v is above 1 (1 logs every request, negative none)", o.RequestLogSample)
 	case math.IsNaN(o.RequestLogSample):
@@ -150,7 +151,7 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Duration(&o.MaxConnAge, "max-conn-age", "MAX_CONN_AGE", DefaultMaxConnAge, "ask clients to reconnect after a connection is this old, ±10% (negative: never)")
 	cs.Int(&o.MaxConnRequests, "max-conn-requests", "MAX_CONN_REQUESTS", 0, "ask clients to reconnect after this many requests on a connection (0: never)")
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
-	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit; 0 turns load shedding off")
+	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit (negative: no load shedding)")
 	cs.Duration(&o.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of a request's work unless its route sets one (negative: none)")
 	cs.Float64(&o.RequestLogSample, "request-log-sample", "REQUEST_LOG_SAMPLE", 1, "share of requests below 500 that get a log line; 5xx always do (negative: no request log)")
 	cs.String(&o.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "PEM certificate of the public port; with -tls-key-file it serves HTTPS, re-reading the files when they change")

@@ -436,7 +436,7 @@ func TestOptionsValidate(t *testing.T) {
 	}{
 		{"zero", Options{}, ""},
 		{"negative shutdown", Options{ShutdownTimeout: -1}, "SHUTDOWN_TIMEOUT"},
-		{"negative shed", Options{ShedMaxLimit: -1}, "SHED_MAX_LIMIT"},
+		{"shedding off", Options{ShedMaxLimit: -1}, ""},
 		{"sample above 1", Options{RequestLogSample: 1.5}, "REQUEST_LOG_SAMPLE"},
 		{"cert without key", Options{TLSCertFile: "c.pem"}, "TLS_KEY_FILE"},
 		{"client CA without cert", Options{TLSClientCAFile: "ca.pem"}, "TLS_CLIENT_CA_FILE"},

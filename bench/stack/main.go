@@ -1,8 +1,8 @@
 // Command stack measures what the toolkit's server stack costs: the same
 // handler served behind the full stack (package service:
 // X-Served-By, request ID, metrics, request log, panic recovery, route
-// deadline, keep-alive rebalancing, health, lifecycle; load shedding off,
-// so every request is served) and by bare net/http, loaded in turn by
+// deadline, keep-alive rebalancing, health, lifecycle; load shedding off
+// (SHED_MAX_LIMIT negative), so every request is served) and by bare net/http, loaded in turn by
 // hey (Debian) in one run, and reports the throughput ratio. It also reports
 // the idle resident memory of the two reference services beside a bare
 // net/http server.
@@ -147,7 +147,7 @@ func serve(w workload, full bool) (string, func(), error) {
 	}
 	o := service.Options{Name: "bench", Host: "127.0.0.1", PodName: "bench-0", DrainDelay: -1,
 		ShutdownTimeout: 5 * time.Second, MaxConnAge: 30 * time.Second, MaxConnRequests: 1000, H2C: true,
-		Logger: slog.New(slog.DiscardHandler)}
+		ShedMaxLimit: -1, Logger: slog.New(slog.DiscardHandler)}
 	svc, err := service.New(o)
 	if err != nil {
 		return "", nil, err

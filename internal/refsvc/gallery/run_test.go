@@ -35,7 +35,6 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"target wins", map[string]string{"THUMBNAILER": "no-port", "THUMBNAILER_ADDRS": "127.0.0.1:1", "THUMBNAILER_DNS": "thumbnailer:8080"}, listen, "gallery: THUMBNAILER: "},
 		{"k8s target, which needs EndpointSlices", map[string]string{"THUMBNAILER": "k8s:///thumbnailer.media:http"}, listen, "EndpointSlices"},
 		{"negative shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, listen, "SHUTDOWN_TIMEOUT -1s is negative"},
-		{"negative shed limit", map[string]string{"SHED_MAX_LIMIT": "-1"}, listen, "SHED_MAX_LIMIT -1 is negative"},
 		{"negative session TTL", map[string]string{"SESSION_TTL": "-1m"}, listen, "SESSION_TTL -1m0s is negative"},
 		{"negative thumbnailer timeout", map[string]string{"THUMBNAILER_TIMEOUT": "-1s"}, listen, "THUMBNAILER_TIMEOUT -1s is negative"},
 		{"negative memory limit", map[string]string{"MEMORY_LIMIT": "-1"}, listen, "MEMORY_LIMIT -1 is negative"},
