@@ -1,20 +1,26 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"time"
 )
 
 // Defaults of [Config].
 const (
-	DefaultTTL        = 30 * time.Minute
-	DefaultCookieName = "shoal_session"
+	DefaultTTL = 30 * time.Minute
+	// DefaultRefreshDivisor sets the default [Config.RefreshAfter]:
+	// TTL/DefaultRefreshDivisor, so a session lives at least 90% of its
+	// TTL after its last use.
+	DefaultRefreshDivisor = 10
+	DefaultCookieName     = "shoal_session"
 	// MinSecretLen is the shortest accepted [Config.Secret]: 256 bits, the
 	// output size of SHA-256.
 	MinSecretLen = 32
@@ -32,6 +38,15 @@ type Config struct {
 	// TTL is how long a session lives after its last use; 0 means
 	// DefaultTTL. It must be at least a second.
 	TTL time.Duration
+	// RefreshAfter is how long after a session's expiry was last pushed
+	// a request that loads it pushes it again and re-sends the cookie;
+	// requests in between write nothing, to the store or to the response.
+	// A session therefore lives between TTL-RefreshAfter and TTL after
+	// its last use. 0 means TTL/DefaultRefreshDivisor; negative means on
+	// every request. It must be less than TTL. Only stores implementing
+	// [Refresher] can tell when the expiry was last pushed; with others
+	// the expiry is pushed on every request.
+	RefreshAfter time.Duration
 	// CookieName is the name of the session cookie; "" means
 	// DefaultCookieName.
 	CookieName string
@@ -48,12 +63,20 @@ type Config struct {
 // Manager issues session cookies and attaches sessions to requests. Create
 // it with [NewManager]; it is safe for concurrent use.
 type Manager struct {
-	store      Store
-	secret     []byte
-	ttl        time.Duration
-	cookieName string
-	cookiePath string
-	secureMode CookieSecure
+	store        Store
+	refresher    Refresher // store's, or nil
+	toucher      Toucher   // store's, or nil
+	signer       *signer
+	ttl          time.Duration
+	refreshAfter time.Duration // 0: every request
+	cookieName   string
+	cookiePath   string
+	secureMode   CookieSecure
+	// cookieHead and cookieTail frame the signed value in a Set-Cookie
+	// header of Max-Age TTL, as http.Cookie.String writes it; the tail
+	// without and with Secure.
+	cookieHead string
+	cookieTail [2]string
 	log        *slog.Logger
 }
 
@@ -65,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+	}
+	if c.RefreshAfter == 0 {
+		c.RefreshAfter = c.TTL / DefaultRefreshDivisor
 	}
 	if c.CookieName == "" {
 		c.CookieName = DefaultCookieName
@@ -82,14 +108,18 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports the first invalid field by name: a Secret shorter than
-// MinSecretLen, a TTL other than zero under a second, a CookieName
-// that is not a valid cookie name, or an unknown CookieSecure.
+// MinSecretLen, a TTL other than zero under a second, a RefreshAfter not
+// under the TTL, a CookieName that is not a valid cookie name, or an
+// unknown CookieSecure.
 func (c Config) Validate() error {
 	if len(c.Secret) < MinSecretLen {
 		return fmt.Errorf("session: Secret is %d bytes, need at least %d", len(c.Secret), MinSecretLen)
 	}
 	if c.TTL != 0 && c.TTL < time.Second {
 		return fmt.Errorf("session: TTL %v is under a second", c.TTL)
+	}
+	if ttl := cmp.Or(c.TTL, DefaultTTL); c.RefreshAfter >= ttl {
+		return fmt.Errorf("session: RefreshAfter %v is not under the TTL %v", c.RefreshAfter, ttl)
 	}
 	if c.CookieName != "" {
 		if err := (&http.Cookie{Name: c.CookieName, Value: "v"}).Valid(); err != nil {
@@ -109,15 +139,30 @@ func NewManager(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Manager{
-		store:      cfg.Store,
-		secret:     append([]byte(nil), cfg.Secret...),
-		ttl:        cfg.TTL,
-		cookieName: cfg.CookieName,
-		cookiePath: cfg.CookiePath,
-		secureMode: cfg.CookieSecure,
-		log:        cfg.Logger,
-	}, nil
+	m := &Manager{
+		store:        cfg.Store,
+		signer:       newSigner(append([]byte(nil), cfg.Secret...)),
+		ttl:          cfg.TTL,
+		refreshAfter: max(cfg.RefreshAfter, 0),
+		cookieName:   cfg.CookieName,
+		cookiePath:   cfg.CookiePath,
+		secureMode:   cfg.CookieSecure,
+		cookieHead:   cfg.CookieName + "=",
+		log:          cfg.Logger,
+	}
+	m.refresher, _ = cfg.Store.(Refresher)
+	m.toucher, _ = cfg.Store.(Toucher)
+	for i, secure := range []bool{false, true} {
+		// A stand-in value, so that net/http formats (and checks) every
+		// attribute once, here, rather than on every response.
+		const v = "v"
+		c := (&http.Cookie{
+			Name: cfg.CookieName, Value: v, Path: cfg.CookiePath, MaxAge: int(cfg.TTL / time.Second),
+			HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: secure,
+		}).String()
+		m.cookieTail[i] = c[len(m.cookieHead)+len(v):]
+	}
+	return m, nil
 }
 
 // TTL returns the session lifetime after last use.
@@ -126,34 +171,64 @@ func (m *Manager) TTL() time.Duration { return m.ttl }
 // Middleware attaches a [Session] to each request, found with
 // [FromContext]. It does no store I/O itself: the record is loaded when the
 // handler first uses the session. Before the response header is written it
-// saves a changed session and sets the cookie, or pushes the expiry of a
-// loaded one; if that save fails, the client gets a 503 JSON error instead
-// of the handler's response.
+// saves a changed session and sets the cookie, or, when
+// [Config.RefreshAfter] has passed, pushes the expiry of a loaded one and
+// sets the cookie again; if that save fails, the client gets a 503 JSON
+// error instead of the handler's response.
 func (m *Manager) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := FromContext(r.Context()); ok {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s := &Session{m: m}
-		for _, c := range r.CookiesNamed(m.cookieName) {
-			id, err := DecodeCookie(m.secret, c.Value)
-			if err == nil {
-				s.id = id
-				break
-			}
-			m.log.DebugContext(r.Context(), "session: ignoring cookie", "err", err)
-		}
-		s.ctx = context.WithValue(r.Context(), ctxKey{}, s)
+		// One allocation holds the session, the context carrying it and
+		// the writer committing it.
+		st := &requestState{}
+		s := &st.s
+		s.m, s.id = m, m.cookieID(r)
+		st.ctx = sessionContext{Context: r.Context(), s: s}
+		s.ctx = &st.ctx
 		r = r.WithContext(s.ctx)
-		sw := &writer{ResponseWriter: w, s: s, r: r}
-		next.ServeHTTP(sw, r)
-		if !sw.committed {
-			sw.commit()
-		} else if !sw.failed {
+		st.w = writer{ResponseWriter: w, s: s, r: r}
+		next.ServeHTTP(&st.w, r)
+		if !st.w.committed {
+			st.w.commit()
+		} else if !st.w.failed {
 			s.saveLate()
 		}
 	})
+}
+
+// requestState is what Middleware allocates per request.
+type requestState struct {
+	s   Session
+	ctx sessionContext
+	w   writer
+}
+
+// cookieID returns the ID named by the first session cookie of r that
+// verifies, or "". It finds the cookies r.CookiesNamed would, without
+// allocating.
+func (m *Manager) cookieID(r *http.Request) string {
+	for _, line := range r.Header["Cookie"] {
+		for line != "" {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			name, v, _ := strings.Cut(textproto.TrimString(part), "=")
+			if textproto.TrimString(name) != m.cookieName {
+				continue
+			}
+			if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+				v = v[1 : len(v)-1]
+			}
+			id, err := m.signer.verify(v)
+			if err == nil {
+				return id
+			}
+			m.log.DebugContext(r.Context(), "session: ignoring cookie", "err", err)
+		}
+	}
+	return ""
 }
 
 // Require serves next only for requests with an authenticated session (one
@@ -222,8 +297,8 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, user string) err
 			m.log.WarnContext(ctx, "session: delete previous record", "err", err)
 		}
 	}
-	s.id, s.data, s.exists, s.dirty, s.touched = id, data, true, false, true
-	m.setCookie(w, r, id, int(m.ttl/time.Second))
+	s.id, s.data, s.exists, s.dirty, s.touched, s.refreshed = id, data, true, false, true, false
+	m.setCookie(w, r, id)
 	return nil
 }
 
@@ -233,7 +308,7 @@ func (m *Manager) Start(w http.ResponseWriter, r *http.Request, user string) err
 func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
 	s, ok := FromContext(r.Context())
 	if !ok {
-		m.setCookie(w, r, "", -1)
+		m.expireCookie(w, r)
 		return nil
 	}
 	s.mu.Lock()
@@ -243,8 +318,8 @@ func (m *Manager) End(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("session: end: %w", asUnavailable(err))
 		}
 	}
-	s.id, s.data, s.exists, s.dirty, s.touched, s.loaded, s.loadErr = "", Data{}, false, false, false, true, nil
-	m.setCookie(w, r, "", -1)
+	s.id, s.data, s.exists, s.dirty, s.touched, s.refreshed, s.loaded, s.loadErr = "", Data{}, false, false, false, false, true, nil
+	m.expireCookie(w, r)
 	return nil
 }
 
@@ -262,16 +337,31 @@ func (m *Manager) Check(ctx context.Context) error {
 	return nil
 }
 
-func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string, maxAge int) {
-	value := ""
-	if id != "" {
-		value = EncodeCookie(m.secret, id)
+// setCookie sets the cookie naming session id, for the TTL.
+func (m *Manager) setCookie(w http.ResponseWriter, r *http.Request, id string) {
+	tail := m.cookieTail[0]
+	if m.secure(r) {
+		tail = m.cookieTail[1]
 	}
+	var b strings.Builder
+	b.Grow(len(m.cookieHead) + cookieLen + len(tail))
+	b.WriteString(m.cookieHead)
+	mac := m.signer.get()
+	mac.sign(id)
+	b.WriteString(id)
+	b.WriteByte('.')
+	b.Write(mac.enc[:])
+	m.signer.put(mac)
+	b.WriteString(tail)
+	w.Header().Add("Set-Cookie", b.String())
+}
+
+// expireCookie tells the client to drop the cookie.
+func (m *Manager) expireCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     m.cookieName,
-		Value:    value,
 		Path:     m.cookiePath,
-		MaxAge:   maxAge,
+		MaxAge:   -1,
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 		Secure:   m.secure(r),
@@ -318,8 +408,9 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 	}{msg})
 }
 
-// commit saves a changed session, or pushes the expiry of a loaded one, and
-// sets the cookie. It runs once, before the response header is written.
+// commitLocked saves a changed session, or pushes the expiry of a loaded
+// one when that is due, and sets the cookie. It runs once, before the
+// response header is written.
 func (s *Session) commitLocked(w http.ResponseWriter, r *http.Request) error {
 	m := s.m
 	switch {
@@ -333,12 +424,17 @@ func (s *Session) commitLocked(w http.ResponseWriter, r *http.Request) error {
 		if err := m.store.Save(s.ctx, s.id, s.data, m.ttl); err != nil {
 			return asUnavailable(err)
 		}
-		s.dirty, s.exists, s.touched = false, true, true
-		m.setCookie(w, r, s.id, int(m.ttl/time.Second))
+		s.dirty, s.exists, s.touched, s.refreshed = false, true, true, false
+		m.setCookie(w, r, s.id)
+	case s.refreshed:
+		// The store pushed the expiry as it loaded the record.
+		s.refreshed = false
+		m.setCookie(w, r, s.id)
 	case s.exists && !s.touched:
+		// A store without Refresher: push the expiry on every request.
 		s.touched = true
 		var err error
-		if t, ok := m.store.(Toucher); ok {
+		if t := m.toucher; t != nil {
 			err = t.Touch(s.ctx, s.id, m.ttl)
 		} else {
 			err = m.store.Save(s.ctx, s.id, s.data, m.ttl)
@@ -349,7 +445,7 @@ func (s *Session) commitLocked(w http.ResponseWriter, r *http.Request) error {
 			m.log.WarnContext(s.ctx, "session: extend expiry", "err", err)
 			return nil
 		}
-		m.setCookie(w, r, s.id, int(m.ttl/time.Second))
+		m.setCookie(w, r, s.id)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ func TestNewManagerErrors(t *testing.T) {
 		{"tiny ttl", session.Config{Secret: testSecret, TTL: time.Millisecond}, "TTL 1ms is under a second"},
 		{"negative ttl", session.Config{Secret: testSecret, TTL: -time.Minute}, "TTL -1m0s is under a second"},
 		{"bad cookie name", session.Config{Secret: testSecret, CookieName: "a b"}, `CookieName "a b"`},
+		{"refresh after the ttl", session.Config{Secret: testSecret, TTL: time.Minute, RefreshAfter: time.Minute}, "RefreshAfter 1m0s is not under the TTL 1m0s"},
+		{"refresh after the default ttl", session.Config{Secret: testSecret, RefreshAfter: time.Hour}, "RefreshAfter 1h0m0s is not under the TTL 30m0s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,6 +41,11 @@ func TestNewManagerErrors(t *testing.T) {
 	}
 	if m.TTL() != session.DefaultTTL {
 		t.Errorf("default TTL = %v", m.TTL())
+	}
+	for _, ra := range []time.Duration{-time.Second, 29 * time.Minute} {
+		if _, err := session.NewManager(session.Config{Secret: testSecret, RefreshAfter: ra}); err != nil {
+			t.Errorf("RefreshAfter %v: %v", ra, err)
+		}
 	}
 }
 
@@ -383,5 +390,150 @@ func TestStartWithoutMiddleware(t *testing.T) {
 	}
 	if err := m.Start(rec, httptest.NewRequest("POST", "/", nil), ""); err == nil {
 		t.Error("Start with an empty user succeeded")
+	}
+}
+
+// TestRefreshAfter: a request pushes the expiry and re-sends the cookie
+// only once RefreshAfter has passed since the last push; the requests in
+// between leave both alone, so a session lives between TTL-RefreshAfter
+// and TTL after its last use.
+func TestRefreshAfter(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for _, tt := range []struct {
+		name         string
+		refreshAfter time.Duration
+		steps        []refreshStep
+	}{
+		{"every 5m of a 30m ttl", 5 * time.Minute, []refreshStep{
+			{4 * time.Minute, http.StatusOK, false},
+			{time.Minute, http.StatusOK, true}, // 5m since the sign-in
+			{4 * time.Minute, http.StatusOK, false},
+			// The last push was 4m before the last use: 26m idle is
+			// enough to expire.
+			{26 * time.Minute, http.StatusUnauthorized, false},
+		}},
+		{"every 5m, used just in time", 5 * time.Minute, []refreshStep{
+			{4 * time.Minute, http.StatusOK, false},
+			{26*time.Minute - time.Second, http.StatusOK, true},
+			{30*time.Minute - time.Second, http.StatusOK, true},
+		}},
+		{"default: a tenth of the ttl", 0, []refreshStep{
+			{3*time.Minute - time.Second, http.StatusOK, false},
+			{time.Second, http.StatusOK, true},
+			{time.Second, http.StatusOK, false},
+		}},
+		{"negative: every request", -1, []refreshStep{
+			{0, http.StatusOK, true},
+			{time.Second, http.StatusOK, true},
+			{30*time.Minute - time.Second, http.StatusOK, true},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newManager(t, session.Config{Store: session.NewMemoryStore(clock.Now), TTL: 30 * time.Minute, RefreshAfter: tt.refreshAfter})
+			srv := httptest.NewServer(newApp(m))
+			defer srv.Close()
+			b := &browser{t: t, srv: srv}
+			b.do("POST", "/v1/login", `{"user":"ada"}`).want(t, http.StatusOK)
+			for i, st := range tt.steps {
+				clock.Advance(st.advance)
+				r := b.do("GET", "/v1/history", "").want(t, st.code)
+				if got := len(r.cookies) > 0; got != st.cookie {
+					t.Fatalf("step %d: cookie set %v, want %v", i, got, st.cookie)
+				}
+				if st.cookie && r.cookies[0].MaxAge != 1800 {
+					t.Errorf("step %d: refreshed cookie's Max-Age %d, want the TTL", i, r.cookies[0].MaxAge)
+				}
+			}
+		})
+	}
+}
+
+type refreshStep struct {
+	advance time.Duration
+	code    int
+	cookie  bool // the response sets the cookie
+}
+
+// TestCookieHeader: the session cookie is found as net/http would parse
+// it: among others, in any Cookie line, quoted or not, the first one that
+// verifies.
+func TestCookieHeader(t *testing.T) {
+	m := newManager(t, session.Config{})
+	good := signIn(t, m).Value
+	other := session.EncodeCookie([]byte("another secret of thirty-two bytes.."), validID)
+	name := session.DefaultCookieName
+	tests := []struct {
+		name   string
+		lines  []string
+		wantID bool
+	}{
+		{"alone", []string{name + "=" + good}, true},
+		{"among others", []string{"a=1; " + name + "=" + good + "; b=2"}, true},
+		{"no spaces", []string{"a=1;" + name + "=" + good + ";b=2"}, true},
+		{"padded", []string{" a=1 ;  " + name + " =" + good + " "}, true},
+		{"quoted", []string{name + `="` + good + `"`}, true},
+		{"second line", []string{"a=1", name + "=" + good}, true},
+		{"after a bad one", []string{name + "=" + other + "; " + name + "=" + good}, true},
+		{"only a bad one", []string{name + "=" + other}, false},
+		{"half-quoted", []string{name + `="` + good}, false},
+		{"other name", []string{name + "x=" + good}, false},
+		{"name in a value", []string{"a=" + name + "=" + good}, false},
+		{"empty", []string{"", ";;", name}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var user string
+			h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, _ := session.FromContext(r.Context())
+				user = s.User()
+			}))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header["Cookie"] = tt.lines
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if (user == "ada") != tt.wantID {
+				t.Errorf("user %q, want signed in %v", user, tt.wantID)
+			}
+			netHTTP := false
+			for _, c := range req.CookiesNamed(name) {
+				if _, err := session.DecodeCookie(testSecret, c.Value); err == nil {
+					netHTTP = true
+				}
+			}
+			if netHTTP != tt.wantID {
+				t.Errorf("net/http finds a valid cookie: %v, want %v", netHTTP, tt.wantID)
+			}
+		})
+	}
+}
+
+// TestSessionContext: the context Middleware hands on carries the session
+// into contexts derived from it, and the request's cancellation through.
+func TestSessionContext(t *testing.T) {
+	m := newManager(t, session.Config{})
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "kept"))
+	defer cancel()
+	done := make(chan error, 1)
+	h := m.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, stop := context.WithTimeout(r.Context(), time.Minute)
+		defer stop()
+		s, ok := session.FromContext(ctx)
+		switch {
+		case !ok || s == nil:
+			done <- errors.New("no session in a derived context")
+		case ctx.Value(key{}) != "kept":
+			done <- errors.New("lost a value of the request's context")
+		default:
+			cancel()
+			<-ctx.Done()
+			done <- nil
+		}
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(parent))
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := session.FromContext(parent); ok {
+		t.Error("the session leaked into the caller's context")
 	}
 }

@@ -16,19 +16,24 @@ type MemoryStore struct {
 	now func() time.Time
 
 	mu        sync.Mutex
-	records   map[string]memoryRecord
+	records   map[string]*memoryRecord
 	sweepSize int // sweep when the map reaches this size
 }
 
 type memoryRecord struct {
-	data    []byte // JSON, so callers never share memory with the store
+	// data is a copy no caller holds: Save copies in and Load copies out,
+	// so callers never share memory with the store. A session with no
+	// values copies nothing: the user is an immutable string. It never
+	// changes once stored; Save stores a new record.
+	data    Data
 	expires time.Time
 }
 
 var (
-	_ Store   = (*MemoryStore)(nil)
-	_ Toucher = (*MemoryStore)(nil)
-	_ Pinger  = (*MemoryStore)(nil)
+	_ Store     = (*MemoryStore)(nil)
+	_ Toucher   = (*MemoryStore)(nil)
+	_ Refresher = (*MemoryStore)(nil)
+	_ Pinger    = (*MemoryStore)(nil)
 )
 
 const minSweepSize = 64
@@ -39,36 +44,61 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{now: now, records: map[string]memoryRecord{}, sweepSize: minSweepSize}
+	return &MemoryStore{now: now, records: map[string]*memoryRecord{}, sweepSize: minSweepSize}
 }
 
 // Load implements [Store].
 func (s *MemoryStore) Load(_ context.Context, id string) (Data, error) {
 	s.mu.Lock()
-	rec, ok := s.live(id)
+	rec, ok := s.live(id, s.now())
+	var d Data
+	if ok {
+		d = rec.data // never changed once stored: copied outside the lock
+	}
 	s.mu.Unlock()
 	if !ok {
 		return Data{}, ErrNotFound
 	}
-	var d Data
-	if err := json.Unmarshal(rec.data, &d); err != nil {
-		return Data{}, fmt.Errorf("session: memory store: decode record: %w", err)
-	}
-	return d, nil
+	return d.clone(), nil
 }
 
-// Save implements [Store].
+// Refresh implements [Refresher].
+func (s *MemoryStore) Refresh(_ context.Context, id string, ttl, refreshAfter time.Duration) (Data, bool, error) {
+	if ttl <= 0 {
+		return Data{}, false, fmt.Errorf("session: memory store: ttl %v is not positive", ttl)
+	}
+	s.mu.Lock()
+	now := s.now()
+	rec, ok := s.live(id, now)
+	var d Data
+	refreshed := false
+	if ok {
+		d = rec.data
+		refreshed = refreshAfter <= 0 || rec.expires.Sub(now) <= ttl-refreshAfter
+		if refreshed {
+			rec.expires = now.Add(ttl)
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		return Data{}, false, ErrNotFound
+	}
+	return d.clone(), refreshed, nil
+}
+
+// Save implements [Store]. Values that are not valid JSON are refused.
 func (s *MemoryStore) Save(_ context.Context, id string, d Data, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("session: memory store: ttl %v is not positive", ttl)
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("session: memory store: encode record: %w", err)
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("session: memory store: %w", err)
 	}
+	rec := &memoryRecord{data: d.clone()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.records[id] = memoryRecord{data: b, expires: s.now().Add(ttl)}
+	rec.expires = s.now().Add(ttl)
+	s.records[id] = rec
 	if len(s.records) >= s.sweepSize {
 		s.sweep()
 	}
@@ -82,12 +112,12 @@ func (s *MemoryStore) Touch(_ context.Context, id string, ttl time.Duration) err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec, ok := s.live(id)
+	now := s.now()
+	rec, ok := s.live(id, now)
 	if !ok {
 		return ErrNotFound
 	}
-	rec.expires = s.now().Add(ttl)
-	s.records[id] = rec
+	rec.expires = now.Add(ttl)
 	return nil
 }
 
@@ -110,16 +140,16 @@ func (s *MemoryStore) Len() int {
 	return len(s.records)
 }
 
-// live returns the record of id if it has not expired, dropping it if it
-// has. s.mu must be held.
-func (s *MemoryStore) live(id string) (memoryRecord, bool) {
+// live returns the record of id if it has not expired by now, dropping it
+// if it has. s.mu must be held.
+func (s *MemoryStore) live(id string, now time.Time) (*memoryRecord, bool) {
 	rec, ok := s.records[id]
 	if !ok {
-		return memoryRecord{}, false
+		return nil, false
 	}
-	if !s.now().Before(rec.expires) {
+	if !now.Before(rec.expires) {
 		delete(s.records, id)
-		return memoryRecord{}, false
+		return nil, false
 	}
 	return rec, true
 }
@@ -134,4 +164,35 @@ func (s *MemoryStore) sweep() {
 		}
 	}
 	s.sweepSize = max(2*len(s.records), minSweepSize)
+}
+
+// clone returns a copy of d sharing no memory with it but its immutable
+// strings: a new map, its values in one new array.
+func (d Data) clone() Data {
+	if len(d.Values) == 0 {
+		return Data{User: d.User}
+	}
+	n := 0
+	for _, v := range d.Values {
+		n += len(v)
+	}
+	buf := make([]byte, 0, n)
+	values := make(map[string]json.RawMessage, len(d.Values))
+	for k, v := range d.Values {
+		start := len(buf)
+		buf = append(buf, v...)
+		values[k] = buf[start:len(buf):len(buf)]
+	}
+	return Data{User: d.User, Values: values}
+}
+
+// validate reports the first value that is not valid JSON, which
+// [Session.Get] could not decode.
+func (d Data) validate() error {
+	for k, v := range d.Values {
+		if !json.Valid(v) {
+			return fmt.Errorf("value %q is not valid JSON", k)
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,13 +75,68 @@ func TestMemoryStore(t *testing.T) {
 			}
 			return nil
 		}, nil},
+		{"refresh leaves a recent expiry alone", func(s *session.MemoryStore, c *fakeClock) error {
+			s.Save(ctx, "x", d, time.Minute)
+			c.Advance(15*time.Second - time.Nanosecond)
+			if _, refreshed, err := s.Refresh(ctx, "x", time.Minute, 15*time.Second); err != nil || refreshed {
+				return fmt.Errorf("refresh within refreshAfter: refreshed %v, %v", refreshed, err)
+			}
+			c.Advance(45*time.Second + time.Nanosecond) // a minute after the save: gone
+			_, err := s.Load(ctx, "x")
+			return err
+		}, session.ErrNotFound},
+		{"refresh pushes the expiry once refreshAfter has passed", func(s *session.MemoryStore, c *fakeClock) error {
+			s.Save(ctx, "x", d, time.Minute)
+			c.Advance(15 * time.Second)
+			got, refreshed, err := s.Refresh(ctx, "x", time.Minute, 15*time.Second)
+			if err != nil || !refreshed || got.User != "ada" || string(got.Values["k"]) != "1" {
+				return fmt.Errorf("refresh = %+v, refreshed %v, %v", got, refreshed, err)
+			}
+			c.Advance(time.Minute - time.Nanosecond)
+			_, err = s.Load(ctx, "x")
+			return err
+		}, nil},
+		{"refresh with zero refreshAfter always pushes", func(s *session.MemoryStore, c *fakeClock) error {
+			s.Save(ctx, "x", d, time.Minute)
+			c.Advance(time.Second)
+			if _, refreshed, err := s.Refresh(ctx, "x", time.Minute, 0); err != nil || !refreshed {
+				return fmt.Errorf("refresh: refreshed %v, %v", refreshed, err)
+			}
+			return nil
+		}, nil},
+		{"refresh of expired", func(s *session.MemoryStore, c *fakeClock) error {
+			s.Save(ctx, "x", d, time.Minute)
+			c.Advance(time.Minute)
+			_, _, err := s.Refresh(ctx, "x", time.Minute, 0)
+			return err
+		}, session.ErrNotFound},
+		{"invalid JSON value refused", func(s *session.MemoryStore, _ *fakeClock) error {
+			bad := session.Data{User: "ada", Values: map[string]json.RawMessage{"k": json.RawMessage(`{`)}}
+			if err := s.Save(ctx, "x", bad, time.Minute); err == nil || !strings.Contains(err.Error(), `"k"`) {
+				return fmt.Errorf("save of invalid JSON: %v, want an error naming the key", err)
+			}
+			return nil
+		}, nil},
 		{"loaded data is a copy", func(s *session.MemoryStore, _ *fakeClock) error {
 			s.Save(ctx, "x", d, time.Minute)
 			got, _ := s.Load(ctx, "x")
 			got.Values["k"] = json.RawMessage(`2`)
+			refreshed, _, _ := s.Refresh(ctx, "x", time.Minute, 0)
+			refreshed.Values["k"][0] = '3'
 			again, err := s.Load(ctx, "x")
 			if err == nil && string(again.Values["k"]) != "1" {
 				return fmt.Errorf("store changed through a loaded copy: %s", again.Values["k"])
+			}
+			return err
+		}, nil},
+		{"saved data is a copy", func(s *session.MemoryStore, _ *fakeClock) error {
+			mine := session.Data{User: "ada", Values: map[string]json.RawMessage{"k": []byte(`1`)}}
+			s.Save(ctx, "x", mine, time.Minute)
+			mine.Values["k"][0] = '2'
+			mine.Values["j"] = json.RawMessage(`3`)
+			got, err := s.Load(ctx, "x")
+			if err == nil && (len(got.Values) != 1 || string(got.Values["k"]) != "1") {
+				return fmt.Errorf("store changed through saved data: %v", got.Values)
 			}
 			return err
 		}, nil},

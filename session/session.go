@@ -17,6 +17,20 @@ func FromContext(ctx context.Context) (*Session, bool) {
 	return s, ok
 }
 
+// sessionContext carries a request's session, as context.WithValue would,
+// but can live in the one allocation Middleware makes per request.
+type sessionContext struct {
+	context.Context
+	s *Session
+}
+
+func (c *sessionContext) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.s
+	}
+	return c.Context.Value(key)
+}
+
 // Session is the session of one request. Its record is loaded from the
 // store on first use; its methods are safe for concurrent use by the
 // handler's goroutines while the request lasts.
@@ -29,9 +43,14 @@ type Session struct {
 	loaded  bool
 	loadErr error // set when the store was unavailable
 	exists  bool  // the store holds a record for id
-	touched bool  // expiry already pushed in this request
-	dirty   bool
-	data    Data
+	// touched: the expiry was pushed in this request, or was recent
+	// enough to leave alone.
+	touched bool
+	// refreshed: the expiry was pushed when the record was loaded, and
+	// the cookie is to follow.
+	refreshed bool
+	dirty     bool
+	data      Data
 }
 
 // ID returns the session ID, or "" for a session not yet saved.
@@ -59,10 +78,18 @@ func (s *Session) loadLocked(ctx context.Context) error {
 		s.loaded = true
 		return nil
 	}
-	d, err := s.m.store.Load(ctx, s.id)
+	var d Data
+	var refreshed bool
+	var err error
+	if r := s.m.refresher; r != nil {
+		d, refreshed, err = r.Refresh(ctx, s.id, s.m.ttl, s.m.refreshAfter)
+	} else {
+		d, err = s.m.store.Load(ctx, s.id)
+	}
 	switch {
 	case err == nil:
 		s.data, s.exists = d, true
+		s.touched, s.refreshed = s.m.refresher != nil, refreshed
 	case errors.Is(err, ErrNotFound):
 		// Expired, deleted or never issued by us: start afresh under a new
 		// ID so a stale ID is never revived.

@@ -47,6 +47,19 @@ type Toucher interface {
 	Touch(ctx context.Context, id string, ttl time.Duration) error
 }
 
+// Refresher is implemented by stores that can load a record and push its
+// expiry in one call: one round trip for a store across the network. The
+// Manager uses it in place of Load, and pushes the expiry of sessions
+// whose store lacks it on every request ([Toucher], else Save).
+type Refresher interface {
+	// Refresh returns the record of id, or an error wrapping ErrNotFound.
+	// If refreshAfter or more has passed since its expiry was last set,
+	// that is if no more than ttl-refreshAfter of it is left, Refresh
+	// also makes the record expire ttl from now and reports refreshed.
+	// A refreshAfter of zero or less pushes the expiry every time.
+	Refresh(ctx context.Context, id string, ttl, refreshAfter time.Duration) (d Data, refreshed bool, err error)
+}
+
 // Pinger is implemented by stores whose reachability can be checked.
 type Pinger interface {
 	// Ping returns nil if the store answers, else an error wrapping
