@@ -20,9 +20,16 @@
 //
 // [Manager.Middleware] attaches a [Session] to every request without any
 // store I/O; the record is loaded the first time the handler reads or
-// changes it. Expiry slides: every request that loads a live session pushes
-// its expiry TTL into the future. Changes are saved just before the response
-// header is written, so a failed save can still turn into a 503 answer.
+// changes it. Expiry slides: a request that loads a live session pushes
+// its expiry TTL into the future, and sends the cookie again with that
+// Max-Age, once [Config.RefreshAfter] (a tenth of the TTL by default) has
+// passed since the last push; the requests in between write nothing,
+// neither to the store nor to the response. A session therefore lives
+// between TTL-RefreshAfter and TTL after its last use. A store implementing
+// [Refresher] loads and pushes in one call: one Redis round trip for a
+// request that only reads its session, two for one that changes it.
+// Changes are saved just before the response header is written, so a
+// failed save can still turn into a 503 answer.
 //
 // When the store is unreachable, [Manager.Require] answers 503 with a JSON
 // body {"error": "..."} and a Retry-After header, [Manager.Start] returns an

@@ -2,9 +2,9 @@ package session
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -20,9 +20,21 @@ const DefaultRedisPrefix = "shoal:session:"
 // than by a wait.
 const DefaultRedisTimeout = 300 * time.Millisecond
 
-// RedisStore keeps sessions in Redis, one string key per session holding the
-// JSON record, with the key's own expiry as the session's. Every replica
+// RedisStore keeps sessions in Redis, one string key per session holding
+// its record, with the key's own expiry as the session's. Every replica
 // pointing at the same Redis (and prefix) shares the sessions.
+//
+// A request that only reads its session costs one round trip:
+// [RedisStore.Refresh] reads the record and, when due, pushes its expiry
+// in one Lua script (EVALSHA; after Redis lost its script cache, once
+// more with EVAL), so the Redis user needs the scripting commands as well
+// as GET, SET, PEXPIRE, DEL and PING. A request that changes its session
+// adds the SET of its record.
+//
+// Records are written in a compact binary form and read in it or in the
+// JSON earlier versions wrote, so sessions survive the upgrade. A replica
+// of an earlier version cannot read the new form: while both run, a
+// session a new replica saved looks absent (signed out) to an old one.
 //
 // Each call has a deadline ([WithTimeout]), and a circuit breaker
 // ([WithBreaker]) fails calls at once, with errors wrapping
@@ -32,16 +44,31 @@ const DefaultRedisTimeout = 300 * time.Millisecond
 // closes the breaker.
 type RedisStore struct {
 	client  redis.UniversalClient
+	refresh *redis.Script
 	prefix  string
 	timeout time.Duration // 0: the caller's context only
 	breaker *breaker      // nil: none
 }
 
 var (
-	_ Store   = (*RedisStore)(nil)
-	_ Toucher = (*RedisStore)(nil)
-	_ Pinger  = (*RedisStore)(nil)
+	_ Store     = (*RedisStore)(nil)
+	_ Toucher   = (*RedisStore)(nil)
+	_ Refresher = (*RedisStore)(nil)
+	_ Pinger    = (*RedisStore)(nil)
 )
+
+// refreshScript is [RedisStore.Refresh] on the Redis side, atomic and in
+// one round trip: GET, and PEXPIRE to ARGV[1] ms when no more than
+// ARGV[2] ms are left (or the key has no expiry). It answers nil for a
+// missing key, else {record, 1 if it pushed the expiry else 0}.
+const refreshScript = `local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 or left <= tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  return {v, 1}
+end
+return {v, 0}`
 
 // RedisOption adjusts [NewRedisStore].
 type RedisOption func(*redisOptions)
@@ -85,7 +112,7 @@ func NewRedisStore(client redis.UniversalClient, prefix string, opts ...RedisOpt
 	for _, opt := range opts {
 		opt(&o)
 	}
-	s := &RedisStore{client: client, prefix: prefix, timeout: o.timeout}
+	s := &RedisStore{client: client, refresh: redis.NewScript(refreshScript), prefix: prefix, timeout: o.timeout}
 	switch {
 	case o.timeout == 0:
 		s.timeout = DefaultRedisTimeout
@@ -142,12 +169,12 @@ func (s *RedisStore) try(ctx context.Context, f func(context.Context) error, tri
 	return err
 }
 
-// Load implements [Store]. A record that is not valid JSON is reported as
+// Load implements [Store]. A record that cannot be decoded is reported as
 // ErrNotFound so that its session starts afresh.
 func (s *RedisStore) Load(ctx context.Context, id string) (Data, error) {
-	var b []byte
+	var rec string
 	err := s.call(ctx, "get", func(ctx context.Context) (err error) {
-		b, err = s.client.Get(ctx, s.prefix+id).Bytes()
+		rec, err = s.client.Get(ctx, s.prefix+id).Result()
 		return err
 	})
 	if errors.Is(err, redis.Nil) {
@@ -156,22 +183,67 @@ func (s *RedisStore) Load(ctx context.Context, id string) (Data, error) {
 	if err != nil {
 		return Data{}, unavailable("get", err)
 	}
-	var d Data
-	if err := json.Unmarshal(b, &d); err != nil {
+	return decodeRecord(rec)
+}
+
+// Refresh implements [Refresher] with one script call (see
+// [RedisStore]): the expiry is pushed on the Redis side, by Redis's
+// clock. A record that cannot be decoded is reported as ErrNotFound.
+func (s *RedisStore) Refresh(ctx context.Context, id string, ttl, refreshAfter time.Duration) (Data, bool, error) {
+	if ttl <= 0 {
+		return Data{}, false, fmt.Errorf("session: redis: ttl %v is not positive", ttl)
+	}
+	left := int64(math.MaxInt64) // push whatever is left
+	if refreshAfter > 0 {
+		left = (ttl - refreshAfter).Milliseconds()
+	}
+	var res []any
+	err := s.call(ctx, "refresh", func(ctx context.Context) (err error) {
+		res, err = s.refresh.Run(ctx, s.client, []string{s.prefix + id}, ms(ttl), left).Slice()
+		return err
+	})
+	if errors.Is(err, redis.Nil) {
+		return Data{}, false, ErrNotFound
+	}
+	if err != nil {
+		return Data{}, false, unavailable("refresh", err)
+	}
+	var rec string
+	var pushed int64
+	ok := len(res) == 2
+	if ok {
+		rec, ok = res[0].(string)
+	}
+	if ok {
+		pushed, ok = res[1].(int64)
+	}
+	if !ok {
+		return Data{}, false, unavailable("refresh", fmt.Errorf("unexpected reply %v", res))
+	}
+	d, err := decodeRecord(rec)
+	return d, pushed == 1, err
+}
+
+func decodeRecord(rec string) (Data, error) {
+	d, err := parseRecord(rec)
+	if err != nil {
 		return Data{}, fmt.Errorf("session: redis: corrupt record (%v): %w", err, ErrNotFound)
 	}
 	return d, nil
 }
 
-// Save implements [Store].
+// ms is d in whole milliseconds, at least one, as PEXPIRE takes it.
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 1) }
+
+// Save implements [Store]. Values that are not valid JSON are refused.
 func (s *RedisStore) Save(ctx context.Context, id string, d Data, ttl time.Duration) error {
 	if ttl <= 0 {
 		return fmt.Errorf("session: redis: ttl %v is not positive", ttl)
 	}
-	b, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("session: redis: encode record: %w", err)
+	if err := d.validate(); err != nil {
+		return fmt.Errorf("session: redis: %w", err)
 	}
+	b := appendRecord(make([]byte, 0, recordLen(d)), d)
 	if err := s.call(ctx, "set", func(ctx context.Context) error {
 		return s.client.Set(ctx, s.prefix+id, b, ttl).Err()
 	}); err != nil {
