@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/internal/testkit/redistest"
 	"github.com/shoal-dev/shoal/session"
@@ -26,12 +27,54 @@ func BenchmarkDecodeCookie(b *testing.B) {
 	}
 }
 
+// maxSignedInAllocs bounds the allocations of a signed-in request with
+// its session in memory, as Shoal's performance goals set it.
+const maxSignedInAllocs = 8
+
+// TestSignedInAllocs fails when a signed-in request with its session in
+// memory allocates more than maxSignedInAllocs times: one that only
+// reads the session, and one whose expiry is due and gets the cookie again.
+func TestSignedInAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	for _, tt := range []struct {
+		name         string
+		refreshAfter time.Duration
+		wantCookie   bool
+	}{
+		{"reads", 0, false},
+		{"refreshes", -1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newManager(t, session.Config{RefreshAfter: tt.refreshAfter})
+			h := m.Middleware(userHandler(t))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.AddCookie(signIn(t, m))
+			w := discardWriter{h: http.Header{}}
+			allocs := testing.AllocsPerRun(1000, func() {
+				clear(w.h)
+				h.ServeHTTP(w, req)
+			})
+			if got := w.h.Get("Set-Cookie") != ""; got != tt.wantCookie {
+				t.Errorf("cookie set: %v, want %v", got, tt.wantCookie)
+			}
+			if allocs > maxSignedInAllocs {
+				t.Errorf("a signed-in request allocates %v times, want at most %d", allocs, maxSignedInAllocs)
+			}
+			t.Logf("%v allocations per request", allocs)
+		})
+	}
+}
+
 // BenchmarkMiddleware compares a bare handler with the same handler behind
-// the middleware, with and without a signed-in session in the memory store
-// (which is read and has its expiry pushed on every request).
+// the middleware, with and without a signed-in session in the memory
+// store: read on every request, its expiry pushed and its cookie sent
+// again only once RefreshAfter has passed ("signed-in"), or on every
+// request ("signed-in/refresh").
 func BenchmarkMiddleware(b *testing.B) {
 	m := newManager(b, session.Config{})
-	cookie := signIn(b, m)
+	always := newManager(b, session.Config{RefreshAfter: -1})
 	bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	for _, bc := range []struct {
 		name   string
@@ -40,7 +83,8 @@ func BenchmarkMiddleware(b *testing.B) {
 	}{
 		{"bare", bare, nil},
 		{"middleware/no-cookie", m.Middleware(bare), nil},
-		{"middleware/signed-in", m.Middleware(userHandler(b)), cookie},
+		{"middleware/signed-in", m.Middleware(userHandler(b)), signIn(b, m)},
+		{"middleware/signed-in/refresh", always.Middleware(userHandler(b)), signIn(b, always)},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchRequests(b, bc.h, bc.cookie) })
 	}
