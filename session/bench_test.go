@@ -94,8 +94,14 @@ func BenchmarkMiddleware(b *testing.B) {
 // real Redis on loopback: the round trip dominates.
 func BenchmarkMiddlewareRedis(b *testing.B) {
 	rs := redistest.Start(b)
-	m := newManager(b, session.Config{Store: session.NewRedisStore(newRedisClient(b, rs.Addr()), "")})
-	benchRequests(b, m.Middleware(userHandler(b)), signIn(b, m))
+	client := newRedisClient(b, rs.Addr())
+	trips := &roundTrips{}
+	client.AddHook(trips)
+	m := newManager(b, session.Config{Store: session.NewRedisStore(client, "")})
+	cookie := signIn(b, m)
+	before := trips.n.Load()
+	benchRequests(b, m.Middleware(userHandler(b)), cookie)
+	b.ReportMetric(float64(trips.n.Load()-before)/float64(b.N), "round-trips/op")
 }
 
 // signIn signs ada in through m and returns her cookie.
