@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -549,12 +550,22 @@ func TestAttackPanicAfterPartialWrite(t *testing.T) {
 
 // tlsService starts a service on TLS with a certificate from a fresh CA
 // and returns it with a client factory that trusts the CA and
-// alsoTrusted.
-func tlsService(t *testing.T, o Options, alsoTrusted ...*x509.Certificate) (*running, *certfiletest.CA, string, func() *http.Client) {
+// alsoTrusted. With mtls, the service demands client certificates signed
+// by the CA (its file is dir/ca.crt) and the clients present one.
+func tlsService(t *testing.T, o Options, mtls bool, alsoTrusted ...*x509.Certificate) (*running, *certfiletest.CA, string, func() *http.Client) {
 	t.Helper()
 	dir := t.TempDir()
 	ca := certfiletest.NewCA(t)
 	o.TLSCertFile, o.TLSKeyFile = ca.Issue(t, dir, "tls", "127.0.0.1")
+	var clientCerts []tls.Certificate
+	if mtls {
+		o.TLSClientCAFile = ca.Write(t, dir)
+		pair, err := tls.LoadX509KeyPair(ca.Issue(t, dir, "client", "client"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		clientCerts = []tls.Certificate{pair}
+	}
 	r := start(t, o, func(svc *Service) error {
 		svc.HandleFunc("GET /hi", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hi") })
 		return nil
@@ -565,7 +576,7 @@ func tlsService(t *testing.T, o Options, alsoTrusted ...*x509.Certificate) (*run
 	}
 	newClient := func() *http.Client {
 		return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-			TLSClientConfig:   &tls.Config{RootCAs: roots},
+			TLSClientConfig:   &tls.Config{RootCAs: roots, Certificates: clientCerts},
 			ForceAttemptHTTP2: true,
 			DisableKeepAlives: true,
 		}}
@@ -580,7 +591,7 @@ func tlsService(t *testing.T, o Options, alsoTrusted ...*x509.Certificate) (*run
 // ReadHeaderTimeout (5s) bounds the handshake.
 func TestAttackTLSHandshakeAbuse(t *testing.T) {
 	const silent = 300
-	r, _, _, newClient := tlsService(t, Options{PodName: "tls-0"})
+	r, _, _, newClient := tlsService(t, Options{PodName: "tls-0"}, false)
 	addr := hostOf(r.url)
 	hello := func() {
 		t.Helper()
@@ -733,10 +744,12 @@ func (ca *otherCA) issueExpired(t *testing.T, certFile, keyFile string) {
 }
 
 // TestAttackCertRotationToBrokenFiles rotates the public port's
-// certificate files to something broken while clients keep handshaking
-// with new connections. The service must keep its last good certificate:
-// no handshake fails for a client that trusts it, before or after the
-// reload that refuses the files (logged once).
+// certificate files, or its client CA file (the services demand client
+// certificates), to something broken while clients keep handshaking with
+// new connections. The service must keep its last good certificate and
+// CAs: no handshake fails for a client that trusts the one and is trusted
+// by the others, before or after the reload that refuses the files
+// (logged once).
 func TestAttackCertRotationToBrokenFiles(t *testing.T) {
 	other := newOtherCA(t)
 	tests := []struct {
@@ -768,6 +781,12 @@ func TestAttackCertRotationToBrokenFiles(t *testing.T) {
 		{"expired certificate", func(t *testing.T, ca *certfiletest.CA, dir, certFile, keyFile string) {
 			other.issueExpired(t, certFile, keyFile) // from a CA the clients trust too
 		}},
+		{"client CAs garbage", func(t *testing.T, ca *certfiletest.CA, dir, certFile, keyFile string) {
+			certfiletest.WriteFile(t, filepath.Join(dir, "ca.crt"), []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
+		}},
+		{"client CAs removed", func(t *testing.T, ca *certfiletest.CA, dir, certFile, keyFile string) {
+			os.Remove(filepath.Join(dir, "ca.crt"))
+		}},
 	}
 	// One service per case, all rotated at once: a reload is tried by the
 	// first handshake after the 10s check interval, so the cases share
@@ -786,7 +805,7 @@ func TestAttackCertRotationToBrokenFiles(t *testing.T) {
 	vs := make([]*victim, len(tests))
 	for i := range tests {
 		v := &victim{}
-		v.r, v.ca, v.dir, v.newClient = tlsService(t, Options{PodName: "rotate-" + strconv.Itoa(i)}, other.cert)
+		v.r, v.ca, v.dir, v.newClient = tlsService(t, Options{PodName: "rotate-" + strconv.Itoa(i)}, true, other.cert)
 		vs[i] = v
 	}
 	stop := make(chan struct{})
@@ -1057,13 +1076,18 @@ func TestAttackUpstreamResets(t *testing.T) {
 		c.(*net.TCPConn).SetLinger(0)
 	})
 	front := proxyService(t, reset.addr(), 5*time.Second, UpstreamConfig{})
+	// A client of its own, whose idle connections (some dialled ahead and
+	// never used) are closed before the service stops.
+	tr := &http.Transport{MaxIdleConnsPerHost: 8}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var wg sync.WaitGroup
 	work := make(chan int)
 	codes := make(chan int, calls)
 	for range 8 {
 		wg.Go(func() {
 			for range work {
-				resp, err := http.Get(front.url + "/fwd")
+				resp, err := c.Get(front.url + "/fwd")
 				if err != nil {
 					codes <- 0
 					continue
