@@ -256,7 +256,9 @@ func Encode(w io.Writer, img image.Image, format string) (string, error) {
 
 // Make decodes data, resizes it and encodes the result: the whole job of
 // one request. It returns the encoded bytes and their content type, or
-// ctx's cause once ctx ends.
+// ctx's cause once ctx ends. The bytes hold no more memory than their
+// length (within an eighth), so that a cache or a budget counting their
+// length counts what they keep alive.
 func Make(ctx context.Context, data []byte, o Options, lim Limits) ([]byte, string, error) {
 	if err := o.Validate(); err != nil {
 		return nil, "", err
@@ -279,5 +281,14 @@ func Make(ctx context.Context, data []byte, o Options, lim Limits) ([]byte, stri
 	if err != nil {
 		return nil, "", err
 	}
-	return buf.Bytes(), ct, nil
+	out := buf.Bytes()
+	if cap(out)-len(out) > len(out)/8 {
+		// The buffer was sized for the worst case, raw pixels; a JPEG or
+		// a flat PNG fills a tenth of it. Whoever keeps the result (the
+		// cache, a response being written) would keep it all alive. Need
+		// counts the copy in thumb's pixels, dead by now and more than
+		// eight ninths of the buffer.
+		out = bytes.Clone(out)
+	}
+	return out, ct, nil
 }

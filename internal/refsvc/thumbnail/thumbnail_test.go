@@ -128,6 +128,32 @@ func TestMakeFormats(t *testing.T) {
 	}
 }
 
+// TestMakeResultHoldsItsLength: the cache and the thumbnailer's budget
+// count a result by its length, so its backing array must not be the
+// encoder's worst-case buffer (raw pixels), ten times a JPEG's length.
+func TestMakeResultHoldsItsLength(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+		opts Options
+	}{
+		{"jpeg enlarged", encoded(t, "jpeg", gradient(64, 48)), Options{Width: 1024, Height: 1024}},
+		{"flat png enlarged", encoded(t, "png", image.NewRGBA(image.Rect(0, 0, 8, 8))), Options{Width: 1024, Height: 1024}},
+		{"png shrunk", encoded(t, "png", gradient(640, 480)), Options{Width: 64, Height: 64}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := Make(context.Background(), tt.data, tt.opts, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cap(out) > len(out)+len(out)/8 {
+				t.Errorf("a %d-byte result holds %d bytes", len(out), cap(out))
+			}
+		})
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	good := encoded(t, "png", gradient(100, 100))
 	tests := []struct {

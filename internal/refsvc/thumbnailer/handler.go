@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +27,7 @@ const (
 	DefaultMaxBodyBytes = 10 << 20
 	DefaultCacheBytes   = 32 << 20
 	DefaultMemoryLimit  = 1 << 30
+	DefaultWriteStall   = 10 * time.Second
 )
 
 // runtimeReserve is the memory left out of the budgets for the runtime,
@@ -53,17 +53,32 @@ type Config struct {
 	// CacheBytes and 16 MiB for the runtime (the other half is the
 	// collector's room: garbage not yet collected or returned to the OS
 	// took peak RSS to 1.7 times the live bytes under the chaos suite's
-	// bombs at three quarters), of which a quarter holds
-	// uploads being read and the rest images being decoded, resized and
-	// encoded, each counted from its header by thumbnail.Need. A request
-	// needing more than its whole budget gets 413. Zero means
-	// DefaultMemoryLimit (1 GiB). The API does not read the environment:
-	// the service finds the limit and passes it.
+	// bombs at three quarters). Of that, a quarter holds uploads being
+	// read, a quarter the results being written to clients (a cached
+	// one too: it may be evicted while it is written), and half the
+	// images being decoded, resized and encoded, each counted from its
+	// header by thumbnail.Need. A request needing more than its whole
+	// budget gets 413. Zero means DefaultMemoryLimit (1 GiB). The API
+	// does not read the environment: the service finds the limit and
+	// passes it.
 	MemoryLimit int64
 	// MemoryWait is how long a request waits for its share of a budget
-	// before it is answered 503 with Retry-After. Zero means
-	// shed.DefaultBudgetWait (5s); negative means no wait.
+	// before it is answered 503 with Retry-After. A result waiting for
+	// the results budget lets go of its image's memory first when the
+	// cache holds it, and whoever holds results memory is writing, not
+	// waiting for more, so no wait holds memory another wait needs.
+	// Zero means shed.DefaultBudgetWait (5s); negative means no wait.
 	MemoryWait time.Duration
+	// WriteStall bounds how long a result's client may take to accept
+	// each next 64 KiB of it: one that stops reading is cut off once the
+	// socket's buffers are full and WriteStall has passed, releasing the
+	// result's memory, rather than holding it until the server's write
+	// timeout. A result that finds the results budget spent cuts off,
+	// sooner, clients that have taken nothing for a second. The response
+	// as a whole must end within server.DefaultWriteTimeout (60s, the
+	// service's server's) of the request. Zero means DefaultWriteStall
+	// (10s); negative means no bound but those.
+	WriteStall time.Duration
 	// Logger receives one line per failed request. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +90,7 @@ type API struct {
 	cache   *thumbnail.Cache
 	uploads *shed.Budget // bytes of bodies being read or held
 	images  *shed.Budget // thumbnail.Need of images being made
+	results *results     // bytes of results being written
 	hits    prometheus.Counter
 	misses  prometheus.Counter
 }
@@ -94,6 +110,9 @@ func (c Config) withDefaults() Config {
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = DefaultMemoryLimit
 	}
+	if c.WriteStall == 0 {
+		c.WriteStall = DefaultWriteStall
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -111,19 +130,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("thumbnailer: MemoryLimit %d is negative", c.MemoryLimit)
 	}
 	d := c.withDefaults()
-	if uploads, _ := d.budgets(); uploads < 2*d.MaxBodyBytes {
+	if uploads, _, _ := d.budgets(); uploads < 2*d.MaxBodyBytes {
 		return fmt.Errorf("thumbnailer: MemoryLimit %d leaves %d bytes for uploads, less than two of MaxBodyBytes %d",
 			d.MemoryLimit, uploads, d.MaxBodyBytes)
 	}
 	return nil
 }
 
-// budgets splits the memory limit of a defaulted c into the bytes uploads
-// and images being made may hold at once.
-func (c Config) budgets() (uploads, images int64) {
+// budgets splits the memory limit of a defaulted c into the bytes
+// uploads, images being made and results being written may hold at once.
+func (c Config) budgets() (uploads, images, results int64) {
 	usable := c.MemoryLimit/2 - int64(max(c.CacheBytes, 0)) - runtimeReserve
-	uploads = usable / 4
-	return uploads, usable - uploads
+	uploads, results = usable/4, usable/4
+	return uploads, usable - uploads - results, results
 }
 
 // New returns the API, registering its cache metrics on reg. Its errors
@@ -140,7 +159,7 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 	if err := reg.Register(lookups); err != nil {
 		return nil, fmt.Errorf("thumbnailer: registering cache metrics: %w", err)
 	}
-	uploadBytes, imageBytes := cfg.budgets()
+	uploadBytes, imageBytes, resultBytes := cfg.budgets()
 	uploads, err := shed.NewBudget(uploadBytes, cfg.MemoryWait)
 	if err != nil {
 		return nil, fmt.Errorf("thumbnailer: %w", err)
@@ -149,11 +168,13 @@ func New(cfg Config, reg prometheus.Registerer) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("thumbnailer: %w", err)
 	}
+	results := newResults(resultBytes, cfg.MemoryWait)
 	return &API{
 		cfg:     cfg,
 		log:     cfg.Logger,
 		uploads: uploads,
 		images:  images,
+		results: results,
 		cache:   thumbnail.NewCache(cfg.CacheBytes),
 		hits:    lookups.WithLabelValues("hit"),
 		misses:  lookups.WithLabelValues("miss"),
@@ -167,6 +188,7 @@ func (a *API) Register(mux interface{ Handle(string, http.Handler) }) {
 }
 
 func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	q := r.URL.Query()
 	opts, err := thumbnail.ParseOptions(q.Get("width"), q.Get("height"), q.Get("fit"))
 	if err != nil {
@@ -174,9 +196,10 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	// Uploads and images wait for memory in that order, never the other
-	// way round, so holding the one while waiting for the other cannot
-	// deadlock.
+	// Uploads, images and results wait for memory in that order, never
+	// the other way round, and a result's memory is held while writing
+	// to the client, never while waiting for more: holding the one while
+	// waiting for the next cannot deadlock.
 	body, releaseBody, err := a.uploads.ReadAll(ctx, http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength)
 	if a.budgetFailed(w, r, "uploads", err) {
 		return
@@ -192,7 +215,8 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(DigestHeader, key.Digest)
 	if e, ok := a.cache.Get(key); ok {
 		a.hits.Inc()
-		a.write(w, e, "hit")
+		releaseBody()
+		a.writeCached(w, r, key, len(e.Data), "hit", start)
 		return
 	}
 	a.misses.Inc()
@@ -206,8 +230,6 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, statusOf(err), err)
 		return
 	}
-	// Held until the response is written: the result is in memory until
-	// then.
 	releaseImage, err := a.images.Acquire(ctx, thumbnail.Need(hd, opts))
 	if a.budgetFailed(w, r, "images", err) {
 		return
@@ -229,16 +251,29 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	}
 	e := thumbnail.Entry{Data: out, ContentType: ct}
 	a.cache.Add(key, e)
-	a.write(w, e, "miss")
-}
-
-func (a *API) write(w http.ResponseWriter, e thumbnail.Entry, cache string) {
-	h := w.Header()
-	h.Set("Content-Type", e.ContentType)
-	h.Set("Content-Length", strconv.Itoa(len(e.Data)))
-	h.Set("X-Cache", cache)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(e.Data)
+	// Only the result is left, and a client that does not read holds its
+	// bytes in the results budget, not an image's.
+	releaseBody()
+	rc := http.NewResponseController(w)
+	if rw, err := a.results.acquire(ctx, rc, int64(len(out)), 0); err == nil {
+		releaseImage()
+		a.write(w, r, rw, e, "miss", start)
+		return
+	}
+	if len(out) <= a.cfg.CacheBytes {
+		// The cache holds the result (and counts it): wait for room
+		// holding nothing, as a hit does, rather than keep the image's
+		// memory from others meanwhile.
+		releaseImage()
+		a.writeCached(w, r, key, len(out), "miss", start)
+		return
+	}
+	rw, err := a.results.acquire(ctx, rc, int64(len(out)), a.results.wait)
+	if a.budgetFailed(w, r, "results", err) {
+		return
+	}
+	releaseImage()
+	a.write(w, r, rw, e, "miss", start)
 }
 
 // StatusClientClosed is the status recorded for a request whose client

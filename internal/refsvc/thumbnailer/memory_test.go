@@ -32,7 +32,7 @@ func newAPI(t *testing.T, cfg Config) (*API, *httptest.Server) {
 // decoded bytes exceed what the replica may hold is refused from its
 // header, before a pixel is decoded.
 func TestMemoryBudget(t *testing.T) {
-	// 192 MiB: 96 − 32 (cache) − 16 = 48 MiB usable, 36 MiB for images.
+	// 192 MiB: 96 − 32 (cache) − 16 = 48 MiB usable, 24 MiB for images.
 	_, srv := newAPI(t, Config{MemoryLimit: 192 << 20, MaxBodyBytes: 4 << 20, MemoryWait: -1})
 	tests := []struct {
 		name     string

@@ -15,6 +15,7 @@ func Bind(cs *config.Set, cfg *Config) {
 	cs.Int(&cfg.CacheBytes, "cache-bytes", "CACHE_BYTES", DefaultCacheBytes, "bound on the result cache (negative disables it)")
 	cs.Int64(&cfg.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; uploads and decodes are budgeted from it (default: the cgroup limit or GOMEMLIMIT, else 1 GiB)")
 	cs.Duration(&cfg.MemoryWait, "memory-wait", "MEMORY_WAIT", shed.DefaultBudgetWait, "how long a request waits for memory before 503")
+	cs.Duration(&cfg.WriteStall, "write-stall", "WRITE_STALL", DefaultWriteStall, "cut off a client that takes longer than this to accept each 64 KiB of its result (negative: only the server's 60s write timeout)")
 }
 
 // Add registers the thumbnailer's routes and metrics on svc, with svc's
