@@ -71,7 +71,7 @@ func TestSignedInAllocs(t *testing.T) {
 // the middleware, with and without a signed-in session in the memory
 // store: read on every request, its expiry pushed and its cookie sent
 // again only once RefreshAfter has passed ("signed-in"), or on every
-// request ("signed-in/refresh").
+// request ("signed-in-refresh").
 func BenchmarkMiddleware(b *testing.B) {
 	m := newManager(b, session.Config{})
 	always := newManager(b, session.Config{RefreshAfter: -1})
@@ -84,7 +84,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"bare", bare, nil},
 		{"middleware/no-cookie", m.Middleware(bare), nil},
 		{"middleware/signed-in", m.Middleware(userHandler(b)), signIn(b, m)},
-		{"middleware/signed-in/refresh", always.Middleware(userHandler(b)), signIn(b, always)},
+		{"middleware/signed-in-refresh", always.Middleware(userHandler(b)), signIn(b, always)},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchRequests(b, bc.h, bc.cookie) })
 	}
