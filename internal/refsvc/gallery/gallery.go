@@ -50,10 +50,14 @@ type Config struct {
 	// MaxHistory bounds the entries kept in a user's history, oldest
 	// dropped first. Zero means DefaultMaxHistory.
 	MaxHistory int
-	// UploadBytes bounds the bytes of uploads the API holds at once,
-	// counted as they arrive: an upload that finds it spent waits up to
-	// UploadWait, then gets 503 with Retry-After. Zero means
-	// DefaultUploadBytes (32 MiB); it must hold two of MaxBodyBytes.
+	// UploadBytes bounds the bytes of uploads, and of the thumbnails
+	// read back for them, the API holds at once, counted as they arrive:
+	// a request that finds it spent waits up to UploadWait, then gets 503
+	// with Retry-After. A thumbnail is read up to what its width and
+	// height can take encoded (thumbnail.MaxResultBytes), and never more
+	// than UploadBytes less MaxBodyBytes; a thumbnailer answering more
+	// gets the caller a 502. Zero means DefaultUploadBytes (32 MiB); it
+	// must hold two of MaxBodyBytes.
 	UploadBytes int64
 	// UploadWait is how long an upload waits for UploadBytes. Zero means
 	// shed.DefaultBudgetWait (5s); negative means no wait.
@@ -263,13 +267,16 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "reading thumbnailer response", slog.String("error", err.Error()))
-		httperr.Write(w, http.StatusBadGateway, "thumbnailer response cut short")
+	servedBy := resp.Header.Get("X-Served-By")
+	limit, most := int64(maxErrorBody), "the most an error takes"
+	if resp.StatusCode == http.StatusOK {
+		limit, most = a.resultLimit(opts)
+	}
+	out, releaseOut, ok := a.readUpstream(ctx, w, r, resp, limit, most)
+	if !ok {
 		return
 	}
-	servedBy := resp.Header.Get("X-Served-By")
+	defer releaseOut()
 	if resp.StatusCode != http.StatusOK {
 		// 4xx from the thumbnailer describe the caller's image: pass them
 		// on. Anything else is the upstream's failure.
@@ -308,6 +315,71 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// maxErrorBody bounds the body of a thumbnailer's error answer: a JSON
+// message.
+const maxErrorBody = 4 << 10
+
+// resultWait bounds how long reading a thumbnailer's answer waits for
+// room in the uploads budget: the answer's body is on the call's per-try
+// timeout meanwhile, and a long wait would end as a read cut short rather
+// than as the 503 it is.
+const resultWait = time.Second
+
+// errResultWait ends a wait of resultWait.
+var errResultWait = errors.New("gallery: no room for the thumbnail in the uploads budget")
+
+// resultLimit is the most the gallery reads of a thumbnail of opts, and
+// why: what such a thumbnail can take encoded, or less when the uploads
+// budget cannot hold that beside the largest upload.
+func (a *API) resultLimit(opts thumbnail.Options) (int64, string) {
+	limit := thumbnail.MaxResultBytes(opts)
+	if room := a.uploads.Capacity() - a.cfg.MaxBodyBytes; room < limit {
+		return room, "the most this replica holds for one thumbnail"
+	}
+	return limit, fmt.Sprintf("the most a %dx%d thumbnail takes", opts.Width, opts.Height)
+}
+
+// readUpstream reads the thumbnailer's answer, holding it in the uploads
+// budget, and reports whether it did; if not, it has answered w. A body
+// of more than limit bytes is the thumbnailer's failure, 502, found from
+// the Content-Length or after limit+1 bytes, never by reading the rest:
+// a broken or hostile thumbnailer cannot make the gallery hold more.
+func (a *API) readUpstream(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, limit int64, most string) ([]byte, func(), bool) {
+	tooLarge := func() {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response too large",
+			slog.Int("status", resp.StatusCode), slog.Int64("content_length", resp.ContentLength), slog.Int64("limit", limit),
+			slog.String("upstream", resp.Header.Get("X-Served-By")))
+		httperr.Write(w, http.StatusBadGateway, fmt.Sprintf("thumbnailer response is larger than %d bytes, %s", limit, most))
+	}
+	if resp.ContentLength > limit {
+		tooLarge()
+		return nil, nil, false
+	}
+	hint := resp.ContentLength
+	if hint < 0 {
+		hint = limit // grow no further than the limit
+	}
+	// ReadAll waits on its context only for budget, never for the body.
+	waitCtx, cancel := context.WithTimeoutCause(ctx, resultWait, errResultWait)
+	defer cancel()
+	out, release, err := a.uploads.ReadAll(waitCtx, io.LimitReader(resp.Body, limit+1), hint)
+	switch {
+	case errors.Is(err, shed.ErrBusy) || errors.Is(err, errResultWait):
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
+		return nil, nil, false
+	case err != nil:
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "reading thumbnailer response", slog.String("error", err.Error()))
+		httperr.Write(w, http.StatusBadGateway, "thumbnailer response cut short")
+		return nil, nil, false
+	case int64(len(out)) > limit:
+		release()
+		tooLarge()
+		return nil, nil, false
+	}
+	return out, release, true
 }
 
 func (a *API) history(w http.ResponseWriter, r *http.Request) {

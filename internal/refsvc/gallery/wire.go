@@ -52,8 +52,9 @@ type Settings struct {
 	// to REDIS_TIMEOUT each) and a second to answer; 16.6s by default.
 	Timeout time.Duration
 	// MemoryLimit (MEMORY_LIMIT) is the bytes the process may use; a
-	// quarter bounds the uploads held at once. 0 means DefaultUploadBytes
-	// for them.
+	// quarter bounds the uploads, and the thumbnails read back for them,
+	// held at once (Config.UploadBytes). 0 means DefaultUploadBytes for
+	// them.
 	MemoryLimit int64
 }
 
@@ -161,7 +162,7 @@ func Bind(cs *config.Set, s *Settings) {
 	cs.String(&s.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
 	cs.Duration(&s.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", DefaultTimeout, "deadline of one thumbnail call, retries included; the thumbnail route's deadline is derived from it")
 	cs.Bool(&s.H2C, "thumbnailer-h2c", "THUMBNAILER_H2C", false, "call the thumbnailer over unencrypted HTTP/2")
-	cs.Int64(&s.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; a quarter bounds the uploads held at once (default: the cgroup limit or GOMEMLIMIT)")
+	cs.Int64(&s.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; a quarter bounds the uploads and thumbnails held at once (default: the cgroup limit or GOMEMLIMIT)")
 }
 
 // Add wires the gallery's session store, thumbnailer upstream, routes and

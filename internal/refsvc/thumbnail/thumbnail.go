@@ -231,6 +231,23 @@ func Need(h Header, o Options) int64 {
 	return h.DecodeBytes() + out + resampleBytes(sr.Dx(), sr.Dy(), dw, dh) + encoded
 }
 
+// MaxResultBytes is the most [Make] can return for o: a PNG of
+// incompressible pixels takes their raw RGBA bytes and a little more
+// (filter bytes, deflate's stored blocks, chunk headers); a JPEG at
+// Make's quality takes less. A caller reading a thumbnail made elsewhere
+// bounds its read by it.
+func MaxResultBytes(o Options) int64 {
+	return encodedBound(o.Width, o.Height)
+}
+
+// encodedBound is the most an encoded w×h thumbnail takes: its raw RGBA
+// bytes, a thirty-second of them for the formats' overhead on data that
+// does not compress, and 4 KiB of headers.
+func encodedBound(w, h int) int64 {
+	raw := int64(w) * int64(h) * 4
+	return raw + raw/32 + 4096
+}
+
 // encoderOverhead covers an encoder's fixed state: deflate's tables and
 // window, a JPEG encoder's buffers.
 const encoderOverhead = 2 << 20
@@ -274,9 +291,8 @@ func Make(ctx context.Context, data []byte, o Options, lim Limits) ([]byte, stri
 	// Sized up front, the buffer does not double (and leave garbage) as it
 	// fills; Need counts this size.
 	b := thumb.Bounds()
-	raw := b.Dx() * b.Dy() * 4
 	var buf bytes.Buffer
-	buf.Grow(raw + raw/32 + 4096)
+	buf.Grow(int(encodedBound(b.Dx(), b.Dy())))
 	ct, err := Encode(&buf, thumb, format)
 	if err != nil {
 		return nil, "", err

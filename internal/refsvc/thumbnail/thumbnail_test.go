@@ -11,6 +11,7 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -149,6 +150,38 @@ func TestMakeResultHoldsItsLength(t *testing.T) {
 			}
 			if cap(out) > len(out)+len(out)/8 {
 				t.Errorf("a %d-byte result holds %d bytes", len(out), cap(out))
+			}
+		})
+	}
+}
+
+// TestMakeStaysWithinMaxResultBytes: what callers bound their reads by
+// holds for pixels that do not compress, in every output format.
+func TestMakeStaysWithinMaxResultBytes(t *testing.T) {
+	noise := image.NewRGBA(image.Rect(0, 0, 200, 150))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise.Pix {
+		noise.Pix[i] = byte(rng.Uint32())
+	}
+	tests := []struct {
+		name string
+		data []byte
+		opts Options
+	}{
+		{"png noise kept", encoded(t, "png", noise), Options{Width: 200, Height: 150}},
+		{"png noise stretched", encoded(t, "png", noise), Options{Width: 300, Height: 301, Fit: Fill}},
+		{"jpeg noise kept", encoded(t, "jpeg", noise), Options{Width: 200, Height: 150}},
+		{"gif noise kept", encoded(t, "gif", noise), Options{Width: 200, Height: 150}},
+		{"one pixel", encoded(t, "png", noise), Options{Width: 1, Height: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := Make(context.Background(), tt.data, tt.opts, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if max := MaxResultBytes(tt.opts); int64(len(out)) > max {
+				t.Errorf("%d bytes, more than MaxResultBytes %d", len(out), max)
 			}
 		})
 	}

@@ -1,0 +1,104 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// galleryMemoryLimit is the gallery's memory limit in deploy/base
+// (128Mi), which its GOMEMLIMIT follows.
+const galleryMemoryLimit = 128 << 20
+
+// floodingThumbnailer answers every thumbnail 200 with a gigabyte of
+// zeros, declared in its Content-Length or chunked, for as long as its
+// caller reads.
+func floodingThumbnailer(declared bool) http.Handler {
+	const gib = 1 << 30
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "image/png")
+		if declared {
+			w.Header().Set("Content-Length", strconv.Itoa(gib))
+		}
+		chunk := make([]byte, 64<<10)
+		for left := gib; left > 0; left -= len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// TestFloodingThumbnailerDoesNotExhaustTheGallery points a gallery with
+// the deploy kit's 128 MiB at a thumbnailer that answers every call with
+// 1 GiB, and asks it for thumbnails, some of the largest size, four at a
+// time: every answer is a 502 with a JSON error (or a 503 with
+// Retry-After while the reads fill the gallery's memory budget), and the
+// gallery's peak RSS stays below its limit.
+func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
+	tests := []struct {
+		name     string
+		declared bool
+	}{
+		{"Content-Length 1 GiB", true},
+		{"chunked 1 GiB", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := httptest.NewServer(floodingThumbnailer(tt.declared))
+			defer up.Close()
+			g := startGallery(t, "THUMBNAILER_ADDRS="+up.Listener.Addr().String(),
+				"GOMEMLIMIT=128MiB", fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			u := newUser(ctx, t, g)
+			img := pngBody(t)
+			var mu sync.Mutex
+			codes := map[int]int{}
+			res := hammer(ctx, 4, 24, func(ctx context.Context, i int) error {
+				size := []int{8, 256, 2048}[i%3]
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
+					g.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", size, size)), strings.NewReader(string(img)))
+				resp, err := u.c.Do(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				codes[resp.StatusCode]++
+				mu.Unlock()
+				var e struct{ Error string }
+				switch {
+				case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+					return nil
+				case resp.StatusCode != http.StatusBadGateway:
+					return fmt.Errorf("status %d, want 502", resp.StatusCode)
+				case json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "thumbnailer response is larger than"):
+					return fmt.Errorf("502 with body %.200q", body)
+				}
+				return nil
+			})
+			peak := g.PeakRSS()
+			t.Logf("%v; answers %v; gallery peak RSS %.1f MiB of %d MiB", res, codes, float64(peak)/(1<<20), galleryMemoryLimit>>20)
+			if res.Failed > 0 || res.OK != 24 {
+				t.Errorf("calls: %v", res)
+			}
+			if peak >= galleryMemoryLimit {
+				t.Errorf("gallery peak RSS %d bytes, at or above the %d limit", peak, galleryMemoryLimit)
+			}
+		})
+	}
+}
