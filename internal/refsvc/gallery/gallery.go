@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 
@@ -267,54 +269,134 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
-	servedBy := resp.Header.Get("X-Served-By")
-	limit, most := int64(maxErrorBody), "the most an error takes"
-	if resp.StatusCode == http.StatusOK {
-		limit, most = a.resultLimit(opts)
+	servedBy := servedByOf(resp.Header)
+	if resp.StatusCode != http.StatusOK {
+		a.upstreamFailed(w, r, resp, servedBy)
+		return
 	}
-	out, releaseOut, ok := a.readUpstream(ctx, w, r, resp, limit, most)
+	// What the gallery serves from its origin is a PNG or JPEG, never
+	// what a broken or hostile thumbnailer calls its answer.
+	ct, ok := imageType(resp.Header.Get("Content-Type"))
+	if !ok {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer answered no image",
+			slog.String("content_type", resp.Header.Get("Content-Type")), slog.String("upstream", servedBy))
+		httperr.Write(w, http.StatusBadGateway, "thumbnailer answered something other than a PNG or JPEG image")
+		return
+	}
+	out, releaseOut, ok := a.readResult(ctx, w, r, resp, opts)
 	if !ok {
 		return
 	}
 	defer releaseOut()
-	if resp.StatusCode != http.StatusOK {
-		// 4xx from the thumbnailer describe the caller's image: pass them
-		// on. Anything else is the upstream's failure.
-		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-			w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
-			w.WriteHeader(resp.StatusCode)
-			_, _ = w.Write(out)
-			return
-		}
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer failed",
-			slog.Int("status", resp.StatusCode), slog.String("upstream", servedBy))
-		// A shedding thumbnailer asks to be called later, and the client's
-		// retries did not get past it: ask our caller the same, rather
-		// than report a failure.
-		if ra := resp.Header.Get("Retry-After"); resp.StatusCode == http.StatusServiceUnavailable && ra != "" {
-			w.Header().Set("Retry-After", ra)
-			httperr.Write(w, http.StatusServiceUnavailable, "thumbnailer is shedding load; retry later")
-			return
-		}
-		httperr.Write(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
-		return
-	}
 	entry := HistoryEntry{
 		Time: time.Now().UTC(), Digest: digest, Width: opts.Width, Height: opts.Height, Fit: string(opts.Fit),
-		Bytes: len(out), ContentType: resp.Header.Get("Content-Type"), ServedBy: servedBy,
+		Bytes: len(out), ContentType: ct, ServedBy: servedBy,
 	}
 	if err := a.appendHistory(s, entry); err != nil {
 		session.WriteError(w, err)
 		return
 	}
 	h := w.Header()
-	h.Set("Content-Type", entry.ContentType)
+	h.Set("Content-Type", ct)
+	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	if servedBy != "" {
 		h.Set("X-Upstream-Served-By", servedBy)
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// upstreamFailed answers a thumbnailer's answer other than 200. A 400,
+// 413, 415 or 422 describes the caller's image and passes on with the
+// thumbnailer's message (from the first maxErrorBody bytes of its body),
+// in the gallery's own JSON error: never the thumbnailer's body or
+// Content-Type, for a broken or hostile one could answer HTML for the
+// gallery's origin. A 503 with a valid Retry-After asks our caller to
+// come back as the thumbnailer asked. Any other answer is the
+// thumbnailer's failure: 502. Only a message is read of the body.
+func (a *API) upstreamFailed(w http.ResponseWriter, r *http.Request, resp *http.Response, servedBy string) {
+	switch resp.StatusCode {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		// A body cut short or too long is no message: the status still
+		// says what the thumbnailer thought of the image.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+		msg, ok := httperr.Parse(resp.Header.Get("Content-Type"), body)
+		if err != nil || len(body) > maxErrorBody || !ok {
+			msg = "the thumbnailer refused the image"
+		}
+		httperr.Write(w, resp.StatusCode, msg)
+		return
+	}
+	a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer failed",
+		slog.Int("status", resp.StatusCode), slog.String("upstream", servedBy))
+	// A shedding thumbnailer asks to be called later, and the client's
+	// retries did not get past it: ask our caller the same, rather than
+	// report a failure.
+	if ra, ok := retryAfter(resp.Header); ok && resp.StatusCode == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", ra)
+		httperr.Write(w, http.StatusServiceUnavailable, "thumbnailer is shedding load; retry later")
+		return
+	}
+	httperr.Write(w, http.StatusBadGateway, "thumbnailer failed with status "+strconv.Itoa(resp.StatusCode))
+}
+
+// maxRetryAfter is the longest Retry-After, in seconds, passed on from the
+// thumbnailer: an hour.
+const maxRetryAfter = 3600
+
+// retryAfter returns h's Retry-After when it is one delay-seconds value
+// of at most maxRetryAfter, in canonical form. An HTTP-date, a second
+// value, a sign, a fraction or a longer delay are not passed on: the
+// thumbnailer says "1", and anything else would be ours to vouch for.
+func retryAfter(h http.Header) (string, bool) {
+	vs := h.Values("Retry-After")
+	if len(vs) != 1 || len(vs[0]) == 0 || len(vs[0]) > len("3600") {
+		return "", false
+	}
+	for _, c := range []byte(vs[0]) {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	n, _ := strconv.Atoi(vs[0])
+	if n > maxRetryAfter {
+		return "", false
+	}
+	return strconv.Itoa(n), true
+}
+
+// imageType returns the media type of a thumbnail the thumbnailer can
+// answer (thumbnail.Encode's: PNG or JPEG), parameters dropped.
+func imageType(contentType string) (string, bool) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || (mt != "image/png" && mt != "image/jpeg") {
+		return "", false
+	}
+	return mt, true
+}
+
+// maxServedBy bounds the replica name passed on from X-Served-By: a
+// Kubernetes pod name, with room for a port.
+const maxServedBy = 253 + len(":65535")
+
+// servedByOf returns the replica name in h's X-Served-By when it is short
+// and made of what pod names, hosts and ports are (letters, digits and
+// ".-_@:[]"), else "": it reaches our callers in X-Upstream-Served-By and
+// their history.
+func servedByOf(h http.Header) string {
+	v := h.Get("X-Served-By")
+	if len(v) > maxServedBy {
+		return ""
+	}
+	for _, c := range []byte(v) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte(".-_@:[]", c) >= 0:
+		default:
+			return ""
+		}
+	}
+	return v
 }
 
 // maxErrorBody bounds the body of a thumbnailer's error answer: a JSON
@@ -341,12 +423,14 @@ func (a *API) resultLimit(opts thumbnail.Options) (int64, string) {
 	return limit, fmt.Sprintf("the most a %dx%d thumbnail takes", opts.Width, opts.Height)
 }
 
-// readUpstream reads the thumbnailer's answer, holding it in the uploads
-// budget, and reports whether it did; if not, it has answered w. A body
-// of more than limit bytes is the thumbnailer's failure, 502, found from
-// the Content-Length or after limit+1 bytes, never by reading the rest:
-// a broken or hostile thumbnailer cannot make the gallery hold more.
-func (a *API) readUpstream(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, limit int64, most string) ([]byte, func(), bool) {
+// readResult reads the thumbnail the thumbnailer answered for opts,
+// holding it in the uploads budget, and reports whether it did; if not,
+// it has answered w. A body of more than resultLimit is the thumbnailer's
+// failure, 502, found from the Content-Length or after one byte more,
+// never by reading the rest: a broken or hostile thumbnailer cannot make
+// the gallery hold more.
+func (a *API) readResult(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, opts thumbnail.Options) ([]byte, func(), bool) {
+	limit, most := a.resultLimit(opts)
 	tooLarge := func() {
 		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response too large",
 			slog.Int("status", resp.StatusCode), slog.Int64("content_length", resp.ContentLength), slog.Int64("limit", limit),
@@ -408,6 +492,9 @@ func (a *API) appendHistory(s *session.Session, e HistoryEntry) error {
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	// The history holds what the thumbnailer said (content types,
+	// replica names): no browser may read it as anything but JSON.
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
 }

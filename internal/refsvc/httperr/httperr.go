@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Write answers with code and the JSON body {"error": msg}. The message
@@ -43,4 +46,38 @@ func WriteBodyError(w http.ResponseWriter, what string, err error) {
 	default:
 		Write(w, http.StatusBadRequest, what+" could not be read in full")
 	}
+}
+
+// MaxMessageBytes bounds a message [Parse] returns.
+const MaxMessageBytes = 256
+
+// Parse returns the message of a body in Write's shape, {"error": msg},
+// as another service answered it: ok only when contentType is
+// application/json and the body holds a non-empty message. The message is
+// made safe to pass on: invalid UTF-8 and control characters replaced,
+// trimmed, and cut to MaxMessageBytes. Write escapes what HTML would
+// read.
+func Parse(contentType string, data []byte) (msg string, ok bool) {
+	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt != "application/json" {
+		return "", false
+	}
+	var b body
+	if err := json.Unmarshal(data, &b); err != nil {
+		return "", false
+	}
+	msg = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(b.Error, "\uFFFD"))
+	msg = strings.TrimSpace(msg)
+	if len(msg) > MaxMessageBytes {
+		cut := MaxMessageBytes
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
+	}
+	return msg, msg != ""
 }

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestWrite(t *testing.T) {
@@ -68,4 +70,50 @@ func TestWriteBodyError(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParse(t *testing.T) {
+	long := strings.Repeat("é", MaxMessageBytes) // two bytes a rune
+	tests := []struct {
+		name        string
+		contentType string
+		body        string
+		want        string
+		wantOK      bool
+	}{
+		{"ours", "application/json", `{"error":"thumbnail: bad options: width 0 is outside 1..4096"}`, "thumbnail: bad options: width 0 is outside 1..4096", true},
+		{"with charset", "application/json; charset=utf-8", `{"error":"too large"}`, "too large", true},
+		{"html", "text/html", `{"error":"<script>alert(1)</script>"}`, "", false},
+		{"no type", "", `{"error":"x"}`, "", false},
+		{"bad type", "application/json;;", `{"error":"x"}`, "", false},
+		{"not json", "application/json", `<script>alert(1)</script>`, "", false},
+		{"empty message", "application/json", `{"error":""}`, "", false},
+		{"other shape", "application/json", `{"message":"x"}`, "", false},
+		{"not a string", "application/json", `{"error":{"x":1}}`, "", false},
+		{"markup kept for Write to escape", "application/json", `{"error":"<script>alert(1)</script>"}`, "<script>alert(1)</script>", true},
+		{"control characters", "application/json", `{"error":"a\r\nSet-Cookie: x\u0000\u001b[31m"}`, "a  Set-Cookie: x  [31m", true},
+		{"invalid utf-8", "application/json", "{\"error\":\"a\xffb\"}", "a\uFFFDb", true},
+		{"cut at a rune", "application/json", `{"error":"` + long + `"}`, long[:MaxMessageBytes], true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Parse(tt.contentType, []byte(tt.body))
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("Parse = %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
+			}
+			if len(got) > MaxMessageBytes || !utf8.ValidString(got) {
+				t.Errorf("%q: %d bytes, valid UTF-8 %v", got, len(got), utf8.ValidString(got))
+			}
+		})
+	}
+}
+
+func ExampleParse() {
+	msg, ok := Parse("application/json", []byte(`{"error":"image exceeds 10485760 bytes"}`))
+	fmt.Println(msg, ok)
+	_, ok = Parse("text/html", []byte(`<script>alert(1)</script>`))
+	fmt.Println(ok)
+	// Output:
+	// image exceeds 10485760 bytes true
+	// false
 }
