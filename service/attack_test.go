@@ -327,9 +327,12 @@ func TestAttackDeadlineHeader(t *testing.T) {
 	}
 }
 
-// TestAttackPanicFlood: 200 requests panic at once. Each is answered 500,
-// logged and counted; the service answers the next request; the
-// goroutines the flood made are gone afterwards.
+// TestAttackPanicFlood: 200 requests panic at once, with the load shedder
+// on as Options{} has it. Each is answered: 500 if its handler ran and
+// panicked, else 503 from the shedder (with Retry-After), which the
+// panics must not have wedged; every 5xx is logged, every panic counted;
+// the service answers the next request; the goroutines the flood made
+// are gone afterwards.
 func TestAttackPanicFlood(t *testing.T) {
 	const n = 200
 	r := start(t, Options{PodName: "panic-0"}, func(svc *Service) error {
@@ -341,46 +344,67 @@ func TestAttackPanicFlood(t *testing.T) {
 		return nil
 	})
 	tr := &http.Transport{MaxIdleConnsPerHost: n}
+	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	get(t, c, r.url+"/ok", nil)
 	tr.CloseIdleConnections()
 	base := runtime.NumGoroutine()
 
-	var wg sync.WaitGroup
-	codes := make(chan int, n)
-	for i := range n {
-		wg.Go(func() {
-			resp, err := c.Get(r.url + "/boom?i=" + strconv.Itoa(i))
-			if err != nil {
-				codes <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		})
-	}
-	wg.Wait()
-	close(codes)
-	for code := range codes {
-		if code != http.StatusInternalServerError {
-			t.Fatalf("a panicking request got %d, want 500", code)
+	flood := func() (panicked, shed int) {
+		var wg sync.WaitGroup
+		codes := make(chan int, n)
+		for i := range n {
+			wg.Go(func() {
+				resp, err := c.Get(r.url + "/boom?i=" + strconv.Itoa(i))
+				if err != nil {
+					codes <- 0
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+					codes <- -1
+					return
+				}
+				codes <- resp.StatusCode
+			})
 		}
+		wg.Wait()
+		close(codes)
+		for code := range codes {
+			switch code {
+			case http.StatusInternalServerError:
+				panicked++
+			case http.StatusServiceUnavailable:
+				shed++
+			default:
+				t.Fatalf("a request to a panicking handler got %d, want 500 or a shed 503", code)
+			}
+		}
+		return panicked, shed
 	}
+	// Twice: slots a panic failed to give back would shed the second.
+	p1, s1 := flood()
+	p2, s2 := flood()
+	t.Logf("%d panicked and %d shed, then %d and %d", p1, s1, p2, s2)
+	if p2 == 0 {
+		t.Fatal("after one flood of panics, every request of the next is shed")
+	}
+	panicked := p1 + p2
 	if got := get(t, c, r.url+"/ok", nil); got.code != 200 {
 		t.Fatalf("after the flood: %d", got.code)
 	}
-	if v := metricstest.Value(t, r.svc.Registry, "http_handler_panics_total"); v != n {
-		t.Errorf("http_handler_panics_total = %v, want %d", v, n)
+	if v := metricstest.Value(t, r.svc.Registry, "http_handler_panics_total"); v != float64(panicked) {
+		t.Errorf("http_handler_panics_total = %v, want %d", v, panicked)
 	}
-	waitUntil(t, 10*time.Second, "fewer than n request lines with status 500", func() bool {
+	waitUntil(t, 10*time.Second, "not every 5xx has a request line", func() bool {
 		k := 0
 		for _, l := range r.logs.lines(t, "request") {
-			if l["status"] == float64(500) {
+			if l["status"] == float64(500) || l["status"] == float64(503) {
 				k++
 			}
 		}
-		return k == n
+		return k == 2*n
 	})
 	tr.CloseIdleConnections()
 	// The server's connection goroutines end once the client's

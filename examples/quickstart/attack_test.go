@@ -87,7 +87,7 @@ func TestAttackSIGTERMWith100InFlight(t *testing.T) {
 	// Shedding off: at a cold start its limit (20) would answer most of
 	// the 100 with 503 before any SIGTERM.
 	q, app, _ := serving(t, build(t), "DRAIN_DELAY="+drainDelay.String(), "SHUTDOWN_TIMEOUT="+shutdown.String(),
-		"SHED_MAX_LIMIT=0", "BACKEND="+strings.TrimPrefix(backend.URL, "http://"))
+		"SHED_MAX_LIMIT=-1", "BACKEND="+strings.TrimPrefix(backend.URL, "http://"))
 
 	h1 := &http.Transport{MaxConnsPerHost: 0, MaxIdleConnsPerHost: inflight}
 	defer h1.CloseIdleConnections()
