@@ -52,7 +52,7 @@ type Service struct {
 	name          string
 	middleware    []func(http.Handler) http.Handler
 	tracer        atomic.Pointer[Tracer] // set by Trace; read by loggers on any goroutine
-	upstreamTLS   *tls.Config // nil: plain HTTP to balanced upstreams
+	upstreamTLS   *tls.Config            // nil: plain HTTP to balanced upstreams
 	running       bool
 	// owned are the closers of upstreams and the tracer, which Close runs
 	// for a Service that never ran.
@@ -205,7 +205,9 @@ func (s *Service) handler() (http.Handler, error) {
 	}
 	var h http.Handler = metrics.Route(s.mux)
 	tracer := s.getTracer()
-	if r, ok := tracer.(interface{ Route(http.Handler) http.Handler }); ok {
+	if r, ok := tracer.(interface {
+		Route(http.Handler) http.Handler
+	}); ok {
 		// The middleware in between replaces the request, so only a
 		// wrapper of the mux sees the pattern the span is named for.
 		h = r.Route(h)

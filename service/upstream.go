@@ -375,3 +375,16 @@ func (t requestIDTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	req.Header.Set(requestlog.HeaderID, id)
 	return t.next.RoundTrip(req)
 }
+
+// UpstreamFailed answers a request whose call to an upstream failed with
+// err: 504 when the request's own deadline passed or its caller gave up
+// (so a caller that sent X-Request-Timeout-Ms: 0 is told it timed out, not
+// that the upstream is down), else 502. The text is fixed: a network
+// error names addresses the caller has no business seeing.
+func UpstreamFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		http.Error(w, "upstream timed out", http.StatusGatewayTimeout)
+		return
+	}
+	http.Error(w, "upstream unavailable", http.StatusBadGateway)
+}

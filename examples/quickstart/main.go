@@ -24,12 +24,14 @@ func main() {
 		svc.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
 			resp, err := up.Get(r.Context(), "/ping")
 			if err != nil {
-				http.Error(w, "backend unavailable", http.StatusBadGateway)
+				service.UpstreamFailed(w, r, err) // 504 if this request's time ran out, else 502
 				return
 			}
 			defer resp.Body.Close()
 			w.WriteHeader(resp.StatusCode)
-			io.Copy(w, resp.Body)
+			if _, err := io.Copy(w, resp.Body); err != nil {
+				panic(http.ErrAbortHandler) // a body cut short must not look complete
+			}
 		})
 		return svc.Health.Add(health.Check{Name: "backend", Func: up.Check("/ping")})
 	})
