@@ -44,7 +44,9 @@ type Config struct {
 	// Client calls the thumbnailer. Nil means http.DefaultClient; the
 	// service passes a client.New client, over a balancer when asked.
 	Client *http.Client
-	// Timeout is the deadline of one thumbnail call, retries included.
+	// Timeout is the deadline of one thumbnail's calls to the
+	// thumbnailer: the client's retries included, and the second call
+	// made when an answer's body breaks or stalls after its headers.
 	// Zero means DefaultTimeout (10s).
 	Timeout time.Duration
 	// MaxBodyBytes bounds an upload. Zero means DefaultMaxBodyBytes (10 MiB).
@@ -245,49 +247,12 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
-	u := *a.upstream
-	u.RawQuery = url.Values{"width": {strconv.Itoa(opts.Width)}, "height": {strconv.Itoa(opts.Height)}, "fit": {string(opts.Fit)}}.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(img))
-	if err != nil {
-		httperr.Write(w, http.StatusInternalServerError, "building thumbnailer request")
-		return
-	}
-	req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
-	// A consistent-hash balancer keyed on the digest sends repeat work to
-	// the replica whose cache already holds the answer.
-	req.Header.Set(balancer.DefaultKeyHeader, digest)
-	// The call is a pure function of its body: safe to retry.
-	req.Header.Set(client.IdempotencyKeyHeader, digest)
-	resp, err := a.cfg.Client.Do(req)
-	if err != nil {
-		code, msg := http.StatusBadGateway, "thumbnailer unreachable"
-		if errors.Is(err, context.DeadlineExceeded) {
-			code, msg = http.StatusGatewayTimeout, "thumbnailer did not answer in time"
-		}
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer call failed", slog.String("error", err.Error()))
-		httperr.Write(w, code, msg)
-		return
-	}
-	defer resp.Body.Close()
-	servedBy := servedByOf(resp.Header)
-	if resp.StatusCode != http.StatusOK {
-		a.upstreamFailed(w, r, resp, servedBy)
-		return
-	}
-	// What the gallery serves from its origin is a PNG or JPEG, never
-	// what a broken or hostile thumbnailer calls its answer.
-	ct, ok := imageType(resp.Header.Get("Content-Type"))
-	if !ok {
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer answered no image",
-			slog.String("content_type", resp.Header.Get("Content-Type")), slog.String("upstream", servedBy))
-		httperr.Write(w, http.StatusBadGateway, "thumbnailer answered something other than a PNG or JPEG image")
-		return
-	}
-	out, releaseOut, ok := a.readResult(ctx, w, r, resp, opts)
+	res, ok := a.makeThumbnail(ctx, w, r, opts, img, digest)
 	if !ok {
 		return
 	}
-	defer releaseOut()
+	defer res.release()
+	out, ct, servedBy := res.data, res.contentType, res.servedBy
 	entry := HistoryEntry{
 		Time: time.Now().UTC(), Digest: digest, Width: opts.Width, Height: opts.Height, Fit: string(opts.Fit),
 		Bytes: len(out), ContentType: ct, ServedBy: servedBy,
@@ -423,23 +388,29 @@ func (a *API) resultLimit(opts thumbnail.Options) (int64, string) {
 	return limit, fmt.Sprintf("the most a %dx%d thumbnail takes", opts.Width, opts.Height)
 }
 
+// tooLargeError is an answer larger than the gallery reads.
+type tooLargeError struct {
+	limit int64
+	most  string // why the limit
+}
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("thumbnailer response is larger than %d bytes, %s", e.limit, e.most)
+}
+
+// errNoRoom is an answer the uploads budget had no room for.
+var errNoRoom = errors.New("gallery: no room in the uploads budget")
+
 // readResult reads the thumbnail the thumbnailer answered for opts,
-// holding it in the uploads budget, and reports whether it did; if not,
-// it has answered w. A body of more than resultLimit is the thumbnailer's
-// failure, 502, found from the Content-Length or after one byte more,
-// never by reading the rest: a broken or hostile thumbnailer cannot make
-// the gallery hold more.
-func (a *API) readResult(ctx context.Context, w http.ResponseWriter, r *http.Request, resp *http.Response, opts thumbnail.Options) ([]byte, func(), bool) {
+// holding it in the uploads budget until release. A body of more than
+// resultLimit is a *tooLargeError, found from the Content-Length or after
+// one byte more, never by reading the rest: a broken or hostile
+// thumbnailer cannot make the gallery hold more. No room in the budget
+// is errNoRoom; any other error is the body's.
+func (a *API) readResult(ctx context.Context, resp *http.Response, opts thumbnail.Options) (data []byte, release func(), err error) {
 	limit, most := a.resultLimit(opts)
-	tooLarge := func() {
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response too large",
-			slog.Int("status", resp.StatusCode), slog.Int64("content_length", resp.ContentLength), slog.Int64("limit", limit),
-			slog.String("upstream", resp.Header.Get("X-Served-By")))
-		httperr.Write(w, http.StatusBadGateway, fmt.Sprintf("thumbnailer response is larger than %d bytes, %s", limit, most))
-	}
 	if resp.ContentLength > limit {
-		tooLarge()
-		return nil, nil, false
+		return nil, nil, &tooLargeError{limit, most}
 	}
 	hint := resp.ContentLength
 	if hint < 0 {
@@ -451,19 +422,114 @@ func (a *API) readResult(ctx context.Context, w http.ResponseWriter, r *http.Req
 	out, release, err := a.uploads.ReadAll(waitCtx, io.LimitReader(resp.Body, limit+1), hint)
 	switch {
 	case errors.Is(err, shed.ErrBusy) || errors.Is(err, errResultWait):
-		w.Header().Set("Retry-After", "1")
-		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
-		return nil, nil, false
+		return nil, nil, errNoRoom
 	case err != nil:
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "reading thumbnailer response", slog.String("error", err.Error()))
-		httperr.Write(w, http.StatusBadGateway, "thumbnailer response cut short")
-		return nil, nil, false
+		return nil, nil, err
 	case int64(len(out)) > limit:
 		release()
-		tooLarge()
-		return nil, nil, false
+		return nil, nil, &tooLargeError{limit, most}
 	}
-	return out, release, true
+	return out, release, nil
+}
+
+// result is a thumbnail the thumbnailer made, held in the uploads budget
+// until release.
+type result struct {
+	data        []byte
+	release     func()
+	contentType string
+	servedBy    string
+}
+
+// maxCalls bounds the calls to the thumbnailer for one thumbnail: one
+// more when an answer's body breaks or stalls after its headers.
+const maxCalls = 2
+
+// makeThumbnail has the thumbnailer make the thumbnail of img and reads
+// it, and reports whether it did; if not, it has answered w. The client
+// retries a call that fails before its headers; once they are in, its
+// retries are decided, so a body that breaks or stalls (to the per-try
+// timeout) would be the caller's 502. The call is a pure function of img,
+// keyed by its digest, so makeThumbnail calls again, once, within ctx.
+// Both calls' attempts share one record of the replicas they went to
+// (client.Tries): the balancer sends the second call to a replica the
+// first did not try.
+func (a *API) makeThumbnail(ctx context.Context, w http.ResponseWriter, r *http.Request, opts thumbnail.Options, img []byte, digest string) (result, bool) {
+	ctx = client.WithTries(ctx)
+	for call := 1; ; call++ {
+		res, ok, again := a.call(ctx, w, r, opts, img, digest)
+		switch {
+		case ok:
+			return res, true
+		case !again:
+			return result{}, false
+		case call == maxCalls || ctx.Err() != nil:
+			httperr.Write(w, http.StatusBadGateway, "thumbnailer response cut short")
+			return result{}, false
+		}
+	}
+}
+
+// call calls the thumbnailer once. It returns the thumbnail (ok), or
+// reports that the answer's body broke or stalled (again: w is not
+// answered), or has answered w.
+func (a *API) call(ctx context.Context, w http.ResponseWriter, r *http.Request, opts thumbnail.Options, img []byte, digest string) (res result, ok, again bool) {
+	u := *a.upstream
+	u.RawQuery = url.Values{"width": {strconv.Itoa(opts.Width)}, "height": {strconv.Itoa(opts.Height)}, "fit": {string(opts.Fit)}}.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(img))
+	if err != nil {
+		httperr.Write(w, http.StatusInternalServerError, "building thumbnailer request")
+		return result{}, false, false
+	}
+	req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
+	// A consistent-hash balancer keyed on the digest sends repeat work to
+	// the replica whose cache already holds the answer.
+	req.Header.Set(balancer.DefaultKeyHeader, digest)
+	// The call is a pure function of its body: safe to retry.
+	req.Header.Set(client.IdempotencyKeyHeader, digest)
+	resp, err := a.cfg.Client.Do(req)
+	if err != nil {
+		code, msg := http.StatusBadGateway, "thumbnailer unreachable"
+		if errors.Is(err, context.DeadlineExceeded) {
+			code, msg = http.StatusGatewayTimeout, "thumbnailer did not answer in time"
+		}
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer call failed", slog.String("error", err.Error()))
+		httperr.Write(w, code, msg)
+		return result{}, false, false
+	}
+	defer resp.Body.Close()
+	servedBy := servedByOf(resp.Header)
+	if resp.StatusCode != http.StatusOK {
+		a.upstreamFailed(w, r, resp, servedBy)
+		return result{}, false, false
+	}
+	// What the gallery serves from its origin is a PNG or JPEG, never
+	// what a broken or hostile thumbnailer calls its answer.
+	ct, ok := imageType(resp.Header.Get("Content-Type"))
+	if !ok {
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer answered no image",
+			slog.String("content_type", resp.Header.Get("Content-Type")), slog.String("upstream", servedBy))
+		httperr.Write(w, http.StatusBadGateway, "thumbnailer answered something other than a PNG or JPEG image")
+		return result{}, false, false
+	}
+	out, release, err := a.readResult(ctx, resp, opts)
+	var tooLarge *tooLargeError
+	switch {
+	case errors.As(err, &tooLarge):
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response too large",
+			slog.Int64("content_length", resp.ContentLength), slog.Int64("limit", tooLarge.limit), slog.String("upstream", servedBy))
+		httperr.Write(w, http.StatusBadGateway, err.Error())
+		return result{}, false, false
+	case errors.Is(err, errNoRoom):
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
+		return result{}, false, false
+	case err != nil:
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response cut short",
+			slog.String("error", err.Error()), slog.String("upstream", servedBy))
+		return result{}, false, true
+	}
+	return result{data: out, release: release, contentType: ct, servedBy: servedBy}, true, false
 }
 
 func (a *API) history(w http.ResponseWriter, r *http.Request) {
