@@ -143,7 +143,10 @@ func getOK(t *testing.T, c *http.Client, url string) *http.Response {
 var errBoom = errors.New("boom")
 
 func TestShutdownOrder(t *testing.T) {
-	const drain = time.Second
+	// The drain must outlast the test's own steps between the trigger and
+	// its request during the drain: at 1s, a loaded 2-core machine once
+	// took longer and the request met a closed listener.
+	const drain = 3 * time.Second
 	tests := []struct {
 		name    string
 		trigger func(sigc chan<- os.Signal, cancel context.CancelFunc, fail chan<- struct{})
