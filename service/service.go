@@ -142,11 +142,11 @@ func (s *Service) AdminAddr() net.Addr { return s.admin.Addr() }
 // [WithTimeout], or sooner when the caller's X-Request-Timeout-Ms says
 // so. Handle panics, as ServeMux does, on a pattern that conflicts.
 func (s *Service) Handle(pattern string, h http.Handler) {
-	d := s.Options.RequestTimeout
 	if t, ok := h.(timeoutHandler); ok {
-		d, h = t.d, t.h
+		s.mux.Handle(pattern, t.bounded)
+		return
 	}
-	s.mux.Handle(pattern, deadline.Middleware(d, h))
+	s.mux.Handle(pattern, deadline.Middleware(s.Options.RequestTimeout, h))
 }
 
 // HandleFunc registers f for pattern; see [Service.Handle].
@@ -158,17 +158,14 @@ func (s *Service) HandleFunc(pattern string, f func(http.ResponseWriter, *http.R
 // Options.RequestTimeout on the route [Service.Handle] registers it for;
 // d <= 0 means none beyond the caller's.
 func WithTimeout(d time.Duration, h http.Handler) http.Handler {
-	return timeoutHandler{d: d, h: h}
+	return timeoutHandler{bounded: deadline.Middleware(d, h)}
 }
 
-type timeoutHandler struct {
-	d time.Duration
-	h http.Handler
-}
+// timeoutHandler is a route with its own timeout: Handle unwraps it; served
+// elsewhere (another mux), it is bounded the same way.
+type timeoutHandler struct{ bounded http.Handler }
 
-func (t timeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	deadline.Middleware(t.d, t.h).ServeHTTP(w, r)
-}
+func (t timeoutHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { t.bounded.ServeHTTP(w, r) }
 
 // Use adds middleware between the load shedder and the routes, outermost
 // first. Call it before Run.
