@@ -201,7 +201,8 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	// to the client, never while waiting for more: holding the one while
 	// waiting for the next cannot deadlock.
 	body, releaseBody, err := a.uploads.ReadAll(ctx, http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength)
-	if a.budgetFailed(w, r, "uploads", err) {
+	if err := budgetError(ctx, "uploads", err); err != nil {
+		a.answerFailure(w, r, err)
 		return
 	}
 	if err != nil {
@@ -213,99 +214,182 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	defer releaseBody()
 	key := thumbnail.Key{Digest: thumbnail.Digest(body), Options: opts}
 	w.Header().Set(DigestHeader, key.Digest)
+	m, err := a.produce(ctx, key, body)
+	if err != nil {
+		a.answerFailure(w, r, err)
+		return
+	}
+	// Only the result is left, and a client that does not read holds its
+	// bytes in the results budget, not an upload's.
+	releaseBody()
+	rw, e, err := a.holdResult(ctx, http.NewResponseController(w), key, m)
+	if err != nil {
+		a.answerFailure(w, r, err)
+		return
+	}
+	a.write(w, r, rw, e, m.cacheLabel(), start)
+}
+
+// made is a thumbnail [API.produce] has ready: in the cache (hit), or
+// made now and held in the images budget until its result's memory is
+// held instead.
+type made struct {
+	hit          bool
+	size         int             // bytes of the result
+	entry        thumbnail.Entry // the result, on a miss
+	releaseImage func()          // on a miss; safe to call more than once
+}
+
+func (m made) cacheLabel() string {
+	if m.hit {
+		return "hit"
+	}
+	return "miss"
+}
+
+// produce is the part of a request both APIs share once the image is
+// read, and held in the uploads budget, as body: it answers from the
+// cache when it can; otherwise it reads the image's header, holds what
+// thumbnail.Need says decoding and resizing take in the images budget,
+// and makes the thumbnail within ctx, adding it to the cache. Its errors
+// are *failure values.
+func (a *API) produce(ctx context.Context, key thumbnail.Key, body []byte) (made, error) {
 	if e, ok := a.cache.Get(key); ok {
 		a.hits.Inc()
-		releaseBody()
-		a.writeCached(w, r, key, len(e.Data), "hit", start)
-		return
+		return made{hit: true, size: len(e.Data)}, nil
 	}
 	a.misses.Inc()
 	hd, err := thumbnail.ReadHeader(body)
 	if err != nil {
-		a.fail(w, r, http.StatusBadRequest, err)
-		return
+		return made{}, &failure{failBadRequest, err}
 	}
 	lim := thumbnail.Limits{MaxPixels: a.cfg.MaxPixels}
 	if err := lim.Check(hd.Width, hd.Height); err != nil {
-		a.fail(w, r, statusOf(err), err)
-		return
+		return made{}, imageFailure(err)
 	}
-	releaseImage, err := a.images.Acquire(ctx, thumbnail.Need(hd, opts))
-	if a.budgetFailed(w, r, "images", err) {
-		return
+	releaseImage, err := a.images.Acquire(ctx, thumbnail.Need(hd, key.Options))
+	if err := budgetError(ctx, "images", err); err != nil {
+		return made{}, err
 	}
-	defer releaseImage()
-	out, ct, err := thumbnail.Make(ctx, body, opts, lim)
+	out, ct, err := thumbnail.Make(ctx, body, key.Options, lim)
 	if cause := context.Cause(ctx); cause != nil && err != nil {
 		// The caller left and the work stopped; nobody reads an answer.
-		w.WriteHeader(StatusClientClosed)
-		return
+		releaseImage()
+		return made{}, &failure{failGone, cause}
 	}
-	switch {
-	case errors.Is(err, thumbnail.ErrTooLarge):
-		a.fail(w, r, http.StatusRequestEntityTooLarge, err)
-		return
-	case err != nil:
-		a.fail(w, r, http.StatusBadRequest, err)
-		return
+	if err != nil {
+		releaseImage()
+		return made{}, imageFailure(err)
 	}
 	e := thumbnail.Entry{Data: out, ContentType: ct}
 	a.cache.Add(key, e)
-	// Only the result is left, and a client that does not read holds its
-	// bytes in the results budget, not an image's.
-	releaseBody()
-	rc := http.NewResponseController(w)
-	if rw, err := a.results.acquire(ctx, rc, int64(len(out)), 0); err == nil {
-		releaseImage()
-		a.write(w, r, rw, e, "miss", start)
-		return
+	return made{size: len(out), entry: e, releaseImage: releaseImage}, nil
+}
+
+// holdResult holds the memory of m's result in the results budget and
+// returns the result, written through rc (nil when the transport writes
+// it; such a writer is never cut off) and released with a.results.release.
+// A miss holds its image's memory only as long as it must: it takes the
+// results memory at once if it can; else, when the cache holds the
+// result, it lets the image go and waits holding nothing, as a hit does
+// (the cache may drop the result meanwhile: the caller is asked to
+// retry); only a result too large to be cached waits holding its image.
+func (a *API) holdResult(ctx context.Context, rc *http.ResponseController, key thumbnail.Key, m made) (*resultWriter, thumbnail.Entry, error) {
+	if !m.hit {
+		if rw, err := a.results.acquire(ctx, rc, int64(m.size), 0); err == nil {
+			m.releaseImage()
+			return rw, m.entry, nil
+		}
+		if m.size > a.cfg.CacheBytes {
+			defer m.releaseImage()
+			rw, err := a.results.acquire(ctx, rc, int64(m.size), a.results.wait)
+			if err := budgetError(ctx, "results", err); err != nil {
+				return nil, thumbnail.Entry{}, err
+			}
+			return rw, m.entry, nil
+		}
+		m.releaseImage()
 	}
-	if len(out) <= a.cfg.CacheBytes {
-		// The cache holds the result (and counts it): wait for room
-		// holding nothing, as a hit does, rather than keep the image's
-		// memory from others meanwhile.
-		releaseImage()
-		a.writeCached(w, r, key, len(out), "miss", start)
-		return
+	rw, err := a.results.acquire(ctx, rc, int64(m.size), a.results.wait)
+	if err := budgetError(ctx, "results", err); err != nil {
+		return nil, thumbnail.Entry{}, err
 	}
-	rw, err := a.results.acquire(ctx, rc, int64(len(out)), a.results.wait)
-	if a.budgetFailed(w, r, "results", err) {
-		return
+	e, ok := a.cache.Get(key)
+	if !ok || len(e.Data) != m.size {
+		a.results.release(rw)
+		return nil, thumbnail.Entry{}, &failure{failBusy, errors.New("thumbnailer: the result left the cache while it waited for memory, retry later")}
 	}
-	releaseImage()
-	a.write(w, r, rw, e, "miss", start)
+	return rw, e, nil
 }
 
 // StatusClientClosed is the status recorded for a request whose client
 // left before its answer was ready (as nginx records it); nobody reads it.
 const StatusClientClosed = 499
 
-// statusOf maps the thumbnail package's errors to a status.
-func statusOf(err error) int {
-	if errors.Is(err, thumbnail.ErrTooLarge) {
-		return http.StatusRequestEntityTooLarge
-	}
-	return http.StatusBadRequest
+// failKind is what a failure says about the request, which each API
+// answers in its own terms.
+type failKind int
+
+const (
+	failBadRequest failKind = iota // the options or the image are wrong: 400, INVALID_ARGUMENT
+	failTooLarge                   // more than this replica takes at all: 413, RESOURCE_EXHAUSTED
+	failBusy                       // memory stayed in use: 503 + Retry-After, UNAVAILABLE + pushback
+	failGone                       // the caller left: 499, its context's code
+)
+
+// failure is why a request got no thumbnail. Its message is for the
+// caller: it describes the request, never the process.
+type failure struct {
+	kind failKind
+	err  error
 }
 
-// budgetFailed answers a request that could not have its share of a
-// budget, and reports whether it did: 413 when the request needs more
-// than the whole budget, 503 with Retry-After when the budget stayed
-// exhausted for MemoryWait, StatusClientClosed when the client left.
-func (a *API) budgetFailed(w http.ResponseWriter, r *http.Request, budget string, err error) bool {
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
+
+// imageFailure classifies the thumbnail package's errors.
+func imageFailure(err error) error {
+	if errors.Is(err, thumbnail.ErrTooLarge) {
+		return &failure{failTooLarge, err}
+	}
+	return &failure{failBadRequest, err}
+}
+
+// budgetError turns an error of a budget's Acquire or ReadAll, made
+// within ctx, into a *failure, or returns nil for nil and for a
+// ReadAll's error reading the body: more than the whole budget is too
+// large, a budget that stayed exhausted for MemoryWait is busy, and a
+// wait ended with ctx is the caller gone.
+func budgetError(ctx context.Context, budget string, err error) error {
 	switch {
 	case errors.Is(err, shed.ErrOverBudget):
-		a.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Errorf("thumbnailer: the image needs more memory than this replica's %s budget allows", budget))
+		return &failure{failTooLarge, fmt.Errorf("thumbnailer: the image needs more memory than this replica's %s budget allows", budget)}
 	case errors.Is(err, shed.ErrBusy):
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, fmt.Errorf("thumbnailer: memory for %s is in use, retry later", budget))
-	case err != nil && errors.Is(err, context.Cause(r.Context())):
-		// The wait ended with the request's context: the client left.
-		w.WriteHeader(StatusClientClosed)
-	default:
-		return false
+		return &failure{failBusy, fmt.Errorf("thumbnailer: memory for %s is in use, retry later", budget)}
+	case err != nil && errors.Is(err, context.Cause(ctx)):
+		return &failure{failGone, err}
 	}
-	return true
+	return nil
+}
+
+// answerFailure answers err, a *failure, over HTTP.
+func (a *API) answerFailure(w http.ResponseWriter, r *http.Request, err error) {
+	var f *failure
+	if !errors.As(err, &f) {
+		a.fail(w, r, http.StatusInternalServerError, errors.New("thumbnailer: internal error"))
+		return
+	}
+	switch f.kind {
+	case failBadRequest:
+		a.fail(w, r, http.StatusBadRequest, f)
+	case failTooLarge:
+		a.fail(w, r, http.StatusRequestEntityTooLarge, f)
+	case failBusy:
+		w.Header().Set("Retry-After", "1")
+		a.fail(w, r, http.StatusServiceUnavailable, f)
+	case failGone:
+		w.WriteHeader(StatusClientClosed)
+	}
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) {

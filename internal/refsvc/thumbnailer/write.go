@@ -2,7 +2,6 @@ package thumbnailer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -174,24 +173,6 @@ func (w *resultWriter) end() {
 	w.mu.Lock()
 	w.blocked = time.Time{}
 	w.mu.Unlock()
-}
-
-// writeCached waits for size bytes of the results budget holding
-// nothing else, then writes the cached result under key. If the cache
-// dropped it meanwhile, the client is asked to retry.
-func (a *API) writeCached(w http.ResponseWriter, r *http.Request, key thumbnail.Key, size int, cache string, start time.Time) {
-	rw, err := a.results.acquire(r.Context(), http.NewResponseController(w), int64(size), a.results.wait)
-	if a.budgetFailed(w, r, "results", err) {
-		return
-	}
-	e, ok := a.cache.Get(key)
-	if !ok || len(e.Data) != size {
-		a.results.release(rw)
-		w.Header().Set("Retry-After", "1")
-		a.fail(w, r, http.StatusServiceUnavailable, errors.New("thumbnailer: the result left the cache while it waited for memory, retry later"))
-		return
-	}
-	a.write(w, r, rw, e, cache, start)
 }
 
 // write answers with e, whose bytes rw holds, and releases them once the
