@@ -2,14 +2,20 @@
 // stops them in a fixed order when the process is told to stop.
 //
 // A [Lifecycle] owns what it is given: HTTP servers with their listeners
-// ([Lifecycle.Serve]), background actors ([Lifecycle.Go]), resources to
+// ([Lifecycle.Serve]), other servers behind the small [Server] interface
+// ([Lifecycle.Own]; package grpcserver's gRPC server is one, and this
+// package does not import gRPC), background actors ([Lifecycle.Go]), resources to
 // close ([Lifecycle.OnClose]) and the health checker. [Lifecycle.Run]
 // starts them, waits for a stop trigger (SIGTERM or SIGINT, the end of
 // Run's context, a server failing, or an actor returning an error), then
 // stops everything in this order:
 //
 //  1. Readiness turns 503 (health.Checker.SetDraining), so the platform
-//     takes the pod out of its Service endpoints.
+//     takes the pod out of its Service endpoints; then each owned
+//     [Server]'s Drain, which turns its own health (grpc.health.v1)
+//     NOT_SERVING for the same reason and asks its clients to move
+//     early (GOAWAY on a gRPC server's connections) while it keeps
+//     serving, for the reason step 2 gives.
 //  2. Drain: for DrainDelay (default 5s) the servers keep serving, because
 //     endpoint removal reaches kube-proxy and load balancers only after a
 //     delay and traffic keeps arriving meanwhile. Every response to a
@@ -21,10 +27,12 @@
 //     request its client may be sending on it, and a POST that loses that
 //     race is not retried. A connection with no request during the drain
 //     closes at Shutdown in step 3, with GOAWAY on HTTP/2.
-//  3. http.Server.Shutdown on every server at once: listeners close, idle
-//     connections close, requests in flight finish. ShutdownTimeout
-//     (default 20s) bounds this step and all after it; servers still busy
-//     at the deadline are closed hard.
+//  3. http.Server.Shutdown, and Server.Shutdown for the owned servers
+//     (GracefulStop on gRPC), on every server at once: listeners close,
+//     idle connections close (GOAWAY), requests in flight finish.
+//     ShutdownTimeout (default 20s) bounds this step and all after it;
+//     servers still busy at the deadline are closed hard (Close; Stop on
+//     gRPC), so one hung request cannot hold the process.
 //  4. Actors' context is cancelled and Run waits for them.
 //  5. The health checker stops.
 //  6. Resources close in the reverse order of their OnClose calls.

@@ -83,9 +83,38 @@ type Lifecycle struct {
 	closing bool // closers have been taken
 }
 
+// Server is a server that is not an *http.Server (a gRPC server, say)
+// for a Lifecycle to own through [Lifecycle.Own]. The Lifecycle calls
+// Serve once from Run's start, Drain once when the stop begins, Shutdown
+// once after the drain delay, and Close if Shutdown failed or a second
+// signal forced the exit.
+type Server interface {
+	// Serve serves ln until Shutdown or Close, then returns nil (or
+	// http.ErrServerClosed); any other return is a failure that stops
+	// the process.
+	Serve(ln net.Listener) error
+	// Drain is called when the stop begins, before the drain delay: the
+	// server turns its own health NOT_SERVING and asks clients to move,
+	// while still serving what arrives. It must not block.
+	Drain()
+	// Shutdown stops accepting, lets work in flight finish and returns
+	// nil, or returns an error when ctx ends first.
+	Shutdown(ctx context.Context) error
+	// Close stops at once: connections close, work in flight is
+	// cancelled. It returns once the server's goroutines are done with
+	// them.
+	Close() error
+}
+
+// httpServer adapts an *http.Server, whose drain is the draining flag
+// its handler reads (see Serve), to Server.
+type httpServer struct{ *http.Server }
+
+func (httpServer) Drain() {}
+
 type serverEntry struct {
 	name string
-	srv  *http.Server
+	srv  Server
 	ln   net.Listener
 }
 
@@ -168,7 +197,25 @@ func (l *Lifecycle) Serve(name string, srv *http.Server, ln net.Listener) {
 		}
 		next.ServeHTTP(w, r)
 	})
-	l.servers = append(l.servers, serverEntry{name, srv, ln})
+	l.servers = append(l.servers, serverEntry{name, httpServer{srv}, ln})
+}
+
+// Own registers srv, a server that is not an *http.Server, to serve ln
+// from Run on and to stop in the same order as the HTTP servers: its
+// Drain at the start of the stop, its Shutdown together with theirs after
+// the drain delay, bounded by the shutdown timeout, and its Close when
+// that fails. Call it before Run.
+func (l *Lifecycle) Own(name string, srv Server, ln net.Listener) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case srv == nil || ln == nil:
+		l.refuse(fmt.Errorf("%w: server %q: nil server or listener", ErrInvalid, name))
+	case l.ran:
+		l.refuse(fmt.Errorf("%w: server %q registered after Run started", ErrInvalid, name))
+	default:
+		l.servers = append(l.servers, serverEntry{name, srv, ln})
+	}
 }
 
 // Go registers a background actor, started by Run. Its ctx is cancelled

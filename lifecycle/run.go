@@ -120,7 +120,7 @@ func (r *run) account(ev event) error {
 	}
 	switch ev.kind {
 	case kindServer:
-		if r.stopping && errors.Is(ev.err, http.ErrServerClosed) {
+		if r.stopping && (ev.err == nil || errors.Is(ev.err, http.ErrServerClosed)) {
 			return nil
 		}
 		if ev.err == nil {
@@ -155,6 +155,11 @@ func (r *run) stop() error {
 	// http.Server.SetKeepAlivesEnabled(false) would, races the request its
 	// client may be sending on it, and a POST that loses is not retried.
 	l.draining.Store(true)
+	// Servers that are not HTTP drain by their own means (a gRPC server
+	// turns its health NOT_SERVING and sends GOAWAY on its connections).
+	for _, s := range r.servers {
+		s.srv.Drain()
+	}
 
 	if d := l.cfg.DrainDelay; d > 0 {
 		l.log.Info("draining", "delay", d)
@@ -242,6 +247,11 @@ func (r *run) drainEvents(kind eventKind, ctx context.Context) error {
 				return err
 			}
 		case <-ctx.Done():
+			// Returns queued with the deadline (a server closed hard
+			// when its Shutdown failed) are not left behind.
+			if r.pending() {
+				continue
+			}
 			var names []string
 			for n := range r.running[kind] {
 				names = append(names, n)
@@ -253,6 +263,20 @@ func (r *run) drainEvents(kind eventKind, ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// pending accounts for one event already queued, if any, and says
+// whether there was one.
+func (r *run) pending() bool {
+	select {
+	case ev := <-r.events:
+		if err := r.account(ev); err != nil {
+			r.errs = append(r.errs, err)
+		}
+		return true
+	default:
+		return false
+	}
 }
 
 // close runs the closers, last registered first.
