@@ -100,6 +100,9 @@ type Checker struct {
 
 	started  atomic.Bool
 	draining atomic.Bool
+
+	changeMu sync.Mutex
+	changed  chan struct{} // closed and replaced when readiness may have changed
 }
 
 // checkState is one check and its cached result.
@@ -122,7 +125,7 @@ func New(logger *slog.Logger, checks ...Check) *Checker {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Checker{logger: logger, now: time.Now, names: make(map[string]bool)}
+	c := &Checker{logger: logger, now: time.Now, names: make(map[string]bool), changed: make(chan struct{})}
 	for _, ck := range checks {
 		if err := c.Add(ck); err != nil && c.initErr == nil {
 			logger.Error("health: invalid check given to New", "err", err)
@@ -257,6 +260,9 @@ func (c *Checker) record(st *checkState, err error, took time.Duration) {
 	wasOK, first := st.err == nil, !st.ran
 	st.ran, st.err, st.at, st.took = true, err, c.now(), took
 	st.mu.Unlock()
+	if first || wasOK != (err == nil) {
+		c.notify()
+	}
 	switch {
 	case err != nil && (wasOK || first):
 		c.logger.Warn("health check failing", "check", st.check.Name, "critical", st.check.Critical,
@@ -292,6 +298,7 @@ func (c *Checker) waitInflight(checks []*checkState) {
 func (c *Checker) MarkStarted() {
 	if !c.started.Swap(true) {
 		c.logger.Info("health: start-up complete")
+		c.notify()
 	}
 }
 
@@ -300,7 +307,34 @@ func (c *Checker) MarkStarted() {
 func (c *Checker) SetDraining() {
 	if !c.draining.Swap(true) {
 		c.logger.Info("health: draining, readiness now fails")
+		c.notify()
 	}
+}
+
+// Changed returns a channel closed at the next event that may change
+// what Ready, Live or a probe answers: a check's first result, a check
+// turning failing or passing, MarkStarted, SetDraining. A follower reads
+// the state after taking the channel, so it misses no change:
+//
+//	for {
+//		ch := c.Changed()
+//		publish(c.Ready())
+//		select { case <-ch: case <-ctx.Done(): return }
+//	}
+//
+// It lets other protocols' health (grpc.health.v1) follow /readyz
+// without polling.
+func (c *Checker) Changed() <-chan struct{} {
+	c.changeMu.Lock()
+	defer c.changeMu.Unlock()
+	return c.changed
+}
+
+func (c *Checker) notify() {
+	c.changeMu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.changeMu.Unlock()
 }
 
 // Started reports whether MarkStarted has been called.
