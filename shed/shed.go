@@ -227,6 +227,11 @@ func (l *Limiter) Limit() int {
 	return int(l.limit)
 }
 
+// RetryAfter is how long a rejected client is asked to wait
+// (Config.RetryAfter with its default): HTTP sends it as Retry-After,
+// gRPC as grpc-retry-pushback-ms.
+func (l *Limiter) RetryAfter() time.Duration { return l.cfg.RetryAfter }
+
 // InFlight returns the work currently admitted.
 func (l *Limiter) InFlight() int {
 	l.mu.Lock()
