@@ -4,7 +4,10 @@
 // each other, Services that select no pods, disruption budgets that either
 // block every eviction or protect nothing, and objects that never run as
 // written: values the API server refuses, an object declared twice, an
-// Ingress backend that names no Service.
+// Ingress backend that names no Service; and the gRPC pitfalls: a gRPC port
+// behind a per-connection balancer with no max connection age, a headless
+// Service that hands gRPC clients pods that are not ready, an HTTP probe on
+// a gRPC port.
 //
 // Input is YAML files, folders of them, or kustomization directories, which
 // are built in-process with sigs.k8s.io/kustomize/api. Every document is first
@@ -27,5 +30,9 @@
 //	shoal.dev/probe-budget: "2s"                  # every probe
 //	shoal.dev/probe-budget: "/readyz=2s,/livez=1s" # per HTTP path
 //
-// on the workload or its pod template.
+// on the workload or its pod template; a server that closes connections at
+// an age it sets itself, rather than by the service kit's MAX_CONN_AGE,
+// says so with
+//
+//	shoal.dev/max-conn-age: "5m"
 package lint

@@ -112,6 +112,11 @@ const (
 	// AnnotationProbeBudget is the longest the health handlers may take to
 	// answer: a duration for every probe, or path=duration pairs.
 	AnnotationProbeBudget = "shoal.dev/probe-budget"
+	// AnnotationMaxConnAge declares, on a workload or its pod template, the
+	// age at which the pods' servers close client connections, for servers
+	// that set it without the kit's MAX_CONN_AGE (e.g. grpc-go's
+	// keepalive.ServerParameters.MaxConnectionAge): a positive duration.
+	AnnotationMaxConnAge = "shoal.dev/max-conn-age"
 )
 
 // Report is the outcome of linting.

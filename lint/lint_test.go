@@ -412,3 +412,92 @@ func TestLintDocuments(t *testing.T) {
 		t.Errorf("Disable did not win over Only: %v", disabled.Findings)
 	}
 }
+
+// TestGRPCRules covers the signals of SH022-SH024 one row at a time, each
+// a change to SH022-good.yaml: a gRPC Deployment with MAX_CONN_AGE behind a
+// ClusterIP and a headless Service.
+func TestGRPCRules(t *testing.T) {
+	base, err := os.ReadFile(filepath.Join("testdata", "rules", "SH022-good.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		env      = "            - {name: MAX_CONN_AGE, value: 1m}\n"
+		tpl      = "      labels: {app: api}\n"
+		ready    = "            grpc: {port: 8082}\n"
+		svcPort  = "    - {name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api-headless\n"
+		headless = "  clusterIP: None\n"
+	)
+	tests := []struct {
+		name    string
+		edits   []string // old, new pairs, each replaced once
+		rule    string   // "" for no finding of SH022-SH024
+		message string
+	}{
+		{"MAX_CONN_AGE absent", []string{env, ""}, IDGRPCThroughClusterIP, "sets no MAX_CONN_AGE"},
+		{"MAX_CONN_AGE never", []string{env, "            - {name: MAX_CONN_AGE, value: -1ms}\n"}, IDGRPCThroughClusterIP, "MAX_CONN_AGE=-1ms turns"},
+		{"MAX_CONN_AGE not a duration", []string{env, "            - {name: MAX_CONN_AGE, value: soon}\n"}, IDGRPCThroughClusterIP, `"soon" is not a duration`},
+		{"MAX_CONN_AGE zero is the kit's default", []string{env, "            - {name: MAX_CONN_AGE, value: \"0\"}\n"}, "", ""},
+		{"MAX_CONN_AGE from a ConfigMap", []string{env, "            - {name: MAX_CONN_AGE, valueFrom: {configMapKeyRef: {name: api, key: age}}}\n"}, "", ""},
+		{"envFrom may hold it", []string{env, "", "          env:\n", "          envFrom: [{configMapRef: {name: api}}]\n          env:\n"}, "", ""},
+		{"annotation on the pod template", []string{env, "", tpl, tpl + "      annotations: {shoal.dev/max-conn-age: 5m}\n"}, "", ""},
+		{"annotation on the workload", []string{env, "", "  name: api\nspec:\n  selector", "  name: api\n  annotations: {shoal.dev/max-conn-age: 5m}\nspec:\n  selector"}, "", ""},
+		{"annotation not positive", []string{env, "", tpl, tpl + "      annotations: {shoal.dev/max-conn-age: never}\n"}, IDGRPCThroughClusterIP, `"never" is not a positive duration`},
+		{"ignored on the workload", []string{env, "", tpl, tpl + "      annotations: {shoal.dev/lint-ignore: SH022}\n", "  name: api\nspec:\n  selector", "  name: api\n  annotations: {shoal.dev/lint-ignore: SH022}\nspec:\n  selector"}, "", ""},
+		{"NodePort Service", []string{env, "", "  name: api\nspec:\n  selector: {app: api}\n", "  name: api\nspec:\n  type: NodePort\n  selector: {app: api}\n"}, IDGRPCThroughClusterIP, "per-connection balancer"},
+		{"headless only", []string{env, "", "  name: api\nspec:\n  selector: {app: api}\n", "  name: api\nspec:\n  clusterIP: None\n  selector: {app: api}\n"}, "", ""},
+		{"gRPC by appProtocol alone", []string{env, "", "{name: grpc, containerPort: 8082}", "{name: rpc, containerPort: 8082}",
+			"ports:\n        - {port: grpc}", "ports:\n        - {port: rpc}", ready, "            tcpSocket: {port: rpc}\n",
+			"{name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}", "{name: api, port: 8082, targetPort: rpc, appProtocol: grpc}",
+			"{name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}", "{name: api, port: 8082, targetPort: rpc}"}, IDGRPCThroughClusterIP, "reaches gRPC port 8082"},
+		{"gRPC by the probe alone", []string{env, "", "{name: grpc, containerPort: 8082}", "{name: rpc, containerPort: 8082}",
+			"ports:\n        - {port: grpc}", "ports:\n        - {port: rpc}",
+			"{name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}", "{name: api, port: 8082, targetPort: 8082}",
+			"{name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}", "{name: api, port: 8082, targetPort: 8082}"}, IDGRPCThroughClusterIP, "reaches gRPC port 8082"},
+		{"HTTP port behind the ClusterIP Service", []string{env, "", "{name: admin, containerPort: 9090}", "{name: admin, containerPort: 9090}\n            - {name: http, containerPort: 8080}",
+			"ports:\n        - {port: grpc}", "ports:\n        - {port: grpc}\n        - {port: http}",
+			"{name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}", "{name: http, port: 80, targetPort: http}"}, "", ""},
+		{"headless publishing not-ready pods, no ports", []string{svcPort, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api-headless\n",
+			headless + "  selector: {app: api}\n  ports:\n    - {name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}\n", headless + "  publishNotReadyAddresses: true\n  selector: {app: api}\n"}, IDGRPCHeadlessNotReady, "dial port 8082"},
+		{"headless publishing not-ready pods of another port", []string{
+			headless + "  selector: {app: api}\n  ports:\n    - {name: grpc, port: 8082, targetPort: grpc, appProtocol: kubernetes.io/h2c}\n",
+			headless + "  publishNotReadyAddresses: true\n  selector: {app: api}\n  ports:\n    - {name: metrics, port: 9090, targetPort: admin}\n"}, "", ""},
+		{"httpGet on the gRPC port beside an HTTP one", []string{"{name: admin, containerPort: 9090}", "{name: http, containerPort: 9090}",
+			"httpGet: {path: /livez, port: admin}", "httpGet: {path: /livez, port: 8082}"}, IDHTTPProbeOnGRPC, "GET /livez to port 8082, which serves gRPC"},
+		{"httpGet on the HTTP port beside the gRPC one", []string{"{name: admin, containerPort: 9090}", "{name: http, containerPort: 9090}",
+			"httpGet: {path: /livez, port: admin}", "httpGet: {path: /livez, port: http}"}, "", ""},
+		{"httpGet to an undeclared port of a gRPC-only container", []string{"            - {name: admin, containerPort: 9090}\n", "",
+			"httpGet: {path: /livez, port: admin}", "httpGet: {path: /livez, port: 9090}"}, IDHTTPProbeOnGRPC, "every port the container declares serves gRPC"},
+	}
+	grpcRules := []string{IDGRPCThroughClusterIP, IDGRPCHeadlessNotReady, IDHTTPProbeOnGRPC}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := string(base)
+			for i := 0; i < len(tt.edits); i += 2 {
+				if !strings.Contains(in, tt.edits[i]) {
+					t.Fatalf("input has no %q", tt.edits[i])
+				}
+				in = strings.Replace(in, tt.edits[i], tt.edits[i+1], 1)
+			}
+			rep := (&Linter{}).LintBytes("in.yaml", []byte(in))
+			var got []Finding
+			for _, f := range rep.Findings {
+				if f.Rule == IDInvalidDocument {
+					t.Fatalf("input does not decode: %s\n%s", f, in)
+				}
+				if slices.Contains(grpcRules, f.Rule) {
+					got = append(got, f)
+				}
+			}
+			if tt.rule == "" {
+				if len(got) > 0 {
+					t.Fatalf("want no gRPC finding, got %v", got)
+				}
+				return
+			}
+			if len(got) != 1 || got[0].Rule != tt.rule || !strings.Contains(got[0].Message, tt.message) || got[0].Line == 0 {
+				t.Fatalf("want one %s finding with %q and a line, got %v", tt.rule, tt.message, got)
+			}
+		})
+	}
+}

@@ -40,6 +40,9 @@ const (
 	IDNoNetworkPolicy            = "SH019"
 	IDAdminPortPublished         = "SH020"
 	IDPprofInProduction          = "SH021"
+	IDGRPCThroughClusterIP       = "SH022"
+	IDGRPCHeadlessNotReady       = "SH023"
+	IDHTTPProbeOnGRPC            = "SH024"
 )
 
 // The rules. Decoding and unknown kinds are rules too, so they can be
@@ -111,6 +114,15 @@ var (
 	rulePprofInProduction = Rule{ID: IDPprofInProduction, Name: "pprof-in-production", Severity: Warning,
 		Why: "profiling endpoints in production let whoever reaches the admin port slow the process with CPU profiles and traces and read its code and memory layout",
 		Fix: "remove PPROF (or set it to false) in the production overlay; turn it on for one pod while investigating, then off again"}
+	ruleGRPCClusterIP = Rule{ID: IDGRPCThroughClusterIP, Name: "grpc-clusterip-without-max-conn-age", Severity: Warning,
+		Why: "kube-proxy balances connections, not calls, and a gRPC client keeps its one HTTP/2 connection for ever, so pods added by a scale-up or a rollout get no calls unless the server closes connections at some age",
+		Fix: "set MAX_CONN_AGE to a positive duration (or annotate the pods with shoal.dev/max-conn-age for a server that sets its own), or send gRPC clients to a headless Service and balance on the client"}
+	ruleGRPCNotReady = Rule{ID: IDGRPCHeadlessNotReady, Name: "grpc-headless-publishes-not-ready", Severity: Warning,
+		Why: "a headless Service with publishNotReadyAddresses puts starting and draining pods in DNS, so gRPC clients balancing over its addresses dial pods that refuse or drop their calls",
+		Fix: "set publishNotReadyAddresses to false on the Service gRPC clients resolve; keep a separate headless Service for peer discovery if the pods need one"}
+	ruleHTTPProbeOnGRPC = Rule{ID: IDHTTPProbeOnGRPC, Name: "http-probe-on-grpc-port", Severity: Error,
+		Why: "a gRPC server answers only HTTP/2, so an httpGet probe on its port always fails: the pod is never ready, or its liveness probe restarts it in a loop",
+		Fix: "use a grpc probe (grpc.port, optional grpc.service) on the gRPC port, or point the httpGet probe at the container's HTTP admin port"}
 )
 
 // ruleList returns every rule, checks attached, in ID order. It builds the
@@ -122,7 +134,8 @@ func ruleList() []Rule {
 		ruleTwoAutoscalers, ruleReplicasOwned, ruleSelectorEmpty, ruleTargetPort,
 		ruleHardcodedIP, rulePDBBlocks, ruleAllUnavailable, ruleUnknownKind,
 		ruleInvalidSpec, ruleDuplicate, ruleIngressBackend, ruleNoNetworkPolicy,
-		ruleAdminPortPublished, rulePprofInProduction,
+		ruleAdminPortPublished, rulePprofInProduction, ruleGRPCClusterIP,
+		ruleGRPCNotReady, ruleHTTPProbeOnGRPC,
 	}
 	checks := map[string]func(*set) []Finding{
 		ruleNoReadiness.ID:        checkReadiness,
@@ -145,6 +158,9 @@ func ruleList() []Rule {
 		ruleNoNetworkPolicy.ID:    checkNetworkPolicies,
 		ruleAdminPortPublished.ID: checkAdminPortsPublished,
 		rulePprofInProduction.ID:  checkPprofInProduction,
+		ruleGRPCClusterIP.ID:      checkGRPCThroughClusterIP,
+		ruleGRPCNotReady.ID:       checkGRPCHeadlessNotReady,
+		ruleHTTPProbeOnGRPC.ID:    checkHTTPProbeOnGRPC,
 	}
 	for i := range rs {
 		rs[i].check = checks[rs[i].ID]

@@ -26,19 +26,23 @@ func run(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// TestGoldenReports checks each input's report in each format: app.yaml
+// holds mistakes of every kind, grpc.yaml the gRPC ones (SH022-SH024).
 func TestGoldenReports(t *testing.T) {
-	for _, format := range []string{"text", "json", "sarif"} {
-		t.Run(format, func(t *testing.T) {
-			got, err := run(t, "-o", format, "testdata/app.yaml")
-			var fe *FindingsError
-			if !errors.As(err, &fe) || fe.ExitCode() != 1 {
-				t.Fatalf("err = %v, want findings with exit code 1", err)
-			}
-			golden.Check(t, filepath.Join("testdata", "golden", "app."+format), []byte(got), *update)
-			if format != "text" && !json.Valid([]byte(got)) {
-				t.Fatal("output is not valid JSON")
-			}
-		})
+	for _, input := range []string{"app", "grpc"} {
+		for _, format := range []string{"text", "json", "sarif"} {
+			t.Run(input+"/"+format, func(t *testing.T) {
+				got, err := run(t, "-o", format, "testdata/"+input+".yaml")
+				var fe *FindingsError
+				if !errors.As(err, &fe) || fe.ExitCode() != 1 {
+					t.Fatalf("err = %v, want findings with exit code 1", err)
+				}
+				golden.Check(t, filepath.Join("testdata", "golden", input+"."+format), []byte(got), *update)
+				if format != "text" && !json.Valid([]byte(got)) {
+					t.Fatal("output is not valid JSON")
+				}
+			})
+		}
 	}
 }
 
