@@ -9,8 +9,9 @@
 // pod IP, and starts the processes, each in its own process group.
 //
 // While the pod runs, kubelet probes its containers (startup, readiness and
-// liveness probes over httpGet, tcpSocket or exec, with the kubelet's
-// thresholds), restarts crashed or unhealthy containers according to the
+// liveness probes over httpGet, tcpSocket, exec or grpc, with the kubelet's
+// thresholds; a grpc probe calls grpc.health.v1.Health/Check with the
+// probe's service name and passes on SERVING), restarts crashed or unhealthy containers according to the
 // restartPolicy with the kubelet's exponential back-off, and reports status
 // and events. [Pod.Terminate] does what the kubelet does when a pod is
 // deleted: readiness drops at once, preStop hooks run, SIGTERM follows and

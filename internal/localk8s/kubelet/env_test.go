@@ -209,7 +209,8 @@ func TestContainerArgv(t *testing.T) {
 }
 
 func TestInvalidPod(t *testing.T) {
-	grpc := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090}}}
+	grpc := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 0}}}
+	twoHandlers := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{GRPC: &corev1.GRPCAction{Port: 9090}, TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(9090)}}}
 	named := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstrName("admin")}}}
 	tests := []struct {
 		name    string
@@ -228,7 +229,8 @@ func TestInvalidPod(t *testing.T) {
 			c.Spec.Containers[0].Env = []corev1.EnvVar{fieldEnv("X", "status.phase")}
 		}, `fieldRef "status.phase": unsupported`},
 		{"bad env name", func(c *Config) { c.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "1X"}} }, `env "1X": not a valid`},
-		{"grpc probe", func(c *Config) { c.Spec.Containers[0].LivenessProbe = grpc }, "livenessProbe: grpc probes are not supported"},
+		{"grpc probe without a port", func(c *Config) { c.Spec.Containers[0].LivenessProbe = grpc }, "livenessProbe: grpc: port 0 out of range"},
+		{"grpc and tcpSocket", func(c *Config) { c.Spec.Containers[0].ReadinessProbe = twoHandlers }, "readinessProbe: want exactly one of exec, httpGet, tcpSocket, grpc; have 2"},
 		{"unknown named port", func(c *Config) { c.Spec.Containers[0].ReadinessProbe = named }, `readinessProbe: httpGet: port "admin"`},
 		{"command not found", func(c *Config) { c.Spec.Containers[0].Command = []string{"no-such-cmd"} }, `command: "no-such-cmd" not found`},
 		{"restart policy", func(c *Config) { c.Spec.RestartPolicy = "Sometimes" }, `unknown restartPolicy "Sometimes"`},

@@ -259,6 +259,8 @@ func (c *container) probeOnce(ctx context.Context, h corev1.ProbeHandler, timeou
 		return c.httpGet(ctx, h.HTTPGet)
 	case h.TCPSocket != nil:
 		return c.tcpDial(ctx, h.TCPSocket)
+	case h.GRPC != nil:
+		return c.grpcCheck(ctx, h.GRPC)
 	}
 	return errors.New("no handler") // ruled out by validateHandler
 }
@@ -272,10 +274,15 @@ func (c *container) validateHandler(h corev1.ProbeHandler) error {
 		}
 	}
 	if h.GRPC != nil {
-		return errors.New("grpc probes are not supported")
+		n++
+		// The API takes the port by number only: gRPC probes have no
+		// named ports.
+		if p := h.GRPC.Port; p < 1 || p > 65535 {
+			err = errors.Join(err, fmt.Errorf("grpc: port %d out of range", p))
+		}
 	}
 	if n != 1 {
-		return fmt.Errorf("want exactly one of exec, httpGet, tcpSocket; have %d", n)
+		return fmt.Errorf("want exactly one of exec, httpGet, tcpSocket, grpc; have %d", n)
 	}
 	return err
 }

@@ -15,6 +15,13 @@
 // endpoints are updated, then stops accepting, finishes the requests in
 // flight and exits.
 //
+// GRPC_PORT=N also serves gRPC on $HOST:N: grpc.health.v1.Health, whose
+// Check answers SERVING for the service names "" and "testpod" while
+// /readyz would answer 200 and NOT_SERVING otherwise, and NotFound for any
+// other name. Every RPC's response header carries x-served-by: $POD_NAME.
+// On SIGTERM the gRPC server stops gracefully beside the HTTP one.
+//
+// READY=0 starts with /readyz failing, until /set?ready=1.
 // MARK=FILE appends "start PID", "sigterm PID" and "exit PID" lines to FILE.
 // ON_SIGTERM=ignore ignores SIGTERM. READY_AFTER=DURATION makes /readyz
 // fail until then.
@@ -35,6 +42,12 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func main() {
@@ -72,11 +85,12 @@ func main() {
 
 	var live, ready atomic.Bool
 	live.Store(true)
-	ready.Store(true)
+	ready.Store(os.Getenv("READY") != "0")
 	readyAt := time.Now()
 	if d, err := time.ParseDuration(os.Getenv("READY_AFTER")); err == nil {
 		readyAt = readyAt.Add(d)
 	}
+	isReady := func() bool { return ready.Load() && !time.Now().Before(readyAt) }
 	name := os.Getenv("POD_NAME")
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -88,7 +102,7 @@ func main() {
 		}
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() || time.Now().Before(readyAt) {
+		if !isReady() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})
@@ -137,6 +151,25 @@ func main() {
 		w.Header().Set("X-Served-By", name)
 		mux.ServeHTTP(w, r)
 	}), ReadHeaderTimeout: 10 * time.Second}
+	var gs *grpc.Server
+	if gp := os.Getenv("GRPC_PORT"); gp != "" {
+		gln, err := net.Listen("tcp", net.JoinHostPort(os.Getenv("HOST"), gp))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		gs = grpc.NewServer(grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			_ = grpc.SetHeader(ctx, metadata.Pairs("x-served-by", name))
+			return h(ctx, req)
+		}))
+		healthpb.RegisterHealthServer(gs, &healthServer{ready: isReady})
+		go func() {
+			if err := gs.Serve(gln); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(4)
+			}
+		}()
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM)
 	drained := make(chan struct{})
@@ -150,6 +183,10 @@ func main() {
 				time.Sleep(d)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if gs != nil {
+				go func() { <-ctx.Done(); gs.Stop() }() // GracefulStop's deadline
+				gs.GracefulStop()
+			}
 			_ = srv.Shutdown(ctx)
 			cancel()
 			close(drained)
@@ -183,4 +220,22 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// healthServer answers Check from the same state as /readyz.
+type healthServer struct {
+	healthpb.UnimplementedHealthServer
+	ready func() bool
+}
+
+func (h *healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	switch req.GetService() {
+	case "", "testpod":
+	default:
+		return nil, status.Errorf(codes.NotFound, "unknown service %q", req.GetService())
+	}
+	if h.ready() {
+		return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_NOT_SERVING}, nil
 }
