@@ -68,11 +68,17 @@ func (s Step) String() string {
 }
 
 // Config describes one load run. The zero value of every field is valid
-// and stands for the default documented on it; URL and one of Duration,
-// Count or Steps must be set.
+// and stands for the default documented on it; URL (or GRPC) and one of
+// Duration, Count or Steps must be set.
 type Config struct {
 	// URL is the target, http:// or https://.
 	URL string
+	// GRPC, if not nil, makes the run send unary gRPC calls instead of
+	// HTTP requests. URL, Method, Header, Body, Connections,
+	// NoKeepAlive, H2C and Transport are HTTP's and must then be
+	// unset; KeyHeader and ServedByHeader name metadata keys (in lower
+	// case) and Timeout is each call's deadline.
+	GRPC *GRPC
 	// Method defaults to GET.
 	Method string
 	// Header is sent with every request. A "Host" entry sets the
@@ -139,6 +145,18 @@ type Config struct {
 
 // Validate reports the first thing wrong with c as a *ConfigError.
 func (c *Config) Validate() error {
+	if c.GRPC != nil {
+		if err := c.validateGRPC(); err != nil {
+			return err
+		}
+	} else if err := c.validateHTTP(); err != nil {
+		return err
+	}
+	return c.validateLoad()
+}
+
+// validateHTTP checks the fields that describe an HTTP request.
+func (c *Config) validateHTTP() error {
 	if c.URL == "" {
 		return fieldErr("URL", "required")
 	}
@@ -168,6 +186,18 @@ func (c *Config) Validate() error {
 	if len(c.Body) > MaxBodyBytes {
 		return fieldErr("Body", "%d bytes, above the cap of %d", len(c.Body), MaxBodyBytes)
 	}
+	switch {
+	case c.KeyHeader != "" && !validToken(c.KeyHeader):
+		return fieldErr("KeyHeader", "%q is not a valid header name", c.KeyHeader)
+	case c.ServedByHeader != "" && !validToken(c.ServedByHeader):
+		return fieldErr("ServedByHeader", "%q is not a valid header name", c.ServedByHeader)
+	}
+	return nil
+}
+
+// validateLoad checks the fields that shape the load, the same for
+// HTTP and gRPC.
+func (c *Config) validateLoad() error {
 	if err := checkRate("Rate", c.Rate); err != nil {
 		return err
 	}
@@ -201,10 +231,6 @@ func (c *Config) Validate() error {
 		return fieldErr("Keys", "%d out of range [0, %d]", c.Keys, MaxKeys)
 	case c.Keys > 0 && c.KeyHeader == "":
 		return fieldErr("Keys", "needs KeyHeader")
-	case c.KeyHeader != "" && !validToken(c.KeyHeader):
-		return fieldErr("KeyHeader", "%q is not a valid header name", c.KeyHeader)
-	case c.ServedByHeader != "" && !validToken(c.ServedByHeader):
-		return fieldErr("ServedByHeader", "%q is not a valid header name", c.ServedByHeader)
 	case c.ProgressEvery < 0:
 		return fieldErr("ProgressEvery", "%v is negative", c.ProgressEvery)
 	case c.Window < 0 || (c.Window > 0 && c.Window < MinWindow):
@@ -248,7 +274,7 @@ func (c *Config) span() time.Duration {
 
 // withDefaults returns c with zero fields replaced by their defaults.
 func (c Config) withDefaults() Config {
-	if c.Method == "" {
+	if c.Method == "" && c.GRPC == nil {
 		c.Method = http.MethodGet
 	}
 	if c.Rate == 0 {

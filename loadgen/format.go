@@ -15,6 +15,7 @@ const SchemaVersion = "shoal.load/v1"
 
 type jsonReport struct {
 	Schema         string            `json:"schema"`
+	Protocol       string            `json:"protocol,omitempty"`
 	Target         string            `json:"target"`
 	Method         string            `json:"method"`
 	Start          time.Time         `json:"start"`
@@ -23,6 +24,7 @@ type jsonReport struct {
 	Requests       jsonRequests      `json:"requests"`
 	ThroughputRPS  float64           `json:"throughput_rps"`
 	LatencyMS      jsonLatency       `json:"latency_ms"`
+	GRPCCodes      map[string]int64  `json:"grpc_codes,omitempty"`
 	Errors         map[string]int64  `json:"errors"`
 	ErrorSamples   map[string]string `json:"error_samples"`
 	ServedByHeader string            `json:"served_by_header"`
@@ -98,11 +100,15 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 		},
 		Errors:         r.Errors,
 		ErrorSamples:   r.ErrorSamples,
+		GRPCCodes:      r.Codes,
 		ServedByHeader: r.ServedByHeader,
 		Replicas:       jsonReplicas(r.Replicas),
 		Unattributed:   r.Unattributed,
 		CV:             r.CV(),
 		WindowSeconds:  r.Window.Seconds(),
+	}
+	if r.GRPC {
+		j.Protocol = "grpc"
 	}
 	if j.Errors == nil {
 		j.Errors = map[string]int64{}
@@ -158,7 +164,11 @@ func pct(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) }
 func (r *Report) WriteText(out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	p := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
-	p("target\t%s %s\n", r.Method, r.Target)
+	if r.GRPC {
+		p("target\tgrpc %s %s\n", r.Target, r.Method)
+	} else {
+		p("target\t%s %s\n", r.Method, r.Target)
+	}
 	state := ""
 	if r.Interrupted {
 		state = " (interrupted)"
@@ -174,6 +184,16 @@ func (r *Report) WriteText(out io.Writer) error {
 		return fmt.Errorf("loadgen: write report: %w", err)
 	}
 
+	if r.GRPC && len(r.Codes) > 0 {
+		p("\ngrpc code\tcalls\tshare\n")
+		var total int64
+		for _, n := range r.Codes {
+			total += n
+		}
+		for _, k := range sortedCodes(r.Codes) {
+			p("%s\t%d\t%s\n", k, r.Codes[k], pct(float64(r.Codes[k])/float64(total)))
+		}
+	}
 	if len(r.Errors) > 0 {
 		p("\nerrors\tcount\tfirst seen\n")
 		for _, k := range sortedKeys(r.Errors) {

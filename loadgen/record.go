@@ -18,8 +18,10 @@ const (
 type result struct {
 	offset   time.Duration // intended send time, from the start of the run
 	latency  time.Duration // from the intended send time to the end of the body
-	status   int           // 0 when no response arrived
-	kind     string        // error kind, "" for a 1xx-3xx response
+	answered bool          // a response (HTTP) or a status from the server (gRPC) arrived
+	status   int           // HTTP status; 0 for gRPC or when no response arrived
+	code     string        // gRPC status code name of every sent call, "" for HTTP
+	kind     string        // error kind, "" for a 1xx-3xx response or an OK call
 	msg      string        // what went wrong, for the kind's sample; "" without a kind
 	servedBy string        // value of the served-by header, "" if absent
 }
@@ -40,7 +42,8 @@ type recorder struct {
 	hist         *hdrhistogram.Histogram
 	scheduled    int64
 	completed    int64 // responses, any status
-	ok           int64 // 1xx-3xx responses
+	ok           int64 // 1xx-3xx responses, OK calls
+	codes        map[string]int64
 	unattributed int64 // responses without the served-by header
 	errors       map[string]int64
 	samples      map[string]string // first message of each error kind
@@ -56,6 +59,7 @@ func newRecorder(window time.Duration) *recorder {
 		errors:   map[string]int64{},
 		samples:  map[string]string{},
 		replicas: map[string]int64{},
+		codes:    map[string]int64{},
 	}
 }
 
@@ -82,7 +86,10 @@ func (r *recorder) record(res result) {
 			w.errors++
 		}
 	}
-	if res.status == 0 {
+	if res.code != "" {
+		r.codes[res.code]++
+	}
+	if !res.answered {
 		return
 	}
 	r.completed++
@@ -138,6 +145,7 @@ func (r *recorder) report(elapsed time.Duration) *Report {
 		Errors:       cloneCounts(r.errors),
 		ErrorSamples: cloneSamples(r.samples),
 		Replicas:     cloneCounts(r.replicas),
+		Codes:        cloneCounts(r.codes),
 		Window:       r.window,
 		hist:         r.hist.Export(),
 	}

@@ -11,8 +11,11 @@ import (
 // Report is the outcome of a run. Counts satisfy
 // Scheduled = Sent + Dropped and Sent = Completed + transport errors.
 type Report struct {
-	// Target and Method of the requests.
+	// Target and Method of the requests: for gRPC, the target name and
+	// the full method name.
 	Target, Method string
+	// GRPC is true for a run of gRPC calls (Config.GRPC).
+	GRPC bool
 	// Start is the wall-clock time of the first scheduled request.
 	Start time.Time
 	// Elapsed runs from Start to the end of the last request.
@@ -25,21 +28,26 @@ type Report struct {
 	Sent      int64 // requests started
 	Dropped   int64 // requests not started because MaxInFlight were in flight
 	Completed int64 // responses received, any status
-	OK        int64 // responses with a 1xx-3xx status
+	OK        int64 // responses with a 1xx-3xx status; gRPC calls answered OK
 	// Throughput is Completed per second of Elapsed.
 	Throughput float64
 	// Latency of the completed requests, each measured from its
 	// intended send time to the end of its response body.
 	Latency Latency
-	// Errors counts failed requests by kind (the Kind constants and
-	// HTTPKind codes).
+	// Codes counts gRPC calls by final status code name ("OK",
+	// "Unavailable", ...), whether the server or the client set it; it
+	// sums to Sent. Empty for HTTP.
+	Codes map[string]int64
+	// Errors counts failed requests by kind (the Kind constants,
+	// HTTPKind codes and GRPCKind codes).
 	Errors map[string]int64
 	// ErrorSamples holds, for each kind in Errors, the message of its
 	// first error: the transport's error text, or an error response's
 	// status and the start of its body.
 	ErrorSamples map[string]string
 
-	// ServedByHeader is the response header Replicas is keyed on.
+	// ServedByHeader is the response header (gRPC: metadata key)
+	// Replicas is keyed on.
 	ServedByHeader string
 	// Replicas counts responses by replica.
 	Replicas map[string]int64

@@ -112,7 +112,7 @@ func TestJSONSchema(t *testing.T) {
 func TestRecorderArithmetic(t *testing.T) {
 	rec := newRecorder(time.Second)
 	add := func(off time.Duration, lat time.Duration, status int, kind, by string) {
-		rec.record(result{offset: off, latency: lat, status: status, kind: kind, servedBy: by})
+		rec.record(result{offset: off, latency: lat, answered: status != 0, status: status, kind: kind, servedBy: by})
 	}
 	add(0, 10*time.Millisecond, 200, "", "a")
 	add(100*time.Millisecond, 20*time.Millisecond, 200, "", "a")

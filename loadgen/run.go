@@ -32,6 +32,7 @@ type generator struct {
 	keyName  string // canonical KeyHeader
 	servedBy string // canonical ServedByHeader
 	rt       http.RoundTripper
+	grpc     *grpcCaller // set for a gRPC run, which uses none of the HTTP fields
 	rec      *recorder
 	inFlight atomic.Int64
 	sent     atomic.Int64 // for the progress line
@@ -46,30 +47,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	c := cfg.withDefaults()
-	u, err := url.Parse(c.URL)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: parse URL: %w", err)
-	}
 	g := &generator{
 		cfg:      c,
-		url:      u,
-		header:   http.Header{},
 		keyName:  http.CanonicalHeaderKey(c.KeyHeader),
 		servedBy: http.CanonicalHeaderKey(c.ServedByHeader),
-		rt:       c.Transport,
 		rec:      newRecorder(c.Window),
 	}
-	for k, v := range c.Header {
-		if http.CanonicalHeaderKey(k) == "Host" {
-			g.host = v[len(v)-1]
-			continue
+	target, method := c.URL, c.Method
+	if c.GRPC != nil {
+		gc, err := newGRPCCaller(&c)
+		if err != nil {
+			return nil, err
 		}
-		g.header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
-	}
-	if g.rt == nil {
-		tr := newTransport(&c)
+		defer gc.cc.Close()
+		g.grpc = gc
+		target, method = c.GRPC.Target, c.GRPC.Method
+	} else if err := g.setupHTTP(); err != nil {
+		return nil, err
+	} else if tr, ok := g.rt.(*http.Transport); ok && c.Transport == nil {
 		defer tr.CloseIdleConnections()
-		g.rt = tr
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -90,10 +86,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	stopProgress()
 
 	rep := g.rec.report(elapsed)
-	rep.Target, rep.Method, rep.Start = c.URL, c.Method, start
+	rep.Target, rep.Method, rep.Start = target, method, start
 	rep.ServedByHeader = c.ServedByHeader
+	if g.grpc != nil {
+		rep.GRPC = true
+		rep.ServedByHeader = g.grpc.servedBy
+	}
 	rep.Interrupted = interrupted
 	return rep, nil
+}
+
+// setupHTTP prepares the request every job sends.
+func (g *generator) setupHTTP() error {
+	c := &g.cfg
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("loadgen: parse URL: %w", err)
+	}
+	g.url, g.header, g.rt = u, http.Header{}, c.Transport
+	for k, v := range c.Header {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			g.host = v[len(v)-1]
+			continue
+		}
+		g.header[http.CanonicalHeaderKey(k)] = append([]string(nil), v...)
+	}
+	if g.rt == nil {
+		g.rt = newTransport(c)
+	}
+	return nil
 }
 
 func newTransport(c *Config) *http.Transport {
@@ -169,7 +190,11 @@ func (g *generator) schedule(ctx context.Context, start time.Time, jobs chan job
 
 func (g *generator) work(ctx context.Context, jobs <-chan job) {
 	for j := range jobs {
-		g.rec.record(g.do(ctx, j))
+		if g.grpc != nil {
+			g.rec.record(g.grpc.do(ctx, g.cfg.Timeout, j))
+		} else {
+			g.rec.record(g.do(ctx, j))
+		}
 		g.inFlight.Add(-1)
 	}
 }
@@ -226,6 +251,7 @@ func (g *generator) do(ctx context.Context, j job) result {
 		return res
 	}
 	res.latency = time.Since(j.intended)
+	res.answered = true
 	res.status = resp.StatusCode
 	if resp.StatusCode >= 400 {
 		res.kind = statusKind(resp.StatusCode)
