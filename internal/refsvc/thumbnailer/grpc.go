@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +27,18 @@ const (
 	// long instead of their backoff (gRFC A6), as Retry-After does for
 	// HTTP.
 	PushbackMetadata = "grpc-retry-pushback-ms"
+)
+
+// ErrorDomain is the domain of the google.rpc.ErrorInfo detail on every
+// status Resize answers itself, whose reason says why (AIP-193). A status
+// without it came from elsewhere: grpc-go, the service kit, the network.
+const ErrorDomain = "thumbnailer.shoal.dev"
+
+// Reasons of the ErrorInfo detail.
+const (
+	ReasonBadRequest  = "BAD_REQUEST"     // INVALID_ARGUMENT: the options or the image
+	ReasonTooLarge    = "IMAGE_TOO_LARGE" // RESOURCE_EXHAUSTED: more than the replica takes at all
+	ReasonMemoryInUse = "MEMORY_IN_USE"   // UNAVAILABLE: try again after the pushback
 )
 
 // busyPushback is the pushback of a busy answer: Retry-After: 1's second.
@@ -130,13 +143,14 @@ func (a *API) grpcFailure(ctx context.Context, err error) error {
 		return status.Error(codes.Internal, "thumbnailer: internal error")
 	}
 	var code codes.Code
+	var reason string
 	switch f.kind {
 	case failBadRequest:
-		code = codes.InvalidArgument
+		code, reason = codes.InvalidArgument, ReasonBadRequest
 	case failTooLarge:
-		code = codes.ResourceExhausted
+		code, reason = codes.ResourceExhausted, ReasonTooLarge
 	case failBusy:
-		code = codes.Unavailable
+		code, reason = codes.Unavailable, ReasonMemoryInUse
 		_ = grpc.SetTrailer(ctx, metadata.Pairs(PushbackMetadata, busyPushback))
 	case failGone:
 		// Nobody reads it; grpc-go answers the caller's cancellation or
@@ -145,5 +159,9 @@ func (a *API) grpcFailure(ctx context.Context, err error) error {
 	}
 	a.log.LogAttrs(ctx, slog.LevelInfo, "thumbnail call rejected",
 		slog.String("code", code.String()), slog.String("error", f.Error()))
-	return status.Error(code, f.Error())
+	st, err := status.New(code, f.Error()).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+	if err != nil {
+		return status.Error(code, f.Error())
+	}
+	return st.Err()
 }

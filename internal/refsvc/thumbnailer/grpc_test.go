@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -94,6 +95,9 @@ func TestGRPCResizeAnswers(t *testing.T) {
 			}
 			if strings.Contains(st.Message(), "127.0.0.1") || strings.Contains(st.Message(), ".go:") {
 				t.Errorf("message %q names the process's internals", st.Message())
+			}
+			if want := reasonOf(tt.wantCode); tt.wantMsg != "larger than max" && reasonIn(st) != want {
+				t.Errorf("ErrorInfo reason %q, want %q", reasonIn(st), want)
 			}
 			if len(trailer.Get(PushbackMetadata)) != 0 {
 				t.Errorf("pushback %v on a %v", trailer.Get(PushbackMetadata), st.Code())
@@ -226,6 +230,9 @@ func TestGRPCResizeBusy(t *testing.T) {
 			if st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "memory for "+tt.budget+" is in use") {
 				t.Fatalf("Resize: %v, want UNAVAILABLE naming %s", got.err, tt.budget)
 			}
+			if reasonIn(st) != ReasonMemoryInUse {
+				t.Errorf("ErrorInfo reason %q, want %q", reasonIn(st), ReasonMemoryInUse)
+			}
 			if p := got.trailer.Get(PushbackMetadata); len(p) != 1 || p[0] != "1000" {
 				t.Fatalf("pushback %v, want [1000]", p)
 			}
@@ -256,6 +263,20 @@ func TestGRPCResizeCanceled(t *testing.T) {
 	if api.cache.Len() != 0 {
 		t.Fatalf("a canceled thumbnail reached the cache")
 	}
+}
+
+func reasonOf(c codes.Code) string {
+	return map[codes.Code]string{codes.InvalidArgument: ReasonBadRequest, codes.ResourceExhausted: ReasonTooLarge, codes.Unavailable: ReasonMemoryInUse}[c]
+}
+
+// reasonIn returns the reason of st's ErrorInfo in ErrorDomain, or "".
+func reasonIn(st *status.Status) string {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.Domain == ErrorDomain {
+			return ei.Reason
+		}
+	}
+	return ""
 }
 
 // waitFor polls cond until it holds, failing the test after 30s.

@@ -50,7 +50,12 @@ type ThumbnailerClient interface {
 	//	                   trailer grpc-retry-pushback-ms says when to try
 	//	                   again (the HTTP API's 503 with Retry-After).
 	//
-	// The call is a pure function of its request: safe to retry.
+	// Each of these that Resize answers itself carries a google.rpc.ErrorInfo
+	// of domain "thumbnailer.shoal.dev" and reason BAD_REQUEST,
+	// IMAGE_TOO_LARGE or MEMORY_IN_USE; a status without one came from
+	// elsewhere (grpc-go's own message limit, the service kit's shedding,
+	// the network). The call is a pure function of its request: safe to
+	// retry.
 	Resize(ctx context.Context, in *ResizeRequest, opts ...grpc.CallOption) (*ResizeResponse, error)
 }
 
@@ -93,7 +98,12 @@ type ThumbnailerServer interface {
 	//	                   trailer grpc-retry-pushback-ms says when to try
 	//	                   again (the HTTP API's 503 with Retry-After).
 	//
-	// The call is a pure function of its request: safe to retry.
+	// Each of these that Resize answers itself carries a google.rpc.ErrorInfo
+	// of domain "thumbnailer.shoal.dev" and reason BAD_REQUEST,
+	// IMAGE_TOO_LARGE or MEMORY_IN_USE; a status without one came from
+	// elsewhere (grpc-go's own message limit, the service kit's shedding,
+	// the network). The call is a pure function of its request: safe to
+	// retry.
 	Resize(context.Context, *ResizeRequest) (*ResizeResponse, error)
 	mustEmbedUnimplementedThumbnailerServer()
 }
