@@ -20,6 +20,8 @@ type Endpoint struct {
 	// the time of its last update. Writers hold mu; readers use atomics.
 	ewma  atomic.Uint64
 	stamp atomic.Int64
+	// measured is set by the first latency sample.
+	measured atomic.Bool
 
 	// ejectedUntil is the time an ejection ends; zero when never ejected.
 	ejectedUntil atomic.Int64
@@ -132,6 +134,19 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64) {
 		next = cur*w + rtt*(1-w)
 	}
 	e.ewma.Store(math.Float64bits(next))
+	e.stamp.Store(now)
+	e.measured.Store(true)
+}
+
+// seedLatency sets the latency estimate of an endpoint that has no
+// sample yet to rtt nanoseconds; a measured one keeps its own.
+func (e *Endpoint) seedLatency(now int64, rtt float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.measured.Load() {
+		return
+	}
+	e.ewma.Store(math.Float64bits(rtt))
 	e.stamp.Store(now)
 }
 

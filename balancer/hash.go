@@ -24,8 +24,9 @@ import (
 // Slow start does not apply: affinity matters more than warm-up here,
 // and the load bound already protects a cold endpoint.
 type ConsistentHash struct {
-	// Key returns the request's key, e.g. [HeaderKey]("X-Balance-Key").
-	// Requests with an empty key, or all requests if Key is nil, go to
+	// Key returns the request's key, e.g. [HeaderKey]("X-Balance-Key"),
+	// when [PickInfo.Key] is empty. Requests with an empty key, or all
+	// requests if Key is nil and PickInfo.Key empty, go to
 	// a random endpoint.
 	Key func(*http.Request) string
 	// LoadFactor is c in the bounded-load scheme: an endpoint takes at
@@ -121,8 +122,8 @@ type ringHash struct {
 
 func (p *ringHash) Pick(info PickInfo) *Endpoint {
 	n := len(p.eps)
-	var key string
-	if p.key != nil && info.Request != nil {
+	key := info.Key
+	if key == "" && p.key != nil && info.Request != nil {
 		key = p.key(info.Request)
 	}
 	if key == "" {

@@ -28,8 +28,12 @@ type Picker interface {
 
 // PickInfo is what a [Picker] may base its choice on.
 type PickInfo struct {
-	// Request is the request being balanced.
+	// Request is the request being balanced; nil outside HTTP.
 	Request *http.Request
+	// Key is the request's balancing key when the caller knows it
+	// without a Request (package grpcclient reads it from the RPC's
+	// metadata); [ConsistentHash] uses it before its Key function.
+	Key string
 	// Now is the time in nanoseconds on the balancer's clock.
 	Now int64
 	// InFlight is the number of requests in flight through the balancer,

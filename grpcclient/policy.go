@@ -1,0 +1,298 @@
+package grpcclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	gbalancer "google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/serviceconfig"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/balancer"
+)
+
+// Names of the balancing policies this package registers with grpc-go,
+// for a service config's loadBalancingConfig.
+const (
+	// PeakEWMA is package balancer's PeakEWMA: of two random ready
+	// replicas, the one with the lower latency × (calls in flight + 1).
+	PeakEWMA = "shoal_peak_ewma"
+	// ConsistentHash is package balancer's ConsistentHash over the key
+	// in the call's [BalanceKey] metadata, with bounded loads.
+	ConsistentHash = "shoal_consistent_hash"
+)
+
+// BalanceKey is the outgoing metadata key whose first value
+// [ConsistentHash] hashes: the gRPC spelling of balancer.DefaultKeyHeader.
+var BalanceKey = strings.ToLower(balancer.DefaultKeyHeader)
+
+func init() {
+	// grpc-go's balancer registry is grpc's: a policy is registered by
+	// the package that defines it, once, at init.
+	gbalancer.Register(builder{name: PeakEWMA})
+	gbalancer.Register(builder{name: ConsistentHash})
+}
+
+// balanceKeyCtx carries the key WithBalanceKey set, so a pick reads it
+// without copying the outgoing metadata.
+type balanceKeyCtx struct{}
+
+// WithBalanceKey returns ctx whose calls carry key as [BalanceKey]
+// metadata: calls with the same key reach the same replica under
+// [ConsistentHash]. Setting the metadata by other means works too, at
+// the cost of a copy of the metadata on each pick.
+func WithBalanceKey(ctx context.Context, key string) context.Context {
+	ctx = metadata.AppendToOutgoingContext(ctx, BalanceKey, key)
+	return context.WithValue(ctx, balanceKeyCtx{}, key)
+}
+
+// balanceKey returns the call's balancing key, or "".
+func balanceKey(ctx context.Context) string {
+	if k, ok := ctx.Value(balanceKeyCtx{}).(string); ok {
+		return k
+	}
+	if md, ok := metadata.FromOutgoingContext(ctx); ok {
+		if v := md[BalanceKey]; len(v) > 0 {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string
+// ("10s", "1.5s", "250ms").
+type Duration time.Duration
+
+// MarshalJSON writes d as a string such as "1.5s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("grpcclient: duration: %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("grpcclient: duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// PolicyConfig is the loadBalancingConfig of both policies, as JSON in a
+// service config: {"shoal_peak_ewma": {"slowStart": "10s"}}. Zero or
+// missing fields mean package balancer's defaults; a negative value is
+// invalid.
+type PolicyConfig struct {
+	serviceconfig.LoadBalancingConfig `json:"-"`
+
+	// SlowStart is the ramp of a replica that appears after the first
+	// resolution. Zero means none.
+	SlowStart Duration `json:"slowStart,omitempty"`
+	// Decay of [PeakEWMA]'s moving average; zero means
+	// balancer.DefaultDecay (10s).
+	Decay Duration `json:"decay,omitempty"`
+	// InitialLatency assumed of a replica not measured yet; zero means
+	// balancer.DefaultInitialLatency (10ms).
+	InitialLatency Duration `json:"initialLatency,omitempty"`
+	// LoadFactor and Replicas of [ConsistentHash]; zero means
+	// balancer.DefaultLoadFactor (1.25) and balancer.DefaultRingReplicas
+	// (160).
+	LoadFactor float64 `json:"loadFactor,omitempty"`
+	Replicas   int     `json:"replicas,omitempty"`
+	// Ejection is passive outlier detection, as balancer.Ejection.
+	Ejection EjectionConfig `json:"ejection,omitzero"`
+}
+
+// EjectionConfig is balancer.Ejection in JSON.
+type EjectionConfig struct {
+	Disabled            bool     `json:"disabled,omitempty"`
+	ConsecutiveFailures int      `json:"consecutiveFailures,omitempty"`
+	Timeouts            int      `json:"timeouts,omitempty"`
+	BaseTime            Duration `json:"baseTime,omitempty"`
+	MaxTime             Duration `json:"maxTime,omitempty"`
+	MaxPercent          int      `json:"maxPercent,omitempty"`
+}
+
+// tracker returns the balancer.TrackerConfig of c for policy name.
+func (c *PolicyConfig) tracker(name string) balancer.TrackerConfig {
+	var p balancer.Policy = balancer.PeakEWMA{Decay: time.Duration(c.Decay)}
+	if name == ConsistentHash {
+		p = balancer.ConsistentHash{LoadFactor: c.LoadFactor, Replicas: c.Replicas}
+	}
+	ej := c.Ejection
+	return balancer.TrackerConfig{
+		Policy: p,
+		Ejection: balancer.Ejection{
+			Disabled: ej.Disabled, ConsecutiveFailures: ej.ConsecutiveFailures, Timeouts: ej.Timeouts,
+			BaseTime: time.Duration(ej.BaseTime), MaxTime: time.Duration(ej.MaxTime), MaxPercent: ej.MaxPercent,
+		},
+		SlowStart:      time.Duration(c.SlowStart),
+		InitialLatency: time.Duration(c.InitialLatency),
+	}
+}
+
+// builder builds one of this package's policies for each ClientConn:
+// grpc-go's base balancer keeps a SubConn per address (connecting them
+// all, reconnecting idle ones, watching their health), and this package's
+// picker chooses among the ready ones with package balancer's picker over
+// a balancer.Tracker of the ClientConn's own.
+type builder struct{ name string }
+
+var (
+	_ gbalancer.Builder      = builder{}
+	_ gbalancer.ConfigParser = builder{}
+)
+
+func (b builder) Name() string { return b.name }
+
+func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	c := &PolicyConfig{}
+	if len(js) > 0 {
+		dec := json.NewDecoder(strings.NewReader(string(js)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(c); err != nil {
+			return nil, fmt.Errorf("grpcclient: %s config: %w", b.name, err)
+		}
+	}
+	if err := c.tracker(b.name).Validate(); err != nil {
+		return nil, fmt.Errorf("grpcclient: %s config: %w", b.name, err)
+	}
+	return c, nil
+}
+
+func (b builder) Build(cc gbalancer.ClientConn, opts gbalancer.BuildOptions) gbalancer.Balancer {
+	bal := &shoalBalancer{name: b.name}
+	bal.Balancer = base.NewBalancerBuilder(b.name, bal, base.Config{HealthCheck: true}).Build(cc, opts)
+	return bal
+}
+
+// shoalBalancer is base's balancer with a picker builder that owns the
+// ClientConn's endpoint statistics. grpc-go calls it from one goroutine
+// at a time.
+type shoalBalancer struct {
+	gbalancer.Balancer
+	name    string
+	cfg     *PolicyConfig
+	tracker *balancer.Tracker
+}
+
+var _ base.PickerBuilder = (*shoalBalancer)(nil)
+
+func (b *shoalBalancer) UpdateClientConnState(s gbalancer.ClientConnState) error {
+	cfg, _ := s.BalancerConfig.(*PolicyConfig)
+	if cfg == nil {
+		cfg = &PolicyConfig{}
+	}
+	if b.tracker == nil || *cfg != *b.cfg {
+		// A new configuration starts afresh; it comes with a new service
+		// config, which is rare.
+		t, err := balancer.NewTracker(cfg.tracker(b.name))
+		if err != nil {
+			return fmt.Errorf("grpcclient: %s: %w", b.name, err)
+		}
+		b.tracker, b.cfg = t, cfg
+	}
+	addrs := make([]string, len(s.ResolverState.Addresses))
+	for i, a := range s.ResolverState.Addresses {
+		addrs[i] = a.Addr
+	}
+	b.tracker.Update(addrs)
+	return b.Balancer.UpdateClientConnState(s)
+}
+
+// Build makes the picker over the ready SubConns.
+func (b *shoalBalancer) Build(info base.PickerBuildInfo) gbalancer.Picker {
+	if b.tracker == nil || len(info.ReadySCs) == 0 {
+		return base.NewErrPicker(gbalancer.ErrNoSubConnAvailable)
+	}
+	eps := make([]*balancer.Endpoint, 0, len(info.ReadySCs))
+	scs := make(map[*balancer.Endpoint]gbalancer.SubConn, len(info.ReadySCs))
+	for sc, sci := range info.ReadySCs {
+		e, ok := b.tracker.Endpoint(sci.Address.Addr)
+		if !ok {
+			continue
+		}
+		eps = append(eps, e)
+		scs[e] = sc
+	}
+	if len(eps) == 0 {
+		return base.NewErrPicker(gbalancer.ErrNoSubConnAvailable)
+	}
+	// Sorted, so a picker over the same set behaves the same whatever
+	// the map's order.
+	sortEndpoints(eps)
+	return &picker{t: b.tracker, p: b.tracker.Build(eps), scs: scs, hash: b.name == ConsistentHash}
+}
+
+// picker is an immutable snapshot: package balancer's picker over the
+// ready endpoints, and each endpoint's SubConn.
+type picker struct {
+	t    *balancer.Tracker
+	p    balancer.Picker
+	scs  map[*balancer.Endpoint]gbalancer.SubConn
+	hash bool
+}
+
+func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
+	var key string
+	if p.hash {
+		key = balanceKey(info.Ctx)
+	}
+	e := p.p.Pick(p.t.PickInfo(key))
+	sc := p.scs[e]
+	t := p.t
+	start := t.Start(e)
+	// The one allocation of a pick: Done must know the endpoint and
+	// the start, and grpc gives it nothing else to carry them.
+	return gbalancer.PickResult{SubConn: sc, Done: func(di gbalancer.DoneInfo) {
+		t.Finish(e, start, outcomeOf(di))
+	}}, nil
+}
+
+// pushbackKey is the trailer by which a server asks a client to retry
+// later (or never); grpc-go honours it in its retries.
+const pushbackKey = "grpc-retry-pushback-ms"
+
+// outcomeOf judges a finished call, as package balancer does a response:
+// an answer, even an application error, is a success; Unavailable,
+// Internal and DataLoss are the endpoint failing; DeadlineExceeded is a
+// timeout; a replica shedding (ResourceExhausted, or Unavailable with
+// pushback) and the caller's cancellation count neither way; a call that
+// never reached the endpoint is no evidence.
+func outcomeOf(di gbalancer.DoneInfo) balancer.Outcome {
+	if di.Err == nil {
+		return balancer.OutcomeSuccess
+	}
+	if !di.BytesSent {
+		return balancer.OutcomeAbandoned
+	}
+	switch status.Code(di.Err) {
+	case codes.Unavailable:
+		if len(di.Trailer[pushbackKey]) > 0 {
+			return balancer.OutcomeShed
+		}
+		return balancer.OutcomeFailure
+	case codes.Internal, codes.DataLoss:
+		return balancer.OutcomeFailure
+	case codes.DeadlineExceeded:
+		return balancer.OutcomeTimeout
+	case codes.ResourceExhausted:
+		return balancer.OutcomeShed
+	case codes.Canceled:
+		return balancer.OutcomeAbandoned
+	}
+	return balancer.OutcomeSuccess
+}
+
+func sortEndpoints(eps []*balancer.Endpoint) {
+	slices.SortFunc(eps, func(a, b *balancer.Endpoint) int { return strings.Compare(a.Addr(), b.Addr()) })
+}
