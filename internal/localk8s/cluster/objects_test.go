@@ -62,6 +62,13 @@ func TestValidate(t *testing.T) {
 		rule string
 	}{
 		{name: "valid", change: func(*Objects) {}},
+		{name: "grpc probes and an h2c Service port are valid", change: func(o *Objects) {
+			g := newGRPCDeployment("shop", "web", 1, false)
+			o.Deployments[0].Spec.Template.Spec.Containers = g.Spec.Template.Spec.Containers
+			h2c := "kubernetes.io/h2c"
+			o.Services[0].Spec.Ports = append(o.Services[0].Spec.Ports,
+				corev1.ServicePort{Name: "grpc", Port: grpcPort, TargetPort: intstr.FromString("grpc"), AppProtocol: &h2c})
+		}},
 		{
 			name: "namespace defaults to default in messages",
 			rule: lint.IDInvalidSpec,
