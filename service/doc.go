@@ -25,4 +25,29 @@
 //  8. the caller's middleware ([Service.Use]);
 //  9. the route's deadline ([WithTimeout], else Options.RequestTimeout,
 //     shortened by the caller's X-Request-Timeout-Ms), then the route.
+//
+// # gRPC
+//
+// With GRPC_PORT set, the Service also serves gRPC on that port, through
+// package grpcserver: a program registers its services on
+// [Service.GRPCServer] (generated RegisterXxxServer functions take it; it
+// accepts registrations without GRPC_PORT too, serving nothing). The
+// server's grpc.health.v1 follows the same checker as /readyz and turns
+// NOT_SERVING at SIGTERM; its drain sends GOAWAY on existing connections
+// at the drain's start while it still serves new ones, and GracefulStop
+// at its end, bounded by SHUTDOWN_TIMEOUT; MAX_CONN_AGE ages its
+// connections as it does HTTP's; it sheds by the same limiter as HTTP
+// (one concurrency limit per process); its RPCs are counted on the same
+// registry (grpc_server_handled_total and friends), logged at
+// REQUEST_LOG_SAMPLE, and recovered from panics; x-served-by names the
+// replica. GRPC_REFLECTION, GRPC_MAX_RECV_MSG_SIZE and
+// GRPC_MAX_CONCURRENT_STREAMS tune it.
+//
+// gRPC gets its own port rather than the public port's h2c: behind the
+// HTTP server (grpc.Server.ServeHTTP) grpc-go's keepalive enforcement and
+// MaxConnectionAge do not apply, the HTTP drain's "Connection: close"
+// and the HTTP metrics would see every RPC as a 200 on an unmatched
+// route, and the gRPC health service would not turn NOT_SERVING with
+// /readyz. On its own port every one of those holds. The gRPC port is
+// plaintext (h2c); the TLS settings apply to the public port only.
 package service

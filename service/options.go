@@ -51,6 +51,20 @@ type Options struct {
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1 (ignored with TLS, which offers h2 itself)
 	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 means shed.DefaultMaxLimit, negative turns shedding off
 	RequestTimeout  time.Duration // REQUEST_TIMEOUT, a route's deadline; 0 means DefaultRequestTimeout (30s), negative means none
+	// GRPCPort (GRPC_PORT) serves gRPC on its own port (package
+	// grpcserver); 0 means no gRPC server, negative picks a free port.
+	GRPCPort int
+	// GRPCReflection (GRPC_REFLECTION) registers gRPC server reflection,
+	// which lists the services to anyone who reaches the port; off by
+	// default.
+	GRPCReflection bool
+	// GRPCMaxRecvMsgSize (GRPC_MAX_RECV_MSG_SIZE) bounds a received gRPC
+	// message in bytes; 0 means grpcserver.DefaultMaxRecvMsgSize (4 MiB).
+	GRPCMaxRecvMsgSize int
+	// GRPCMaxConcurrentStreams (GRPC_MAX_CONCURRENT_STREAMS) bounds one
+	// gRPC connection's streams; 0 means
+	// grpcserver.DefaultMaxConcurrentStreams (1000).
+	GRPCMaxConcurrentStreams int
 	// RequestLogSample (REQUEST_LOG_SAMPLE) is the share of requests
 	// answered below 500 that get a log line; 5xx answers always do.
 	// 0 means 1 (every request); negative turns request logs off.
@@ -102,6 +116,12 @@ func (o Options) Validate() error {
 		return fmt.Errorf("service: PORT %d is not a port number", o.Port)
 	case o.AdminPort < 0 || o.AdminPort > 65535:
 		return fmt.Errorf("service: ADMIN_PORT %d is not a port number", o.AdminPort)
+	case o.GRPCPort > 65535:
+		return fmt.Errorf("service: GRPC_PORT %d is not a port number", o.GRPCPort)
+	case o.GRPCMaxRecvMsgSize < 0:
+		return fmt.Errorf("service: GRPC_MAX_RECV_MSG_SIZE %d is negative", o.GRPCMaxRecvMsgSize)
+	case o.GRPCMaxConcurrentStreams < 0 || o.GRPCMaxConcurrentStreams > math.MaxUint32:
+		return fmt.Errorf("service: GRPC_MAX_CONCURRENT_STREAMS %d is not a stream count", o.GRPCMaxConcurrentStreams)
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
 	case o.RequestLogSample > 1:
@@ -153,6 +173,10 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
 	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit (negative: no load shedding)")
 	cs.Duration(&o.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of a request's work unless its route sets one (negative: none)")
+	cs.Int(&o.GRPCPort, "grpc-port", "GRPC_PORT", o.GRPCPort, "gRPC port, apart from the public port (0: no gRPC server)")
+	cs.Bool(&o.GRPCReflection, "grpc-reflection", "GRPC_REFLECTION", false, "register gRPC server reflection (lists the services to anyone who reaches the port)")
+	cs.Int(&o.GRPCMaxRecvMsgSize, "grpc-max-recv-msg-size", "GRPC_MAX_RECV_MSG_SIZE", 0, "largest gRPC message received, in bytes (0: 4 MiB)")
+	cs.Int(&o.GRPCMaxConcurrentStreams, "grpc-max-concurrent-streams", "GRPC_MAX_CONCURRENT_STREAMS", 0, "streams per gRPC connection (0: 1000)")
 	cs.Float64(&o.RequestLogSample, "request-log-sample", "REQUEST_LOG_SAMPLE", 1, "share of requests below 500 that get a log line; 5xx always do (negative: no request log)")
 	cs.String(&o.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "PEM certificate of the public port; with -tls-key-file it serves HTTPS, re-reading the files when they change")
 	cs.String(&o.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "", "PEM private key of -tls-cert-file")

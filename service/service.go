@@ -14,9 +14,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/certfile"
 	"github.com/shoal-dev/shoal/deadline"
+	"github.com/shoal-dev/shoal/grpcserver"
 	"github.com/shoal-dev/shoal/health"
 	"github.com/shoal-dev/shoal/lifecycle"
 	"github.com/shoal-dev/shoal/metrics"
@@ -49,6 +51,9 @@ type Service struct {
 
 	mux           *http.ServeMux
 	public, admin net.Listener
+	grpcLn        net.Listener       // nil without GRPC_PORT
+	grpc          *grpcserver.Server // nil without GRPC_PORT
+	limiter       *shed.Limiter      // nil with shedding off; shared by HTTP and gRPC
 	name          string
 	middleware    []func(http.Handler) http.Handler
 	tracer        atomic.Pointer[Tracer] // set by Trace; read by loggers on any goroutine
@@ -90,6 +95,14 @@ func New(o Options) (*Service, error) {
 		public.Close()
 		return nil, fmt.Errorf("service: listening on admin port %d: %w", o.AdminPort, err)
 	}
+	var grpcLn net.Listener
+	if o.GRPCPort != 0 {
+		if grpcLn, err = net.Listen("tcp", net.JoinHostPort(o.Host, strconv.Itoa(max(o.GRPCPort, 0)))); err != nil {
+			public.Close()
+			admin.Close()
+			return nil, fmt.Errorf("service: listening on gRPC port %d: %w", o.GRPCPort, err)
+		}
+	}
 	name := o.PodName
 	if name == "" {
 		host, _ := os.Hostname()
@@ -101,6 +114,7 @@ func New(o Options) (*Service, error) {
 		mux:         http.NewServeMux(),
 		public:      public,
 		admin:       admin,
+		grpcLn:      grpcLn,
 		name:        name,
 		upstreamTLS: upstreamTLS,
 	}
@@ -109,7 +123,71 @@ func New(o Options) (*Service, error) {
 	s.Logger = slog.New(requestlog.Handler(log.Handler(), s.traceID)).With("replica", name)
 	s.Health = health.New(s.Logger)
 	s.Lifecycle = lifecycle.New(lifecycle.Config{DrainDelay: o.DrainDelay, ShutdownTimeout: o.ShutdownTimeout, Logger: s.Logger, Health: s.Health})
+	if err := s.build(); err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("service: %w", err)
+	}
 	return s, nil
+}
+
+// build makes the parts HTTP and gRPC share (the shedder, so the process
+// has one concurrency limit) and the gRPC server, so programs can
+// register on it before Run.
+func (s *Service) build() error {
+	o := s.Options
+	if o.ShedMaxLimit > 0 {
+		l, err := shed.New(shed.Config{MaxLimit: o.ShedMaxLimit}, s.Registry)
+		if err != nil {
+			return err
+		}
+		s.limiter = l
+	}
+	if s.grpcLn == nil {
+		return nil
+	}
+	g, err := grpcserver.New(grpcserver.Config{
+		Name:                 s.name,
+		Logger:               s.Logger,
+		Registry:             s.Registry,
+		Health:               s.Health,
+		Limiter:              s.limiter,
+		MaxConnAge:           o.MaxConnAge,
+		MaxConcurrentStreams: uint32(o.GRPCMaxConcurrentStreams),
+		MaxRecvMsgSize:       o.GRPCMaxRecvMsgSize,
+		Reflection:           o.GRPCReflection,
+		RequestLogSample:     o.RequestLogSample,
+	})
+	if err != nil {
+		return err
+	}
+	s.grpc = g
+	return nil
+}
+
+// GRPCServer is where the program registers its gRPC services (generated
+// RegisterXxxServer functions take it), before Run. They are served on
+// GRPC_PORT through package grpcserver, with health, metrics, shedding by
+// the same limit as HTTP, and the drain; without GRPC_PORT registrations
+// are accepted and nothing is served, so a program registers
+// unconditionally.
+func (s *Service) GRPCServer() grpc.ServiceRegistrar {
+	if s.grpc == nil {
+		return discard{}
+	}
+	return s.grpc
+}
+
+// discard is the registrar of a Service without GRPC_PORT.
+type discard struct{}
+
+func (discard) RegisterService(*grpc.ServiceDesc, any) {}
+
+// GRPCAddr is the gRPC listener's address, or nil without GRPC_PORT.
+func (s *Service) GRPCAddr() net.Addr {
+	if s.grpcLn == nil {
+		return nil
+	}
+	return s.grpcLn.Addr()
 }
 
 func (s *Service) traceID(ctx context.Context) string {
@@ -212,12 +290,8 @@ func (s *Service) handler() (http.Handler, error) {
 	for i := len(s.middleware) - 1; i >= 0; i-- {
 		h = s.middleware[i](h)
 	}
-	if s.Options.ShedMaxLimit > 0 {
-		limiter, err := shed.New(shed.Config{MaxLimit: s.Options.ShedMaxLimit}, s.Registry)
-		if err != nil {
-			return nil, err
-		}
-		h = limiter.Middleware(h)
+	if s.limiter != nil {
+		h = s.limiter.Middleware(h)
 	}
 	// RouteOf counts a request the shedder or the caller's middleware
 	// answered under the route it asked for, not as unmatched.
@@ -282,8 +356,13 @@ func (s *Service) Run(ctx context.Context) error {
 	adminSrv := server.New(server.Config{Logger: s.Logger}, server.AdminMux(s.Health, metrics.Handler(s.Registry), adminOpts...))
 	s.Lifecycle.Serve("public", app, public)
 	s.Lifecycle.Serve("admin", adminSrv, s.admin)
+	grpcAddr := ""
+	if s.grpc != nil {
+		s.Lifecycle.Own("grpc", s.grpc, s.grpcLn)
+		grpcAddr = s.grpcLn.Addr().String()
+	}
 	s.Logger.Info("serving",
-		"addr", s.public.Addr().String(), "admin_addr", s.admin.Addr().String(),
+		"addr", s.public.Addr().String(), "admin_addr", s.admin.Addr().String(), "grpc_addr", grpcAddr,
 		"tls", s.Options.TLSCertFile != "", "mtls", s.Options.TLSClientCAFile != "",
 		"h2c", s.Options.H2C && s.Options.TLSCertFile == "", "pprof", s.Options.Pprof,
 		"max_conn_age", age.String(), "max_conn_requests", s.Options.MaxConnRequests,
@@ -309,6 +388,9 @@ func (s *Service) Close() {
 func (s *Service) closeListeners() {
 	s.public.Close()
 	s.admin.Close()
+	if s.grpcLn != nil {
+		s.grpcLn.Close()
+	}
 }
 
 // URL returns the base URL of a listener address, http:// (or https://
