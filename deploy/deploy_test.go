@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -90,6 +91,16 @@ func env(c corev1.Container, name string) *corev1.EnvVar {
 	return nil
 }
 
+// containerPort returns the number of c's port called name, or 0.
+func containerPort(c corev1.Container, name string) int32 {
+	for _, p := range c.Ports {
+		if p.Name == name {
+			return p.ContainerPort
+		}
+	}
+	return 0
+}
+
 func TestOverlaysBuildDecodeAndLintClean(t *testing.T) {
 	for _, o := range append([]string{"base"}, deploy.Overlays()...) {
 		dir := filepath.Join("overlays", o)
@@ -138,8 +149,11 @@ func checkPodCare(t *testing.T, d *appsv1.Deployment) {
 		t.Errorf("%s: grace %s leaves no margin over preStop+drain+shutdown", d.Name, grace)
 	}
 	for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "admin" || p.TimeoutSeconds < 2 {
-			t.Errorf("%s: probe %+v should be an httpGet on the admin port with a timeout of 2s or more", d.Name, p)
+		// Readiness may be a grpc probe on the container's grpc port
+		// instead: the gRPC health service answers from /readyz's checker.
+		grpcReady := p == c.ReadinessProbe && p != nil && p.GRPC != nil && p.GRPC.Port == containerPort(c, "grpc")
+		if p == nil || (!grpcReady && (p.HTTPGet == nil || p.HTTPGet.Port.StrVal != "admin")) || p.TimeoutSeconds < 2 {
+			t.Errorf("%s: probe %+v should be an httpGet on the admin port (or, for readiness, a grpc probe on the grpc port) with a timeout of 2s or more", d.Name, p)
 		}
 	}
 	sc := c.SecurityContext
@@ -188,6 +202,10 @@ func TestOverlayDifferences(t *testing.T) {
 	}
 	if v := env(image(base, "gallery"), "THUMBNAILER_DNS"); v == nil || v.Value != "thumbnailer-headless:8080" {
 		t.Errorf("gallery THUMBNAILER_DNS = %+v", v)
+	}
+	checkThumbnailerGRPC(t, base)
+	if v := env(image(base, "gallery"), "THUMBNAILER_GRPC"); v != nil {
+		t.Errorf("base gallery should call the thumbnailer over HTTP; THUMBNAILER_GRPC = %+v", v)
 	}
 	ing := find(base, func(i *networkingv1.Ingress) string { return i.Name }, "gallery")
 	if *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" {
@@ -249,6 +267,54 @@ func TestOverlayDifferences(t *testing.T) {
 	}
 }
 
+// checkThumbnailerGRPC asserts the thumbnailer's gRPC port, its readiness
+// over gRPC and the Services that carry the port.
+func checkThumbnailerGRPC(t *testing.T, objs []any) {
+	t.Helper()
+	c := deployment(objs, "thumbnailer").Spec.Template.Spec.Containers[0]
+	if containerPort(c, "grpc") != 8082 {
+		t.Errorf("thumbnailer: container ports %+v, want grpc 8082", c.Ports)
+	}
+	if v := env(c, "GRPC_PORT"); v == nil || v.Value != "8082" {
+		t.Errorf("thumbnailer: GRPC_PORT %+v, want 8082", v)
+	}
+	if age := env(c, "MAX_CONN_AGE"); age == nil || age.Value == "" || age.Value[0] == '-' {
+		t.Errorf("thumbnailer: MAX_CONN_AGE %+v, want a max connection age for clients of the ClusterIP Service", age)
+	}
+	if p := c.ReadinessProbe; p == nil || p.GRPC == nil || p.GRPC.Port != 8082 {
+		t.Errorf("thumbnailer: readiness %+v, want a grpc probe on 8082", p)
+	}
+	for _, name := range []string{"thumbnailer", "thumbnailer-headless"} {
+		svc := find(objs, func(s *corev1.Service) string { return s.Name }, name)
+		i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "grpc" })
+		if i < 0 {
+			t.Errorf("Service %s has no grpc port: %+v", name, svc.Spec.Ports)
+			continue
+		}
+		p := svc.Spec.Ports[i]
+		if p.Port != 8082 || p.TargetPort.StrVal != "grpc" || p.AppProtocol == nil || *p.AppProtocol != "kubernetes.io/h2c" {
+			t.Errorf("Service %s: grpc port %+v, want 8082 to the grpc port, appProtocol kubernetes.io/h2c", name, p)
+		}
+	}
+}
+
+// TestGRPCOverlay checks that overlays/grpc is overlays/local with one
+// change: the gallery calls the thumbnailer over gRPC through the headless
+// Service.
+func TestGRPCOverlay(t *testing.T) {
+	local, grpc := objects(t, "overlays/local"), objects(t, "overlays/grpc")
+	checkThumbnailerGRPC(t, grpc)
+	gallery := deployment(grpc, "gallery")
+	c := &gallery.Spec.Template.Spec.Containers[0]
+	if v := env(*c, "THUMBNAILER_GRPC"); v == nil || v.Value != "dns:///thumbnailer-headless:8082" {
+		t.Fatalf("grpc: gallery THUMBNAILER_GRPC = %+v, want dns:///thumbnailer-headless:8082", v)
+	}
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "THUMBNAILER_GRPC" })
+	if !reflect.DeepEqual(local, grpc) {
+		t.Errorf("overlays/grpc differs from overlays/local beyond the gallery's THUMBNAILER_GRPC")
+	}
+}
+
 func TestEmbeddedFSHoldsOverlays(t *testing.T) {
 	for _, o := range deploy.Overlays() {
 		if _, err := deploy.FS.ReadFile("overlays/" + o + "/kustomization.yaml"); err != nil {
@@ -269,4 +335,5 @@ func ExampleOverlays() {
 	// deploy/overlays/keda
 	// deploy/overlays/production
 	// deploy/overlays/local
+	// deploy/overlays/grpc
 }

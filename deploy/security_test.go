@@ -12,8 +12,8 @@ import (
 
 // TestAdminPortsStayPrivate checks, in the base and every overlay, that
 // only the metrics Services carry the admin port and that NetworkPolicies
-// give the thumbnailer's http port to the gallery and both admin ports to
-// the monitoring namespace alone.
+// give the thumbnailer's http and grpc ports to the gallery and both admin
+// ports to the monitoring namespace alone.
 func TestAdminPortsStayPrivate(t *testing.T) {
 	for _, o := range append([]string{"base"}, deploy.Overlays()...) {
 		dir := filepath.Join("overlays", o)
@@ -42,6 +42,7 @@ func TestAdminPortsStayPrivate(t *testing.T) {
 				if np == nil {
 					t.Fatalf("no NetworkPolicy %s", app)
 				}
+				opened := map[string]bool{}
 				for _, r := range np.Spec.Ingress {
 					if len(r.Ports) != 1 {
 						t.Fatalf("%s: rule %+v should name one port", app, r)
@@ -52,15 +53,19 @@ func TestAdminPortsStayPrivate(t *testing.T) {
 							r.From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
 							t.Errorf("%s: admin port open to %+v, want the monitoring namespace only", app, r.From)
 						}
-					case port == "http" && app == "thumbnailer":
+					case (port == "http" || port == "grpc") && app == "thumbnailer":
 						if len(r.From) != 1 || r.From[0].PodSelector == nil || r.From[0].NamespaceSelector != nil ||
 							r.From[0].PodSelector.MatchLabels["app.kubernetes.io/name"] != "gallery" {
-							t.Errorf("thumbnailer: http open to %+v, want the gallery's pods only", r.From)
+							t.Errorf("thumbnailer: %s open to %+v, want the gallery's pods only", port, r.From)
 						}
+						opened[port] = true
 					case port == "http":
 					default:
 						t.Errorf("%s: rule for unexpected port %q", app, port)
 					}
+				}
+				if app == "thumbnailer" && (!opened["http"] || !opened["grpc"]) {
+					t.Errorf("thumbnailer: the gallery should reach http and grpc; rules open %v", opened)
 				}
 			}
 			if deployment(objs, "redis") != nil {
