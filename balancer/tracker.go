@@ -235,12 +235,11 @@ func (t *Tracker) PickInfo(key string) PickInfo {
 	return PickInfo{Key: key, Now: t.Nanotime(), InFlight: t.inFlight.Load(), Rand: t.rand()}
 }
 
-// Start counts a request sent to e as in flight and returns its start
-// time, for [Tracker.Finish].
-func (t *Tracker) Start(e *Endpoint) int64 {
+// Start counts a request sent to e as in flight; [Tracker.Finish] ends
+// it. The request's start time is the Now of its PickInfo.
+func (t *Tracker) Start(e *Endpoint) {
 	e.inFlight.Add(1)
 	t.inFlight.Add(1)
-	return t.Nanotime()
 }
 
 // Finish ends a request that [Tracker.Start] began at start: it feeds its

@@ -266,11 +266,11 @@ func New(target string, cfg Config) (*grpc.ClientConn, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	resolvers := []resolver.Builder{DNS(balancer.DNSConfig{
+	resolvers := []resolver.Builder{withLogger(DNS(balancer.DNSConfig{
 		Interval: cfg.DNSInterval, MinInterval: cfg.DNSMinInterval, Logger: log,
-	})}
+	}), log)}
 	if cfg.EndpointSlices != nil {
-		resolvers = append(resolvers, EndpointSlices(cfg.EndpointSlices))
+		resolvers = append(resolvers, withLogger(EndpointSlices(cfg.EndpointSlices), log))
 	}
 	creds := cfg.Credentials
 	if creds == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"sync"
@@ -236,3 +237,6 @@ func waitFor(ctx context.Context, cond func() bool) error {
 }
 
 func itoa(i int) string { return fmt.Sprint(i) }
+
+// discard is the logger of tests that expect no log worth reading.
+var discard = slog.New(slog.DiscardHandler)

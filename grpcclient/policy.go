@@ -195,7 +195,9 @@ func (b *shoalBalancer) UpdateClientConnState(s gbalancer.ClientConnState) error
 	if b.tracker == nil || *cfg != *b.cfg {
 		// A new configuration starts afresh; it comes with a new service
 		// config, which is rare.
-		t, err := balancer.NewTracker(cfg.tracker(b.name))
+		tc := cfg.tracker(b.name)
+		tc.Logger = loggerOf(s.ResolverState)
+		t, err := balancer.NewTracker(tc)
 		if err != nil {
 			return fmt.Errorf("grpcclient: %s: %w", b.name, err)
 		}
@@ -247,10 +249,12 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 	if p.hash {
 		key = balanceKey(info.Ctx)
 	}
-	e := p.p.Pick(p.t.PickInfo(key))
-	sc := p.scs[e]
 	t := p.t
-	start := t.Start(e)
+	pi := t.PickInfo(key)
+	e := p.p.Pick(pi)
+	sc := p.scs[e]
+	start := pi.Now
+	t.Start(e)
 	// The one allocation of a pick: Done must know the endpoint and
 	// the start, and grpc gives it nothing else to carry them.
 	return gbalancer.PickResult{SubConn: sc, Done: func(di gbalancer.DoneInfo) {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
 
+	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/shoal-dev/shoal/balancer"
@@ -85,6 +87,26 @@ func splitHostPort(s string) (string, int, error) {
 type resolverBuilder struct {
 	scheme      string
 	newResolver func(resolver.Target) (balancer.Resolver, error)
+	// attrs go with every address set, to the ClientConn's balancer:
+	// New passes its logger this way.
+	attrs *attributes.Attributes
+}
+
+// loggerKey is the resolver.State attribute holding the *slog.Logger the
+// policies log with.
+type loggerKey struct{}
+
+// withLogger returns b sending log to the ClientConn's balancer.
+func withLogger(b resolver.Builder, log *slog.Logger) resolver.Builder {
+	rb := *b.(*resolverBuilder)
+	rb.attrs = rb.attrs.WithValue(loggerKey{}, log)
+	return &rb
+}
+
+// loggerOf returns the logger New passed along with st, or nil.
+func loggerOf(st resolver.State) *slog.Logger {
+	log, _ := st.Attributes.Value(loggerKey{}).(*slog.Logger)
+	return log
 }
 
 func (b *resolverBuilder) Scheme() string { return b.scheme }
@@ -95,7 +117,7 @@ func (b *resolverBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a := &adapter{r: r, cancel: cancel, done: make(chan struct{})}
+	a := &adapter{r: r, attrs: b.attrs, cancel: cancel, done: make(chan struct{})}
 	go a.run(ctx, cc)
 	return a, nil
 }
@@ -103,6 +125,7 @@ func (b *resolverBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 // adapter runs one balancer.Resolver for one ClientConn.
 type adapter struct {
 	r      balancer.Resolver
+	attrs  *attributes.Attributes
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -111,7 +134,7 @@ type adapter struct {
 func (a *adapter) run(ctx context.Context, cc resolver.ClientConn) {
 	defer close(a.done)
 	err := a.r.Resolve(ctx, func(addrs []string) {
-		st := resolver.State{Addresses: make([]resolver.Address, len(addrs))}
+		st := resolver.State{Addresses: make([]resolver.Address, len(addrs)), Attributes: a.attrs}
 		for i, addr := range addrs {
 			st.Addresses[i] = resolver.Address{Addr: addr}
 		}

@@ -1,0 +1,4 @@
+package grpcclient
+
+// LoggerKey is the resolver.State attribute carrying the policies' logger.
+var LoggerKey = loggerKey{}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package grpcclient_test
+
+const raceEnabled = false
