@@ -446,6 +446,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative requests", Options{MaxConnRequests: -1}, "MaxConnRequests"},
 		{"age off", Options{MaxConnAge: -1}, ""},
 		{"request log off", Options{RequestLogSample: -1}, ""},
+		{"bad gRPC port", Options{GRPCPort: 70000}, "GRPC_PORT"},
+		{"negative gRPC message size", Options{GRPCMaxRecvMsgSize: -1}, "GRPC_MAX_RECV_MSG_SIZE"},
+		{"negative gRPC streams", Options{GRPCMaxConcurrentStreams: -1}, "GRPC_MAX_CONCURRENT_STREAMS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
