@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -128,33 +129,41 @@ func isIdent(s string) bool {
 // lower-case letters, digits, '-', '_' and '.', not one of gRPC's own
 // "grpc-" keys.
 func CheckMetadataKey(key string) error {
-	if key == "" {
-		return fmt.Errorf("loadgen: metadata key is empty")
-	}
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Errorf("loadgen: metadata key %q: only lower-case letters, digits, '-', '_' and '.'", key)
-		}
-	}
-	if strings.HasPrefix(key, "grpc-") {
-		return fmt.Errorf("loadgen: metadata key %q: grpc- keys are gRPC's own", key)
+	if why := metadataKeyProblem(key); why != "" {
+		return errors.New("loadgen: " + why)
 	}
 	return nil
 }
 
-// checkMetadataValue accepts printable ASCII, or anything for a binary
+// metadataKeyProblem says what is wrong with key, or "".
+func metadataKeyProblem(key string) string {
+	if key == "" {
+		return "metadata key is empty"
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return fmt.Sprintf("metadata key %q: only lower-case letters, digits, '-', '_' and '.'", key)
+		}
+	}
+	if strings.HasPrefix(key, "grpc-") {
+		return fmt.Sprintf("metadata key %q: grpc- keys are gRPC's own", key)
+	}
+	return ""
+}
+
+// metadataValueProblem accepts printable ASCII, or anything for a binary
 // ("-bin") key, which gRPC sends base64-encoded.
-func checkMetadataValue(key, v string) error {
+func metadataValueProblem(key, v string) string {
 	if strings.HasSuffix(key, "-bin") {
-		return nil
+		return ""
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e {
-			return fmt.Errorf("loadgen: metadata %q: value %q: only printable ASCII (or use a -bin key)", key, v)
+			return fmt.Sprintf("metadata %q: value %q: only printable ASCII (or use a -bin key)", key, v)
 		}
 	}
-	return nil
+	return ""
 }
 
 // validateGRPC checks the gRPC half of c.
@@ -185,23 +194,23 @@ func (c *Config) validateGRPC() error {
 		return fieldErr("GRPC.Message", "%d bytes, above the cap of %d", len(g.Message), MaxBodyBytes)
 	}
 	for k, vals := range g.Metadata {
-		if err := CheckMetadataKey(k); err != nil {
-			return fieldErr("GRPC.Metadata", "%v", err)
+		if why := metadataKeyProblem(k); why != "" {
+			return fieldErr("GRPC.Metadata", "%s", why)
 		}
 		for _, v := range vals {
-			if err := checkMetadataValue(k, v); err != nil {
-				return fieldErr("GRPC.Metadata", "%v", err)
+			if why := metadataValueProblem(k, v); why != "" {
+				return fieldErr("GRPC.Metadata", "%s", why)
 			}
 		}
 	}
 	if c.KeyHeader != "" {
-		if err := CheckMetadataKey(strings.ToLower(c.KeyHeader)); err != nil {
-			return fieldErr("KeyHeader", "%v", err)
+		if why := metadataKeyProblem(strings.ToLower(c.KeyHeader)); why != "" {
+			return fieldErr("KeyHeader", "%s", why)
 		}
 	}
 	if c.ServedByHeader != "" {
-		if err := CheckMetadataKey(strings.ToLower(c.ServedByHeader)); err != nil {
-			return fieldErr("ServedByHeader", "%v", err)
+		if why := metadataKeyProblem(strings.ToLower(c.ServedByHeader)); why != "" {
+			return fieldErr("ServedByHeader", "%s", why)
 		}
 	}
 	return nil

@@ -370,10 +370,13 @@ func callErr(err error) error {
 func connMessage(st *status.Status) string {
 	m := st.Message()
 	if st.Code() == codes.DeadlineExceeded {
-		return "no answer before the deadline (" + m + ")"
+		if m == context.DeadlineExceeded.Error() {
+			return "no answer before the deadline"
+		}
+		return "no answer before the deadline: " + m
 	}
-	for _, p := range []string{"connection error: desc = ", "\"", "transport: ", "Error while dialing: ", "error while dialing: "} {
-		m = strings.TrimPrefix(m, p)
+	for _, p := range []string{"last connection error: ", "connection error: desc = ", "\"", "transport: ", "Error while dialing: ", "error while dialing: "} {
+		m = strings.ReplaceAll(m, p, "")
 	}
-	return strings.TrimSuffix(m, "\"")
+	return m
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/grpcclient"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -40,6 +41,14 @@ func flagFor(field string) string {
 		return "--served-by-header"
 	case "H2C":
 		return "--h2c"
+	case "GRPC.Target":
+		return "TARGET"
+	case "GRPC.Method":
+		return "--grpc"
+	case "GRPC.Metadata":
+		return "--header"
+	case "GRPC.Message":
+		return "--body"
 	}
 	return "--" + strings.ToLower(field)
 }
@@ -65,6 +74,11 @@ type options struct {
 	output      string
 	quiet       bool
 	maxErrors   int64
+
+	grpcMethod   string
+	data         string
+	grpcBalancer string
+	wire         []byte // --body of a gRPC run, the message in wire format
 }
 
 // TooManyErrorsError is returned, after the report is written, when more
@@ -85,13 +99,25 @@ func (e *TooManyErrorsError) ExitCode() int { return 1 }
 func NewCommand() *cobra.Command {
 	var o options
 	cmd := &cobra.Command{
-		Use:   "load URL",
-		Short: "Send open-loop HTTP load and report latency, errors and each replica's share",
+		Use:   "load URL | load --grpc /package.Service/Method TARGET",
+		Short: "Send open-loop HTTP or gRPC load and report latency, errors and each replica's share",
 		Long: `Send HTTP requests to URL on a fixed timetable (--rate, or --steps), free of
 coordinated omission: each request's latency runs from the time it was due,
 and a request due while --max-in-flight are in flight is dropped and counted,
 never sent late. The run ends at --duration or after --count requests
 (at least one is required; --steps also bound the run).
+
+With --grpc, send unary calls of that method to the gRPC TARGET (host:port,
+dns:///name:port, dns://server:port/name:port) instead, over one channel
+with Shoal's resolvers and the --grpc-balancer policy, without retries.
+The message is --data, JSON converted through the server's reflection
+service, or --body, the message in protobuf wire format (for servers
+without reflection); neither sends an empty message. -H sets metadata,
+--timeout each call's deadline, --key-header a balance key in metadata.
+The server is asked about the method before the run: an unreachable
+target, an unknown method or a message that does not fit is an error
+then. The report adds the calls' gRPC status codes, and reads replicas
+from the x-served-by metadata Shoal's gRPC kit sets.
 
 With --max-errors N the command exits with status 1, after the report, when
 more than N requests failed (any error kind, dropped requests included):
@@ -104,9 +130,16 @@ coefficient of variation (CV) of the shares overall and per --window.`,
   shoal load http://127.0.0.1:8080/v1/thumbnails -X POST --body @cat.png \
     -H 'Content-Type: image/png' --steps 100:10s,400:20s,100:10s --window 5s
   shoal load http://127.0.0.1:8080/ --count 1000 --no-keepalive -o json --quiet
-  shoal load http://127.0.0.1:8080/ --rate 50 --duration 60s --max-errors 0`,
+  shoal load http://127.0.0.1:8080/ --rate 50 --duration 60s --max-errors 0
+  shoal load dns:///thumbnailer-headless:8082 --grpc /grpc.health.v1.Health/Check \
+    --data '{}' --rate 200 --duration 30s --window 5s
+  shoal load 127.0.0.1:8082 --grpc /shoal.thumbnailer.v1.Thumbnailer/Resize \
+    --body @resize.bin --grpc-balancer round_robin --count 1000`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
+				if o.grpcMethod != "" {
+					return flagErr("TARGET", "want exactly one gRPC target argument, got %d", len(args))
+				}
 				return flagErr("URL", "want exactly one URL argument, got %d", len(args))
 			}
 			return nil
@@ -140,9 +173,12 @@ coefficient of variation (CV) of the shares overall and per --window.`,
 	f.BoolVar(&o.noKeepAlive, "no-keepalive", false, "open a new connection for every request")
 	f.BoolVar(&o.h2c, "h2c", false, "speak unencrypted HTTP/2 (prior knowledge) to an http:// URL")
 	f.StringVarP(&o.method, "method", "X", http.MethodGet, "request method")
-	f.StringArrayVarP(&o.headers, "header", "H", nil, "request header 'Name: value' (repeatable)")
-	f.StringVar(&o.body, "body", "", "request body: @FILE reads a file (@- stdin), anything else is sent as is")
-	f.DurationVar(&o.timeout, "timeout", loadgen.DefaultTimeout, "per-request timeout, body included")
+	f.StringArrayVarP(&o.headers, "header", "H", nil, "request header 'Name: value' (repeatable); gRPC metadata with --grpc")
+	f.StringVar(&o.body, "body", "", "request body: @FILE reads a file (@- stdin), anything else is sent as is; with --grpc, the message in protobuf wire format")
+	f.DurationVar(&o.timeout, "timeout", loadgen.DefaultTimeout, "per-request timeout, body included; with --grpc, each call's deadline")
+	f.StringVar(&o.grpcMethod, "grpc", "", "send unary gRPC calls of this method (/package.Service/Method) to the TARGET argument")
+	f.StringVar(&o.data, "data", "", "with --grpc, the message as JSON (@FILE reads a file, @- stdin), converted through the server's reflection")
+	f.StringVar(&o.grpcBalancer, "grpc-balancer", grpcclient.PeakEWMA, "with --grpc, the balancing policy: "+strings.Join(grpcBalancers, ", "))
 	f.StringVar(&o.keyHeader, "key-header", "", "header carrying a random balance key per request (e.g. X-Balance-Key)")
 	f.IntVar(&o.keys, "keys", 0, "distinct balance keys (with --key-header; 0: 1)")
 	f.Uint64Var(&o.seed, "seed", 1, "seed of the balance key sequence")
@@ -157,6 +193,13 @@ coefficient of variation (CV) of the shares overall and per --window.`,
 // config turns the flags into a loadgen.Config, naming the flag of any
 // error.
 func (o *options) config(cmd *cobra.Command, url string) (loadgen.Config, error) {
+	if o.grpcMethod == "" {
+		for _, name := range []string{"data", "grpc-balancer"} {
+			if cmd.Flags().Changed(name) {
+				return loadgen.Config{}, flagErr("--"+name, "applies to --grpc only (an HTTP body is --body)")
+			}
+		}
+	}
 	cfg := loadgen.Config{
 		URL:            url,
 		Method:         o.method,
@@ -219,6 +262,9 @@ func (o *options) config(cmd *cobra.Command, url string) (loadgen.Config, error)
 		return cfg, flagErr("--keys", "needs --key-header")
 	}
 	for _, h := range o.headers {
+		if o.grpcMethod != "" {
+			break // metadata, read by grpcConfig
+		}
 		name, value, err := loadgen.ParseHeader(h)
 		if err != nil {
 			return cfg, &FlagError{Flag: "--header", Err: err}
@@ -238,8 +284,18 @@ func (o *options) config(cmd *cobra.Command, url string) (loadgen.Config, error)
 	if !o.quiet {
 		cfg.Progress = cmd.ErrOrStderr()
 	}
+	if o.grpcMethod != "" {
+		if err := o.grpcConfig(cmd, url, &cfg); err != nil {
+			return cfg, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, configErr(err)
+	}
+	if cfg.GRPC != nil {
+		if err := o.grpcMessage(cmd, &cfg); err != nil {
+			return cfg, err
+		}
 	}
 	return cfg, nil
 }
