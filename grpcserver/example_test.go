@@ -42,12 +42,15 @@ func Example() {
 	lc := lifecycle.New(lifecycle.Config{Health: checker, DrainDelay: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
 	lc.Own("grpc", srv, ln)
 	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- lc.Run(ctx) }()
 
 	cc, err := grpc.NewClient("passthrough:///"+ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		fmt.Println(err)
+		stop()
+		<-done
 		return
 	}
 	defer cc.Close()
