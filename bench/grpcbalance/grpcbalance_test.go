@@ -50,7 +50,7 @@ func TestServiceConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
-			got, err := serviceConfig(tt.mode)
+			got, err := serviceConfig(tt.mode, "")
 			if tt.want == "" {
 				if err == nil {
 					t.Fatalf("serviceConfig(%q) = %s, want an error", tt.mode, got)

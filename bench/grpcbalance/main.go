@@ -35,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -60,7 +61,10 @@ type config struct {
 	workers  int
 	budget   time.Duration
 	shares   int // CFS weight the process ran at; 0 the default
-	progress io.Writer
+	// ewmaConfig is shoal_peak_ewma's loadBalancingConfig; empty or {}
+	// means grpcclient's defaults.
+	ewmaConfig string
+	progress   io.Writer
 }
 
 func (c config) validate() error {
@@ -77,7 +81,7 @@ func (c config) validate() error {
 		return errors.New("grpcbalance: no modes")
 	}
 	for _, m := range c.modes {
-		if _, err := serviceConfig(m); err != nil {
+		if _, err := serviceConfig(m, c.ewmaConfig); err != nil {
 			return err
 		}
 	}
@@ -114,10 +118,14 @@ func mainErr(args []string) error {
 	fs.Float64Var(&cfg.jitter, "jitter", 0.2, "service times vary uniformly by this fraction either side of the mean")
 	fs.IntVar(&cfg.workers, "workers", 4, "calls a server serves at once (its cores); more wait in line")
 	fs.DurationVar(&cfg.budget, "budget", 2*time.Minute, "refuse runs that would take longer")
+	fs.StringVar(&cfg.ewmaConfig, "ewma-config", "{}", "loadBalancingConfig of shoal_peak_ewma (grpcclient.PolicyConfig as JSON); anything but {} is named in the report")
 	shares := fs.Int("shares", 8192, "CFS weight (cgroup v1 cpu.shares) of this process, so other work on the machine delays it less; 0 leaves it as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Shoal's gRPC balancer logs endpoint changes on the default
+	// logger; every mode's client would add a line to the report.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
 	cfg.modes = strings.Split(*modes, ",")
 	cfg.progress = os.Stderr
 	if err := cfg.validate(); err != nil {
@@ -231,7 +239,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 			if mode != modeHealthy {
 				slow.service.Store(int64(float64(cfg.service) * cfg.slowdown))
 			}
-			conn, err := dial(mode, addrs)
+			conn, err := dial(mode, cfg.ewmaConfig, addrs)
 			if err != nil {
 				return nil, err
 			}

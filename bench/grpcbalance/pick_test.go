@@ -93,7 +93,7 @@ func (sc *fakeSC) RegisterHealthListener(l func(gbalancer.SubConnState)) {
 // READY.
 func buildPicker(tb testing.TB, mode string) gbalancer.Picker {
 	tb.Helper()
-	sc, err := serviceConfig(mode)
+	sc, err := serviceConfig(mode, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -256,9 +256,12 @@ func BenchmarkPick(b *testing.B) {
 				body(b, p)
 			}
 		})
+		// RunParallel calls this once per b.N tried, so the set-up is
+		// paid each time; b.Loop in the serial case pays it once.
 		b.Run(mode+"/parallel", func(b *testing.B) {
 			p := buildPicker(b, mode)
 			b.ReportAllocs()
+			b.ResetTimer() // weighted_round_robin's setup waits out its blackout
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					body(b, p)

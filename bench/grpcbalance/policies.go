@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -37,13 +39,15 @@ var allModes = []string{modeHealthy, modePeakEWMA, modeRoundRobin, modeLeastReq,
 // shortest weight update period and a 1 s blackout instead of 10 s, so
 // that its weights, from the servers' ORCA per-call reports, are in use
 // well within the warm-up; everything else is grpc-go's default.
-func serviceConfig(mode string) (string, error) {
+//
+// ewma is shoal_peak_ewma's own config, "" or "{}" for its defaults.
+func serviceConfig(mode, ewma string) (string, error) {
 	var name, cfg string
 	switch mode {
 	case modeHealthy, modeRoundRobin:
 		name, cfg = roundrobin.Name, `{}`
 	case modePeakEWMA:
-		name, cfg = grpcclient.PeakEWMA, `{}`
+		name, cfg = grpcclient.PeakEWMA, cmp.Or(ewma, `{}`)
 	case modeLeastReq:
 		name, cfg = leastrequest.Name, `{"choiceCount": 2}`
 	case modeWRR:
@@ -51,8 +55,14 @@ func serviceConfig(mode string) (string, error) {
 	default:
 		return "", fmt.Errorf("grpcbalance: unknown mode %q (want one of %s)", mode, strings.Join(allModes, ", "))
 	}
-	if gbalancer.Get(name) == nil {
+	b := gbalancer.Get(name)
+	if b == nil {
 		return "", fmt.Errorf("grpcbalance: balancer %q is not registered with grpc-go", name)
+	}
+	if p, ok := b.(gbalancer.ConfigParser); ok {
+		if _, err := p.ParseConfig(json.RawMessage(cfg)); err != nil {
+			return "", fmt.Errorf("grpcbalance: %s: %w", mode, err)
+		}
 	}
 	return fmt.Sprintf(`{"loadBalancingConfig": [{%q: %s}]}`, name, cfg), nil
 }
@@ -60,8 +70,8 @@ func serviceConfig(mode string) (string, error) {
 // dial returns a client of the servers at addrs using mode's policy. The
 // addresses come from a manual resolver, so every policy sees the same
 // four endpoints at once and nothing re-resolves during the run.
-func dial(mode string, addrs []string) (*grpc.ClientConn, error) {
-	sc, err := serviceConfig(mode)
+func dial(mode, ewma string, addrs []string) (*grpc.ClientConn, error) {
+	sc, err := serviceConfig(mode, ewma)
 	if err != nil {
 		return nil, err
 	}

@@ -175,6 +175,9 @@ func (r *report) writeMarkdown(out io.Writer) error {
 		weight = fmt.Sprintf("CFS weight %d", cfg.shares)
 	}
 	fmt.Fprintf(&b, "load average %s at the start, %s at the end; the process ran at %s.\n", r.res.loadStart, r.res.loadEnd, weight)
+	if e := strings.TrimSpace(cfg.ewmaConfig); e != "" && e != "{}" {
+		fmt.Fprintf(&b, "shoal_peak_ewma ran with the config %s, not its defaults.\n", e)
+	}
 	fmt.Fprintf(&b, "Figures are the median of the rounds (range in brackets); latency in ms from each call's scheduled send.\n\n")
 	b.WriteString("| policy | calls | errors | p50 | p99 | p99.9 | slow server share | p99 / all-healthy p99 | send lag p99 |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
