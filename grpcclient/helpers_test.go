@@ -240,3 +240,7 @@ func itoa(i int) string { return fmt.Sprint(i) }
 
 // discard is the logger of tests that expect no log worth reading.
 var discard = slog.New(slog.DiscardHandler)
+
+func testClient(cc grpc.ClientConnInterface) testpb.TestServiceClient {
+	return testpb.NewTestServiceClient(cc)
+}

@@ -9,10 +9,14 @@ import (
 	"google.golang.org/grpc/attributes"
 	gbalancer "google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/roundrobin"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	estats "google.golang.org/grpc/experimental/stats"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/balancer"
 	"github.com/shoal-dev/shoal/grpcclient"
 )
 
@@ -213,3 +217,74 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+func TestOutcomeOf(t *testing.T) {
+	pushback := metadata.Pairs("grpc-retry-pushback-ms", "100")
+	for _, tc := range []struct {
+		name string
+		di   gbalancer.DoneInfo
+		want balancer.Outcome
+	}{
+		{name: "ok", di: gbalancer.DoneInfo{BytesSent: true}, want: balancer.OutcomeSuccess},
+		{name: "application error", di: gbalancer.DoneInfo{Err: status.Error(codes.NotFound, "no"), BytesSent: true}, want: balancer.OutcomeSuccess},
+		{name: "unavailable", di: gbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "gone"), BytesSent: true}, want: balancer.OutcomeFailure},
+		{name: "unavailable, never sent", di: gbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "gone")}, want: balancer.OutcomeAbandoned},
+		{name: "unavailable with pushback", di: gbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "busy"), BytesSent: true, Trailer: pushback}, want: balancer.OutcomeShed},
+		{name: "resource exhausted", di: gbalancer.DoneInfo{Err: status.Error(codes.ResourceExhausted, "busy"), BytesSent: true}, want: balancer.OutcomeShed},
+		{name: "internal", di: gbalancer.DoneInfo{Err: status.Error(codes.Internal, "panic"), BytesSent: true}, want: balancer.OutcomeFailure},
+		{name: "deadline", di: gbalancer.DoneInfo{Err: status.Error(codes.DeadlineExceeded, "slow"), BytesSent: true}, want: balancer.OutcomeTimeout},
+		{name: "canceled", di: gbalancer.DoneInfo{Err: status.Error(codes.Canceled, "bye"), BytesSent: true}, want: balancer.OutcomeAbandoned},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := grpcclient.OutcomeOf(tc.di); got != tc.want {
+				t.Errorf("outcome %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestPickerAvoidsFailingEndpoint: an endpoint whose calls fail with
+// Unavailable stops getting picks, and the others keep theirs. Consistent
+// hashing, blind to latency, ejects it after five failures in a row;
+// peak EWMA counts each failure as slow, and ejects it too if it is still
+// drawn.
+func TestPickerAvoidsFailingEndpoint(t *testing.T) {
+	for _, policy := range []string{grpcclient.PeakEWMA, grpcclient.ConsistentHash} {
+		t.Run(policy, func(t *testing.T) {
+			p := buildPicker(t, policy, "", 4)
+			const bad = "10.0.0.2:8080"
+			fails := 0
+			for i := range 2000 {
+				ctx := grpcclient.WithBalanceKey(context.Background(), fmt.Sprint(i))
+				res, err := p.Pick(gbalancer.PickInfo{Ctx: ctx})
+				if err != nil {
+					t.Fatal(err)
+				}
+				di := gbalancer.DoneInfo{BytesSent: true, BytesReceived: true}
+				if addrOf(res.SubConn) == bad {
+					di.Err = status.Error(codes.Unavailable, "connection reset")
+					fails++
+				}
+				res.Done(di)
+			}
+			if fails == 0 || fails > 5 {
+				t.Errorf("%d calls failed on %s, want 1 to 5", fails, bad)
+			}
+			seen := map[string]int{}
+			for i := range 400 {
+				ctx := grpcclient.WithBalanceKey(context.Background(), fmt.Sprint(i))
+				res, err := p.Pick(gbalancer.PickInfo{Ctx: ctx})
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen[addrOf(res.SubConn)]++
+				res.Done(gbalancer.DoneInfo{BytesSent: true})
+			}
+			if seen[bad] > 0 || len(seen) != 3 {
+				t.Errorf("picks after the failures %v, want none for %s and some for the 3 others", seen, bad)
+			}
+		})
+	}
+}
+
+func addrOf(sc gbalancer.SubConn) string { return sc.(*fakeSC).addrs[0].Addr }

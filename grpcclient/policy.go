@@ -122,6 +122,15 @@ type EjectionConfig struct {
 	MaxPercent          int      `json:"maxPercent,omitempty"`
 }
 
+// validate reports the first invalid field of c, whichever policy it
+// is for.
+func (c *PolicyConfig) validate(name string) error {
+	if err := c.tracker(ConsistentHash).Validate(); err != nil {
+		return err
+	}
+	return c.tracker(name).Validate()
+}
+
 // tracker returns the balancer.TrackerConfig of c for policy name.
 func (c *PolicyConfig) tracker(name string) balancer.TrackerConfig {
 	var p balancer.Policy = balancer.PeakEWMA{Decay: time.Duration(c.Decay)}
@@ -163,7 +172,7 @@ func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCon
 			return nil, fmt.Errorf("grpcclient: %s config: %w", b.name, err)
 		}
 	}
-	if err := c.tracker(b.name).Validate(); err != nil {
+	if err := c.validate(b.name); err != nil {
 		return nil, fmt.Errorf("grpcclient: %s config: %w", b.name, err)
 	}
 	return c, nil
