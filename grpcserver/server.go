@@ -56,8 +56,7 @@ const ServedByKey = "x-served-by"
 // policy how many milliseconds to wait before retrying.
 const PushbackKey = "grpc-retry-pushback-ms"
 
-// ErrStopped is returned by Serve called after Shutdown or Close or a
-// second time.
+// ErrStopped is returned by a second call of Serve.
 var ErrStopped = errors.New("grpcserver: server stopped")
 
 // Readiness is what the server needs of the kit's health checker
@@ -304,13 +303,20 @@ func (s *Server) Services() []string {
 
 // Serve accepts connections on ln and serves them until Shutdown or
 // Close, and returns nil then, once every goroutine it started has
-// returned; ln is closed on return.
+// returned (at once, if they came first); ln is closed on return.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
-	if s.served || s.closed {
+	switch {
+	case s.served:
 		s.mu.Unlock()
 		ln.Close()
 		return ErrStopped
+	case s.closed:
+		// Stopped before it started (the lifecycle's stop can overtake
+		// the goroutine that calls Serve): a clean stop.
+		s.mu.Unlock()
+		ln.Close()
+		return nil
 	}
 	s.served, s.ln = true, ln
 	for i := range s.conns {

@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/grpcserver"
 	"github.com/shoal-dev/shoal/health"
 	"github.com/shoal-dev/shoal/lifecycle"
+	"github.com/shoal-dev/shoal/metricstest"
 	"github.com/shoal-dev/shoal/shed"
 )
 
@@ -160,21 +161,12 @@ func TestMetricsAndPanic(t *testing.T) {
 	if _, _, err := call(ctx, cc, "after panic"); err != nil {
 		t.Fatalf("RPC after a panic: %v", err)
 	}
-	method := map[string]string{"grpc_service": testServiceName, "grpc_method": "UnaryCall", "grpc_type": "unary"}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{}
-		for k, v := range method {
-			m[k] = v
-		}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	method := []string{"grpc_service", testServiceName, "grpc_method", "UnaryCall", "grpc_type", "unary"}
+	with := func(kv ...string) []string { return append(append([]string(nil), method...), kv...) }
 	tests := []struct {
 		name   string
 		metric string
-		labels map[string]string
+		labels []string
 		want   float64
 	}{
 		{"started", "grpc_server_started_total", method, 6},
@@ -187,9 +179,8 @@ func TestMetricsAndPanic(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, ok := value(t, h.reg, tt.metric, tt.labels)
-			if !ok || got != tt.want {
-				t.Fatalf("%s%v = %v (present %v), want %v", tt.metric, tt.labels, got, ok, tt.want)
+			if got := metricstest.Value(t, h.reg, tt.metric, tt.labels...); got != tt.want {
+				t.Fatalf("%s%q = %v, want %v", tt.metric, tt.labels, got, tt.want)
 			}
 		})
 	}
@@ -224,7 +215,7 @@ func TestShedUnavailableWithPushback(t *testing.T) {
 	if st, err := healthOf(ctx, cc, ""); err != nil || st != serving {
 		t.Fatalf("health while full: %v %v, want SERVING", st, err)
 	}
-	if got, _ := value(t, reg, "shed_rejected_total", nil); got != 1 {
+	if got := metricstest.Value(t, reg, "shed_rejected_total"); got != 1 {
 		t.Fatalf("shed_rejected_total %v, want 1", got)
 	}
 	close(h.svc.release)
