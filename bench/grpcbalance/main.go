@@ -119,7 +119,7 @@ func mainErr(args []string) error {
 	fs.IntVar(&cfg.workers, "workers", 4, "calls a server serves at once (its cores); more wait in line")
 	fs.DurationVar(&cfg.budget, "budget", 2*time.Minute, "refuse runs that would take longer")
 	fs.StringVar(&cfg.ewmaConfig, "ewma-config", "{}", "loadBalancingConfig of shoal_peak_ewma (grpcclient.PolicyConfig as JSON); anything but {} is named in the report")
-	shares := fs.Int("shares", 8192, "CFS weight (cgroup v1 cpu.shares) of this process, so other work on the machine delays it less; 0 leaves it as it is")
+	shares := fs.Int("shares", 262144, "CFS weight (cgroup v1 cpu.shares; the default is the most it allows, 256 times a plain process's) of this process, so other work on the machine delays it less; 0 leaves it as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
