@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-dev/shoal/client"
 	"github.com/shoal-dev/shoal/internal/refsvc/httperr"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
+	pb "github.com/shoal-dev/shoal/internal/refsvc/thumbnailer/thumbnailerpb"
 	"github.com/shoal-dev/shoal/service"
 	"github.com/shoal-dev/shoal/session"
 	"github.com/shoal-dev/shoal/shed"
@@ -34,13 +35,19 @@ const (
 )
 
 // Config configures the API. A zero field means its default; Sessions and
-// ThumbnailerURL have none and are required. Negative numbers are invalid.
+// ThumbnailerURL (or GRPC) have none and are required. Negative numbers
+// are invalid.
 type Config struct {
 	// Sessions signs users in and holds their history. Required.
 	Sessions *session.Manager
 	// ThumbnailerURL is the base URL of the thumbnailer, such as
 	// http://thumbnailer:8080. Required.
 	ThumbnailerURL string
+	// GRPC, when set, is the thumbnailer the API calls instead of
+	// ThumbnailerURL and Client: over gRPC, its balancing key the image's
+	// digest (grpcclient.WithBalanceKey), its failures answered as the
+	// HTTP call's are. ThumbnailerURL is then not required.
+	GRPC pb.ThumbnailerClient
 	// Client calls the thumbnailer. Nil means http.DefaultClient; the
 	// service passes a client.New client, over a balancer when asked.
 	Client *http.Client
@@ -143,7 +150,7 @@ func (c Config) Validate() error {
 	if c.Sessions == nil {
 		return errors.New("gallery: Sessions is required")
 	}
-	if u, err := url.Parse(c.ThumbnailerURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if u, err := url.Parse(c.ThumbnailerURL); c.GRPC == nil && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
 		return fmt.Errorf("gallery: ThumbnailerURL %q is not an http(s) URL with a host", c.ThumbnailerURL)
 	}
 	switch {
@@ -350,7 +357,12 @@ const maxServedBy = 253 + len(":65535")
 // ".-_@:[]"), else "": it reaches our callers in X-Upstream-Served-By and
 // their history.
 func servedByOf(h http.Header) string {
-	v := h.Get("X-Served-By")
+	return servedByName(h.Get("X-Served-By"))
+}
+
+// servedByName returns v when it is a replica name servedByOf passes on,
+// else "".
+func servedByName(v string) string {
 	if len(v) > maxServedBy {
 		return ""
 	}
@@ -455,6 +467,9 @@ const maxCalls = 2
 // (client.Tries): the balancer sends the second call to a replica the
 // first did not try.
 func (a *API) makeThumbnail(ctx context.Context, w http.ResponseWriter, r *http.Request, opts thumbnail.Options, img []byte, digest string) (result, bool) {
+	if a.cfg.GRPC != nil {
+		return a.callGRPC(ctx, w, r, opts, img, digest)
+	}
 	ctx = client.WithTries(ctx)
 	for call := 1; ; call++ {
 		res, ok, again := a.call(ctx, w, r, opts, img, digest)

@@ -6,11 +6,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/balancer"
 	"github.com/shoal-dev/shoal/config"
+	"github.com/shoal-dev/shoal/grpcclient"
 	"github.com/shoal-dev/shoal/health"
+	pb "github.com/shoal-dev/shoal/internal/refsvc/thumbnailer/thumbnailerpb"
 	"github.com/shoal-dev/shoal/service"
 	"github.com/shoal-dev/shoal/session"
 	"github.com/shoal-dev/shoal/shed"
@@ -40,6 +44,15 @@ type Settings struct {
 	ThumbnailerDNS   string // THUMBNAILER_DNS: name:port of a headless Service, re-resolved and balanced here
 	DNSServer        string // THUMBNAILER_DNS_SERVER: host:port of the DNS server for ThumbnailerDNS; "" means the system's
 	ThumbnailerURL   string // THUMBNAILER_URL: one address, balanced by kube-proxy; "" means DefaultThumbnailerURL
+
+	// ThumbnailerGRPC (THUMBNAILER_GRPC) is a gRPC target of the
+	// thumbnailer: dns:///name:port for a headless Service
+	// (dns://server:port/name:port asks that DNS server), or any target
+	// grpcclient.New takes. Set, the gallery calls Resize over gRPC
+	// through grpcclient, balanced by consistent hashing on the digest
+	// (BALANCE_POLICY=peak_ewma picks peak-EWMA instead), and the four
+	// settings above are not used; "" keeps the HTTP call.
+	ThumbnailerGRPC string
 
 	ThumbnailerHost string // THUMBNAILER_HOST: Host header of calls balanced here; "" means DefaultThumbnailerHost
 	Policy          string // BALANCE_POLICY; "" means balancer.NameConsistentHash
@@ -158,6 +171,8 @@ func Bind(cs *config.Set, s *Settings) {
 	cs.String(&s.ThumbnailerDNS, "thumbnailer-dns", "THUMBNAILER_DNS", "", "name:port whose A/AAAA records are the thumbnailer replicas (a headless Service)")
 	cs.String(&s.DNSServer, "thumbnailer-dns-server", "THUMBNAILER_DNS_SERVER", "", "host:port of the DNS server for -thumbnailer-dns; empty means the system's")
 	cs.String(&s.ThumbnailerURL, "thumbnailer-url", "THUMBNAILER_URL", DefaultThumbnailerURL, "thumbnailer base URL (used when no target, address list or DNS name is given)")
+	cs.String(&s.ThumbnailerGRPC, "thumbnailer-grpc", "THUMBNAILER_GRPC", "",
+		"gRPC target of the thumbnailer, e.g. dns:///thumbnailer-headless:8082; set, the gallery calls it over gRPC instead of HTTP")
 	cs.String(&s.ThumbnailerHost, "thumbnailer-host", "THUMBNAILER_HOST", DefaultThumbnailerHost, "Host header of thumbnailer calls balanced by the client")
 	cs.String(&s.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
 	cs.Duration(&s.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", DefaultTimeout, "deadline of one thumbnail call, retries included; the thumbnail route's deadline is derived from it")
@@ -213,26 +228,79 @@ func Add(svc *service.Service, s Settings) (err error) {
 		return fmt.Errorf("gallery: %w", err)
 	}
 
-	target, variable := s.thumbnailerTarget()
-	up, err := svc.Upstream(service.UpstreamConfig{
-		Name: "thumbnailer", Target: target, Host: s.ThumbnailerHost, Policy: s.Policy, H2C: s.H2C,
-		PerTryTimeout: s.Timeout / 2,
-	})
-	if err != nil {
-		return fmt.Errorf("gallery: %s: %w", variable, err)
-	}
-	api, err := New(Config{
-		Sessions: sessions, ThumbnailerURL: up.BaseURL, Client: up.Client(), Timeout: s.Timeout, Logger: svc.Logger,
+	cfg := Config{
+		Sessions: sessions, Timeout: s.Timeout, Logger: svc.Logger,
 		UploadBytes: s.MemoryLimit / 4, ThumbnailRouteTimeout: s.thumbnailRouteTimeout(),
-	})
+	}
+	var cc *grpc.ClientConn
+	if s.ThumbnailerGRPC != "" {
+		if cc, err = dialThumbnailer(svc, s); err != nil {
+			return err
+		}
+		// Closed after the servers stop, as an upstream is; by Add
+		// itself when Add fails.
+		defer func() {
+			if err != nil {
+				_ = cc.Close()
+			}
+		}()
+		// Reported, never critical: every replica shares the
+		// thumbnailers, and the HTTP call has no readiness check either;
+		// a gallery without them still signs users in and answers 502
+		// at once.
+		if err := svc.Health.Add(health.Check{Name: "thumbnailer", Func: grpcCheck(cc), Interval: 2 * time.Second, Timeout: time.Second}); err != nil {
+			return fmt.Errorf("gallery: %w", err)
+		}
+		cfg.GRPC = pb.NewThumbnailerClient(cc)
+	} else {
+		target, variable := s.thumbnailerTarget()
+		up, err := svc.Upstream(service.UpstreamConfig{
+			Name: "thumbnailer", Target: target, Host: s.ThumbnailerHost, Policy: s.Policy, H2C: s.H2C,
+			PerTryTimeout: s.Timeout / 2,
+		})
+		if err != nil {
+			return fmt.Errorf("gallery: %s: %w", variable, err)
+		}
+		cfg.ThumbnailerURL, cfg.Client = up.BaseURL, up.Client()
+	}
+	api, err := New(cfg)
 	if err != nil {
 		return err
 	}
 	api.Register(svc)
+	if cc != nil {
+		svc.Lifecycle.OnClose("thumbnailer grpc", func(context.Context) error { return cc.Close() })
+	}
 	if rdb != nil {
 		svc.Lifecycle.OnClose("redis", func(context.Context) error { return rdb.Close() })
 	}
 	return nil
+}
+
+// grpcPolicies are the gRPC policies of the BALANCE_POLICY values that
+// have one.
+var grpcPolicies = map[string]string{
+	balancer.NameConsistentHash: grpcclient.ConsistentHash,
+	balancer.NamePeakEWMA:       grpcclient.PeakEWMA,
+}
+
+// dialThumbnailer makes the ClientConn of THUMBNAILER_GRPC: grpcclient's
+// resolvers, retries and keepalive, its metrics labelled
+// upstream="thumbnailer" as the HTTP upstream's are.
+func dialThumbnailer(svc *service.Service, s Settings) (*grpc.ClientConn, error) {
+	policy, ok := grpcPolicies[s.Policy]
+	if !ok {
+		return nil, fmt.Errorf("gallery: BALANCE_POLICY %q has no gRPC policy (want %s or %s)", s.Policy, balancer.NameConsistentHash, balancer.NamePeakEWMA)
+	}
+	cc, err := grpcclient.New(s.ThumbnailerGRPC, grpcclient.Config{
+		Policy:     policy,
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"upstream": "thumbnailer"}, svc.Registry),
+		Logger:     svc.Logger.With("upstream", "thumbnailer"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gallery: THUMBNAILER_GRPC: %w", err)
+	}
+	return cc, nil
 }
 
 func newRedisClient(redisURL string, timeout time.Duration) (*redis.Client, error) {

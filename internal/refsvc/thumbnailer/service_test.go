@@ -7,16 +7,24 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/config"
 	"github.com/shoal-dev/shoal/healthtest"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail/thumbnailtest"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
+	pb "github.com/shoal-dev/shoal/internal/refsvc/thumbnailer/thumbnailerpb"
 	"github.com/shoal-dev/shoal/service"
 )
 
@@ -96,6 +104,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"unknown log level", map[string]string{"LOG_LEVEL": "loud"}, listen, "LOG_LEVEL"},
 		{"memory too small", map[string]string{"MEMORY_LIMIT": "1000000"}, listen, "MemoryLimit"},
 		{"unknown flag", nil, []string{"-no-such-flag"}, "no-such-flag"},
+		{"gRPC with the kit's 4 MiB", map[string]string{"GRPC_PORT": "-1"}, listen, "set GRPC_MAX_RECV_MSG_SIZE=10485824"},
+		{"gRPC below the upload limit", map[string]string{"GRPC_PORT": "-1", "MAX_BODY_BYTES": "1000", "GRPC_MAX_RECV_MSG_SIZE": "1063"}, listen, "GRPC_MAX_RECV_MSG_SIZE 1063 is below MAX_BODY_BYTES 1000"},
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // a wrongly accepted configuration stops at once, with a nil error
@@ -191,4 +201,35 @@ func get(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestResizeOverTheKitsGRPC: registered by Add, Resize is served on
+// GRPC_PORT by the service kit, which names the replica in x-served-by,
+// and takes an upload of MAX_BODY_BYTES as HTTP does.
+func TestResizeOverTheKitsGRPC(t *testing.T) {
+	svc := start(t, map[string]string{"GRPC_PORT": "-1", "MAX_BODY_BYTES": "100000", "GRPC_MAX_RECV_MSG_SIZE": "100064", "POD_NAME": "thumbnailer-7"})
+	cc, err := grpc.NewClient(svc.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	c := pb.NewThumbnailerClient(cc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var header metadata.MD
+	resp, err := c.Resize(ctx, &pb.ResizeRequest{Image: thumbnailtest.PNG(300, 200, false, false), Width: 30, Height: 30}, grpc.Header(&header))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ContentType != "image/png" || len(resp.Thumbnail) == 0 || !slices.Equal(header.Get("x-served-by"), []string{"thumbnailer-7"}) {
+		t.Fatalf("answer %s of %d bytes from %v", resp.ContentType, len(resp.Thumbnail), header.Get("x-served-by"))
+	}
+	_, err = c.Resize(ctx, &pb.ResizeRequest{Image: make([]byte, 100000), Width: 30, Height: 30})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("an upload of MAX_BODY_BYTES: %v, want it read and refused as no image", err)
+	}
+	_, err = c.Resize(ctx, &pb.ResizeRequest{Image: make([]byte, 100001), Width: 30, Height: 30})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("an upload past MAX_BODY_BYTES: %v, want RESOURCE_EXHAUSTED", err)
+	}
 }

@@ -1,7 +1,11 @@
 package thumbnailer
 
 import (
+	"cmp"
+	"fmt"
+
 	"github.com/shoal-dev/shoal/config"
+	"github.com/shoal-dev/shoal/grpcserver"
 	"github.com/shoal-dev/shoal/internal/refsvc/thumbnail"
 	"github.com/shoal-dev/shoal/service"
 	"github.com/shoal-dev/shoal/shed"
@@ -19,15 +23,29 @@ func Bind(cs *config.Set, cfg *Config) {
 }
 
 // Add registers the thumbnailer's routes and metrics on svc, with svc's
-// logger in place of cfg.Logger. Its route keeps the service's
+// logger in place of cfg.Logger, and its gRPC service, served on
+// GRPC_PORT when that is set. Its route keeps the service's
 // REQUEST_TIMEOUT: a thumbnail's work is bounded by the memory budgets
 // and the caller's deadline, which arrives with the request.
+//
+// gRPC must take the uploads HTTP takes: with GRPC_PORT set, Add refuses
+// a GRPC_MAX_RECV_MSG_SIZE below [API.MaxRecvMsgSize] (MAX_BODY_BYTES and
+// 64 bytes; the kit's default is 4 MiB), naming the value to set. A
+// larger one lets grpc-go read that much before Resize refuses the image.
 func Add(svc *service.Service, cfg Config) error {
 	cfg.Logger = svc.Logger
 	api, err := New(cfg, svc.Registry)
 	if err != nil {
 		return err
 	}
+	if svc.GRPCAddr() != nil {
+		have, need := cmp.Or(svc.Options.GRPCMaxRecvMsgSize, grpcserver.DefaultMaxRecvMsgSize), api.MaxRecvMsgSize()
+		if have < need {
+			return fmt.Errorf("thumbnailer: GRPC_MAX_RECV_MSG_SIZE %d is below MAX_BODY_BYTES %d and %d bytes for the message's other fields, so gRPC would refuse uploads HTTP takes: set GRPC_MAX_RECV_MSG_SIZE=%d",
+				have, api.cfg.MaxBodyBytes, requestOverhead, need)
+		}
+	}
 	api.Register(svc)
+	api.RegisterGRPC(svc.GRPCServer())
 	return nil
 }
