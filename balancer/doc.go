@@ -49,6 +49,11 @@
 // (package client's NewTransport), never http.DefaultTransport, whose two
 // idle connections per host make bursts dial a connection per request.
 //
+// A client that chooses its connection and sends the request itself
+// (package grpcclient's gRPC balancers) keeps the same statistics and
+// ejections with a [Tracker], and calls the same pickers; a
+// [PickInfo.Key] carries a balancing key that is not in an HTTP request.
+//
 // Time and randomness are injected through [Config], so decisions are
 // deterministic given the inputs, the clock and the random source.
 package balancer
