@@ -1,6 +1,6 @@
 // Command gallery is Shoal's edge reference service: sign-in with sessions
 // in Redis, thumbnails made by the thumbnailer through the client-side
-// balancer, and each user's history.
+// balancer (over gRPC with THUMBNAILER_GRPC), and each user's history.
 package main
 
 import (

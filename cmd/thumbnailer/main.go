@@ -1,5 +1,6 @@
 // Command thumbnailer is Shoal's internal, stateless, CPU-bound reference
-// service: POST /v1/thumbnails resizes a PNG, JPEG or GIF.
+// service: POST /v1/thumbnails resizes a PNG, JPEG or GIF, and so does
+// shoal.thumbnailer.v1.Thumbnailer/Resize on GRPC_PORT when it is set.
 package main
 
 import (
