@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoal-dev/shoal/deploy"
+	"github.com/shoal-dev/shoal/internal/refsvc/thumbnailer"
 	kedaapi "github.com/shoal-dev/shoal/keda"
 	"github.com/shoal-dev/shoal/lint"
 )
@@ -277,6 +280,19 @@ func checkThumbnailerGRPC(t *testing.T, objs []any) {
 	}
 	if v := env(c, "GRPC_PORT"); v == nil || v.Value != "8082" {
 		t.Errorf("thumbnailer: GRPC_PORT %+v, want 8082", v)
+	}
+	// The thumbnailer refuses to start when gRPC would refuse uploads HTTP
+	// takes (thumbnailer.Add).
+	maxBody := int64(thumbnailer.DefaultMaxBodyBytes)
+	if v := env(c, "MAX_BODY_BYTES"); v != nil {
+		maxBody, _ = strconv.ParseInt(v.Value, 10, 64)
+	}
+	api, err := thumbnailer.New(thumbnailer.Config{MaxBodyBytes: maxBody}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := env(c, "GRPC_MAX_RECV_MSG_SIZE"); v == nil || v.Value != strconv.Itoa(api.MaxRecvMsgSize()) {
+		t.Errorf("thumbnailer: GRPC_MAX_RECV_MSG_SIZE %+v, want %d for MAX_BODY_BYTES %d", v, api.MaxRecvMsgSize(), maxBody)
 	}
 	if age := env(c, "MAX_CONN_AGE"); age == nil || age.Value == "" || age.Value[0] == '-' {
 		t.Errorf("thumbnailer: MAX_CONN_AGE %+v, want a max connection age for clients of the ClusterIP Service", age)
