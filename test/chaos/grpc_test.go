@@ -31,9 +31,10 @@ import (
 const grpcPort = "8082"
 
 // thumbnailerGRPCEnv serves Resize on grpcPort, taking the uploads HTTP
-// takes, with a short drain so a rolling restart stays short.
+// takes, with a short drain so a rolling restart stays short, and no
+// cache, so every call is work.
 var thumbnailerGRPCEnv = []string{
-	"GRPC_PORT=" + grpcPort, "GRPC_MAX_RECV_MSG_SIZE=10485824", "DRAIN_DELAY=1s", "SHUTDOWN_TIMEOUT=10s",
+	"GRPC_PORT=" + grpcPort, "GRPC_MAX_RECV_MSG_SIZE=10485824", "DRAIN_DELAY=1s", "SHUTDOWN_TIMEOUT=10s", "CACHE_BYTES=-1",
 }
 
 // TestGRPCRollingRestart: three thumbnailer processes behind a DNS name,
@@ -46,6 +47,22 @@ var thumbnailerGRPCEnv = []string{
 // the drain and finish their calls, and the client re-resolves the name
 // and retries what a closing connection refused.
 func TestGRPCRollingRestart(t *testing.T) {
+	tests := []struct {
+		name        string
+		maxAttempts int
+	}{
+		{"shoal's client defaults", 0},
+		// Without retries only the drain keeps calls whole: a replica
+		// killed at once fails the calls it holds (SIGKILL in place of
+		// SIGTERM fails this case, and not the first).
+		{"no retries", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { rollingRestart(t, tt.maxAttempts) })
+	}
+}
+
+func rollingRestart(t *testing.T, maxAttempts int) {
 	const (
 		name     = "thumbnailer-headless.chaos.test"
 		workers  = 4
@@ -58,7 +75,7 @@ func TestGRPCRollingRestart(t *testing.T) {
 	ns := startDNS(t, name)
 	ns.set(hostsOf(olds...)...)
 	cc, err := grpcclient.New("dns://"+ns.addr+"/"+name+":"+grpcPort, grpcclient.Config{
-		Policy: grpcclient.ConsistentHash,
+		Policy: grpcclient.ConsistentHash, MaxAttempts: maxAttempts,
 		// The resolver looks again soon after a replica joins; its
 		// connection losses ask for a lookup at once.
 		DNSInterval: 200 * time.Millisecond, DNSMinInterval: 50 * time.Millisecond,
@@ -71,8 +88,9 @@ func TestGRPCRollingRestart(t *testing.T) {
 	c := pb.NewThumbnailerClient(cc)
 
 	// 32 distinct small images: calls spread over the replicas by their
-	// digests, and most are answered from a replica's cache, so the load
-	// tests the restart, not the CPU.
+	// digests. The replicas cache nothing, so each call is work in
+	// flight that a replica going away must finish, yet small enough
+	// that the load tests the restart, not the CPU.
 	images := make([][]byte, 32)
 	for i := range images {
 		images[i] = smallPNG(t, i)
@@ -173,13 +191,13 @@ func waitCalls(t *testing.T, n *atomic.Int64, want int64) {
 	}
 }
 
-// smallPNG is a 24x24 PNG that differs for each seed.
+// smallPNG is a 64x64 PNG that differs for each seed.
 func smallPNG(t *testing.T, seed int) []byte {
 	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 24, 24))
-	for y := range 24 {
-		for x := range 24 {
-			img.Set(x, y, color.RGBA{uint8(seed), uint8(x * 10), uint8(y * 10), 255})
+	img := image.NewRGBA(image.Rect(0, 0, 64, 64))
+	for y := range 64 {
+		for x := range 64 {
+			img.Set(x, y, color.RGBA{uint8(seed), uint8(x * 4), uint8(y * 4), 255})
 		}
 	}
 	var buf bytes.Buffer
