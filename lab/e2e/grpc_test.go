@@ -575,8 +575,9 @@ func resizeRequest(image []byte, width, height uint64) []byte {
 		}
 		return append(b, byte(v))
 	}
-	b := varint([]byte{1<<3 | 2}, uint64(len(image)))
+	const bytesType, varintType = 2, 0 // wire types
+	b := varint([]byte{1<<3 + bytesType}, uint64(len(image)))
 	b = append(b, image...)
-	b = varint(append(b, 2<<3|0), width)
-	return varint(append(b, 3<<3|0), height)
+	b = varint(append(b, 2<<3+varintType), width)
+	return varint(append(b, 3<<3+varintType), height)
 }
