@@ -102,7 +102,9 @@ func runLoad(t *testing.T, c testpb.TestServiceClient, workers int, keyOf func(c
 // that: the connection ages' GOAWAYs make it look again.
 func TestScaleUpFairShare(t *testing.T) {
 	const age = 2 * time.Second
-	cl := newCluster(t, 2, backendOpts{maxConnAge: age, delay: 2 * time.Millisecond})
+	// Calls take 10ms at the server, so that a loaded machine's scheduling
+	// noise does not swamp the latencies peak EWMA compares.
+	cl := newCluster(t, 2, backendOpts{maxConnAge: age, delay: 10 * time.Millisecond})
 	c := cl.dial(grpcclient.Config{SlowStart: 500 * time.Millisecond})
 	l, ctx := runLoad(t, c, 16, nil)
 	if counts, failed := collect(ctx, l, 200); len(failed) > 0 || len(counts) != 2 {
@@ -246,11 +248,11 @@ func servers(m map[int]string) map[string]bool {
 }
 
 // TestSlowStart: servers that join after the first resolution ramp up:
-// in their first second they get less than the servers already there,
-// and their full share once the window is over.
+// in the first quarter of the window they get less than the servers
+// already there, and their full share once the window is over.
 func TestSlowStart(t *testing.T) {
-	const window = 3 * time.Second
-	cl := newCluster(t, 2, backendOpts{delay: 2 * time.Millisecond})
+	const window = 6 * time.Second
+	cl := newCluster(t, 2, backendOpts{delay: 5 * time.Millisecond})
 	c := cl.dial(grpcclient.Config{SlowStart: window, DNSInterval: 100 * time.Millisecond, DNSMinInterval: 50 * time.Millisecond})
 	l, ctx := runLoad(t, c, 16, nil)
 	if counts, failed := collect(ctx, l, 200); len(failed) > 0 || len(counts) != 2 {
@@ -264,16 +266,19 @@ func TestSlowStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.snapshot()
-	early, _ := collect(ctx, l, 800)
-	if time.Since(joined) > window/2 {
-		t.Logf("the early sample ended %v after the join; the machine is slow", time.Since(joined))
-	}
+	wait, cancel := context.WithDeadline(ctx, joined.Add(window/4))
+	<-wait.Done()
+	cancel()
+	early, _ := l.snapshot()
 	oldShare := float64(early[cl.addr(0)]+early[cl.addr(1)]) / 2
 	newShare := float64(early[cl.addr(2)]+early[cl.addr(3)]) / 2
+	if oldShare < 50 {
+		t.Logf("only %v calls in the first quarter of the window; the machine is slow", early)
+	}
 	if newShare >= 0.7*oldShare {
 		t.Errorf("early after joining, new servers got %.0f calls each against %.0f (counts %v)", newShare, oldShare, early)
 	}
-	wait, cancel := context.WithDeadline(ctx, joined.Add(window+500*time.Millisecond))
+	wait, cancel = context.WithDeadline(ctx, joined.Add(window+500*time.Millisecond))
 	<-wait.Done()
 	cancel()
 	l.snapshot()
@@ -281,7 +286,11 @@ func TestSlowStart(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d calls failed: %v", len(failed), failed[0])
 	}
-	fair := 2000.0 / 4
+	total := 0
+	for _, n := range late {
+		total += n
+	}
+	fair := float64(total) / 4
 	for i := range 4 {
 		if n := late[cl.addr(i)]; float64(n) < 0.7*fair {
 			t.Errorf("after the window, server %d got %d calls, fair share %.0f (counts %v)", i, n, fair, late)
@@ -292,8 +301,8 @@ func TestSlowStart(t *testing.T) {
 // TestPeakEWMAAvoidsSlowServer: of four servers, one ten times slower
 // gets a small share of the calls under peak EWMA.
 func TestPeakEWMAAvoidsSlowServer(t *testing.T) {
-	cl := newCluster(t, 4, backendOpts{delay: 2 * time.Millisecond})
-	cl.backends[ipOf(3)].delay.Store(int64(20 * time.Millisecond))
+	cl := newCluster(t, 4, backendOpts{delay: 5 * time.Millisecond})
+	cl.backends[ipOf(3)].delay.Store(int64(50 * time.Millisecond))
 	c := cl.dial(grpcclient.Config{})
 	l, ctx := runLoad(t, c, 8, nil)
 	_, _ = collect(ctx, l, 400) // warm up: every server measured
@@ -305,8 +314,8 @@ func TestPeakEWMAAvoidsSlowServer(t *testing.T) {
 	for _, n := range counts {
 		total += n
 	}
-	if share := float64(counts[cl.addr(3)]) / float64(total); share > 0.08 {
-		t.Errorf("slow server got %.1f%% of the calls, want under 8%% (counts %v)", 100*share, counts)
+	if share := float64(counts[cl.addr(3)]) / float64(total); share > 0.1 {
+		t.Errorf("slow server got %.1f%% of the calls, want under 10%% (counts %v)", 100*share, counts)
 	}
 }
 
