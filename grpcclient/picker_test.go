@@ -244,31 +244,35 @@ func TestOutcomeOf(t *testing.T) {
 }
 
 // TestPickerAvoidsFailingEndpoint: an endpoint whose calls fail with
-// Unavailable stops getting picks, and the others keep theirs. Consistent
-// hashing, blind to latency, ejects it after five failures in a row;
-// peak EWMA counts each failure as slow, and ejects it too if it is still
-// drawn.
+// Unavailable five times in a row is ejected: it gets no more picks, and
+// the others keep theirs. The successful calls stay in flight meanwhile,
+// so that peak EWMA, which counts each failure as slow, keeps drawing the
+// failing endpoint while the others fill up.
 func TestPickerAvoidsFailingEndpoint(t *testing.T) {
 	for _, policy := range []string{grpcclient.PeakEWMA, grpcclient.ConsistentHash} {
 		t.Run(policy, func(t *testing.T) {
 			p := buildPicker(t, policy, "", 4)
 			const bad = "10.0.0.2:8080"
 			fails := 0
+			var held []func(gbalancer.DoneInfo)
 			for i := range 2000 {
 				ctx := grpcclient.WithBalanceKey(context.Background(), fmt.Sprint(i))
 				res, err := p.Pick(gbalancer.PickInfo{Ctx: ctx})
 				if err != nil {
 					t.Fatal(err)
 				}
-				di := gbalancer.DoneInfo{BytesSent: true, BytesReceived: true}
-				if addrOf(res.SubConn) == bad {
-					di.Err = status.Error(codes.Unavailable, "connection reset")
-					fails++
+				if addrOf(res.SubConn) != bad {
+					held = append(held, res.Done)
+					continue
 				}
-				res.Done(di)
+				fails++
+				res.Done(gbalancer.DoneInfo{Err: status.Error(codes.Unavailable, "connection reset"), BytesSent: true})
 			}
-			if fails == 0 || fails > 5 {
-				t.Errorf("%d calls failed on %s, want 1 to 5", fails, bad)
+			for _, done := range held {
+				done(gbalancer.DoneInfo{BytesSent: true, BytesReceived: true})
+			}
+			if fails != 5 {
+				t.Errorf("%d calls failed on %s, want 5 (then ejected)", fails, bad)
 			}
 			seen := map[string]int{}
 			for i := range 400 {
