@@ -27,6 +27,22 @@ type chain struct {
 
 func (s *Server) interceptors(stopping context.Context, panics prometheus.Counter) chain {
 	var c chain
+	if s.admit != nil {
+		// The handler holds the message: its share of the receive budget
+		// stays taken until the handler returns, even if the stream ended.
+		c.unary = append(c.unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if t := ticketOf(ctx); t != nil && t.ref() {
+				defer t.unref()
+			}
+			return h(ctx, req)
+		})
+		c.stream = append(c.stream, func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if t := ticketOf(ss.Context()); t != nil && t.ref() {
+				defer t.unref()
+			}
+			return h(srv, ss)
+		})
+	}
 	if s.cfg.Name != "" {
 		md := metadata.Pairs(ServedByKey, s.cfg.Name)
 		c.unary = append(c.unary, func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

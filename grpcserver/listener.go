@@ -55,8 +55,9 @@ func (l *connListener) put(c net.Conn) bool {
 // closed without a word instead of served and sent GOAWAY.
 type trackedConn struct {
 	net.Conn
-	once  sync.Once
-	taken func()
+	once   sync.Once
+	taken  func()
+	closed func() // at Close, which grpc-go calls however the connection ends
 }
 
 func (c *trackedConn) mark() { c.once.Do(c.taken) }
@@ -65,4 +66,8 @@ func (c *trackedConn) SetDeadline(t time.Time) error { c.mark(); return c.Conn.S
 
 func (c *trackedConn) Read(p []byte) (int, error)  { c.mark(); return c.Conn.Read(p) }
 func (c *trackedConn) Write(p []byte) (int, error) { c.mark(); return c.Conn.Write(p) }
-func (c *trackedConn) Close() error                { c.mark(); return c.Conn.Close() }
+func (c *trackedConn) Close() error {
+	c.mark()
+	c.closed()
+	return c.Conn.Close()
+}

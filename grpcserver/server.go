@@ -17,6 +17,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/tap"
 
 	"github.com/shoal-dev/shoal/shed"
 )
@@ -46,6 +47,19 @@ const (
 	// is closed within about 40s.
 	DefaultKeepaliveTime    = 30 * time.Second
 	DefaultKeepaliveTimeout = 10 * time.Second
+	// DefaultRecvBudget is the receive budget of a Server whose Config
+	// sets none: 64 MiB, or two calls' shares if that is more.
+	DefaultRecvBudget = 64 << 20
+	// DefaultRecvTimeout bounds how long a call may take to receive its
+	// first message once admitted.
+	DefaultRecvTimeout = 10 * time.Second
+	// DefaultMaxConns bounds the connections open at once; an idle
+	// HTTP/2 connection costs the server about 45 KiB.
+	DefaultMaxConns = 1024
+	// DefaultMaxHeaderListSize bounds a call's metadata (HTTP/2's
+	// header list, each field counted with 32 bytes of overhead), where
+	// grpc-go allows 16 MiB.
+	DefaultMaxHeaderListSize = 16 << 10
 )
 
 // ServedByKey is the response header metadata naming the replica that
@@ -100,6 +114,27 @@ type Config struct {
 	// MaxRecvMsgSize bounds a received message, in bytes. Zero means
 	// DefaultMaxRecvMsgSize (4 MiB).
 	MaxRecvMsgSize int
+	// RecvBudget bounds the bytes that the messages of calls being
+	// received or handled may hold at once, across every connection
+	// (see the package doc). Each call takes MaxRecvMsgSize, its
+	// stream's window (64 KiB) and its metadata before its message is
+	// read, and keeps what its message turned out to hold until it ends;
+	// a call that finds too little left is refused UNAVAILABLE before its
+	// message is read. Zero means DefaultRecvBudget (64 MiB), raised to
+	// two calls' shares; negative means no budget, as grpc-go.
+	RecvBudget int64
+	// RecvTimeout is how long an admitted call may take to receive its
+	// first message before it is cut off (CANCELLED). Zero means
+	// DefaultRecvTimeout (10s); negative means none.
+	RecvTimeout time.Duration
+	// MaxConns bounds the connections open at once; beyond it a new
+	// connection is closed as soon as it is accepted, so its client tries
+	// another replica. Zero means DefaultMaxConns (1024); negative means
+	// no bound.
+	MaxConns int
+	// MaxHeaderListSize bounds a call's metadata, in bytes. Zero means
+	// DefaultMaxHeaderListSize (16 KiB).
+	MaxHeaderListSize uint32
 	// KeepaliveMinTime, KeepaliveTime and KeepaliveTimeout: zero means
 	// their defaults (10s, 30s, 10s). Clients may ping without streams.
 	KeepaliveMinTime, KeepaliveTime, KeepaliveTimeout time.Duration
@@ -125,6 +160,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("grpcserver: MaxConnAgeGrace %v is negative", c.MaxConnAgeGrace)
 	case c.MaxRecvMsgSize < 0:
 		return fmt.Errorf("grpcserver: MaxRecvMsgSize %d is negative", c.MaxRecvMsgSize)
+	case c.RecvBudget > 0 && c.RecvBudget < c.withDefaults().callShare():
+		return fmt.Errorf("grpcserver: RecvBudget %d is below one call's share %d (MaxRecvMsgSize, its window and metadata), so no large message could be received",
+			c.RecvBudget, c.withDefaults().callShare())
 	case c.KeepaliveMinTime < 0 || c.KeepaliveTime < 0 || c.KeepaliveTimeout < 0:
 		return errors.New("grpcserver: a keepalive duration is negative")
 	case c.RequestLogSample > 1 || c.RequestLogSample != c.RequestLogSample:
@@ -149,6 +187,18 @@ func (c Config) withDefaults() Config {
 	if c.MaxRecvMsgSize == 0 {
 		c.MaxRecvMsgSize = DefaultMaxRecvMsgSize
 	}
+	if c.MaxHeaderListSize == 0 {
+		c.MaxHeaderListSize = DefaultMaxHeaderListSize
+	}
+	if c.RecvBudget == 0 {
+		c.RecvBudget = max(DefaultRecvBudget, 2*c.callShare())
+	}
+	if c.RecvTimeout == 0 {
+		c.RecvTimeout = DefaultRecvTimeout
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.KeepaliveMinTime == 0 {
 		c.KeepaliveMinTime = DefaultKeepaliveMinTime
 	}
@@ -167,6 +217,13 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// callShare is what a call takes of the receive budget before its
+// message is read, metadata aside: the largest message, its 5-byte
+// prefix and the stream's window. c has its defaults.
+func (c Config) callShare() int64 {
+	return int64(c.MaxRecvMsgSize) + 5 + streamWindow
+}
+
 // Server is a gRPC server run by the kit's lifecycle (it is a
 // lifecycle.Server). Register services on it as on a *grpc.Server (it is
 // a grpc.ServiceRegistrar), before Serve; see the package doc for why it
@@ -178,20 +235,26 @@ type Server struct {
 	stops   [2]context.CancelFunc // cancel a generation's health watches before its GracefulStop
 	health  *grpchealth.Server
 	metrics *grpcprom.ServerMetrics
+	admit   *admission // nil without a receive budget
+	// admitOwn is the budget of the kit's own services (health,
+	// reflection), apart so that a flood of calls never starves probes.
+	admitOwn     *admission
+	connsRefused prometheus.Counter
 
-	mu       sync.Mutex
-	names    []string // services registered by the program
-	served   bool     // Serve was called
-	draining bool
-	closed   bool // Shutdown or Close was called
-	ln       net.Listener
-	conns    [2]*connListener
-	pending  [2]sync.WaitGroup // connections handed to a generation and not yet taken
-	stopped  [2]chan struct{}  // closed when a generation's GracefulStop returned
-	gsOnce   [2]sync.Once
-	follow   chan struct{} // closed to stop following Health
-	accepted chan struct{} // closed when the accept loop has returned
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	names     []string // services registered by the program
+	served    bool     // Serve was called
+	draining  bool
+	closed    bool // Shutdown or Close was called
+	ln        net.Listener
+	conns     [2]*connListener
+	openConns int               // connections handed over and not yet closed
+	pending   [2]sync.WaitGroup // connections handed to a generation and not yet taken
+	stopped   [2]chan struct{}  // closed when a generation's GracefulStop returned
+	gsOnce    [2]sync.Once
+	follow    chan struct{} // closed to stop following Health
+	accepted  chan struct{} // closed when the accept loop has returned
+	wg        sync.WaitGroup
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -213,8 +276,25 @@ func New(cfg Config) (*Server, error) {
 	for i := range s.stopped {
 		s.stopped[i] = make(chan struct{})
 	}
+	if cfg.RecvBudget > 0 {
+		s.admit = newAdmission(cfg.RecvBudget, cfg.callShare(), max(cfg.RecvTimeout, 0))
+		s.admitOwn = s.admit.sibling(2 * cfg.callShare())
+	}
+	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "grpc_server_connections_refused_total",
+		Help: "Connections closed as soon as accepted: MaxConns were open.",
+	})
 	var panics prometheus.Counter
 	if reg := cfg.Registry; reg != nil {
+		own := []prometheus.Collector{s.connsRefused}
+		if s.admit != nil {
+			own = append(own, s.admit.collectors()...)
+		}
+		for _, c := range own {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("grpcserver: register metrics: %w", err)
+			}
+		}
 		s.metrics = grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 		panics = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "grpc_server_panics_total",
@@ -260,10 +340,24 @@ func (s *Server) options(stopping context.Context, panics prometheus.Counter) []
 		}),
 		grpc.MaxConcurrentStreams(c.MaxConcurrentStreams),
 		grpc.MaxRecvMsgSize(c.MaxRecvMsgSize),
+		grpc.MaxHeaderListSize(c.MaxHeaderListSize),
+		grpc.StaticStreamWindowSize(streamWindow),
+		grpc.StaticConnWindowSize(connWindow),
 		grpc.ChainUnaryInterceptor(ic.unary...),
 		grpc.ChainStreamInterceptor(ic.stream...),
 	}
+	if s.admit != nil {
+		opts = append(opts, grpc.InTapHandle(s.tap), grpc.StatsHandler(statsHandler{}))
+	}
 	return append(opts, c.Options...)
+}
+
+// tap admits a call to the receive budget of its service.
+func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if internalService(serviceOf(info.FullMethodName)) {
+		return s.admitOwn.tap(ctx, info)
+	}
+	return s.admit.tap(ctx, info)
 }
 
 // RegisterService registers a service on both generations; it panics,
@@ -383,6 +477,23 @@ func (s *Server) accept(ln net.Listener) error {
 // hand gives c to the generation taking new connections: the first until
 // the drain, then the second.
 func (s *Server) hand(c net.Conn) {
+	s.mu.Lock()
+	if s.cfg.MaxConns > 0 && s.openConns >= s.cfg.MaxConns {
+		s.mu.Unlock()
+		s.connsRefused.Inc()
+		c.Close()
+		return
+	}
+	s.openConns++
+	s.mu.Unlock()
+	var closed sync.Once
+	onClose := func() {
+		closed.Do(func() {
+			s.mu.Lock()
+			s.openConns--
+			s.mu.Unlock()
+		})
+	}
 	for {
 		s.mu.Lock()
 		g := 0
@@ -391,13 +502,14 @@ func (s *Server) hand(c net.Conn) {
 		}
 		s.pending[g].Add(1)
 		s.mu.Unlock()
-		tc := &trackedConn{Conn: c, taken: s.pending[g].Done}
+		tc := &trackedConn{Conn: c, taken: s.pending[g].Done, closed: onClose}
 		if s.conns[g].put(tc) {
 			return
 		}
 		s.pending[g].Done()
 		if g == 1 {
 			c.Close() // both generations stopped
+			onClose()
 			return
 		}
 		// The first generation stopped between the check and the hand:

@@ -65,6 +65,27 @@ type Options struct {
 	// gRPC connection's streams; 0 means
 	// grpcserver.DefaultMaxConcurrentStreams (1000).
 	GRPCMaxConcurrentStreams int
+	// GRPCRecvBudget (GRPC_RECV_BUDGET) bounds the bytes of gRPC
+	// messages being received or handled at once, across connections;
+	// a call takes GRPC_MAX_RECV_MSG_SIZE of it before its message is
+	// read and is refused UNAVAILABLE when that is not left. 0 means an
+	// eighth of MemoryLimit() (the cgroup's limit or GOMEMLIMIT) but at
+	// least two messages, or grpcserver.DefaultRecvBudget (64 MiB)
+	// without a limit; negative means no budget.
+	GRPCRecvBudget int64
+	// GRPCRecvTimeout (GRPC_RECV_TIMEOUT) is how long an admitted gRPC
+	// call may take to receive its message; 0 means
+	// grpcserver.DefaultRecvTimeout (10s), negative means none.
+	GRPCRecvTimeout time.Duration
+	// GRPCMaxConns (GRPC_MAX_CONNS) bounds the gRPC connections open at
+	// once; 0 means one per 512 KiB of MemoryLimit() (512 at 256 MiB),
+	// or grpcserver.DefaultMaxConns (1024) without a limit; negative
+	// means no bound.
+	GRPCMaxConns int
+	// GRPCMaxHeaderListSize (GRPC_MAX_HEADER_LIST_SIZE) bounds a gRPC
+	// call's metadata in bytes; 0 means
+	// grpcserver.DefaultMaxHeaderListSize (16 KiB).
+	GRPCMaxHeaderListSize int
 	// RequestLogSample (REQUEST_LOG_SAMPLE) is the share of requests
 	// answered below 500 that get a log line; 5xx answers always do.
 	// 0 means 1 (every request); negative turns request logs off.
@@ -122,6 +143,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("service: GRPC_MAX_RECV_MSG_SIZE %d is negative", o.GRPCMaxRecvMsgSize)
 	case o.GRPCMaxConcurrentStreams < 0 || o.GRPCMaxConcurrentStreams > math.MaxUint32:
 		return fmt.Errorf("service: GRPC_MAX_CONCURRENT_STREAMS %d is not a stream count", o.GRPCMaxConcurrentStreams)
+	case o.GRPCMaxHeaderListSize < 0 || o.GRPCMaxHeaderListSize > math.MaxUint32:
+		return fmt.Errorf("service: GRPC_MAX_HEADER_LIST_SIZE %d is not a size", o.GRPCMaxHeaderListSize)
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
 	case o.RequestLogSample > 1:
@@ -177,6 +200,10 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Bool(&o.GRPCReflection, "grpc-reflection", "GRPC_REFLECTION", false, "register gRPC server reflection (lists the services to anyone who reaches the port)")
 	cs.Int(&o.GRPCMaxRecvMsgSize, "grpc-max-recv-msg-size", "GRPC_MAX_RECV_MSG_SIZE", 0, "largest gRPC message received, in bytes (0: 4 MiB)")
 	cs.Int(&o.GRPCMaxConcurrentStreams, "grpc-max-concurrent-streams", "GRPC_MAX_CONCURRENT_STREAMS", 0, "streams per gRPC connection (0: 1000)")
+	cs.Int64(&o.GRPCRecvBudget, "grpc-recv-budget", "GRPC_RECV_BUDGET", 0, "bytes of gRPC messages received or handled at once (0: an eighth of the memory limit, at least two messages; negative: none)")
+	cs.Duration(&o.GRPCRecvTimeout, "grpc-recv-timeout", "GRPC_RECV_TIMEOUT", 0, "how long a gRPC call may take to receive its message (0: 10s; negative: no bound)")
+	cs.Int(&o.GRPCMaxConns, "grpc-max-conns", "GRPC_MAX_CONNS", 0, "gRPC connections open at once (0: one per 512 KiB of the memory limit; negative: no bound)")
+	cs.Int(&o.GRPCMaxHeaderListSize, "grpc-max-header-list-size", "GRPC_MAX_HEADER_LIST_SIZE", 0, "largest gRPC call metadata, in bytes (0: 16 KiB)")
 	cs.Float64(&o.RequestLogSample, "request-log-sample", "REQUEST_LOG_SAMPLE", 1, "share of requests below 500 that get a log line; 5xx always do (negative: no request log)")
 	cs.String(&o.TLSCertFile, "tls-cert-file", "TLS_CERT_FILE", "", "PEM certificate of the public port; with -tls-key-file it serves HTTPS, re-reading the files when they change")
 	cs.String(&o.TLSKeyFile, "tls-key-file", "TLS_KEY_FILE", "", "PEM private key of -tls-cert-file")

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -145,6 +146,7 @@ func (s *Service) build() error {
 	if s.grpcLn == nil {
 		return nil
 	}
+	recv, conns := grpcLimits(o, MemoryLimit())
 	g, err := grpcserver.New(grpcserver.Config{
 		Name:                 s.name,
 		Logger:               s.Logger,
@@ -154,6 +156,10 @@ func (s *Service) build() error {
 		MaxConnAge:           o.MaxConnAge,
 		MaxConcurrentStreams: uint32(o.GRPCMaxConcurrentStreams),
 		MaxRecvMsgSize:       o.GRPCMaxRecvMsgSize,
+		RecvBudget:           recv,
+		RecvTimeout:          o.GRPCRecvTimeout,
+		MaxConns:             conns,
+		MaxHeaderListSize:    uint32(o.GRPCMaxHeaderListSize),
 		Reflection:           o.GRPCReflection,
 		RequestLogSample:     o.RequestLogSample,
 	})
@@ -162,6 +168,25 @@ func (s *Service) build() error {
 	}
 	s.grpc = g
 	return nil
+}
+
+// grpcLimits are the gRPC receive budget and connection bound of o, the
+// zero ones derived from the process's memory limit (0: unknown, which
+// leaves them to grpcserver's defaults).
+func grpcLimits(o Options, limit int64) (recv int64, conns int) {
+	recv, conns = o.GRPCRecvBudget, o.GRPCMaxConns
+	if limit <= 0 {
+		return recv, conns
+	}
+	if recv == 0 {
+		msg := int64(cmp.Or(o.GRPCMaxRecvMsgSize, grpcserver.DefaultMaxRecvMsgSize))
+		// Two messages and their windows, as grpcserver counts a share.
+		recv = max(limit/8, 2*(msg+(128<<10)))
+	}
+	if conns == 0 {
+		conns = int(max(limit/(512<<10), 64))
+	}
+	return recv, conns
 }
 
 // GRPCServer is where the program registers its gRPC services (generated
