@@ -318,4 +318,3 @@ func TestPeakEWMAAvoidsSlowServer(t *testing.T) {
 		t.Errorf("slow server got %.1f%% of the calls, want under 10%% (counts %v)", 100*share, counts)
 	}
 }
-

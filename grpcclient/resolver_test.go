@@ -187,7 +187,9 @@ func TestAdapter(t *testing.T) {
 
 type resolverFunc func(context.Context, func([]string)) error
 
-func (f resolverFunc) Resolve(ctx context.Context, update func([]string)) error { return f(ctx, update) }
+func (f resolverFunc) Resolve(ctx context.Context, update func([]string)) error {
+	return f(ctx, update)
+}
 
 // TestK8sTarget: a k8s:/// target reaches servers through the resolver
 // Config.EndpointSlices makes (here a static one standing in for
