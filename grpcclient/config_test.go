@@ -131,3 +131,9 @@ func TestParsePolicyConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestBalanceKeyIsTheHTTPHeader(t *testing.T) {
+	if want := strings.ToLower(balancer.DefaultKeyHeader); grpcclient.BalanceKey != want {
+		t.Errorf("BalanceKey %q, want %q", grpcclient.BalanceKey, want)
+	}
+}

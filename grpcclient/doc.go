@@ -22,7 +22,8 @@
 //     and the gRPC health service watched on every connection;
 //   - retries UNAVAILABLE calls (bounded attempts and backoff, the
 //     server's pushback honoured) under retry throttling;
-//   - pings idle connections (keepalive every 30s, 10s timeout);
+//   - pings a connection with calls in flight that has been quiet for
+//     30s, and drops it without an answer in 10s (keepalive);
 //   - counts calls with go-grpc-middleware's Prometheus provider
 //     (grpc_client_started_total, grpc_client_handled_total,
 //     grpc_client_handling_seconds, ...) on Config.Registerer.

@@ -30,8 +30,9 @@ const (
 )
 
 // BalanceKey is the outgoing metadata key whose first value
-// [ConsistentHash] hashes: the gRPC spelling of balancer.DefaultKeyHeader.
-var BalanceKey = strings.ToLower(balancer.DefaultKeyHeader)
+// [ConsistentHash] hashes: balancer.DefaultKeyHeader as gRPC spells
+// metadata keys, in lower case.
+const BalanceKey = "x-balance-key"
 
 func init() {
 	// grpc-go's balancer registry is grpc's: a policy is registered by
