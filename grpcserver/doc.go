@@ -63,8 +63,46 @@
 // the pushback trailer; and a unary RPC reaches the interceptor once its
 // message has been read, so a client trickling its message holds no slot
 // meanwhile, as the HTTP shedder parks a request blocked reading its
-// body. What a flood of large messages can hold is bounded by
-// [Config.MaxRecvMsgSize] and [Config.MaxConcurrentStreams].
+// body. What messages hold is the receive budget's to bound.
+//
+// # Receive budget
+//
+// grpc-go reads a message whole before any interceptor runs, widening
+// the stream's flow-control window to the message's declared length, so
+// MaxRecvMsgSize × MaxConcurrentStreams bounds one connection, and
+// nothing bounds the process: 96 streams of 10 MiB on 8 connections took
+// the thumbnailer to 612 MiB of RSS. [Config.RecvBudget] bounds the
+// bytes of messages being received or held, across connections:
+//
+//   - when a call's headers arrive (grpc.InTapHandle) it takes its
+//     metadata's bytes, or is refused UNAVAILABLE if even that is not
+//     left;
+//   - in its own goroutine, before grpc-go reads the message (the stats
+//     handler's TagRPC), it waits for a share of MaxRecvMsgSize and the
+//     stream's window: one call per connection at a time (a client's
+//     streams queue behind each other, not ahead of other clients), then
+//     first come, first served; meanwhile the client can send no more
+//     than the stream's static window (64 KiB; BDP estimation, which
+//     grows windows to 16 MiB, is off);
+//   - once the message is in it keeps what the message holds until the
+//     call ends, and gives the rest back at once, so small calls hold a
+//     share for the moment their message takes to arrive;
+//   - a call that has held a share for 250ms without its message while
+//     others wait is cut off (CANCELLED, grpc_server_recv_cut_total
+//     {reason="evicted"}), and any call still without its message after
+//     [Config.RecvTimeout] (10s) is: a client trickling its message, or
+//     sending nothing, cannot hold the budget.
+//
+// The kit's own services (health, reflection) have a budget of their
+// own, two shares, so that a flood never starves the probes. A streaming
+// call's messages after its first are read without a share. Decompressed
+// messages are counted at their decompressed size once read only.
+//
+// Each call's metadata is bounded by [Config.MaxHeaderListSize] (16 KiB,
+// where grpc-go allows 16 MiB) and the connections open at once by
+// [Config.MaxConns]: beyond it a new connection is closed as soon as it
+// is accepted (grpc_server_connections_refused_total); an idle one costs
+// about 45 KiB.
 //
 // # Connections
 //

@@ -1,0 +1,7 @@
+package grpcserver
+
+// ShareOf is what a call takes of the receive budget, metadata aside,
+// under a MaxRecvMsgSize of maxMsg.
+func ShareOf(maxMsg int) int64 {
+	return Config{MaxRecvMsgSize: maxMsg}.withDefaults().callShare()
+}
