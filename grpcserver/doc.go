@@ -41,6 +41,9 @@
 //
 // # Interceptors, outermost first
 //
+// With a receive budget, the call's share (see below) is held while the
+// handler runs, outside all of these.
+//
 //  1. x-served-by ([ServedByKey]) header metadata, so every answer names
 //     its replica, a shed one too;
 //  2. metrics (go-grpc-middleware's Prometheus provider:

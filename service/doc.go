@@ -41,7 +41,13 @@
 // registry (grpc_server_handled_total and friends), logged at
 // REQUEST_LOG_SAMPLE, and recovered from panics; x-served-by names the
 // replica. GRPC_REFLECTION, GRPC_MAX_RECV_MSG_SIZE and
-// GRPC_MAX_CONCURRENT_STREAMS tune it.
+// GRPC_MAX_CONCURRENT_STREAMS tune it. Its memory is bounded across
+// connections from the process's memory limit (MemoryLimit: the cgroup's
+// or GOMEMLIMIT): messages being received or handled by GRPC_RECV_BUDGET
+// (an eighth of it, at least two messages; a call waits for its share
+// before its message is read, GRPC_RECV_TIMEOUT bounds the wait and the
+// read), connections by GRPC_MAX_CONNS (one per 512 KiB of it), and a
+// call's metadata by GRPC_MAX_HEADER_LIST_SIZE (16 KiB).
 //
 // gRPC gets its own port rather than the public port's h2c: behind the
 // HTTP server (grpc.Server.ServeHTTP) grpc-go's keepalive enforcement and
