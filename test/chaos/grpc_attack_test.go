@@ -154,6 +154,7 @@ func runAttack(t *testing.T, a attack) {
 		// timer has fired (late, on a loaded machine) a call's context is
 		// born expired.
 		if err != nil && (attackCtx.Err() != nil || !time.Now().Before(attackEnd)) {
+			stopAttack() // so that hammer stops counting
 			return context.Canceled
 		}
 		took := time.Since(begin)
