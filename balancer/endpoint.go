@@ -20,6 +20,14 @@ type Endpoint struct {
 	// the time of its last update. Writers hold mu; readers use atomics.
 	ewma  atomic.Uint64
 	stamp atomic.Int64
+	// mean is a plain EWMA of latency (no peaks), float64 bits, kept
+	// beside ewma and decayed the same way: it tells a replica that is
+	// slow from one whose estimate a single late answer raised.
+	mean atomic.Uint64
+	// conc is how many requests the endpoint has lately been seen to
+	// serve at once at its usual speed, at least 1, as float64 bits;
+	// written under mu with ewma.
+	conc atomic.Uint64
 	// measured is set by the first latency sample.
 	measured atomic.Bool
 
@@ -30,6 +38,10 @@ type Endpoint struct {
 	backoffUntil atomic.Int64
 	// unhealthy is set while active health checks fail.
 	unhealthy atomic.Bool
+	// suspect is set, under mu, while the outlier state below is not
+	// clean (failures or timeouts counted, or on probation): a success
+	// on an endpoint that is not suspect changes nothing, and skips mu.
+	suspect atomic.Bool
 
 	// addedAt and slowStart describe the slow start ramp; slowStart is
 	// zero for endpoints that take full weight at once.
@@ -59,7 +71,9 @@ func NewEndpoint(addr string) *Endpoint {
 func newEndpoint(addr string, now, slowStart int64, defaultRTT float64) *Endpoint {
 	e := &Endpoint{addr: addr, addedAt: now, slowStart: slowStart}
 	e.ewma.Store(math.Float64bits(defaultRTT))
+	e.mean.Store(math.Float64bits(defaultRTT))
 	e.stamp.Store(now)
+	e.conc.Store(math.Float64bits(1))
 	return e
 }
 
@@ -105,49 +119,103 @@ func (e *Endpoint) Weight(now int64) float64 {
 // nanoseconds). The decay is what lets a replica that once was slow, and
 // has since received no traffic, be tried again.
 func (e *Endpoint) Latency(now int64, tau float64) float64 {
-	v := math.Float64frombits(e.ewma.Load())
+	return math.Float64frombits(e.ewma.Load()) * e.decay(now, tau)
+}
+
+// MeanLatency returns the plain EWMA of latency in nanoseconds, without
+// the peaks, decayed as [Endpoint.Latency] is.
+func (e *Endpoint) MeanLatency(now int64, tau float64) float64 {
+	return math.Float64frombits(e.mean.Load()) * e.decay(now, tau)
+}
+
+// decay is the factor by which the estimates decayed since the last
+// observation.
+func (e *Endpoint) decay(now int64, tau float64) float64 {
 	dt := now - e.stamp.Load()
 	if dt <= 0 || tau <= 0 {
-		return v
+		return 1
 	}
-	return v * math.Exp(-float64(dt)/tau)
+	return expNeg(float64(dt) / tau)
 }
+
+// Concurrency returns how many requests the endpoint has lately been
+// seen to serve at once without slowing down, at least 1: the most
+// requests in flight on it, counting the one measured, when a request
+// answered no slower than the latency estimate, decaying towards 1 with
+// decay time tau (nanoseconds) as the estimate does. [PeakEWMA] counts
+// each request in flight as 1/Concurrency of a request in its cost: a
+// replica with four cores is not four times slower with four calls on it.
+func (e *Endpoint) Concurrency() float64 { return math.Float64frombits(e.conc.Load()) }
 
 // observeLatency folds one latency sample (nanoseconds) into the peak
 // EWMA: a sample above the average replaces it at once (the "peak"), a
 // lower one is blended in with a weight that depends on the time since
-// the previous sample.
-func (e *Endpoint) observeLatency(now int64, rtt, tau float64) {
+// the previous sample. others is how many other requests were in flight
+// on the endpoint when the measured one was sent; when the sample is not
+// a peak, the endpoint served others+1 at once at its usual speed, which
+// raises its Concurrency to that.
+func (e *Endpoint) observeLatency(now int64, rtt, tau float64, others int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	cur := e.Latency(now, tau)
-	next := rtt
-	if rtt < cur {
-		w := 0.0
-		if dt := now - e.stamp.Load(); dt > 0 && tau > 0 {
-			w = math.Exp(-float64(dt) / tau)
-		} else {
-			w = 1
+	// One decay factor serves the decayed estimate, the weight of the
+	// past, and the concurrency's decay.
+	d := e.decay(now, tau)
+	cur := math.Float64frombits(e.ewma.Load()) * d
+	conc := 1 + (e.Concurrency()-1)*d
+	// A burst of samples at the same instant still moves the average.
+	w := min(d, 0.9)
+	next, mean := rtt, rtt // the first sample replaces the assumed latency
+	if e.measured.Load() {
+		if rtt < cur {
+			next = cur*w + rtt*(1-w)
+			conc = max(conc, float64(min(others, maxConcurrency)+1))
 		}
-		// A burst of samples at the same instant still moves the average.
-		w = min(w, 0.9)
-		next = cur*w + rtt*(1-w)
+		mean = math.Float64frombits(e.mean.Load())*d*w + rtt*(1-w)
 	}
 	e.ewma.Store(math.Float64bits(next))
+	e.mean.Store(math.Float64bits(mean))
+	e.conc.Store(math.Float64bits(conc))
 	e.stamp.Store(now)
 	e.measured.Store(true)
 }
 
-// seedLatency sets the latency estimate of an endpoint that has no
-// sample yet to rtt nanoseconds; a measured one keeps its own.
-func (e *Endpoint) seedLatency(now int64, rtt float64) {
+// maxConcurrency bounds what one sample can teach of Concurrency.
+const maxConcurrency = 1024
+
+// seedLatency sets the latency estimates of an endpoint that has no
+// sample yet to peak and mean nanoseconds; a measured one keeps its own.
+func (e *Endpoint) seedLatency(now int64, peak, mean float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.measured.Load() {
 		return
 	}
-	e.ewma.Store(math.Float64bits(rtt))
+	e.ewma.Store(math.Float64bits(peak))
+	e.mean.Store(math.Float64bits(mean))
 	e.stamp.Store(now)
+}
+
+// seedUnmeasured gives the endpoints of eps not measured yet the average
+// latency estimates of those that are, if any are: an endpoint that joins a set
+// whose peers have answered requests would otherwise start at the fixed
+// InitialLatency, and against their measured latency (1ms, say, against
+// 10ms) stay out of [PeakEWMA]'s choices until that decayed, some twenty
+// seconds at the default decay.
+func seedUnmeasured(eps []*Endpoint, now int64, tau float64) {
+	var peak, mean float64
+	var n int
+	for _, e := range eps {
+		if e.measured.Load() {
+			peak += e.Latency(now, tau)
+			mean += e.MeanLatency(now, tau)
+			n++
+		}
+	}
+	if n > 0 && n < len(eps) {
+		for _, e := range eps {
+			e.seedLatency(now, peak/float64(n), mean/float64(n))
+		}
+	}
 }
 
 // ejection holds the outlier detection settings after defaults; max is
@@ -209,11 +277,12 @@ const timeoutWeight = 10
 // ejected the endpoint. eject is asked to eject the endpoint until a time;
 // it may refuse (the max ejection percent) and reports whether it did.
 func (e *Endpoint) observeResult(now int64, o outcome, cfg ejection, eject func(until int64) bool) bool {
-	if cfg.disabled || o == shed || o == abandoned {
+	if cfg.disabled || o == shed || o == abandoned || (o == success && !e.suspect.Load()) {
 		return false
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() { e.suspect.Store(e.consecutive > 0 || e.timeouts > 0 || e.probation) }()
 	if now < e.ejectedUntil.Load() {
 		// Results of requests sent before the ejection say nothing new.
 		return false

@@ -129,7 +129,7 @@ func TestPeakEWMAPicker(t *testing.T) {
 			eps := endpoints(len(tt.latency))
 			for i, l := range tt.latency {
 				eps[i].ewma.Store(0)
-				eps[i].observeLatency(0, l, float64(DefaultDecay))
+				eps[i].observeLatency(0, l, float64(DefaultDecay), 0)
 			}
 			for i, l := range tt.load {
 				eps[i].inFlight.Store(l)
@@ -170,7 +170,7 @@ func TestPeakEWMAPicker(t *testing.T) {
 func TestPeakEWMADecay(t *testing.T) {
 	tau := float64(time.Second)
 	e := newEndpoint("10.0.0.1:80", 0, 0, 0)
-	e.observeLatency(0, 100, tau)
+	e.observeLatency(0, 100, tau, 0)
 	tests := []struct {
 		name     string
 		now      time.Duration
@@ -188,11 +188,11 @@ func TestPeakEWMADecay(t *testing.T) {
 		})
 	}
 	// A peak replaces the average; a lower sample only pulls it down.
-	e.observeLatency(int64(time.Second), 500, tau)
+	e.observeLatency(int64(time.Second), 500, tau, 0)
 	if got := e.Latency(int64(time.Second), tau); got != 500 {
 		t.Fatalf("after a peak: %v, want 500", got)
 	}
-	e.observeLatency(int64(time.Second+time.Millisecond), 10, tau)
+	e.observeLatency(int64(time.Second+time.Millisecond), 10, tau, 0)
 	if got := e.Latency(int64(time.Second+time.Millisecond), tau); got < 400 || got >= 500 {
 		t.Fatalf("after a low sample: %v, want it pulled a little below 500", got)
 	}

@@ -49,7 +49,8 @@ type TrackerConfig struct {
 	// Update, as Config.SlowStart. Zero means none.
 	SlowStart time.Duration
 	// InitialLatency is what [PeakEWMA] assumes of an endpoint it has not
-	// measured. Zero means DefaultInitialLatency (10ms).
+	// measured while none is measured (see [Tracker.Build]). Zero means
+	// DefaultInitialLatency (10ms).
 	InitialLatency time.Duration
 	// Logger receives endpoint set changes and ejections. Nil means
 	// slog.Default().
@@ -90,6 +91,7 @@ type Tracker struct {
 	now        func() time.Time
 	rand       func() uint64
 	epoch      time.Time
+	realClock  bool // TrackerConfig.Now was nil: Nanotime reads time.Since(epoch)
 
 	inFlight atomic.Int64
 
@@ -127,6 +129,7 @@ func NewTracker(cfg TrackerConfig) (*Tracker, error) {
 		tau:        float64(DefaultDecay),
 		log:        full.Logger,
 		now:        full.Now,
+		realClock:  cfg.Now == nil,
 		rand:       full.Rand,
 		byAddr:     map[string]*Endpoint{},
 	}
@@ -142,7 +145,17 @@ func (t *Tracker) Policy() string { return t.policy.Name() }
 
 // Nanotime returns the time in nanoseconds on the tracker's clock, as in
 // [PickInfo.Now].
-func (t *Tracker) Nanotime() int64 { return int64(t.now().Sub(t.epoch)) }
+//
+// With the real clock it reads only the monotonic clock (time.Since),
+// which costs half of time.Now's wall and monotonic readings: a call
+// reads the clock twice, at the pick and when it ends, and the clock was
+// the largest cost of a gRPC pick.
+func (t *Tracker) Nanotime() int64 {
+	if t.realClock {
+		return int64(time.Since(t.epoch))
+	}
+	return int64(t.now().Sub(t.epoch))
+}
 
 // Update replaces the endpoint set with addrs ("host:port"; others are
 // ignored). Endpoints still listed keep their statistics, and an
@@ -212,20 +225,7 @@ func (t *Tracker) Endpoint(addr string) (*Endpoint, bool) {
 // InitialLatency would keep it out of [PeakEWMA]'s choices until it
 // decayed (some twenty seconds for 10ms against 1ms).
 func (t *Tracker) Build(eps []*Endpoint) Picker {
-	now := t.Nanotime()
-	var sum float64
-	var n int
-	for _, e := range eps {
-		if e.measured.Load() {
-			sum += e.Latency(now, t.tau)
-			n++
-		}
-	}
-	if n > 0 && n < len(eps) {
-		for _, e := range eps {
-			e.seedLatency(now, sum/float64(n))
-		}
-	}
+	seedUnmeasured(eps, t.Nanotime(), t.tau)
 	return t.policy.Build(eps)
 }
 
@@ -235,17 +235,19 @@ func (t *Tracker) PickInfo(key string) PickInfo {
 	return PickInfo{Key: key, Now: t.Nanotime(), InFlight: t.inFlight.Load(), Rand: t.rand()}
 }
 
-// Start counts a request sent to e as in flight; [Tracker.Finish] ends
-// it. The request's start time is the Now of its PickInfo.
-func (t *Tracker) Start(e *Endpoint) {
-	e.inFlight.Add(1)
+// Start counts a request sent to e as in flight and returns how many
+// others were in flight on e; [Tracker.Finish] ends it. The request's
+// start time is the Now of its PickInfo.
+func (t *Tracker) Start(e *Endpoint) (others int64) {
 	t.inFlight.Add(1)
+	return e.inFlight.Add(1) - 1
 }
 
-// Finish ends a request that [Tracker.Start] began at start: it feeds its
-// latency to the endpoint's peak EWMA and its outcome to outlier
-// detection, then counts it out of flight.
-func (t *Tracker) Finish(e *Endpoint, start int64, o Outcome) {
+// Finish ends a request that [Tracker.Start] began at start, with others
+// in flight on e: it feeds its latency to the endpoint's peak EWMA (and
+// [Endpoint.Concurrency]) and its outcome to outlier detection, then
+// counts it out of flight.
+func (t *Tracker) Finish(e *Endpoint, start, others int64, o Outcome) {
 	end := t.Nanotime()
 	if oc := outcome(o); oc != abandoned {
 		rtt := float64(end - start)
@@ -253,7 +255,7 @@ func (t *Tracker) Finish(e *Endpoint, start int64, o Outcome) {
 			// A fast failure must not make an endpoint look attractive.
 			rtt = max(rtt, 2*e.Latency(end, t.tau), t.initRTT)
 		}
-		e.observeLatency(end, rtt, t.tau)
+		e.observeLatency(end, rtt, t.tau, others)
 		if e.observeResult(end, oc, t.ejection, func(until int64) bool { return t.eject(e, end, until) }) {
 			t.log.Warn("balancer: endpoint ejected", "addr", e.addr, "after", oc.String(),
 				"until", time.Duration(e.ejectedUntil.Load()-end).String())

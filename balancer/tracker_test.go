@@ -79,7 +79,7 @@ func TestTrackerUpdateKeepsStatistics(t *testing.T) {
 	if w := c.Weight(tr.Nanotime()); w != 1 {
 		t.Errorf("weight after the window %v, want 1", w)
 	}
-	tr.Finish(a, 0, OutcomeAbandoned)
+	tr.Finish(a, 0, 0, OutcomeAbandoned)
 	if a.InFlight() != 0 {
 		t.Errorf("in flight %d after Finish, want 0", a.InFlight())
 	}
@@ -113,7 +113,7 @@ func TestTrackerEjection(t *testing.T) {
 				start := tr.PickInfo("").Now
 				tr.Start(e)
 				clk.Advance(time.Millisecond)
-				tr.Finish(e, start, o)
+				tr.Finish(e, start, 0, o)
 			}
 			if got := len(tr.Ejected()) == 1; got != tc.ejected {
 				t.Errorf("ejected %v, want %v", tr.Ejected(), tc.ejected)
@@ -134,7 +134,7 @@ func TestTrackerMaxPercent(t *testing.T) {
 	for _, a := range addrs {
 		e := mustEndpoint(t, tr, a)
 		tr.Start(e)
-		tr.Finish(e, tr.Nanotime(), OutcomeRefused)
+		tr.Finish(e, tr.Nanotime(), 0, OutcomeRefused)
 	}
 	if got := tr.Ejected(); len(got) != 2 {
 		t.Fatalf("ejected %v, want 2 of 4 (MaxPercent 50)", got)
@@ -154,7 +154,7 @@ func TestTrackerBuildSeedsLatency(t *testing.T) {
 	start := tr.Nanotime()
 	tr.Start(a)
 	clk.Advance(time.Millisecond)
-	tr.Finish(a, start, OutcomeSuccess)
+	tr.Finish(a, start, 0, OutcomeSuccess)
 	p := tr.Build([]*Endpoint{a, b})
 	now := tr.Nanotime()
 	if la, lb := a.Latency(now, float64(DefaultDecay)), b.Latency(now, float64(DefaultDecay)); la != lb {

@@ -22,7 +22,9 @@ import (
 // for a service config's loadBalancingConfig.
 const (
 	// PeakEWMA is package balancer's PeakEWMA: of two random ready
-	// replicas, the one with the lower latency × (calls in flight + 1).
+	// replicas, the one with the lower latency × (calls in flight + 1),
+	// a call in flight counting less on a replica more than twice as
+	// fast that serves several at once.
 	PeakEWMA = "shoal_peak_ewma"
 	// ConsistentHash is package balancer's ConsistentHash over the key
 	// in the call's [BalanceKey] metadata, with bounded loads.
@@ -226,32 +228,64 @@ func (b *shoalBalancer) Build(info base.PickerBuildInfo) gbalancer.Picker {
 	if b.tracker == nil || len(info.ReadySCs) == 0 {
 		return base.NewErrPicker(gbalancer.ErrNoSubConnAvailable)
 	}
-	eps := make([]*balancer.Endpoint, 0, len(info.ReadySCs))
-	scs := make(map[*balancer.Endpoint]gbalancer.SubConn, len(info.ReadySCs))
-	for sc, sci := range info.ReadySCs {
-		e, ok := b.tracker.Endpoint(sci.Address.Addr)
-		if !ok {
-			continue
-		}
-		eps = append(eps, e)
-		scs[e] = sc
+	type ready struct {
+		e  *balancer.Endpoint
+		sc gbalancer.SubConn
 	}
-	if len(eps) == 0 {
+	rs := make([]ready, 0, len(info.ReadySCs))
+	for sc, sci := range info.ReadySCs {
+		if e, ok := b.tracker.Endpoint(sci.Address.Addr); ok {
+			rs = append(rs, ready{e, sc})
+		}
+	}
+	if len(rs) == 0 {
 		return base.NewErrPicker(gbalancer.ErrNoSubConnAvailable)
 	}
 	// Sorted, so a picker over the same set behaves the same whatever
 	// the map's order.
-	sortEndpoints(eps)
-	return &picker{t: b.tracker, p: b.tracker.Build(eps), scs: scs, hash: b.name == ConsistentHash}
+	slices.SortFunc(rs, func(a, b ready) int { return strings.Compare(a.e.Addr(), b.e.Addr()) })
+	p := &picker{t: b.tracker, hash: b.name == ConsistentHash,
+		eps: make([]*balancer.Endpoint, len(rs)), scs: make([]gbalancer.SubConn, len(rs))}
+	for i, r := range rs {
+		p.eps[i], p.scs[i] = r.e, r.sc
+	}
+	if len(rs) > scanMax {
+		p.index = make(map[*balancer.Endpoint]int, len(rs))
+		for i, e := range p.eps {
+			p.index[e] = i
+		}
+	}
+	p.p = b.tracker.Build(p.eps)
+	return p
 }
 
+// scanMax is the most endpoints over which a picker finds a picked
+// endpoint's SubConn by scanning its slice, which is quicker than a map
+// lookup for a few pointers.
+const scanMax = 16
+
 // picker is an immutable snapshot: package balancer's picker over the
-// ready endpoints, and each endpoint's SubConn.
+// ready endpoints, and each endpoint's SubConn at the same index.
 type picker struct {
-	t    *balancer.Tracker
-	p    balancer.Picker
-	scs  map[*balancer.Endpoint]gbalancer.SubConn
-	hash bool
+	t     *balancer.Tracker
+	p     balancer.Picker
+	eps   []*balancer.Endpoint
+	scs   []gbalancer.SubConn
+	index map[*balancer.Endpoint]int // over scanMax endpoints
+	hash  bool
+}
+
+// subConn returns the SubConn of e, one of the picker's endpoints.
+func (p *picker) subConn(e *balancer.Endpoint) gbalancer.SubConn {
+	if p.index != nil {
+		return p.scs[p.index[e]]
+	}
+	for i, x := range p.eps {
+		if x == e {
+			return p.scs[i]
+		}
+	}
+	return nil // unreachable: a Picker returns one of its endpoints
 }
 
 func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
@@ -262,13 +296,14 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 	t := p.t
 	pi := t.PickInfo(key)
 	e := p.p.Pick(pi)
-	sc := p.scs[e]
+	sc := p.subConn(e)
 	start := pi.Now
-	t.Start(e)
-	// The one allocation of a pick: Done must know the endpoint and
-	// the start, and grpc gives it nothing else to carry them.
+	others := t.Start(e)
+	// The one allocation of a pick: Done must know the endpoint, the
+	// start and the calls in flight beside it, and grpc gives it nothing
+	// else to carry them.
 	return gbalancer.PickResult{SubConn: sc, Done: func(di gbalancer.DoneInfo) {
-		t.Finish(e, start, outcomeOf(di))
+		t.Finish(e, start, others, outcomeOf(di))
 	}}, nil
 }
 
@@ -305,8 +340,4 @@ func outcomeOf(di gbalancer.DoneInfo) balancer.Outcome {
 		return balancer.OutcomeAbandoned
 	}
 	return balancer.OutcomeSuccess
-}
-
-func sortEndpoints(eps []*balancer.Endpoint) {
-	slices.SortFunc(eps, func(a, b *balancer.Endpoint) int { return strings.Compare(a.Addr(), b.Addr()) })
 }
