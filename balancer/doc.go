@@ -12,7 +12,10 @@
 //   - [RoundRobin] takes endpoints in turn.
 //   - [PeakEWMA] picks the cheaper of two random endpoints, where cost is a
 //     peak-sensitive moving average of latency times the requests in flight
-//     (Finagle's and Linkerd's "peak EWMA" with power of two choices).
+//     (Finagle's and Linkerd's "peak EWMA" with power of two choices); a
+//     request in flight counts for less on a replica more than twice as
+//     fast as the other and seen serving several at once, and an endpoint
+//     whose estimate went stale is probed one request at a time.
 //   - [ConsistentHash] maps a request key (for example a header) onto a hash
 //     ring, so one key keeps reaching the same replica, with bounded loads so
 //     one hot key cannot overload that replica.

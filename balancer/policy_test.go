@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -115,6 +116,7 @@ func TestPeakEWMAPicker(t *testing.T) {
 		name    string
 		latency []float64 // per endpoint, observed at time 0
 		load    []int64   // requests in flight per endpoint
+		conc    []float64 // Concurrency per endpoint; 1 when missing
 		ejected []int
 		want    int // the endpoint that must take the most picks
 		minFrac float64
@@ -123,6 +125,16 @@ func TestPeakEWMAPicker(t *testing.T) {
 		{name: "load counts", latency: []float64{2 * ms, 2 * ms}, load: []int64{5, 0}, want: 1, minFrac: 0.99},
 		{name: "ejected never chosen", latency: []float64{1 * ms, 10 * ms, 10 * ms}, ejected: []int{0}, want: 1, minFrac: 0.45},
 		{name: "slow of four avoided", latency: []float64{2 * ms, 2 * ms, 2 * ms, 20 * ms}, want: -3, minFrac: 1},
+		// 2ms × (12+1) would lose to 20ms; a replica seen serving four at
+		// once answers the next in about 2ms × (1 + 12/4).
+		{name: "busy fast replica serving several at once beats idle slow one",
+			latency: []float64{2 * ms, 20 * ms}, load: []int64{12, 0}, conc: []float64{4, 4}, want: 0, minFrac: 0.99},
+		{name: "busy fast serial replica loses to idle slow one",
+			latency: []float64{2 * ms, 20 * ms}, load: []int64{12, 0}, want: 1, minFrac: 0.99},
+		// Alike replicas: requests in flight count in full, whatever the
+		// concurrency, so load spreads evenly over them.
+		{name: "alike: in flight counts in full",
+			latency: []float64{2 * ms, 3.5 * ms}, load: []int64{2, 0}, conc: []float64{4, 4}, want: 1, minFrac: 0.99},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,6 +145,9 @@ func TestPeakEWMAPicker(t *testing.T) {
 			}
 			for i, l := range tt.load {
 				eps[i].inFlight.Store(l)
+			}
+			for i, c := range tt.conc {
+				eps[i].conc.Store(math.Float64bits(c))
 			}
 			for _, i := range tt.ejected {
 				eps[i].ejectedUntil.Store(1 << 40)
@@ -164,6 +179,64 @@ func TestPeakEWMAPicker(t *testing.T) {
 				t.Fatalf("endpoint %d got %.3f of picks, want at least %v: %v", tt.want, f, tt.minFrac, counts)
 			}
 		})
+	}
+}
+
+// TestPeakEWMAProbesStaleOneAtATime: an endpoint without a sample for
+// a tenth of the decay time has a decayed, cheap-looking estimate; it
+// takes one request, and no other while that one is in flight.
+func TestPeakEWMAProbesStaleOneAtATime(t *testing.T) {
+	ms := int64(time.Millisecond)
+	tau := float64(DefaultDecay)
+	tests := []struct {
+		name     string
+		age      time.Duration // since the slow endpoint's last sample
+		inFlight int64         // on the slow endpoint
+		want     int           // endpoint every pick goes to
+	}{
+		{name: "stale and idle: probed", age: time.Minute, want: 0},
+		{name: "stale with a probe in flight: left alone", age: time.Minute, inFlight: 1, want: 1},
+		{name: "fresh and slow: avoided", age: 100 * time.Millisecond, want: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := int64(2 * time.Minute)
+			eps := endpoints(2)
+			eps[0].observeLatency(now-int64(tt.age), float64(20*ms), tau, 0)
+			eps[0].inFlight.Store(tt.inFlight)
+			eps[1].observeLatency(now-ms, float64(2*ms), tau, 0)
+			p := PeakEWMA{}.Build(eps)
+			rnd := seqRand(5)
+			for range 100 {
+				if got := p.Pick(PickInfo{Now: now, Rand: rnd()}); got != eps[tt.want] {
+					t.Fatalf("picked %s, want %s", got.Addr(), eps[tt.want].Addr())
+				}
+			}
+		})
+	}
+}
+
+func TestEndpointConcurrency(t *testing.T) {
+	tau := float64(time.Second)
+	e := newEndpoint("10.0.0.1:80", 0, 0, 0)
+	steps := []struct {
+		name   string
+		at     time.Duration
+		rtt    float64
+		others int64
+		min    float64
+		max    float64
+	}{
+		{name: "first sample teaches latency only", at: 0, rtt: 100, others: 5, min: 1, max: 1},
+		{name: "no slower with three others: four at once", at: time.Millisecond, rtt: 90, others: 3, min: 3.99, max: 4},
+		{name: "a peak with more in flight teaches nothing", at: 2 * time.Millisecond, rtt: 500, others: 9, min: 3.99, max: 4},
+		{name: "decays towards one", at: 5 * time.Second, rtt: 1000, others: 0, min: 1, max: 1.03},
+	}
+	for _, st := range steps {
+		e.observeLatency(int64(st.at), st.rtt, tau, st.others)
+		if c := e.Concurrency(); c < st.min || c > st.max {
+			t.Fatalf("%s: Concurrency = %v, want in [%v, %v]", st.name, c, st.min, st.max)
+		}
 	}
 }
 
