@@ -63,7 +63,7 @@ type Options struct {
 	GRPCMaxRecvMsgSize int
 	// GRPCMaxConcurrentStreams (GRPC_MAX_CONCURRENT_STREAMS) bounds one
 	// gRPC connection's streams; 0 means
-	// grpcserver.DefaultMaxConcurrentStreams (1000).
+	// grpcserver.DefaultMaxConcurrentStreams (100).
 	GRPCMaxConcurrentStreams int
 	// GRPCRecvBudget (GRPC_RECV_BUDGET) bounds the bytes of gRPC
 	// messages being received or handled at once, across connections;
@@ -199,7 +199,7 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Int(&o.GRPCPort, "grpc-port", "GRPC_PORT", o.GRPCPort, "gRPC port, apart from the public port (0: no gRPC server)")
 	cs.Bool(&o.GRPCReflection, "grpc-reflection", "GRPC_REFLECTION", false, "register gRPC server reflection (lists the services to anyone who reaches the port)")
 	cs.Int(&o.GRPCMaxRecvMsgSize, "grpc-max-recv-msg-size", "GRPC_MAX_RECV_MSG_SIZE", 0, "largest gRPC message received, in bytes (0: 4 MiB)")
-	cs.Int(&o.GRPCMaxConcurrentStreams, "grpc-max-concurrent-streams", "GRPC_MAX_CONCURRENT_STREAMS", 0, "streams per gRPC connection (0: 1000)")
+	cs.Int(&o.GRPCMaxConcurrentStreams, "grpc-max-concurrent-streams", "GRPC_MAX_CONCURRENT_STREAMS", 0, "streams per gRPC connection (0: 100)")
 	cs.Int64(&o.GRPCRecvBudget, "grpc-recv-budget", "GRPC_RECV_BUDGET", 0, "bytes of gRPC messages received or handled at once (0: an eighth of the memory limit, at least two messages; negative: none)")
 	cs.Duration(&o.GRPCRecvTimeout, "grpc-recv-timeout", "GRPC_RECV_TIMEOUT", 0, "how long a gRPC call may take to receive its message (0: 10s; negative: no bound)")
 	cs.Int(&o.GRPCMaxConns, "grpc-max-conns", "GRPC_MAX_CONNS", 0, "gRPC connections open at once (0: one per 512 KiB of the memory limit; negative: no bound)")
