@@ -28,9 +28,9 @@ const connWindow = 1 << 20
 
 // evictAge is how long a call may take to receive its message before a
 // call that finds the budget spent may take its place: under contention
-// a stream must bring its message at MaxRecvMsgSize per 250ms (40 MB/s
+// a stream must bring its message at MaxRecvMsgSize per 500ms (20 MB/s
 // for 10 MiB), which a client in the cluster does.
-const evictAge = 250 * time.Millisecond
+const evictAge = 500 * time.Millisecond
 
 // Causes of a call cut off while receiving its message.
 var (

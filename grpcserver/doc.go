@@ -90,7 +90,7 @@
 //   - once the message is in it keeps what the message holds until the
 //     call ends, and gives the rest back at once, so small calls hold a
 //     share for the moment their message takes to arrive;
-//   - a call that has held a share for 250ms without its message while
+//   - a call that has held a share for 500ms without its message while
 //     others wait is cut off (CANCELLED, grpc_server_recv_cut_total
 //     {reason="evicted"}), and any call still without its message after
 //     [Config.RecvTimeout] (10s) is: a client trickling its message, or
