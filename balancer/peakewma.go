@@ -87,19 +87,20 @@ type peakEWMA struct {
 // an idle replica five times slower, which answers five times later; and
 // the peak EWMA of a fast replica, after one answer a stalled client read
 // late, is as high as a slow one's for the next few dozen answers.
-// Latencies are divided by the slow start weights; an endpoint not
-// measured yet is alike to any.
+// Latencies are divided by the slow start weights in the costs, not when
+// telling endpoints apart; an endpoint not measured yet is alike to any.
 func (p *peakEWMA) less(a, b *Endpoint, now int64) bool {
 	da, db := a.decay(now, p.tau), b.decay(now, p.tau)
 	wa, wb := p.weight(a, now), p.weight(b, now)
-	ma := math.Float64frombits(a.mean.Load()) * da / wa
-	mb := math.Float64frombits(b.mean.Load()) * db / wb
+	ma := math.Float64frombits(a.mean.Load()) * da
+	mb := math.Float64frombits(b.mean.Load()) * db
 	ka, kb := float64(a.InFlight()), float64(b.InFlight())
-	// An endpoint not measured yet has only an assumed latency, which
-	// must not keep it out.
+	// An endpoint not measured yet has only an assumed latency, and one
+	// in slow start is not slower for it: neither is told apart, or it
+	// would be kept out.
 	measured := a.measured.Load() && b.measured.Load()
 	if measured && (ma > similar*mb || mb > similar*ma) {
-		return ma*(1+ka/a.Concurrency()) < mb*(1+kb/b.Concurrency())
+		return ma/wa*(1+ka/a.Concurrency()) < mb/wb*(1+kb/b.Concurrency())
 	}
 	la := math.Float64frombits(a.ewma.Load()) * da / wa
 	lb := math.Float64frombits(b.ewma.Load()) * db / wb
