@@ -53,6 +53,10 @@ type admission struct {
 	timeout  time.Duration
 	now      func() time.Time
 	turns    bool // calls take their connection's turn
+	// neverRefuse admits every call at its headers, their metadata
+	// counted even beyond capacity (MaxHeaderListSize bounds each): the
+	// health lane's, so that a probe is never refused.
+	neverRefuse bool
 
 	mu        sync.Mutex
 	inUse     int64
@@ -136,7 +140,7 @@ type connKey struct{}
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	header := headerSize(info.Header)
 	a.mu.Lock()
-	if a.inUse+header > a.capacity {
+	if !a.neverRefuse && a.inUse+header > a.capacity {
 		a.mu.Unlock()
 		a.refused.Inc()
 		return ctx, errBudgetFull
@@ -280,12 +284,17 @@ func (a *admission) finishLocked(t *ticket, keep int64) {
 	a.grantWaitersLocked()
 }
 
-// received keeps of t's share what its message holds, once read.
+// received keeps of t's share what its message and metadata hold, once
+// the message is read, and gives back the rest: the stream's window too,
+// so a long-lived stream (a health Watch, which grpcclient opens on every
+// connection, or a reflection stream) holds a few hundred bytes, not
+// 64 KiB, for as long as it lasts. A streaming call's later messages
+// are read without a share (see the package doc).
 func (t *ticket) received(size int64) {
 	a := t.a
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.finishLocked(t, size+t.header+streamWindow)
+	a.finishLocked(t, size+t.header)
 }
 
 // ref holds t's share while the handler runs (it holds the message),

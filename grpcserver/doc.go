@@ -87,17 +87,21 @@
 //     first come, first served; meanwhile the client can send no more
 //     than the stream's static window (64 KiB; BDP estimation, which
 //     grows windows to 16 MiB, is off);
-//   - once the message is in it keeps what the message holds until the
-//     call ends, and gives the rest back at once, so small calls hold a
-//     share for the moment their message takes to arrive;
+//   - once the message is in it keeps what the message and metadata
+//     hold until the call ends, and gives the rest (the window too) back
+//     at once, so small calls hold a share for the moment their message
+//     takes to arrive, and a long-lived stream (a health Watch, which
+//     grpcclient opens on every connection) a few hundred bytes;
 //   - a call that has held a share for 500ms without its message while
 //     others wait is cut off (CANCELLED, grpc_server_recv_cut_total
 //     {reason="evicted"}), and any call still without its message after
 //     [Config.RecvTimeout] (10s) is: a client trickling its message, or
 //     sending nothing, cannot hold the budget.
 //
-// The kit's own services (health, reflection) have a budget of their
-// own, two shares, so that a flood never starves the probes. A streaming
+// grpc.health.v1 and reflection each have a budget of their own, two
+// shares, so that neither a flood of the program's calls nor reflection
+// ever starves the probes; a health call is never refused at its
+// headers (its metadata is bounded by MaxHeaderListSize). A streaming
 // call's messages after its first are read without a share. Decompressed
 // messages are counted at their decompressed size once read only.
 //

@@ -65,6 +65,16 @@ func (s *testService) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest)
 	return &testgrpc.SimpleResponse{Payload: in.GetPayload()}, nil
 }
 
+// StreamingOutputCall answers one message, then holds the stream open
+// until the call ends.
+func (s *testService) StreamingOutputCall(_ *testgrpc.StreamingOutputCallRequest, ss testgrpc.TestService_StreamingOutputCallServer) error {
+	if err := ss.Send(&testgrpc.StreamingOutputCallResponse{}); err != nil {
+		return err
+	}
+	<-ss.Context().Done()
+	return status.FromContextError(ss.Context().Err()).Err()
+}
+
 const testServiceName = "grpc.testing.TestService"
 
 // harness is a grpcserver.Server run by a lifecycle on a loopback port.

@@ -239,10 +239,11 @@ type Server struct {
 	health  *grpchealth.Server
 	metrics *grpcprom.ServerMetrics
 	admit   *admission // nil without a receive budget
-	// admitOwn is the budget of the kit's own services (health,
-	// reflection), apart so that a flood of calls never starves probes.
-	admitOwn     *admission
-	connsRefused prometheus.Counter
+	// admitOwn is the budget of reflection, and admitHealth that of
+	// grpc.health.v1, each apart so that neither a flood of the
+	// program's calls nor reflection's ever starves the probes.
+	admitOwn, admitHealth *admission
+	connsRefused          prometheus.Counter
 
 	mu        sync.Mutex
 	names     []string // services registered by the program
@@ -282,6 +283,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RecvBudget > 0 {
 		s.admit = newAdmission(cfg.RecvBudget, cfg.callShare(), max(cfg.RecvTimeout, 0))
 		s.admitOwn = s.admit.sibling(2 * cfg.callShare())
+		s.admitHealth = s.admit.sibling(2 * cfg.callShare())
+		s.admitHealth.neverRefuse = true
 	}
 	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "grpc_server_connections_refused_total",
@@ -357,7 +360,10 @@ func (s *Server) options(stopping context.Context, panics prometheus.Counter) []
 
 // tap admits a call to the receive budget of its service.
 func (s *Server) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
-	if internalService(serviceOf(info.FullMethodName)) {
+	switch svc := serviceOf(info.FullMethodName); {
+	case svc == healthpb.Health_ServiceDesc.ServiceName:
+		return s.admitHealth.tap(ctx, info)
+	case internalService(svc):
 		return s.admitOwn.tap(ctx, info)
 	}
 	return s.admit.tap(ctx, info)
