@@ -26,6 +26,10 @@ const streamWindow = 64 << 10
 // refreshes it as data arrives, so it paces the wire, not memory.
 const connWindow = 1 << 20
 
+// watchRoom is the health lane's room per connection for a Watch
+// stream's metadata and request, kept while the stream lasts.
+const watchRoom = 2 << 10
+
 // evictAge is how long a call may take to receive its message before a
 // call that finds the budget spent may take its place: under contention
 // a stream must bring its message at MaxRecvMsgSize per 500ms (20 MB/s

@@ -99,7 +99,8 @@
 //     sending nothing, cannot hold the budget.
 //
 // grpc.health.v1 and reflection each have a budget of their own, two
-// shares, so that neither a flood of the program's calls nor reflection
+// shares (health's has 2 KiB more per connection of MaxConns, for the
+// Watch that grpcclient holds on each), so that neither a flood of the program's calls nor reflection
 // ever starves the probes; a health call is never refused at its
 // headers (its metadata is bounded by MaxHeaderListSize). A streaming
 // call's messages after its first are read without a share. Decompressed

@@ -2,11 +2,13 @@ package grpcserver_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/shoal-dev/shoal/grpcserver"
@@ -35,6 +37,21 @@ func TestLongLivedStreamsHoldNoShare(t *testing.T) {
 			}
 			if _, err := w.Recv(); err != nil {
 				t.Fatalf("watch: %v", err)
+			}
+		}},
+		{"health watches with metadata", func(ctx context.Context, t *testing.T, addr string) {
+			// Many watches whose metadata (1 KiB each, kept while they
+			// last) adds up to more than a share of the health lane.
+			cc := dial(t, addr)
+			md := metadata.AppendToOutgoingContext(ctx, "x-pad", strings.Repeat("p", 1<<10))
+			for range 20 {
+				w, err := healthpb.NewHealthClient(cc).Watch(md, &healthpb.HealthCheckRequest{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Recv(); err != nil {
+					t.Fatalf("watch: %v", err)
+				}
 			}
 		}},
 		{"reflection streams", func(ctx context.Context, t *testing.T, addr string) {

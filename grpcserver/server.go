@@ -283,7 +283,14 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RecvBudget > 0 {
 		s.admit = newAdmission(cfg.RecvBudget, cfg.callShare(), max(cfg.RecvTimeout, 0))
 		s.admitOwn = s.admit.sibling(2 * cfg.callShare())
-		s.admitHealth = s.admit.sibling(2 * cfg.callShare())
+		conns := cfg.MaxConns
+		if conns < 0 {
+			conns = DefaultMaxConns
+		}
+		// Two shares for checks being received, and room for a Watch
+		// on every connection (grpcclient opens one on each), which
+		// keeps its metadata and request while it lasts.
+		s.admitHealth = s.admit.sibling(2*cfg.callShare() + int64(conns)*watchRoom)
 		s.admitHealth.neverRefuse = true
 	}
 	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
