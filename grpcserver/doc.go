@@ -100,9 +100,10 @@
 //
 // grpc.health.v1 and reflection each have a budget of their own, two
 // shares (health's has 2 KiB more per connection of MaxConns, for the
-// Watch that grpcclient holds on each), so that neither a flood of the program's calls nor reflection
-// ever starves the probes; a health call is never refused at its
-// headers (its metadata is bounded by MaxHeaderListSize). A streaming
+// Watch that grpcclient holds on each), so that neither a flood of the
+// program's calls nor reflection ever starves the probes; a health call
+// is never refused at its headers (its metadata is bounded by
+// MaxHeaderListSize). A streaming
 // call's messages after its first are read without a share. Decompressed
 // messages are counted at their decompressed size once read only.
 //
