@@ -21,9 +21,16 @@ type Endpoint struct {
 	ewma  atomic.Uint64
 	stamp atomic.Int64
 	// mean is a plain EWMA of latency (no peaks), float64 bits, kept
-	// beside ewma and decayed the same way: it tells a replica that is
-	// slow from one whose estimate a single late answer raised.
+	// beside ewma and decayed the same way: the latency [PeakEWMA]
+	// weighs a replica it told apart as slow by, which a single late
+	// answer does not raise as it does ewma.
 	mean atomic.Uint64
+	// low is the latency's floor, float64 bits: a sample below it
+	// replaces it at once, higher ones raise it with time (see
+	// observeLatency), decayed as ewma is. A loaded machine's scheduling noise only adds latency, so of
+	// the three estimates it is the one noise moves least: what tells a
+	// replica that is slow from alike ones whose answers were late.
+	low atomic.Uint64
 	// conc is how many requests the endpoint has lately been seen to
 	// serve at once at its usual speed, at least 1, as float64 bits;
 	// written under mu with ewma.
@@ -72,6 +79,7 @@ func newEndpoint(addr string, now, slowStart int64, defaultRTT float64) *Endpoin
 	e := &Endpoint{addr: addr, addedAt: now, slowStart: slowStart}
 	e.ewma.Store(math.Float64bits(defaultRTT))
 	e.mean.Store(math.Float64bits(defaultRTT))
+	e.low.Store(math.Float64bits(defaultRTT))
 	e.stamp.Store(now)
 	e.conc.Store(math.Float64bits(1))
 	return e
@@ -128,6 +136,13 @@ func (e *Endpoint) MeanLatency(now int64, tau float64) float64 {
 	return math.Float64frombits(e.mean.Load()) * e.decay(now, tau)
 }
 
+// LowLatency returns the latency's floor in nanoseconds: the lowest
+// recent samples, rising slowly under higher ones, decayed as
+// [Endpoint.Latency] is.
+func (e *Endpoint) LowLatency(now int64, tau float64) float64 {
+	return math.Float64frombits(e.low.Load()) * e.decay(now, tau)
+}
+
 // decay is the factor by which the estimates decayed since the last
 // observation.
 func (e *Endpoint) decay(now int64, tau float64) float64 {
@@ -164,16 +179,27 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64, others int64) {
 	conc := 1 + (e.Concurrency()-1)*d
 	// A burst of samples at the same instant still moves the average.
 	w := min(d, 0.9)
-	next, mean := rtt, rtt // the first sample replaces the assumed latency
+	next, mean, low := rtt, rtt, rtt // the first sample replaces the assumed latency
 	if e.measured.Load() {
 		if rtt < cur {
 			next = cur*w + rtt*(1-w)
 			conc = max(conc, float64(min(others, maxConcurrency)+1))
 		}
 		mean = math.Float64frombits(e.mean.Load())*d*w + rtt*(1-w)
+		// The floor rises with time, not with samples: towards higher
+		// samples with a tenth of the decay time (weight 1-d^10), so the
+		// late answers of one stall, arriving together, barely move it,
+		// and the next prompt answer brings it back down at once; a
+		// replica that stays slower is seen so within the tenth.
+		if l := math.Float64frombits(e.low.Load()) * d; rtt > l {
+			d2 := d * d
+			d8 := d2 * d2 * d2 * d2
+			low = l + (rtt-l)*(1-d8*d2)
+		}
 	}
 	e.ewma.Store(math.Float64bits(next))
 	e.mean.Store(math.Float64bits(mean))
+	e.low.Store(math.Float64bits(low))
 	e.conc.Store(math.Float64bits(conc))
 	e.stamp.Store(now)
 	e.measured.Store(true)
@@ -183,8 +209,9 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64, others int64) {
 const maxConcurrency = 1024
 
 // seedLatency sets the latency estimates of an endpoint that has no
-// sample yet to peak and mean nanoseconds; a measured one keeps its own.
-func (e *Endpoint) seedLatency(now int64, peak, mean float64) {
+// sample yet to peak, mean and low nanoseconds; a measured one keeps its
+// own.
+func (e *Endpoint) seedLatency(now int64, peak, mean, low float64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.measured.Load() {
@@ -192,6 +219,7 @@ func (e *Endpoint) seedLatency(now int64, peak, mean float64) {
 	}
 	e.ewma.Store(math.Float64bits(peak))
 	e.mean.Store(math.Float64bits(mean))
+	e.low.Store(math.Float64bits(low))
 	e.stamp.Store(now)
 }
 
@@ -202,18 +230,19 @@ func (e *Endpoint) seedLatency(now int64, peak, mean float64) {
 // 10ms) stay out of [PeakEWMA]'s choices until that decayed, some twenty
 // seconds at the default decay.
 func seedUnmeasured(eps []*Endpoint, now int64, tau float64) {
-	var peak, mean float64
+	var peak, mean, low float64
 	var n int
 	for _, e := range eps {
 		if e.measured.Load() {
 			peak += e.Latency(now, tau)
 			mean += e.MeanLatency(now, tau)
+			low += e.LowLatency(now, tau)
 			n++
 		}
 	}
 	if n > 0 && n < len(eps) {
 		for _, e := range eps {
-			e.seedLatency(now, peak/float64(n), mean/float64(n))
+			e.seedLatency(now, peak/float64(n), mean/float64(n), low/float64(n))
 		}
 	}
 }

@@ -76,9 +76,9 @@ type peakEWMA struct {
 }
 
 // less reports whether a is the cheaper of a and b at now. Of two alike
-// endpoints (mean latencies within a factor of similar: the same replica
-// code on alike machines, apart by noise), it is the one of lower peak
-// EWMA latency × (requests in flight + 1), Finagle's and Linkerd's cost:
+// endpoints (latency floors, [Endpoint.LowLatency], within a factor of
+// similar: the same replica code on alike machines, apart by noise), it
+// is the one of lower peak EWMA latency × (requests in flight + 1), Finagle's and Linkerd's cost:
 // the requests in flight count in full, which is what spreads requests
 // evenly over alike replicas. Of two unalike ones, it is the one of lower
 // mean latency × (1 + requests in flight / [Endpoint.Concurrency]): the
@@ -92,15 +92,24 @@ type peakEWMA struct {
 func (p *peakEWMA) less(a, b *Endpoint, now int64) bool {
 	da, db := a.decay(now, p.tau), b.decay(now, p.tau)
 	wa, wb := p.weight(a, now), p.weight(b, now)
-	ma := math.Float64frombits(a.mean.Load()) * da
-	mb := math.Float64frombits(b.mean.Load()) * db
 	ka, kb := float64(a.InFlight()), float64(b.InFlight())
 	// An endpoint not measured yet has only an assumed latency, and one
 	// in slow start is not slower for it: neither is told apart, or it
-	// would be kept out.
+	// would be kept out. Endpoints are told apart by their latency
+	// floors, not their means: on a loaded machine answers are late by
+	// more than the replicas' own latency, and the mean of one of alike
+	// replicas that took a stall's late answers was seen four times its
+	// peers'; told apart, it lost nearly every pick and so kept its
+	// mean, starved for seconds. A slow replica has no prompt answers.
 	measured := a.measured.Load() && b.measured.Load()
-	if measured && (ma > similar*mb || mb > similar*ma) {
-		return ma/wa*(1+ka/a.Concurrency()) < mb/wb*(1+kb/b.Concurrency())
+	if measured {
+		fa := math.Float64frombits(a.low.Load()) * da
+		fb := math.Float64frombits(b.low.Load()) * db
+		if fa > similar*fb || fb > similar*fa {
+			ma := math.Float64frombits(a.mean.Load()) * da / wa
+			mb := math.Float64frombits(b.mean.Load()) * db / wb
+			return ma*(1+ka/a.Concurrency()) < mb*(1+kb/b.Concurrency())
+		}
 	}
 	la := math.Float64frombits(a.ewma.Load()) * da / wa
 	lb := math.Float64frombits(b.ewma.Load()) * db / wb

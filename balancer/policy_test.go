@@ -115,6 +115,7 @@ func TestPeakEWMAPicker(t *testing.T) {
 	tests := []struct {
 		name    string
 		latency []float64 // per endpoint, observed at time 0
+		late    []float64 // per endpoint, then observed 12 times, then latency 10 times; 0 for none
 		load    []int64   // requests in flight per endpoint
 		conc    []float64 // Concurrency per endpoint; 1 when missing
 		ejected []int
@@ -135,6 +136,13 @@ func TestPeakEWMAPicker(t *testing.T) {
 		// concurrency, so load spreads evenly over them.
 		{name: "alike: in flight counts in full",
 			latency: []float64{2 * ms, 3.5 * ms}, load: []int64{2, 0}, conc: []float64{4, 4}, want: 1, minFrac: 0.99},
+		// A stall's late answers raised endpoint 1's mean to nearly six
+		// times endpoint 0's, but its next answers were prompt: alike by
+		// their floors, in flight counts in full and the idle one wins.
+		// Told apart by their means, endpoint 0 would win until 38 in
+		// flight, and endpoint 1 would get no sample to correct its mean.
+		{name: "alike: a stall's late answers do not make a replica unalike",
+			latency: []float64{2 * ms, 2 * ms}, late: []float64{0, 40 * ms}, load: []int64{8, 0}, conc: []float64{8, 8}, want: 1, minFrac: 0.99},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -142,6 +150,17 @@ func TestPeakEWMAPicker(t *testing.T) {
 			for i, l := range tt.latency {
 				eps[i].ewma.Store(0)
 				eps[i].observeLatency(0, l, float64(DefaultDecay), 0)
+			}
+			for i, l := range tt.late {
+				if l == 0 {
+					continue
+				}
+				for range 12 {
+					eps[i].observeLatency(0, l, float64(DefaultDecay), 0)
+				}
+				for range 10 {
+					eps[i].observeLatency(0, tt.latency[i], float64(DefaultDecay), 0)
+				}
 			}
 			for i, l := range tt.load {
 				eps[i].inFlight.Store(l)
