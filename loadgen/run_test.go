@@ -256,8 +256,12 @@ func TestConnectionModes(t *testing.T) {
 			if c := r.carriers.Load(); c < tc.minCarriers || c > tc.maxCarriers {
 				t.Errorf("requests travelled on %d connections, want %d..%d", c, tc.minCarriers, tc.maxCarriers)
 			}
-			if a := r.accepts.Load(); !tc.h2c && a != r.carriers.Load() {
-				t.Errorf("server accepted %d HTTP/1.1 connections, %d of them carried requests", a, r.carriers.Load())
+			// net/http's HTTP/1.1 transport, too, may finish a dial that a
+			// request no longer needs (another connection came free first)
+			// and keep it idle: what a mode bounds is the connections
+			// dialled, not that each one carried a request.
+			if a := r.accepts.Load(); !tc.h2c && (a < r.carriers.Load() || a > tc.maxCarriers) {
+				t.Errorf("server accepted %d HTTP/1.1 connections (%d carried requests), want at most %d", a, r.carriers.Load(), tc.maxCarriers)
 			}
 			if h2 := r.h2.Load(); (h2 == 40) != tc.wantH2 || (h2 != 0 && h2 != 40) {
 				t.Errorf("%d of 40 requests over HTTP/2, want all: %v", h2, tc.wantH2)
