@@ -2,13 +2,18 @@
 // handler served behind the full stack (package service:
 // X-Served-By, request ID, metrics, request log, panic recovery, route
 // deadline, keep-alive rebalancing, health, lifecycle; load shedding off
-// (SHED_MAX_LIMIT negative), so every request is served) and by bare net/http, loaded in turn by
-// hey (Debian) in one run, and reports the throughput ratio. It also reports
-// the idle resident memory of the two reference services beside a bare
-// net/http server.
+// (SHED_MAX_LIMIT negative), so every request is served) and by bare
+// net/http, loaded in turn in one run, and reports the throughput ratio:
+// over HTTP/1.1 by hey (Debian), over h2c (HTTP/2 with prior knowledge,
+// which hey does not speak) by this program's own closed-loop client run
+// as a child process, one stream in flight per connection. It also
+// reports the idle resident memory of the two reference services beside
+// a bare net/http server.
 //
 //	go run ./bench/stack -duration 10s -concurrency 16
+//	go run ./bench/stack -protocols h2c -rss=false
 //	go run ./bench/stack -breakdown    # the cost of each layer on a trivial handler
+//	go run ./bench/stack -cpuprofile cpu.out -memprofile mem.out  # the full stack's profiles under load
 package main
 
 import (
@@ -28,6 +33,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,22 +48,70 @@ import (
 
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "load duration of each measurement")
-	conc := flag.Int("concurrency", 16, "concurrent connections of hey")
+	conc := flag.Int("concurrency", 16, "concurrent connections of the load")
 	rounds := flag.Int("rounds", 2, "measurements of each side, alternating")
 	layers := flag.Bool("breakdown", false, "measure the trivial handler with the stack's layers added one at a time instead")
+	protocols := flag.String("protocols", protoHTTP1+","+protoH2C, "comma-separated protocols to load with: http1 (hey), h2c")
+	works := flag.String("workloads", "trivial,thumbnailer", "comma-separated workloads: trivial, thumbnailer")
+	rss := flag.Bool("rss", true, "also measure the idle RSS of the reference services")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the full stack serving the trivial handler (first round) to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile of the full stack serving the trivial handler (first round) to this file")
+	// The child process of an h2c measurement.
+	client := flag.Bool("load-client", false, "run as the h2c load client (internal)")
+	method := flag.String("method", "GET", "the load client's request method (internal)")
+	body := flag.String("body", "", "the load client's request body file (internal)")
 	flag.Parse()
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	do := run
-	if *layers {
-		do = breakdown
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
 	}
-	if err := do(log, *duration, *conc, *rounds); err != nil {
+	if *client {
+		if err := h2cLoad(flag.Arg(0), *method, *body, *duration, *conc); err != nil {
+			fmt.Fprintln(os.Stderr, "stack: load client:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	protos, err := parseProtocols(*protocols)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stack:", err)
+		os.Exit(2)
+	}
+	if *layers {
+		err = breakdown(log, *duration, *conc, *rounds, protos)
+	} else {
+		err = run(log, options{d: *duration, conc: *conc, rounds: *rounds, protos: protos, workloads: strings.Split(*works, ","),
+			rss: *rss, cpuProfile: *cpuProfile, memProfile: *memProfile})
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(1)
 	}
 }
 
+func parseProtocols(s string) ([]string, error) {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		switch p = strings.TrimSpace(p); p {
+		case protoHTTP1, protoH2C:
+			out = append(out, p)
+		default:
+			return nil, fmt.Errorf("-protocols: %q is neither %s nor %s", p, protoHTTP1, protoH2C)
+		}
+	}
+	return out, nil
+}
+
+type options struct {
+	d                      time.Duration
+	conc, rounds           int
+	protos, workloads      []string
+	rss                    bool
+	cpuProfile, memProfile string
+}
+
 type workload struct {
+	key    string // as -workloads names it
 	name   string
 	route  string
 	method string
@@ -69,18 +125,18 @@ type router interface {
 	Handle(pattern string, h http.Handler)
 }
 
-func run(log *slog.Logger, d time.Duration, conc, rounds int) error {
+func run(log *slog.Logger, o options) error {
 	hey, err := exec.LookPath("hey")
-	if err != nil {
+	if err != nil && slices.Contains(o.protos, protoHTTP1) {
 		return fmt.Errorf("hey not found (apt-get install hey): %w", err)
 	}
 	img := testJPEG(640, 480)
-	works := []workload{
-		{name: "trivial handler", route: "/v1/ping", method: "GET", add: func(mux router) error {
+	all := []workload{
+		{key: "trivial", name: "trivial handler", route: "/v1/ping", method: "GET", add: func(mux router) error {
 			mux.Handle("GET /v1/ping", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "pong\n") }))
 			return nil
 		}},
-		{name: "thumbnailer 640x480 JPEG -> 128x128", route: "/v1/thumbnails?width=128&height=128", method: "POST", body: img, add: func(mux router) error {
+		{key: "thumbnailer", name: "thumbnailer 640x480 JPEG -> 128x128", route: "/v1/thumbnails?width=128&height=128", method: "POST", body: img, add: func(mux router) error {
 			// The cache is off so every request resizes.
 			api, err := thumbnailer.New(thumbnailer.Config{CacheBytes: -1, Logger: slog.New(slog.DiscardHandler)}, prometheus.NewRegistry())
 			if err != nil {
@@ -90,42 +146,106 @@ func run(log *slog.Logger, d time.Duration, conc, rounds int) error {
 			return nil
 		}},
 	}
+	var works []workload
+	for _, k := range o.workloads {
+		i := slices.IndexFunc(all, func(w workload) bool { return w.key == strings.TrimSpace(k) })
+		if i < 0 {
+			return fmt.Errorf("-workloads: unknown workload %q (trivial, thumbnailer)", k)
+		}
+		works = append(works, all[i])
+	}
 	bodyFile := filepath.Join(os.TempDir(), "shoal-bench-body.jpg")
 	if err := os.WriteFile(bodyFile, img, 0o600); err != nil {
 		return err
 	}
 	defer os.Remove(bodyFile)
 
-	fmt.Printf("| workload | bare net/http req/s | full stack req/s | ratio (stack/bare) |\n|---|---|---|---|\n")
+	fmt.Printf("| workload | protocol | bare net/http req/s | full stack req/s | ratio (stack/bare) |\n|---|---|---|---|---|\n")
 	for _, w := range works {
-		var bare, stack []float64
-		for r := range rounds {
-			for _, full := range []bool{r%2 == 0, r%2 != 0} {
-				url, stop, err := serve(w, full)
-				if err != nil {
-					return err
-				}
-				args := []string{"-z", d.String(), "-c", strconv.Itoa(conc), "-m", w.method}
-				if w.body != nil {
-					args = append(args, "-D", bodyFile, "-T", "image/jpeg")
-				}
-				log.Info("measuring", "workload", w.name, "full_stack", full, "round", r+1, "duration", d.String())
-				rps, err := heyRPS(hey, append(args, url+w.route))
-				stop()
-				if err != nil {
-					return err
-				}
-				if full {
-					stack = append(stack, rps)
-				} else {
-					bare = append(bare, rps)
+		for _, proto := range o.protos {
+			var bare, stack []float64
+			for r := range o.rounds {
+				for _, full := range []bool{r%2 == 0, r%2 != 0} {
+					url, stop, err := serve(w, full)
+					if err != nil {
+						return err
+					}
+					spec := loadSpec{proto: proto, url: url + w.route, method: w.method, d: o.d, conc: o.conc}
+					if w.body != nil {
+						spec.bodyFile = bodyFile
+					}
+					log.Info("measuring", "workload", w.name, "protocol", proto, "full_stack", full, "round", r+1, "duration", o.d.String())
+					profile := full && r == 0 && w.key == "trivial" && proto == o.protos[0]
+					var stopProfile func() error
+					if profile {
+						if stopProfile, err = startProfiles(o.cpuProfile, o.memProfile); err != nil {
+							stop()
+							return err
+						}
+					}
+					rps, err := loadRPS(hey, spec)
+					if stopProfile != nil {
+						if perr := stopProfile(); perr != nil && err == nil {
+							err = perr
+						}
+					}
+					stop()
+					if err != nil {
+						return err
+					}
+					if full {
+						stack = append(stack, rps)
+					} else {
+						bare = append(bare, rps)
+					}
 				}
 			}
+			b, s := mean(bare), mean(stack)
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f |\n", w.name, proto, b, s, s/b)
 		}
-		b, s := mean(bare), mean(stack)
-		fmt.Printf("| %s | %.0f | %.0f | %.2f |\n", w.name, b, s, s/b)
+	}
+	if !o.rss {
+		return nil
 	}
 	return idleRSS(log)
+}
+
+// startProfiles starts a CPU profile into cpu and counts allocations from
+// now for mem ("" skips either); the returned func writes them.
+func startProfiles(cpu, mem string) (func() error, error) {
+	var cf *os.File
+	if cpu != "" {
+		f, err := os.Create(cpu)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		cf = f
+	}
+	return func() error {
+		if cf != nil {
+			pprof.StopCPUProfile()
+			if err := cf.Close(); err != nil {
+				return err
+			}
+		}
+		if mem == "" {
+			return nil
+		}
+		f, err := os.Create(mem)
+		if err != nil {
+			return err
+		}
+		runtime.GC()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}, nil
 }
 
 // serve starts w behind the full stack or bare net/http on a free loopback
@@ -140,7 +260,11 @@ func serve(w workload, full bool) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		srv := &http.Server{Handler: mux}
+		// Bare net/http with h2c allowed, as the stack allows it.
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetUnencryptedHTTP2(true)
+		srv := &http.Server{Handler: mux, Protocols: &protos}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(ln) }()
 		return "http://" + ln.Addr().String(), func() { srv.Close(); <-done }, nil
