@@ -163,6 +163,8 @@ func TestMiddlewareSlowBodyHoldsNoSlot(t *testing.T) {
 	slow := make(chan struct{}, 1)
 	srv := httptest.NewServer(l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
+			// The byte sent, then the wait for the rest.
+			io.ReadFull(r.Body, make([]byte, 1))
 			slow <- struct{}{}
 		}
 		io.Copy(io.Discard, r.Body)
@@ -179,6 +181,9 @@ func TestMiddlewareSlowBodyHoldsNoSlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-slow
+	// Between two reads the slow request holds its slot; once it waits in
+	// the next it holds none, and nothing more arrives to wake it.
+	waitFor(t, func() bool { return l.InFlight() == 0 })
 	for range 5 {
 		resp, err := http.Post(srv.URL, "text/plain", bytes.NewReader([]byte("ok")))
 		if err != nil {

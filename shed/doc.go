@@ -4,34 +4,54 @@
 //
 // # Algorithm
 //
-// The limit is adapted with the gradient method of Netflix's
+// The limit is adapted with a variant of the gradient method of Netflix's
 // concurrency-limits library (Gradient2), evaluated over windows of
 // samples:
 //
 //   - Each admitted request's latency is a sample. A window closes once it
 //     is at least [Config.Window] long and holds at least
-//     [Config.MinWindowSamples] samples; its mean latency is the short RTT.
+//     [Config.MinWindowSamples] samples, or as soon as it holds those
+//     samples if their mean is already over twice the tolerated latency;
+//     its mean latency is the short RTT. A request admitted before the
+//     limit was last lowered is no sample: it measures the queue of the
+//     old limit, which has been answered.
 //   - The long RTT is an exponentially weighted mean of short RTTs over
 //     [Config.LongWindow] windows: the latency the service has when it is
-//     not queueing. When the long RTT exceeds twice the short RTT, it decays
+//     not queueing. Until that many windows have closed, a short RTT below
+//     it pulls it down as into a plain mean of the windows so far, so a
+//     cold start's slow first window does not set it. When the long RTT exceeds twice the short RTT, it decays
 //     by 5% per window so it can follow a service that got faster. Unlike
 //     Gradient2, each short RTT enters the mean capped at Tolerance × long
 //     RTT: under a sustained overload the mean would otherwise learn the
-//     queueing latency as normal within minutes and let the limit creep up;
-//     capped, a service that really got slower is still learned, over a few
+//     queueing latency as normal and let the limit creep up; capped, a
+//     service that really got slower is still learned, over a few
 //     LongWindows.
-//   - gradient = clamp(Tolerance × long / short, 0.5, 1). While latency stays
-//     within the tolerance the gradient is 1; as queueing inflates the short
-//     RTT it falls toward 0.5.
-//   - new = limit × gradient + Headroom, smoothed:
-//     limit = limit × (1 − Smoothing) + new × Smoothing, clamped to
-//     [MinLimit, MaxLimit]. Headroom lets the limit probe upward when
-//     latency is flat and sets the floor of the decrease.
+//   - gradient = Tolerance × long / short. Below 1 (queueing) the limit
+//     drops at once to limit × gradient, but at most by half per window.
+//     Otherwise it probes upward by Smoothing × min(Headroom, √limit): a
+//     fixed step would be a deep queue for a service that needs few slots,
+//     such as a core of CPU-bound work, which needs one or two. The limit
+//     stays within [MinLimit, MaxLimit]. Down fast, up slowly: a limit
+//     above capacity costs every request its queueing now, one below it
+//     costs a few windows of probing.
 //   - While fewer than half the limit were in flight during the window, the
 //     limit is left alone: an idle service has not shown what it can carry.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
 //     overloaded dependency) multiplies the limit by [Config.Backoff]
 //     instead, as AIMD limiters do.
+//
+// [Limiter.Middleware] yields the CPU once after admitting a request and
+// before running the handler, when handlers take a millisecond or more of
+// their own (timed from the yield to their end). A handler that computes
+// without blocking runs to its end once scheduled, so on a saturated CPU
+// the requests waiting for it would queue in the Go scheduler, never in
+// flight: the limiter would see one request at a time at unloaded latency
+// while the queue grew without bound. Yielding lets them reach the limiter
+// while the admitted work is counted, so it turns them away at once, and
+// the admitted request's latency includes the queue it waited in. Cheaper
+// handlers are not yielded for: their work costs about what serving any
+// request costs, a rejection included, so turning requests away would not
+// relieve the CPU, and the scheduler's delay would only read as overload.
 //
 // Nothing waits in a queue: [Limiter.Acquire] either admits at once or
 // reports failure, so the latency of admitted work stays that of a service

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,8 @@ const (
 	DefaultSmoothing        = 0.2
 	DefaultHeadroom         = 4
 	DefaultBackoff          = 0.9
-	DefaultLongWindow       = 600
-	DefaultWindow           = time.Second
+	DefaultLongWindow       = 6000
+	DefaultWindow           = 100 * time.Millisecond
 	DefaultMinWindowSamples = 10
 	DefaultRetryAfter       = time.Second
 )
@@ -49,19 +50,22 @@ type Config struct {
 	// Tolerance is how much the short RTT may exceed the long RTT before
 	// the limit shrinks; 0 means DefaultTolerance (1.5). At least 1.
 	Tolerance float64
-	// Smoothing is the weight of each window's new limit, in (0, 1]; 0
-	// means DefaultSmoothing (0.2).
+	// Smoothing is the weight of each window's new limit when it is
+	// higher than the current one, in (0, 1]; 0 means DefaultSmoothing
+	// (0.2). A lower new limit takes effect at once.
 	Smoothing float64
-	// Headroom is added to the limit each window; 0 means DefaultHeadroom
-	// (4).
+	// Headroom is the most a window adds to the limit, times Smoothing,
+	// while latency stays within the tolerance; below a limit of
+	// Headroom² the square root of the limit is added instead. 0 means
+	// DefaultHeadroom (4).
 	Headroom float64
 	// Backoff multiplies the limit after a window with dropped requests,
 	// in (0, 1); 0 means DefaultBackoff (0.9).
 	Backoff float64
 	// LongWindow is the number of windows the long RTT averages over; 0
-	// means DefaultLongWindow (600).
+	// means DefaultLongWindow (6000: ten minutes of default windows).
 	LongWindow int
-	// Window is the shortest window; 0 means DefaultWindow (1s).
+	// Window is the shortest window; 0 means DefaultWindow (100ms).
 	Window time.Duration
 	// MinWindowSamples is the fewest samples a window holds; 0 means
 	// DefaultMinWindowSamples (10).
@@ -90,9 +94,25 @@ type Limiter struct {
 	winSum      float64 // seconds
 	winSamples  int
 	winDrops    int
-	winInFlight int // most in flight during the window
+	winInFlight int     // most in flight during the window
+	winWork     float64 // seconds of handler work in the window's samples
+	windows     int     // closed so far, up to LongWindow
+	// work is the mean time a handler takes once it runs (after the yield
+	// of Middleware): its own work, without the queue ahead of it.
+	work float64 // seconds; 0 until the first window closes
+	// loweredAt is when the limit was last lowered. Requests admitted
+	// before it are no samples: they measure the queue of the old limit,
+	// and counting them would lower the limit again for the same queue.
+	loweredAt time.Time
 
 	rejected prometheus.Counter
+	// free holds the Middleware's tickets its requests are done with,
+	// guarded by mu, so that admitting a request allocates nothing. It
+	// holds at most as many as were ever in flight at once.
+	free []*ticket
+	// yield says whether Middleware yields after admitting: whether work
+	// is at least yieldAbove. Read without l.mu on every request.
+	yield atomic.Bool
 }
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
@@ -260,6 +280,9 @@ type ticket struct {
 	l     *Limiter
 	start time.Time
 	done  atomic.Bool
+	// workStart is when the handler began to run, after the yield; zero
+	// when there was none.
+	workStart time.Time
 
 	// Guarded by l.mu: whether the work is parked waiting on its client
 	// (see [Limiter.Middleware]), since when, and for how long in all.
@@ -268,11 +291,15 @@ type ticket struct {
 	parkedFor time.Duration
 }
 
-func (t *ticket) release(err error) {
+func (t *ticket) release(err error) { t.finish(err, false) }
+
+// finish is release; with reuse, the ticket goes back to the limiter's
+// free list, and the caller must not touch it again.
+func (t *ticket) finish(err error, reuse bool) {
 	if t.done.Swap(true) {
 		return // released twice: the first call counted
 	}
-	t.l.release(t, err)
+	t.l.release(t, err, reuse)
 }
 
 // park gives the ticket's slot back while its work waits on its client;
@@ -303,10 +330,13 @@ func (t *ticket) unpark() {
 	l.mu.Unlock()
 }
 
-func (l *Limiter) release(t *ticket, err error) {
+func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if reuse {
+		defer func() { l.free = append(l.free, t) }()
+	}
 	if t.parked {
 		t.parked = false
 		t.parkedFor += now.Sub(t.parkStart)
@@ -316,36 +346,64 @@ func (l *Limiter) release(t *ticket, err error) {
 	// Time spent waiting on the client says nothing about this server's
 	// queueing: leave it out of the sample.
 	rtt := max((now.Sub(t.start) - t.parkedFor).Seconds(), 1e-9)
+	work := rtt
+	if !t.workStart.IsZero() {
+		work = max((now.Sub(t.workStart) - t.parkedFor).Seconds(), 1e-9)
+	}
 	switch {
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled) || t.start.Before(l.loweredAt):
 	case errors.Is(err, ErrDropped) || errors.Is(err, context.DeadlineExceeded):
 		l.winDrops++
 	default:
 		l.winSum += rtt
+		l.winWork += work
 		l.winSamples++
 	}
-	if now.Sub(l.winStart) < l.cfg.Window || (l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0) {
+	if l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0 {
 		return
 	}
-	l.update()
-	l.winStart, l.winSum, l.winSamples, l.winDrops, l.winInFlight = now, 0, 0, 0, l.inFlight
+	// A window whose samples already queue far past the tolerance
+	// closes early: waiting out the rest of it would only admit more
+	// requests into the queue.
+	queueing := l.longRTT > 0 && l.winSum/float64(max(l.winSamples, 1)) > earlyClose*l.cfg.Tolerance*l.longRTT
+	if now.Sub(l.winStart) < l.cfg.Window && !queueing {
+		return
+	}
+	l.update(now)
+	l.winStart, l.winSum, l.winWork, l.winSamples, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, l.inFlight
 }
 
 // update closes a window: the gradient step described in the package
 // documentation. l.mu must be held.
-func (l *Limiter) update() {
+func (l *Limiter) update(now time.Time) {
 	c := &l.cfg
 	if l.winDrops > 0 {
 		l.limit = l.clamp(l.limit * c.Backoff)
+		l.loweredAt = now
 		return
 	}
 	short := l.winSum / float64(l.winSamples)
+	if w := l.winWork / float64(l.winSamples); l.work == 0 {
+		l.work = w
+	} else {
+		l.work += c.Smoothing * (w - l.work)
+	}
+	l.yield.Store(l.work >= yieldAbove.Seconds())
+	if l.windows < c.LongWindow {
+		l.windows++
+	}
 	if l.longRTT == 0 {
 		l.longRTT = short
 	} else {
 		// Capping the sample keeps a sustained overload from quickly
 		// teaching the average that queueing is the norm.
 		alpha := 2 / float64(c.LongWindow+1)
+		if short < l.longRTT {
+			// Downward, until LongWindow windows have closed, the plain
+			// mean of them all, so that a cold start's slow first
+			// window weighs no more than the others.
+			alpha = max(alpha, 1/float64(l.windows))
+		}
 		l.longRTT += alpha * (min(short, c.Tolerance*l.longRTT) - l.longRTT)
 	}
 	if l.longRTT/short > 2 {
@@ -354,10 +412,34 @@ func (l *Limiter) update() {
 	if float64(l.winInFlight) < l.limit/2 {
 		return
 	}
-	gradient := max(0.5, min(1, c.Tolerance*l.longRTT/short))
-	next := l.limit*gradient + c.Headroom
-	l.limit = l.clamp(l.limit*(1-c.Smoothing) + next*c.Smoothing)
+	if gradient := c.Tolerance * l.longRTT / short; gradient < 1 {
+		// Queueing: down at once, in proportion, at most by half (one
+		// window's latency can be an outlier). A limit above the
+		// service's capacity costs every request its queueing now; one
+		// below costs a few windows of probing.
+		l.limit = l.clamp(max(l.limit/2, l.limit*gradient))
+		l.loweredAt = now
+		return
+	}
+	// Latency within tolerance: probe upward. A fixed step would be most
+	// of the limit of a service that needs few slots (a core of CPU-bound
+	// work needs one or two); the square root keeps it a small part of
+	// any limit.
+	headroom := min(c.Headroom, math.Sqrt(l.limit))
+	l.limit = l.clamp(l.limit + headroom*c.Smoothing)
 }
+
+// yieldAbove is the least mean handler work at which Middleware yields
+// after admitting. Below it a request's work is of the order of what
+// serving any request costs (a rejection included), so turning requests
+// away would not relieve the CPU; and counting the requests that wait for
+// the CPU behind such work would only read the scheduler's delay as
+// overload.
+const yieldAbove = time.Millisecond
+
+// earlyClose is how many times the tolerance a window's mean latency must
+// exceed the long RTT for the window to close before Window has passed.
+const earlyClose = 2
 
 func (l *Limiter) clamp(v float64) float64 {
 	return max(float64(l.cfg.MinLimit), min(float64(l.cfg.MaxLimit), v))
@@ -367,6 +449,11 @@ func (l *Limiter) clamp(v float64) float64 {
 // answers the rest at once with 503, a Retry-After header and a JSON body
 // {"error": "..."}. A request whose client went away before next returned
 // is not counted as a latency sample.
+//
+// Once admitted, a request yields the CPU before next runs when handlers
+// take a millisecond or more (see the package documentation), so that
+// requests waiting for the CPU behind them are turned away rather than
+// queued unseen.
 //
 // A request blocked reading its body does not hold a slot: while next is
 // inside a Read of r.Body the request is not counted in flight, and that
@@ -381,7 +468,7 @@ func (l *Limiter) clamp(v float64) float64 {
 // to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.acquire()
+		release, ok := l.acquirePooled()
 		if !ok {
 			h := w.Header()
 			h.Set("Retry-After", l.retryAfter)
@@ -391,8 +478,19 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			w.Write(overloadedBody)
 			return
 		}
+		// A ticket a body holds is not reused: the handler could leave
+		// the body to a goroutine that outlives it.
+		reuse := true
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &parkingBody{ReadCloser: r.Body, t: release}
+			reuse = false
+		}
+		if l.yield.Load() {
+			// Let the requests already waiting for a CPU reach the
+			// limiter before this one starts its work (see the package
+			// documentation), then time the work itself.
+			runtime.Gosched()
+			release.workStart = l.cfg.Now()
 		}
 		completed := false
 		defer func() {
@@ -404,12 +502,22 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 		completed = true
-		release.release(context.Cause(r.Context()))
+		release.finish(context.Cause(r.Context()), reuse)
 	})
 }
 
 // acquire is Acquire returning the ticket itself, or nil.
 func (l *Limiter) acquire() (*ticket, bool) {
+	if !l.admit() {
+		return nil, false
+	}
+	return &ticket{l: l, start: l.cfg.Now()}, true
+}
+
+// acquirePooled is acquire with a ticket from l.free, for callers that
+// know when the ticket is no longer referenced and give it back (see
+// ticket.finish): admission then allocates nothing.
+func (l *Limiter) acquirePooled() (*ticket, bool) {
 	l.mu.Lock()
 	if l.inFlight >= int(l.limit) {
 		l.mu.Unlock()
@@ -418,8 +526,34 @@ func (l *Limiter) acquire() (*ticket, bool) {
 	}
 	l.inFlight++
 	l.winInFlight = max(l.winInFlight, l.inFlight)
+	var t *ticket
+	if n := len(l.free); n > 0 {
+		t, l.free[n-1] = l.free[n-1], nil
+		l.free = l.free[:n-1]
+	}
 	l.mu.Unlock()
-	return &ticket{l: l, start: l.cfg.Now()}, true
+	if t == nil {
+		t = new(ticket)
+	}
+	t.l, t.start, t.workStart = l, l.cfg.Now(), time.Time{}
+	t.done.Store(false)
+	t.parked, t.parkStart, t.parkedFor = false, time.Time{}, 0
+	return t, true
+}
+
+// admit takes a slot if fewer than the limit are in flight, and counts a
+// rejection otherwise.
+func (l *Limiter) admit() bool {
+	l.mu.Lock()
+	if l.inFlight >= int(l.limit) {
+		l.mu.Unlock()
+		l.rejected.Inc()
+		return false
+	}
+	l.inFlight++
+	l.winInFlight = max(l.winInFlight, l.inFlight)
+	l.mu.Unlock()
+	return true
 }
 
 // parkingBody parks its request's ticket for the duration of each Read.

@@ -263,6 +263,7 @@ func TestAdaptation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClock()
 			tt.cfg.Now = c.Now
+			tt.cfg.Window = time.Second // load's rounds make windows of a second
 			l := newLimiter(t, tt.cfg, nil)
 			tt.check(t, tt.run(l, c))
 		})
@@ -274,7 +275,7 @@ func TestAdaptation(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	run := func() []int {
 		c := newClock()
-		l := newLimiter(t, shed.Config{InitialLimit: 50, Now: c.Now}, nil)
+		l := newLimiter(t, shed.Config{InitialLimit: 50, Window: time.Second, Now: c.Now}, nil)
 		return load(l, c, service{k: 3, base: 100 * time.Millisecond}, 200, 30, nil)
 	}
 	a, b := run(), run()
