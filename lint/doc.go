@@ -7,12 +7,16 @@
 // Ingress backend that names no Service; and the gRPC pitfalls: a gRPC port
 // behind a per-connection balancer with no max connection age, a headless
 // Service that hands gRPC clients pods that are not ready, an HTTP probe on
-// a gRPC port.
+// a gRPC port; and Gateway API routes that lead nowhere: a backendRef to a
+// missing Service or port, weights that sum to zero, parentRefs that name no
+// Gateway or listener taking the route, hostnames no listener serves.
 //
 // Input is YAML files, folders of them, or kustomization directories, which
 // are built in-process with sigs.k8s.io/kustomize/api. Every document is first
 // decoded strictly into its k8s.io/api type (KEDA's ScaledObject into
-// [keda.ScaledObject]): an unknown, misspelled or duplicated field, or a
+// [keda.ScaledObject], Gateway API kinds into sigs.k8s.io/gateway-api's
+// types and then against the standard channel's schema, so experimental
+// fields are refused as the API server would): an unknown, misspelled or duplicated field, or a
 // value of the wrong type, is an error naming the file and line. Kinds that
 // are neither built in nor known here are reported as notes and skipped.
 //

@@ -33,8 +33,10 @@ type Document struct {
 	Name       string
 	Namespace  string
 
-	// Object is the strictly decoded object: a pointer to a k8s.io/api type
-	// or a *keda.ScaledObject. It is nil when the kind is unknown or the
+	// Object is the strictly decoded object: a pointer to a k8s.io/api type,
+	// a *keda.ScaledObject, or a pointer to a sigs.k8s.io/gateway-api type
+	// (apis/v1 or apis/v1beta1) of a kind and version the Gateway API's
+	// standard-channel CRDs serve. It is nil when the kind is unknown or the
 	// document failed to decode.
 	Object any
 
@@ -59,6 +61,9 @@ var scaledObjectGVK = schema.GroupVersionKind{Group: "keda.sh", Version: "v1alph
 func newObject(gvk schema.GroupVersionKind) any {
 	if gvk == scaledObjectGVK {
 		return new(keda.ScaledObject)
+	}
+	if gvk.Group == gatewayGroup {
+		return gatewayAPI.newObject(gvk)
 	}
 	obj, err := scheme.Scheme.New(gvk)
 	if err != nil {
@@ -181,7 +186,12 @@ func parseDocument(path string, c chunk, built bool) (*Document, []Finding) {
 	if err != nil {
 		return nil, at(d.lineOf("apiVersion"), "apiVersion %q: %v", d.APIVersion, err)
 	}
-	obj := newObject(gv.WithKind(d.Kind))
+	gvk := gv.WithKind(d.Kind)
+	if gvk.Group == gatewayGroup && !gatewayAPI.served(gvk) {
+		return nil, []Finding{d.finding(ruleDecode, "apiVersion",
+			"%s %s is not served by the Gateway API %s standard-channel CRDs (served: %s)", d.APIVersion, d.Kind, GatewayAPIVersion, gatewayAPI.servedKinds())}
+	}
+	obj := newObject(gvk)
 	if obj == nil {
 		return d, []Finding{d.finding(ruleUnknownKind, "kind",
 			"%s %s is not a kind this linter knows; its fields and rules are not checked", d.APIVersion, d.Kind)}
@@ -190,6 +200,9 @@ func parseDocument(path string, c chunk, built bool) (*Document, []Finding) {
 	if err != nil {
 		field, msg := describeTypeError(err)
 		return nil, []Finding{d.finding(ruleDecode, field, "%s", msg)}
+	}
+	if gvk.Group == gatewayGroup {
+		strict = append(strict, gatewaySchemaErrors(gvk, js, strict)...)
 	}
 	if len(strict) > 0 {
 		var fs []Finding
@@ -214,7 +227,17 @@ var typeErrRE = regexp.MustCompile(`cannot unmarshal (.+) into Go struct field [
 func describeTypeError(err error) (field, msg string) {
 	s := strings.TrimPrefix(err.Error(), "json: ")
 	if m := typeErrRE.FindStringSubmatch(s); m != nil {
-		return m[2], fmt.Sprintf("%s: cannot use %s as %s", m[2], m[1], m[3])
+		// Go names embedded structs in the path (Gateway API's
+		// "backendRefs.BackendRef.BackendObjectReference.port"); JSON
+		// field names start lower-case.
+		var segs []string
+		for _, seg := range strings.Split(m[2], ".") {
+			if seg != "" && (seg[0] < 'A' || seg[0] > 'Z') {
+				segs = append(segs, seg)
+			}
+		}
+		field = strings.Join(segs, ".")
+		return field, fmt.Sprintf("%s: cannot use %s as %s", field, m[1], m[3])
 	}
 	return "", s
 }

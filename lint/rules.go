@@ -43,6 +43,11 @@ const (
 	IDGRPCThroughClusterIP       = "SH022"
 	IDGRPCHeadlessNotReady       = "SH023"
 	IDHTTPProbeOnGRPC            = "SH024"
+	IDRouteBackendMissing        = "SH025"
+	IDRouteWeightsZero           = "SH026"
+	IDRouteParentMissing         = "SH027"
+	IDListenerUnused             = "SH028"
+	IDRouteHostnameMismatch      = "SH029"
 )
 
 // The rules. Decoding and unknown kinds are rules too, so they can be
@@ -94,7 +99,7 @@ var (
 		Why: "a rollout or drain allowed to stop every pod at once leaves the service with no replica serving",
 		Fix: "set maxUnavailable below the replica count (0 or 1 with maxSurge for rollouts; 1 for budgets)"}
 	ruleUnknownKind = Rule{ID: IDUnknownKind, Name: "unknown-kind", Severity: Note,
-		Why: "kinds outside k8s.io/api and KEDA's ScaledObject are not decoded, so their fields are not checked",
+		Why: "kinds outside k8s.io/api, the Gateway API and KEDA's ScaledObject are not decoded, so their fields are not checked",
 		Fix: "nothing to do if the kind comes from a CRD you trust; check it with that CRD's own schema"}
 	ruleInvalidSpec = Rule{ID: IDInvalidSpec, Name: "invalid-spec", Severity: Error,
 		Why: "the API server refuses the object, or the controller cannot create its pods, so the apply fails or the workload never runs",
@@ -123,6 +128,21 @@ var (
 	ruleHTTPProbeOnGRPC = Rule{ID: IDHTTPProbeOnGRPC, Name: "http-probe-on-grpc-port", Severity: Error,
 		Why: "a gRPC server answers only HTTP/2, so an httpGet probe on its port always fails: the pod is never ready, or its liveness probe restarts it in a loop",
 		Fix: "use a grpc probe (grpc.port, optional grpc.service) on the gRPC port, or point the httpGet probe at the container's HTTP admin port"}
+	ruleRouteBackend = Rule{ID: IDRouteBackendMissing, Name: "route-backend-missing", Severity: Error,
+		Why: "a backendRef to a Service or port that does not exist is invalid, so the requests its rule would send there fail with 500",
+		Fix: "make the backendRef's name and port match a Service and one of its spec.ports[].port in the namespace it names"}
+	ruleRouteWeightsZero = Rule{ID: IDRouteWeightsZero, Name: "route-weights-zero", Severity: Error,
+		Why: "a rule whose backendRefs all weigh 0 has nowhere to send a request, so Gateway API implementations answer each one with 500",
+		Fix: "give at least one backendRef of the rule a positive weight (the default is 1)"}
+	ruleRouteParentMissing = Rule{ID: IDRouteParentMissing, Name: "route-parent-missing", Severity: Error,
+		Why: "a route whose parentRefs name no Gateway, or no listener of it that takes the route, is attached nowhere and serves no request",
+		Fix: "name a Gateway of the route's namespace in parentRefs, with a sectionName and port of one of its HTTP or HTTPS listeners whose allowedRoutes admit the route"}
+	ruleListenerUnused = Rule{ID: IDListenerUnused, Name: "gateway-listener-unused", Severity: Note,
+		Why: "a listener no route attaches to answers every request with 404, which is often a route's typo rather than intent",
+		Fix: "attach an HTTPRoute to the listener (parentRefs with its sectionName), or remove the listener"}
+	ruleRouteHostnameMismatch = Rule{ID: IDRouteHostnameMismatch, Name: "route-hostname-mismatch", Severity: Error,
+		Why: "a Gateway accepts a route only where the route's hostnames intersect a listener's hostname, so a route with none in common serves no request",
+		Fix: "make one of spec.hostnames equal to, or covered by, the hostname of a listener the route attaches to"}
 )
 
 // ruleList returns every rule, checks attached, in ID order. It builds the
@@ -136,6 +156,8 @@ func ruleList() []Rule {
 		ruleInvalidSpec, ruleDuplicate, ruleIngressBackend, ruleNoNetworkPolicy,
 		ruleAdminPortPublished, rulePprofInProduction, ruleGRPCClusterIP,
 		ruleGRPCNotReady, ruleHTTPProbeOnGRPC,
+		ruleRouteBackend, ruleRouteWeightsZero, ruleRouteParentMissing,
+		ruleListenerUnused, ruleRouteHostnameMismatch,
 	}
 	checks := map[string]func(*set) []Finding{
 		ruleNoReadiness.ID:        checkReadiness,
@@ -161,6 +183,12 @@ func ruleList() []Rule {
 		ruleGRPCClusterIP.ID:      checkGRPCThroughClusterIP,
 		ruleGRPCNotReady.ID:       checkGRPCHeadlessNotReady,
 		ruleHTTPProbeOnGRPC.ID:    checkHTTPProbeOnGRPC,
+
+		ruleRouteBackend.ID:          checkRouteBackends,
+		ruleRouteWeightsZero.ID:      checkRouteWeights,
+		ruleRouteParentMissing.ID:    checkRouteParents,
+		ruleListenerUnused.ID:        checkUnusedListeners,
+		ruleRouteHostnameMismatch.ID: checkRouteHostnames,
 	}
 	for i := range rs {
 		rs[i].check = checks[rs[i].ID]
