@@ -74,7 +74,9 @@ func (co *collector) collect(ctx context.Context) {
 			cancel()
 			cur.metrics, cur.ok = s, err == nil
 			if cur.ok {
-				co.direct.Record(p.Namespace, p.Name, s)
+				if err := co.direct.Record(p.Namespace, p.Name, s); err != nil {
+					co.log.Warn("pod metrics not kept", "pod", key, "err", err)
+				}
 			}
 			if u, err := url.Parse(p.MetricsURL); err == nil {
 				lbls := map[string]string{"namespace": p.Namespace, "pod": p.Name, "app": p.Deployment}

@@ -40,7 +40,10 @@ rules:
 			fmt.Println(err)
 			return
 		}
-		direct.Record("shop", "web-0", s)
+		if err := direct.Record("shop", "web-0", s); err != nil {
+			fmt.Println(err)
+			return
+		}
 	}
 	perPod, err := direct.PodsMetric(context.Background(), "shop", []string{"web-0"}, "http_requests_per_second")
 	if err != nil {

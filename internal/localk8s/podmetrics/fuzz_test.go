@@ -2,6 +2,8 @@ package podmetrics_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -47,6 +49,10 @@ func FuzzParseRules(f *testing.F) {
 	f.Add(data)
 	f.Add([]byte("rules: []"))
 	f.Add([]byte(`rules: [{seriesQuery: 'x{pod!=""}', resources: {template: "<<.Resource>>"}, metricsQuery: "<<.Series>>{<<.LabelMatchers>>}"}]`))
+	d, err := podmetrics.NewDirect(podmetrics.DirectConfig{})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rules, err := podmetrics.ParseRules(data)
 		if err != nil {
@@ -58,31 +64,33 @@ func FuzzParseRules(f *testing.F) {
 			if err != nil {
 				t.Fatalf("a validated rule does not render: %v", err)
 			}
-			if _, err := podmetrics.ParseQuery(q); err != nil {
+			if _, err := d.Eval(context.Background(), q); err != nil {
 				t.Fatalf("a validated rule renders %q: %v", q, err)
 			}
 		}
 	})
 }
 
-func FuzzParseQuery(f *testing.F) {
+// FuzzQuery runs any text through the query path: it must give a result
+// or an error of this package, never a panic.
+func FuzzQuery(f *testing.F) {
 	for _, q := range []string{
 		`sum(rate(http_requests_total{namespace="shoal",pod=~"a|b"}[1m])) by (pod)`,
-		`sum by (pod) (avg_over_time(x{a!~'b.*'}[30s]))`,
+		`sum by (pod) (avg_over_time(http_requests_in_flight{a!~'b.*'}[30s]))`,
 		"count without (code) (http_requests_total)",
-		"x{a=`raw`}", "irate(y[5m])",
+		"http_requests_total{a=`raw`}", "irate(y[5m])", "histogram_quantile(0.9, rate(latency_seconds_bucket[1m]))",
+		"max_over_time(sum(http_requests_in_flight)[1m:15s] offset 10s) / 2", "sum(", `x{a=~"("}`,
 	} {
 		f.Add(q)
 	}
-	series := []podmetrics.StoredSeries{{
-		Labels: map[string]string{"__name__": "x", "a": "b", "pod": "a"},
-		Points: counter(5, 15*time.Second, 0, 10),
-	}}
+	now := epoch.Add(time.Minute)
+	d := evalFixture(f, &now)
 	f.Fuzz(func(t *testing.T, text string) {
-		q, err := podmetrics.ParseQuery(text)
-		if err != nil {
-			return
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := d.Eval(ctx, text)
+		if err != nil && !errors.Is(err, podmetrics.ErrInvalidQuery) && !errors.Is(err, podmetrics.ErrQuery) {
+			t.Fatalf("Eval(%q) = %v, not an error of this package", text, err)
 		}
-		_ = q.Eval(series, epoch.Add(time.Minute))
 	})
 }

@@ -176,3 +176,7 @@ func single(query string, els []Element) (float64, error) {
 	}
 	return 0, fmt.Errorf("%w: %s returned %d elements, want one", ErrQuery, query, len(els))
 }
+
+// lookback is how far back an instant selector looks for a sample, as
+// Prometheus' default --query.lookback-delta.
+const lookback = 5 * time.Minute

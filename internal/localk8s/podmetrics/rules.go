@@ -10,6 +10,8 @@ import (
 	"text/template"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,7 +47,7 @@ type Rule struct {
 	// <<.LabelMatchers>> and <<.GroupBy>>.
 	MetricsQuery string `json:"metricsQuery"`
 
-	selector *selectorNode
+	matchers []*labels.Matcher
 	filters  []seriesFilter
 	matches  *regexp.Regexp
 	as       string
@@ -125,15 +127,12 @@ func (ru *Rule) compile() error {
 	if ru.SeriesQuery == "" {
 		return errors.New("seriesQuery is required")
 	}
-	q, err := ParseQuery(ru.SeriesQuery)
+	p := parser.NewParser(parser.Options{})
+	ms, err := p.ParseMetricSelector(ru.SeriesQuery)
 	if err != nil {
-		return fmt.Errorf("seriesQuery: %w", err)
+		return fmt.Errorf("seriesQuery %q is not a series selector: %w", ru.SeriesQuery, err)
 	}
-	sel, ok := q.root.(*selectorNode)
-	if !ok || sel.window != 0 {
-		return fmt.Errorf("seriesQuery %q is not a series selector", ru.SeriesQuery)
-	}
-	ru.selector = sel
+	ru.matchers = ms
 	ru.filters = nil
 	for j, f := range ru.SeriesFilters {
 		if (f.Is == "") == (f.IsNot == "") {
@@ -203,13 +202,17 @@ func (ru *Rule) compile() error {
 		return fmt.Errorf("metricsQuery: %w", err)
 	}
 	// Render once with sample arguments so a template that cannot run, or
-	// runs into a query this package cannot evaluate, fails here.
-	q2, err := ru.Render("series_total", "ns", []string{"a", "b"})
+	// renders what is not an instant vector, fails here.
+	q, err := ru.Render("series_total", "ns", []string{"a", "b"})
 	if err != nil {
 		return err
 	}
-	if _, err := ParseQuery(q2); err != nil {
-		return fmt.Errorf("metricsQuery: %w", err)
+	expr, err := p.ParseExpr(q)
+	if err != nil {
+		return fmt.Errorf("metricsQuery renders %q: %w", q, err)
+	}
+	if expr.Type() != parser.ValueTypeVector {
+		return fmt.Errorf("metricsQuery renders %q, a %s, want an instant vector", q, parser.DocumentedType(expr.Type()))
 	}
 	return nil
 }
@@ -221,8 +224,8 @@ func (ru *Rule) MetricName(series string) (string, bool) {
 	if ru.matches == nil {
 		return "", false
 	}
-	for _, m := range ru.selector.matchers {
-		if m.name == model.MetricNameLabel && !m.matches(series) {
+	for _, m := range ru.matchers {
+		if m.Name == model.MetricNameLabel && !m.Matches(series) {
 			return "", false
 		}
 	}
@@ -241,20 +244,12 @@ func (ru *Rule) MetricName(series string) (string, bool) {
 // SeriesName returns the metric name of the rule's seriesQuery, or ""
 // when it selects by other labels only.
 func (ru *Rule) SeriesName() string {
-	if ru.selector == nil {
-		return ""
-	}
-	for _, m := range ru.selector.matchers {
-		if m.name == model.MetricNameLabel && m.op == "=" {
-			return m.value
+	for _, m := range ru.matchers {
+		if m.Name == model.MetricNameLabel && m.Type == labels.MatchEqual {
+			return m.Value
 		}
 	}
 	return ""
-}
-
-// seriesMatches reports whether a series' labels match the seriesQuery.
-func (ru *Rule) seriesMatches(labels map[string]string) bool {
-	return ru.selector != nil && ru.selector.matches(labels)
 }
 
 // PodLabel returns the label that holds the pod name.

@@ -123,7 +123,8 @@ rules:
 		{name: "no metricsQuery", doc: strings.Replace(ok, "metricsQuery: sum(rate(<<.Series>>{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)", "metricsQuery: ''", 1), want: "metricsQuery is required"},
 		{name: "bad template", doc: strings.Replace(ok, "<<.Series>>", "<<.Series", 1), want: "metricsQuery"},
 		{name: "unknown template field", doc: strings.Replace(ok, "<<.Series>>", "<<.Metric>>", 1), want: "metricsQuery"},
-		{name: "query beyond the evaluated subset", doc: strings.Replace(ok, "sum(rate(", "sum(1 - rate(", 1), want: "unsupported query"},
+		{name: "query that does not parse", doc: strings.Replace(ok, "sum(rate(", "sum(rate((", 1), want: "metricsQuery renders"},
+		{name: "query that is not a vector", doc: strings.Replace(ok, "sum(rate(<<.Series>>{<<.LabelMatchers>>}[1m])) by (<<.GroupBy>>)", "<<.Series>>{<<.LabelMatchers>>}[1m]", 1), want: "range vector, want an instant vector"},
 		{name: "not YAML", doc: "rules: [", want: "invalid adapter rules"},
 	}
 	for _, tt := range tests {
