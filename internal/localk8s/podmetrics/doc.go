@@ -11,11 +11,18 @@
 //   - [Prometheus] renders the rule's metricsQuery exactly as the adapter
 //     does and runs it on a Prometheus server, which scrapes the pods
 //     listed by [WriteTargets] in a file_sd file.
-//   - [Direct] evaluates the same query over the scrapes its caller
-//     records, with Prometheus' semantics for rate (extrapolation, counter
-//     resets), the *_over_time functions, aggregation and staleness.
+//   - [Direct] keeps the scrapes its caller records in a bounded in-memory
+//     store and runs the same query on Prometheus' own PromQL engine
+//     (github.com/prometheus/prometheus/promql) over it, so any adapter
+//     rule or trigger query (binary operators, histogram_quantile, offset,
+//     subqueries, every function) gives Prometheus' result over the same
+//     samples, staleness included.
 //
-// Direct understands the subset of PromQL that adapter rules and KEDA
-// triggers use (see [Query]); anything else is rejected with
-// [ErrUnsupportedQuery] rather than approximated.
+// The store keeps each series' samples for a retention window in a ring
+// sized for the scrape interval, and charges every series its labels and
+// its full ring against a memory budget when it first appears: a scrape
+// with too many series, too many or too long labels, or new series that
+// do not fit is refused whole with [ErrLimit], as Prometheus refuses a
+// scrape over its sample_limit, so memory stays bounded whatever the pods
+// expose.
 package podmetrics
