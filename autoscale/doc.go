@@ -1,6 +1,6 @@
 // Package autoscale computes the replica count a Kubernetes
 // HorizontalPodAutoscaler (autoscaling/v2) would choose, as the
-// kube-controller-manager of Kubernetes v1.34 does, as a pure function of
+// kube-controller-manager of Kubernetes v1.37 does, as a pure function of
 // its inputs.
 //
 // Recommend takes the HPA object, the pods with their requests and
@@ -8,7 +8,7 @@
 // count, the recommendation and scale-event history and the time, and
 // returns the Decision the controller would take: the desired replica
 // count, the reason, the status conditions (AbleToScale, ScalingActive,
-// ScalingLimited) and the history to pass to the next call. Nothing reads
+// ScalingLimited, ScaledToZero) and the history to pass to the next call. Nothing reads
 // a clock or sleeps; the same inputs always give the same Decision.
 //
 // The calculation follows upstream's replica_calculator.go and
@@ -21,6 +21,14 @@
 // maxReplicas, the scale-up limit of max(2*current, 4) without a
 // behavior, and with one the Pods/Percent policies, selectPolicy and the
 // stabilization windows.
+//
+// Scaling to zero follows v1.37's HPAScaleToZero (beta, on by default):
+// with minReplicas 0 and an Object or External metric the controller
+// scales the target to zero and records the ScaledToZero condition; at
+// zero replicas it decides only while that condition, passed back in the
+// HPA's status, is True, and a target at zero without it (scaled there by
+// hand) disables the HPA. Config.FeatureGates turns the gates off as
+// kube-controller-manager's --feature-gates does.
 //
 // ScaledObject adds KEDA's semantics on top: activation decides between
 // zero and one replica, and above that the HPA KEDA builds decides, with

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
+	"strings"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -42,6 +44,62 @@ type Config struct {
 	// sample; a sample must cover a full window after the pod turned ready
 	// to count during the initialization period. If zero, 30s.
 	MetricWindow time.Duration
+	// FeatureGates turns the controller's feature gates on or off by
+	// their upstream names, as kube-controller-manager's --feature-gates
+	// does (for example {"HPAScaleToZero": false}). A gate left out has
+	// its Kubernetes v1.37 default (see DefaultFeatureGates); a name that
+	// is not an HPA gate, or a locked gate set against its default, is
+	// invalid.
+	FeatureGates map[string]bool
+}
+
+// The HPA controller's feature gates in Kubernetes v1.37.
+const (
+	// GateScaleToZero (HPAScaleToZero, KEP-2021, beta and on by default
+	// since v1.37) lets minReplicas be 0: the controller scales a target
+	// with Object or External metrics down to zero, records the
+	// ScaledToZero condition, and scales it back up from zero while that
+	// condition is True.
+	GateScaleToZero = "HPAScaleToZero"
+	// GateConfigurableTolerance (HPAConfigurableTolerance, KEP-4951, GA
+	// and locked on since v1.37) honours behavior.scaleUp.tolerance and
+	// behavior.scaleDown.tolerance.
+	GateConfigurableTolerance = "HPAConfigurableTolerance"
+	// GateGeneration (HPAGeneration, beta and on by default since v1.37)
+	// makes a change of an HPA's spec reconcile at once instead of at the
+	// next sync period. Recommend does not read it; the controller loop
+	// that calls Recommend does.
+	GateGeneration = "HPAGeneration"
+)
+
+// featureGate is one gate's v1.37 default and whether it is locked to it.
+type featureGate struct {
+	def, locked bool
+}
+
+var featureGates = map[string]featureGate{
+	GateScaleToZero:           {def: true},
+	GateConfigurableTolerance: {def: true, locked: true},
+	GateGeneration:            {def: true},
+}
+
+// DefaultFeatureGates returns the HPA controller's feature gates with
+// their Kubernetes v1.37 defaults.
+func DefaultFeatureGates() map[string]bool {
+	out := make(map[string]bool, len(featureGates))
+	for name, g := range featureGates {
+		out[name] = g.def
+	}
+	return out
+}
+
+// Enabled reports whether the named feature gate is on: as set in
+// FeatureGates, or else its v1.37 default. An unknown gate is off.
+func (c Config) Enabled(gate string) bool {
+	if on, ok := c.FeatureGates[gate]; ok {
+		return on
+	}
+	return featureGates[gate].def
 }
 
 // withDefaults returns the valid config c with its zero fields replaced by
@@ -84,7 +142,25 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %s %v is negative", ErrInvalidInput, d.name, d.v)
 		}
 	}
+	for _, name := range sortedGateNames(c.FeatureGates) {
+		g, ok := featureGates[name]
+		switch {
+		case !ok:
+			return fmt.Errorf("%w: featureGates: %q is not an HPA controller feature gate (known: %s)", ErrInvalidInput, name, strings.Join(sortedGateNames(featureGates), ", "))
+		case g.locked && c.FeatureGates[name] != g.def:
+			return fmt.Errorf("%w: featureGates: %s is GA and locked to %v in Kubernetes v1.37", ErrInvalidInput, name, g.def)
+		}
+	}
 	return nil
+}
+
+func sortedGateNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // Input is everything one reconciliation of one HPA looks at.

@@ -3,6 +3,7 @@ package autoscale
 import (
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -24,13 +25,16 @@ func TestConfigWithDefaults(t *testing.T) {
 			DownscaleStabilizationWindow: 10 * time.Second, MetricWindow: 15 * time.Second}, want: Config{
 			Tolerance: 0.05, CPUInitializationPeriod: time.Minute, InitialReadinessDelay: time.Second,
 			DownscaleStabilizationWindow: 10 * time.Second, MetricWindow: 15 * time.Second}},
+		{name: "gates are kept", in: Config{FeatureGates: map[string]bool{GateScaleToZero: false}}, want: Config{
+			Tolerance: 0.1, CPUInitializationPeriod: 5 * time.Minute, InitialReadinessDelay: 30 * time.Second,
+			DownscaleStabilizationWindow: 5 * time.Minute, MetricWindow: 30 * time.Second, FeatureGates: map[string]bool{GateScaleToZero: false}}},
 		{name: "one field set", in: Config{DownscaleStabilizationWindow: time.Minute}, want: Config{
 			Tolerance: 0.1, CPUInitializationPeriod: 5 * time.Minute, InitialReadinessDelay: 30 * time.Second,
 			DownscaleStabilizationWindow: time.Minute, MetricWindow: 30 * time.Second}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.in.withDefaults(); got != tt.want {
+			if got := tt.in.withDefaults(); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("withDefaults() = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -51,6 +55,10 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative initialReadinessDelay", cfg: Config{InitialReadinessDelay: -time.Second}, want: "initialReadinessDelay"},
 		{name: "negative downscaleStabilizationWindow", cfg: Config{DownscaleStabilizationWindow: -time.Second}, want: "downscaleStabilizationWindow"},
 		{name: "negative metricWindow", cfg: Config{MetricWindow: -time.Second}, want: "metricWindow"},
+		{name: "scale to zero off", cfg: Config{FeatureGates: map[string]bool{GateScaleToZero: false, GateGeneration: false}}},
+		{name: "locked gate at its default", cfg: Config{FeatureGates: map[string]bool{GateConfigurableTolerance: true}}},
+		{name: "locked gate turned off", cfg: Config{FeatureGates: map[string]bool{GateConfigurableTolerance: false}}, want: "HPAConfigurableTolerance is GA and locked"},
+		{name: "unknown gate", cfg: Config{FeatureGates: map[string]bool{"HPAScaleToZer0": true}}, want: `"HPAScaleToZer0" is not an HPA controller feature gate`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,5 +83,31 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Simulate() error = %v, want ErrInvalidInput", err)
 			}
 		})
+	}
+}
+
+func TestConfigEnabled(t *testing.T) {
+	tests := []struct {
+		name  string
+		gates map[string]bool
+		gate  string
+		want  bool
+	}{
+		{name: "scale to zero is on by default in v1.37", gate: GateScaleToZero, want: true},
+		{name: "configurable tolerance is GA", gate: GateConfigurableTolerance, want: true},
+		{name: "generation is on by default", gate: GateGeneration, want: true},
+		{name: "turned off", gates: map[string]bool{GateScaleToZero: false}, gate: GateScaleToZero, want: false},
+		{name: "other gates keep their default", gates: map[string]bool{GateScaleToZero: false}, gate: GateGeneration, want: true},
+		{name: "unknown is off", gate: "NoSuchGate", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (Config{FeatureGates: tt.gates}).Enabled(tt.gate); got != tt.want {
+				t.Errorf("Enabled(%s) = %v, want %v", tt.gate, got, tt.want)
+			}
+		})
+	}
+	if d := DefaultFeatureGates(); len(d) != 3 || !d[GateScaleToZero] {
+		t.Errorf("DefaultFeatureGates() = %v", d)
 	}
 }

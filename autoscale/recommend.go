@@ -12,7 +12,7 @@ import (
 )
 
 // Recommend decides one reconciliation of in.HPA the way the Kubernetes
-// v1.34 horizontal pod autoscaler controller does. It returns an error
+// v1.37 horizontal pod autoscaler controller does. It returns an error
 // wrapping ErrInvalidInput only for input it cannot decide on; metrics that
 // cannot be computed are reported in the Decision's conditions and
 // MetricError, as upstream reports them in the HPA status.
@@ -164,6 +164,38 @@ func (r *reconciler) setCondition(t autoscalingv2.HorizontalPodAutoscalerConditi
 	c.Message = fmt.Sprintf(format, args...)
 }
 
+// removeCondition drops the condition of type t, if any.
+func (r *reconciler) removeCondition(t autoscalingv2.HorizontalPodAutoscalerConditionType) {
+	kept := r.conditions[:0]
+	for _, c := range r.conditions {
+		if c.Type != t {
+			kept = append(kept, c)
+		}
+	}
+	r.conditions = kept
+}
+
+// conditionTrue reports whether the HPA's condition of type t is True.
+func (r *reconciler) conditionTrue(t autoscalingv2.HorizontalPodAutoscalerConditionType) bool {
+	for _, c := range r.conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// hasObjectOrExternalMetrics reports whether the HPA has a metric that
+// can be read with no pods running, which scaling to zero needs.
+func hasObjectOrExternalMetrics(hpa *autoscalingv2.HorizontalPodAutoscaler) bool {
+	for _, m := range hpa.Spec.Metrics {
+		if m.Type == autoscalingv2.ObjectMetricSourceType || m.Type == autoscalingv2.ExternalMetricSourceType {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *reconciler) reconcile() Decision {
 	in := r.in
 	current := in.CurrentReplicas
@@ -178,17 +210,34 @@ func (r *reconciler) reconcile() Decision {
 	var desired int32
 	rescale := true
 	reason := ""
+
+	// Scaling to zero (HPAScaleToZero): at zero replicas the controller
+	// decides only when it put the target there itself, as the
+	// ScaledToZero condition records; a target scaled to zero by hand
+	// disables the HPA.
+	scaleToZero := r.cfg.Enabled(GateScaleToZero)
+	objectOrExternal := hasObjectOrExternalMetrics(r.hpa)
+	scaledToZero := scaleToZero && r.conditionTrue(autoscalingv2.ScaledToZero)
+	needsMetrics := true
 	switch {
-	case current == 0 && minReplicas != 0:
-		rescale = false
-		r.setCondition(autoscalingv2.ScalingActive, corev1.ConditionFalse, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero")
+	case current == 0:
+		if !((minReplicas != 0 && scaledToZero) || (scaledToZero && objectOrExternal)) {
+			needsMetrics, rescale = false, false
+			r.setCondition(autoscalingv2.ScalingActive, corev1.ConditionFalse, "ScalingDisabled", "scaling is disabled since the replica count of the target is zero")
+			if !scaleToZero {
+				r.removeCondition(autoscalingv2.ScaledToZero)
+			}
+		}
 	case current > maxReplicas:
 		reason = "Current number of replicas above Spec.MaxReplicas"
 		desired = maxReplicas
+		needsMetrics = false
 	case current < minReplicas:
 		reason = "Current number of replicas below Spec.MinReplicas"
 		desired = minReplicas
-	default:
+		needsMetrics = false
+	}
+	if needsMetrics {
 		metricReplicas, metricName, statuses, err := r.computeReplicasForMetrics(current)
 		d.CurrentMetrics = statuses
 		if err != nil {
@@ -219,11 +268,27 @@ func (r *reconciler) reconcile() Decision {
 		} else {
 			desired = r.normalizeWithBehaviors(current, desired, minReplicas)
 		}
+		// Back from zero after minReplicas was raised: at least minReplicas.
+		if current == 0 && minReplicas != 0 && scaledToZero && desired < minReplicas {
+			desired = minReplicas
+			if reason == "" {
+				reason = "Current number of replicas below Spec.MinReplicas"
+			}
+		}
 		rescale = desired != current
 	}
 	if rescale {
 		r.setCondition(autoscalingv2.AbleToScale, corev1.ConditionTrue, "SucceededRescale", "the HPA controller was able to update the target scale to %d", desired)
 		r.storeScaleEvent(current, desired)
+		// Every rescale rewrites ScaledToZero, so it is never stale.
+		switch {
+		case !scaleToZero:
+			r.removeCondition(autoscalingv2.ScaledToZero)
+		case current > 0 && desired == 0 && minReplicas == 0 && objectOrExternal:
+			r.setCondition(autoscalingv2.ScaledToZero, corev1.ConditionTrue, "ScaledToZero", "the HPA controller scaled the workload to zero")
+		default:
+			r.setCondition(autoscalingv2.ScaledToZero, corev1.ConditionFalse, "NotScaledToZero", "the HPA controller did not scale the workload to zero")
+		}
 	} else {
 		desired = current
 	}

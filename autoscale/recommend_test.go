@@ -163,16 +163,21 @@ func TestRecommendObjectAndExternal(t *testing.T) {
 		minR           int32
 		current        int32
 		objects, exts  map[string]resource.Quantity
+		scaledToZero   bool // the HPA carries ScaledToZero=True
 		want           int32
 	}{
-		{"object scale up", "TestScaleUpCMObject", object, 2, 3, map[string]resource.Quantity{"qps": resource.MustParse("20")}, nil, 4},
-		{"object from zero", "TestScaleUpFromZeroCMObject", object, 0, 0, map[string]resource.Quantity{"qps": resource.MustParse("20")}, nil, 2},
-		{"external down to zero", "TestScaleDownToZeroCMExternal", external, 0, 5, nil, map[string]resource.Quantity{"queue": resource.MustParse("0")}, 0},
-		{"missing external keeps size", "TestConditionFailedGetMetrics", external, 1, 3, nil, nil, 3},
+		{"object scale up", "TestScaleUpCMObject", object, 2, 3, map[string]resource.Quantity{"qps": resource.MustParse("20")}, nil, false, 4},
+		{"object from zero", "TestScaleUpCMObject: scale up from zero with HPAScaleToZero enabled", object, 0, 0, map[string]resource.Quantity{"qps": resource.MustParse("20")}, nil, true, 2},
+		{"object at zero without the condition", "TestScaleToZeroBehavior: from zero without condition", object, 0, 0, map[string]resource.Quantity{"qps": resource.MustParse("20")}, nil, false, 0},
+		{"external down to zero", "TestScaleDownCMExternal: scale down to zero external metric", external, 0, 5, nil, map[string]resource.Quantity{"queue": resource.MustParse("0")}, false, 0},
+		{"missing external keeps size", "TestConditionFailedGetMetrics", external, 1, 3, nil, nil, false, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: &tc.minR, MaxReplicas: 6, Metrics: []autoscalingv2.MetricSpec{tc.metric}}}
+			if tc.scaledToZero {
+				h.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.ScaledToZero, Status: corev1.ConditionTrue, Reason: "ScaledToZero"}}
+			}
 			d, err := Recommend(Config{}, Input{HPA: h, Now: testNow, CurrentReplicas: tc.current, Pods: cpuPods("1", 1, 1, 1, 1, 1)[:tc.current], Recommendations: []Recommendation{}, ObjectMetrics: tc.objects, ExternalMetrics: tc.exts})
 			if err != nil {
 				t.Fatal(err)

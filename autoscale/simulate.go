@@ -213,6 +213,7 @@ type simulator struct {
 	// returned them.
 	recs       []Recommendation
 	events     []ScaleEvent
+	conds      []autoscalingv2.HorizontalPodAutoscalerCondition
 	lastActive *time.Time
 }
 
@@ -259,12 +260,13 @@ func (sim *simulator) activate(t time.Duration) error {
 }
 
 // sync runs one HPA sync at t and returns its row of the timeline. At
-// zero replicas the HPA does not decide (KEDA's activation owns the way
-// back up).
+// zero replicas a ScaledObject's HPA does not decide (KEDA's activation
+// owns the way back up); a plain HPA does, and scales back up from zero
+// when it put the target there itself (HPAScaleToZero).
 func (sim *simulator) sync(t time.Duration) (Sample, error) {
 	load := sim.s.LoadAt(t)
 	row := Sample{Time: t, Load: load, Ready: sim.readyPods(t)}
-	if sim.replicas == 0 {
+	if sim.replicas == 0 && sim.s.ScaledObject != nil {
 		row.Desired, row.Reason, row.Metric = 0, "ScaledToZero", fmt.Sprintf("%g", load)
 		return row, nil
 	}
@@ -290,7 +292,14 @@ func (sim *simulator) readyPods(t time.Duration) int32 {
 // input is what the HPA sees at t under load: the ready pods share the
 // load evenly, and Object and External metrics report it whole.
 func (sim *simulator) input(t time.Duration, load float64) Input {
-	in := Input{HPA: sim.hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas,
+	hpa := sim.hpa
+	if len(sim.conds) > 0 {
+		// The controller reads its own last conditions from the status.
+		h := *hpa
+		h.Status.Conditions = sim.conds
+		hpa = &h
+	}
+	in := Input{HPA: hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas,
 		Recommendations: sim.recs, ScaleEvents: sim.events,
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
 	for _, m := range sim.hpa.Spec.Metrics {
@@ -339,7 +348,7 @@ func (sim *simulator) pod(p simPod, t time.Duration, share float64) Pod {
 // record keeps the histories d returns for the next sync and scales the
 // target to d's replica count.
 func (sim *simulator) record(t time.Duration, d Decision) {
-	sim.recs, sim.events = d.Recommendations, d.ScaleEvents
+	sim.recs, sim.events, sim.conds = d.Recommendations, d.ScaleEvents, d.Conditions
 	sim.scale(t, d.DesiredReplicas)
 }
 

@@ -155,3 +155,48 @@ func TestSimulatorSyncAtZero(t *testing.T) {
 		t.Errorf("sync at zero replicas recorded a decision")
 	}
 }
+
+// TestSimulateHPAScaleToZero runs a plain HPA with minReplicas 0 and an
+// External metric (HPAScaleToZero) through a quiet spell: it scales the
+// target to zero, records ScaledToZero, and scales back up from zero when
+// the load returns; with the gate off it stays at its minimum above zero
+// and never reaches zero from a hand-made start.
+func TestSimulateHPAScaleToZero(t *testing.T) {
+	target := resource.MustParse("2")
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		MinReplicas: i32(0), MaxReplicas: 10,
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "queue"},
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: &target}}}},
+		Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: i32(0)}},
+	}}
+	load := []LoadPoint{{At: 0, Value: 4}, {At: 2 * time.Minute, Value: 0}, {At: 6 * time.Minute, Value: 6}}
+	tests := []struct {
+		name       string
+		gates      map[string]bool
+		wantZero   bool  // the timeline reaches zero replicas
+		wantFinal  int32 // desired at the last sync
+		wantReason string
+	}{
+		{name: "gate on", wantZero: true, wantFinal: 3},
+		{name: "gate off", gates: map[string]bool{GateScaleToZero: false}, wantZero: true, wantFinal: 0, wantReason: "ScalingDisabled"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rows, err := Simulate(Scenario{HPA: hpa, InitialReplicas: 2, Duration: 8 * time.Minute, Load: load, Config: Config{FeatureGates: tc.gates}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			zero := false
+			for _, r := range rows {
+				if r.Desired == 0 {
+					zero = true
+				}
+			}
+			last := rows[len(rows)-1]
+			if zero != tc.wantZero || last.Desired != tc.wantFinal || (tc.wantReason != "" && last.Reason != tc.wantReason) {
+				t.Errorf("reached zero %v, final %d %q; want %v, %d %q\n%+v", zero, last.Desired, last.Reason, tc.wantZero, tc.wantFinal, tc.wantReason, rows)
+			}
+		})
+	}
+}

@@ -14,9 +14,9 @@ import (
 )
 
 // The vectors in testdata/ carry the numbers of the upstream tests in
-// kubernetes/kubernetes pkg/controller/podautoscaler (v1.34): each row
-// names the test it comes from. Pods are described the way upstream's
-// fixtures build them: currentReplicas pods (or as many as podPhase
+// kubernetes/kubernetes pkg/controller/podautoscaler (v1.34, and the rows
+// v1.37 added): each row names the test it comes from. Pods are described
+// the way upstream's fixtures build them: currentReplicas pods (or as many as podPhase
 // lists), each with two containers requesting requests[i], ready and
 // running unless podReadiness/podPhase say otherwise.
 
@@ -463,5 +463,156 @@ func TestUpstreamHorizontalRules(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestUpstreamScaleToZero ports the v1.37 controller cases of scaling to
+// and from zero (HPAScaleToZero, beta and on by default since v1.37) from
+// upstream's horizontal_test.go: each row names its test and table row,
+// and runs once per gate setting the row lists. The conditions are
+// compared in order, as upstream compares the HPA's status.
+func TestUpstreamScaleToZero(t *testing.T) {
+	q := resource.MustParse
+	objectValue := func(target string) autoscalingv2.MetricSpec {
+		v := q(target)
+		return autoscalingv2.MetricSpec{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{
+			DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "some-deployment"},
+			Metric:          autoscalingv2.MetricIdentifier{Name: "qps"},
+			Target:          autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: &v}}}
+	}
+	externalValue := func(target string) autoscalingv2.MetricSpec {
+		v := q(target)
+		return autoscalingv2.MetricSpec{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{
+			Metric: autoscalingv2.MetricIdentifier{Name: "qps"},
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: &v}}}
+	}
+	cpu := func(target int32) autoscalingv2.MetricSpec {
+		return autoscalingv2.MetricSpec{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: corev1.ResourceCPU, Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &target}}}
+	}
+	invalid := autoscalingv2.MetricSpec{Type: "CheddarCheese"}
+	const (
+		disabledAtZero = "AbleToScale/True/SucceededGetScale ScalingActive/False/ScalingDisabled"
+		statusOK       = "AbleToScale/True/SucceededRescale ScalingActive/True/ValidMetricFound ScalingLimited/False/DesiredWithinRange"
+		notZeroThenOK  = "ScaledToZero/False/NotScaledToZero " + statusOK
+	)
+	type run struct {
+		gate    bool // HPAScaleToZero
+		want    int32
+		rescale bool
+		conds   string
+	}
+	tests := []struct {
+		name, upstream string
+		min, current   int32
+		metrics        []autoscalingv2.MetricSpec
+		cpuLevels      []int64            // per pod, milli-CPU of a 1-CPU request
+		value          *resource.Quantity // the object or external metric
+		scaledToZero   bool               // the HPA's status carries ScaledToZero=True
+		runs           []run
+	}{
+		{name: "from zero without condition", upstream: "TestScaleToZeroBehavior/from zero without condition",
+			min: 0, current: 0, metrics: []autoscalingv2.MetricSpec{objectValue("15")}, value: ptr(q("20")),
+			runs: []run{{gate: true, conds: disabledAtZero}, {gate: false, conds: disabledAtZero}}},
+		{name: "minReplicas raised while scaled to zero", upstream: "TestScaleToZeroBehavior/minReplicas increased with ScaledToZero condition",
+			min: 2, current: 0, metrics: []autoscalingv2.MetricSpec{objectValue("15")}, value: ptr(q("10")), scaledToZero: true,
+			runs: []run{
+				{gate: true, want: 2, rescale: true, conds: "ScaledToZero/False/NotScaledToZero AbleToScale/True/SucceededRescale ScalingActive/True/ValidMetricFound ScalingLimited/True/TooFewReplicas"},
+				{gate: false, conds: disabledAtZero},
+			}},
+		{name: "stale ScaledToZero on a normal rescale", upstream: "TestScaleToZeroBehavior/stale ScaledToZero condition cleared (enabled) / removed (disabled) on normal rescale",
+			min: 1, current: 3, metrics: []autoscalingv2.MetricSpec{cpu(30)}, cpuLevels: []int64{300, 500, 700}, scaledToZero: true,
+			runs: []run{{gate: true, want: 5, rescale: true, conds: notZeroThenOK}, {gate: false, want: 5, rescale: true, conds: statusOK}}},
+		{name: "manual scale to zero disables the HPA", upstream: "TestScaleToZeroBehavior/manual scale to zero disables HPA",
+			min: 1, current: 0, metrics: []autoscalingv2.MetricSpec{cpu(50)},
+			runs: []run{{gate: true, conds: disabledAtZero}, {gate: false, conds: disabledAtZero}}},
+		{name: "no ScaledToZero when the gate is off", upstream: "TestScaleToZeroBehavior/no ScaledToZero condition when HPAScaleToZero disabled",
+			min: 1, current: 3, metrics: []autoscalingv2.MetricSpec{cpu(30)}, cpuLevels: []int64{300, 500, 700},
+			runs: []run{{gate: false, want: 5, rescale: true, conds: statusOK}, {gate: true, want: 5, rescale: true, conds: statusOK + " ScaledToZero/False/NotScaledToZero"}}},
+		{name: "scale up from zero", upstream: "TestScaleUpCMObject/scale up from zero with HPAScaleToZero enabled|disabled",
+			min: 0, current: 0, metrics: []autoscalingv2.MetricSpec{objectValue("15")}, value: ptr(q("20")), scaledToZero: true,
+			runs: []run{{gate: true, want: 2, rescale: true, conds: notZeroThenOK}, {gate: false, conds: disabledAtZero}}},
+		{name: "scale up from zero ignores tolerance", upstream: "TestScaleUpCMObject/scale up from zero ignores tolerance with HPAScaleToZero enabled|disabled",
+			min: 0, current: 0, metrics: []autoscalingv2.MetricSpec{objectValue("1")}, value: ptr(q("1")), scaledToZero: true,
+			runs: []run{{gate: true, want: 1, rescale: true, conds: notZeroThenOK}, {gate: false, conds: disabledAtZero}}},
+		{name: "from zero with CPU and an invalid metric", upstream: "TestScaleWithOneInvalidMetric/from zero with invalid metric, HPAScaleToZero enabled|disabled",
+			min: 0, current: 0, metrics: []autoscalingv2.MetricSpec{cpu(30), invalid}, cpuLevels: []int64{300, 400, 500},
+			runs: []run{{gate: true, conds: disabledAtZero}, {gate: false, conds: disabledAtZero}}},
+		{name: "scale down to zero on an object metric", upstream: "TestScaleDownCM/scale down to zero object metric with HPAScaleToZero enabled|disabled",
+			min: 0, current: 5, metrics: []autoscalingv2.MetricSpec{objectValue("20")}, value: ptr(q("0")),
+			runs: []run{{gate: true, want: 0, rescale: true, conds: statusOK + " ScaledToZero/True/ScaledToZero"}, {gate: false, want: 0, rescale: true, conds: statusOK}}},
+		{name: "scale down to zero on an external metric", upstream: "TestScaleDownCM/scale down to zero external metric with HPAScaleToZero enabled|disabled",
+			min: 0, current: 5, metrics: []autoscalingv2.MetricSpec{externalValue("14400m")}, value: ptr(q("0")),
+			runs: []run{{gate: true, want: 0, rescale: true, conds: statusOK + " ScaledToZero/True/ScaledToZero"}, {gate: false, want: 0, rescale: true, conds: statusOK}}},
+		{name: "CPU down to zero is not ScaledToZero", upstream: "TestReplicaLimits/scale down to zero when min replicas is zero",
+			min: 0, current: 3, metrics: []autoscalingv2.MetricSpec{cpu(90)}, cpuLevels: []int64{0, 0, 0},
+			runs: []run{{gate: true, want: 0, rescale: true, conds: statusOK + " ScaledToZero/False/NotScaledToZero"}}},
+		{name: "no scaling at zero replicas", upstream: "TestReplicaLimits/no scaling when spec replicas is zero",
+			min: 3, current: 0, metrics: []autoscalingv2.MetricSpec{cpu(90)},
+			runs: []run{{gate: true, conds: disabledAtZero}}},
+		{name: "below min", upstream: "TestReplicaLimits/scale up to min when below min replicas",
+			min: 3, current: 2, metrics: []autoscalingv2.MetricSpec{cpu(90)},
+			runs: []run{{gate: true, want: 3, rescale: true, conds: "AbleToScale/True/SucceededRescale ScaledToZero/False/NotScaledToZero"}}},
+		{name: "above max", upstream: "TestReplicaLimits/scale down to max when above max replicas",
+			min: 3, current: 10, metrics: []autoscalingv2.MetricSpec{cpu(90)},
+			runs: []run{{gate: true, want: 6, rescale: true, conds: "AbleToScale/True/SucceededRescale ScaledToZero/False/NotScaledToZero"}}},
+	}
+	for _, tc := range tests {
+		for _, rn := range tc.runs {
+			t.Run(fmt.Sprintf("%s/HPAScaleToZero=%v", tc.name, rn.gate), func(t *testing.T) {
+				hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MinReplicas: &tc.min, MaxReplicas: 6, Metrics: tc.metrics}}
+				if tc.scaledToZero {
+					hpa.Status.Conditions = []autoscalingv2.HorizontalPodAutoscalerCondition{{Type: autoscalingv2.ScaledToZero, Status: corev1.ConditionTrue, Reason: "ScaledToZero"}}
+				}
+				in := Input{HPA: hpa, Now: testNow, CurrentReplicas: tc.current, Recommendations: []Recommendation{},
+					ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
+				if tc.value != nil {
+					in.ObjectMetrics["qps"], in.ExternalMetrics["qps"] = *tc.value, *tc.value
+				}
+				start := testNow.Add(-time.Hour)
+				levels := tc.cpuLevels
+				if levels == nil {
+					levels = make([]int64, tc.current)
+				}
+				for i, l := range levels {
+					in.Pods = append(in.Pods, Pod{Name: fmt.Sprintf("test-pod-%d", i), Ready: true, StartTime: &start,
+						Requests: corev1.ResourceList{corev1.ResourceCPU: q("1")},
+						Usage:    corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(l, resource.DecimalSI)}})
+				}
+				cfg := Config{FeatureGates: map[string]bool{GateScaleToZero: rn.gate}}
+				d, err := Recommend(cfg, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var conds []string
+				for _, c := range d.Conditions {
+					conds = append(conds, fmt.Sprintf("%s/%s/%s", c.Type, c.Status, c.Reason))
+				}
+				if d.DesiredReplicas != rn.want || d.Rescale != rn.rescale || strings.Join(conds, " ") != rn.conds {
+					t.Errorf("%s:\n got %d rescale=%v [%s]\nwant %d rescale=%v [%s]", tc.upstream, d.DesiredReplicas, d.Rescale, strings.Join(conds, " "), rn.want, rn.rescale, rn.conds)
+				}
+			})
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestUpstreamRequestsNonExistentContainer ports v1.37's
+// TestCalculatePodRequestsFromContainers_NonExistentContainer: asking for
+// a container the pod does not have is an error naming both, not a
+// request of zero.
+func TestUpstreamRequestsNonExistentContainer(t *testing.T) {
+	pods := []Pod{{Name: "test-pod", Containers: []Container{{Name: "container1",
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m")}}}}}
+	c := &calculator{in: &Input{Now: testNow, Pods: pods}, pods: pods}
+	got, err := c.requests(corev1.ResourceCPU, "non-existent-container")
+	const want = "container non-existent-container not found in Pod test-pod"
+	if err == nil || err.Error() != want || got != nil {
+		t.Fatalf("requests() = %v, %v; want nil, %q", got, err, want)
+	}
+	got, err = c.requests(corev1.ResourceCPU, "container1")
+	if err != nil || got["test-pod"] != 100 {
+		t.Fatalf("requests(container1) = %v, %v; want 100m", got, err)
 	}
 }

@@ -20,7 +20,7 @@ import (
 func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hpa",
-		Short: "Decide and simulate HorizontalPodAutoscaler scaling as Kubernetes v1.34 does",
+		Short: "Decide and simulate HorizontalPodAutoscaler scaling as Kubernetes v1.37 does",
 	}
 	cmd.AddCommand(newRecommendCommand(), newSimulateCommand())
 	return cmd

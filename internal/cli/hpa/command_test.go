@@ -27,7 +27,7 @@ func execute(t *testing.T, args ...string) (string, error) {
 }
 
 func TestRecommendGolden(t *testing.T) {
-	for _, name := range []string{"recommend-scale-up", "recommend-stabilized"} {
+	for _, name := range []string{"recommend-scale-up", "recommend-stabilized", "recommend-tolerance", "recommend-from-zero", "recommend-scale-to-zero-off"} {
 		t.Run(name, func(t *testing.T) {
 			out, err := execute(t, "recommend", "-f", filepath.Join("testdata", name+".yaml"))
 			if err != nil {
@@ -44,6 +44,10 @@ func TestRecommendDecisions(t *testing.T) {
 	}{
 		{"scale up to five", "recommend-scale-up", `"desiredReplicas": 5`},
 		{"stabilized keeps five", "recommend-stabilized", `"reason": "ScaleDownStabilized"`},
+		{"per-direction tolerance scales up", "recommend-tolerance", `"desiredReplicas": 4`},
+		{"up from zero", "recommend-from-zero", `"desiredReplicas": 2`},
+		{"up from zero says it left zero", "recommend-from-zero", `"reason": "NotScaledToZero"`},
+		{"gate off keeps zero", "recommend-scale-to-zero-off", `"reason": "ScalingDisabled"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +95,8 @@ func TestDecodeRecommendInputErrors(t *testing.T) {
 		{"duplicate pod", base + "pods: [{name: a}, {name: a}]\n", `pods[1].name "a" is duplicated`},
 		{"max replicas", "now: \"2025-06-01T12:00:00Z\"\nhpa: {spec: {maxReplicas: 0}}\n", "maxReplicas"},
 		{"bad config duration", base + "config: {metricWindow: soon}\n", "config.metricWindow"},
+		{"unknown feature gate", base + "config: {featureGates: {HPAScaleToZer0: true}}\n", `config: autoscale: invalid input: featureGates: "HPAScaleToZer0" is not an HPA controller feature gate`},
+		{"locked feature gate", base + "config: {featureGates: {HPAConfigurableTolerance: false}}\n", "HPAConfigurableTolerance is GA and locked to true"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,6 +136,23 @@ func TestSimulateKEDAGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join("testdata", "simulate-keda.golden"), []byte(out), *update)
+}
+
+// TestSimulateScaleToZeroGolden runs a plain HPA with minReplicas 0 down
+// to zero and back up, as v1.37's HPAScaleToZero does.
+func TestSimulateScaleToZeroGolden(t *testing.T) {
+	out, err := execute(t, "simulate", "-f", filepath.Join("testdata", "simulate-scale-to-zero.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, filepath.Join("testdata", "simulate-scale-to-zero.golden"), []byte(out), *update)
+	// The queue empties at 2m: after the 60s window the worker is at zero
+	// with no pods; work at 6m brings it back up from zero to 3.
+	for _, want := range []string{"  3:00   0.00 |        0       0      0", "  8:00   6.00 |        2       3      3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("timeline lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 func TestSimulateErrors(t *testing.T) {

@@ -26,6 +26,9 @@ type configFile struct {
 	InitialReadinessDelay        string   `json:"initialReadinessDelay,omitempty"`
 	DownscaleStabilizationWindow string   `json:"downscaleStabilizationWindow,omitempty"`
 	MetricWindow                 string   `json:"metricWindow,omitempty"`
+	// FeatureGates are kube-controller-manager's --feature-gates for the
+	// HPA controller, such as {HPAScaleToZero: false}.
+	FeatureGates map[string]bool `json:"featureGates,omitempty"`
 }
 
 type recommendFile struct {
@@ -160,6 +163,7 @@ func (c *configFile) config(path string) (autoscale.Config, error) {
 	if c.Tolerance != nil {
 		cfg.Tolerance = *c.Tolerance
 	}
+	cfg.FeatureGates = c.FeatureGates
 	var err error
 	for _, f := range []struct {
 		name string
