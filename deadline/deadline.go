@@ -36,8 +36,8 @@ func Middleware(d time.Duration, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), limit)
-		defer cancel()
+		ctx := newRouteContext(r.Context(), time.Now().Add(limit))
+		defer ctx.end()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
