@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,37 @@ type HTTP struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	// series holds the children of requests and duration by seriesKey, so
+	// a request is recorded without hashing its labels or taking the vecs'
+	// read locks, whose shared counters every core would write. It is
+	// bounded as the vecs are: by methods, routes and status codes.
+	series sync.Map
+}
+
+// seriesKey names one request series: method and route labels, status code.
+type seriesKey struct {
+	method, route string
+	code          int
+}
+
+// series are the children of one seriesKey.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// seriesFor returns the children for method, route and code, made once.
+func (m *HTTP) seriesFor(method, route string, code int) *series {
+	k := seriesKey{method, route, code}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*series)
+	}
+	s := &series{
+		requests: m.requests.WithLabelValues(method, route, codeLabel(code)),
+		duration: m.duration.WithLabelValues(method, route),
+	}
+	actual, _ := m.series.LoadOrStore(k, s)
+	return actual.(*series)
 }
 
 // Option adjusts [NewHTTP].
@@ -100,9 +132,8 @@ func NewHTTP(reg prometheus.Registerer, opts ...Option) (*HTTP, error) {
 // already written) and the panic continues.
 func (m *HTTP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
 		m.inFlight.Inc()
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, start: time.Now()}
 		completed := false
 		defer func() {
 			m.inFlight.Dec()
@@ -121,8 +152,9 @@ func (m *HTTP) Middleware(next http.Handler) http.Handler {
 			}
 			method := methodLabel(r.Method)
 			route = routeLabel(route)
-			m.requests.WithLabelValues(method, route, codeLabel(code)).Inc()
-			m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+			ser := m.seriesFor(method, route, code)
+			ser.requests.Inc()
+			ser.duration.Observe(time.Since(rec.start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 		completed = true
@@ -186,12 +218,34 @@ func findRecorder(w http.ResponseWriter) *recorder {
 	return nil
 }
 
-// recorder notes the status code a handler sends.
+// recorder notes the status code and body size a handler sends.
 type recorder struct {
 	http.ResponseWriter
+	start time.Time
 	code  int
 	wrote bool
+	bytes int64
 	route string
+}
+
+// Response is what [HTTP.Middleware] has seen of a response so far.
+type Response struct {
+	Start  time.Time // when the Middleware took the request
+	Status int       // the final status written; 0 while none
+	Bytes  int64     // response body bytes written
+}
+
+// ResponseOf returns what [HTTP.Middleware] has seen of the response
+// when w is the very ResponseWriter it gave its handler, not one that
+// wraps it; ok is false otherwise. Middleware placed directly inside
+// HTTP.Middleware (a request log) reads its status, size and start here
+// instead of wrapping w once more to learn the same.
+func ResponseOf(w http.ResponseWriter) (r Response, ok bool) {
+	rec, ok := w.(*recorder)
+	if !ok {
+		return Response{}, false
+	}
+	return Response{Start: rec.start, Status: rec.code, Bytes: rec.bytes}, true
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -206,7 +260,9 @@ func (rec *recorder) Write(b []byte) (int, error) {
 	if !rec.wrote {
 		rec.code, rec.wrote = http.StatusOK, true
 	}
-	return rec.ResponseWriter.Write(b)
+	n, err := rec.ResponseWriter.Write(b)
+	rec.bytes += int64(n)
+	return n, err
 }
 
 // Flush lets handlers that assert http.Flusher stream through the recorder.
