@@ -3,6 +3,7 @@ package requestlog
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 )
@@ -27,32 +28,60 @@ type idKey struct{}
 // request's header and on the response's header.
 func ID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		vals := r.Header[headerKey]
-		var id string
-		if len(vals) == 1 && validID(vals[0]) {
-			id = vals[0]
+		c := &idContext{Context: r.Context()}
+		if vals := r.Header[headerKey]; len(vals) == 1 && validID(vals[0]) {
+			c.id = vals[0]
 		} else {
-			id = newID()
+			c.id = newID()
 			// The header is replaced too, so a handler that forwards or logs
 			// it never passes the untrusted value on.
-			r.Header[headerKey] = []string{id}
+			c.req[0] = c.id
+			r.Header[headerKey] = c.req[:]
 		}
-		w.Header()[headerKey] = []string{id}
-		next.ServeHTTP(w, r.WithContext(ContextWithID(r.Context(), id)))
+		c.resp[0] = c.id
+		w.Header()[headerKey] = c.resp[:]
+		next.ServeHTTP(w, r.WithContext(c))
 	})
 }
 
 // IDFromContext returns the request ID ctx carries, or "" when none.
 func IDFromContext(ctx context.Context) string {
-	id, _ := ctx.Value(idKey{}).(string)
-	return id
+	if c, ok := ctx.Value(idKey{}).(*idContext); ok {
+		return c.id
+	}
+	return ""
 }
 
 // ContextWithID returns a copy of ctx carrying the request ID id, for
 // work that continues a request outside its handler (a queued job, a test).
 func ContextWithID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, idKey{}, id)
+	if ctx == nil {
+		panic("requestlog: ContextWithID with a nil context")
+	}
+	return &idContext{Context: ctx, id: id}
 }
+
+// idContext is a context carrying a request ID, with the backing arrays
+// of the header values ID sets, all in one allocation where
+// context.WithValue, the boxed ID and two header slices took four. The
+// arrays have length one, so a handler's Header().Add copies rather than
+// appends in place.
+type idContext struct {
+	context.Context
+	id        string
+	req, resp [1]string
+}
+
+// Value answers idKey with c itself: a pointer in an interface does not
+// allocate, where the ID string would, on every IDFromContext.
+func (c *idContext) Value(key any) any {
+	if key == (idKey{}) {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+func (c *idContext) String() string { return fmt.Sprintf("%v.WithRequestID(%q)", c.Context, c.id) }
 
 func validID(s string) bool {
 	if len(s) == 0 || len(s) > maxIDLen {

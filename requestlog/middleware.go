@@ -86,8 +86,10 @@ func noTraceID(context.Context) string { return "" }
 //	status      the status code sent; 200 when the handler wrote nothing,
 //	            500 when it panicked before writing
 //	bytes       response body bytes written by the handler
-//	duration    seconds from the start of Middleware to the handler's
-//	            return, as a float64 (base units, as the metrics)
+//	duration    seconds from the start of Middleware (of
+//	            metrics.HTTP.Middleware, when Middleware is directly
+//	            inside it) to the handler's return, as a float64 (base
+//	            units, as the metrics)
 //	request_id  the ID from the context (see ID); "" when there is none
 //	trace_id    from Config.TraceID; omitted when empty
 //	peer        the request's RemoteAddr
@@ -119,47 +121,75 @@ type middleware struct {
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, ok := metrics.ResponseOf(w); ok {
+		m.serveInsideMetrics(w, r)
+		return
+	}
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w}
 	completed := false
 	// A deferred log line, not a recover: the panic goes on unchanged to
 	// whoever handles it (server.Recover, or net/http), with its stack.
 	defer func() {
-		status := rec.status
-		if !rec.wrote {
-			status = http.StatusOK
-			if !completed {
-				status = http.StatusInternalServerError
-			}
+		status := 0
+		if rec.wrote {
+			status = rec.status
 		}
-		if completed && status < 500 && m.cfg.SampleRate < 1 && m.cfg.Rand() >= m.cfg.SampleRate {
-			return
-		}
-		ctx := r.Context()
-		log := m.cfg.Logger
-		if !log.Enabled(ctx, slog.LevelInfo) {
-			return
-		}
-		var buf [9]slog.Attr
-		attrs := append(buf[:0],
-			slog.String("method", r.Method),
-			slog.String("route", m.cfg.Route(w, r)),
-			slog.Int("status", status),
-			slog.Int64("bytes", rec.bytes),
-			slog.Float64("duration", time.Since(start).Seconds()),
-			slog.String(keyID, IDFromContext(ctx)),
-		)
-		if tid := m.cfg.TraceID(ctx); tid != "" {
-			attrs = append(attrs, slog.String(keyTraceID, tid))
-		}
-		attrs = append(attrs, slog.String("peer", r.RemoteAddr))
-		if !completed {
-			attrs = append(attrs, slog.Bool("aborted", true))
-		}
-		log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+		m.log(w, r, status, rec.bytes, start, completed)
 	}()
 	m.next.ServeHTTP(rec, r)
 	completed = true
+}
+
+// serveInsideMetrics serves a request whose writer is the metrics
+// middleware's own: it already notes the status, size and start a
+// recorder here would, so the line is made from those, without another
+// wrapper or clock reading.
+func (m *middleware) serveInsideMetrics(w http.ResponseWriter, r *http.Request) {
+	completed := false
+	defer func() {
+		resp, _ := metrics.ResponseOf(w)
+		m.log(w, r, resp.Status, resp.Bytes, resp.Start, completed)
+	}()
+	m.next.ServeHTTP(w, r)
+	completed = true
+}
+
+// log writes the request's line, unless it is sampled out. written is the
+// status the handler wrote, 0 for none.
+func (m *middleware) log(w http.ResponseWriter, r *http.Request, written int, bytes int64, start time.Time, completed bool) {
+	status := written
+	if status == 0 {
+		status = http.StatusOK
+		if !completed {
+			status = http.StatusInternalServerError
+		}
+	}
+	if completed && status < 500 && m.cfg.SampleRate < 1 && m.cfg.Rand() >= m.cfg.SampleRate {
+		return
+	}
+	ctx := r.Context()
+	log := m.cfg.Logger
+	if !log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	var buf [9]slog.Attr
+	attrs := append(buf[:0],
+		slog.String("method", r.Method),
+		slog.String("route", m.cfg.Route(w, r)),
+		slog.Int("status", status),
+		slog.Int64("bytes", bytes),
+		slog.Float64("duration", time.Since(start).Seconds()),
+		slog.String(keyID, IDFromContext(ctx)),
+	)
+	if tid := m.cfg.TraceID(ctx); tid != "" {
+		attrs = append(attrs, slog.String(keyTraceID, tid))
+	}
+	attrs = append(attrs, slog.String("peer", r.RemoteAddr))
+	if !completed {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 // recorder notes the status code and body size a handler sends.

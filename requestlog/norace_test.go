@@ -1,0 +1,5 @@
+//go:build !race
+
+package requestlog_test
+
+const raceEnabled = false
