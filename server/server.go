@@ -204,8 +204,21 @@ func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // ServedBy sets X-Served-By: name on every response of next, so clients
 // and load tests can see which replica answered.
 func ServedBy(name string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-Served-By", name)
-		next.ServeHTTP(w, r)
-	})
+	// One value slice for every response: net/http only reads header
+	// values, and its capacity of one makes a handler's Header().Add copy
+	// it rather than append in place.
+	return &servedBy{value: []string{name}[:1:1], next: next}
+}
+
+// servedByKey is X-Served-By in canonical form, for direct map access.
+const servedByKey = "X-Served-By"
+
+type servedBy struct {
+	value []string
+	next  http.Handler
+}
+
+func (s *servedBy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header()[servedByKey] = s.value
+	s.next.ServeHTTP(w, r)
 }
