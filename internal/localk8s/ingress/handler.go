@@ -18,6 +18,7 @@ import (
 	"time"
 
 	networkingv1 "k8s.io/api/networking/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // Defaults of ingress-nginx's ConfigMap that Config can override.
@@ -94,10 +95,12 @@ type Handler struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 
-	table atomic.Pointer[table]
+	table  atomic.Pointer[table]
+	routes atomic.Pointer[routeTable]
 
-	mu       sync.Mutex // serializes Update
-	counters map[Backend]*atomic.Uint64
+	mu            sync.Mutex // serializes Update and UpdateRoutes
+	counters      map[Backend]*atomic.Uint64
+	routeCounters map[Backend]*atomic.Uint64
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -125,11 +128,12 @@ func New(cfg Config) *Handler {
 		DisableCompression: true,
 	}
 	h.proxy = &httputil.ReverseProxy{
-		Rewrite:      rewrite,
-		Transport:    (*upstreamTransport)(h),
-		BufferPool:   newBufferPool(),
-		ErrorHandler: h.proxyError,
-		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
+		Rewrite:        rewrite,
+		ModifyResponse: modifyResponse,
+		Transport:      (*upstreamTransport)(h),
+		BufferPool:     newBufferPool(),
+		ErrorHandler:   h.proxyError,
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelWarn),
 	}
 	h.table.Store(&table{hosts: map[string]*paths{}, wildcards: map[string]*paths{}, any: newPaths()})
 	return h
@@ -168,6 +172,48 @@ func (h *Handler) Update(ings []*networkingv1.Ingress) error {
 	return nil
 }
 
+// UpdateRoutes validates Gateways and HTTPRoutes and, if they are all
+// valid, makes the routes that attach to the Gateways' HTTP and HTTPS
+// listeners the HTTPRoute table in one step. Requests are matched against
+// HTTPRoutes first and against the Ingresses when no route matches.
+// Invalid input leaves the table as it was and returns every problem found,
+// each a [*FieldError] naming the object and the field.
+func (h *Handler) UpdateRoutes(gws []*gatewayv1.Gateway, routes []*gatewayv1.HTTPRoute) error {
+	for i, g := range gws {
+		if g == nil {
+			return fmt.Errorf("ingress: UpdateRoutes: gateway %d is nil", i)
+		}
+	}
+	for i, r := range routes {
+		if r == nil {
+			return fmt.Errorf("ingress: UpdateRoutes: route %d is nil", i)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := map[Backend]*atomic.Uint64{}
+	t, warnings, err := buildRoutes(gws, routes, h.routeCounters, next)
+	if err != nil {
+		return err
+	}
+	for _, w := range warnings {
+		h.log.Warn("ingress: route not attached", "detail", w)
+	}
+	h.routeCounters = next
+	h.routes.Store(t)
+	return nil
+}
+
+// HTTPRoutes lists the current HTTPRoute table: one entry per match and
+// effective hostname, sorted by hostname, route, rule and match.
+func (h *Handler) HTTPRoutes() []HTTPRouteEntry {
+	t := h.routes.Load()
+	if t == nil {
+		return nil
+	}
+	return slices.Clone(t.entries)
+}
+
 // Routes lists the current routing table, sorted by host, path and path
 // type.
 func (h *Handler) Routes() []Route {
@@ -183,12 +229,19 @@ type requestState struct {
 	route *route
 	eps   []netip.AddrPort
 	body  *limitedBody // nil when the body is not limited
+	// match and backend are set for a request an HTTPRoute routes.
+	match   *httpMatch
+	backend *routeBackend
 }
 
 type stateKey struct{}
 
 // ServeHTTP routes r and proxies it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if m := h.routes.Load().match(r); m != nil {
+		h.serveRoute(w, r, m)
+		return
+	}
 	rt := h.table.Load().match(r.Host, r.URL.Path)
 	if rt == nil {
 		http.Error(w, "default backend - 404", http.StatusNotFound)
@@ -234,6 +287,9 @@ func rewrite(pr *httputil.ProxyRequest) {
 		proto = "https"
 	}
 	pr.Out.Header.Set("X-Forwarded-Proto", proto)
+	if st, ok := pr.In.Context().Value(stateKey{}).(*requestState); ok && st.match != nil {
+		rewriteRoute(&outRequest{header: pr.Out.Header, host: &pr.Out.Host, url: pr.Out.URL}, st)
+	}
 }
 
 // proxyError answers a request whose every attempt failed: 413 when the
@@ -245,6 +301,8 @@ func (h *Handler) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case st != nil && st.body != nil && st.body.exceeded.Load():
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(context.Cause(r.Context()), errRequestTimeout), errors.Is(err, errBackendTimeout):
+		code = http.StatusGatewayTimeout
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		h.log.Debug("ingress: client gone", "host", r.Host, "path", r.URL.Path, "err", err)
@@ -314,9 +372,14 @@ func (u *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 			out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(replay)), nil }
 		}
+		out, cancel := st.attemptContext(out)
 		resp, err := (*Handler)(u).transport.RoundTrip(out)
 		last := i == attempts-1
 		if err != nil {
+			if errors.Is(context.Cause(out.Context()), errBackendTimeout) {
+				err = fmt.Errorf("%w: %w", errBackendTimeout, err)
+			}
+			cancel()
 			lastErr = err
 			if last || req.Context().Err() != nil || (st.body != nil && st.body.exceeded.Load()) {
 				break
@@ -334,8 +397,10 @@ func (u *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			// Drain a little so the connection can be reused.
 			_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 			resp.Body.Close()
+			cancel()
 			continue
 		}
+		resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
 	return nil, lastErr

@@ -41,8 +41,11 @@ type Route struct {
 	Backend  Backend
 }
 
-// FieldError is a problem with one field of one Ingress.
+// FieldError is a problem with one field of one Ingress, Gateway or
+// HTTPRoute.
 type FieldError struct {
+	// Kind is the object's kind; "" means Ingress.
+	Kind            string
 	Namespace, Name string
 	// Field is the path of the field, as "spec.rules[0].http.paths[1].pathType".
 	Field  string
@@ -50,7 +53,11 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
-	return fmt.Sprintf("ingress: Ingress %s/%s: %s: %s", e.Namespace, e.Name, e.Field, e.Detail)
+	kind := e.Kind
+	if kind == "" {
+		kind = "Ingress"
+	}
+	return fmt.Sprintf("ingress: %s %s/%s: %s: %s", kind, e.Namespace, e.Name, e.Field, e.Detail)
 }
 
 // route is a Route with what serving it needs.
