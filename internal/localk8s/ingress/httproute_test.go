@@ -467,4 +467,6 @@ spec:
 	}
 }
 
-func backendPort(n int32) networkingv1.ServiceBackendPort { return networkingv1.ServiceBackendPort{Number: n} }
+func backendPort(n int32) networkingv1.ServiceBackendPort {
+	return networkingv1.ServiceBackendPort{Number: n}
+}
