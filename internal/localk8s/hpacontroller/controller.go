@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sort"
 	"sync"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/shoal-dev/shoal/autoscale"
@@ -109,6 +111,11 @@ type Controller struct {
 	syncMu  sync.Mutex
 	mu      sync.Mutex
 	entries map[string]*entry
+	// pending holds the keys of the autoscalers Set added or whose spec it
+	// changed, which Run reconciles at once instead of at the next sync
+	// period; kick wakes Run for them. pending is guarded by mu.
+	pending map[string]bool
+	kick    chan struct{}
 }
 
 type entry struct {
@@ -142,7 +149,7 @@ func New(cfg Config) *Controller {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Controller{cfg: cfg, log: log, entries: map[string]*entry{}}
+	return &Controller{cfg: cfg, log: log, entries: map[string]*entry{}, pending: map[string]bool{}, kick: make(chan struct{}, 1)}
 }
 
 func namespaceOf(ns string) string {
@@ -206,14 +213,44 @@ func (c *Controller) Set(hpas []*autoscalingv2.HorizontalPodAutoscaler, sos []*a
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for key, e := range next {
-		if old, ok := c.entries[key]; ok {
+		old, ok := c.entries[key]
+		if ok {
 			e.recommendations, e.scaleEvents, e.conditions = old.recommendations, old.scaleEvents, old.conditions
 			e.cpu, e.lastActive, e.lastPoll, e.status = old.cpu, old.lastActive, old.lastPoll, old.status
 		}
 		e.status = e.baseStatus(e.status)
+		// As Kubernetes v1.37's controller: a new autoscaler is reconciled
+		// at once, and so is a changed spec (a new metadata.generation)
+		// while HPAGeneration is on; otherwise the next sync period does.
+		if !ok || (c.cfg.Autoscale.Enabled(autoscale.GateGeneration) && specChanged(old, e)) {
+			c.pending[key] = true
+		}
+	}
+	for key := range c.pending {
+		if next[key] == nil {
+			delete(c.pending, key)
+		}
 	}
 	c.entries = next
+	if len(c.pending) > 0 {
+		select {
+		case c.kick <- struct{}{}:
+		default: // Run is already due to look
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// specChanged reports whether Set changed what the autoscaler asks for,
+// as the API server's generation bump on a spec update does.
+func specChanged(old, cur *entry) bool {
+	if !apiequality.Semantic.DeepEqual(old.hpa.Spec, cur.hpa.Spec) {
+		return true
+	}
+	if old.so == nil || cur.so == nil {
+		return old.so != cur.so
+	}
+	return !reflect.DeepEqual(old.so.Spec, cur.so.Spec)
 }
 
 // copyScaledObject makes a deep copy, so the caller may keep changing
@@ -289,21 +326,32 @@ func (c *Controller) Status() []api.AutoscalerInfo {
 	return out
 }
 
-// Run reconciles every SyncPeriod, starting at once, until ctx ends.
+// Run reconciles every SyncPeriod, starting at once, until ctx ends, and
+// between periods reconciles at once the autoscalers Set adds or changes.
 // Failed reconciliations are logged, not fatal.
 func (c *Controller) Run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.SyncPeriod)
 	defer tick.Stop()
+	sync := c.SyncOnce
 	for {
-		if err := c.SyncOnce(ctx); err != nil && ctx.Err() == nil {
+		if err := sync(ctx); err != nil && ctx.Err() == nil {
 			c.log.Warn("autoscaler reconciliation failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			sync = c.SyncOnce
+		case <-c.kick:
+			sync = c.syncPending
 		}
 	}
+}
+
+// syncPending reconciles the autoscalers Set added or changed since they
+// were last reconciled.
+func (c *Controller) syncPending(ctx context.Context) error {
+	return c.syncWhere(ctx, func(key string) bool { return c.pending[key] })
 }
 
 // SyncOnce reconciles every autoscaler once, at the clock's current time:
@@ -313,12 +361,21 @@ func (c *Controller) Run(ctx context.Context) {
 // the same decisions. The error joins the autoscalers' failures to read
 // or scale their targets; metric failures are only in their Status.
 func (c *Controller) SyncOnce(ctx context.Context) error {
+	return c.syncWhere(ctx, func(string) bool { return true })
+}
+
+// syncWhere reconciles, in key order, the autoscalers whose key pick
+// accepts (called with mu held), and takes them off the pending set.
+func (c *Controller) syncWhere(ctx context.Context, pick func(key string) bool) error {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
 	c.mu.Lock()
 	list := make([]*entry, 0, len(c.entries))
-	for _, e := range c.entries {
-		list = append(list, e)
+	for key, e := range c.entries {
+		if pick(key) {
+			list = append(list, e)
+			delete(c.pending, key)
+		}
 	}
 	c.mu.Unlock()
 	sort.Slice(list, func(i, j int) bool { return list[i].key < list[j].key })

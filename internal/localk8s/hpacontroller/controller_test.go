@@ -100,6 +100,8 @@ func TestCPUMatchesSimulate(t *testing.T) {
 		initial  int
 		load     []autoscale.LoadPoint
 		duration time.Duration
+		// want, when set, checks the timeline itself.
+		want func(final int32) bool
 	}{
 		{
 			name: "step up, no behavior", hpa: cpuHPA("web", 1, 10, 70, nil), initial: 2,
@@ -112,6 +114,16 @@ func TestCPUMatchesSimulate(t *testing.T) {
 				{At: 0, Value: 1}, {At: 30 * time.Second, Value: 4.8}, {At: 4 * time.Minute, Value: 1.2},
 			},
 			duration: 12 * time.Minute,
+		},
+		{
+			// behavior.scaleUp/scaleDown.tolerance (KEP-4951, GA in v1.37):
+			// 75% of a 70% target is inside the default 10% but outside a
+			// 1% scale-up tolerance, so 2 pods become 3; 40% is then inside
+			// a 50% scale-down tolerance, so 3 stay.
+			name: "per-direction tolerance", hpa: cpuHPA("api", 2, 10, 70, toleranceBehavior(t)), initial: 2,
+			load:     []autoscale.LoadPoint{{At: 0, Value: 1.4}, {At: 30 * time.Second, Value: 1.5}, {At: 4 * time.Minute, Value: 1.2}},
+			duration: 10 * time.Minute,
+			want:     func(final int32) bool { return final == 3 },
 		},
 	}
 	for _, tt := range tests {
@@ -164,6 +176,9 @@ func TestCPUMatchesSimulate(t *testing.T) {
 					rescales++
 				}
 			}
+			if tt.want != nil && !tt.want(want[len(want)-1].Desired) {
+				t.Errorf("final desired %d is not what the row asks for", want[len(want)-1].Desired)
+			}
 			evs := ev.reasons()
 			if rescales == 0 || len(evs) != rescales {
 				t.Fatalf("%d rescales, events %q", rescales, evs)
@@ -181,6 +196,24 @@ func TestCPUMatchesSimulate(t *testing.T) {
 			t.Logf("events: %q", evs)
 		})
 	}
+}
+
+// toleranceBehavior decodes, strictly as shoal up does, a behavior with
+// v1.37's per-direction tolerances.
+func toleranceBehavior(t *testing.T) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+	t.Helper()
+	var b autoscalingv2.HorizontalPodAutoscalerBehavior
+	err := yaml.UnmarshalStrict([]byte(`
+scaleUp:
+  tolerance: 10m
+scaleDown:
+  tolerance: 500m
+  stabilizationWindowSeconds: 60
+`), &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &b
 }
 
 func TestTargetErrors(t *testing.T) {

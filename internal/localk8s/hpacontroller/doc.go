@@ -18,5 +18,8 @@
 // the pods' CPU usage as an HPA's are, and take no part in activation.
 //
 // Time comes from Config.Now, so SyncOnce is deterministic given the
-// target, the metrics and the clock; Run calls it every SyncPeriod.
+// target, the metrics and the clock; Run calls it every SyncPeriod and,
+// as Kubernetes v1.37's controller does, reconciles at once an
+// autoscaler that Set adds, or whose spec it changes while the
+// HPAGeneration gate (autoscale.Config.FeatureGates) is on.
 package hpacontroller
