@@ -10,6 +10,7 @@ type Snapshot struct {
 	Pods        []PodInfo        `json:"pods"`
 	Services    []ServiceInfo    `json:"services"`
 	Ingresses   []IngressInfo    `json:"ingresses"`
+	HTTPRoutes  []HTTPRouteInfo  `json:"httpRoutes,omitempty"`
 	Autoscalers []AutoscalerInfo `json:"autoscalers"`
 	// Events are the most recent events, oldest first.
 	Events []Event `json:"events"`
@@ -84,6 +85,24 @@ type IngressInfo struct {
 	Backend   string `json:"backend"` // "service:port"
 	// URL is where to reach the rule on this machine.
 	URL string `json:"url"`
+}
+
+// HTTPRouteInfo is one match of one rule of a Gateway API HTTPRoute, for
+// one hostname it serves, and where it sends requests.
+type HTTPRouteInfo struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Rule      int    `json:"rule"` // index in spec.rules
+	// Hostname is the route's hostname as intersected with its listener's,
+	// "" for every host.
+	Hostname string `json:"hostname"`
+	// Match reads "PathPrefix /v1 GET headers=1 query=0".
+	Match string `json:"match"`
+	// Backends read "service:port weight=N".
+	Backends []string `json:"backends"`
+	// URL is where to reach the route on this machine, when its path is
+	// not a regular expression.
+	URL string `json:"url,omitempty"`
 }
 
 // Kinds of autoscaler in [AutoscalerInfo].

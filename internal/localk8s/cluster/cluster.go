@@ -246,11 +246,15 @@ func (c *Cluster) startDNS() error {
 }
 
 func (c *Cluster) startIngress() error {
-	if c.cfg.IngressAddr == "-" || len(c.cfg.Objects.Ingresses) == 0 {
+	o := c.cfg.Objects
+	if c.cfg.IngressAddr == "-" || len(o.Ingresses) == 0 && len(o.HTTPRoutes) == 0 {
 		return nil
 	}
 	c.ing = ingress.New(ingress.Config{Logger: c.log.With("component", "ingress"), Endpoints: c.backendEndpoints})
-	if err := c.ing.Update(c.cfg.Objects.Ingresses); err != nil {
+	if err := c.ing.Update(o.Ingresses); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if err := c.ing.UpdateRoutes(o.Gateways, o.HTTPRoutes); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	ln, err := net.Listen("tcp", c.cfg.IngressAddr)
@@ -267,7 +271,8 @@ func (c *Cluster) startIngress() error {
 	return nil
 }
 
-// IngressAddr is where the Ingress front door listens; empty without one.
+// IngressAddr is where the front door of the Ingresses and HTTPRoutes
+// listens; empty without one.
 func (c *Cluster) IngressAddr() string {
 	if c.ingLn == nil {
 		return ""

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gatewayv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/shoal-dev/shoal/autoscale"
 	"github.com/shoal-dev/shoal/keda"
@@ -27,9 +29,13 @@ var ErrInvalid = errors.New("cluster: invalid object")
 // Objects are the Kubernetes objects a cluster runs. Objects without a
 // namespace are in "default".
 type Objects struct {
-	Deployments   []*appsv1.Deployment
-	Services      []*corev1.Service
-	Ingresses     []*networkingv1.Ingress
+	Deployments []*appsv1.Deployment
+	Services    []*corev1.Service
+	Ingresses   []*networkingv1.Ingress
+	// Gateways and HTTPRoutes are Gateway API objects (v1beta1 ones are
+	// converted to v1, the same type under another name).
+	Gateways      []*gatewayv1.Gateway
+	HTTPRoutes    []*gatewayv1.HTTPRoute
 	HPAs          []*autoscalingv2.HorizontalPodAutoscaler
 	ScaledObjects []*autoscale.ScaledObject
 	Secrets       []*corev1.Secret
@@ -59,6 +65,14 @@ func (o *Objects) Add(obj any) error {
 		o.Services = append(o.Services, v)
 	case *networkingv1.Ingress:
 		o.Ingresses = append(o.Ingresses, v)
+	case *gatewayv1.Gateway:
+		o.Gateways = append(o.Gateways, v)
+	case *gatewayv1beta1.Gateway:
+		o.Gateways = append(o.Gateways, (*gatewayv1.Gateway)(v))
+	case *gatewayv1.HTTPRoute:
+		o.HTTPRoutes = append(o.HTTPRoutes, v)
+	case *gatewayv1beta1.HTTPRoute:
+		o.HTTPRoutes = append(o.HTTPRoutes, (*gatewayv1.HTTPRoute)(v))
 	case *autoscalingv2.HorizontalPodAutoscaler:
 		o.HPAs = append(o.HPAs, v)
 	case *keda.ScaledObject:
@@ -118,6 +132,7 @@ var refusedRules = []string{
 	lint.IDAutoscalerTargetMissing,  // an autoscaler of nothing
 	lint.IDServiceTargetPortUnknown, // pods that can be no endpoint
 	lint.IDIngressBackendMissing,    // a route to nowhere
+	lint.IDRouteBackendMissing,      // an HTTPRoute backend to nowhere
 }
 
 // Validate reports what would stop the objects from running, every problem
@@ -191,6 +206,12 @@ func (o *Objects) documents() []*lint.Document {
 	}
 	for _, ing := range o.Ingresses {
 		add("Ingress", ing, ing)
+	}
+	for _, g := range o.Gateways {
+		add("Gateway", g, g)
+	}
+	for _, r := range o.HTTPRoutes {
+		add("HTTPRoute", r, r)
 	}
 	for _, h := range o.HPAs {
 		add("HorizontalPodAutoscaler", h, h)

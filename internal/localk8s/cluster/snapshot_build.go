@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"strconv"
@@ -133,6 +134,22 @@ func (c *Cluster) Snapshot() api.Snapshot {
 				Backend: r.Backend.Service + ":" + svcPort,
 				URL:     "http://" + host + ":" + port + r.Path,
 			})
+		}
+		for _, r := range c.ing.HTTPRoutes() {
+			host := r.Hostname
+			if host == "" || strings.HasPrefix(host, "*.") {
+				host = strings.Replace(cmp.Or(host, "127.0.0.1"), "*", "any", 1)
+			}
+			info := api.HTTPRouteInfo{Namespace: r.Namespace, Name: r.Name, Rule: r.Rule, Hostname: r.Hostname, Match: r.MatchText}
+			for _, b := range r.Backends {
+				info.Backends = append(info.Backends, fmt.Sprintf("%s:%d weight=%d", b.Service, b.Port.Number, b.Weight))
+			}
+			if path, ok := strings.CutPrefix(r.MatchText, "PathPrefix "); ok {
+				info.URL = "http://" + host + ":" + port + path
+			} else if path, ok := strings.CutPrefix(r.MatchText, "Exact "); ok {
+				info.URL = "http://" + host + ":" + port + strings.Fields(path)[0]
+			}
+			s.HTTPRoutes = append(s.HTTPRoutes, info)
 		}
 	}
 	s.History = append(s.History, c.history...)

@@ -103,6 +103,8 @@ func steady() *api.Snapshot {
 			Ports: []string{"80->8080/TCP"}, Endpoints: []string{"127.0.1.2:8080", "127.0.1.3:8080"}}},
 		Ingresses: []api.IngressInfo{{Namespace: "default", Name: "gallery", Host: "gallery.localhost", Path: "/",
 			Backend: "gallery:80", URL: "http://gallery.localhost:8080/"}},
+		HTTPRoutes: []api.HTTPRouteInfo{{Namespace: "default", Name: "gallery-route", Hostname: "gallery.localhost",
+			Match: "PathPrefix /", Backends: []string{"gallery:80 weight=1"}, URL: "http://gallery.localhost:8080/"}},
 		Autoscalers: []api.AutoscalerInfo{{Kind: "HorizontalPodAutoscaler", Namespace: "default", Name: "gallery",
 			Target: "deployment/gallery", Min: 2, Max: 8, Current: 2, Desired: 2, Metrics: "cpu: 45%/70%", Reason: "within tolerance"}},
 		Events: []api.Event{{Time: t0, Type: "Normal", Reason: "ScalingReplicaSet", Object: "deployment/gallery",
@@ -337,6 +339,9 @@ func TestDashboardFollowsTheCluster(t *testing.T) {
 	}
 	if got := eval[string](t, b, `document.querySelector('#ingresses tr[data-ingress="gallery"] a').href`); got != "http://gallery.localhost:8080/" {
 		t.Errorf("ingress link %q", got)
+	}
+	if got := eval[string](t, b, `document.querySelector('#routes tr[data-route="gallery-route"] a').href`); got != "http://gallery.localhost:8080/" {
+		t.Errorf("route link %q", got)
 	}
 	if got := eval[string](t, b, replicasSVG+`.dataset.points`); got != "3" {
 		t.Errorf("chart has %s replicas points, want 3", got)

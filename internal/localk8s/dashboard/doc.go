@@ -1,5 +1,5 @@
 // Package dashboard serves the live web page of `shoal up`: deployments,
-// pods with their load, services and their endpoints, ingress URLs,
+// pods with their load, services and their endpoints, Ingress and HTTPRoute URLs,
 // autoscaler decisions, a replicas-over-time chart per deployment and the
 // latest events, refreshed every second from the snapshot API.
 //
@@ -19,6 +19,8 @@
 //     data-status, data-ready (true or false), data-ip, data-restarts.
 //   - #services tr[data-service=NAME] with data-endpoints (ready count).
 //   - #ingresses tr[data-ingress=NAME] with data-url.
+//   - #routes tr[data-route=NAME] (one per HTTPRoute match and hostname)
+//     with data-namespace, data-rule and data-url.
 //   - #autoscalers tr[data-autoscaler=NAME] with data-kind, data-current,
 //     data-desired.
 //   - #events tr[data-reason] with data-type and data-object, newest first.

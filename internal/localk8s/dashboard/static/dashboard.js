@@ -140,6 +140,17 @@
     fill("ingresses", rows);
   }
 
+  function renderRoutes(snap) {
+    const rows = list(snap.httpRoutes).slice().sort(byNsName).map((r) => {
+      const url = r.url || "";
+      const link = /^https?:\/\//.test(url) ? el("a", { href: url, target: "_blank", rel: "noopener", text: url }) : url || "–";
+      return el("tr", { data: { route: r.name, namespace: r.namespace, rule: r.rule, url: url } },
+        td(r.namespace), td(r.name, "name"), td(r.hostname || "*"), td(r.match, "mono"),
+        td(list(r.backends).join(", ") || "none (500)", "mono"), el("td", {}, link));
+    });
+    fill("routes", rows);
+  }
+
   function renderAutoscalers(snap) {
     const rows = list(snap.autoscalers).slice().sort(byNsName).map((a) => {
       const reason = el("td", { class: "reason", text: a.reason || "" });
@@ -236,6 +247,7 @@
     renderPods(snap);
     renderServices(snap);
     renderIngresses(snap);
+    renderRoutes(snap);
     renderEvents(snap);
     const pods = list(snap.pods);
     const ready = pods.filter((p) => p.ready).length;
