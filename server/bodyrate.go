@@ -44,7 +44,7 @@ func minBodyRate(cfg Config, next http.Handler) http.Handler {
 	readTimeout := timeout(cfg.ReadTimeout, DefaultReadTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			b := &rateBody{ReadCloser: r.Body, rc: http.NewResponseController(w), rate: rate, start: time.Now(), grace: grace}
+			b := &rateBody{ReadCloser: r.Body, w: w, rate: rate, start: time.Now(), grace: grace}
 			if readTimeout > 0 {
 				b.limit = b.start.Add(readTimeout)
 			}
@@ -56,7 +56,7 @@ func minBodyRate(cfg Config, next http.Handler) http.Handler {
 
 type rateBody struct {
 	io.ReadCloser
-	rc    *http.ResponseController
+	w     http.ResponseWriter // for its read deadline, through http.ResponseController
 	rate  int64
 	start time.Time
 	grace time.Duration
@@ -73,7 +73,7 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	if !b.limit.IsZero() && b.limit.Before(due) {
 		due = b.limit
 	}
-	_ = b.rc.SetReadDeadline(due) // a writer without deadlines keeps ReadTimeout's
+	b.setReadDeadline(due) // a writer without deadlines keeps ReadTimeout's
 	n, err := b.ReadCloser.Read(p)
 	b.n += int64(n)
 	switch {
@@ -81,10 +81,17 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	case errors.Is(err, io.EOF):
 		// Done: no deadline may outlive the body and fail the server's
 		// read of the next request, or cancel this one's context.
-		_ = b.rc.SetReadDeadline(time.Time{})
+		b.setReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded) && (b.limit.IsZero() || due.Before(b.limit)):
 		b.err = ErrBodyTooSlow
 		return n, b.err
 	}
 	return n, err
+}
+
+// setReadDeadline sets the read deadline of the request's connection (its
+// stream on HTTP/2). The controller is made here, where it stays on the
+// stack, rather than held: that would cost the body a second allocation.
+func (b *rateBody) setReadDeadline(t time.Time) {
+	_ = http.NewResponseController(b.w).SetReadDeadline(t)
 }

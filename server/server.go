@@ -164,7 +164,7 @@ func New(cfg Config, h http.Handler) *http.Server {
 			st := &connState{}
 			if age > 0 {
 				f := 1 + jitter*(2*rand.Float64()-1)
-				st.expires = time.Now().Add(time.Duration(float64(age) * f))
+				st.opened, st.maxAge = time.Now(), max(time.Duration(float64(age)*f), 1)
 			}
 			return context.WithValue(ctx, connKey{}, st)
 		}
@@ -176,7 +176,11 @@ type connKey struct{}
 
 // connState is what one connection has used of its limits.
 type connState struct {
-	expires  time.Time // zero when there is no age limit
+	// opened holds a monotonic clock reading, so time.Since(opened) reads
+	// only that clock, where time.Now would read the wall clock as well
+	// on every request.
+	opened   time.Time
+	maxAge   time.Duration // zero when there is no age limit
 	requests atomic.Int64
 }
 
@@ -190,7 +194,7 @@ type limits struct {
 func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st, ok := r.Context().Value(connKey{}).(*connState); ok {
 		n := st.requests.Add(1)
-		if (l.maxRequests > 0 && n >= l.maxRequests) || (!st.expires.IsZero() && !time.Now().Before(st.expires)) {
+		if (l.maxRequests > 0 && n >= l.maxRequests) || (st.maxAge > 0 && time.Since(st.opened) >= st.maxAge) {
 			// HTTP/1.1 closes after this response; HTTP/2 sends GOAWAY.
 			w.Header().Set("Connection", "close")
 		}
