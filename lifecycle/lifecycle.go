@@ -191,13 +191,25 @@ func (l *Lifecycle) Serve(name string, srv *http.Server, ln net.Listener) {
 	if next == nil {
 		next = http.DefaultServeMux
 	}
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.draining.Load() {
-			w.Header().Set("Connection", "close")
-		}
-		next.ServeHTTP(w, r)
-	})
+	srv.Handler = &drainHandler{draining: &l.draining, next: next, close: []string{"close"}}
 	l.servers = append(l.servers, serverEntry{name, httpServer{srv}, ln})
+}
+
+// drainHandler is what Serve puts in front of a server's handler.
+type drainHandler struct {
+	draining *atomic.Bool
+	next     http.Handler
+	// close is the Connection header's value, one slice for every
+	// response of the drain: net/http only reads it, and its capacity of
+	// one makes a handler's Header().Add copy it.
+	close []string
+}
+
+func (d *drainHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d.draining.Load() {
+		w.Header()["Connection"] = d.close
+	}
+	d.next.ServeHTTP(w, r)
 }
 
 // Own registers srv, a server that is not an *http.Server, to serve ln
