@@ -13,7 +13,7 @@ go test -race -timeout 20m $(go list ./... | grep -v '/test/chaos$')
 # Allocation counts hold only without the race detector, which adds its
 # own: the tests that count them (testing.AllocsPerRun) run again here.
 echo "== allocation tests (no -race)" >&2
-go test -count=1 -timeout 5m -run 'Alloc' ./session/ ./client/ ./balancer/ ./grpcclient/ ./internal/refsvc/thumbnail/
+go test -count=1 -timeout 5m -run 'Alloc' ./session/ ./client/ ./balancer/ ./grpcclient/ ./internal/refsvc/thumbnail/ ./server/ ./metrics/ ./requestlog/ ./deadline/ ./lifecycle/ ./service/
 # The quickstart is its own module, built and run as a user would.
 echo "== examples/quickstart" >&2
 (cd examples/quickstart && go vet ./... && ../../.bin/staticcheck ./... && go test -race -count=1 -timeout 5m ./...)
