@@ -7,18 +7,24 @@ import (
 )
 
 // PeakEWMA is the policy that draws two endpoints at random and sends the
-// request to the one with the lower cost, where cost is the endpoint's
-// peak EWMA latency, divided by its slow start weight, times its requests
-// in flight plus one (Finagle's and Linkerd's "peak EWMA" balancer); when
-// one endpoint is more than twice as slow as the other, a request in
-// flight counts as 1/[Endpoint.Concurrency] of a request, so a fast
-// replica that serves several at once is not passed over for a slow idle
-// one.
+// request to the better of the two. Endpoints whose latency floors are
+// within a factor of two of each other are alike (the same replica code
+// on alike machines, apart by noise): of two alike endpoints the one with
+// fewer requests in flight wins, and on a tie the one drawn first, so
+// load spreads evenly over alike replicas at any rate, idle ones
+// included. Of two unalike endpoints the one with the lower mean latency
+// × (1 + requests in flight / [Endpoint.Concurrency]) wins: a slow replica
+// is avoided, and a fast replica that serves several at once is not
+// passed over for a slow idle one. An endpoint in slow start wins a draw
+// it would win with a probability that is its slow start weight.
 //
-// A latency sample above the average replaces it at once; lower samples
-// are blended in, and without samples the average decays towards zero, so
-// a replica that was slow is probed again after about Decay times the log
-// of how much slower it was. An endpoint without a sample for Decay/10 is
+// The peak EWMA latency (a sample above the average replaces it at once;
+// lower samples are blended in) bounds the balancer's retry and ejection
+// timing. Without samples the estimates decay towards zero, the floor
+// within a tenth of Decay: a replica judged slow on old samples (a cold
+// cache's first answer, a stall) is alike again within a few tenths of
+// Decay and takes its share, and one that is still slow is told apart
+// again by its next answer. An endpoint without a sample for Decay/10 is
 // probed one request at a time: while one is in flight it takes no other.
 type PeakEWMA struct {
 	// Decay is the time constant of the moving average: how long past
@@ -67,6 +73,10 @@ func (p PeakEWMA) decay() time.Duration { return p.withDefaults().Decay }
 // noise), and their requests in flight count in full.
 const similar = 2
 
+// floorDecay is how many times faster than the moving averages a latency
+// floor decays without samples (and rises towards higher ones).
+const floorDecay = 10
+
 type peakEWMA struct {
 	eps []*Endpoint
 	tau float64
@@ -75,45 +85,42 @@ type peakEWMA struct {
 	stale int64
 }
 
-// less reports whether a is the cheaper of a and b at now. Of two alike
-// endpoints (latency floors, [Endpoint.LowLatency], within a factor of
-// similar: the same replica code on alike machines, apart by noise), it
-// is the one of lower peak EWMA latency × (requests in flight + 1), Finagle's and Linkerd's cost:
-// the requests in flight count in full, which is what spreads requests
-// evenly over alike replicas. Of two unalike ones, it is the one of lower
-// mean latency × (1 + requests in flight / [Endpoint.Concurrency]): the
-// full count assumes a replica serves one request at a time, and then a
-// fast replica serving four at once with four in flight costs as much as
-// an idle replica five times slower, which answers five times later; and
-// the peak EWMA of a fast replica, after one answer a stalled client read
-// late, is as high as a slow one's for the next few dozen answers.
-// Latencies are divided by the slow start weights in the costs, not when
-// telling endpoints apart; an endpoint not measured yet is alike to any.
-func (p *peakEWMA) less(a, b *Endpoint, now int64) bool {
-	da, db := a.decay(now, p.tau), b.decay(now, p.tau)
-	wa, wb := p.weight(a, now), p.weight(b, now)
+// less reports whether a is the better of a and b at now, given u, a
+// uniform draw in [0, 1). Of two alike endpoints (latency floors,
+// [Endpoint.LowLatency], within a factor of similar) it is the one with
+// fewer requests in flight: comparing their latencies instead sends every
+// request to the one a little quicker whenever both are idle, and a
+// single late answer (a cold cache, a stall) then kept a replica out of
+// the picks until its estimate decayed, tens of seconds. On a tie b wins
+// (Pick passes the endpoint drawn first as b), so ties are broken at
+// random. Of two unalike ones
+// it is the one of lower mean latency × (1 + requests in flight /
+// [Endpoint.Concurrency]): the full count assumes a replica serves one
+// request at a time, and then a fast replica serving four at once with
+// four in flight costs as much as an idle replica five times slower,
+// which answers five times later. Floors, not means, tell endpoints
+// apart: on a loaded machine answers are late by more than the replicas'
+// own latency, and the mean of one of alike replicas that took a stall's
+// late answers was seen four times its peers'. An endpoint not measured
+// yet is alike to any. Slow start: the winner, if its weight w is below
+// 1, keeps the win with probability w.
+func (p *peakEWMA) less(a, b *Endpoint, now int64, u float64) bool {
 	ka, kb := float64(a.InFlight()), float64(b.InFlight())
-	// An endpoint not measured yet has only an assumed latency, and one
-	// in slow start is not slower for it: neither is told apart, or it
-	// would be kept out. Endpoints are told apart by their latency
-	// floors, not their means: on a loaded machine answers are late by
-	// more than the replicas' own latency, and the mean of one of alike
-	// replicas that took a stall's late answers was seen four times its
-	// peers'; told apart, it lost nearly every pick and so kept its
-	// mean, starved for seconds. A slow replica has no prompt answers.
-	measured := a.measured.Load() && b.measured.Load()
-	if measured {
-		fa := math.Float64frombits(a.low.Load()) * da
-		fb := math.Float64frombits(b.low.Load()) * db
+	aWins := ka < kb
+	if a.measured.Load() && b.measured.Load() {
+		fa := math.Float64frombits(a.low.Load()) * a.decay(now, p.tau/floorDecay)
+		fb := math.Float64frombits(b.low.Load()) * b.decay(now, p.tau/floorDecay)
 		if fa > similar*fb || fb > similar*fa {
-			ma := math.Float64frombits(a.mean.Load()) * da / wa
-			mb := math.Float64frombits(b.mean.Load()) * db / wb
+			da, db := a.decay(now, p.tau), b.decay(now, p.tau)
+			ma := math.Float64frombits(a.mean.Load()) * da / p.weight(a, now)
+			mb := math.Float64frombits(b.mean.Load()) * db / p.weight(b, now)
 			return ma*(1+ka/a.Concurrency()) < mb*(1+kb/b.Concurrency())
 		}
 	}
-	la := math.Float64frombits(a.ewma.Load()) * da / wa
-	lb := math.Float64frombits(b.ewma.Load()) * db / wb
-	return la*(ka+1) < lb*(kb+1)
+	if aWins {
+		return u < p.weight(a, now)
+	}
+	return u >= p.weight(b, now)
 }
 
 // weight is e's slow start weight at now.
@@ -156,7 +163,7 @@ func (p *peakEWMA) Pick(info PickInfo) *Endpoint {
 		bok := info.Usable(b) && !p.probing(b, info.Now)
 		switch {
 		case aok && bok:
-			if p.less(b, a, info.Now) {
+			if p.less(b, a, info.Now, unitFloat(mix64(r))) {
 				return b
 			}
 			return a

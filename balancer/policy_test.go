@@ -440,3 +440,101 @@ func FuzzConsistentHashPick(f *testing.F) {
 		}
 	})
 }
+
+// TestPeakEWMASharesAlikeEndpoints: alike replicas, all idle, split the
+// picks evenly whatever their recent latencies, and one judged slow on an
+// old sample is alike again, and takes its share, within a few tenths of
+// the decay time. Before, the two idle replicas of a Deployment sent every
+// call to the one a little quicker, and a replica whose first answer was
+// a cold cache's took none for tens of seconds.
+func TestPeakEWMASharesAlikeEndpoints(t *testing.T) {
+	ms := float64(time.Millisecond)
+	tau := float64(DefaultDecay)
+	tests := []struct {
+		name string
+		// samples per endpoint, each observed at its time
+		samples  [][]sample
+		now      time.Duration
+		min, max float64 // share of endpoint 1 over 4000 picks
+		load     []int64
+	}{
+		{name: "idle, a little slower", samples: [][]sample{{{0, 2 * ms}}, {{0, 2.5 * ms}}}, now: time.Millisecond, min: 0.45, max: 0.55},
+		{name: "idle, one late answer after prompt ones", samples: [][]sample{{{0, 2 * ms}}, {{0, 2 * ms}, {time.Millisecond, 60 * ms}}}, now: 2 * time.Millisecond, min: 0.45, max: 0.55},
+		{name: "four alike, one with a peak", samples: [][]sample{{{0, 2 * ms}}, {{0, 2 * ms}, {time.Millisecond, 40 * ms}}, {{0, 2 * ms}}, {{0, 2 * ms}}}, now: 2 * time.Millisecond, min: 0.20, max: 0.30},
+		{name: "busy alike replica takes less", samples: [][]sample{{{0, 2 * ms}}, {{0, 2 * ms}}}, load: []int64{0, 3}, now: time.Millisecond, min: 0, max: 0},
+		// A cold cache's answer, 50× its peer's, and nothing since: told
+		// apart at first, alike again once its floor decayed below twice
+		// the peer's (ln 25 tenths of the decay time, 3.2 s).
+		{name: "cold first answer, just after", samples: [][]sample{{{0, 1 * ms}, {4 * time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: 4 * time.Second, min: 0.45, max: 1},
+		{name: "cold first answer, told apart at once", samples: [][]sample{{{0, 1 * ms}, {time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: time.Second, min: 0, max: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eps := endpoints(len(tt.samples))
+			for i, ss := range tt.samples {
+				for _, s := range ss {
+					eps[i].observeLatency(int64(s.at), s.rtt, tau, 0)
+				}
+			}
+			for i, l := range tt.load {
+				eps[i].inFlight.Store(l)
+			}
+			p := PeakEWMA{}.Build(eps)
+			rnd := seqRand(17)
+			const n = 4000
+			got := 0
+			for range n {
+				if p.Pick(PickInfo{Now: int64(tt.now), Rand: rnd()}) == eps[1] {
+					got++
+				}
+			}
+			if s := float64(got) / n; s < tt.min || s > tt.max {
+				t.Fatalf("endpoint 1 share %.3f, want in [%v, %v]", s, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+type sample struct {
+	at  time.Duration
+	rtt float64
+}
+
+// TestPeakEWMASlowStartShare: an endpoint in slow start, among idle alike
+// ones, takes a share that grows with its weight.
+func TestPeakEWMASlowStartShare(t *testing.T) {
+	win := int64(10 * time.Second)
+	tau := float64(DefaultDecay)
+	tests := []struct {
+		name     string
+		now      time.Duration
+		min, max float64 // share of the new endpoint among three
+	}{
+		// Drawn first in a third of the picks, it wins the tie there
+		// and keeps it with probability w: w/3 of the picks.
+		{name: "cold", now: 0, min: 0.02, max: 0.05},
+		{name: "half way", now: 5 * time.Second, min: 0.14, max: 0.20},
+		{name: "warm", now: 20 * time.Second, min: 0.31, max: 0.36},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eps := endpoints(3)
+			eps[2] = newEndpoint("10.0.0.9:80", 0, win, 1)
+			for _, e := range eps {
+				e.observeLatency(int64(tt.now), float64(2*time.Millisecond), tau, 0)
+			}
+			p := PeakEWMA{}.Build(eps)
+			rnd := seqRand(23)
+			const n = 30000
+			got := 0
+			for range n {
+				if p.Pick(PickInfo{Now: int64(tt.now), Rand: rnd()}) == eps[2] {
+					got++
+				}
+			}
+			if s := float64(got) / n; s < tt.min || s > tt.max {
+				t.Fatalf("new endpoint share %.3f, want in [%v, %v]", s, tt.min, tt.max)
+			}
+		})
+	}
+}

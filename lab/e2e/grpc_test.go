@@ -471,6 +471,9 @@ func (g *grpcDeployment) checkScaleUp(t *testing.T) {
 				pod, share, g.tc.bound, g.tc.bound+g.tc.measure, g.tc.low*fair)
 		}
 	}
+	if t.Failed() {
+		t.Logf("calls per pod per window, from the scale on:\n%s", series.timeline(pods, scaled))
+	}
 	if newPods != to-from {
 		t.Errorf("%d new pods (%v, before %v), want %d", newPods, pods, old, to-from)
 	}

@@ -196,6 +196,45 @@ func (s shareSeries) firstShare(names []string, from time.Time, share float64) m
 	return out
 }
 
+// timeline formats, for each window-long slot from from on (the runs'
+// windows summed by the slot their start falls in), the calls each
+// replica named served: what a failed share check shows, so the log says
+// when a replica lost its share and whether it came back.
+func (s shareSeries) timeline(names []string, from time.Time) string {
+	slots := map[int]map[string]int64{}
+	last := -1
+	for _, w := range s.wins {
+		if w.start.Before(from) {
+			continue
+		}
+		i := int(w.start.Sub(from) / s.window)
+		if slots[i] == nil {
+			slots[i] = map[string]int64{}
+		}
+		for name, c := range w.replicas {
+			slots[i][name] += c
+		}
+		last = max(last, i)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%8s", "at")
+	for i := range names {
+		fmt.Fprintf(&b, " %6s", fmt.Sprintf("pod%d", i))
+	}
+	b.WriteString("\n")
+	for i := 0; i <= last; i++ {
+		fmt.Fprintf(&b, "%8s", time.Duration(i)*s.window)
+		for _, n := range names {
+			fmt.Fprintf(&b, " %6d", slots[i][n])
+		}
+		b.WriteString("\n")
+	}
+	for i, n := range names {
+		fmt.Fprintf(&b, "pod%d = %s\n", i, n)
+	}
+	return b.String()
+}
+
 // loadProc is a running `shoal load`.
 type loadProc struct {
 	cmd    *exec.Cmd
