@@ -48,6 +48,11 @@ const (
 	IDRouteParentMissing         = "SH027"
 	IDListenerUnused             = "SH028"
 	IDRouteHostnameMismatch      = "SH029"
+	IDAffinityBehindProxy        = "SH030"
+	IDAffinityLongLived          = "SH031"
+	IDAffinityHeadless           = "SH032"
+	IDTrafficNoEffect            = "SH033"
+	IDTrafficHotSpots            = "SH034"
 )
 
 // The rules. Decoding and unknown kinds are rules too, so they can be
@@ -143,6 +148,22 @@ var (
 	ruleRouteHostnameMismatch = Rule{ID: IDRouteHostnameMismatch, Name: "route-hostname-mismatch", Severity: Error,
 		Why: "a Gateway accepts a route only where the route's hostnames intersect a listener's hostname, so a route with none in common serves no request",
 		Fix: "make one of spec.hostnames equal to, or covered by, the hostname of a listener the route attaches to"}
+
+	ruleAffinityBehindProxy = Rule{ID: IDAffinityBehindProxy, Name: "session-affinity-behind-proxy", Severity: Warning,
+		Why: "clients that come through an Ingress controller or a Gateway all share the proxy's few pod addresses, so ClientIP affinity sends each proxy pod's whole share of the traffic to one backend pod while the others idle",
+		Fix: "remove sessionAffinity from the Service; if the application needs sticky sessions, use the proxy's cookie or header affinity, which sees the real client"}
+	ruleAffinityLongLived = Rule{ID: IDAffinityLongLived, Name: "session-affinity-long-lived", Severity: Warning,
+		Why: "a long-lived connection already stays on one pod, and ClientIP affinity sends every reconnect back to that pod for the affinity timeout (3h by default), so the reconnects meant to spread load onto new pods never do",
+		Fix: "remove sessionAffinity and let connection-age reconnects rebalance, or send the clients to a headless Service and balance per call on the client"}
+	ruleAffinityHeadless = Rule{ID: IDAffinityHeadless, Name: "session-affinity-ignored", Severity: Warning,
+		Why: "kube-proxy programs no rules for a headless Service, so its sessionAffinity and timeout do nothing and clients that need stickiness do not get it",
+		Fix: "remove sessionAffinity from the headless Service; give clients that need stickiness a ClusterIP Service, or make them choose pods consistently (e.g. hash on a key)"}
+	ruleTrafficNoEffect = Rule{ID: IDTrafficNoEffect, Name: "traffic-distribution-no-effect", Severity: Note,
+		Why: "trafficDistribution changes nothing where no proxy applies it (a headless Service), where internalTrafficPolicy Local already keeps traffic on the node, or where all the pods are in one zone or on one node (as on a single-zone or single-node cluster)",
+		Fix: "remove trafficDistribution, or spread the pods over zones (topologySpreadConstraints on topology.kubernetes.io/zone) so that the preference has a choice"}
+	ruleTrafficHotSpots = Rule{ID: IDTrafficHotSpots, Name: "traffic-distribution-hot-spots", Severity: Warning,
+		Why: "a same-zone or same-node preference sends all of a zone's or node's clients to the few pods there, so with few replicas per zone (or PreferSameNode on a workload that is not on every node) some pods overload while others idle, and the autoscaler, seeing the average, does not react",
+		Fix: "keep PreferSameZone for workloads with at least 3 replicas spread over the zones (topologySpreadConstraints) and PreferSameNode for DaemonSets; otherwise leave trafficDistribution unset"}
 )
 
 // ruleList returns every rule, checks attached, in ID order. It builds the
@@ -158,6 +179,8 @@ func ruleList() []Rule {
 		ruleGRPCNotReady, ruleHTTPProbeOnGRPC,
 		ruleRouteBackend, ruleRouteWeightsZero, ruleRouteParentMissing,
 		ruleListenerUnused, ruleRouteHostnameMismatch,
+		ruleAffinityBehindProxy, ruleAffinityLongLived, ruleAffinityHeadless,
+		ruleTrafficNoEffect, ruleTrafficHotSpots,
 	}
 	checks := map[string]func(*set) []Finding{
 		ruleNoReadiness.ID:        checkReadiness,
@@ -189,6 +212,12 @@ func ruleList() []Rule {
 		ruleRouteParentMissing.ID:    checkRouteParents,
 		ruleListenerUnused.ID:        checkUnusedListeners,
 		ruleRouteHostnameMismatch.ID: checkRouteHostnames,
+
+		ruleAffinityBehindProxy.ID: checkAffinityBehindProxy,
+		ruleAffinityLongLived.ID:   checkAffinityLongLived,
+		ruleAffinityHeadless.ID:    checkAffinityHeadless,
+		ruleTrafficNoEffect.ID:     checkTrafficDistributionNoEffect,
+		ruleTrafficHotSpots.ID:     checkTrafficDistributionHotSpots,
 	}
 	for i := range rs {
 		rs[i].check = checks[rs[i].ID]
