@@ -12,6 +12,7 @@
 //
 //	go run ./bench/stack -duration 10s -concurrency 16
 //	go run ./bench/stack -protocols h2c -rss=false
+//	go run ./bench/stack -rss-only -rss-starts 5   # idle memory only
 //	go run ./bench/stack -breakdown    # the cost of each layer on a trivial handler
 //	go run ./bench/stack -cpuprofile cpu.out -memprofile mem.out  # the full stack's profiles under load
 package main
@@ -54,6 +55,9 @@ func main() {
 	protocols := flag.String("protocols", protoHTTP1+","+protoH2C, "comma-separated protocols to load with: http1 (hey), h2c")
 	works := flag.String("workloads", "trivial,thumbnailer", "comma-separated workloads: trivial, thumbnailer")
 	rss := flag.Bool("rss", true, "also measure the idle RSS of the reference services")
+	rssOnly := flag.Bool("rss-only", false, "measure only the idle RSS of the reference services and their peers")
+	rssStarts := flag.Int("rss-starts", 5, "starts of each program in the idle RSS measurement; the median is reported")
+	rssStatic := flag.Bool("rss-static", false, "build the programs of the idle RSS measurement as the Dockerfile does (CGO_ENABLED=0, -trimpath, -ldflags=-s -w)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the full stack serving the trivial handler (first round) to this file")
 	memProfile := flag.String("memprofile", "", "write an allocation profile of the full stack serving the trivial handler (first round) to this file")
 	// The child process of an h2c measurement.
@@ -77,11 +81,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "stack:", err)
 		os.Exit(2)
 	}
-	if *layers {
+	switch {
+	case *rssOnly:
+		err = idleRSS(log, *rssStarts, *rssStatic)
+	case *layers:
 		err = breakdown(log, *duration, *conc, *rounds, protos)
-	} else {
+	default:
 		err = run(log, options{d: *duration, conc: *conc, rounds: *rounds, protos: protos, workloads: strings.Split(*works, ","),
-			rss: *rss, cpuProfile: *cpuProfile, memProfile: *memProfile})
+			rss: *rss, rssStarts: *rssStarts, rssStatic: *rssStatic, cpuProfile: *cpuProfile, memProfile: *memProfile})
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stack:", err)
@@ -107,6 +114,8 @@ type options struct {
 	conc, rounds           int
 	protos, workloads      []string
 	rss                    bool
+	rssStarts              int
+	rssStatic              bool
 	cpuProfile, memProfile string
 }
 
@@ -160,10 +169,10 @@ func run(log *slog.Logger, o options) error {
 	}
 	defer os.Remove(bodyFile)
 
-	fmt.Printf("| workload | protocol | bare net/http req/s | full stack req/s | ratio (stack/bare) |\n|---|---|---|---|---|\n")
+	fmt.Printf("| workload | protocol | bare net/http req/s | full stack req/s | ratio of means (stack/bare) | median of round ratios | bare CPU µs/req | stack CPU µs/req | CPU ratio (bare/stack) |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range works {
 		for _, proto := range o.protos {
-			var bare, stack []float64
+			var bare, stack summary
 			for r := range o.rounds {
 				for _, full := range []bool{r%2 == 0, r%2 != 0} {
 					url, stop, err := serve(w, full)
@@ -183,7 +192,7 @@ func run(log *slog.Logger, o options) error {
 							return err
 						}
 					}
-					rps, err := loadRPS(hey, spec)
+					m, err := measureLoad(hey, spec)
 					if stopProfile != nil {
 						if perr := stopProfile(); perr != nil && err == nil {
 							err = perr
@@ -194,20 +203,22 @@ func run(log *slog.Logger, o options) error {
 						return err
 					}
 					if full {
-						stack = append(stack, rps)
+						stack = append(stack, m)
 					} else {
-						bare = append(bare, rps)
+						bare = append(bare, m)
 					}
 				}
 			}
-			b, s := mean(bare), mean(stack)
-			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f |\n", w.name, proto, b, s, s/b)
+			b, s := bare.meanRPS(), stack.meanRPS()
+			bc, sc := bare.meanCPU(), stack.meanCPU()
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |\n", w.name, proto, b, s, s/b, medianRatio(stack, bare),
+				float64(bc)/1e3, float64(sc)/1e3, float64(bc)/float64(sc))
 		}
 	}
 	if !o.rss {
 		return nil
 	}
-	return idleRSS(log)
+	return idleRSS(log, o.rssStarts, o.rssStatic)
 }
 
 // startProfiles starts a CPU profile into cpu and counts allocations from
@@ -324,14 +335,6 @@ func heyRPS(hey string, args []string) (float64, error) {
 		return 0, fmt.Errorf("no Requests/sec in hey output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
 }
 
 func testJPEG(w, h int) []byte {
