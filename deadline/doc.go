@@ -22,4 +22,11 @@
 // milliseconds, negative, above 24 hours, or given twice) is ignored
 // rather than rejected: a deadline only helps, and a bad one must not
 // fail the request. A value of 0 means the caller has already given up.
+//
+// The bounded context costs a fast route little: its deadline is set at
+// once, but the timer behind Done starts only when something waits on
+// Done (a call through an http.Client, a select, context.WithCancel of
+// it); until then Err compares the clock with the deadline. It ends as
+// context.WithTimeout's would, at the deadline or when the handler
+// returns, whichever comes first.
 package deadline

@@ -27,6 +27,12 @@
 // all (a load shedder's 503) would leave the request unmatched; wrap that
 // middleware in [RouteOf] so it is counted under the route it asked for.
 //
+// A request costs the middleware one allocation, its writer; the series
+// of each method, route and code are looked up once and kept. Middleware
+// directly inside it reads what that writer saw (status, size, start)
+// with [ResponseOf] rather than wrapping the writer again; package
+// requestlog's line does.
+//
 // [NewRegistry] returns a registry with the Go runtime, process and build
 // information collectors, and [Handler] serves any gatherer in the Prometheus
 // text format. No code in this package registers on the global default
