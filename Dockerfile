@@ -15,10 +15,14 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
+# grpcnotrace leaves out golang.org/x/net/trace, whose /debug/requests
+# pages no Shoal server serves; with it linked, text/template's reflection
+# keeps every exported method in the binary, about 2 MiB more resident at
+# idle (bench/stack -rss-only).
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags="-s -w" -o /out/app ./cmd/${CMD}
+    go build -trimpath -tags grpcnotrace -ldflags="-s -w" -o /out/app ./cmd/${CMD}
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG CMD=thumbnailer
