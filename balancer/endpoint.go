@@ -138,10 +138,9 @@ func (e *Endpoint) MeanLatency(now int64, tau float64) float64 {
 
 // LowLatency returns the latency's floor in nanoseconds: the lowest
 // recent samples, rising towards higher ones within a tenth of tau, and
-// decayed towards zero without samples within a tenth of tau, ten times
-// faster than [Endpoint.Latency]: the floor is what tells a slow replica
-// from alike ones, and one judged on old samples must be tried again
-// soon.
+// decayed towards zero without samples with tau/4, four times faster than
+// [Endpoint.Latency]: the floor is what tells a slow replica from alike
+// ones, and one judged on old samples must be tried again soon.
 func (e *Endpoint) LowLatency(now int64, tau float64) float64 {
 	return math.Float64frombits(e.low.Load()) * e.decay(now, tau/floorDecay)
 }
@@ -189,15 +188,16 @@ func (e *Endpoint) observeLatency(now int64, rtt, tau float64, others int64) {
 			conc = max(conc, float64(min(others, maxConcurrency)+1))
 		}
 		mean = math.Float64frombits(e.mean.Load())*d*w + rtt*(1-w)
-		// The floor moves with time, not with samples, with a tenth of
-		// the decay time (weight 1-d^10): it decays by that factor
-		// without samples and rises towards higher ones with it, so the
+		// The floor rises with time, not with samples: towards higher
+		// samples with a tenth of the decay time (weight 1-d^10), so the
 		// late answers of one stall, arriving together, barely move it,
 		// and the next prompt answer brings it back down at once; a
-		// replica that stays slower is seen so within the tenth.
+		// replica that stays slower is seen so within the tenth. Without
+		// samples it decays as LowLatency says.
 		d2 := d * d
-		d10 := d2 * d2 * d2 * d2 * d2
-		if l := math.Float64frombits(e.low.Load()) * d10; rtt > l {
+		d4 := d2 * d2
+		d10 := d4 * d4 * d2
+		if l := math.Float64frombits(e.low.Load()) * d4; rtt > l {
 			low = l + (rtt-l)*(1-d10)
 		}
 	}

@@ -21,10 +21,12 @@ import (
 // The peak EWMA latency (a sample above the average replaces it at once;
 // lower samples are blended in) bounds the balancer's retry and ejection
 // timing. Without samples the estimates decay towards zero, the floor
-// within a tenth of Decay: a replica judged slow on old samples (a cold
-// cache's first answer, a stall) is alike again within a few tenths of
-// Decay and takes its share, and one that is still slow is told apart
-// again by its next answer. An endpoint without a sample for Decay/10 is
+// four times faster than the averages: a replica judged slow on old
+// samples (a cold cache's first answer, a stall) is alike again within
+// about Decay (8 s at the default for an answer 50 times its peers') and
+// takes its share, and one that is still slow is told apart again by its
+// next answer, so a replica ten times slower takes one request about
+// every 4 s. An endpoint without a sample for Decay/10 is
 // probed one request at a time: while one is in flight it takes no other.
 type PeakEWMA struct {
 	// Decay is the time constant of the moving average: how long past
@@ -74,8 +76,11 @@ func (p PeakEWMA) decay() time.Duration { return p.withDefaults().Decay }
 const similar = 2
 
 // floorDecay is how many times faster than the moving averages a latency
-// floor decays without samples (and rises towards higher ones).
-const floorDecay = 10
+// floor decays without samples: ten times would forget a replica ten
+// times slower every 1.6 s at the default decay and so send it a request
+// that often, once would keep a replica whose one answer was a cold
+// cache's out for 30 s.
+const floorDecay = 4
 
 type peakEWMA struct {
 	eps []*Endpoint

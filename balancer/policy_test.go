@@ -464,8 +464,9 @@ func TestPeakEWMASharesAlikeEndpoints(t *testing.T) {
 		{name: "busy alike replica takes less", samples: [][]sample{{{0, 2 * ms}}, {{0, 2 * ms}}}, load: []int64{0, 3}, now: time.Millisecond, min: 0, max: 0},
 		// A cold cache's answer, 50× its peer's, and nothing since: told
 		// apart at first, alike again once its floor decayed below twice
-		// the peer's (ln 25 tenths of the decay time, 3.2 s).
-		{name: "cold first answer, just after", samples: [][]sample{{{0, 1 * ms}, {4 * time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: 4 * time.Second, min: 0.45, max: 1},
+		// the peer's (ln 25 quarters of the decay time, 8 s).
+		{name: "cold first answer, told apart still", samples: [][]sample{{{0, 1 * ms}, {7 * time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: 7 * time.Second, min: 0, max: 0},
+		{name: "cold first answer, alike again", samples: [][]sample{{{0, 1 * ms}, {9 * time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: 9 * time.Second, min: 0.45, max: 1},
 		{name: "cold first answer, told apart at once", samples: [][]sample{{{0, 1 * ms}, {time.Second, 1 * ms}}, {{0, 50 * ms}}}, now: time.Second, min: 0, max: 0},
 	}
 	for _, tt := range tests {
