@@ -10,17 +10,19 @@
 //
 //   - Each admitted request's latency is a sample. A window closes once it
 //     is at least [Config.Window] long and holds at least
-//     [Config.MinWindowSamples] samples, or as soon as it holds those
-//     samples if their mean is already over twice the tolerated latency;
-//     its mean latency is the short RTT. A request admitted before the
+//     [Config.MinWindowSamples] samples, or as soon as three of its
+//     samples (fewer if MinWindowSamples is) and their mean are over twice
+//     the tolerated latency (Tolerance × long RTT): at the onset of an
+//     overload every request admitted meanwhile joins the queue. Its mean
+//     latency is the short RTT. A request admitted before the
 //     limit was last lowered is no sample: it measures the queue of the
 //     old limit, which has been answered.
 //   - The long RTT is an exponentially weighted mean of short RTTs over
 //     [Config.LongWindow] windows: the latency the service has when it is
 //     not queueing. Until that many windows have closed, a short RTT below
 //     it pulls it down as into a plain mean of the windows so far, so a
-//     cold start's slow first window does not set it. When the long RTT exceeds twice the short RTT, it decays
-//     by 5% per window so it can follow a service that got faster. Unlike
+//     cold start's slow first window does not set it. When the long RTT
+//     exceeds twice the short RTT, it decays by 5% per window so it can follow a service that got faster. Unlike
 //     Gradient2, each short RTT enters the mean capped at Tolerance × long
 //     RTT: under a sustained overload the mean would otherwise learn the
 //     queueing latency as normal and let the limit creep up; capped, a
@@ -57,6 +59,19 @@
 // reports failure, so the latency of admitted work stays that of a service
 // running at the limit. Time comes from [Config.Now], so the algorithm is
 // deterministic under a fake clock.
+//
+// # Priority
+//
+// With [Config.Critical] set, the middleware sheds the other requests
+// first: they are admitted only while fewer than the limit less
+// [Config.Reserve] of it (a quarter, at least one slot) are in flight,
+// and not at all for a Window after a critical request was turned away.
+// The reserve keeps room for critical requests arriving at any moment;
+// the pause gives them the whole limit while they alone are more than
+// it can take. The limit itself is shared and adapts as before.
+// [Limiter.Acquire] knows no priority: it admits up to the whole limit.
+//
+// # Metrics
 //
 // The limiter exports shed_limit, shed_in_flight and shed_rejected_total
 // on the registerer it is given.

@@ -52,3 +52,44 @@ func ExampleLimiter_Acquire() {
 	// job 1 admitted: true
 	// job 2 admitted: false
 }
+
+// Requests marked critical are shed last: with a limit of 2, one slot is
+// kept for them.
+func ExampleConfig_critical() {
+	l, err := shed.New(shed.Config{
+		InitialLimit: 2, MaxLimit: 2,
+		Critical: func(r *http.Request) bool { return r.Header.Get("X-Priority") == "critical" },
+	}, nil)
+	if err != nil {
+		panic(err)
+	}
+	started := make(chan struct{})
+	release := make(chan struct{})
+	app := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release // hold the slot
+	}))
+	serve := func(r *http.Request) (code int) {
+		rec := httptest.NewRecorder()
+		app.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	done := make(chan int)
+	go func() { done <- serve(httptest.NewRequest("GET", "/", nil)) }()
+	<-started // one request in flight: the other slot is the reserve
+
+	fmt.Println("other:", serve(httptest.NewRequest("GET", "/", nil)))
+
+	critical := httptest.NewRequest("GET", "/", nil)
+	critical.Header.Set("X-Priority", "critical")
+	go func() { done <- serve(critical) }()
+	<-started
+	fmt.Println("critical: admitted")
+
+	close(release)
+	<-done
+	<-done
+	// Output:
+	// other: 503
+	// critical: admitted
+}

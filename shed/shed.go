@@ -34,6 +34,7 @@ const (
 	DefaultWindow           = 100 * time.Millisecond
 	DefaultMinWindowSamples = 10
 	DefaultRetryAfter       = time.Second
+	DefaultReserve          = 0.25
 )
 
 // Config configures a [Limiter]. The zero value is valid; every field
@@ -78,6 +79,17 @@ type Config struct {
 	Name string
 	// Now reads the clock; nil means time.Now.
 	Now func() time.Time
+	// Critical, if set, tells the Middleware which requests are shed
+	// last: a request it returns false for is admitted only while fewer
+	// than the limit less the Reserve are in flight, and not at all for
+	// a Window after a critical request was turned away. nil means every
+	// request is alike. Called once per request, before admission; it
+	// must be cheap and must not read the body.
+	Critical func(*http.Request) bool
+	// Reserve is the share of the limit, in (0, 1), kept for critical
+	// requests when Critical is set: at least one slot, and at least one
+	// slot is left to the rest. 0 means DefaultReserve (0.25).
+	Reserve float64
 }
 
 // Limiter admits work up to an adaptive concurrency limit. Create it with
@@ -95,6 +107,7 @@ type Limiter struct {
 	winSamples  int
 	winDrops    int
 	winInFlight int     // most in flight during the window
+	winSlow     int     // samples over earlyClose × the tolerated latency
 	winWork     float64 // seconds of handler work in the window's samples
 	windows     int     // closed so far, up to LongWindow
 	// work is the mean time a handler takes once it runs (after the yield
@@ -104,6 +117,9 @@ type Limiter struct {
 	// before it are no samples: they measure the queue of the old limit,
 	// and counting them would lower the limit again for the same queue.
 	loweredAt time.Time
+	// criticalRefused is when the Middleware last turned a critical
+	// request away (see Config.Critical).
+	criticalRefused time.Time
 
 	rejected prometheus.Counter
 	// free holds the Middleware's tickets its requests are done with,
@@ -192,6 +208,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("shed: MinWindowSamples %d is below 1", c.MinWindowSamples)
 	case c.RetryAfter < 0:
 		return fmt.Errorf("shed: RetryAfter %v is negative", c.RetryAfter)
+	case !(c.Reserve > 0 && c.Reserve < 1):
+		return fmt.Errorf("shed: Reserve %g is outside (0, 1)", c.Reserve)
 	}
 	return nil
 }
@@ -236,6 +254,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Reserve == 0 {
+		c.Reserve = DefaultReserve
 	}
 	return c
 }
@@ -358,19 +379,24 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 		l.winSum += rtt
 		l.winWork += work
 		l.winSamples++
-	}
-	if l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0 {
-		return
+		if l.longRTT > 0 && rtt > earlyClose*l.cfg.Tolerance*l.longRTT {
+			l.winSlow++
+		}
 	}
 	// A window whose samples already queue far past the tolerance
-	// closes early: waiting out the rest of it would only admit more
-	// requests into the queue.
-	queueing := l.longRTT > 0 && l.winSum/float64(max(l.winSamples, 1)) > earlyClose*l.cfg.Tolerance*l.longRTT
+	// closes early, after a few such samples rather than a window's
+	// worth: at the onset of an overload every request admitted meanwhile
+	// joins the queue.
+	queueing := l.winSlow >= min(fastSamples, l.cfg.MinWindowSamples) &&
+		l.winSum/float64(l.winSamples) > earlyClose*l.cfg.Tolerance*l.longRTT
+	if !queueing && l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0 {
+		return
+	}
 	if now.Sub(l.winStart) < l.cfg.Window && !queueing {
 		return
 	}
 	l.update(now)
-	l.winStart, l.winSum, l.winWork, l.winSamples, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, l.inFlight
+	l.winStart, l.winSum, l.winWork, l.winSamples, l.winSlow, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, 0, l.inFlight
 }
 
 // update closes a window: the gradient step described in the package
@@ -437,6 +463,10 @@ func (l *Limiter) update(now time.Time) {
 // overload.
 const yieldAbove = time.Millisecond
 
+// fastSamples is how many samples over earlyClose times the tolerated
+// latency close a window early, when its mean is over it too.
+const fastSamples = 3
+
 // earlyClose is how many times the tolerance a window's mean latency must
 // exceed the long RTT for the window to close before Window has passed.
 const earlyClose = 2
@@ -449,6 +479,10 @@ func (l *Limiter) clamp(v float64) float64 {
 // answers the rest at once with 503, a Retry-After header and a JSON body
 // {"error": "..."}. A request whose client went away before next returned
 // is not counted as a latency sample.
+//
+// With [Config.Critical] set, requests it does not call critical are
+// turned away first (see Priority in the package documentation).
+// Admitting a request without a body allocates nothing.
 //
 // Once admitted, a request yields the CPU before next runs when handlers
 // take a millisecond or more (see the package documentation), so that
@@ -468,7 +502,7 @@ func (l *Limiter) clamp(v float64) float64 {
 // to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.acquirePooled()
+		release, ok := l.acquirePooled(l.cfg.Critical == nil || l.cfg.Critical(r))
 		if !ok {
 			h := w.Header()
 			h.Set("Retry-After", l.retryAfter)
@@ -517,9 +551,21 @@ func (l *Limiter) acquire() (*ticket, bool) {
 // acquirePooled is acquire with a ticket from l.free, for callers that
 // know when the ticket is no longer referenced and give it back (see
 // ticket.finish): admission then allocates nothing.
-func (l *Limiter) acquirePooled() (*ticket, bool) {
+func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
+	now := l.cfg.Now()
 	l.mu.Lock()
-	if l.inFlight >= int(l.limit) {
+	limit := int(l.limit)
+	switch {
+	case critical:
+	case now.Sub(l.criticalRefused) < l.cfg.Window:
+		limit = 0 // critical work is being turned away: none of the rest
+	default:
+		limit = max(1, limit-max(1, int(l.limit*l.cfg.Reserve)))
+	}
+	if l.inFlight >= limit {
+		if critical {
+			l.criticalRefused = now
+		}
 		l.mu.Unlock()
 		l.rejected.Inc()
 		return nil, false
@@ -535,7 +581,7 @@ func (l *Limiter) acquirePooled() (*ticket, bool) {
 	if t == nil {
 		t = new(ticket)
 	}
-	t.l, t.start, t.workStart = l, l.cfg.Now(), time.Time{}
+	t.l, t.start, t.workStart = l, now, time.Time{}
 	t.done.Store(false)
 	t.parked, t.parkStart, t.parkedFor = false, time.Time{}, 0
 	return t, true

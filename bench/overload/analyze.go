@@ -35,6 +35,7 @@ func answeredLatencies(ss []sample, from, to time.Duration) []time.Duration {
 // stepSummary is what one step of load did.
 type stepSummary struct {
 	total, answered, rejected, timedOut, failed int
+	critical, criticalAnswered                  int     // of the total and the answered
 	goodput                                     float64 // 200s per second of the step
 	p50, p99                                    time.Duration
 }
@@ -47,9 +48,15 @@ func summarize(ss []sample, onset, dur time.Duration) stepSummary {
 			continue
 		}
 		s.total++
+		if x.critical {
+			s.critical++
+		}
 		switch x.out {
 		case answered:
 			s.answered++
+			if x.critical {
+				s.criticalAnswered++
+			}
 		case rejected:
 			s.rejected++
 		case timedOut:

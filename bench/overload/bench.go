@@ -29,6 +29,7 @@ const (
 	defaultCapacityWarm   = time.Second
 	defaultCapacityTime   = 2 * time.Second // a period; the capacity is the best of defaultCapacityRuns
 	defaultCapacityRuns   = 3
+	defaultCriticalEvery  = 10
 	defaultMaxOutstanding = 15000 // below the 20000 open files a process may have here
 	defaultServerProcs    = 1
 	defaultBudget         = 10 * time.Minute
@@ -53,6 +54,7 @@ type config struct {
 	timeout        time.Duration // per request
 	window         time.Duration // for the settling time
 	maxOutstanding int
+	criticalEvery  int           // every criticalEvery-th request of a step is critical; 0 none
 	serverProcs    int           // GOMAXPROCS of each server
 	clientProcs    int           // GOMAXPROCS of the generator, as set by main (report only)
 	box            string        // "auto", "on" or "off": run servers in a one-core cgroup
@@ -271,6 +273,7 @@ func runCell(ctx context.Context, l *launcher, cfg config, variant string, level
 	defer srv.stop()
 	c := &cell{variant: variant, level: level, offered: level * capacity, onset: cfg.warm}
 	g := newGenerator(srv.url+resizePath, cfg.timeout, cfg.maxOutstanding)
+	g.criticalEvery = cfg.criticalEvery
 	defer g.close()
 	phases := []phase{{rate: cfg.warmLoad * capacity, dur: cfg.warm}, {rate: c.offered, dur: cfg.step}}
 

@@ -34,6 +34,9 @@ type sample struct {
 	at      time.Duration // scheduled send time, from the run's start
 	latency time.Duration // from the scheduled send time to the end of the body
 	out     outcome
+	// critical says the request carried the critical priority header,
+	// which Shoal's shedder turns away last.
+	critical bool
 }
 
 // phase is a stretch of constant arrival rate.
@@ -47,6 +50,7 @@ type generator struct {
 	url            string // of the resize endpoint
 	timeout        time.Duration
 	maxOutstanding int
+	criticalEvery  int // every criticalEvery-th request is critical; 0 none
 	client         *http.Client
 
 	mu       sync.Mutex
@@ -166,6 +170,10 @@ func (g *generator) one(ctx context.Context, start time.Time, due time.Duration,
 	if err != nil {
 		s.out = failed
 		return s
+	}
+	if g.criticalEvery > 0 && i%g.criticalEvery == 0 {
+		req.Header.Set(priorityHeader, priorityCritical)
+		s.critical = true
 	}
 	resp, err := g.client.Do(req)
 	if err == nil {

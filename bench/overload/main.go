@@ -22,6 +22,11 @@
 // request has a 5 s timeout; latency and timeout run from its scheduled
 // time, so a lagging generator counts against the server, never for it.
 //
+// Every tenth request (-critical-every) carries X-Priority: critical.
+// Shoal's shedder is told to shed the others first (shed.Config.Critical);
+// the peers have no priority and treat them alike. The share of critical
+// requests answered is the measure of priority Netflix uses.
+//
 // The report gives, per variant and level, the goodput (200s per second),
 // the shares rejected (503 or 429) and timed out, the p50 and p99 of the
 // 200s, and how long after the step the p99 of the 200s in 100 ms windows
@@ -29,7 +34,7 @@
 //
 // Usage, from this directory (or make -C bench/overload):
 //
-//	go run . [-step 10s] [-warm 3s] [-levels 1,2,4,8] [-variants none,shoal,gozero,kratos]
+//	go run . [-step 10s] [-warm 3s] [-levels 1,2,4,8] [-variants none,shoal,gozero,kratos] [-critical-every 10]
 //
 // It prints a markdown table and writes overload.csv and
 // ../../docs/img/overload.svg.
@@ -84,6 +89,7 @@ func mainErr(args []string) error {
 	fs.DurationVar(&cfg.step, "step", defaultStep, "length of each level's step")
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "per-request timeout")
 	fs.DurationVar(&cfg.window, "window", defaultWindow, "window of the settling p99")
+	fs.IntVar(&cfg.criticalEvery, "critical-every", defaultCriticalEvery, "every n-th request carries "+priorityHeader+": "+priorityCritical+", which Shoal's shedder turns away last (the peers have no priority); 0 for none")
 	fs.IntVar(&cfg.maxOutstanding, "max-outstanding", defaultMaxOutstanding, "most requests the generator keeps outstanding")
 	fs.IntVar(&cfg.serverProcs, "server-procs", defaultServerProcs, "GOMAXPROCS and cores (cpu box quota) of each server")
 	fs.StringVar(&cfg.box, "box", "auto", "run each server in a cgroup with a quota of -server-procs cores, seen as its container's: auto, on, off")

@@ -117,6 +117,14 @@ func (r row) settleText(step time.Duration) string {
 	return s
 }
 
+// criticalText is the share of the critical requests answered 200.
+func (r row) criticalText() string {
+	if r.critical == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*share(r.criticalAnswered, r.critical))
+}
+
 func (r row) serverCPUText() string {
 	if r.statsOnset == nil || r.statsEnd == nil {
 		return "n/a" // the server did not answer /stats in time
@@ -171,13 +179,13 @@ func (rep *report) writeMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Machine: 1-minute load average %.2f at the start, %.2f–%.2f (mean %.2f) after the cells; %.0f%% of its CPU busy during the steps on average; generator lag at most %.1f ms, its CPU at most %.2f cores. Run took %v.\n\n",
 		res.loadAvgStart, minLoad, maxLoad, sumLoad/(n+1), 100*sumBusy/max(n, 1), maxLag, maxGen, res.ended.Sub(res.started).Round(time.Second))
 
-	b.WriteString("| variant | offered | offered/s | goodput/s | goodput ÷ capacity | rejected | timed out | failed | p50 ms | p99 ms | p99 ÷ unloaded p99 | p99 after 1 s, ms | settle | server CPU | shedder's view at end |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|\n")
+	b.WriteString("| variant | offered | offered/s | goodput/s | goodput ÷ capacity | rejected | timed out | failed | p50 ms | p99 ms | p99 ÷ unloaded p99 | p99 after 1 s, ms | settle | critical served | server CPU | shedder's view at end |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n")
 	for _, r := range rep.rows {
-		fmt.Fprintf(&b, "| %s | %g× | %.0f | %.0f | %.2f | %.1f%% | %.1f%% | %.1f%% | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %g× | %.0f | %.0f | %.2f | %.1f%% | %.1f%% | %.1f%% | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %s |\n",
 			r.variant, r.level, r.offered, r.goodput, r.goodputShare,
 			100*share(r.rejected, r.total), 100*share(r.timedOut, r.total), 100*share(r.failed, r.total),
-			ms(r.p50), ms(r.p99), r.p99Ratio, ms(r.lateP99), r.settleText(cfg.step), r.serverCPUText(), r.peerView())
+			ms(r.p50), ms(r.p99), r.p99Ratio, ms(r.lateP99), r.settleText(cfg.step), r.criticalText(), r.serverCPUText(), r.peerView())
 	}
 	b.WriteString("\n")
 	rep.writeGoals(&b)
@@ -222,6 +230,15 @@ func (rep *report) writeGoals(b *strings.Builder) {
 	fmt.Fprintf(b, "- p99 of the 200s ≤ %.0f× the unloaded p99: %s (%s)\n", goalP99Ratio, mark(allP99), strings.Join(p99, ", "))
 	fmt.Fprintf(b, "  - the same after the step's first second (not a goal; the onset left out): %s (%s)\n", mark(allLate), strings.Join(late, ", "))
 	fmt.Fprintf(b, "- settles within %v: %s (%s)\n", goalSettle, mark(allSettle), strings.Join(settle, ", "))
+	var crit []string
+	for _, lv := range rep.res.cfg.levels {
+		if r := shoal[lv]; r.critical > 0 {
+			crit = append(crit, fmt.Sprintf("%g×: %s of %d", lv, r.criticalText(), r.critical))
+		}
+	}
+	if len(crit) > 0 {
+		fmt.Fprintf(b, "- critical requests (every %d-th) served, not a goal but the measure of priority: %s\n", rep.res.cfg.criticalEvery, strings.Join(crit, ", "))
+	}
 	for _, peer := range []string{variantGoZero, variantKratos} {
 		pr, ok := byVariant[peer]
 		if !ok {
@@ -248,6 +265,7 @@ func (rep *report) writeCSV(w io.Writer) error {
 		"goodput_rps", "goodput_share", "p50_ms", "p99_ms", "unloaded_p99_ms", "p99_ratio", "p99_after_1s_ms", "settle_s", "settled", "windows_over_after_1s", "windows_judged_after_1s",
 		"warm_p99_ms", "server_cpu_cores", "machine_busy", "load_avg_1m", "throttled_periods", "max_lag_ms", "generator_cpu_cores",
 		"shoal_limit_end", "gozero_cpu_permille_end", "kratos_cpu_permille_end", "kratos_max_in_flight_end",
+		"critical", "critical_answered",
 	})
 	f := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
 	for _, r := range rep.rows {
@@ -260,6 +278,7 @@ func (rep *report) writeCSV(w io.Writer) error {
 			strconv.Itoa(r.lateOver), strconv.Itoa(r.lateJudged),
 			f(ms(r.warmP99), 2), f(r.serverCPU, 2), f(r.machineBusy, 2), f(r.loadAvg, 2), strconv.FormatInt(r.throttled, 10), f(ms(r.maxLag), 1), f(r.genCPU, 2),
 			f(st["shoal_limit"], 0), f(st["gozero_cpu_permille"], 0), f(st["kratos_cpu_permille"], 0), f(st["kratos_max_in_flight"], 0),
+			strconv.Itoa(r.critical), strconv.Itoa(r.criticalAnswered),
 		})
 	}
 	cw.Flush()

@@ -33,6 +33,13 @@ const (
 
 var allVariants = []string{variantNone, variantShoal, variantGoZero, variantKratos}
 
+// The header marking a request critical: Shoal's shedder turns the others
+// away first (shed.Config.Critical). The peers' shedders have no priority.
+const (
+	priorityHeader   = "X-Priority"
+	priorityCritical = "critical"
+)
+
 // goZeroCPUThreshold is go-zero's rest.RestConf CpuThreshold default
 // (900‰), which rest.MustNewServer passes to load.NewAdaptiveShedder.
 const goZeroCPUThreshold = 900
@@ -62,7 +69,9 @@ func newVariant(name string, h http.Handler) (*variantServer, error) {
 	case variantShoal:
 		// As package service wires it: the defaults but MaxLimit, which
 		// SHED_MAX_LIMIT sets (500 by default).
-		l, err := shed.New(shed.Config{MaxLimit: shed.DefaultMaxLimit}, prometheus.NewRegistry())
+		// The requests the generator marks critical are shed last.
+		critical := func(r *http.Request) bool { return r.Header.Get(priorityHeader) == priorityCritical }
+		l, err := shed.New(shed.Config{MaxLimit: shed.DefaultMaxLimit, Critical: critical}, prometheus.NewRegistry())
 		if err != nil {
 			return nil, err
 		}
