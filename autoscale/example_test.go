@@ -74,3 +74,44 @@ func ExampleSimulate() {
 	// 45s 200% 6 2
 	// 1m0s 100% 6 4
 }
+
+// An HPA with minReplicas 0 and an External metric scales its target to
+// zero when the queue empties, and the ScaledToZero condition it records,
+// passed back in the HPA's status, lets it scale up from zero when work
+// arrives (HPAScaleToZero, on by default in Kubernetes v1.37).
+func ExampleRecommend_scaleToZero() {
+	zero := int32(0)
+	perPod := resource.MustParse("10")
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		MinReplicas: &zero,
+		MaxReplicas: 10,
+		Metrics: []autoscalingv2.MetricSpec{{
+			Type: autoscalingv2.ExternalMetricSourceType,
+			External: &autoscalingv2.ExternalMetricSource{
+				Metric: autoscalingv2.MetricIdentifier{Name: "queue_depth"},
+				Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &perPod},
+			},
+		}},
+	}}
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	queue := func(n string) map[string]resource.Quantity {
+		return map[string]resource.Quantity{"queue_depth": resource.MustParse(n)}
+	}
+	down, _ := autoscale.Recommend(autoscale.Config{}, autoscale.Input{HPA: hpa, Now: now, CurrentReplicas: 2,
+		ExternalMetrics: queue("0"), Recommendations: []autoscale.Recommendation{}})
+	fmt.Println("empty queue:", down.DesiredReplicas)
+
+	hpa.Status.Conditions = down.Conditions
+	up, _ := autoscale.Recommend(autoscale.Config{}, autoscale.Input{HPA: hpa, Now: now.Add(time.Minute), CurrentReplicas: 0,
+		ExternalMetrics: queue("35"), Recommendations: down.Recommendations})
+	fmt.Println("35 queued:", up.DesiredReplicas)
+
+	off := autoscale.Config{FeatureGates: map[string]bool{autoscale.GateScaleToZero: false}}
+	stay, _ := autoscale.Recommend(off, autoscale.Input{HPA: hpa, Now: now.Add(time.Minute), CurrentReplicas: 0,
+		ExternalMetrics: queue("35"), Recommendations: down.Recommendations})
+	fmt.Println("gate off:", stay.DesiredReplicas, stay.Reason)
+	// Output:
+	// empty queue: 0
+	// 35 queued: 4
+	// gate off: 0 ScalingDisabled
+}
