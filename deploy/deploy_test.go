@@ -17,6 +17,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -47,10 +48,18 @@ func objects(t *testing.T, dir string) []any {
 		}
 		gvk := schema.FromAPIVersionAndKind(r.GetApiVersion(), r.GetKind())
 		var obj any
-		if gvk.Group == "keda.sh" && gvk.Kind == "ScaledObject" {
+		switch {
+		case gvk.Group == "keda.sh" && gvk.Kind == "ScaledObject":
 			obj = new(kedaapi.ScaledObject)
-		} else if obj, err = scheme.Scheme.New(gvk); err != nil {
-			t.Fatalf("%s: %s/%s is not a k8s.io/api kind: %v", dir, gvk, r.GetName(), err)
+		case gvk == gatewayv1.SchemeGroupVersion.WithKind("Gateway"):
+			obj = new(gatewayv1.Gateway)
+		case gvk == gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"):
+			obj = new(gatewayv1.HTTPRoute)
+		default:
+			obj, err = scheme.Scheme.New(gvk)
+		}
+		if err != nil {
+			t.Fatalf("%s: %s/%s is neither a k8s.io/api kind nor the kit's Gateway API kinds: %v", dir, gvk, r.GetName(), err)
 		}
 		strict, err := sigsjson.UnmarshalStrict(js, obj)
 		if err != nil || len(strict) > 0 {
@@ -210,9 +219,18 @@ func TestOverlayDifferences(t *testing.T) {
 	if v := env(image(base, "gallery"), "THUMBNAILER_GRPC"); v != nil {
 		t.Errorf("base gallery should call the thumbnailer over HTTP; THUMBNAILER_GRPC = %+v", v)
 	}
-	ing := find(base, func(i *networkingv1.Ingress) string { return i.Name }, "gallery")
-	if *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" {
-		t.Errorf("ingress: %+v", ing.Spec)
+	if count[*networkingv1.Ingress](base) != 0 {
+		t.Error("base: the gallery's front door is a Gateway and an HTTPRoute, not an Ingress")
+	}
+	checkGatewayRoute(t, "base", base, "gallery.example.com", 2)
+
+	ingressKit := objects(t, "overlays/ingress")
+	ing := find(ingressKit, func(i *networkingv1.Ingress) string { return i.Name }, "gallery")
+	if ing == nil || *ing.Spec.IngressClassName != "nginx" || len(ing.Spec.TLS) != 1 || ing.Spec.TLS[0].SecretName == "" || ing.Namespace != "shoal" {
+		t.Errorf("ingress overlay: %+v", ing)
+	}
+	if count[*gatewayv1.Gateway](ingressKit) != 0 || count[*gatewayv1.HTTPRoute](ingressKit) != 0 {
+		t.Error("ingress overlay: the Ingress replaces the Gateway and the HTTPRoute")
 	}
 
 	lab := objects(t, "overlays/lab")
@@ -265,8 +283,28 @@ func TestOverlayDifferences(t *testing.T) {
 	if r := env(image(local, "gallery"), "REDIS_URL"); r == nil || r.Value != "redis://redis:6379/0" || deployment(local, "redis") == nil {
 		t.Errorf("local: sessions in the overlay's Redis by its Service name; REDIS_URL %+v", r)
 	}
-	if ing := find(local, func(i *networkingv1.Ingress) string { return i.Name }, "gallery"); len(ing.Spec.TLS) != 0 {
-		t.Error("local: Ingress without TLS")
+	checkGatewayRoute(t, "local", local, "gallery.localhost", 1)
+	checkGatewayRoute(t, "lab", lab, "gallery.lab.localhost", 2)
+}
+
+// checkGatewayRoute asserts the gallery's Gateway (listeners, the first
+// plain HTTP) and the HTTPRoute attached to it that sends host to the
+// gallery Service's port.
+func checkGatewayRoute(t *testing.T, kit string, objs []any, host string, listeners int) {
+	t.Helper()
+	gw := find(objs, func(g *gatewayv1.Gateway) string { return g.Name }, "gallery")
+	if gw == nil || len(gw.Spec.Listeners) != listeners || gw.Spec.Listeners[0].Protocol != gatewayv1.HTTPProtocolType {
+		t.Fatalf("%s: Gateway gallery %+v, want %d listeners, the first HTTP", kit, gw, listeners)
+	}
+	rt := find(objs, func(r *gatewayv1.HTTPRoute) string { return r.Name }, "gallery")
+	if rt == nil || len(rt.Spec.ParentRefs) != 1 || rt.Spec.ParentRefs[0].Name != "gallery" ||
+		!slices.Equal(rt.Spec.Hostnames, []gatewayv1.Hostname{gatewayv1.Hostname(host)}) || len(rt.Spec.Rules) != 1 {
+		t.Fatalf("%s: HTTPRoute gallery %+v", kit, rt)
+	}
+	svc := find(objs, func(s *corev1.Service) string { return s.Name }, "gallery")
+	b := rt.Spec.Rules[0].BackendRefs
+	if len(b) != 1 || b[0].Name != "gallery" || b[0].Port == nil || svc == nil || int32(*b[0].Port) != svc.Spec.Ports[0].Port {
+		t.Errorf("%s: HTTPRoute backendRefs %+v, want the gallery Service's port", kit, b)
 	}
 }
 
@@ -352,4 +390,5 @@ func ExampleOverlays() {
 	// deploy/overlays/production
 	// deploy/overlays/local
 	// deploy/overlays/grpc
+	// deploy/overlays/ingress
 }

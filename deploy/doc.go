@@ -1,7 +1,8 @@
 // Package deploy is the Kubernetes deploy kit of the reference system: the
-// kustomize bases of the thumbnailer and the gallery, the overlays lab,
-// keda, production, local and grpc (local with the gallery calling the
-// thumbnailer over gRPC), and the monitoring configuration (Prometheus
+// kustomize bases of the thumbnailer and the gallery (the gallery behind a
+// Gateway API Gateway and HTTPRoute), the overlays lab, keda, production,
+// local, grpc (local with the gallery calling the thumbnailer over gRPC)
+// and ingress (production with an Ingress instead of the Gateway), and the monitoring configuration (Prometheus
 // scrape config and rules, prometheus-adapter rules, a Grafana dashboard).
 //
 // The manifests are plain files meant for `kubectl apply -k`; this package
@@ -18,4 +19,6 @@ var FS embed.FS
 
 // Overlays returns the names of the overlays, each a kustomization at
 // overlays/NAME in [FS] and deploy/overlays/NAME on disk.
-func Overlays() []string { return []string{"lab", "keda", "production", "local", "grpc"} }
+func Overlays() []string {
+	return []string{"lab", "keda", "production", "local", "grpc", "ingress"}
+}

@@ -30,12 +30,13 @@ func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up [-k OVERLAY | -f FILE...]",
 		Short: "Run Kubernetes manifests on this machine with Kubernetes' semantics",
-		Long: `Run the Deployments, Services, Ingresses, HorizontalPodAutoscalers and
-ScaledObjects of a kustomization or of manifest files on this machine:
+		Long: `Run the Deployments, Services, Ingresses, Gateway API HTTPRoutes (with
+their Gateways), HorizontalPodAutoscalers and ScaledObjects of a kustomization or of manifest files on this machine:
 each pod is a set of processes on its own loopback address (127.0.1.x),
 each ClusterIP Service a front door on 127.0.2.x that picks a ready pod
 per connection, as kube-proxy does; Service names resolve through a
-cluster DNS server on 127.0.2.10; the Ingress listens on 127.0.0.1:8080.
+cluster DNS server on 127.0.2.10; the front door of the Ingresses and
+HTTPRoutes (every Gateway listener) listens on 127.0.0.1:8080.
 ko:// images are built with go build; map other images to local programs
 with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 'shoal rollout' listen on 127.0.0.1:8090.`,
@@ -75,7 +76,7 @@ with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 	f.StringArrayVarP(&files, "filename", "f", nil, "manifest file or folder to run (repeatable)")
 	f.StringArrayVar(&o.Images, "image", nil, "map an image to a local program, NAME=PATH; NAME is the image reference, without tag, or its last path element (repeatable; "+localk8s.DefaultImages+" unless NAME is given)")
 	f.StringVar(&o.Addr, "addr", api.DefaultAddr, "address of the dashboard and the API")
-	f.StringVar(&o.IngressAddr, "ingress-addr", cluster.DefaultIngressAddr, "address of the Ingress front door (- for none)")
+	f.StringVar(&o.IngressAddr, "ingress-addr", cluster.DefaultIngressAddr, "address of the front door of Ingresses and HTTPRoutes (- for none)")
 	f.StringVar(&o.Prometheus, "prometheus", "", "URL of a Prometheus that scrapes the pods; Pods metrics are then queried there with the prometheus-adapter rules")
 	f.StringVar(&o.AdapterRules, "adapter-rules", "", "prometheus-adapter rules file (default: the deploy kit's)")
 	f.DurationVar(&o.SyncPeriod, "hpa-sync-period", 15*time.Second, "how often autoscalers reconcile")

@@ -1,11 +1,14 @@
 package up
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/shoal-dev/shoal/internal/localk8s"
 )
@@ -44,6 +47,15 @@ func writeSummary(w io.Writer, info localk8s.Info) {
 	sort.Slice(ings, func(i, j int) bool { return ings[i].URL < ings[j].URL })
 	for _, ing := range ings {
 		fmt.Fprintf(w, "  ingress    %s -> %s\n", ing.URL, ing.Backend)
+	}
+	routes := slices.Clone(s.HTTPRoutes)
+	sort.SliceStable(routes, func(i, j int) bool { return routes[i].URL < routes[j].URL })
+	for _, r := range routes {
+		where := r.URL
+		if where == "" {
+			where = cmp.Or(r.Hostname, "*") + " " + r.Match
+		}
+		fmt.Fprintf(w, "  httproute  %s -> %s\n", where, strings.Join(r.Backends, ", "))
 	}
 	for _, svc := range s.Services {
 		if svc.Type == "ClusterIP" {
