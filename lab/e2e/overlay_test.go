@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"image"
@@ -12,8 +13,11 @@ import (
 	"image/png"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,10 +76,14 @@ func overlayDirs(t *testing.T, l *lab) []string {
 }
 
 // TestOverlaysServerDryRun wants the API server to accept every overlay as
-// it would be applied. Namespaces the overlays put objects in are created
-// first (a dry run creates none) and removed at the end if the test made them.
+// it would be applied, and `shoal lint` to agree: no finding of a rule the
+// API server enforces (see serverRules). Namespaces the overlays put objects
+// in are created first (a dry run creates none) and removed at the end if
+// the test made them.
 func TestOverlaysServerDryRun(t *testing.T) {
 	l := newLab(t)
+	installGatewayAPI(t, l)
+	shoal := buildShoal(t, l)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	manifests := map[string][]byte{}
@@ -99,6 +107,192 @@ func TestOverlaysServerDryRun(t *testing.T) {
 				t.Fatalf("server dry run rejected %s: %v", dir, err)
 			}
 			t.Logf("%s", strings.TrimSpace(out))
+			if fs := serverFindings(lintFindings(ctx, t, shoal, dir)); len(fs) > 0 {
+				t.Errorf("the API server accepts %s, but shoal lint reports %v", dir, fs)
+			}
+		})
+	}
+}
+
+// The Gateway API's standard-channel CRDs, from the module go.mod requires:
+// the version `shoal lint` checks against.
+
+var gatewayCRDsOnce sync.Mutex
+
+// installGatewayAPI applies the standard-channel CRDs server-side (so a
+// second apply changes nothing) and waits until each is Established. The
+// CRDs stay: other tests and later runs use them, and the lab has no
+// controller that would act on them.
+func installGatewayAPI(t *testing.T, l *lab) {
+	t.Helper()
+	gatewayCRDsOnce.Lock()
+	defer gatewayCRDsOnce.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api")
+	cmd.Dir = l.repo
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("find the Gateway API module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard")
+	files, err := filepath.Glob(filepath.Join(dir, "gateway.networking.k8s.io_*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Gateway API CRDs in %s (%v)", dir, err)
+	}
+	// The validating admission policy that guards upgrades is not a CRD.
+	files = slices.DeleteFunc(files, func(f string) bool { return strings.Contains(f, "_vap_") })
+	for _, f := range files {
+		if _, err := l.kubectl(ctx, nil, "apply", "--server-side", "--force-conflicts", "--field-manager=shoal-e2e", "-f", f); err != nil {
+			t.Fatalf("install %s: %v", filepath.Base(f), err)
+		}
+	}
+	for _, f := range files {
+		if _, err := l.kubectl(ctx, nil, "wait", "--for=condition=Established", "--timeout=2m", "-f", f); err != nil {
+			t.Fatalf("CRD of %s not Established: %v", filepath.Base(f), err)
+		}
+	}
+}
+
+// lintFinding is the part of `shoal lint -o json`'s findings the tests read.
+type lintFinding struct {
+	Rule    string `json:"rule"`
+	Object  string `json:"object"`
+	Message string `json:"message"`
+	Line    int    `json:"line"`
+}
+
+func (f lintFinding) String() string {
+	return fmt.Sprintf("%s %s line %d: %s", f.Rule, f.Object, f.Line, f.Message)
+}
+
+// lintFindings runs `shoal lint -o json` on path.
+func lintFindings(ctx context.Context, t *testing.T, shoal, path string) []lintFinding {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, shoal, "lint", "-o", "json", path)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		t.Fatalf("shoal lint %s: %v: %s", path, err, stderr.String())
+	}
+	var rep struct {
+		Findings []lintFinding `json:"findings"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("shoal lint %s: %v\n%s", path, err, out)
+	}
+	return rep.Findings
+}
+
+// serverRules are the lint rules whose findings the API server would
+// refuse too: a document that does not decode against the kind's schema
+// (SH000) and values it rejects (SH016). The others are about what the
+// objects do together, which a dry run does not check.
+var serverRules = []string{"SH000", "SH016"}
+
+func serverFindings(fs []lintFinding) []lintFinding {
+	return slices.DeleteFunc(slices.Clone(fs), func(f lintFinding) bool { return !slices.Contains(serverRules, f.Rule) })
+}
+
+// TestGatewayAPILintAgreesWithServerDryRun applies Gateway API manifests
+// with a server-side dry run against the standard-channel CRDs and wants
+// `shoal lint` to find a fault the server enforces exactly when the server
+// refuses the manifest. Faults only lint sees (references between objects)
+// are asserted as such: the server takes them, lint reports their rule.
+func TestGatewayAPILintAgreesWithServerDryRun(t *testing.T) {
+	l := newLab(t)
+	installGatewayAPI(t, l)
+	shoal := buildShoal(t, l)
+	ns := l.namespace(t, "gwapi")
+	const gateway = `apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec:
+  gatewayClassName: any
+  listeners:
+    - {name: http, port: 80, protocol: HTTP, hostname: "*.example.com"}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80}]
+`
+	route := func(rule string) string {
+		return gateway + `---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: edge, sectionName: http}]
+  hostnames: [web.example.com]
+  rules:
+    - ` + rule + "\n"
+	}
+	tests := []struct {
+		name     string
+		manifest string
+		serverOK bool
+		lintRule string // a rule only lint enforces, expected when serverOK
+	}{
+		{name: "valid", serverOK: true, manifest: route(`matches:
+        - path: {type: PathPrefix, value: /api}
+          headers: [{name: X-Canary, value: "1"}]
+          queryParams: [{type: RegularExpression, name: v, value: "^2"}]
+          method: GET
+      filters:
+        - type: RequestHeaderModifier
+          requestHeaderModifier: {set: [{name: X-From, value: edge}]}
+      backendRefs: [{name: web, port: 80, weight: 3}, {name: web, port: 80, weight: 0}]
+      timeouts: {request: 10s, backendRequest: 2s}`)},
+		{name: "v1beta1 route", serverOK: true, manifest: strings.Replace(route(`backendRefs: [{name: web, port: 80}]`),
+			"gateway.networking.k8s.io/v1\nkind: HTTPRoute", "gateway.networking.k8s.io/v1beta1\nkind: HTTPRoute", 1)},
+		{name: "misspelt field", manifest: route(`backendRefs: [{name: web, port: 80, wieght: 1}]`)},
+		{name: "experimental retry", manifest: route(`backendRefs: [{name: web, port: 80}]
+      retry: {attempts: 2, codes: [503]}`)},
+		{name: "experimental session persistence", manifest: route(`backendRefs: [{name: web, port: 80}]
+      sessionPersistence: {type: Cookie, sessionName: s}`)},
+		{name: "port as a string", manifest: route(`backendRefs: [{name: web, port: "80"}]`)},
+		{name: "listener field misspelt", manifest: strings.Replace(route(`backendRefs: [{name: web, port: 80}]`), "hostname:", "hostnam:", 1)},
+		{name: "version not served", manifest: gateway + `---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: GRPCRoute
+metadata: {name: rpc}
+spec:
+  parentRefs: [{name: edge}]
+`},
+		{name: "backend Service missing", serverOK: true, lintRule: "SH025", manifest: route(`backendRefs: [{name: api, port: 80}]`)},
+		{name: "backend port missing", serverOK: true, lintRule: "SH025", manifest: route(`backendRefs: [{name: web, port: 81}]`)},
+		{name: "weights sum to zero", serverOK: true, lintRule: "SH026", manifest: route(`backendRefs: [{name: web, port: 80, weight: 0}]`)},
+		{name: "parent Gateway missing", serverOK: true, lintRule: "SH027", manifest: strings.Replace(route(`backendRefs: [{name: web, port: 80}]`),
+			"parentRefs: [{name: edge, sectionName: http}]", "parentRefs: [{name: public}]", 1)},
+		{name: "hostname outside the listener", serverOK: true, lintRule: "SH029", manifest: strings.Replace(route(`backendRefs: [{name: web, port: 80}]`),
+			"hostnames: [web.example.com]", "hostnames: [web.example.org]", 1)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			path := filepath.Join(t.TempDir(), "manifest.yaml")
+			if err := os.WriteFile(path, []byte(tt.manifest), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, serverErr := l.kubectl(ctx, []byte(tt.manifest), "apply", "-n", ns, "--dry-run=server", "-f", "-")
+			all := lintFindings(ctx, t, shoal, path)
+			lintErrs := serverFindings(all)
+			t.Logf("server: %v; lint: %v", serverErr, all)
+			if (serverErr == nil) != tt.serverOK {
+				t.Fatalf("server dry run: err %v, want accepted %v", serverErr, tt.serverOK)
+			}
+			if (len(lintErrs) == 0) != (serverErr == nil) {
+				t.Fatalf("disagree: server err %v, shoal lint %v", serverErr, lintErrs)
+			}
+			if tt.lintRule != "" && !slices.ContainsFunc(all, func(f lintFinding) bool { return f.Rule == tt.lintRule }) {
+				t.Errorf("shoal lint reports %v, want a %s finding", all, tt.lintRule)
+			}
 		})
 	}
 }
@@ -141,6 +335,7 @@ func ensureNamespace(t *testing.T, l *lab, ns string) {
 // Deployment in it is rolled out and every pod of the namespace is Ready.
 func applyLabOverlay(t *testing.T, l *lab) {
 	t.Helper()
+	installGatewayAPI(t, l)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := filepath.Join(l.repo, "deploy", "overlays", "lab")
