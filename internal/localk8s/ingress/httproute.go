@@ -41,6 +41,11 @@ type WeightedBackend struct {
 	Weight int32
 }
 
+// String reads "namespace/service:port weight=N".
+func (b WeightedBackend) String() string {
+	return fmt.Sprintf("%s weight=%d", b.Backend, b.Weight)
+}
+
 // pathKind orders path matches: an Exact path beats a regular expression,
 // which beats a PathPrefix (the precedence of regular expressions is left
 // to implementations; this is Envoy Gateway's).
