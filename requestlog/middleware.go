@@ -168,11 +168,20 @@ func (m *middleware) log(w http.ResponseWriter, r *http.Request, written int, by
 	if completed && status < 500 && m.cfg.SampleRate < 1 && m.cfg.Rand() >= m.cfg.SampleRate {
 		return
 	}
-	ctx := r.Context()
-	log := m.cfg.Logger
-	if !log.Enabled(ctx, slog.LevelInfo) {
+	if !m.cfg.Logger.Enabled(r.Context(), slog.LevelInfo) {
 		return
 	}
+	m.write(w, r, status, bytes, start, completed)
+}
+
+// write logs the line. It is apart from log, and not inlined, so that its
+// attributes take stack only for a line that is written: a request sampled
+// out, on a goroutine that may be new (HTTP/2 starts one per stream), does
+// not grow its stack for them.
+//
+//go:noinline
+func (m *middleware) write(w http.ResponseWriter, r *http.Request, status int, bytes int64, start time.Time, completed bool) {
+	ctx := r.Context()
 	var buf [9]slog.Attr
 	attrs := append(buf[:0],
 		slog.String("method", r.Method),
@@ -189,7 +198,7 @@ func (m *middleware) log(w http.ResponseWriter, r *http.Request, written int, by
 	if !completed {
 		attrs = append(attrs, slog.Bool("aborted", true))
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	m.cfg.Logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
 
 // recorder notes the status code and body size a handler sends.

@@ -35,41 +35,57 @@ func Recover(log *slog.Logger, onPanic func(), next http.Handler) http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &startWriter{ResponseWriter: w}
-		outer := saveHeader(w.Header())
-		defer func() {
-			p := recover()
-			if p == nil {
-				return
-			}
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			if onPanic != nil {
-				onPanic()
-			}
-			log.ErrorContext(r.Context(), "panic serving request",
-				slog.String("panic", fmt.Sprint(p)),
-				slog.String("stack", string(debug.Stack())),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Bool("response_started", sw.started),
-			)
-			if sw.started {
-				panic(http.ErrAbortHandler)
-			}
-			outer.restoreBodyHeaders(w.Header())
-			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		}()
-		next.ServeHTTP(sw, r)
-	})
+	return &recoverer{log: log, onPanic: onPanic, next: next}
 }
 
-// savedHeader is a header's fields as they were, held without
-// allocating for the few that outer middleware sets.
+type recoverer struct {
+	log     *slog.Logger
+	onPanic func()
+	next    http.Handler
+}
+
+func (rc *recoverer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &startWriter{ResponseWriter: w}
+	var outer savedHeader
+	outer.save(w.Header())
+	defer rc.recoverPanic(w, r, sw, &outer)
+	rc.next.ServeHTTP(sw, r)
+}
+
+// recoverPanic is ServeHTTP's deferred call: a method rather than a
+// closure, so ServeHTTP's frame, below every handler, stays small.
+func (rc *recoverer) recoverPanic(w http.ResponseWriter, r *http.Request, sw *startWriter, outer *savedHeader) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	if rc.onPanic != nil {
+		rc.onPanic()
+	}
+	rc.log.ErrorContext(r.Context(), "panic serving request",
+		slog.String("panic", fmt.Sprint(p)),
+		slog.String("stack", string(debug.Stack())),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Bool("response_started", sw.started),
+	)
+	if sw.started {
+		panic(http.ErrAbortHandler)
+	}
+	outer.restoreBodyHeaders(w.Header())
+	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+}
+
+// savedHeader is the fields of a header that describe a body, as they
+// were. Only those are put back after a panic, so only those are kept:
+// outer middleware seldom sets any, and the few it may are held without
+// allocating, in a struct small enough that the handler's goroutine (a new
+// one for every HTTP/2 stream) need not grow its stack for it.
 type savedHeader struct {
-	few  [8]headerField
+	few  [2]headerField
 	n    int
 	more []headerField
 }
@@ -79,9 +95,16 @@ type headerField struct {
 	vals []string
 }
 
-func saveHeader(h http.Header) savedHeader {
-	var s savedHeader
+// save notes the fields of h that describe a body. Not inlined: the map
+// iterator would take room in the frame of Recover's handler for as long
+// as the handlers below it run.
+//
+//go:noinline
+func (s *savedHeader) save(h http.Header) {
 	for k, v := range h {
+		if !describesBody(k) {
+			continue
+		}
 		if s.n < len(s.few) {
 			s.few[s.n] = headerField{k, v}
 			s.n++
@@ -89,7 +112,6 @@ func saveHeader(h http.Header) savedHeader {
 			s.more = append(s.more, headerField{k, v})
 		}
 	}
-	return s
 }
 
 // restoreBodyHeaders puts the fields of h that describe a body back as
@@ -103,14 +125,10 @@ func (s *savedHeader) restoreBodyHeaders(h http.Header) {
 		}
 	}
 	for _, f := range s.few[:s.n] {
-		if describesBody(f.key) {
-			h[f.key] = f.vals
-		}
+		h[f.key] = f.vals
 	}
 	for _, f := range s.more {
-		if describesBody(f.key) {
-			h[f.key] = f.vals
-		}
+		h[f.key] = f.vals
 	}
 }
 
