@@ -32,7 +32,7 @@ func newMetrics(cfg Config) (*podmetrics.Direct, hpacontroller.Metrics, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("adapter rules: %w", err)
 	}
-	direct, err := podmetrics.NewDirect(podmetrics.DirectConfig{Rules: rules})
+	direct, err := podmetrics.NewDirect(podmetrics.DirectConfig{Rules: rules, ScrapeInterval: collectInterval})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,8 +39,8 @@ const (
 )
 
 // seriesOverhead is what a series costs beyond its labels and samples:
-// the struct, its place in the map and in its target's list.
-const seriesOverhead = 192
+// the struct, its place in the map and in its target's list, with room.
+const seriesOverhead = 384
 
 // sampleBytes is the size of one kept sample.
 const sampleBytes = 16
@@ -146,11 +146,12 @@ func newStore(cfg DirectConfig) *store {
 	}
 }
 
-// cost is what a series of these labels is charged.
+// cost is what a series of these labels is charged: its ring and its
+// labels, each with the eighth the allocator may round a block up by.
 func (st *store) cost(lset labels.Labels) int {
-	c := seriesOverhead + st.ringSize*sampleBytes
-	lset.Range(func(l labels.Label) { c += len(l.Name) + len(l.Value) + 4 })
-	return c
+	l := 0
+	lset.Range(func(lb labels.Label) { l += len(lb.Name) + len(lb.Value) + 4 })
+	return seriesOverhead + (st.ringSize*sampleBytes+l)*9/8
 }
 
 func (st *store) lookup(lset labels.Labels, hash uint64) *memSeries {
