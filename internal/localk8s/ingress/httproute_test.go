@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -469,4 +470,37 @@ spec:
 
 func backendPort(n int32) networkingv1.ServiceBackendPort {
 	return networkingv1.ServiceBackendPort{Number: n}
+}
+
+// FuzzUpdateRoutes feeds arbitrary HTTPRoutes to UpdateRoutes and matches
+// requests against what it accepts: neither may panic, and a rejection
+// is always a FieldError.
+func FuzzUpdateRoutes(f *testing.F) {
+	f.Add([]byte(`spec: {parentRefs: [{name: edge}], rules: [{matches: [{path: {type: RegularExpression, value: "/a.*"}}], backendRefs: [{name: web, port: 80}]}]}`))
+	f.Add([]byte(`spec: {parentRefs: [{name: edge}], hostnames: ["*.example.com"], rules: [{filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /}}}], backendRefs: [{name: web, port: 80, weight: 0}]}]}`))
+	f.Add([]byte(`spec: {parentRefs: [{name: edge}], rules: [{filters: [{type: RequestRedirect, requestRedirect: {statusCode: 301}}], timeouts: {request: 1s}}]}`))
+	gws, _ := gatewayObjects(f, edgeGateway)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := new(gatewayv1.HTTPRoute)
+		if yaml.Unmarshal(data, r) != nil {
+			return
+		}
+		r.Namespace, r.Name = "default", "fuzz"
+		h := New(Config{})
+		if err := h.UpdateRoutes(gws, []*gatewayv1.HTTPRoute{r}); err != nil {
+			if _, ok := errors.AsType[*FieldError](err); !ok {
+				t.Fatalf("rejection %v is not a FieldError", err)
+			}
+			return
+		}
+		for _, target := range []string{"/", "/a/b?x=1", "/%2e%2e/x"} {
+			req, _ := http.NewRequest("GET", "http://x"+target, nil)
+			for _, host := range []string{"web.example.com", "a.b.example.com", "other"} {
+				req.Host = host
+				// Without endpoints nothing is proxied: redirects, 500s
+				// and 503s are written here.
+				h.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		}
+	})
 }
