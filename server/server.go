@@ -192,6 +192,9 @@ type limits struct {
 }
 
 func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		growStack()
+	}
 	if st, ok := r.Context().Value(connKey{}).(*connState); ok {
 		n := st.requests.Add(1)
 		if (l.maxRequests > 0 && n >= l.maxRequests) || (st.maxAge > 0 && time.Since(st.opened) >= st.maxAge) {
