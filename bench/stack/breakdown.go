@@ -17,7 +17,6 @@ import (
 	"github.com/shoal-dev/shoal/metrics"
 	"github.com/shoal-dev/shoal/requestlog"
 	"github.com/shoal-dev/shoal/server"
-	"github.com/shoal-dev/shoal/shed"
 )
 
 // layer is one step of the stack, added on top of the previous ones.
@@ -29,6 +28,8 @@ type layer struct {
 
 // breakdown serves the trivial handler with the stack's layers added one
 // at a time, so the cost of each shows as the drop from the row before.
+// Shedding is off throughout, as in run's full stack: under a closed-loop
+// load its limit, not its cost, would decide the figures.
 // The last row is package service itself (the lifecycle's drain wrapper,
 // the admin server and the health checker beside the chain).
 func breakdown(log *slog.Logger, d time.Duration, conc, rounds int, protos []string) error {
@@ -58,11 +59,8 @@ func breakdown(log *slog.Logger, d time.Duration, conc, rounds int, protos []str
 			ping(mux, routeTimeout)
 			var h http.Handler = mux
 			if upTo >= 3 {
-				l, err := shed.New(shed.Config{}, reg)
-				if err != nil {
-					return nil, err
-				}
-				h = metrics.RouteOf(mux, l.Middleware(metrics.Route(h)))
+				// Shedding is off, as in the full stack measured by run.
+				h = metrics.RouteOf(mux, metrics.Route(h))
 			}
 			if upTo >= 5 {
 				h = server.Recover(nil, nil, h)
@@ -91,15 +89,16 @@ func breakdown(log *slog.Logger, d time.Duration, conc, rounds int, protos []str
 		{"+ connection age and request limits", limited, plain},
 		{"+ X-Served-By", limited, chain(1)},
 		{"+ request ID", limited, chain(2)},
-		{"+ metrics, shedding, route labels", limited, chain(3)},
+		{"+ metrics and route labels", limited, chain(3)},
 		{"+ request log (every request, logger off)", limited, chain(4)},
 		{"+ panic recovery", limited, chain(5)},
 		{"+ route deadline (the service's chain)", limited, chain(6)},
 		{"package service (+ drain wrapper, admin server, health)", limited, nil},
 	}
 	for _, proto := range protos {
-		fmt.Printf("\n| trivial handler over %s, layers added in turn | req/s | ratio to bare |\n|---|---|---|\n", proto)
+		fmt.Printf("\n| trivial handler over %s, layers added in turn | req/s | ratio to bare | server CPU µs/req | CPU ratio (bare/this) |\n|---|---|---|---|---|\n", proto)
 		rps := make([]float64, len(layers))
+		cpu := make([]time.Duration, len(layers))
 		for r := range rounds {
 			for i := range layers {
 				// Alternate the order between rounds so drift in the
@@ -113,16 +112,17 @@ func breakdown(log *slog.Logger, d time.Duration, conc, rounds int, protos []str
 					return err
 				}
 				log.Info("measuring", "layers", l.name, "protocol", proto, "round", r+1)
-				v, err := loadRPS(hey, loadSpec{proto: proto, url: url + "/v1/ping", method: "GET", d: d, conc: conc})
+				m, err := measureLoad(hey, loadSpec{proto: proto, url: url + "/v1/ping", method: "GET", d: d, conc: conc})
 				stop()
 				if err != nil {
 					return err
 				}
-				rps[i] += v / float64(rounds)
+				rps[i] += m.rps / float64(rounds)
+				cpu[i] += m.cpu / time.Duration(rounds)
 			}
 		}
 		for i, l := range layers {
-			fmt.Printf("| %s | %.0f | %.2f |\n", l.name, rps[i], rps[i]/rps[0])
+			fmt.Printf("| %s | %.0f | %.2f | %.1f | %.2f |\n", l.name, rps[i], rps[i]/rps[0], float64(cpu[i])/1e3, float64(cpu[0])/float64(cpu[i]))
 		}
 	}
 	return nil

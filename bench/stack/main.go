@@ -169,10 +169,10 @@ func run(log *slog.Logger, o options) error {
 	}
 	defer os.Remove(bodyFile)
 
-	fmt.Printf("| workload | protocol | bare net/http req/s | full stack req/s | ratio (stack/bare) |\n|---|---|---|---|---|\n")
+	fmt.Printf("| workload | protocol | bare net/http req/s | full stack req/s | ratio of means (stack/bare) | median of round ratios | bare CPU µs/req | stack CPU µs/req | CPU ratio (bare/stack) |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, w := range works {
 		for _, proto := range o.protos {
-			var bare, stack []float64
+			var bare, stack summary
 			for r := range o.rounds {
 				for _, full := range []bool{r%2 == 0, r%2 != 0} {
 					url, stop, err := serve(w, full)
@@ -192,7 +192,7 @@ func run(log *slog.Logger, o options) error {
 							return err
 						}
 					}
-					rps, err := loadRPS(hey, spec)
+					m, err := measureLoad(hey, spec)
 					if stopProfile != nil {
 						if perr := stopProfile(); perr != nil && err == nil {
 							err = perr
@@ -203,14 +203,16 @@ func run(log *slog.Logger, o options) error {
 						return err
 					}
 					if full {
-						stack = append(stack, rps)
+						stack = append(stack, m)
 					} else {
-						bare = append(bare, rps)
+						bare = append(bare, m)
 					}
 				}
 			}
-			b, s := mean(bare), mean(stack)
-			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f |\n", w.name, proto, b, s, s/b)
+			b, s := bare.meanRPS(), stack.meanRPS()
+			bc, sc := bare.meanCPU(), stack.meanCPU()
+			fmt.Printf("| %s | %s | %.0f | %.0f | %.2f | %.2f | %.1f | %.1f | %.2f |\n", w.name, proto, b, s, s/b, medianRatio(stack, bare),
+				float64(bc)/1e3, float64(sc)/1e3, float64(bc)/float64(sc))
 		}
 	}
 	if !o.rss {
@@ -333,14 +335,6 @@ func heyRPS(hey string, args []string) (float64, error) {
 		return 0, fmt.Errorf("no Requests/sec in hey output: %s", out)
 	}
 	return strconv.ParseFloat(string(m[1]), 64)
-}
-
-func mean(xs []float64) float64 {
-	var s float64
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
 }
 
 func testJPEG(w, h int) []byte {
