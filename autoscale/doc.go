@@ -36,4 +36,11 @@
 // its threshold) and a Resource metric per cpu or memory trigger.
 //
 // Simulate runs either over a load curve and returns a timeline.
+//
+// Replay runs a recorded demand curve through a spec with a model of its
+// pods (capacity, start-up, metric delay and resolution) on Simulate's
+// machinery and reports cost (pod-seconds) and under-provisioning
+// (seconds and demand short of ready capacity, peak overload). Tune
+// replays a bounded grid of behavior settings and returns the cost /
+// under-provisioning frontier and the cheapest spec within a budget.
 package autoscale

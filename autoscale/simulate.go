@@ -110,23 +110,21 @@ func (s *Scenario) Validate() error {
 	return nil
 }
 
-// LoadAt returns the load at t.
+// LoadAt returns the load at t. The points are sorted by time (Validate
+// checks it), so a binary search finds the first one after t: replayed
+// curves have many thousands of points.
 func (s *Scenario) LoadAt(t time.Duration) float64 {
-	v := 0.0
-	for i, p := range s.Load {
-		if p.At > t {
-			if p.Ramp && i > 0 {
-				prev := s.Load[i-1]
-				span := float64(p.At - prev.At)
-				if span > 0 {
-					return prev.Value + (p.Value-prev.Value)*float64(t-prev.At)/span
-				}
-			}
-			return v
+	i := sort.Search(len(s.Load), func(i int) bool { return s.Load[i].At > t })
+	if i < len(s.Load) && s.Load[i].Ramp && i > 0 {
+		prev, p := s.Load[i-1], s.Load[i]
+		if span := float64(p.At - prev.At); span > 0 {
+			return prev.Value + (p.Value-prev.Value)*float64(t-prev.At)/span
 		}
-		v = p.Value
 	}
-	return v
+	if i == 0 {
+		return 0
+	}
+	return s.Load[i-1].Value
 }
 
 // maxSimReplicas bounds the pods a simulation keeps.
