@@ -10,11 +10,12 @@
 //
 //   - Each admitted request's latency is a sample. A window closes once it
 //     is at least [Config.Window] long and holds at least
-//     [Config.MinWindowSamples] samples, or as soon as three of its
-//     samples (fewer if MinWindowSamples is) and their mean are over twice
-//     the tolerated latency (Tolerance × long RTT): at the onset of an
-//     overload every request admitted meanwhile joins the queue. Its mean
-//     latency is the short RTT. A request admitted before the
+//     [Config.MinWindowSamples] samples, or as soon as MinWindowSamples of
+//     its samples and their mean are over twice the tolerated latency
+//     (Tolerance × long RTT), or three of them when the middleware yields
+//     for handlers (see below): at the onset of an overload every request
+//     admitted meanwhile joins the queue. Its mean latency is the short
+//     RTT. A request admitted before the
 //     limit was last lowered is no sample: it measures the queue of the
 //     old limit, which has been answered.
 //   - The long RTT is an exponentially weighted mean of short RTTs over
@@ -54,6 +55,17 @@
 // handlers are not yielded for: their work costs about what serving any
 // request costs, a rejection included, so turning requests away would not
 // relieve the CPU, and the scheduler's delay would only read as overload.
+//
+// The quick steps above (windows of Window, closed early after three slow
+// samples, the drop at once, the √limit probing, the cold start's plain
+// mean) apply while the middleware yields, where latency counts the queue
+// for the CPU. For cheaper handlers the limit follows Gradient2 as
+// published: windows of at least a second, never closed early, gradient
+// clamped to [0.5, 1], and new = limit × gradient + Headroom smoothed by
+// Smoothing both ways. Their latency is mostly the Go scheduler's and the
+// OS's delay, noisy on a busy machine, and a quick limit would read that
+// noise as overload and turn away requests that cost no more to serve
+// than to refuse.
 //
 // Nothing waits in a queue: [Limiter.Acquire] either admits at once or
 // reports failure, so the latency of admitted work stays that of a service

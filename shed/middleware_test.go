@@ -213,3 +213,41 @@ func TestMiddlewareCriticalRefusedStopsOthers(t *testing.T) {
 		}
 	}
 }
+
+// TestCheapHandlersLimitIsGentle: handlers that take well under a
+// millisecond are not yielded for, and their latency, mostly the
+// scheduler's delay, moves the limit as Gradient2 does: windows of a
+// second, at most a tenth off per window. Six times the usual latency for
+// a second must not read as overload the way it does for CPU-bound work.
+func TestCheapHandlersLimitIsGentle(t *testing.T) {
+	c := newClock()
+	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
+	work := 100 * time.Microsecond
+	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { c.Advance(work) }))
+	serveFor := func(d time.Duration) {
+		for end := c.Now().Add(d); c.Now().Before(end); {
+			h.ServeHTTP(discardWriter{h: http.Header{}}, httptest.NewRequest("GET", "/", nil))
+			c.Advance(time.Millisecond - work)
+		}
+	}
+	serveFor(3 * time.Second) // the usual latency learned
+	// Half the limit held, so that windows count as loaded.
+	var held []func(error)
+	for range shed.DefaultInitialLimit / 2 {
+		release, ok := l.Acquire()
+		if !ok {
+			t.Fatal("acquire refused under the initial limit")
+		}
+		held = append(held, release)
+	}
+	defer func() {
+		for _, release := range held {
+			release(context.Canceled)
+		}
+	}()
+	work = 600 * time.Microsecond
+	serveFor(time.Second + 50*time.Millisecond)
+	if got, floor := l.Limit(), shed.DefaultInitialLimit*9/10; got < floor {
+		t.Fatalf("limit %d after a second of 6x latency from a cheap handler, want at least %d", got, floor)
+	}
+}

@@ -383,29 +383,39 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 			l.winSlow++
 		}
 	}
-	// A window whose samples already queue far past the tolerance
-	// closes early, after a few such samples rather than a window's
-	// worth: at the onset of an overload every request admitted meanwhile
-	// joins the queue.
-	queueing := l.winSlow >= min(fastSamples, l.cfg.MinWindowSamples) &&
+	// When the middleware yields for handlers (see Middleware), a window
+	// whose samples already queue far past the tolerance closes early,
+	// after a few such samples: their latency counts the queue for the
+	// CPU, and at the onset of an overload every request admitted
+	// meanwhile joins it. Cheap handlers' latency is mostly the
+	// scheduler's delay, which a few threads preempted by the OS inflate
+	// with no overload: their windows are at least cheapWindow long.
+	yield := l.yield.Load()
+	queueing := yield && l.winSlow >= min(fastSamples, l.cfg.MinWindowSamples) &&
 		l.winSum/float64(l.winSamples) > earlyClose*l.cfg.Tolerance*l.longRTT
 	if !queueing && l.winSamples < l.cfg.MinWindowSamples && l.winDrops == 0 {
 		return
 	}
-	if now.Sub(l.winStart) < l.cfg.Window && !queueing {
+	window := l.cfg.Window
+	if !yield {
+		window = max(window, cheapWindow)
+	}
+	if now.Sub(l.winStart) < window && !queueing {
 		return
 	}
-	l.update(now)
+	l.update(now, yield)
 	l.winStart, l.winSum, l.winWork, l.winSamples, l.winSlow, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, 0, l.inFlight
 }
 
 // update closes a window: the gradient step described in the package
 // documentation. l.mu must be held.
-func (l *Limiter) update(now time.Time) {
+func (l *Limiter) update(now time.Time, yield bool) {
 	c := &l.cfg
 	if l.winDrops > 0 {
 		l.limit = l.clamp(l.limit * c.Backoff)
-		l.loweredAt = now
+		if yield {
+			l.loweredAt = now
+		}
 		return
 	}
 	short := l.winSum / float64(l.winSamples)
@@ -423,8 +433,9 @@ func (l *Limiter) update(now time.Time) {
 	} else {
 		// Capping the sample keeps a sustained overload from quickly
 		// teaching the average that queueing is the norm.
-		alpha := 2 / float64(c.LongWindow+1)
-		if short < l.longRTT {
+		// A window longer than Window weighs as the windows it spans.
+		alpha := min(1, 2/float64(c.LongWindow+1)*max(1, float64(now.Sub(l.winStart))/float64(c.Window)))
+		if yield && short < l.longRTT {
 			// Downward, until LongWindow windows have closed, the plain
 			// mean of them all, so that a cold start's slow first
 			// window weighs no more than the others.
@@ -436,6 +447,14 @@ func (l *Limiter) update(now time.Time) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
+		return
+	}
+	if !yield {
+		// Cheap handlers: Gradient2's smoothed step, as gentle as their
+		// latency is noisy.
+		gradient := max(0.5, min(1, c.Tolerance*l.longRTT/short))
+		next := l.limit*gradient + c.Headroom
+		l.limit = l.clamp(l.limit*(1-c.Smoothing) + next*c.Smoothing)
 		return
 	}
 	if gradient := c.Tolerance * l.longRTT / short; gradient < 1 {
@@ -462,6 +481,10 @@ func (l *Limiter) update(now time.Time) {
 // the CPU behind such work would only read the scheduler's delay as
 // overload.
 const yieldAbove = time.Millisecond
+
+// cheapWindow is the shortest window while the middleware does not yield
+// for handlers.
+const cheapWindow = time.Second
 
 // fastSamples is how many samples over earlyClose times the tolerated
 // latency close a window early, when its mean is over it too.

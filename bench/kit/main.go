@@ -379,16 +379,17 @@ func writeResults(w io.Writer, o options, results []*result) {
 		}
 	}
 	fmt.Fprintf(w, "\n## GET /trivial, median of %d repeat(s)\n\n", o.repeats)
-	fmt.Fprintln(w, "| server | req/s | of bare | p50 ms | p99 ms | server CPU µs/req | RSS after MiB | binary MiB | modules linked | SIGTERM to exit | checks |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+	fmt.Fprintln(w, "| server | req/s | of bare | shed (503s, all repeats) | p50 ms | p99 ms | server CPU µs/req | RSS after MiB | binary MiB | modules linked | SIGTERM to exit | checks |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
 	for _, r := range results {
 		if len(r.runs) == 0 {
 			continue
 		}
 		var p50, p99, cpu, took []time.Duration
 		var rss []float64
-		exits := "exit 0"
+		exits, shed := "exit 0", 0
 		for _, m := range r.runs {
+			shed += m.load.errors["http_503"]
 			took = append(took, m.stopTook)
 			if m.stopErr != nil {
 				exits = stopText(r.target, m)
@@ -405,8 +406,8 @@ func writeResults(w io.Writer, o options, results []*result) {
 		if exits == "exit 0" {
 			exits = fmt.Sprintf("%.2fs, exit 0", median(took).Seconds())
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %.1f | %.1f | %.1f | %d | %s | %s |\n",
-			r.name, rate, ratio, ms(median(p50)), ms(median(p99)), float64(median(cpu))/float64(time.Microsecond),
+		fmt.Fprintf(w, "| %s | %.0f | %s | %d | %s | %s | %.1f | %.1f | %.1f | %d | %s | %s |\n",
+			r.name, rate, ratio, shed, ms(median(p50)), ms(median(p99)), float64(median(cpu))/float64(time.Microsecond),
 			median(rss), r.binMiB, r.deps, exits, checksText(o, r))
 	}
 	for _, r := range results {
