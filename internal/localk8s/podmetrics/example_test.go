@@ -53,3 +53,49 @@ rules:
 	fmt.Printf("web-0: %.1f requests/s\n", perPod["web-0"])
 	// Output: web-0: 2.0 requests/s
 }
+
+// Queries run on Prometheus' own engine: histogram_quantile, binary
+// operators and offsets work as on a Prometheus server.
+func ExampleDirect_Eval() {
+	start := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	now := start
+	direct, err := podmetrics.NewDirect(podmetrics.DirectConfig{ScrapeInterval: 15 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Each 15s the pod serves 40 requests: 10 within 100ms, 30 within
+	// 500ms.
+	for i := range 5 {
+		now = start.Add(time.Duration(i) * 15 * time.Second)
+		text := fmt.Sprintf(`latency_seconds_bucket{le="0.1"} %d
+latency_seconds_bucket{le="0.5"} %d
+latency_seconds_bucket{le="+Inf"} %d
+`, 10*i, 40*i, 40*i)
+		s, err := podmetrics.Parse(strings.NewReader(text), now)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		if err := direct.Record("shop", "web-0", s); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	for _, q := range []string{
+		`histogram_quantile(0.5, sum by (le) (rate(latency_seconds_bucket[1m])))`,
+		`sum(rate(latency_seconds_bucket{le="+Inf"}[1m])) * 60`,
+		`sum(latency_seconds_bucket{le="+Inf"} offset 30s)`,
+	} {
+		els, err := direct.Eval(context.Background(), q)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Printf("%s = %.4g\n", q, els[0].Value)
+	}
+	// Output:
+	// histogram_quantile(0.5, sum by (le) (rate(latency_seconds_bucket[1m]))) = 0.2333
+	// sum(rate(latency_seconds_bucket{le="+Inf"}[1m])) * 60 = 160
+	// sum(latency_seconds_bucket{le="+Inf"} offset 30s) = 80
+}
