@@ -60,7 +60,8 @@
 // samples, the drop at once, the √limit probing, the cold start's plain
 // mean) apply while the middleware yields, where latency counts the queue
 // for the CPU. For cheaper handlers the limit follows Gradient2 as
-// published: windows of at least a second, never closed early, gradient
+// published: windows of at least a second after the first (which is of
+// Window, to learn the handlers' work soon), never closed early, gradient
 // clamped to [0.5, 1], and new = limit × gradient + Headroom smoothed by
 // Smoothing both ways. Their latency is mostly the Go scheduler's and the
 // OS's delay, noisy on a busy machine, and a quick limit would read that

@@ -389,7 +389,8 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	// CPU, and at the onset of an overload every request admitted
 	// meanwhile joins it. Cheap handlers' latency is mostly the
 	// scheduler's delay, which a few threads preempted by the OS inflate
-	// with no overload: their windows are at least cheapWindow long.
+	// with no overload: their windows after the first are at least
+	// cheapWindow long.
 	yield := l.yield.Load()
 	queueing := yield && l.winSlow >= min(fastSamples, l.cfg.MinWindowSamples) &&
 		l.winSum/float64(l.winSamples) > earlyClose*l.cfg.Tolerance*l.longRTT
@@ -397,7 +398,9 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 		return
 	}
 	window := l.cfg.Window
-	if !yield {
+	if !yield && l.work > 0 {
+		// The first window is of Window, so that the handlers' work is
+		// known, and the regime with it, as soon as possible.
 		window = max(window, cheapWindow)
 	}
 	if now.Sub(l.winStart) < window && !queueing {
