@@ -268,7 +268,7 @@ func kedaQueries(t *testing.T) []string {
 // queries, the deploy kit's adapter rules and KEDA triggers among them,
 // gives the same numbers in both at the same instants.
 func TestSameAsPrometheus(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	base := startPrometheus(t, "global: {}\n", "--web.enable-remote-write-receiver")
 	var now time.Time

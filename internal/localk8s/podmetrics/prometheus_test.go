@@ -90,7 +90,7 @@ func startPrometheus(t *testing.T, conf string, flags ...string) string {
 	base := "http://" + addr
 	client := &http.Client{Transport: &http.Transport{}}
 	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute) // a loaded machine starts it slowly
 	for {
 		select {
 		case err := <-exited:
@@ -105,7 +105,7 @@ func startPrometheus(t *testing.T, conf string, flags ...string) string {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 60s: %v\n%s", err, logs.String())
+			t.Fatalf("prometheus not ready after 2m: %v\n%s", err, logs.String())
 		}
 		time.Sleep(100 * time.Millisecond) // polling a process's readiness
 	}
