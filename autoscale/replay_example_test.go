@@ -39,17 +39,22 @@ func ExampleReplay() {
 	// pods or 100% per 15s), so at target 1 the step is met in one sync;
 	// target 0.5 keeps twice the pods and is just as short at the step.
 	tuning, err := autoscale.Tune(autoscale.Replay{HPA: hpa, Curve: []autoscale.LoadPoint{{At: 0, Value: 2}, {At: time.Minute, Value: 6}},
-		Duration: 3 * time.Minute, InitialReplicas: 2}, autoscale.TuneSpace{Targets: []float64{0.5, 1}}, time.Minute)
+		Duration: 3 * time.Minute, InitialReplicas: 2}, autoscale.TuneSpace{Targets: []float64{0.5, 1}}, 30*time.Second)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	for _, c := range tuning.Frontier {
-		fmt.Printf("target %.1f: %.0f pod-seconds, %.0fs short\n", *c.Setting.Target, c.Report.PodSeconds, c.Report.UnderSeconds)
+		label := "as given"
+		if c.Index >= 0 {
+			label = fmt.Sprintf("target %.1f", *c.Setting.Target)
+		}
+		fmt.Printf("%s: %.0f pod-seconds, %.0fs short\n", label, c.Report.PodSeconds, c.Report.UnderSeconds)
 	}
 	fmt.Printf("recommended: target %.1f\n", *tuning.Recommended.Setting.Target)
 	// Output:
 	// 810 pod-seconds, 45s short (shortfall 150), peak overload 3.0, 2 scale events
+	// as given: 810 pod-seconds, 45s short
 	// target 1.0: 840 pod-seconds, 30s short
 	// recommended: target 1.0
 }

@@ -124,14 +124,16 @@ type Candidate struct {
 type Tuning struct {
 	// Baseline is the spec as given.
 	Baseline Candidate `json:"baseline"`
-	// Frontier is the cost / under-provisioning Pareto frontier, cheapest
-	// first: each has fewer under-provisioned seconds than every cheaper
-	// candidate. Of candidates with the same figures the first in grid
-	// order stands for all.
+	// Frontier is the cost / under-provisioning Pareto frontier over the
+	// baseline and the grid, cheapest first: each has fewer
+	// under-provisioned seconds than every cheaper candidate. Of
+	// candidates with the same figures the first in grid order (the
+	// baseline before the grid) stands for all.
 	Frontier []Candidate `json:"frontier"`
-	// Recommended is the cheapest candidate whose under-provisioned
-	// seconds are within the budget (ties: less shortfall, fewer scale
-	// events, grid order); if none is, the one with the fewest.
+	// Recommended is the cheapest candidate, the baseline included, whose
+	// under-provisioned seconds are within the budget (ties: less
+	// shortfall, fewer scale events, the baseline, grid order); if none
+	// is, the one with the fewest. Index -1 means: keep the spec.
 	Recommended Candidate `json:"recommended"`
 	// WithinBudget says whether Recommended meets the budget.
 	WithinBudget bool `json:"withinBudget"`
@@ -179,6 +181,9 @@ func Tune(r Replay, space TuneSpace, budget time.Duration) (Tuning, error) {
 		all = append(all, Candidate{Index: i, Setting: st, HPA: c.HPA, Report: rep})
 	}
 	out.Tried = len(all)
+	// The spec as given competes too: when nothing in the grid beats it,
+	// the advice is to keep it.
+	all = append([]Candidate{out.Baseline}, all...)
 	out.Frontier = frontier(all)
 	out.Recommended, out.WithinBudget = recommend(all, budget.Seconds())
 	return out, nil

@@ -13,7 +13,8 @@ import (
 // TestTuneRule checks the frontier and the recommendation rule on the
 // sawtooth 2, 6, 2, 6, searching only the scale-down window: with none the
 // spec drops to 2 in each trough (960 pod-seconds, 60s short), with 300s
-// it keeps 6 (1200 pod-seconds, 30s short: the first rise only).
+// it keeps 6 (1200 pod-seconds, 30s short: the first rise only). The
+// spec as given, without a behavior, lies between (1170, 45s short).
 func TestTuneRule(t *testing.T) {
 	space := TuneSpace{ScaleDownWindows: []time.Duration{0, 5 * time.Minute}}
 	r := Replay{HPA: queueHPA(nil), Curve: curve(time.Minute, 2, 6, 2, 6), InitialReplicas: 2}
@@ -25,6 +26,7 @@ func TestTuneRule(t *testing.T) {
 	}{
 		{"no budget: none meets it, the fewest short seconds", 0, 1, false},
 		{"30s: only the 300s window", 30 * time.Second, 1, true},
+		{"45s: keep the spec as given", 45 * time.Second, -1, true},
 		{"60s: the cheaper no window", time.Minute, 0, true},
 		{"an hour: the cheapest", time.Hour, 0, true},
 	}
@@ -34,18 +36,23 @@ func TestTuneRule(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Tried != 2 || len(got.Frontier) != 2 {
-				t.Fatalf("tried %d, frontier %d; want 2 and 2", got.Tried, len(got.Frontier))
+			if got.Tried != 2 || len(got.Frontier) != 3 {
+				t.Fatalf("tried %d, frontier %d; want 2 and 3", got.Tried, len(got.Frontier))
 			}
 			f := got.Frontier
-			if f[0].Report.PodSeconds != 960 || f[0].Report.UnderSeconds != 60 || f[1].Report.PodSeconds != 1200 || f[1].Report.UnderSeconds != 30 {
-				t.Errorf("frontier %+v / %+v; want (960, 60s) then (1200, 30s)", f[0].Report, f[1].Report)
+			if f[0].Report.PodSeconds != 960 || f[0].Report.UnderSeconds != 60 || f[1].Index != -1 || f[1].Report.UnderSeconds != 45 ||
+				f[2].Report.PodSeconds != 1200 || f[2].Report.UnderSeconds != 30 {
+				t.Errorf("frontier %+v / %+v / %+v; want (960, 60s), the spec as given (1170, 45s), then (1200, 30s)", f[0].Report, f[1].Report, f[2].Report)
 			}
 			if got.Recommended.Index != tc.wantIndex || got.WithinBudget != tc.wantWithin {
 				t.Errorf("recommended %d (within %v), want %d (within %v)", got.Recommended.Index, got.WithinBudget, tc.wantIndex, tc.wantWithin)
 			}
-			if w := got.Recommended.HPA.Spec.Behavior.ScaleDown.StabilizationWindowSeconds; w == nil || *w != int32(300*tc.wantIndex) {
-				t.Errorf("recommended spec's scale-down window %v, want %d", w, 300*tc.wantIndex)
+			b := got.Recommended.HPA.Spec.Behavior
+			switch {
+			case tc.wantIndex < 0 && b != nil:
+				t.Errorf("keeping the spec recommends a behavior %+v", b)
+			case tc.wantIndex >= 0 && (b == nil || b.ScaleDown.StabilizationWindowSeconds == nil || *b.ScaleDown.StabilizationWindowSeconds != int32(300*tc.wantIndex)):
+				t.Errorf("recommended spec's behavior %+v, want a scale-down window of %ds", b, 300*tc.wantIndex)
 			}
 			if got.Baseline.Index != -1 || got.Baseline.Report.PodSeconds != 1170 {
 				t.Errorf("baseline %+v, want the spec as given (1170 pod-seconds)", got.Baseline)

@@ -1,6 +1,9 @@
 // Package hpa implements `shoal hpa`: one HorizontalPodAutoscaler
 // decision from a file (recommend), and a timeline of decisions over a
-// load curve (simulate), charted as SVG.
+// load curve (simulate), charted as SVG; a recorded demand curve (CSV or a
+// Prometheus range query) replayed through specs for cost and
+// under-provisioning (replay), and a search of behavior settings over it
+// (tune).
 package hpa
 
 import (
@@ -20,9 +23,9 @@ import (
 func NewCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hpa",
-		Short: "Decide and simulate HorizontalPodAutoscaler scaling as Kubernetes v1.37 does",
+		Short: "Decide, simulate, replay and tune HorizontalPodAutoscaler scaling as Kubernetes v1.37 does",
 	}
-	cmd.AddCommand(newRecommendCommand(), newSimulateCommand())
+	cmd.AddCommand(newRecommendCommand(), newSimulateCommand(), newReplayCommand(), newTuneCommand())
 	return cmd
 }
 

@@ -1,10 +1,13 @@
 package hpa
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 
 	"github.com/shoal-dev/shoal/autoscale"
 )
@@ -58,3 +61,25 @@ func FuzzDecodeScenario(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseCurve checks that no CSV makes the parser panic, and that a
+// curve it accepts is one a replay accepts.
+func FuzzParseCurve(f *testing.F) {
+	addSeeds(f, "testdata/replay-*.csv")
+	f.Add([]byte("time,value\n0,1\n15,2\n"))
+	f.Add([]byte("time,value\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:00.5Z,2\n"))
+	f.Add([]byte("time,value\n\"0\",\"1e308\"\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseCurve(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		r := autoscale.Replay{Curve: c, Duration: c[len(c)-1].At + time.Second}
+		r.HPA = replayFuzzHPA
+		if err := r.Validate(); err != nil {
+			t.Fatalf("accepted curve rejected by Replay: %v", err)
+		}
+	})
+}
+
+var replayFuzzHPA = &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 2}}

@@ -1,0 +1,262 @@
+package hpa
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/shoal-dev/shoal/autoscale"
+)
+
+// ErrQuery is wrapped when a Prometheus range query cannot be run or
+// gives no curve.
+var ErrQuery = errors.New("hpa: prometheus query")
+
+// maxQueryPoints is Prometheus's own bound on the points of one series in
+// a range query; checking it first gives a clearer error than the server's.
+const maxQueryPoints = 11000
+
+// ParseCurve reads a demand curve from CSV: a header `time,value`, then
+// one row per sample, times strictly increasing, either all RFC 3339 or
+// all seconds (such as Unix times), values finite and not negative. The
+// curve starts at the first row's time.
+func ParseCurve(r io.Reader) ([]autoscale.LoadPoint, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = 2
+	cr.TrimLeadingSpace = true
+	cr.ReuseRecord = true
+	head, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: csv: empty; want a header time,value and rows", ErrInput)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: csv: %v", ErrInput, err)
+	}
+	if !strings.EqualFold(strings.TrimSpace(head[0]), "time") || !strings.EqualFold(strings.TrimSpace(head[1]), "value") {
+		return nil, fmt.Errorf("%w: csv: line 1: the header is %q,%q; want time,value", ErrInput, head[0], head[1])
+	}
+	var (
+		out      []autoscale.LoadPoint
+		first    time.Time
+		firstSec float64
+		rfc3339  bool
+	)
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: csv: %v", ErrInput, err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(out) == autoscale.MaxCurvePoints {
+			return nil, fmt.Errorf("%w: csv: line %d: more than %d rows; resample the curve at a coarser step", ErrInput, line, autoscale.MaxCurvePoints)
+		}
+		ts := strings.TrimSpace(rec[0])
+		var at time.Duration
+		if len(out) == 0 {
+			if first, err = time.Parse(time.RFC3339Nano, ts); err == nil {
+				rfc3339 = true
+			} else if firstSec, err = parseSeconds(ts); err != nil {
+				return nil, fmt.Errorf("%w: csv: line %d: time %q is neither RFC 3339 nor seconds", ErrInput, line, ts)
+			}
+		} else if rfc3339 {
+			t, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil {
+				return nil, fmt.Errorf("%w: csv: line %d: time %q is not RFC 3339 like the first row's", ErrInput, line, ts)
+			}
+			at = t.Sub(first)
+		} else {
+			s, err := parseSeconds(ts)
+			if err != nil {
+				return nil, fmt.Errorf("%w: csv: line %d: time %q is not seconds like the first row's", ErrInput, line, ts)
+			}
+			if at, err = secondsDuration(s - firstSec); err != nil {
+				return nil, fmt.Errorf("%w: csv: line %d: time %q: %v", ErrInput, line, ts, err)
+			}
+		}
+		if len(out) > 0 && at <= out[len(out)-1].At {
+			return nil, fmt.Errorf("%w: csv: line %d: time %q is not after the previous row's", ErrInput, line, ts)
+		}
+		if at > maxCurveSpan {
+			return nil, fmt.Errorf("%w: csv: line %d: time %q is more than %s after the first row", ErrInput, line, ts, maxCurveSpan)
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rec[1]), 64)
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%w: csv: line %d: value %q is not a finite number >= 0", ErrInput, line, rec[1])
+		}
+		out = append(out, autoscale.LoadPoint{At: at, Value: v})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: csv: no rows after the header", ErrInput)
+	}
+	return out, nil
+}
+
+// maxCurveSpan is the longest curve a replay runs, as for a simulation.
+const maxCurveSpan = 7 * 24 * time.Hour
+
+func parseSeconds(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v > 1e11 {
+		return 0, fmt.Errorf("not seconds")
+	}
+	return v, nil
+}
+
+func secondsDuration(s float64) (time.Duration, error) {
+	if s < 0 || s > maxCurveSpan.Seconds() {
+		return 0, fmt.Errorf("more than %s from the first row, or before it", maxCurveSpan)
+	}
+	// Milliseconds: CSV seconds carry float error below that.
+	return time.Duration(math.Round(s*1000)) * time.Millisecond, nil
+}
+
+// PromSource is a Prometheus range query giving a demand curve.
+type PromSource struct {
+	// URL is the server's base URL; it must not carry credentials.
+	URL string
+	// Query is the PromQL expression; it must give one series.
+	Query string
+	// Start, End and Step are the range query's.
+	Start, End time.Time
+	Step       time.Duration
+	// BearerTokenFile, if set, holds a token sent as
+	// `Authorization: Bearer`, read when each request is made.
+	BearerTokenFile string
+	// Timeout bounds the query. If zero, 1 minute.
+	Timeout time.Duration
+}
+
+// Validate checks the source without contacting the server.
+func (p PromSource) Validate() error {
+	u, err := url.Parse(p.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: --prometheus must be an http or https URL", ErrInput)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%w: --prometheus must not carry credentials; give a token with --bearer-token-file", ErrInput)
+	}
+	if strings.TrimSpace(p.Query) == "" {
+		return fmt.Errorf("%w: --query is required with --prometheus", ErrInput)
+	}
+	if p.Start.IsZero() || p.End.IsZero() {
+		return fmt.Errorf("%w: --start and --end are required with --prometheus", ErrInput)
+	}
+	if !p.End.After(p.Start) {
+		return fmt.Errorf("%w: --end %s is not after --start %s", ErrInput, p.End.Format(time.RFC3339), p.Start.Format(time.RFC3339))
+	}
+	if p.End.Sub(p.Start) > maxCurveSpan {
+		return fmt.Errorf("%w: --start to --end spans %s, more than %s", ErrInput, p.End.Sub(p.Start), maxCurveSpan)
+	}
+	if p.Step < time.Second {
+		return fmt.Errorf("%w: --step %s: must be at least 1s", ErrInput, p.Step)
+	}
+	if n := int64(p.End.Sub(p.Start)/p.Step) + 1; n > maxQueryPoints {
+		return fmt.Errorf("%w: --step %s over %s gives %d points, more than Prometheus's %d: use a larger step", ErrInput, p.Step, p.End.Sub(p.Start), n, maxQueryPoints)
+	}
+	if p.BearerTokenFile != "" {
+		if _, err := os.Stat(p.BearerTokenFile); err != nil {
+			return fmt.Errorf("%w: --bearer-token-file: %v", ErrInput, err)
+		}
+	}
+	return nil
+}
+
+// Curve runs the range query and returns its one series as a curve
+// starting at its first sample. A step with no sample (a gap in the
+// series) keeps the previous sample's value.
+func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	timeout := p.Timeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	transport := &http.Transport{Proxy: http.ProxyFromEnvironment}
+	defer transport.CloseIdleConnections()
+	rt := http.RoundTripper(transport)
+	if p.BearerTokenFile != "" {
+		rt = bearerTransport{file: p.BearerTokenFile, next: rt}
+	}
+	client, err := api.NewClient(api.Config{Address: p.URL, Client: &http.Client{Transport: rt}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	v, _, _, err := promv1.NewAPI(client).QueryRange(ctx, p.Query, promv1.Range{Start: p.Start, End: p.End, Step: p.Step})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	m, ok := v.(model.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("%w: the result is a %s, not a range vector", ErrQuery, v.Type())
+	}
+	switch {
+	case len(m) == 0 || len(m[0].Values) == 0:
+		return nil, fmt.Errorf("%w: no samples between --start and --end", ErrQuery)
+	case len(m) > 1:
+		return nil, fmt.Errorf("%w: the query gives %d series; aggregate them to one, e.g. sum(...)", ErrQuery, len(m))
+	}
+	first := m[0].Values[0].Timestamp.Time()
+	out := make([]autoscale.LoadPoint, 0, len(m[0].Values))
+	for _, s := range m[0].Values {
+		v := float64(s.Value)
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("%w: the sample at %s is %g, not a finite number >= 0", ErrQuery, s.Timestamp.Time().UTC().Format(time.RFC3339), v)
+		}
+		out = append(out, autoscale.LoadPoint{At: s.Timestamp.Time().Sub(first), Value: v})
+	}
+	return out, nil
+}
+
+// parseFlagTime reads --start or --end: RFC 3339 or Unix seconds.
+func parseFlagTime(name, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if v, err := parseSeconds(s); err == nil {
+		return time.Unix(0, 0).Add(time.Duration(math.Round(v*1000)) * time.Millisecond).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%w: --%s %q is neither RFC 3339 nor Unix seconds", ErrInput, name, s)
+}
+
+// bearerTransport adds `Authorization: Bearer` with the token read from
+// file at each request, so a rotated token is picked up; the token never
+// appears in a URL, a flag or a log line.
+type bearerTransport struct {
+	file string
+	next http.RoundTripper
+}
+
+func (b bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := os.ReadFile(b.file)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, fmt.Errorf("hpa: read --bearer-token-file: %w", err)
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	return b.next.RoundTrip(req)
+}
