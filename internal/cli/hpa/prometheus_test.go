@@ -1,0 +1,224 @@
+package hpa
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// prometheusBins returns the prometheus and promtool binaries, or skips
+// saying how to install them (scripts/deps.sh does, for CI).
+func prometheusBins(t *testing.T) (string, string) {
+	t.Helper()
+	prom, err1 := exec.LookPath("prometheus")
+	tool, err2 := exec.LookPath("promtool")
+	if err1 != nil || err2 != nil {
+		t.Skip("no prometheus/promtool: install them with scripts/deps.sh, or apt-get install -y prometheus")
+	}
+	return prom, tool
+}
+
+// backfilledPrometheus writes the CSV curve as the gauge `demand` (and a
+// copy labelled zone="b", so that a bare `demand` gives two series) into
+// TSDB blocks with promtool, starts prometheus on a free loopback port
+// over them, and returns its URL once it is ready.
+func backfilledPrometheus(t *testing.T, csvPath string) string {
+	t.Helper()
+	prom, tool := prometheusBins(t)
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var om bytes.Buffer
+	om.WriteString("# TYPE demand gauge\n")
+	for _, zone := range []string{"a", "b"} {
+		for _, r := range rows[1:] {
+			ts, err := time.Parse(time.RFC3339, r[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&om, "demand{zone=%q} %s %d\n", zone, r[1], ts.Unix())
+		}
+	}
+	om.WriteString("# EOF\n")
+	dir := t.TempDir()
+	input, data := filepath.Join(dir, "demand.om"), filepath.Join(dir, "data")
+	if err := os.WriteFile(input, om.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(tool, "tsdb", "create-blocks-from", "openmetrics", input, data).CombinedOutput(); err != nil {
+		t.Fatalf("promtool: %v\n%s", err, out)
+	}
+	config := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(config, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var logs bytes.Buffer
+	// Retention long enough that the backfilled blocks stay whatever the
+	// date the test runs on.
+	cmd := exec.Command(prom, "--config.file="+config, "--storage.tsdb.path="+data, "--storage.tsdb.retention.time=100y",
+		"--web.listen-address="+addr, "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("prometheus output:\n%s", logs.String())
+		}
+	})
+	base := "http://" + addr
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("prometheus exited: %v\n%s", err, logs.String())
+		default:
+		}
+		resp, err := client.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("prometheus not ready after 90s: %v\n%s", err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond) // polling a process's readiness
+	}
+}
+
+// TestReplayFromPrometheus feeds a real Prometheus the traffic curve and
+// checks that `shoal hpa replay --prometheus` gives the same figures as
+// the same curve from CSV, and that the query's failures are named.
+func TestReplayFromPrometheus(t *testing.T) {
+	// Registered first, so it runs after the cleanups that stop prometheus.
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	curve := filepath.Join("testdata", "replay-traffic.csv")
+	base := backfilledPrometheus(t, curve)
+	specs := []string{"-f", filepath.Join("testdata", "replay-hpa.yaml"), "-f", filepath.Join("testdata", "replay-keda.yaml")}
+	model := []string{"--pod-capacity", "100", "--cpu-request", "500m", "--metric-delay", "30s", "-o", "json"}
+	// The curve's first and last samples: 09:00:00 and 09:59:45.
+	promArgs := func(base, query string) []string {
+		return append(append(append([]string{"replay"}, specs...), model...),
+			"--prometheus", base, "--query", query, "--start", "2026-11-30T09:00:00Z", "--end", "2026-11-30T09:59:45Z", "--step", "15s")
+	}
+	figures := func(out string) string {
+		var v struct {
+			Curve struct{ Points int }
+			Specs json.RawMessage
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil {
+			t.Fatalf("%v:\n%s", err, out)
+		}
+		return fmt.Sprintf("%d points %s", v.Curve.Points, v.Specs)
+	}
+	fromCSV, err := execute(t, append(append(append([]string{"replay"}, specs...), model...), "--csv", curve)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromProm, err := execute(t, promArgs(base, `sum(demand{zone="a"})`)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := figures(fromCSV), figures(fromProm); a != b {
+		t.Errorf("figures differ:\nCSV:        %.300s\nPrometheus: %.300s", a, b)
+	}
+	if !strings.Contains(fromProm, `"points": 240`) || !strings.Contains(fromProm, `"podSeconds"`) {
+		t.Errorf("output lacks the curve or figures:\n%.500s", fromProm)
+	}
+
+	// Behind a proxy that wants a bearer token: the token comes from the
+	// file, never from the URL or a flag, and is not repeated in errors.
+	const token = "s3cr3t-token"
+	target, _ := url.Parse(base)
+	forward := httputil.NewSingleHostReverseProxy(target)
+	upstream := &http.Transport{}
+	forward.Transport = upstream
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	defer upstream.CloseIdleConnections()
+	defer proxy.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	withToken, err := execute(t, append(promArgs(proxy.URL, `sum(demand{zone="a"})`), "--bearer-token-file", tokenFile)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if figures(withToken) != figures(fromCSV) {
+		t.Error("figures through the authenticating proxy differ from the CSV's")
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte("nope"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"two series", promArgs(base, "demand"), "the query gives 2 series; aggregate them"},
+		{"bad PromQL", promArgs(base, "sum(demand"), "hpa: prometheus query"},
+		{"empty range", append(promArgs(base, "sum(demand)")[:len(promArgs(base, ""))-6], "--start", "2020-01-01T00:00:00Z", "--end", "2020-01-01T01:00:00Z", "--step", "15s"), "no samples between --start and --end"},
+		{"no token", promArgs(proxy.URL, "sum(demand)"), "401"},
+		{"wrong token", append(promArgs(proxy.URL, "sum(demand)"), "--bearer-token-file", wrong), "401"},
+		{"a string, not a range", promArgs(base, `"text"`), "hpa: prometheus query"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := execute(t, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want one containing %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), token) {
+				t.Errorf("error %v repeats the token", err)
+			}
+		})
+	}
+}
