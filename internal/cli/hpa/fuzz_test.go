@@ -83,3 +83,18 @@ func FuzzParseCurve(f *testing.F) {
 }
 
 var replayFuzzHPA = &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 2}}
+
+// FuzzDecodeSpec checks that no spec file makes decoding panic, and that
+// a decoded spec replays or is refused with an error.
+func FuzzDecodeSpec(f *testing.F) {
+	addSeeds(f, "testdata/replay-*.yaml")
+	addSeeds(f, "testdata/simulate-*.yaml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, h, so, cfg, err := DecodeSpec(data)
+		if err != nil {
+			return
+		}
+		r := autoscale.Replay{HPA: h, ScaledObject: so, Config: cfg, Curve: []autoscale.LoadPoint{{At: 0, Value: 1}, {At: time.Minute, Value: 3}}}
+		_, _ = r.Run()
+	})
+}

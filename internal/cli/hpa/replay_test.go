@@ -231,3 +231,21 @@ func TestParseCurveTooManyRows(t *testing.T) {
 		t.Fatalf("error = %v, want one about the row cap", err)
 	}
 }
+
+// TestDocsReplayExample checks that docs/hpa.md shows what the replay
+// example prints today.
+func TestDocsReplayExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "hpa.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(t, trafficArgs("replay", "replay-hpa.yaml", "replay-hpa-fast.yaml")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line != "" && !bytes.Contains(doc, []byte(line+"\n")) {
+			t.Errorf("docs/hpa.md lacks the replay line %q", line)
+		}
+	}
+}
