@@ -56,6 +56,11 @@ func TestReplayFigures(t *testing.T) {
 		r:    Replay{HPA: queueHPA(nil), Curve: curve(time.Minute, 2, 6), Duration: 3 * time.Minute, InitialReplicas: 2},
 		want: Report{PodSeconds: 810, UnderSeconds: 45, Shortfall: 150, PeakOverload: 3, ScaleEvents: 2, PeakReplicas: 6},
 	}, {
+		// Pods ready 20s after creation, between syncs: 1:20 and 1:35.
+		name: "step, start-up off the sync grid",
+		r:    Replay{HPA: queueHPA(nil), Curve: curve(time.Minute, 2, 6), Duration: 3 * time.Minute, InitialReplicas: 2, PodStartup: 20 * time.Second},
+		want: Report{PodSeconds: 810, UnderSeconds: 35, Shortfall: 110, PeakOverload: 3, ScaleEvents: 2, PeakReplicas: 6},
+	}, {
 		// The same step seen 30s late: every decision moves 30s later.
 		name: "step with metric delay",
 		r:    Replay{HPA: queueHPA(nil), Curve: curve(time.Minute, 2, 6), Duration: 3 * time.Minute, InitialReplicas: 2, MetricDelay: 30 * time.Second},
