@@ -204,6 +204,9 @@ func (f *replayFlags) replays(cmd *cobra.Command) ([]spec, []autoscale.Replay, s
 	if err != nil {
 		return nil, nil, "", err
 	}
+	if len(c) < 2 {
+		return nil, nil, "", fmt.Errorf("%w: %s has one point; a curve needs two, the last one's step is the gap before it", ErrInput, source)
+	}
 	out := make([]autoscale.Replay, len(specs))
 	for i, s := range specs {
 		out[i] = autoscale.Replay{HPA: s.hpa, ScaledObject: s.scaledObject, Curve: c, PodCapacity: f.podCapacity,

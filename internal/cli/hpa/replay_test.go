@@ -129,6 +129,7 @@ func TestReplayErrors(t *testing.T) {
 	keda := filepath.Join("testdata", "replay-keda.yaml")
 	csv := filepath.Join("testdata", "replay-step.csv")
 	badCSV := write("bad.csv", "time,value\n0,1\n15,lots\n")
+	onePoint := write("one.csv", "time,value\n0,1\n")
 	deployment := write("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n")
 	unknown := write("unknown.yaml", "kind: HorizontalPodAutoscaler\nspec: {maxReplicas: 2, minReplica: 1}\n")
 	tests := []struct {
@@ -144,6 +145,7 @@ func TestReplayErrors(t *testing.T) {
 		{"bad cpu request", []string{"replay", "-f", hpa, "--csv", csv, "--cpu-request", "lots"}, "--cpu-request"},
 		{"short sync", []string{"replay", "-f", hpa, "--csv", csv, "--sync-period", "10ms"}, "--sync-period"},
 		{"bad csv row", []string{"replay", "-f", hpa, "--csv", badCSV}, "bad.csv: hpa: bad input: csv: line 3: value"},
+		{"one point", []string{"replay", "-f", hpa, "--csv", onePoint}, "one.csv has one point"},
 		{"missing csv", []string{"replay", "-f", hpa, "--csv", filepath.Join(dir, "none.csv")}, "read curve"},
 		{"not an autoscaler", []string{"replay", "-f", deployment, "--csv", csv}, `kind "Deployment"`},
 		{"unknown field", []string{"replay", "-f", unknown, "--csv", csv}, `unknown field "minReplica"`},
