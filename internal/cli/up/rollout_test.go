@@ -86,6 +86,11 @@ func TestRollingRestartUnderLoadLosesNothing(t *testing.T) {
 	t.Logf("served by gallery pods: %s", sortedKeys(gallery))
 	t.Logf("served by thumbnailer pods: %s", sortedKeys(upstream))
 	res.check(t)
+	if t.Failed() {
+		for k, n := range load.b.failures() {
+			t.Logf("  %d× %s", n, k)
+		}
+	}
 
 	for _, name := range rolled {
 		o := old[name]

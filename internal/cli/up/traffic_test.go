@@ -33,6 +33,10 @@ type bodies struct {
 	mu       sync.Mutex
 	gallery  map[string]int64
 	upstream map[string]int64
+	// failed counts the answers other than 200 by status, the replica
+	// that gave them (X-Served-By; none when the front door answered)
+	// and the start of the body: what a failed check shows.
+	failed map[string]int64
 }
 
 var _ http.RoundTripper = (*bodies)(nil)
@@ -47,6 +51,7 @@ func newBodies(images [][]byte) *bodies {
 		},
 		gallery:  map[string]int64{},
 		upstream: map[string]int64{},
+		failed:   map[string]int64{},
 	}
 }
 
@@ -66,7 +71,27 @@ func (b *bodies) RoundTrip(req *http.Request) (*http.Response, error) {
 		b.upstream[resp.Header.Get("X-Upstream-Served-By")]++
 		b.mu.Unlock()
 	}
+	if err == nil && resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		by := resp.Header.Get("X-Served-By")
+		if by == "" {
+			by = "no X-Served-By"
+		}
+		key := fmt.Sprintf("%d from %s: %.80s", resp.StatusCode, by, strings.TrimSpace(string(body)))
+		b.mu.Lock()
+		b.failed[key]++
+		b.mu.Unlock()
+	}
 	return resp, err
+}
+
+// failures returns a copy of the counts of answers other than 200.
+func (b *bodies) failures() map[string]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return maps.Clone(b.failed)
 }
 
 // served returns copies of the counts by gallery and by thumbnailer replica.
