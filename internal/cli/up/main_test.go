@@ -179,6 +179,7 @@ func startUp(t *testing.T, o localk8s.Config) *upRun {
 		t.Cleanup(r.api.close)
 		return r
 	case err := <-done:
+		done <- nil // Run has returned: the cleanup has nothing to wait for
 		t.Fatalf("Run returned before ready: %v\n%s", err, out.String())
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("Run not ready after 3m\n%s", out.String())
