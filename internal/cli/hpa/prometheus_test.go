@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,23 +13,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/testkit/promtest"
 	"go.uber.org/goleak"
 )
 
-// prometheusBins returns the prometheus and promtool binaries, or skips
-// saying how to install them (scripts/deps.sh does, for CI).
-func prometheusBins(t *testing.T) (string, string) {
+// promtoolBin returns the promtool binary, or skips saying how to install
+// it (scripts/deps.sh does, for CI).
+func promtoolBin(t *testing.T) string {
 	t.Helper()
-	prom, err1 := exec.LookPath("prometheus")
-	tool, err2 := exec.LookPath("promtool")
-	if err1 != nil || err2 != nil {
+	tool, err := exec.LookPath("promtool")
+	if err != nil {
 		t.Skip("no prometheus/promtool: install them with scripts/deps.sh, or apt-get install -y prometheus")
 	}
-	return prom, tool
+	return tool
 }
 
 // backfilledPrometheus writes the CSV curve as the gauge `demand` (and a
@@ -39,7 +37,8 @@ func prometheusBins(t *testing.T) (string, string) {
 // over them, and returns its URL once it is ready.
 func backfilledPrometheus(t *testing.T, csvPath string) string {
 	t.Helper()
-	prom, tool := prometheusBins(t)
+	promtest.Bin(t) // skips before promtool's work if prometheus is absent
+	tool := promtoolBin(t)
 	f, err := os.Open(csvPath)
 	if err != nil {
 		t.Fatal(err)
@@ -69,61 +68,13 @@ func backfilledPrometheus(t *testing.T, csvPath string) string {
 	if out, err := exec.Command(tool, "tsdb", "create-blocks-from", "openmetrics", input, data).CombinedOutput(); err != nil {
 		t.Fatalf("promtool: %v\n%s", err, out)
 	}
-	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
 	// Retention long enough that the backfilled blocks stay whatever the
 	// date the test runs on.
-	cmd := exec.Command(prom, "--config.file="+config, "--storage.tsdb.path="+data, "--storage.tsdb.retention.time=100y",
-		"--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("prometheus exited: %v\n%s", err, logs.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 90s: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling a process's readiness
-	}
+	return promtest.Start(t, promtest.Options{
+		Config:  "global: {scrape_interval: 1m}\n",
+		DataDir: data,
+		Args:    []string{"--storage.tsdb.retention.time=100y"},
+	}).URL()
 }
 
 // TestReplayFromPrometheus feeds a real Prometheus the traffic curve and

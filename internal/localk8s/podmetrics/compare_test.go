@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/shoal-dev/shoal/internal/localk8s/podmetrics"
+	"github.com/shoal-dev/shoal/internal/testkit/promtest"
 )
 
 // The deploy kit's KEDA triggers, which shoal up runs as they are.
@@ -270,7 +271,7 @@ func kedaQueries(t *testing.T) []string {
 func TestSameAsPrometheus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	base := startPrometheus(t, "global: {}\n", "--web.enable-remote-write-receiver")
+	base := promtest.Start(t, promtest.Options{Args: []string{"--web.enable-remote-write-receiver"}}).URL()
 	var now time.Time
 	d := compareFixture(t, &now)
 	client := &http.Client{Transport: &http.Transport{}}

@@ -5,35 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/localk8s/podmetrics"
+	"github.com/shoal-dev/shoal/internal/testkit/promtest"
 )
-
-// prometheusBin is the prometheus binary the comparisons run, or a skip
-// saying how to install it.
-func prometheusBin(t *testing.T) string {
-	t.Helper()
-	const debian = "/usr/bin/prometheus"
-	if _, err := os.Stat(debian); err == nil {
-		return debian
-	}
-	if bin, err := exec.LookPath("prometheus"); err == nil {
-		return bin
-	}
-	t.Skip("no /usr/bin/prometheus: install it with scripts/deps.sh, or apt-get install -y prometheus")
-	return ""
-}
 
 // fileSDConfig scrapes the targets of a file_sd file every second.
 func fileSDConfig(targets string) string {
@@ -47,68 +30,6 @@ scrape_configs:
       - files: [%q]
         refresh_interval: 1s
 `, targets)
-}
-
-// startPrometheus runs the prometheus binary on a free loopback port, with
-// its own storage in a temporary directory, the given configuration and
-// flags, and returns its URL once it is ready.
-func startPrometheus(t *testing.T, conf string, flags ...string) string {
-	t.Helper()
-	bin := prometheusBin(t)
-	dir := t.TempDir()
-	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, append([]string{"--config.file=" + config, "--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr, "--log.level=warn"}, flags...)...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	client := &http.Client{Transport: &http.Transport{}}
-	defer client.CloseIdleConnections()
-	deadline := time.Now().Add(2 * time.Minute) // a loaded machine starts it slowly
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("prometheus exited: %v\n%s", err, logs.String())
-		default:
-		}
-		resp, err := client.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 2m: %v\n%s", err, logs.String())
-		}
-		time.Sleep(100 * time.Millisecond) // polling a process's readiness
-	}
 }
 
 // promValue runs an instant query and returns the first value, or -1.
@@ -173,7 +94,7 @@ func TestPrometheusMatchesDirect(t *testing.T) {
 	if err := podmetrics.WriteTargets(targets, list); err != nil {
 		t.Fatal(err)
 	}
-	base := startPrometheus(t, fileSDConfig(targets))
+	base := promtest.Start(t, promtest.Options{Config: fileSDConfig(targets)}).URL()
 
 	// Steady load, and Direct's own scrapes every second, until stopped.
 	var now time.Time
