@@ -51,9 +51,9 @@ func objects(t *testing.T, dir string) []any {
 		switch {
 		case gvk.Group == "keda.sh" && gvk.Kind == "ScaledObject":
 			obj = new(kedaapi.ScaledObject)
-		case gvk == gatewayv1.SchemeGroupVersion.WithKind("Gateway"):
+		case gvk.Group == gatewayv1.GroupName && gvk.Version == "v1" && gvk.Kind == "Gateway":
 			obj = new(gatewayv1.Gateway)
-		case gvk == gatewayv1.SchemeGroupVersion.WithKind("HTTPRoute"):
+		case gvk.Group == gatewayv1.GroupName && gvk.Version == "v1" && gvk.Kind == "HTTPRoute":
 			obj = new(gatewayv1.HTTPRoute)
 		default:
 			obj, err = scheme.Scheme.New(gvk)
