@@ -158,11 +158,10 @@ func (s shareSeries) counts(from, to time.Time) (map[string]int64, time.Duration
 	return out, time.Duration(n) * s.window / time.Duration(s.runs)
 }
 
-// firstShare returns, for each replica named, how long after from the
-// first window-long slot began in which it served at least share of the
-// calls (the runs' windows summed by the slot their start falls in), or -1
-// if none did.
-func (s shareSeries) firstShare(names []string, from time.Time, share float64) map[string]time.Duration {
+// slots sums the runs' windows from from on by the window-long slot their
+// start falls in, and returns the sums with the last slot's index (-1 for
+// none).
+func (s shareSeries) slots(from time.Time) (map[int]map[string]int64, int) {
 	slots := map[int]map[string]int64{}
 	last := -1
 	for _, w := range s.wins {
@@ -178,6 +177,14 @@ func (s shareSeries) firstShare(names []string, from time.Time, share float64) m
 		}
 		last = max(last, i)
 	}
+	return slots, last
+}
+
+// firstShare returns, for each replica named, how long after from the
+// first window-long slot began in which it served at least share of the
+// calls ([shareSeries.slots]), or -1 if none did.
+func (s shareSeries) firstShare(names []string, from time.Time, share float64) map[string]time.Duration {
+	slots, last := s.slots(from)
 	out := map[string]time.Duration{}
 	for _, n := range names {
 		out[n] = -1
@@ -201,21 +208,7 @@ func (s shareSeries) firstShare(names []string, from time.Time, share float64) m
 // replica named served: what a failed share check shows, so the log says
 // when a replica lost its share and whether it came back.
 func (s shareSeries) timeline(names []string, from time.Time) string {
-	slots := map[int]map[string]int64{}
-	last := -1
-	for _, w := range s.wins {
-		if w.start.Before(from) {
-			continue
-		}
-		i := int(w.start.Sub(from) / s.window)
-		if slots[i] == nil {
-			slots[i] = map[string]int64{}
-		}
-		for name, c := range w.replicas {
-			slots[i][name] += c
-		}
-		last = max(last, i)
-	}
+	slots, last := s.slots(from)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%8s", "at")
 	for i := range names {
