@@ -49,9 +49,15 @@ build_k8s() {
   for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     specs+=("$c=k8s.io/kubernetes/cmd/$c")
   done
+  # Prometheus v3 shares the Kubernetes client libraries: in this one graph
+  # they compile once. remove_all_sd + enable_kubernetes_sd keep the file,
+  # HTTP and Kubernetes service discovery and drop every cloud's.
+  specs+=("prometheus=github.com/prometheus/prometheus/cmd/prometheus")
+  local pv=github.com/prometheus/common/version
+  ldflags+=" -X $pv.Version=$PROMETHEUS_VERSION -X $pv.Branch=lab -X $pv.Revision=$PROMETHEUS_MODULE"
   t0="$(now_s)"
-  log "kubernetes $K8S_VERSION: building ${specs[*]%%=*}"
-  go_build "$dir" "$K8S_BIN" -tags providerless -ldflags "$ldflags" -- "${specs[@]}"
+  log "kubernetes $K8S_VERSION + prometheus $PROMETHEUS_VERSION: building ${specs[*]%%=*}"
+  go_build "$dir" "$K8S_BIN" -tags providerless,remove_all_sd,enable_kubernetes_sd -ldflags "$ldflags" -- "${specs[@]}"
   echo "$stamp" > "$K8S_BIN/.stamp"
   log "kubernetes $K8S_VERSION: built in $(elapsed "$t0")s"
 }

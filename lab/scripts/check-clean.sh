@@ -50,6 +50,13 @@ for ipt in iptables ip6tables iptables-legacy ip6tables-legacy; do
   done
 done
 
+# kube-proxy's nftables tables (nftables mode).
+if command -v nft >/dev/null; then
+  for family in ip ip6; do
+    nft list table "$family" kube-proxy >/dev/null 2>&1 && bad "nftables table $family kube-proxy"
+  done
+fi
+
 # Interfaces.
 for ifc in "$NODE_IF" "$CNI_BRIDGE"; do
   ip link show "$ifc" >/dev/null 2>&1 && bad "interface $ifc"
@@ -65,4 +72,4 @@ if ((left > 0)); then
   log "check-clean: $left leftover(s)"
   exit 1
 fi
-log "check-clean: nothing of the lab is left (processes, mounts, netns, iptables, interfaces, cgroups)"
+log "check-clean: nothing of the lab is left (processes, mounts, netns, iptables and nftables rules, interfaces, cgroups)"

@@ -64,3 +64,8 @@ trap 'log "ci: interrupted"; failed=1; exit 130' INT TERM
 step build $((deadline - SECONDS)) make -C "$LAB_ROOT" build &&
   step lab-up $((deadline - SECONDS)) make -C "$LAB_ROOT" lab-up &&
   step e2e $((deadline - SECONDS)) make -C "$LAB_ROOT" e2e
+# kube-proxy's other mode, for the tests that depend on it, even when a test
+# above failed.
+if [[ -f "$PROXY_MODE_FILE" ]]; then
+  step e2e-nft $((deadline - SECONDS)) make -C "$LAB_ROOT" e2e-nftables
+fi

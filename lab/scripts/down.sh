@@ -40,7 +40,7 @@ stop kubelet
 if [[ -S "$CTR_SOCK" ]] && [[ -x "$BIN_CACHE/lab-tools/labcri" ]]; then
   "$BIN_CACHE/lab-tools/labcri" -endpoint "unix://$CTR_SOCK" -timeout 120s || log "labcri: some sandboxes did not stop cleanly"
 fi
-for c in keda-adapter keda-operator prometheus-adapter metrics-server prometheus labpromsd kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+for c in keda-adapter keda-operator prometheus-adapter metrics-server prometheus kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
   stop "$c"
 done
 
@@ -65,9 +65,16 @@ for pid in $(kubepods_pids) $(shim_pids); do
   kill -KILL "$pid" 2>/dev/null && log "killed leftover pid $pid" || true
 done
 
-# iptables: kube-proxy's own cleanup, then every chain the lab's parts made.
+# kube-proxy's own cleanup (its iptables, ipvs and nftables rules alike),
+# then its nftables tables if any is left, then every chain the lab's parts
+# made.
 if [[ -x "$K8S_BIN/kube-proxy" ]]; then
-  "$K8S_BIN/kube-proxy" --cleanup --proxy-mode=iptables >/dev/null 2>&1 || true
+  "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+fi
+if command -v nft >/dev/null; then
+  for family in ip ip6; do
+    nft delete table "$family" kube-proxy 2>/dev/null || true
+  done
 fi
 sweep_chains() { # sweep_chains IPTABLES-BINARY
   local ipt="$1" table rule chain

@@ -19,4 +19,7 @@ if [[ -d "$repo/cmd/thumbnailer" && -d "$repo/cmd/gallery" ]]; then
 fi
 cd "$LAB_ROOT"
 export LAB_KUBECONFIG="$KUBECONFIG_ADMIN" LAB_KUBECTL="$K8S_BIN/kubectl" LAB_REPO="$repo"
+LAB_PROXY_MODE="$(cat "$PROXY_MODE_FILE" 2>/dev/null || echo iptables)"
+export LAB_PROXY_MODE
+log "e2e: kube-proxy in $LAB_PROXY_MODE mode"
 "${NICE[@]}" go test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/... "$@"

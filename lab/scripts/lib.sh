@@ -2,7 +2,11 @@
 # shellcheck shell=bash
 
 LAB_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-K8S_VERSION="${K8S_VERSION:-v1.34.4}"
+K8S_VERSION="${K8S_VERSION:-v1.37.2}"
+# Prometheus v3 is built in the same module as Kubernetes (k8s/go.mod):
+# module version v0.3MM.P is Prometheus v3.MM.P.
+PROMETHEUS_MODULE=v0.316.0
+PROMETHEUS_VERSION=v3.16.0
 # Where built binaries and image tarballs are kept, one folder per component
 # version. Outside the clone, so that every clone on a machine shares one build.
 LAB_CACHE="${LAB_CACHE:-/var/cache/shoal-lab}"
@@ -15,6 +19,10 @@ PKI_DIR="$LAB_DIR/pki"
 LOG_DIR="$RUN_DIR/logs"
 PID_DIR="$RUN_DIR/pids"
 KUBECONFIG_ADMIN="$LAB_DIR/admin.kubeconfig"
+# kube-proxy's mode at lab-up: iptables (the default) or nftables. A running
+# lab records its mode in $PROXY_MODE_FILE; scripts/proxy-mode.sh switches it.
+LAB_PROXY_MODE="${LAB_PROXY_MODE:-iptables}"
+PROXY_MODE_FILE="$LAB_DIR/proxy-mode"
 
 # Addresses the lab owns. Nothing outside these and loopback is ever a target.
 NODE_NAME="${NODE_NAME:-shoal-lab}"
@@ -52,6 +60,33 @@ wait_for() {
     fi
     sleep 1
   done
+}
+
+# start NAME CMD...: starts CMD in its own session unless NAME already runs,
+# logging to $LOG_DIR/NAME.log and recording its PID.
+running() { [[ -f "$PID_DIR/$1.pid" ]] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
+start() {
+  local name="$1"; shift
+  if running "$name"; then
+    log "$name: already running (pid $(cat "$PID_DIR/$name.pid"))"
+    return
+  fi
+  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+  echo $! > "$PID_DIR/$name.pid"
+  log "$name: started (pid $!, log $LOG_DIR/$name.log)"
+}
+
+# start_kube_proxy MODE: kube-proxy in iptables or nftables mode, bound to the
+# node address, its mode recorded for the tests.
+start_kube_proxy() {
+  local mode="$1"
+  case "$mode" in iptables|nftables) ;; *) die "kube-proxy mode $mode: want iptables or nftables" ;; esac
+  start kube-proxy "$K8S_BIN/kube-proxy" --kubeconfig="$LAB_DIR/kube-proxy.kubeconfig" \
+    --proxy-mode="$mode" --cluster-cidr="$CLUSTER_CIDR" --hostname-override="$NODE_NAME" \
+    --bind-address="$NODE_IP" --healthz-bind-address="$NODE_IP:10256" \
+    --metrics-bind-address="$NODE_IP:10249" --nodeport-addresses="$NODE_IP/32" \
+    --conntrack-max-per-core=0 --v=1
+  echo "$mode" > "$PROXY_MODE_FILE"
 }
 
 kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }

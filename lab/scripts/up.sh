@@ -33,20 +33,6 @@ render() {
   printf '%s\n' "$text" > "$2"
 }
 
-running() { [[ -f "$PID_DIR/$1.pid" ]] && kill -0 "$(cat "$PID_DIR/$1.pid")" 2>/dev/null; }
-
-# start NAME CMD...: starts CMD in its own session unless NAME already runs.
-start() {
-  local name="$1"; shift
-  if running "$name"; then
-    log "$name: already running (pid $(cat "$PID_DIR/$name.pid"))"
-    return
-  fi
-  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-  echo $! > "$PID_DIR/$name.pid"
-  log "$name: started (pid $!, log $LOG_DIR/$name.log)"
-}
-
 # --- network: the lab's own node address, forwarding for pod->service->pod,
 # and a guard that keeps pod traffic inside the lab.
 if ! ip link show "$NODE_IF" >/dev/null 2>&1; then
@@ -142,11 +128,8 @@ wait_for "node $NODE_NAME Ready" 180 node_ready
 log "node $NODE_NAME Ready after $(elapsed "$t")s"
 
 # --- kube-proxy
-start kube-proxy "$K8S_BIN/kube-proxy" --kubeconfig="$LAB_DIR/kube-proxy.kubeconfig" \
-  --proxy-mode=iptables --cluster-cidr="$CLUSTER_CIDR" --hostname-override="$NODE_NAME" \
-  --bind-address="$NODE_IP" --healthz-bind-address="$NODE_IP:10256" \
-  --metrics-bind-address="$NODE_IP:10249" --nodeport-addresses="$NODE_IP/32" \
-  --conntrack-max-per-core=0 --v=1
+start_kube_proxy "$LAB_PROXY_MODE"
+wait_for "kube-proxy healthy ($LAB_PROXY_MODE mode)" 60 curl -fsS "http://$NODE_IP:10256/healthz"
 
 # --- cluster add-ons
 render "$LAB_ROOT/manifests/coredns.yaml" "$LAB_DIR/coredns.yaml"
@@ -177,9 +160,12 @@ else
   log "metrics-server: not built; skipped"
 fi
 
-start labpromsd "$TOOLS/labpromsd" -kubeconfig "$LAB_DIR/prometheus.kubeconfig" -o "$LAB_DIR/prometheus-targets.json"
-render "$LAB_ROOT/config/prometheus.yml" "$LAB_DIR/prometheus.yml"
-start prometheus prometheus --config.file="$LAB_DIR/prometheus.yml" \
+# Prometheus v3 (built with Kubernetes discovery in k8s/) runs the deploy
+# kit's own scrape configuration; labpromconfig only gives its discovery
+# the lab's kubeconfig and shortens the intervals.
+"$TOOLS/labpromconfig" -in "$LAB_ROOT/../deploy/monitoring/prometheus.yml" \
+  -kubeconfig "$LAB_DIR/prometheus.kubeconfig" -o "$LAB_DIR/prometheus.yml"
+start prometheus "$K8S_BIN/prometheus" --config.file="$LAB_DIR/prometheus.yml" \
   --storage.tsdb.path="$LAB_DIR/prometheus" --storage.tsdb.retention.time=1d \
   --web.listen-address="$PROM_ADDR" --web.enable-lifecycle
 
