@@ -226,7 +226,7 @@ func (r Replay) Run() (Report, error) {
 					return Report{}, err
 				}
 			}
-			if t%s.SyncPeriod == 0 {
+			if sim.isSync(t) {
 				if _, err := sim.sync(t); err != nil {
 					return Report{}, err
 				}

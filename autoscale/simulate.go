@@ -25,6 +25,14 @@ type Scenario struct {
 	PodStartup time.Duration
 	// SyncPeriod is the HPA controller's sync period. If zero, 15s.
 	SyncPeriod time.Duration
+	// SyncPhase is the time of the first sync, in [0, SyncPeriod): the
+	// controller then syncs at SyncPhase + k*SyncPeriod. A real
+	// controller's syncs fall at some offset from the start of a load
+	// curve; zero puts them on multiples of the period.
+	SyncPhase time.Duration
+	// Metrics is how the metrics pipeline delays and smooths the load
+	// before the autoscaler sees it; its zero value sees the load at once.
+	Metrics MetricModel
 	// Duration is how long the simulation runs.
 	Duration time.Duration
 	// Load is the total load over time, in the same units as PodCapacity.
@@ -92,6 +100,15 @@ func (s *Scenario) Validate() error {
 	}
 	if s.SyncPeriod != 0 && s.SyncPeriod < time.Second {
 		return fmt.Errorf("%w: syncPeriod must be at least 1s", ErrInvalidInput)
+	}
+	if period := durationOr(s.SyncPeriod, 15*time.Second); s.SyncPhase < 0 || s.SyncPhase >= period {
+		return fmt.Errorf("%w: syncPhase %s must be within [0, syncPeriod %s)", ErrInvalidInput, s.SyncPhase, period)
+	}
+	if s.SyncPhase%time.Millisecond != 0 {
+		return fmt.Errorf("%w: syncPhase %s must be a whole number of milliseconds", ErrInvalidInput, s.SyncPhase)
+	}
+	if err := s.Metrics.validate(s.Duration); err != nil {
+		return err
 	}
 	if s.CPURequest.Sign() < 0 {
 		return fmt.Errorf("%w: cpuRequest must not be negative", ErrInvalidInput)
@@ -173,7 +190,7 @@ func Simulate(s Scenario) ([]Sample, error) {
 				return nil, err
 			}
 		}
-		if t%sim.s.SyncPeriod != 0 {
+		if !sim.isSync(t) {
 			continue
 		}
 		row, err := sim.sync(t)
@@ -200,7 +217,7 @@ type simulator struct {
 	// poll is the ScaledObject's polling interval, 0 without one.
 	poll time.Duration
 	// tick is the step of the clock: the sync period, or with a polling
-	// interval the largest step that lands on both.
+	// interval or a sync phase the largest step that lands on all of them.
 	tick time.Duration
 
 	replicas int32
@@ -224,6 +241,11 @@ type simPod struct {
 
 func (p simPod) ready(t time.Duration) bool { return p.readyAt <= t }
 
+// isSync reports whether the HPA controller syncs at t.
+func (sim *simulator) isSync(t time.Duration) bool {
+	return t >= sim.s.SyncPhase && (t-sim.s.SyncPhase)%sim.s.SyncPeriod == 0
+}
+
 // newSimulator sets up the defaulted scenario s at time zero.
 func newSimulator(s Scenario) (*simulator, error) {
 	sim := &simulator{s: s, hpa: s.HPA, tick: s.SyncPeriod}
@@ -233,7 +255,10 @@ func newSimulator(s Scenario) (*simulator, error) {
 			return nil, err
 		}
 		sim.poll = so.PollingInterval()
-		sim.tick = time.Duration(gcd(int64(s.SyncPeriod/time.Second), int64(sim.poll/time.Second))) * time.Second
+		sim.tick = time.Duration(gcd(int64(s.SyncPeriod/time.Millisecond), int64(sim.poll/time.Millisecond))) * time.Millisecond
+	}
+	if s.SyncPhase > 0 {
+		sim.tick = time.Duration(gcd(int64(sim.tick/time.Millisecond), int64(s.SyncPhase/time.Millisecond))) * time.Millisecond
 	}
 	sim.scale(0, s.InitialReplicas)
 	return sim, nil
@@ -243,8 +268,9 @@ func newSimulator(s Scenario) (*simulator, error) {
 // trigger seeing the scenario's load.
 func (sim *simulator) activate(t time.Duration) error {
 	values := make([]float64, len(sim.s.ScaledObject.Spec.Triggers))
+	_, seen := sim.s.Metrics.observe(&sim.s, t)
 	for i := range values {
-		values[i] = sim.s.LoadAt(t)
+		values[i] = seen
 	}
 	a, err := sim.s.ScaledObject.Activate(simEpoch.Add(t), sim.replicas, values, sim.lastActive)
 	if err != nil {
@@ -287,9 +313,10 @@ func (sim *simulator) readyPods(t time.Duration) int32 {
 	return n
 }
 
-// input is what the HPA sees at t under load: the ready pods share the
-// load evenly, and Object and External metrics report it whole.
-func (sim *simulator) input(t time.Duration, load float64) Input {
+// input is what the HPA sees at t: the load as the metrics pipeline
+// reports it (see MetricModel), shared evenly by the pods ready while it
+// was measured, and reported whole by Object and External metrics.
+func (sim *simulator) input(t time.Duration, _ float64) Input {
 	hpa := sim.hpa
 	if len(sim.conds) > 0 {
 		// The controller reads its own last conditions from the status.
@@ -300,27 +327,30 @@ func (sim *simulator) input(t time.Duration, load float64) Input {
 	in := Input{HPA: hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas,
 		Recommendations: sim.recs, ScaleEvents: sim.events,
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
+	at, seen := sim.s.Metrics.observe(&sim.s, t)
 	for _, m := range sim.hpa.Spec.Metrics {
 		switch {
 		case m.Object != nil:
-			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(load)
+			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(seen)
 		case m.External != nil:
-			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(load)
+			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(seen)
 		}
 	}
+	// The load measured over a window was shared by the pods ready then:
+	// those ready at its middle stand for them.
 	share := 0.0
-	if ready := sim.readyPods(t); ready > 0 {
-		share = load / float64(ready)
+	if ready := sim.readyPods(at - sim.s.Metrics.Window/2); ready > 0 {
+		share = seen / float64(ready)
 	}
 	for _, p := range sim.pods {
-		in.Pods = append(in.Pods, sim.pod(p, t, share))
+		in.Pods = append(in.Pods, sim.pod(p, t, at, share))
 	}
 	return in
 }
 
-// pod is p at t as the metrics pipeline sees it when each ready pod
-// serves share of the load.
-func (sim *simulator) pod(p simPod, t time.Duration, share float64) Pod {
+// pod is p at t as the metrics pipeline sees it when its sample was
+// measured at at and each pod ready then served share of the load.
+func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
 	request := sim.s.CPURequest
 	start := simEpoch.Add(p.created)
 	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
@@ -330,8 +360,23 @@ func (sim *simulator) pod(p simPod, t time.Duration, share float64) Pod {
 		return sp
 	}
 	sp.ReadyTransitionTime = simEpoch.Add(p.readyAt)
-	// A pod has samples once it serves; its share of the load becomes CPU
-	// in proportion to its capacity.
+	// A pod has samples once the pipeline has measured a whole window
+	// since it was made; its share of the load becomes CPU in proportion
+	// to its capacity, for the part of the window it was ready.
+	window := sim.s.Metrics.Window
+	if at-window < p.created {
+		return sp
+	}
+	if at != t {
+		mt := simEpoch.Add(at)
+		sp.MetricTime = &mt
+	}
+	switch {
+	case p.readyAt > at:
+		share = 0
+	case p.readyAt > at-window:
+		share *= float64(at-p.readyAt) / float64(window)
+	}
 	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()))
 	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
 	sp.Metrics = map[string]resource.Quantity{}
@@ -415,4 +460,11 @@ func metricText(statuses []autoscalingv2.MetricStatus) string {
 		return v.Value.String()
 	}
 	return "-"
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

@@ -391,4 +391,6 @@ func ExampleOverlays() {
 	// deploy/overlays/local
 	// deploy/overlays/grpc
 	// deploy/overlays/ingress
+	// deploy/overlays/headroom
+	// deploy/overlays/keda-headroom
 }

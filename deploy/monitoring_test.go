@@ -162,19 +162,21 @@ func TestKubernetesSDConfigsIsStrict(t *testing.T) {
 }
 
 type adapterConfig struct {
-	Rules []struct {
-		SeriesQuery string `json:"seriesQuery"`
-		Resources   struct {
-			Overrides map[string]struct {
-				Resource string `json:"resource"`
-			} `json:"overrides"`
-		} `json:"resources"`
-		Name struct {
-			Matches string `json:"matches"`
-			As      string `json:"as"`
-		} `json:"name"`
-		MetricsQuery string `json:"metricsQuery"`
-	} `json:"rules"`
+	Rules []adapterRule `json:"rules"`
+}
+
+type adapterRule struct {
+	SeriesQuery string `json:"seriesQuery"`
+	Resources   struct {
+		Overrides map[string]struct {
+			Resource string `json:"resource"`
+		} `json:"overrides"`
+	} `json:"resources"`
+	Name struct {
+		Matches string `json:"matches"`
+		As      string `json:"as"`
+	} `json:"name"`
+	MetricsQuery string `json:"metricsQuery"`
 }
 
 // TestAdapterServesHPAMetric checks that the prometheus-adapter rules name

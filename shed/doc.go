@@ -86,6 +86,23 @@
 //
 // # Metrics
 //
-// The limiter exports shed_limit, shed_in_flight and shed_rejected_total
-// on the registerer it is given.
+// The limiter exports, on the registerer it is given:
+//
+//   - shed_limit (gauge): the current concurrency limit.
+//   - shed_in_flight (gauge): the work admitted now.
+//   - shed_utilization_ratio (gauge, [0, ∞)): shed_in_flight over
+//     shed_limit, read together ([Limiter.Utilization]); 1 is at the
+//     limit, where the next request is turned away, and it exceeds 1
+//     briefly when the limit drops below the work already admitted. It
+//     is the headroom left to a replica, measured against what the
+//     replica itself has learnt it can carry rather than against a
+//     configured CPU request or request rate, which makes it a
+//     per-pod autoscaling signal (deploy/monitoring's prometheus-adapter
+//     rule serves it as a Pods metric). The limit only comes down to the
+//     service's capacity once latency shows queueing, so well below
+//     saturation the ratio is small and close to it the ratio climbs
+//     to 1: it measures how near the replica is to shedding, not how
+//     busy its CPU is. It is computed when scraped, so it costs the
+//     request path nothing.
+//   - shed_rejected_total (counter): requests turned away.
 package shed

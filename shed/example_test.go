@@ -93,3 +93,21 @@ func ExampleConfig_critical() {
 	// other: 503
 	// critical: admitted
 }
+
+// An autoscaler reads how near a replica is to shedding: the work admitted
+// over the limit. Scraped, it is shed_utilization_ratio.
+func ExampleLimiter_Utilization() {
+	l, err := shed.New(shed.Config{InitialLimit: 4}, nil)
+	if err != nil {
+		panic(err)
+	}
+	release, _ := l.Acquire()
+	l.Acquire()
+	l.Acquire()
+	fmt.Printf("%.2f\n", l.Utilization())
+	release(nil)
+	fmt.Printf("%.2f\n", l.Utilization())
+	// Output:
+	// 0.75
+	// 0.50
+}

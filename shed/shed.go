@@ -133,7 +133,8 @@ type Limiter struct {
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
 // returns a Limiter. If reg is not nil, the metrics shed_limit,
-// shed_in_flight and shed_rejected_total are registered on it.
+// shed_in_flight, shed_utilization_ratio and shed_rejected_total are
+// registered on it.
 func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -162,6 +163,11 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shed_in_flight", Help: "Requests currently admitted by the limiter.", ConstLabels: labels,
 		}, func() float64 { return float64(l.InFlight()) }),
+		// Computed when scraped, from the state admission keeps anyway:
+		// the signal costs the request path nothing.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "shed_utilization_ratio", Help: "Requests admitted over the current concurrency limit; 1 is at the limit.", ConstLabels: labels,
+		}, l.Utilization),
 		l.rejected,
 	}
 	for i, c := range cs {
@@ -278,6 +284,19 @@ func (l *Limiter) InFlight() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.inFlight
+}
+
+// Utilization returns the work currently admitted over the current
+// limit, read together: 0 when idle, 1 at the limit, above 1 while work
+// admitted before the limit dropped (or that took its slot back after
+// reading its body) still runs. It is the headroom signal an autoscaler
+// can target (see Metrics in the package documentation).
+func (l *Limiter) Utilization() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// The effective limit is the floor of the estimate, and at least
+	// MinLimit, which is at least 1.
+	return float64(l.inFlight) / math.Floor(l.limit)
 }
 
 func noRelease(error) {}

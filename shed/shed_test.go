@@ -89,6 +89,9 @@ shed_limit 3
 # HELP shed_rejected_total Requests turned away because the concurrency limit was reached.
 # TYPE shed_rejected_total counter
 shed_rejected_total 2
+# HELP shed_utilization_ratio Requests admitted over the current concurrency limit; 1 is at the limit.
+# TYPE shed_utilization_ratio gauge
+shed_utilization_ratio 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)

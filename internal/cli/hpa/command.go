@@ -99,14 +99,17 @@ func loadRun(path string) (run, error) {
 }
 
 func newSimulateCommand() *cobra.Command {
-	var file, compare, plot string
+	var file, compare, plot, output string
 	cmd := &cobra.Command{
-		Use:   "simulate -f scenario.yaml [--compare other.yaml] [--plot chart.svg]",
+		Use:   "simulate -f scenario.yaml [--compare other.yaml] [--plot chart.svg] [-o table|json]",
 		Short: "Run an HPA or KEDA ScaledObject over a load curve and print the timeline",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return fmt.Errorf("%w: -f FILE is required", ErrInput)
+			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("%w: -o %q: want table or json", ErrInput, output)
 			}
 			runs := []run{}
 			for _, p := range []string{file, compare} {
@@ -122,7 +125,13 @@ func newSimulateCommand() *cobra.Command {
 			if len(runs) == 2 && len(runs[0].samples) != len(runs[1].samples) {
 				return fmt.Errorf("%w: %s and %s sample at different times; give both the same duration and syncPeriod", ErrInput, file, compare)
 			}
-			writeTable(cmd.OutOrStdout(), runs)
+			if output == "json" {
+				if err := writeSimulateJSON(cmd.OutOrStdout(), runs); err != nil {
+					return err
+				}
+			} else {
+				writeTable(cmd.OutOrStdout(), runs)
+			}
 			if plot != "" {
 				f, err := os.Create(plot)
 				if err != nil {
@@ -142,7 +151,42 @@ func newSimulateCommand() *cobra.Command {
 	cmd.Flags().StringVarP(&file, "file", "f", "", "scenario file (YAML or JSON)")
 	cmd.Flags().StringVar(&compare, "compare", "", "second scenario run over the same load, side by side")
 	cmd.Flags().StringVar(&plot, "plot", "", "write an SVG chart to this file")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output: table, or json (one object per scenario with its samples; times in seconds)")
 	return cmd
+}
+
+// simulateJSON is one scenario's timeline in `simulate -o json`.
+type simulateJSON struct {
+	Name    string         `json:"name"`
+	Samples []sampleSecond `json:"samples"`
+}
+
+// sampleSecond is an autoscale.Sample with its time in seconds, so that
+// programs reading the output need not parse Go durations.
+type sampleSecond struct {
+	Time    float64 `json:"time"`
+	Load    float64 `json:"load"`
+	Metric  string  `json:"metric"`
+	Desired int32   `json:"desired"`
+	Ready   int32   `json:"ready"`
+	Reason  string  `json:"reason"`
+}
+
+func writeSimulateJSON(w io.Writer, runs []run) error {
+	out := make([]simulateJSON, 0, len(runs))
+	for _, r := range runs {
+		j := simulateJSON{Name: r.name, Samples: make([]sampleSecond, 0, len(r.samples))}
+		for _, s := range r.samples {
+			j.Samples = append(j.Samples, sampleSecond{Time: s.Time.Seconds(), Load: s.Load, Metric: s.Metric, Desired: s.Desired, Ready: s.Ready, Reason: s.Reason})
+		}
+		out = append(out, j)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return fmt.Errorf("hpa: write json: %w", err)
+	}
+	return nil
 }
 
 func fmtDur(d time.Duration) string {

@@ -2,6 +2,7 @@ package hpa
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"os"
@@ -163,6 +164,10 @@ func TestSimulateErrors(t *testing.T) {
 		{"bad duration", "duration: forever\n", "duration:"},
 		{"load order", "duration: 1m\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 30s, value: 1}, {at: 10s, value: 2}]\n", "load[1].at"},
 		{"bad cpu request", "duration: 1m\ncpuRequest: much\n", "cpuRequest"},
+		{"bad sync phase", "duration: 1m\nsyncPeriod: 5s\nsyncPhase: 5s\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "syncPhase"},
+		{"bad metric delay", "duration: 1m\nmetrics: {delay: soon}\n", "metrics.delay"},
+		{"metric phase without resolution", "duration: 1m\nmetrics: {phase: 2s}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.phase"},
+		{"unknown metric field", "duration: 1m\nmetrics: {lag: 2s}\n", "lag"},
 		{"unsupported trigger", "duration: 1m\nload: [{at: 0s, value: 1}]\nscaledObject: {spec: {triggers: [{type: cron, metadata: {}}]}}\n", "not supported"},
 	}
 	for _, tc := range tests {
@@ -172,5 +177,55 @@ func TestSimulateErrors(t *testing.T) {
 				t.Fatalf("error = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSimulateJSON runs a scenario with a sync phase and a metric model
+// and reads the timeline back as JSON: syncs fall on the phase, and the
+// step at 20s is first read at 27s (the 5s-resolution measurement at 21s,
+// 3s late).
+func TestSimulateJSON(t *testing.T) {
+	doc := `
+duration: 40s
+syncPeriod: 5s
+syncPhase: 2s
+podStartup: 3s
+metrics: {delay: 3s, resolution: 5s, phase: 1s}
+hpa:
+  spec:
+    minReplicas: 1
+    maxReplicas: 4
+    metrics:
+    - type: Resource
+      resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+load: [{at: 0s, value: 0.5}, {at: 20s, value: 2.5}]
+`
+	path := filepath.Join(t.TempDir(), "twin.yaml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := execute(t, "simulate", "-f", path, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []simulateJSON
+	if err := json.Unmarshal([]byte(out), &runs); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	if len(runs) != 1 || runs[0].Name != "twin" || len(runs[0].Samples) != 8 {
+		t.Fatalf("got %+v, want one run named twin with 8 samples", runs)
+	}
+	tests := []struct {
+		i       int
+		time    float64
+		desired int32
+	}{{0, 2, 1}, {4, 22, 1}, {5, 27, 4}}
+	for _, tt := range tests {
+		if s := runs[0].Samples[tt.i]; s.Time != tt.time || s.Desired != tt.desired {
+			t.Errorf("sample %d = %+v, want time %v desired %d", tt.i, s, tt.time, tt.desired)
+		}
+	}
+	if _, err := execute(t, "simulate", "-f", path, "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "-o") {
+		t.Errorf("-o yaml: error %v, want one naming -o", err)
 	}
 }

@@ -278,11 +278,45 @@ type scenarioFile struct {
 	InitialReplicas int32                                  `json:"initialReplicas,omitempty"`
 	PodStartup      string                                 `json:"podStartup,omitempty"`
 	SyncPeriod      string                                 `json:"syncPeriod,omitempty"`
+	SyncPhase       string                                 `json:"syncPhase,omitempty"`
+	Metrics         *metricModelFile                       `json:"metrics,omitempty"`
 	Duration        string                                 `json:"duration"`
 	PodCapacity     float64                                `json:"podCapacity,omitempty"`
 	CPURequest      string                                 `json:"cpuRequest,omitempty"`
 	Config          *configFile                            `json:"config,omitempty"`
 	Load            []loadPointFile                        `json:"load"`
+}
+
+// metricModelFile is autoscale.MetricModel as written in a scenario: how
+// late and how coarse the autoscaler's view of the load is.
+type metricModelFile struct {
+	Delay      string `json:"delay,omitempty"`
+	Resolution string `json:"resolution,omitempty"`
+	Phase      string `json:"phase,omitempty"`
+	Window     string `json:"window,omitempty"`
+}
+
+func (m *metricModelFile) model() (autoscale.MetricModel, error) {
+	var out autoscale.MetricModel
+	if m == nil {
+		return out, nil
+	}
+	for _, f := range []struct {
+		name string
+		s    string
+		d    *time.Duration
+	}{
+		{"metrics.delay", m.Delay, &out.Delay},
+		{"metrics.resolution", m.Resolution, &out.Resolution},
+		{"metrics.phase", m.Phase, &out.Phase},
+		{"metrics.window", m.Window, &out.Window},
+	} {
+		var err error
+		if *f.d, err = parseDuration(f.name, f.s); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 type loadPointFile struct {
@@ -313,6 +347,12 @@ func DecodeScenario(data []byte) (Scenario, error) {
 		return s, err
 	}
 	if s.SyncPeriod, err = parseDuration("syncPeriod", f.SyncPeriod); err != nil {
+		return s, err
+	}
+	if s.SyncPhase, err = parseDuration("syncPhase", f.SyncPhase); err != nil {
+		return s, err
+	}
+	if s.Metrics, err = f.Metrics.model(); err != nil {
 		return s, err
 	}
 	if s.Duration, err = parseDuration("duration", f.Duration); err != nil {

@@ -1,0 +1,103 @@
+package autoscale
+
+import (
+	"fmt"
+	"time"
+)
+
+// MetricModel is how a metrics pipeline turns the load into the value an
+// autoscaler reads. metrics-server reports each pod's CPU as the average
+// over the window between two kubelet scrapes, one resolution apart;
+// Prometheus samples a gauge at each scrape and prometheus-adapter or
+// KEDA read the latest sample. At sync time t the autoscaler therefore
+// sees the load measured at
+//
+//	at = Phase + floor((t - Delay - Phase) / Resolution) * Resolution
+//
+// (at = t - Delay without a resolution), averaged over [at-Window, at].
+// The zero value sees the load at t, as it is.
+type MetricModel struct {
+	// Delay is the lag from a measurement to the autoscaler reading it:
+	// the scrape, the pipeline's own caches, the query.
+	Delay time.Duration
+	// Resolution is the period of the measurements (metrics-server's
+	// --metric-resolution, Prometheus' scrape interval). Zero means
+	// continuous.
+	Resolution time.Duration
+	// Phase is the time of one measurement, in [0, Resolution).
+	Phase time.Duration
+	// Window is the span a measurement averages over: metrics-server's
+	// window for CPU (its resolution), zero for a gauge. A pod made less
+	// than a window before a measurement has no sample in it.
+	Window time.Duration
+}
+
+// maxMetricSpan bounds the model's durations.
+const maxMetricSpan = time.Hour
+
+func (m MetricModel) validate(duration time.Duration) error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"delay", m.Delay}, {"resolution", m.Resolution}, {"phase", m.Phase}, {"window", m.Window}} {
+		if f.d < 0 || f.d > maxMetricSpan {
+			return fmt.Errorf("%w: metrics.%s %s must be within [0, %s]", ErrInvalidInput, f.name, f.d, maxMetricSpan)
+		}
+	}
+	if m.Phase > 0 && m.Phase >= m.Resolution {
+		return fmt.Errorf("%w: metrics.phase %s must be below metrics.resolution %s", ErrInvalidInput, m.Phase, m.Resolution)
+	}
+	if m.Resolution > 0 && duration/m.Resolution > MaxCurvePoints {
+		return fmt.Errorf("%w: metrics.resolution %s makes more than %d measurements over %s", ErrInvalidInput, m.Resolution, MaxCurvePoints, duration)
+	}
+	return nil
+}
+
+// measuredAt returns the time of the measurement the autoscaler reads at
+// t. It may be before zero, when the load is taken as its value at zero.
+func (m MetricModel) measuredAt(t time.Duration) time.Duration {
+	at := t - m.Delay
+	if m.Resolution <= 0 {
+		return at
+	}
+	k := (at - m.Phase) / m.Resolution
+	if at-m.Phase < 0 && (at-m.Phase)%m.Resolution != 0 {
+		k-- // floor, not truncation, before the phase
+	}
+	return m.Phase + k*m.Resolution
+}
+
+// observe returns when the value read at t was measured, and the value:
+// the scenario's load averaged over the window ending then.
+func (m MetricModel) observe(s *Scenario, t time.Duration) (time.Duration, float64) {
+	at := m.measuredAt(t)
+	return at, averageLoad(s, at-m.Window, at)
+}
+
+// averageLoad is the mean of the scenario's load over [from, to], the load
+// before zero taken as its value at zero. The integral runs over the
+// curve's pieces, exact for steps and ramps.
+func averageLoad(s *Scenario, from, to time.Duration) float64 {
+	from, to = max(from, 0), max(to, 0)
+	if to <= from {
+		return s.LoadAt(to)
+	}
+	// Break points: the curve's points inside (from, to).
+	cuts := []time.Duration{from}
+	for _, p := range s.Load {
+		if p.At > from && p.At < to {
+			cuts = append(cuts, p.At)
+		}
+	}
+	cuts = append(cuts, to)
+	var sum float64
+	for i := 1; i < len(cuts); i++ {
+		a, b := cuts[i-1], cuts[i]
+		// Within one piece the load is constant or linear: the mean is
+		// the midpoint's value; the ends may sit on a step, so take the
+		// value just inside.
+		mid := a + (b-a)/2
+		sum += s.LoadAt(mid) * float64(b-a)
+	}
+	return sum / float64(to-from)
+}
