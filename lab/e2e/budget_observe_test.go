@@ -105,7 +105,7 @@ func proxyMode() string {
 func proxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string]bool, error) {
 	switch mode {
 	case "iptables":
-		return kubeProxyEndpoints(ctx, ns, svc)
+		return iptablesEndpoints(ctx, ns, svc)
 	case "nftables":
 		out, err := exec.CommandContext(ctx, "nft", "list", "table", "ip", "kube-proxy").Output()
 		if err != nil {

@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -34,8 +36,9 @@ func TestNodeReady(t *testing.T) {
 	if !ready {
 		t.Fatalf("node %s not Ready: %+v", n.Name, n.Status.Conditions)
 	}
-	if got := n.Status.NodeInfo.KubeletVersion; got != "v1.34.4" {
-		t.Errorf("kubelet version: got %q, want v1.34.4", got)
+	want := cmp.Or(os.Getenv("LAB_K8S_VERSION"), "v1.37.2")
+	if got := n.Status.NodeInfo.KubeletVersion; got != want {
+		t.Errorf("kubelet version: got %q, want %s", got, want)
 	}
 	var internal string
 	for _, a := range n.Status.Addresses {

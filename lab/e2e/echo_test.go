@@ -6,9 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -143,46 +141,21 @@ func waitServing(ctx context.Context, l *lab, ns, svc string, want int, do reque
 }
 
 // kubeProxyEndpoints returns the endpoint IPs that kube-proxy's rules send
-// the Service's new connections to, in the mode the lab runs it
-// (LAB_PROXY_MODE): iptables rules from the nat table, or the kube-proxy
-// nftables table.
+// the Service's new connections to, in the mode the lab runs it in
+// (proxyMode).
 func kubeProxyEndpoints(ctx context.Context, ns, svc string) (map[string]bool, error) {
-	if proxyMode() == "nftables" {
-		out, err := exec.CommandContext(ctx, "nft", "list", "table", "ip", "kube-proxy").Output()
-		if err != nil {
-			return nil, fmt.Errorf("read kube-proxy's rules: nft list table ip kube-proxy: %w", err)
-		}
-		return parseServiceEndpointSets(string(out), ns, svc), nil
-	}
-	// iptables rules carry comments "NS/SVC:PORT -> IP:PORT" on the jumps
-	// from a Service's chain to its endpoints' chains.
+	return proxyEndpoints(ctx, proxyMode(), ns, svc)
+}
+
+// iptablesEndpoints reads them from the nat table: kube-proxy's iptables
+// rules carry comments "NS/SVC:PORT -> IP:PORT" on the jumps from a
+// Service's chain to its endpoints' chains.
+func iptablesEndpoints(ctx context.Context, ns, svc string) (map[string]bool, error) {
 	out, err := exec.CommandContext(ctx, "iptables-save", "-t", "nat").Output()
 	if err != nil {
 		return nil, fmt.Errorf("read kube-proxy's rules: iptables-save -t nat: %w", err)
 	}
 	return parseServiceEndpointRules(string(out), ns, svc), nil
-}
-
-// proxyMode is kube-proxy's mode in the lab: LAB_PROXY_MODE, set by e2e.sh
-// from what lab-up or proxy-mode.sh recorded; iptables when unset.
-func proxyMode() string {
-	if m := os.Getenv("LAB_PROXY_MODE"); m != "" {
-		return m
-	}
-	return "iptables"
-}
-
-// parseServiceEndpointSets picks the endpoint IPs of ns/svc out of `nft list
-// table ip kube-proxy`. A Service port's chain picks an endpoint with
-// "numgen random mod N vmap { 0 : goto endpoint-HASH-NS/SVC/PROTO/PORT__IP/PORT, ... }",
-// so an endpoint chain named in a goto is one new connections can reach.
-func parseServiceEndpointSets(rules, ns, svc string) map[string]bool {
-	ips := map[string]bool{}
-	re := regexp.MustCompile(`goto "?endpoint-[A-Z0-9]+-` + regexp.QuoteMeta(ns+"/"+svc+"/") + `[a-z]+/[^_\s"]*__([0-9.]+)/[0-9]+`)
-	for _, m := range re.FindAllStringSubmatch(rules, -1) {
-		ips[m[1]] = true
-	}
-	return ips
 }
 
 // parseServiceEndpointRules picks the endpoint IPs of ns/svc out of
@@ -439,47 +412,6 @@ COMMIT
 			for _, ip := range tt.want {
 				if !got[ip] {
 					t.Errorf("got %v, want %v", got, tt.want)
-				}
-			}
-		})
-	}
-}
-
-func TestParseServiceEndpointSets(t *testing.T) {
-	rules := `table ip kube-proxy {
-	chain service-ULMVA6XW-shoal/thumbnailer/tcp/http {
-		ip daddr 10.96.1.2 tcp dport 8080 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
-		numgen random mod 2 vmap { 0 : goto endpoint-5OJB2KTY-shoal/thumbnailer/tcp/http__10.244.0.17/8080, 1 : goto endpoint-6PKC3LUZ-shoal/thumbnailer/tcp/http__10.244.0.20/8080 }
-	}
-	chain service-AAAAAAAA-shoal/thumbnailer-headless/tcp/http {
-		numgen random mod 1 vmap { 0 : goto endpoint-BBBBBBBB-shoal/thumbnailer-headless/tcp/http__10.244.0.99/8080 }
-	}
-	chain service-CCCCCCCC-e2e/echo/tcp/ {
-		numgen random mod 1 vmap { 0 : goto endpoint-DDDDDDDD-e2e/echo/tcp/__10.244.0.5/8080 }
-	}
-	chain endpoint-5OJB2KTY-shoal/thumbnailer/tcp/http__10.244.0.17/8080 {
-		ip saddr 10.244.0.17 jump mark-for-masquerade
-		meta l4proto tcp dnat to 10.244.0.17:8080
-	}
-}`
-	tests := []struct {
-		name, ns, svc string
-		want          []string
-	}{
-		{"named port", "shoal", "thumbnailer", []string{"10.244.0.17", "10.244.0.20"}},
-		{"name is a prefix of another", "shoal", "thumbnailer-headless", []string{"10.244.0.99"}},
-		{"unnamed port", "e2e", "echo", []string{"10.244.0.5"}},
-		{"absent", "other", "thumbnailer", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := parseServiceEndpointSets(rules, tt.ns, tt.svc)
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %v, want %v", got, tt.want)
-			}
-			for _, ip := range tt.want {
-				if !got[ip] {
-					t.Fatalf("got %v, want %v", got, tt.want)
 				}
 			}
 		})

@@ -64,6 +64,7 @@ trap 'log "ci: interrupted"; failed=1; exit 130' INT TERM
 step build $((deadline - SECONDS)) make -C "$LAB_ROOT" build &&
   step lab-up $((deadline - SECONDS)) make -C "$LAB_ROOT" lab-up &&
   step e2e $((deadline - SECONDS)) make -C "$LAB_ROOT" e2e
+step prom-v3 $((deadline - SECONDS)) make -C "$LAB_ROOT" prometheus-v3
 # kube-proxy's other mode, for the tests that depend on it, even when a test
 # above failed.
 if [[ -f "$PROXY_MODE_FILE" ]]; then

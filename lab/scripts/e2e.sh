@@ -18,8 +18,6 @@ if [[ -d "$repo/cmd/thumbnailer" && -d "$repo/cmd/gallery" ]]; then
   "$LAB_ROOT/scripts/images.sh" services || log "service images could not be built; their tests will fail"
 fi
 cd "$LAB_ROOT"
-export LAB_KUBECONFIG="$KUBECONFIG_ADMIN" LAB_KUBECTL="$K8S_BIN/kubectl" LAB_REPO="$repo"
-LAB_PROXY_MODE="$(cat "$PROXY_MODE_FILE" 2>/dev/null || echo iptables)"
-export LAB_PROXY_MODE
-log "e2e: kube-proxy in $LAB_PROXY_MODE mode"
+export LAB_KUBECONFIG="$KUBECONFIG_ADMIN" LAB_KUBECTL="$K8S_BIN/kubectl" LAB_REPO="$repo" LAB_K8S_VERSION="$K8S_VERSION"
+log "e2e: kube-proxy in $(cat "$PROXY_MODE_FILE" 2>/dev/null || echo iptables) mode"
 "${NICE[@]}" go test -tags e2e -count=1 -p 1 -timeout 40m -v ./e2e/... "$@"
