@@ -129,12 +129,15 @@ type Limiter struct {
 	// yield says whether Middleware yields after admitting: whether work
 	// is at least yieldAbove. Read without l.mu on every request.
 	yield atomic.Bool
+	// used integrates in flight and the limit over time, guarded by mu
+	// (see accountLocked).
+	used usage
 }
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
 // returns a Limiter. If reg is not nil, the metrics shed_limit,
-// shed_in_flight, shed_utilization_ratio and shed_rejected_total are
-// registered on it.
+// shed_in_flight, shed_utilization_ratio, shed_in_flight_seconds_total,
+// shed_limit_seconds_total and shed_rejected_total are registered on it.
 func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -146,6 +149,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		limit:      float64(cfg.InitialLimit),
 		winStart:   cfg.Now(),
 	}
+	l.used.at = l.winStart
 	var labels prometheus.Labels
 	if cfg.Name != "" {
 		labels = prometheus.Labels{"limiter": cfg.Name}
@@ -168,6 +172,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shed_utilization_ratio", Help: "Requests admitted over the current concurrency limit; 1 is at the limit.", ConstLabels: labels,
 		}, l.Utilization),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shed_in_flight_seconds_total", Help: "Requests admitted by the limiter, integrated over time.", ConstLabels: labels,
+		}, func() float64 { in, _ := l.usage(); return in }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shed_limit_seconds_total", Help: "Adaptive concurrency limit, integrated over time.", ConstLabels: labels,
+		}, func() float64 { _, lim := l.usage(); return lim }),
 		l.rejected,
 	}
 	for i, c := range cs {
@@ -350,6 +360,7 @@ func (t *ticket) park() {
 	l := t.l
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	if !t.parked && !t.done.Load() {
 		t.parked, t.parkStart = true, now
 		l.inFlight--
@@ -361,6 +372,7 @@ func (t *ticket) unpark() {
 	l := t.l
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	if t.parked {
 		t.parked = false
 		t.parkedFor += now.Sub(t.parkStart)
@@ -373,6 +385,7 @@ func (t *ticket) unpark() {
 func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	defer l.mu.Unlock()
 	if reuse {
 		defer func() { l.free = append(l.free, t) }()
@@ -587,10 +600,11 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 
 // acquire is Acquire returning the ticket itself, or nil.
 func (l *Limiter) acquire() (*ticket, bool) {
-	if !l.admit() {
+	now := l.cfg.Now()
+	if !l.admit(now) {
 		return nil, false
 	}
-	return &ticket{l: l, start: l.cfg.Now()}, true
+	return &ticket{l: l, start: now}, true
 }
 
 // acquirePooled is acquire with a ticket from l.free, for callers that
@@ -599,6 +613,7 @@ func (l *Limiter) acquire() (*ticket, bool) {
 func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	limit := int(l.limit)
 	switch {
 	case critical:
@@ -634,8 +649,9 @@ func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
 
 // admit takes a slot if fewer than the limit are in flight, and counts a
 // rejection otherwise.
-func (l *Limiter) admit() bool {
+func (l *Limiter) admit(now time.Time) bool {
 	l.mu.Lock()
+	l.accountLocked(now)
 	if l.inFlight >= int(l.limit) {
 		l.mu.Unlock()
 		l.rejected.Inc()

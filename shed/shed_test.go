@@ -83,9 +83,15 @@ func TestAcquireUpToLimit(t *testing.T) {
 # HELP shed_in_flight Requests currently admitted by the limiter.
 # TYPE shed_in_flight gauge
 shed_in_flight 3
+# HELP shed_in_flight_seconds_total Requests admitted by the limiter, integrated over time.
+# TYPE shed_in_flight_seconds_total counter
+shed_in_flight_seconds_total 0
 # HELP shed_limit Current adaptive concurrency limit.
 # TYPE shed_limit gauge
 shed_limit 3
+# HELP shed_limit_seconds_total Adaptive concurrency limit, integrated over time.
+# TYPE shed_limit_seconds_total counter
+shed_limit_seconds_total 0
 # HELP shed_rejected_total Requests turned away because the concurrency limit was reached.
 # TYPE shed_rejected_total counter
 shed_rejected_total 2
