@@ -82,7 +82,9 @@ type Config struct {
 	// Critical, if set, tells the Middleware which requests are shed
 	// last: a request it returns false for is admitted only while fewer
 	// than the limit less the Reserve are in flight, and not at all for
-	// a Window after a critical request was turned away. nil means every
+	// a while after a critical request was turned away (a Window, or the
+	// long RTT once it is known); critical requests waiting for a slot
+	// get it first. nil means every
 	// request is alike. Called once per request, before admission; it
 	// must be cheap and must not read the body.
 	Critical func(*http.Request) bool
@@ -132,6 +134,9 @@ type Limiter struct {
 	// used integrates in flight and the limit over time, guarded by mu
 	// (see accountLocked).
 	used usage
+	// waiters are the Middleware's requests waiting for a slot, oldest
+	// first; idle holds waiters to reuse. Both guarded by mu.
+	waiters, idle []*waiter
 }
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
@@ -364,6 +369,7 @@ func (t *ticket) park() {
 	if !t.parked && !t.done.Load() {
 		t.parked, t.parkStart = true, now
 		l.inFlight--
+		l.grantLocked(now)
 	}
 	l.mu.Unlock()
 }
@@ -390,6 +396,9 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	if reuse {
 		defer func() { l.free = append(l.free, t) }()
 	}
+	// The slot goes to a waiting request, if any, once the window is
+	// updated (the limit may have changed).
+	defer l.grantLocked(now)
 	if t.parked {
 		t.parked = false
 		t.parkedFor += now.Sub(t.parkStart)
@@ -534,9 +543,11 @@ func (l *Limiter) clamp(v float64) float64 {
 }
 
 // Middleware serves requests through next while the limit allows and
-// answers the rest at once with 503, a Retry-After header and a JSON body
-// {"error": "..."}. A request whose client went away before next returned
-// is not counted as a latency sample.
+// answers the rest with 503, a Retry-After header and a JSON body
+// {"error": "..."}: at once, or after waiting at most the long RTT for a
+// slot in a short queue (see the package documentation). A request whose
+// client went away before next returned is not counted as a latency
+// sample.
 //
 // With [Config.Critical] set, requests it does not call critical are
 // turned away first (see Priority in the package documentation).
@@ -560,7 +571,7 @@ func (l *Limiter) clamp(v float64) float64 {
 // to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.acquirePooled(l.cfg.Critical == nil || l.cfg.Critical(r))
+		release, ok := l.acquirePooled(r.Context(), l.cfg.Critical == nil || l.cfg.Critical(r))
 		if !ok {
 			h := w.Header()
 			h.Set("Retry-After", l.retryAfter)
@@ -610,28 +621,33 @@ func (l *Limiter) acquire() (*ticket, bool) {
 // acquirePooled is acquire with a ticket from l.free, for callers that
 // know when the ticket is no longer referenced and give it back (see
 // ticket.finish): admission then allocates nothing.
-func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
+func (l *Limiter) acquirePooled(ctx context.Context, critical bool) (*ticket, bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	l.accountLocked(now)
-	limit := int(l.limit)
-	switch {
-	case critical:
-	case now.Sub(l.criticalRefused) < l.cfg.Window:
-		limit = 0 // critical work is being turned away: none of the rest
-	default:
-		limit = max(1, limit-max(1, int(l.limit*l.cfg.Reserve)))
-	}
-	if l.inFlight >= limit {
-		if critical {
-			l.criticalRefused = now
+	if l.inFlight >= l.limitFor(now, critical) {
+		w := l.enqueue(critical)
+		if w == nil {
+			if critical {
+				l.criticalRefused = now
+			}
+			l.mu.Unlock()
+			l.rejected.Inc()
+			return nil, false
 		}
 		l.mu.Unlock()
-		l.rejected.Inc()
-		return nil, false
+		if !l.wait(ctx, w) {
+			l.rejected.Inc()
+			return nil, false
+		}
+		// The granter counted the slot; the latency sample starts now,
+		// without the wait (see wait).
+		now = l.cfg.Now()
+		l.mu.Lock()
+	} else {
+		l.inFlight++
+		l.winInFlight = max(l.winInFlight, l.inFlight)
 	}
-	l.inFlight++
-	l.winInFlight = max(l.winInFlight, l.inFlight)
 	var t *ticket
 	if n := len(l.free); n > 0 {
 		t, l.free[n-1] = l.free[n-1], nil
