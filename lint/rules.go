@@ -72,8 +72,8 @@ var (
 		Why: "a probe that times out before its handler answers marks healthy pods failed under load, which removes capacity when it is most needed",
 		Fix: "set timeoutSeconds to at least the handler's budget (annotation shoal.dev/probe-budget), not the 1s default"}
 	ruleNoPreStop = Rule{ID: IDNoPreStop, Name: "no-prestop", Severity: Warning,
-		Why: "without a preStop pause the pod gets SIGTERM while endpoints still route to it, so in-flight and new requests fail during rollouts",
-		Fix: "add lifecycle.preStop.sleep.seconds equal to the service's DRAIN_DELAY"}
+		Why: "a pod that stops accepting requests before every client has stopped sending them fails those requests during rollouts: kube-proxy's rules follow a deleted pod within seconds, but clients of a headless Service only after the DNS cache (30s) and their next resolution",
+		Fix: "add lifecycle.preStop.sleep.seconds (equal to the service's DRAIN_DELAY) so that preStop + DRAIN_DELAY covers the drain budget: 5s behind a ClusterIP Service, 40s behind a headless one (docs/rollout-budgets.md)"}
 	ruleGraceShort = Rule{ID: IDGracePeriodTooShort, Name: "grace-period-too-short", Severity: Error,
 		Why: "the kubelet kills the container with SIGKILL when the grace period ends, cutting off the drain and in-flight requests",
 		Fix: "set terminationGracePeriodSeconds above preStop + DRAIN_DELAY + SHUTDOWN_TIMEOUT, with a few seconds of margin"}
