@@ -110,6 +110,7 @@ func (l *Limiter) wait(ctx context.Context, w *waiter) bool {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.accountLocked(now)
 	granted := w.granted
 	if i := slices.Index(l.waiters, w); i >= 0 {
 		l.waiters = slices.Delete(l.waiters, i, i+1)
