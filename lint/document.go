@@ -201,6 +201,11 @@ func parseDocument(path string, c chunk, built bool) (*Document, []Finding) {
 	strict, err := sigsjson.UnmarshalStrict(js, obj)
 	if err != nil {
 		field, msg := describeTypeError(err)
+		if p := indexedPath(js, field); p != field {
+			// JSON type errors name list fields without their index.
+			msg = p + strings.TrimPrefix(msg, field)
+			field = p
+		}
 		if field == "" {
 			// A type that decodes itself (a quantity, a time) names no
 			// field in its error: find the value that fails.
@@ -249,6 +254,48 @@ func describeTypeError(err error) (field, msg string) {
 		return field, fmt.Sprintf("%s: cannot use %s as %s", field, m[1], m[3])
 	}
 	return "", s
+}
+
+// indexedPath finds the first field of the document js along path
+// ("spec.rules.timeouts.request", lists unindexed) and returns its path
+// with the indexes ("spec.rules[0].timeouts.request"); path itself when
+// there is no such field.
+func indexedPath(js []byte, path string) string {
+	if path == "" {
+		return path
+	}
+	var doc any
+	if json.Unmarshal(js, &doc) != nil {
+		return path
+	}
+	var find func(v any, segs []string, at string) (string, bool)
+	find = func(v any, segs []string, at string) (string, bool) {
+		if len(segs) == 0 {
+			return at, true
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			next, ok := v[segs[0]]
+			if !ok {
+				return "", false
+			}
+			if at != "" {
+				at += "."
+			}
+			return find(next, segs[1:], at+segs[0])
+		case []any:
+			for i, el := range v {
+				if p, ok := find(el, segs, at+"["+strconv.Itoa(i)+"]"); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	if p, ok := find(doc, strings.Split(path, "."), ""); ok {
+		return p
+	}
+	return path
 }
 
 var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
