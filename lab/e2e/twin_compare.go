@@ -43,7 +43,9 @@ func ramp(from, to time.Duration, a, b float64) []loadStep {
 }
 
 // twinCurves are the experiment's four shapes, each short enough for both
-// directions to show with a 30 s scale-down window.
+// directions to show with a 30 s scale-down window. They start below one
+// pod's worth, so that the noise of a real pipeline does not scale the
+// single starting pod before the curve begins.
 func twinCurves() []twinCurve {
 	s := time.Second
 	cat := func(parts ...[]loadStep) []loadStep {
@@ -55,13 +57,13 @@ func twinCurves() []twinCurve {
 	}
 	var saw []loadStep
 	for i := 0; i < 3; i++ {
-		saw = append(saw, ramp(time.Duration(i)*50*s, time.Duration(i+1)*50*s, 1, 4)...)
+		saw = append(saw, ramp(time.Duration(i)*50*s, time.Duration(i+1)*50*s, 0.75, 4)...)
 	}
 	return []twinCurve{
-		{Name: "step", Duration: 180 * s, Steps: []loadStep{{0, 1}, {20 * s, 3.5}, {100 * s, 0.5}}},
-		{Name: "spike", Duration: 150 * s, Steps: []loadStep{{0, 1}, {30 * s, 4}, {45 * s, 1}}},
+		{Name: "step", Duration: 180 * s, Steps: []loadStep{{0, 0.75}, {20 * s, 3.5}, {100 * s, 0.5}}},
+		{Name: "spike", Duration: 150 * s, Steps: []loadStep{{0, 0.75}, {30 * s, 4}, {45 * s, 0.75}}},
 		{Name: "ramp", Duration: 180 * s, Steps: cat([]loadStep{{0, 0.5}}, ramp(20*s, 100*s, 0.5, 3.5), ramp(100*s, 160*s, 3.5, 0.5), []loadStep{{160 * s, 0.5}})},
-		{Name: "sawtooth", Duration: 180 * s, Steps: cat(saw, []loadStep{{150 * s, 1}})},
+		{Name: "sawtooth", Duration: 180 * s, Steps: cat(saw, []loadStep{{150 * s, 0.75}})},
 	}
 }
 
