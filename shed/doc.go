@@ -77,8 +77,9 @@
 // the Middleware finds at the full limit may wait a little for a slot
 // instead, once the long RTT is known: at most half the limit of them
 // wait, each at most the long RTT, and a slot freed goes to the newest
-// waiting critical request, else the newest other; when the queue is
-// full the oldest other leaves it with 503. Turned away at once, a
+// waiting critical request, else the newest other; a full queue turns
+// the newcomer away, unless it is critical and a waiter is not (that one
+// leaves with 503 instead). Turned away at once, a
 // request leaves its slot idle from one request's end until the next
 // arrives, and with the few slots CPU-bound work needs (one or two a
 // core) that idle time was a tenth to a third of the CPU under overload.

@@ -141,8 +141,8 @@ func (q *queueHarness) wantState(inFlight, waiting int) {
 
 // TestMiddlewareQueue: a request that finds the limit full waits a little
 // for a slot instead of being turned away at once, so the work does not
-// pause between one request's end and the next arrival: the newest waits,
-// at most half the limit of them, at most the long RTT, critical ones
+// pause between one request's end and the next arrival: at most half the
+// limit of them, each at most the long RTT, the newest and critical ones
 // first; nothing is leaked when a waiting client leaves.
 func TestMiddlewareQueue(t *testing.T) {
 	ok, busy := http.StatusOK, http.StatusServiceUnavailable
@@ -150,23 +150,43 @@ func TestMiddlewareQueue(t *testing.T) {
 		name string
 		run  func(t *testing.T)
 	}{
-		{"the newest waits and gets the freed slot; the oldest is turned away", func(t *testing.T) {
+		{"a full queue turns the newcomer away; the waiter gets the freed slot", func(t *testing.T) {
 			q := newQueueHarness(t, 2, time.Minute, false)
 			out := make(chan answer, 8)
 			q.start(t.Context(), "a", true, false, out)
 			q.start(t.Context(), "b", true, false, out)
-			q.start(t.Context(), "old", false, false, out)
+			q.start(t.Context(), "waits", false, false, out)
 			q.wantState(2, 1)
-			// It takes the place of the oldest: nothing else tells
-			// that it waits.
-			q.send(httptest.NewRequest("GET", "/", nil), "new", out)
-			q.await(out, answer{"old", busy})
+			q.start(t.Context(), "new", false, false, out)
+			q.await(out, answer{"new", busy})
 			q.wantState(2, 1)
 			q.release("a")
-			q.await(out, answer{"a", ok})
-			q.await(out, answer{"new", ok})
+			q.awaitAll(out, answer{"a", ok}, answer{"waits", ok})
 			q.release("b")
 			q.await(out, answer{"b", ok})
+			q.wantState(0, 0)
+		}},
+		{"a critical newcomer takes the place of another", func(t *testing.T) {
+			// A limit of 2: 1 for the others, a queue of 1.
+			q := newQueueHarness(t, 2, time.Minute, true)
+			out := make(chan answer, 8)
+			q.start(t.Context(), "a", true, false, out)
+			q.start(t.Context(), "crit", true, true, out)
+			q.start(t.Context(), "other", false, false, out)
+			q.wantState(2, 1)
+			// It takes the place of the other: nothing else tells that
+			// it waits.
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("X-Critical", "1")
+			q.send(req, "crit waits", out)
+			q.await(out, answer{"other", busy})
+			q.wantState(2, 1)
+			q.start(t.Context(), "crit late", false, true, out)
+			q.await(out, answer{"crit late", busy}) // the queue holds only critical requests
+			q.release("a")
+			q.awaitAll(out, answer{"a", ok}, answer{"crit waits", ok})
+			q.release("crit")
+			q.await(out, answer{"crit", ok})
 			q.wantState(0, 0)
 		}},
 		{"a wait ends after the long RTT", func(t *testing.T) {
@@ -196,13 +216,11 @@ func TestMiddlewareQueue(t *testing.T) {
 			q.start(t.Context(), "crit waits", false, true, out)
 			q.wantState(4, 2)
 			q.release("a")
-			q.await(out, answer{"a", ok})
-			q.await(out, answer{"crit waits", ok})
+			q.awaitAll(out, answer{"a", ok}, answer{"crit waits", ok})
 			// 3 in flight: the others' share of the limit is taken.
 			q.wantState(3, 1)
 			q.release("b")
-			q.await(out, answer{"b", ok})
-			q.await(out, answer{"other", ok})
+			q.awaitAll(out, answer{"b", ok}, answer{"other", ok})
 			q.release("c")
 			q.release("crit")
 			q.awaitAll(out, answer{"c", ok}, answer{"crit", ok})
