@@ -62,6 +62,21 @@ type result struct {
 	ReadyUp    time.Duration `json:"readyUp"`
 	PeakPods   int           `json:"peakPods"`
 	PodSeconds float64       `json:"podSeconds"`
+	// Timeline is the run window by window, for reading what happened.
+	Timeline []second `json:"timeline"`
+}
+
+// second is one window of a run: the requests sent in it and the
+// Deployment and autoscaler at its end.
+type second struct {
+	At      float64 `json:"at"` // seconds from the start of the load
+	Sent    int     `json:"sent"`
+	Failed  int     `json:"failed"`
+	P99ms   float64 `json:"p99ms"`
+	Pods    int     `json:"pods"`
+	Ready   int     `json:"ready"`
+	Desired int32   `json:"desired"`
+	Metric  string  `json:"metric"`
 }
 
 // analyze turns a run's records into its figures.
@@ -75,6 +90,12 @@ func analyze(v variant, metric string, sh shape, window time.Duration, obj objec
 		r.Requests += w.total
 		r.Failed += w.failed
 		all = append(all, w.latencies...)
+		tl := second{At: (time.Duration(i) * window).Seconds(), Sent: w.total, Failed: w.failed,
+			P99ms: float64(percentile(w.latencies, 99).Microseconds()) / 1000}
+		if p, ok := pollAt(d.Polls, d.Start.Add(time.Duration(i+1)*window)); ok {
+			tl.Pods, tl.Ready, tl.Desired, tl.Metric = p.Pods, p.Ready, p.Desired, p.Metric
+		}
+		r.Timeline = append(r.Timeline, tl)
 		if !meets(w, obj) {
 			r.OverSeconds += window.Seconds()
 			if i >= riseWindow {
@@ -139,4 +160,16 @@ func percentile(ds []time.Duration, q float64) time.Duration {
 	slices.Sort(s)
 	i := int(math.Ceil(q/100*float64(len(s)))) - 1
 	return s[max(0, min(i, len(s)-1))]
+}
+
+// pollAt is the last poll at or before t.
+func pollAt(polls []poll, t time.Time) (poll, bool) {
+	i, found := slices.BinarySearchFunc(polls, t, func(p poll, t time.Time) int { return p.At.Compare(t) })
+	if found {
+		return polls[i], true
+	}
+	if i == 0 {
+		return poll{}, false
+	}
+	return polls[i-1], true
 }
