@@ -28,8 +28,8 @@ func TestHeadroomOverlays(t *testing.T) {
 	}
 	m := h.Spec.Metrics[0]
 	if m.Type != autoscalingv2.PodsMetricSourceType || m.Pods.Metric.Name != "shed_utilization_ratio" ||
-		m.Pods.Target.Type != autoscalingv2.AverageValueMetricType || m.Pods.Target.AverageValue.Cmp(resource.MustParse("0.65")) != 0 {
-		t.Errorf("headroom: thumbnailer metric %+v, want Pods shed_utilization_ratio at AverageValue 0.65", m)
+		m.Pods.Target.Type != autoscalingv2.AverageValueMetricType || m.Pods.Target.AverageValue.Cmp(resource.MustParse("0.4")) != 0 {
+		t.Errorf("headroom: thumbnailer metric %+v, want Pods shed_utilization_ratio at AverageValue 0.4", m)
 	}
 	// Everything else (replicas, behaviour, the gallery) is local's.
 	lh := hpaNamed(local, "thumbnailer")
@@ -44,7 +44,7 @@ func TestHeadroomOverlays(t *testing.T) {
 		t.Fatalf("keda-headroom: thumbnailer ScaledObject %+v, want one trigger", so)
 	}
 	tr := so.Spec.Triggers[0]
-	if tr.Type != "prometheus" || !strings.Contains(tr.Metadata["query"], "shed_utilization_ratio{") || tr.Metadata["threshold"] != "0.65" {
+	if tr.Type != "prometheus" || !strings.Contains(tr.Metadata["query"], "shed_in_flight_seconds_total{") || tr.Metadata["threshold"] != "0.4" {
 		t.Errorf("keda-headroom: trigger %+v", tr)
 	}
 	checkPromQL(t, []string{tr.Metadata["query"]})
@@ -65,7 +65,8 @@ func TestHeadroomOverlays(t *testing.T) {
 			t.Fatalf("%s: %v", file, err)
 		}
 		if !slices.ContainsFunc(cfg.Rules, func(r adapterRule) bool {
-			return strings.HasPrefix(r.SeriesQuery, "shed_utilization_ratio{")
+			return strings.HasPrefix(r.SeriesQuery, "shed_in_flight_seconds_total{") && strings.Trim(r.Name.As, `"`) == "shed_utilization_ratio" &&
+				strings.Contains(r.MetricsQuery, "shed_limit_seconds_total{")
 		}) {
 			t.Errorf("%s: no rule for shed_utilization_ratio", file)
 		}

@@ -5,10 +5,12 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -228,11 +230,97 @@ func checkProbeTimeouts(s *set) []Finding {
 	return fs
 }
 
+// Drain budgets: the least time a pod told to stop must go on accepting
+// requests, preStop + DRAIN_DELAY, so that every client has stopped
+// sending it new ones before its server closes. A client learns of the
+// change through the kind of Service that selects the pod, so the budget
+// is per kind. The figures come from the lab (Kubernetes v1.37, stock
+// CoreDNS Corefile), measured by `make -C lab budgets`
+// (lab/e2e/budget_test.go); docs/rollout-budgets.md has the tables.
+const (
+	// DrainBudgetClusterIP covers a Service whose clients go through
+	// kube-proxy (ClusterIP, NodePort, LoadBalancer): new connections stop
+	// reaching a deleted pod once kube-proxy has rewritten its rules, which
+	// took seconds at most in the lab (its own network-programming
+	// histogram: up to 4 s over one e2e run); 5 s. Connections already
+	// open are the server's to close, which the kit does during
+	// DRAIN_DELAY.
+	DrainBudgetClusterIP = 5 * time.Second
+	// DrainBudgetHeadless covers a headless Service, whose clients
+	// balance over the addresses DNS gives them: a deleted pod stays in
+	// CoreDNS's cached answer for up to its cache TTL (30 s in the stock
+	// Corefile: ttl 30, cache 30), and a client such as Shoal's balancer
+	// or grpcclient reads DNS again every 5 s (balancer.DefaultDNSInterval):
+	// 30 s + 5 s + a 5 s margin.
+	DrainBudgetHeadless = 40 * time.Second
+)
+
+// drainBudget returns the largest drain budget among the Services that
+// send w's pods application traffic, and the Service that sets it; none
+// gives 0. A Service of admin ports only (a metrics Service, scraped
+// again at the next interval whatever it finds) is not one.
+func (s *set) drainBudget(w *workload) (time.Duration, string) {
+	var budget time.Duration
+	var by string
+	for _, sv := range allServices(s) {
+		if !slices.Contains(s.selected(sv), w) || adminOnly(w, sv.svc) {
+			continue
+		}
+		b, kind := DrainBudgetClusterIP, "ClusterIP"
+		if sv.svc.Spec.ClusterIP == corev1.ClusterIPNone {
+			b, kind = DrainBudgetHeadless, "headless"
+		}
+		if b > budget {
+			budget, by = b, fmt.Sprintf("%s Service %q", kind, sv.svc.Name)
+		}
+	}
+	return budget, by
+}
+
+// recreates reports whether w is a Deployment with strategy Recreate.
+func recreates(w *workload) bool {
+	return w.deploy != nil && w.deploy.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType
+}
+
+// adminOnly reports whether every port of svc reaches an admin port of
+// w's pods.
+func adminOnly(w *workload, svc *corev1.Service) bool {
+	for _, p := range svc.Spec.Ports {
+		if !isAdminPortName(containerPortName(w, p)) {
+			return false
+		}
+	}
+	return len(svc.Spec.Ports) > 0
+}
+
+// checkPreStop wants every serving container to go on accepting requests
+// for the drain budget of the Services that select it: preStop +
+// DRAIN_DELAY at least the budget. A container no Service selects (its
+// Service may live elsewhere), or of a Deployment that recreates its pods,
+// must still have a preStop hook. A hook
+// whose length the manifest does not tell (an exec without sleep, an
+// httpGet) is taken to be long enough.
 func checkPreStop(s *set) []Finding {
 	var fs []Finding
 	for _, c := range s.containers(true) {
-		if c.c.Lifecycle == nil || c.c.Lifecycle.PreStop == nil {
+		hook := c.c.Lifecycle != nil && c.c.Lifecycle.PreStop != nil
+		pre, known := preStopDuration(c.c), preStopKnown(c.c)
+		drain := envDuration(c.c, "DRAIN_DELAY")
+		budget, by := s.drainBudget(c.w)
+		if recreates(c.w) {
+			// A rollout stops every pod before it starts one: there is no
+			// other pod for clients to move to, however long this one waits.
+			budget = 0
+		}
+		switch {
+		case !hook && budget == 0:
 			fs = append(fs, c.finding(ruleNoPreStop, "", "serves ports but has no preStop hook")...)
+		case !hook && drain < budget:
+			fs = append(fs, c.finding(ruleNoPreStop, "",
+				"serves ports but has no preStop hook, and DRAIN_DELAY %s is below the %s drain budget of the %s that selects it", drain, budget, by)...)
+		case hook && known && pre+drain < budget:
+			fs = append(fs, c.finding(ruleNoPreStop, "lifecycle.preStop",
+				"preStop %s + DRAIN_DELAY %s = %s is below the %s drain budget of the %s that selects it", pre, drain, pre+drain, budget, by)...)
 		}
 	}
 	return fs
@@ -257,6 +345,16 @@ func preStopDuration(c *corev1.Container) time.Duration {
 		}
 	}
 	return 0
+}
+
+// preStopKnown reports whether preStopDuration is the hook's whole
+// length: a sleep action, or an exec whose command sleeps.
+func preStopKnown(c *corev1.Container) bool {
+	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
+		return true
+	}
+	h := c.Lifecycle.PreStop
+	return h.Sleep != nil || (h.Exec != nil && sleepRE.MatchString(strings.Join(h.Exec.Command, " ")))
 }
 
 // envDuration reads a literal duration from a container's env.

@@ -19,6 +19,9 @@
 // fields are refused as the API server would): an unknown, misspelled or duplicated field, or a
 // value of the wrong type, is an error naming the file and line. Kinds that
 // are neither built in nor known here are reported as notes and skipped.
+// The types are those of [KubernetesVersion]; a field whose feature gate
+// is off by default there is reported too (SH035, see [GatedFields]), as
+// the API server drops such a field on create without an error.
 //
 // The decoded objects of one input (a file, the plain files of a folder, or
 // one kustomize build) form a set, and the rules in [Rules] run over each

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -199,6 +201,18 @@ func parseDocument(path string, c chunk, built bool) (*Document, []Finding) {
 	strict, err := sigsjson.UnmarshalStrict(js, obj)
 	if err != nil {
 		field, msg := describeTypeError(err)
+		if p := indexedPath(js, field); p != field {
+			// JSON type errors name list fields without their index.
+			msg = p + strings.TrimPrefix(msg, field)
+			field = p
+		}
+		if field == "" {
+			// A type that decodes itself (a quantity, a time) names no
+			// field in its error: find the value that fails.
+			if p := valueErrorPath(js, reflect.TypeOf(obj), ""); p != "" {
+				field, msg = p, p+": "+msg
+			}
+		}
 		return nil, []Finding{d.finding(ruleDecode, field, "%s", msg)}
 	}
 	if gvk.Group == gatewayGroup {
@@ -240,6 +254,142 @@ func describeTypeError(err error) (field, msg string) {
 		return field, fmt.Sprintf("%s: cannot use %s as %s", field, m[1], m[3])
 	}
 	return "", s
+}
+
+// indexedPath finds the first field of the document js along path
+// ("spec.rules.timeouts.request", lists unindexed) and returns its path
+// with the indexes ("spec.rules[0].timeouts.request"); path itself when
+// there is no such field.
+func indexedPath(js []byte, path string) string {
+	if path == "" {
+		return path
+	}
+	var doc any
+	if json.Unmarshal(js, &doc) != nil {
+		return path
+	}
+	var find func(v any, segs []string, at string) (string, bool)
+	find = func(v any, segs []string, at string) (string, bool) {
+		if len(segs) == 0 {
+			return at, true
+		}
+		switch v := v.(type) {
+		case map[string]any:
+			next, ok := v[segs[0]]
+			if !ok {
+				return "", false
+			}
+			if at != "" {
+				at += "."
+			}
+			return find(next, segs[1:], at+segs[0])
+		case []any:
+			for i, el := range v {
+				if p, ok := find(el, segs, at+"["+strconv.Itoa(i)+"]"); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	if p, ok := find(doc, strings.Split(path, "."), ""); ok {
+		return p
+	}
+	return path
+}
+
+var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+
+// valueErrorPath walks raw along the Go type t and returns the path of the
+// first value, in key order, that a type with its own UnmarshalJSON
+// refuses, as "spec.behavior.scaleUp.tolerance"; "" when there is none.
+func valueErrorPath(raw json.RawMessage, t reflect.Type, path string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(unmarshalerType) {
+		if json.Unmarshal(raw, reflect.New(t).Interface()) != nil {
+			return path
+		}
+		return ""
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			return ""
+		}
+		fields := jsonFields(t)
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if ft, ok := fields[k]; ok {
+				if p := valueErrorPath(m[k], ft, join(k)); p != "" {
+					return p
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		var l []json.RawMessage
+		if t.Elem().Kind() == reflect.Uint8 || json.Unmarshal(raw, &l) != nil {
+			return ""
+		}
+		for i, el := range l {
+			if p := valueErrorPath(el, t.Elem(), path+"["+strconv.Itoa(i)+"]"); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil {
+			return ""
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if p := valueErrorPath(m[k], t.Elem(), join(k)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// jsonFields maps the JSON names of t's fields to their types, with the
+// fields of inline embedded structs as their own.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	fs := map[string]reflect.Type{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-":
+		case name == "" && f.Anonymous && f.Type.Kind() == reflect.Struct:
+			for k, v := range jsonFields(f.Type) {
+				fs[k] = v
+			}
+		case name == "":
+			fs[f.Name] = f.Type
+		default:
+			fs[name] = f.Type
+		}
+	}
+	return fs
 }
 
 // parseNode parses text into a yaml.v3 tree for line lookups. It returns

@@ -34,3 +34,19 @@ spec:
 	// web.yaml:14: error SH001 Deployment/web: container "web": serves ports but has no readinessProbe
 	// web.yaml:14: warning SH004 Deployment/web: container "web": serves ports but has no preStop hook
 }
+
+// The fields an API server of lint.KubernetesVersion with default feature
+// gates drops, which lint reports as SH035.
+func ExampleGatedFields() {
+	off := map[string]bool{}
+	for _, g := range lint.FeatureGates() {
+		off[g.Name] = !g.Default
+	}
+	for _, f := range lint.GatedFields() {
+		if off[f.Gate] && f.Type == "core/v1.HTTPGetAction" {
+			fmt.Printf("%s.%s: %s, since v%s\n", f.Type, f.Field, f.Gate, f.Since)
+		}
+	}
+	// Output:
+	// core/v1.HTTPGetAction.protocol: H2CContainerProbe, since v1.37
+}

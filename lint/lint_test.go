@@ -100,6 +100,8 @@ spec:
 		{"case matters", strings.Replace(deploy, "  selector:", "  Selector:", 1), 6, `unknown field "spec.Selector"`},
 		{"wrong type", strings.Replace(deploy, "image: web", "image: web\n          ports:\n            - containerPort: http", 1),
 			16, "containerPort: cannot use string"},
+		{"quantity", strings.Replace(deploy, "image: web", "image: web\n          resources: {requests: {cpu: lots}}", 1),
+			15, "spec.template.spec.containers[0].resources.requests.cpu: quantities must match"},
 		{"duplicate key", strings.Replace(deploy, "image: web", "image: web\n          image: web2", 1), 15, "already set in map"},
 		{"yaml syntax", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [1, 2\n", 6, "invalid YAML"},
 		{"second document", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n" + deploy + "bogus: true\n", 19, `unknown field "bogus"`},
@@ -245,7 +247,8 @@ func TestProbeBudget(t *testing.T) {
 
 func FuzzLint(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join("testdata", "rules", "*.yaml"))
-	for _, p := range files {
+	more, _ := filepath.Glob(filepath.Join("testdata", "k8s137", "*.yaml"))
+	for _, p := range append(files, more...) {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)

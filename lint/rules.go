@@ -53,6 +53,7 @@ const (
 	IDAffinityHeadless           = "SH032"
 	IDTrafficNoEffect            = "SH033"
 	IDTrafficHotSpots            = "SH034"
+	IDFieldNeedsFeatureGate      = "SH035"
 )
 
 // The rules. Decoding and unknown kinds are rules too, so they can be
@@ -71,8 +72,8 @@ var (
 		Why: "a probe that times out before its handler answers marks healthy pods failed under load, which removes capacity when it is most needed",
 		Fix: "set timeoutSeconds to at least the handler's budget (annotation shoal.dev/probe-budget), not the 1s default"}
 	ruleNoPreStop = Rule{ID: IDNoPreStop, Name: "no-prestop", Severity: Warning,
-		Why: "without a preStop pause the pod gets SIGTERM while endpoints still route to it, so in-flight and new requests fail during rollouts",
-		Fix: "add lifecycle.preStop.sleep.seconds equal to the service's DRAIN_DELAY"}
+		Why: "a pod that stops accepting requests before every client has stopped sending them fails those requests during rollouts: kube-proxy's rules follow a deleted pod within seconds, but clients of a headless Service only after the DNS cache (30s) and their next resolution",
+		Fix: "add lifecycle.preStop.sleep.seconds (equal to the service's DRAIN_DELAY) so that preStop + DRAIN_DELAY covers the drain budget: 5s behind a ClusterIP Service, 40s behind a headless one (docs/rollout-budgets.md)"}
 	ruleGraceShort = Rule{ID: IDGracePeriodTooShort, Name: "grace-period-too-short", Severity: Error,
 		Why: "the kubelet kills the container with SIGKILL when the grace period ends, cutting off the drain and in-flight requests",
 		Fix: "set terminationGracePeriodSeconds above preStop + DRAIN_DELAY + SHUTDOWN_TIMEOUT, with a few seconds of margin"}
@@ -164,6 +165,10 @@ var (
 	ruleTrafficHotSpots = Rule{ID: IDTrafficHotSpots, Name: "traffic-distribution-hot-spots", Severity: Warning,
 		Why: "a same-zone or same-node preference sends all of a zone's or node's clients to the few pods there, so with few replicas per zone (or PreferSameNode on a workload that is not on every node) some pods overload while others idle, and the autoscaler, seeing the average, does not react",
 		Fix: "keep PreferSameZone for workloads with at least 3 replicas spread over the zones (topologySpreadConstraints) and PreferSameNode for DaemonSets; otherwise leave trafficDistribution unset"}
+
+	ruleFeatureGate = Rule{ID: IDFieldNeedsFeatureGate, Name: "field-needs-feature-gate", Severity: Warning,
+		Why: "an API server whose feature gate for a field is off, as alpha gates are by default, drops the field on apply without an error, so the setting never takes effect",
+		Fix: "remove the field, or enable the feature gate named in the message on the API server and the kubelets (then mark the object with shoal.dev/lint-ignore: SH035)"}
 )
 
 // ruleList returns every rule, checks attached, in ID order. It builds the
@@ -181,6 +186,7 @@ func ruleList() []Rule {
 		ruleListenerUnused, ruleRouteHostnameMismatch,
 		ruleAffinityBehindProxy, ruleAffinityLongLived, ruleAffinityHeadless,
 		ruleTrafficNoEffect, ruleTrafficHotSpots,
+		ruleFeatureGate,
 	}
 	checks := map[string]func(*set) []Finding{
 		ruleNoReadiness.ID:        checkReadiness,
@@ -218,6 +224,8 @@ func ruleList() []Rule {
 		ruleAffinityHeadless.ID:    checkAffinityHeadless,
 		ruleTrafficNoEffect.ID:     checkTrafficDistributionNoEffect,
 		ruleTrafficHotSpots.ID:     checkTrafficDistributionHotSpots,
+
+		ruleFeatureGate.ID: checkFeatureGates,
 	}
 	for i := range rs {
 		rs[i].check = checks[rs[i].ID]

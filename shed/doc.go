@@ -38,7 +38,12 @@
 //     above capacity costs every request its queueing now, one below it
 //     costs a few windows of probing.
 //   - While fewer than half the limit were in flight during the window, the
-//     limit is left alone: an idle service has not shown what it can carry.
+//     limit does not grow: an idle service has not shown what it can carry.
+//     While the middleware yields for handlers (see below) it drifts down
+//     instead, by a tenth a window, to twice the most in flight: a core of
+//     CPU-bound work that used one or two slots would otherwise meet the
+//     onset of an overload with the initial 20, all of them queueing for
+//     the CPU before a window can close.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
 //     overloaded dependency) multiplies the limit by [Config.Backoff]
 //     instead, as AIMD limiters do.
@@ -68,20 +73,31 @@
 // noise as overload and turn away requests that cost no more to serve
 // than to refuse.
 //
-// Nothing waits in a queue: [Limiter.Acquire] either admits at once or
-// reports failure, so the latency of admitted work stays that of a service
-// running at the limit. Time comes from [Config.Now], so the algorithm is
-// deterministic under a fake clock.
+// [Limiter.Acquire] either admits at once or reports failure. A request
+// the Middleware finds at the full limit may wait a little for a slot
+// instead, once the long RTT is known: at most half the limit of them
+// wait, each at most the long RTT, and a slot freed goes to the newest
+// waiting critical request, else the newest other; a full queue turns
+// the newcomer away, unless it is critical and a waiter is not (that one
+// leaves with 503 instead). Turned away at once, a
+// request leaves its slot idle from one request's end until the next
+// arrives, and with the few slots CPU-bound work needs (one or two a
+// core) that idle time was a tenth to a third of the CPU under overload.
+// Bounded so, the wait adds at most about the unloaded latency, and it is
+// left out of the latency samples: the limit follows the work admitted.
+// The adaptation's time comes from [Config.Now], so the algorithm is
+// deterministic under a fake clock; the wait is timed by the real clock.
 //
 // # Priority
 //
 // With [Config.Critical] set, the middleware sheds the other requests
 // first: they are admitted only while fewer than the limit less
 // [Config.Reserve] of it (a quarter, at least one slot) are in flight,
-// and not at all for a Window after a critical request was turned away.
-// The reserve keeps room for critical requests arriving at any moment;
-// the pause gives them the whole limit while they alone are more than
-// it can take. The limit itself is shared and adapts as before.
+// and not at all for a while after a critical request was turned away
+// (a Window, or the long RTT once it is known and critical requests wait
+// for slots ahead of the others). The reserve keeps room for critical
+// requests arriving at any moment; the pause gives them the whole limit
+// while they alone are more than it can take. The limit itself is shared and adapts as before.
 // [Limiter.Acquire] knows no priority: it admits up to the whole limit.
 //
 // # Metrics
@@ -93,16 +109,27 @@
 //   - shed_utilization_ratio (gauge, [0, ∞)): shed_in_flight over
 //     shed_limit, read together ([Limiter.Utilization]); 1 is at the
 //     limit, where the next request is turned away, and it exceeds 1
-//     briefly when the limit drops below the work already admitted. It
-//     is the headroom left to a replica, measured against what the
-//     replica itself has learnt it can carry rather than against a
-//     configured CPU request or request rate, which makes it a
-//     per-pod autoscaling signal (deploy/monitoring's prometheus-adapter
-//     rule serves it as a Pods metric). The limit only comes down to the
-//     service's capacity once latency shows queueing, so well below
-//     saturation the ratio is small and close to it the ratio climbs
-//     to 1: it measures how near the replica is to shedding, not how
-//     busy its CPU is. It is computed when scraped, so it costs the
-//     request path nothing.
+//     briefly when the limit drops below the work already admitted.
+//   - shed_in_flight_seconds_total and shed_limit_seconds_total
+//     (counters): the two integrated over time, so that
+//     rate(shed_in_flight_seconds_total[r]) / rate(shed_limit_seconds_total[r])
+//     is the utilisation averaged over r. Autoscale on that, not on the
+//     gauge: a scrape samples the gauge at one instant, and on a
+//     saturated pod with one core the scrape runs between handlers, when
+//     fewer are in flight (a thumbnailer shedding 45% of its requests
+//     read 0.5 on average, scraped every half second).
 //   - shed_rejected_total (counter): requests turned away.
+//
+// The utilisation is the headroom left to a replica, measured against
+// what the replica itself has learnt it can carry rather than against a
+// configured CPU request or request rate; deploy/monitoring's
+// prometheus-adapter rule serves its average as the Pods metric
+// shed_utilization_ratio, and overlays/headroom scales on it. The limit
+// only comes down to the service's capacity once latency has shown
+// queueing, so until a replica's first overload the ratio stays small
+// (the initial limit is far above what a CPU-bound handler needs), and
+// after it the ratio is the share of that learnt capacity in use. All
+// three are computed when scraped; the request path only adds two
+// products to the integrals under the lock admission takes anyway, and
+// allocates nothing.
 package shed

@@ -6,3 +6,10 @@ func BudgetQueued(b *Budget) int {
 	defer b.mu.Unlock()
 	return b.waiters.Len()
 }
+
+// Waiting returns how many Middleware requests wait for a slot of l.
+func Waiting(l *Limiter) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.waiters)
+}

@@ -82,7 +82,9 @@ type Config struct {
 	// Critical, if set, tells the Middleware which requests are shed
 	// last: a request it returns false for is admitted only while fewer
 	// than the limit less the Reserve are in flight, and not at all for
-	// a Window after a critical request was turned away. nil means every
+	// a while after a critical request was turned away (a Window, or the
+	// long RTT once it is known); critical requests waiting for a slot
+	// get it first. nil means every
 	// request is alike. Called once per request, before admission; it
 	// must be cheap and must not read the body.
 	Critical func(*http.Request) bool
@@ -129,12 +131,18 @@ type Limiter struct {
 	// yield says whether Middleware yields after admitting: whether work
 	// is at least yieldAbove. Read without l.mu on every request.
 	yield atomic.Bool
+	// used integrates in flight and the limit over time, guarded by mu
+	// (see accountLocked).
+	used usage
+	// waiters are the Middleware's requests waiting for a slot, oldest
+	// first; idle holds waiters to reuse. Both guarded by mu.
+	waiters, idle []*waiter
 }
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
 // returns a Limiter. If reg is not nil, the metrics shed_limit,
-// shed_in_flight, shed_utilization_ratio and shed_rejected_total are
-// registered on it.
+// shed_in_flight, shed_utilization_ratio, shed_in_flight_seconds_total,
+// shed_limit_seconds_total and shed_rejected_total are registered on it.
 func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -146,6 +154,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		limit:      float64(cfg.InitialLimit),
 		winStart:   cfg.Now(),
 	}
+	l.used.at = l.winStart
 	var labels prometheus.Labels
 	if cfg.Name != "" {
 		labels = prometheus.Labels{"limiter": cfg.Name}
@@ -168,6 +177,12 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "shed_utilization_ratio", Help: "Requests admitted over the current concurrency limit; 1 is at the limit.", ConstLabels: labels,
 		}, l.Utilization),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shed_in_flight_seconds_total", Help: "Requests admitted by the limiter, integrated over time.", ConstLabels: labels,
+		}, func() float64 { in, _ := l.usage(); return in }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "shed_limit_seconds_total", Help: "Adaptive concurrency limit, integrated over time.", ConstLabels: labels,
+		}, func() float64 { _, lim := l.usage(); return lim }),
 		l.rejected,
 	}
 	for i, c := range cs {
@@ -350,9 +365,11 @@ func (t *ticket) park() {
 	l := t.l
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	if !t.parked && !t.done.Load() {
 		t.parked, t.parkStart = true, now
 		l.inFlight--
+		l.grantLocked(now)
 	}
 	l.mu.Unlock()
 }
@@ -361,6 +378,7 @@ func (t *ticket) unpark() {
 	l := t.l
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	if t.parked {
 		t.parked = false
 		t.parkedFor += now.Sub(t.parkStart)
@@ -373,10 +391,14 @@ func (t *ticket) unpark() {
 func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
+	l.accountLocked(now)
 	defer l.mu.Unlock()
 	if reuse {
 		defer func() { l.free = append(l.free, t) }()
 	}
+	// The slot goes to a waiting request, if any, once the window is
+	// updated (the limit may have changed).
+	defer l.grantLocked(now)
 	if t.parked {
 		t.parked = false
 		t.parkedFor += now.Sub(t.parkStart)
@@ -469,6 +491,13 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
+		if yield {
+			// Underused: drift down toward twice the most in flight,
+			// so that the onset of an overload finds a limit near what
+			// the work has used, not one that queues a burst for the
+			// CPU (see idleDecay).
+			l.limit = l.clamp(max(2*float64(l.winInFlight), l.limit*idleDecay))
+		}
 		return
 	}
 	if !yield {
@@ -504,6 +533,16 @@ func (l *Limiter) update(now time.Time, yield bool) {
 // overload.
 const yieldAbove = time.Millisecond
 
+// idleDecay multiplies the limit after a window in which fewer than half
+// of it were in flight, while the middleware yields for handlers, down to
+// twice the most in flight. A limit of 20 over a core of CPU-bound work
+// that used one or two admits 20 at the onset of an overload, and all 20
+// queue for the CPU before the first window can close: they were 1% of
+// the answers of the overload's first ten seconds and set their p99. A
+// tenth a window takes a few seconds of light load to come down, and any
+// window that uses half the limit stops it.
+const idleDecay = 0.9
+
 // cheapWindow is the shortest window while the middleware does not yield
 // for handlers.
 const cheapWindow = time.Second
@@ -521,9 +560,11 @@ func (l *Limiter) clamp(v float64) float64 {
 }
 
 // Middleware serves requests through next while the limit allows and
-// answers the rest at once with 503, a Retry-After header and a JSON body
-// {"error": "..."}. A request whose client went away before next returned
-// is not counted as a latency sample.
+// answers the rest with 503, a Retry-After header and a JSON body
+// {"error": "..."}: at once, or after waiting at most the long RTT for a
+// slot in a short queue (see the package documentation). A request whose
+// client went away before next returned is not counted as a latency
+// sample.
 //
 // With [Config.Critical] set, requests it does not call critical are
 // turned away first (see Priority in the package documentation).
@@ -547,7 +588,7 @@ func (l *Limiter) clamp(v float64) float64 {
 // to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		release, ok := l.acquirePooled(l.cfg.Critical == nil || l.cfg.Critical(r))
+		release, ok := l.acquirePooled(r.Context(), l.cfg.Critical == nil || l.cfg.Critical(r))
 		if !ok {
 			h := w.Header()
 			h.Set("Retry-After", l.retryAfter)
@@ -587,36 +628,43 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 
 // acquire is Acquire returning the ticket itself, or nil.
 func (l *Limiter) acquire() (*ticket, bool) {
-	if !l.admit() {
+	now := l.cfg.Now()
+	if !l.admit(now) {
 		return nil, false
 	}
-	return &ticket{l: l, start: l.cfg.Now()}, true
+	return &ticket{l: l, start: now}, true
 }
 
 // acquirePooled is acquire with a ticket from l.free, for callers that
 // know when the ticket is no longer referenced and give it back (see
 // ticket.finish): admission then allocates nothing.
-func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
+func (l *Limiter) acquirePooled(ctx context.Context, critical bool) (*ticket, bool) {
 	now := l.cfg.Now()
 	l.mu.Lock()
-	limit := int(l.limit)
-	switch {
-	case critical:
-	case now.Sub(l.criticalRefused) < l.cfg.Window:
-		limit = 0 // critical work is being turned away: none of the rest
-	default:
-		limit = max(1, limit-max(1, int(l.limit*l.cfg.Reserve)))
-	}
-	if l.inFlight >= limit {
-		if critical {
-			l.criticalRefused = now
+	l.accountLocked(now)
+	if l.inFlight >= l.limitFor(now, critical) {
+		w := l.enqueue(critical)
+		if w == nil {
+			if critical {
+				l.criticalRefused = now
+			}
+			l.mu.Unlock()
+			l.rejected.Inc()
+			return nil, false
 		}
 		l.mu.Unlock()
-		l.rejected.Inc()
-		return nil, false
+		if !l.wait(ctx, w) {
+			l.rejected.Inc()
+			return nil, false
+		}
+		// The granter counted the slot; the latency sample starts now,
+		// without the wait (see wait).
+		now = l.cfg.Now()
+		l.mu.Lock()
+	} else {
+		l.inFlight++
+		l.winInFlight = max(l.winInFlight, l.inFlight)
 	}
-	l.inFlight++
-	l.winInFlight = max(l.winInFlight, l.inFlight)
 	var t *ticket
 	if n := len(l.free); n > 0 {
 		t, l.free[n-1] = l.free[n-1], nil
@@ -634,8 +682,9 @@ func (l *Limiter) acquirePooled(critical bool) (*ticket, bool) {
 
 // admit takes a slot if fewer than the limit are in flight, and counts a
 // rejection otherwise.
-func (l *Limiter) admit() bool {
+func (l *Limiter) admit(now time.Time) bool {
 	l.mu.Lock()
+	l.accountLocked(now)
 	if l.inFlight >= int(l.limit) {
 		l.mu.Unlock()
 		l.rejected.Inc()

@@ -65,3 +65,74 @@ shed_utilization_ratio{limiter="api"} %v
 		})
 	}
 }
+
+// TestUtilizationOverTime checks the integrals whose rates' ratio is the
+// utilisation averaged over a range, across admissions, releases and a
+// change of the limit.
+func TestUtilizationOverTime(t *testing.T) {
+	type step struct {
+		acquire, release int
+		drop             bool // release one with ErrDropped: the limit backs off
+		advance          time.Duration
+	}
+	tests := []struct {
+		name                  string
+		cfg                   shed.Config
+		steps                 []step
+		inFlight, limitSecond float64
+	}{
+		{name: "idle", cfg: shed.Config{InitialLimit: 4}, steps: []step{{advance: 2 * time.Second}}, inFlight: 0, limitSecond: 8},
+		{
+			name: "two then one", cfg: shed.Config{InitialLimit: 4},
+			steps:    []step{{acquire: 2, advance: time.Second}, {release: 1, advance: time.Second}},
+			inFlight: 3, limitSecond: 8,
+		},
+		{
+			name: "refusals add nothing", cfg: shed.Config{InitialLimit: 2},
+			steps:    []step{{acquire: 5, advance: 3 * time.Second}},
+			inFlight: 6, limitSecond: 6,
+		},
+		{
+			// 10 in flight for 1s at limit 10, then 9 for 1s at limit 5.
+			name: "back-off", cfg: shed.Config{InitialLimit: 10, Backoff: 0.5},
+			steps:    []step{{acquire: 10, advance: time.Second}, {drop: true, advance: time.Second}},
+			inFlight: 19, limitSecond: 15,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClock()
+			tt.cfg.Now = c.Now
+			reg := prometheus.NewRegistry()
+			l := newLimiter(t, tt.cfg, reg)
+			var releases []func(error)
+			for _, s := range tt.steps {
+				for range s.acquire {
+					if r, ok := l.Acquire(); ok {
+						releases = append(releases, r)
+					}
+				}
+				for range s.release {
+					releases[0](nil)
+					releases = releases[1:]
+				}
+				if s.drop {
+					releases[0](shed.ErrDropped)
+					releases = releases[1:]
+				}
+				c.Advance(s.advance)
+			}
+			want := fmt.Sprintf(`
+# HELP shed_in_flight_seconds_total Requests admitted by the limiter, integrated over time.
+# TYPE shed_in_flight_seconds_total counter
+shed_in_flight_seconds_total %v
+# HELP shed_limit_seconds_total Adaptive concurrency limit, integrated over time.
+# TYPE shed_limit_seconds_total counter
+shed_limit_seconds_total %v
+`, tt.inFlight, tt.limitSecond)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shed_in_flight_seconds_total", "shed_limit_seconds_total"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ type config struct {
 	shares         int           // CFS weight of the boxes, the generator's included
 	inProcess      bool          // serve in this process (tests); no box, no GOMAXPROCS
 	budget         time.Duration // the longest the whole run may take
+	serverProfile  string        // directory of each server's CPU profile; empty for none
 	progress       io.Writer     // progress lines; nil means none
 }
 
@@ -420,6 +422,9 @@ func (l *launcher) startServer(variant string) (*server, error) {
 	}
 	defer lnFile.Close()
 	args := []string{"-serve", variant}
+	if l.cfg.serverProfile != "" {
+		args = append(args, "-cpuprofile", filepath.Join(l.cfg.serverProfile, fmt.Sprintf("%s-%d.pprof", variant, l.n)))
+	}
 	var (
 		cmd *exec.Cmd
 		box *cpuBox

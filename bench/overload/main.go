@@ -75,7 +75,7 @@ func mainErr(args []string) error {
 		svgPath   = fs.String("svg", "../../docs/img/overload.svg", "SVG chart of goodput and p99 against offered load; empty for none")
 		mdPath    = fs.String("md", "", "also write the markdown report to this file")
 		dumpDir   = fs.String("dump", "", "write each cell's requests (scheduled time, latency, outcome) as CSV into this directory")
-		cpuProf   = fs.String("cpuprofile", "", "write the load generator's CPU profile to this file")
+		cpuProf   = fs.String("cpuprofile", "", "write the load generator's CPU profile to this file (a server's, with -serve)")
 		clientMax = fs.Int("client-procs", 1, "GOMAXPROCS of the load generator")
 		serve     = fs.String("serve", "", "internal: serve this variant on the listener at descriptor 3 until stdin ends")
 		enter     = fs.String("enter-box", "", "internal: join this cpu box, then execute the arguments")
@@ -95,6 +95,7 @@ func mainErr(args []string) error {
 	fs.StringVar(&cfg.box, "box", "auto", "run each server in a cgroup with a quota of -server-procs cores, seen as its container's: auto, on, off")
 	fs.IntVar(&cfg.shares, "shares", defaultShares, "CFS weight (cpu.shares) of the servers' boxes and the generator's, so other work on the machine does not take their cores")
 	fs.DurationVar(&cfg.budget, "budget", defaultBudget, "refuse runs that could take longer")
+	fs.StringVar(&cfg.serverProfile, "server-profile", "", "write each server's CPU profile into this directory, as VARIANT-N.pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,6 +103,17 @@ func mainErr(args []string) error {
 	case *enter != "":
 		return enterBox(*enter, fs.Args())
 	case *serve != "":
+		if *cpuProf != "" {
+			f, err := os.Create(*cpuProf)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		return serveChild(*serve)
 	}
 
@@ -115,6 +127,11 @@ func mainErr(args []string) error {
 	runtime.GOMAXPROCS(*clientMax)
 	cfg.clientProcs = *clientMax
 
+	if cfg.serverProfile != "" {
+		if err := os.MkdirAll(cfg.serverProfile, 0o755); err != nil {
+			return err
+		}
+	}
 	if *cpuProf != "" {
 		f, err := os.Create(*cpuProf)
 		if err != nil {

@@ -31,27 +31,27 @@ import (
 
 // ipTimeline is a set of keys (addresses or pod names) over time: a
 // snapshot is kept only when the set changed.
-type ipTimeline struct {
+type budgetTimeline struct {
 	mu    sync.Mutex
-	snaps []ipSnapshot
+	snaps []budgetSnapshot
 }
 
-type ipSnapshot struct {
+type budgetSnapshot struct {
 	at  time.Time
 	set map[string]bool
 }
 
 // record adds the set as seen at at, when it differs from the last one.
-func (tl *ipTimeline) record(at time.Time, set map[string]bool) {
+func (tl *budgetTimeline) record(at time.Time, set map[string]bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	if n := len(tl.snaps); n > 0 && sameSet(tl.snaps[n-1].set, set) {
+	if n := len(tl.snaps); n > 0 && budgetSameSet(tl.snaps[n-1].set, set) {
 		return
 	}
-	tl.snaps = append(tl.snaps, ipSnapshot{at: at, set: set})
+	tl.snaps = append(tl.snaps, budgetSnapshot{at: at, set: set})
 }
 
-func sameSet(a, b map[string]bool) bool {
+func budgetSameSet(a, b map[string]bool) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -64,7 +64,7 @@ func sameSet(a, b map[string]bool) bool {
 }
 
 // now reports whether key is in the latest set.
-func (tl *ipTimeline) now(key string) bool {
+func (tl *budgetTimeline) now(key string) bool {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	if n := len(tl.snaps); n > 0 {
@@ -75,7 +75,7 @@ func (tl *ipTimeline) now(key string) bool {
 
 // since returns how long after from key's presence first equalled
 // present: 0 when it already did at from, false when it has not yet.
-func (tl *ipTimeline) since(key string, present bool, from time.Time) (time.Duration, bool) {
+func (tl *budgetTimeline) since(key string, present bool, from time.Time) (time.Duration, bool) {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
 	i := sort.Search(len(tl.snaps), func(i int) bool { return tl.snaps[i].at.After(from) })
@@ -92,7 +92,7 @@ func (tl *ipTimeline) since(key string, present bool, from time.Time) (time.Dura
 
 // proxyMode is kube-proxy's mode in the lab: "iptables" unless the lab
 // recorded another in LAB_DIR/proxy-mode.
-func proxyMode() string {
+func budgetProxyMode() string {
 	b, err := os.ReadFile(filepath.Join(envOr("LAB_DIR", "/var/lib/shoal-lab"), "proxy-mode"))
 	if m := strings.TrimSpace(string(b)); err == nil && m != "" {
 		return m
@@ -102,7 +102,7 @@ func proxyMode() string {
 
 // proxyEndpoints reads the endpoint addresses kube-proxy's rules send
 // ns/svc's traffic to, in the given mode.
-func proxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string]bool, error) {
+func budgetProxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string]bool, error) {
 	switch mode {
 	case "iptables":
 		return iptablesEndpoints(ctx, ns, svc)
@@ -111,21 +111,21 @@ func proxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string]bool,
 		if err != nil {
 			return nil, fmt.Errorf("read kube-proxy's rules: nft list table ip kube-proxy: %w", err)
 		}
-		return parseNFTServiceEndpoints(string(out), ns, svc), nil
+		return budgetParseNFT(string(out), ns, svc), nil
 	}
 	return nil, fmt.Errorf("kube-proxy mode %q: want iptables or nftables", mode)
 }
 
 // nftEndpointRE matches an endpoint chain's name as kube-proxy's nftables
 // mode spells it: endpoint-HASH-NS/SVC/PROTO/PORTNAME__IP/PORT.
-var nftEndpointRE = regexp.MustCompile(`endpoint-[A-Z0-9]+-([^/\s]+)/([^/\s]+)/[a-z]+/[^_\s]*__([0-9a-fA-F.:]+)/\d+`)
+var budgetNFTEndpointRE = regexp.MustCompile(`endpoint-[A-Z0-9]+-([^/\s]+)/([^/\s]+)/[a-z]+/[^_\s]*__([0-9a-fA-F.:]+)/\d+`)
 
 // parseNFTServiceEndpoints picks the endpoints of ns/svc out of `nft list
 // table ip kube-proxy`: the endpoint chains that a service chain of
 // ns/svc jumps to (its numgen vmap), not every endpoint chain, for
 // kube-proxy keeps the chains of terminating endpoints a while after it
 // stopped sending new connections to them.
-func parseNFTServiceEndpoints(rules, ns, svc string) map[string]bool {
+func budgetParseNFT(rules, ns, svc string) map[string]bool {
 	ips := map[string]bool{}
 	inService := false
 	for _, line := range strings.Split(rules, "\n") {
@@ -138,7 +138,7 @@ func parseNFTServiceEndpoints(rules, ns, svc string) map[string]bool {
 		if !inService {
 			continue
 		}
-		for _, m := range nftEndpointRE.FindAllStringSubmatch(line, -1) {
+		for _, m := range budgetNFTEndpointRE.FindAllStringSubmatch(line, -1) {
 			if m[1] == ns && m[2] == svc {
 				ips[m[3]] = true
 			}
@@ -150,7 +150,7 @@ func parseNFTServiceEndpoints(rules, ns, svc string) map[string]bool {
 // pollSets calls read every interval until ctx ends, recording each
 // answer in tl; failed reads are skipped (the next poll retries). The
 // time recorded is when the answer came back.
-func pollSets(ctx context.Context, wg *sync.WaitGroup, interval time.Duration, tl *ipTimeline, read func(context.Context) (map[string]bool, error)) {
+func budgetPoll(ctx context.Context, wg *sync.WaitGroup, interval time.Duration, tl *budgetTimeline, read func(context.Context) (map[string]bool, error)) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -171,7 +171,7 @@ func pollSets(ctx context.Context, wg *sync.WaitGroup, interval time.Duration, t
 
 // dnsAddrs asks the lab's CoreDNS for host's addresses; a name with no
 // address (every pod gone) is the empty set, not an error.
-func dnsAddrs(ctx context.Context, host string) (map[string]bool, error) {
+func budgetDNSAddrs(ctx context.Context, host string) (map[string]bool, error) {
 	set, err := clusterDNSAddrs(ctx, host)
 	var dnsErr *net.DNSError
 	if err != nil && errors.As(err, &dnsErr) && dnsErr.IsNotFound {
@@ -182,17 +182,17 @@ func dnsAddrs(ctx context.Context, host string) (map[string]bool, error) {
 
 // sliceWatch follows the EndpointSlices of a namespace and keeps, per
 // Service, the ready addresses over time, timed by the watch's delivery.
-type sliceWatch struct {
+type budgetSliceWatch struct {
 	mu     sync.Mutex
 	slices map[string]map[string]bool // slice name → ready addresses
 	owner  map[string]string          // slice name → Service
-	ready  map[string]*ipTimeline     // Service → ready addresses
+	ready  map[string]*budgetTimeline // Service → ready addresses
 }
 
-func (l *lab) watchSlices(ctx context.Context, wg *sync.WaitGroup, ns string, services ...string) *sliceWatch {
-	sw := &sliceWatch{slices: map[string]map[string]bool{}, owner: map[string]string{}, ready: map[string]*ipTimeline{}}
+func (l *lab) budgetWatchSlices(ctx context.Context, wg *sync.WaitGroup, ns string, services ...string) *budgetSliceWatch {
+	sw := &budgetSliceWatch{slices: map[string]map[string]bool{}, owner: map[string]string{}, ready: map[string]*budgetTimeline{}}
 	for _, s := range services {
-		sw.ready[s] = &ipTimeline{}
+		sw.ready[s] = &budgetTimeline{}
 	}
 	wg.Add(1)
 	go func() {
@@ -222,7 +222,7 @@ func (l *lab) watchSlices(ctx context.Context, wg *sync.WaitGroup, ns string, se
 	return sw
 }
 
-func (sw *sliceWatch) update(at time.Time, s *discoveryv1.EndpointSlice, deleted bool) {
+func (sw *budgetSliceWatch) update(at time.Time, s *discoveryv1.EndpointSlice, deleted bool) {
 	sw.mu.Lock()
 	defer sw.mu.Unlock()
 	svc := s.Labels[discoveryv1.LabelServiceName]
@@ -255,14 +255,14 @@ func (sw *sliceWatch) update(at time.Time, s *discoveryv1.EndpointSlice, deleted
 
 // podWatch follows a namespace's pods: each pod's address and when the
 // watch first delivered it Ready.
-type podWatch struct {
+type budgetPodWatch struct {
 	mu      sync.Mutex
 	ip      map[string]string
 	readyAt map[string]time.Time
 }
 
-func (l *lab) watchPods(ctx context.Context, wg *sync.WaitGroup, ns string) *podWatch {
-	pw := &podWatch{ip: map[string]string{}, readyAt: map[string]time.Time{}}
+func (l *lab) budgetWatchPods(ctx context.Context, wg *sync.WaitGroup, ns string) *budgetPodWatch {
+	pw := &budgetPodWatch{ip: map[string]string{}, readyAt: map[string]time.Time{}}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -291,7 +291,7 @@ func (l *lab) watchPods(ctx context.Context, wg *sync.WaitGroup, ns string) *pod
 	return pw
 }
 
-func (pw *podWatch) update(at time.Time, p *corev1.Pod) {
+func (pw *budgetPodWatch) update(at time.Time, p *corev1.Pod) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	if p.Status.PodIP != "" {
@@ -303,21 +303,15 @@ func (pw *podWatch) update(at time.Time, p *corev1.Pod) {
 }
 
 // ready returns when the pod was first seen Ready, and its address.
-func (pw *podWatch) ready(name string) (time.Time, string, bool) {
+func (pw *budgetPodWatch) ready(name string) (time.Time, string, bool) {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	at, ok := pw.readyAt[name]
 	return at, pw.ip[name], ok
 }
 
-func (pw *podWatch) addr(name string) string {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	return pw.ip[name]
-}
-
 // percentiles returns the nearest-rank p50 and p99 and the maximum of ds.
-func percentiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
+func budgetPercentiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
 	if len(ds) == 0 {
 		return 0, 0, 0
 	}

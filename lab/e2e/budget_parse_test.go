@@ -12,7 +12,7 @@ import (
 // The budget experiments' arithmetic, without a cluster (run by every
 // `make e2e`; cheap).
 
-func TestParseNFTServiceEndpoints(t *testing.T) {
+func TestBudgetParseNFT(t *testing.T) {
 	const rules = `table ip kube-proxy {
 	chain service-ULMVA6XW-ns1/web/tcp/http {
 		ip daddr 10.96.0.41 tcp dport 8080 ip saddr != 10.244.0.0/16 jump mark-for-masquerade
@@ -49,7 +49,7 @@ func TestParseNFTServiceEndpoints(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := slices.Sorted(maps.Keys(parseNFTServiceEndpoints(rules, tc.ns, tc.svc)))
+			got := slices.Sorted(maps.Keys(budgetParseNFT(rules, tc.ns, tc.svc)))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
@@ -57,9 +57,9 @@ func TestParseNFTServiceEndpoints(t *testing.T) {
 	}
 }
 
-func TestIPTimelineSince(t *testing.T) {
+func TestBudgetTimelineSince(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var tl ipTimeline
+	var tl budgetTimeline
 	tl.record(t0, map[string]bool{"a": true, "b": true})
 	tl.record(t0.Add(time.Second), map[string]bool{"a": true, "b": true}) // unchanged: not kept
 	tl.record(t0.Add(3*time.Second), map[string]bool{"b": true})
@@ -90,21 +90,21 @@ func TestIPTimelineSince(t *testing.T) {
 	}
 }
 
-func TestPercentiles(t *testing.T) {
+func TestBudgetPercentiles(t *testing.T) {
 	var ds []time.Duration
 	for i := 20; i >= 1; i-- {
 		ds = append(ds, time.Duration(i)*time.Second)
 	}
-	p50, p99, mx := percentiles(ds)
+	p50, p99, mx := budgetPercentiles(ds)
 	if p50 != 10*time.Second || p99 != 20*time.Second || mx != 20*time.Second {
 		t.Errorf("p50 %v p99 %v max %v; want 10s 20s 20s", p50, p99, mx)
 	}
-	if p50, p99, mx := percentiles(nil); p50 != 0 || p99 != 0 || mx != 0 {
+	if p50, p99, mx := budgetPercentiles(nil); p50 != 0 || p99 != 0 || mx != 0 {
 		t.Errorf("empty: %v %v %v", p50, p99, mx)
 	}
 }
 
-func TestFairShareTimes(t *testing.T) {
+func TestBudgetShareTimes(t *testing.T) {
 	w := func(a, b, n1, n2 int) map[string]int { return map[string]int{"a": a, "b": b, "n1": n1, "n2": n2} }
 	tests := []struct {
 		name                         string
@@ -130,7 +130,7 @@ func TestFairShareTimes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			first, sustained, late := fairShareTimes(tc.ws, []string{"n1", "n2"}, 0.25, 0.9, 5, 2)
+			first, sustained, late := budgetShareTimes(tc.ws, []string{"n1", "n2"}, 0.25, 0.9, 5, 2)
 			if first != tc.first || sustained != tc.sustained || late != tc.lateShares {
 				t.Errorf("got %q, %q, %q; want %q, %q, %q", first, sustained, late, tc.first, tc.sustained, tc.lateShares)
 			}

@@ -126,11 +126,11 @@ func TestBudgets(t *testing.T) {
 		t.Skip("long experiment: set SHOAL_LAB_BUDGETS=1 (make -C lab budgets)")
 	}
 	l := newLab(t)
-	gallery := buildGallery(t, l)
+	gallery := buildBudgetGallery(t, l)
 	imgs := budgetImages(t, 256)
-	mode := proxyMode()
+	mode := budgetProxyMode()
 	var report strings.Builder
-	fmt.Fprintf(&report, "kube-proxy mode: %s; %s\n\n", mode, loadAverage())
+	fmt.Fprintf(&report, "kube-proxy mode: %s; %s\n\n", mode, budgetLoadAverage())
 	t.Run("propagation", func(t *testing.T) {
 		samples := 20
 		if v, err := strconv.Atoi(os.Getenv("SHOAL_LAB_BUDGET_SAMPLES")); err == nil && v > 0 {
@@ -141,7 +141,7 @@ func TestBudgets(t *testing.T) {
 	t.Run("fair-share", func(t *testing.T) {
 		report.WriteString(measureFairShare(t, l, gallery, imgs))
 	})
-	fmt.Fprintf(&report, "\nat the end: %s\n", loadAverage())
+	fmt.Fprintf(&report, "\nat the end: %s\n", budgetLoadAverage())
 	t.Logf("results:\n%s", report.String())
 	if out := os.Getenv("SHOAL_LAB_BUDGETS_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(report.String()), 0o644); err != nil {
@@ -150,7 +150,7 @@ func TestBudgets(t *testing.T) {
 	}
 }
 
-func loadAverage() string {
+func budgetLoadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return "load average unknown"
@@ -177,7 +177,7 @@ func budgetDeploy(t *testing.T, l *lab, ns, name string, replicas, preStop int, 
 }
 
 // servingPods lists the Ready pods of app that are not terminating.
-func servingPods(ctx context.Context, l *lab, ns, app string) ([]corev1.Pod, error) {
+func budgetServingPods(ctx context.Context, l *lab, ns, app string) ([]corev1.Pod, error) {
 	list, err := l.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 	if err != nil {
 		return nil, err
@@ -193,7 +193,7 @@ func servingPods(ctx context.Context, l *lab, ns, app string) ([]corev1.Pod, err
 }
 
 // stages are the places a change is observed, in the order it travels.
-var stages = []string{"EndpointSlice", "kube-proxy rules", "ClusterIP client (new conn per request)", "CoreDNS answer (headless)", "gallery via balancer (DNS, round_robin)"}
+var budgetStages = []string{"EndpointSlice", "kube-proxy rules", "ClusterIP client (new conn per request)", "CoreDNS answer (headless)", "gallery via balancer (DNS, round_robin)"}
 
 func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, mode string, samples int) string {
 	const app, replicas, perCycle = "prop", 4, 2
@@ -206,27 +206,27 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 
 	svcIP := strings.TrimPrefix(serviceURL(t, l, ns, app), "http://")
 	headless := fmt.Sprintf("%s-headless.%s.svc.cluster.local", app, ns)
-	sw := l.watchSlices(ctx, &wg, ns, app, app+"-headless")
-	pw := l.watchPods(ctx, &wg, ns)
-	proxy, dns := &ipTimeline{}, &ipTimeline{}
-	pollSets(ctx, &wg, 200*time.Millisecond, proxy, func(ctx context.Context) (map[string]bool, error) {
-		return proxyEndpoints(ctx, mode, ns, app)
+	sw := l.budgetWatchSlices(ctx, &wg, ns, app, app+"-headless")
+	pw := l.budgetWatchPods(ctx, &wg, ns)
+	proxy, dns := &budgetTimeline{}, &budgetTimeline{}
+	budgetPoll(ctx, &wg, 200*time.Millisecond, proxy, func(ctx context.Context) (map[string]bool, error) {
+		return budgetProxyEndpoints(ctx, mode, ns, app)
 	})
-	pollSets(ctx, &wg, 250*time.Millisecond, dns, func(ctx context.Context) (map[string]bool, error) {
-		return dnsAddrs(ctx, headless)
+	budgetPoll(ctx, &wg, 250*time.Millisecond, dns, func(ctx context.Context) (map[string]bool, error) {
+		return budgetDNSAddrs(ctx, headless)
 	})
-	send, closeIdle := thumbnailerSender("http://"+svcIP, 0, imgs)
+	send, closeIdle := budgetThumbnailerSender("http://"+svcIP, 0, imgs)
 	defer closeIdle()
-	direct := drive(ctx, &wg, budgetRate, send)
-	g := startGallery(t, galleryBin, headless+":8080", "round_robin")
-	viaGallery := drive(ctx, &wg, budgetRate, g.sender(imgs[:1]))
+	direct := budgetDrive(ctx, &wg, budgetRate, send)
+	g := startBudgetGallery(t, galleryBin, headless+":8080", "round_robin")
+	viaGallery := budgetDrive(ctx, &wg, budgetRate, g.budgetSender(imgs[:1]))
 
-	leave := make([][]time.Duration, len(stages))
-	join := make([][]time.Duration, len(stages))
+	leave := make([][]time.Duration, len(budgetStages))
+	join := make([][]time.Duration, len(budgetStages))
 	known := map[string]bool{}
 	for cycle := 0; len(leave[0]) < samples; cycle++ {
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Minute)
-		pods, err := servingPods(cctx, l, ns, app)
+		pods, err := budgetServingPods(cctx, l, ns, app)
 		if err != nil || len(pods) < replicas {
 			ccancel()
 			t.Fatalf("cycle %d: %d serving pods (%v), want %d\n%s", cycle, len(pods), err, replicas, podReport(l, ns))
@@ -271,14 +271,14 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 				case dns.now(ip):
 					return false, fmt.Errorf("%s still in CoreDNS's answer", p.Name)
 				}
-				for _, c := range []*hitLog{direct, viaGallery} {
-					mine, any := c.last(p.Name)
-					if now.Sub(mine) < budgetSilence || now.Sub(any) > time.Second {
+				for _, c := range []*budgetHits{direct, viaGallery} {
+					mine, latest := c.last(p.Name)
+					if now.Sub(mine) < budgetSilence || now.Sub(latest) > time.Second {
 						return false, fmt.Errorf("%s still reached (last %s ago)", p.Name, now.Sub(mine).Round(time.Millisecond))
 					}
 				}
 			}
-			serving, err := servingPods(ctx, l, ns, app)
+			serving, err := budgetServingPods(ctx, l, ns, app)
 			if err != nil {
 				return false, err
 			}
@@ -303,7 +303,7 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 				case !dns.now(ip):
 					return false, fmt.Errorf("%s not in CoreDNS's answer", name)
 				}
-				for _, c := range []*hitLog{direct, viaGallery} {
+				for _, c := range []*budgetHits{direct, viaGallery} {
 					if _, ok := c.first(name, time.Time{}); !ok {
 						return false, fmt.Errorf("%s not reached yet", name)
 					}
@@ -351,24 +351,24 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	var b strings.Builder
 	fmt.Fprintf(&b, "Endpoint change to traffic, kube-proxy %s, %d samples per kind (pods deleted %d at a time; p50 / p99 / max):\n\n", mode, len(leave[0]), perCycle)
 	b.WriteString("| observed at | pod deleted → gone (from the delete) | pod Ready → reached (from the watch's Ready) |\n| --- | --- | --- |\n")
-	for i, s := range stages {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", s, pctl(leave[i]), pctl(join[i]))
+	for i, s := range budgetStages {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", s, budgetPctl(leave[i]), budgetPctl(join[i]))
 	}
 	b.WriteString("\n")
 	return b.String()
 }
 
-func pctl(ds []time.Duration) string {
-	p50, p99, mx := percentiles(ds)
+func budgetPctl(ds []time.Duration) string {
+	p50, p99, mx := budgetPercentiles(ds)
 	r := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 	return r(p50) + " / " + r(p99) + " / " + r(mx)
 }
 
 // fairShareCase is one client of the fair-share experiment.
-type fairShareCase struct {
+type budgetShareCase struct {
 	name string
 	app  string
-	log  *hitLog
+	log  *budgetHits
 }
 
 func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) string {
@@ -381,27 +381,27 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	pw := l.watchPods(ctx, &wg, ns)
+	pw := l.budgetWatchPods(ctx, &wg, ns)
 	headless := fmt.Sprintf("noage-headless.%s.svc.cluster.local:8080", ns)
-	var cases []fairShareCase
+	var cases []budgetShareCase
 	for _, c := range []struct{ name, app string }{
 		{"ClusterIP, keep-alive (16 conns), no MAX_CONN_AGE", "noage"},
 		{"ClusterIP, keep-alive (16 conns), MAX_CONN_AGE 1m", "age"},
 	} {
-		send, closeIdle := thumbnailerSender(serviceURL(t, l, ns, c.app), 16, imgs)
+		send, closeIdle := budgetThumbnailerSender(serviceURL(t, l, ns, c.app), 16, imgs)
 		defer closeIdle()
-		cases = append(cases, fairShareCase{c.name, c.app, drive(ctx, &wg, rate, send)})
+		cases = append(cases, budgetShareCase{c.name, c.app, budgetDrive(ctx, &wg, rate, send)})
 	}
 	for _, policy := range []string{"round_robin", "peak_ewma", "consistent_hash"} {
-		g := startGallery(t, galleryBin, headless, policy)
-		cases = append(cases, fairShareCase{"headless, gallery " + policy + " (256 keys)", "noage", drive(ctx, &wg, rate, g.sender(imgs))})
+		g := startBudgetGallery(t, galleryBin, headless, policy)
+		cases = append(cases, budgetShareCase{"headless, gallery " + policy + " (256 keys)", "noage", budgetDrive(ctx, &wg, rate, g.budgetSender(imgs))})
 	}
 	if err := waitCtx(ctx, 10*time.Second); err != nil { // steady load first
 		t.Fatal(err)
 	}
 	old := map[string]bool{}
 	for _, app := range []string{"noage", "age"} {
-		pods, err := servingPods(ctx, l, ns, app)
+		pods, err := budgetServingPods(ctx, l, ns, app)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
 	err := poll(rctx, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		for _, app := range []string{"noage", "age"} {
-			pods, err := servingPods(ctx, l, ns, app)
+			pods, err := budgetServingPods(ctx, l, ns, app)
 			if err != nil {
 				return false, err
 			}
@@ -457,7 +457,7 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 	b.WriteString("| client | first 1 s window | first 5 s mean | new pods' share, last 20 s |\n| --- | --- | --- | --- |\n")
 	for _, c := range cases {
 		ws := c.log.windows(readyAt[c.app], time.Second, int(measure/time.Second))
-		first, sustained, late := fairShareTimes(ws, newPods[c.app], 1.0/to, 0.9, 5, 20)
+		first, sustained, late := budgetShareTimes(ws, newPods[c.app], 1.0/to, 0.9, 5, 20)
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.name, first, sustained, late)
 		t.Logf("%s: errors %d, new pods %v", c.name, c.log.errors.Load(), newPods[c.app])
 	}
@@ -469,7 +469,7 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 // first window in which every one of pods has at least frac of fair, the
 // end of the first span of span windows whose summed shares do, and each
 // pod's share over the last tail windows.
-func fairShareTimes(ws []map[string]int, pods []string, fair, frac float64, span, tail int) (first, sustained, late string) {
+func budgetShareTimes(ws []map[string]int, pods []string, fair, frac float64, span, tail int) (first, sustained, late string) {
 	share := func(from, to int, pod string) float64 {
 		var mine, all int
 		for _, w := range ws[from:to] {

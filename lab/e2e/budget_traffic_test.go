@@ -31,26 +31,26 @@ import (
 // upstream is Shoal's balancer over a headless Service's DNS name.
 
 // hit is one answered request: when its answer came and who served it.
-type hit struct {
+type budgetHit struct {
 	at time.Time
 	by string
 }
 
 // hitLog is every answered request of one client, in arrival order.
-type hitLog struct {
+type budgetHits struct {
 	mu     sync.Mutex
-	hits   []hit
+	hits   []budgetHit
 	errors atomic.Int64
 }
 
-func (h *hitLog) add(by string) {
+func (h *budgetHits) add(by string) {
 	h.mu.Lock()
-	h.hits = append(h.hits, hit{at: time.Now(), by: by})
+	h.hits = append(h.hits, budgetHit{at: time.Now(), by: by})
 	h.mu.Unlock()
 }
 
 // first returns when by first answered at or after from.
-func (h *hitLog) first(by string, from time.Time) (time.Time, bool) {
+func (h *budgetHits) first(by string, from time.Time) (time.Time, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	i := sort.Search(len(h.hits), func(i int) bool { return !h.hits[i].at.Before(from) })
@@ -63,22 +63,22 @@ func (h *hitLog) first(by string, from time.Time) (time.Time, bool) {
 }
 
 // last returns when by last answered, and when any replica last did.
-func (h *hitLog) last(by string) (mine, any time.Time) {
+func (h *budgetHits) last(by string) (mine, latest time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if n := len(h.hits); n > 0 {
-		any = h.hits[n-1].at
+		latest = h.hits[n-1].at
 	}
 	for i := len(h.hits) - 1; i >= 0; i-- {
 		if h.hits[i].by == by {
-			return h.hits[i].at, any
+			return h.hits[i].at, latest
 		}
 	}
-	return time.Time{}, any
+	return time.Time{}, latest
 }
 
 // windows counts answers per replica in n windows of length w from start.
-func (h *hitLog) windows(start time.Time, w time.Duration, n int) []map[string]int {
+func (h *budgetHits) windows(start time.Time, w time.Duration, n int) []map[string]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]map[string]int, n)
@@ -97,13 +97,13 @@ func (h *hitLog) windows(start time.Time, w time.Duration, n int) []map[string]i
 }
 
 // sender sends one request and returns the replica that answered.
-type sender func(ctx context.Context, i int64) (string, error)
+type budgetSender func(ctx context.Context, i int64) (string, error)
 
 // drive sends requests at rate per second until ctx ends, each in its own
 // goroutine (at most 256 in flight; a request due beyond that is skipped
 // and counted as an error), logging the answers.
-func drive(ctx context.Context, wg *sync.WaitGroup, rate float64, send sender) *hitLog {
-	log := &hitLog{}
+func budgetDrive(ctx context.Context, wg *sync.WaitGroup, rate float64, send budgetSender) *budgetHits {
+	log := &budgetHits{}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -142,7 +142,7 @@ func drive(ctx context.Context, wg *sync.WaitGroup, rate float64, send sender) *
 }
 
 // post sends body to url and returns the named header of a 200 answer.
-func post(ctx context.Context, c *http.Client, url string, body []byte, header string) (string, error) {
+func budgetPost(ctx context.Context, c *http.Client, url string, body []byte, header string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return "", err
@@ -188,12 +188,12 @@ func budgetImages(t *testing.T, n int) [][]byte {
 // URL) over conns keep-alive connections, each its own transport so that
 // each is placed by kube-proxy on its own; conns 0 opens a new connection
 // per request.
-func thumbnailerSender(base string, conns int, imgs [][]byte) (sender, func()) {
+func budgetThumbnailerSender(base string, conns int, imgs [][]byte) (budgetSender, func()) {
 	url := base + "/v1/thumbnails?width=8&height=8"
 	if conns == 0 {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		return func(ctx context.Context, i int64) (string, error) {
-			return post(ctx, c, url, imgs[i%int64(len(imgs))], "X-Served-By")
+			return budgetPost(ctx, c, url, imgs[i%int64(len(imgs))], "X-Served-By")
 		}, c.CloseIdleConnections
 	}
 	cs := make([]*http.Client, conns)
@@ -201,7 +201,7 @@ func thumbnailerSender(base string, conns int, imgs [][]byte) (sender, func()) {
 		cs[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
 	}
 	return func(ctx context.Context, i int64) (string, error) {
-			return post(ctx, cs[i%int64(conns)], url, imgs[i%int64(len(imgs))], "X-Served-By")
+			return budgetPost(ctx, cs[i%int64(conns)], url, imgs[i%int64(len(imgs))], "X-Served-By")
 		}, func() {
 			for _, c := range cs {
 				c.CloseIdleConnections()
@@ -210,7 +210,7 @@ func thumbnailerSender(base string, conns int, imgs [][]byte) (sender, func()) {
 }
 
 // buildGallery builds cmd/gallery from the repository.
-func buildGallery(t *testing.T, l *lab) string {
+func buildBudgetGallery(t *testing.T, l *lab) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "gallery")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -224,14 +224,14 @@ func buildGallery(t *testing.T, l *lab) string {
 }
 
 // galleryProc is the gallery run on the host, on loopback, signed in.
-type galleryProc struct {
+type budgetGallery struct {
 	cmd    *exec.Cmd
 	done   chan error
 	base   string
 	client *http.Client
 }
 
-func freePort(t *testing.T) int {
+func budgetFreePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -245,9 +245,9 @@ func freePort(t *testing.T) int {
 // headless name through the lab's CoreDNS, balanced by policy; sessions
 // in its memory. It is stopped (SIGTERM, then waited for) when the test
 // ends.
-func startGallery(t *testing.T, bin, dnsName, policy string) *galleryProc {
+func startBudgetGallery(t *testing.T, bin, dnsName, policy string) *budgetGallery {
 	t.Helper()
-	port, admin := freePort(t), freePort(t)
+	port, admin := budgetFreePort(t), budgetFreePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"HOST=127.0.0.1",
@@ -264,7 +264,7 @@ func startGallery(t *testing.T, bin, dnsName, policy string) *galleryProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start gallery: %v", err)
 	}
-	g := &galleryProc{cmd: cmd, done: make(chan error, 1), base: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	g := &budgetGallery{cmd: cmd, done: make(chan error, 1), base: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	go func() { g.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -313,9 +313,9 @@ func startGallery(t *testing.T, bin, dnsName, policy string) *galleryProc {
 
 // sender posts images through the gallery and returns the thumbnailer
 // pod that made each thumbnail (X-Upstream-Served-By).
-func (g *galleryProc) sender(imgs [][]byte) sender {
+func (g *budgetGallery) budgetSender(imgs [][]byte) budgetSender {
 	url := g.base + "/v1/thumbnails?width=8&height=8"
 	return func(ctx context.Context, i int64) (string, error) {
-		return post(ctx, g.client, url, imgs[i%int64(len(imgs))], "X-Upstream-Served-By")
+		return budgetPost(ctx, g.client, url, imgs[i%int64(len(imgs))], "X-Upstream-Served-By")
 	}
 }

@@ -77,9 +77,10 @@ func overlayDirs(t *testing.T, l *lab) []string {
 
 // TestOverlaysServerDryRun wants the API server to accept every overlay as
 // it would be applied, and `shoal lint` to agree: no finding of a rule the
-// API server enforces (see serverRules). Namespaces the overlays put objects
-// in are created first (a dry run creates none) and removed at the end if
-// the test made them.
+// API server enforces (see serverRules), and an SH035 finding for exactly
+// the fields the server drops (see checkDropped). Namespaces the overlays
+// put objects in are created first (a dry run creates none) and removed at
+// the end if the test made them.
 func TestOverlaysServerDryRun(t *testing.T) {
 	l := newLab(t)
 	installGatewayAPI(t, l)
@@ -102,14 +103,15 @@ func TestOverlaysServerDryRun(t *testing.T) {
 	}
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
-			out, err := l.kubectl(ctx, manifests[dir], "apply", "--dry-run=server", "-f", "-")
+			out, err := l.kubectl(ctx, manifests[dir], "apply", "--dry-run=server", "-o", "json", "-f", "-")
 			if err != nil {
 				t.Fatalf("server dry run rejected %s: %v", dir, err)
 			}
-			t.Logf("%s", strings.TrimSpace(out))
-			if fs := serverFindings(lintFindings(ctx, t, shoal, dir)); len(fs) > 0 {
+			all := lintFindings(ctx, t, shoal, dir)
+			if fs := serverFindings(all); len(fs) > 0 {
 				t.Errorf("the API server accepts %s, but shoal lint reports %v", dir, fs)
 			}
+			checkDropped(t, manifests[dir], out, all)
 		})
 	}
 }

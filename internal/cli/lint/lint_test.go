@@ -109,6 +109,11 @@ func TestExitStatus(t *testing.T) {
 		{"bad format", []string{"-o", "xml", "testdata/app.yaml"}, 2, ""},
 		{"bad severity", []string{"--fail-on", "fatal", "testdata/app.yaml"}, 2, ""},
 		{"rules", []string{"--rules"}, 0, "SH014"},
+		{"gated field warns", []string{"../../../lint/testdata/k8s137/probes.yaml"}, 0, "needs feature gate H2CContainerProbe"},
+		{"gated field fails on warning", []string{"--fail-on", "warning", "../../../lint/testdata/rules/SH035-bad.yaml"}, 1, "SH035"},
+		{"gated field disabled", []string{"--fail-on", "warning", "--disable", "SH035", "../../../lint/testdata/rules/SH035-bad.yaml"}, 0, "0 warning(s)"},
+		{"server refuses, so does lint", []string{"../../../lint/testdata/k8s137/invalid-quantity.yaml"}, 1, "spec.behavior.scaleUp.tolerance: quantities must match"},
+		{"rules list SH035", []string{"--rules"}, 0, "field-needs-feature-gate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

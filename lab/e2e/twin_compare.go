@@ -1,0 +1,323 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// The twin experiment (twin_test.go) sets the decisions of the lab's real
+// HPA controller against those of Shoal's simulator on the same load
+// curve. This file holds its pure parts: the curves, the real controller's
+// decisions at its syncs, the metric pipeline's measured lag, and the
+// comparison itself.
+
+// loadStep holds the load at Value from At until the next step.
+type loadStep struct {
+	At    time.Duration
+	Value float64
+}
+
+// twinCurve is one load shape, in pods' worth: 1 is the load one pod
+// serves at the autoscaler's target.
+type twinCurve struct {
+	Name     string
+	Duration time.Duration
+	Steps    []loadStep
+}
+
+// curveStep is the resolution of the ramps: the load changes at most every
+// 5 s, so that the driver and the twin hold exactly the same curve.
+const curveStep = 5 * time.Second
+
+// ramp returns steps from a to b (exclusive) every curveStep over [from, to).
+func ramp(from, to time.Duration, a, b float64) []loadStep {
+	var out []loadStep
+	for t := from; t < to; t += curveStep {
+		out = append(out, loadStep{At: t, Value: a + (b-a)*float64(t-from)/float64(to-from)})
+	}
+	return out
+}
+
+// twinCurves are the experiment's four shapes, each short enough for both
+// directions to show with a 30 s scale-down window. They start below one
+// pod's worth, so that the noise of a real pipeline does not scale the
+// single starting pod before the curve begins.
+func twinCurves() []twinCurve {
+	s := time.Second
+	cat := func(parts ...[]loadStep) []loadStep {
+		var out []loadStep
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	var saw []loadStep
+	for i := 0; i < 3; i++ {
+		saw = append(saw, ramp(time.Duration(i)*50*s, time.Duration(i+1)*50*s, 0.75, 4)...)
+	}
+	return []twinCurve{
+		{Name: "step", Duration: 180 * s, Steps: []loadStep{{0, 0.75}, {20 * s, 3.5}, {100 * s, 0.5}}},
+		{Name: "spike", Duration: 150 * s, Steps: []loadStep{{0, 0.75}, {30 * s, 4}, {45 * s, 0.75}}},
+		{Name: "ramp", Duration: 180 * s, Steps: cat([]loadStep{{0, 0.5}}, ramp(20*s, 100*s, 0.5, 3.5), ramp(100*s, 160*s, 3.5, 0.5), []loadStep{{160 * s, 0.5}})},
+		{Name: "sawtooth", Duration: 180 * s, Steps: cat(saw, []loadStep{{150 * s, 0.75}})},
+	}
+}
+
+// scaled returns the curve in an autoscaler's units: unit per pod's worth,
+// rounded to a multiple of quantum (a whole number of concurrent requests,
+// say), with repeated values merged.
+func (c twinCurve) scaled(unit, quantum float64) []loadStep {
+	var out []loadStep
+	for _, st := range c.Steps {
+		v := st.Value * unit
+		if quantum > 0 {
+			v = math.Round(v/quantum) * quantum
+		}
+		if len(out) > 0 && out[len(out)-1].Value == v {
+			continue
+		}
+		out = append(out, loadStep{At: st.At, Value: v})
+	}
+	return out
+}
+
+// valueAt returns the load of steps at t (the first step's before it).
+func valueAt(steps []loadStep, t time.Duration) float64 {
+	i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t })
+	if i == 0 {
+		return steps[0].Value
+	}
+	return steps[i-1].Value
+}
+
+// decision is one HPA sync: when, relative to the curve's start, and the
+// replicas it wanted.
+type decision struct {
+	At       time.Duration
+	Replicas int32
+}
+
+// syncPhase estimates the controller's sync phase in [0, period) from the
+// times it wrote the HPA's status: each write happens in a sync, a few
+// milliseconds after it starts. The circular mean keeps writes on either
+// side of a multiple of the period together.
+func syncPhase(writes []time.Duration, period time.Duration) (time.Duration, error) {
+	if len(writes) == 0 {
+		return 0, fmt.Errorf("twin: no status writes to find the sync phase from")
+	}
+	var x, y float64
+	for _, w := range writes {
+		a := 2 * math.Pi * float64(w%period) / float64(period)
+		x, y = x+math.Cos(a), y+math.Sin(a)
+	}
+	a := math.Atan2(y, x)
+	if a < 0 {
+		a += 2 * math.Pi
+	}
+	ph := time.Duration(a / (2 * math.Pi) * float64(period)).Round(time.Millisecond)
+	return ph % period, nil
+}
+
+// atSyncs turns the status writes (each carrying desiredReplicas) into one
+// decision per sync from phase to end: the controller writes its status
+// only when something changed, so a sync without a write kept the last
+// value. A write belongs to the sync nearest it, so it counts from half a
+// period before its own time. Before the first write the HPA holds
+// initial.
+func atSyncs(writes []decision, initial int32, phase, period, end time.Duration) []decision {
+	var out []decision
+	cur, i := initial, 0
+	for t := phase; t <= end; t += period {
+		for i < len(writes) && writes[i].At <= t+period/2 {
+			cur = writes[i].Replicas
+			i++
+		}
+		out = append(out, decision{At: t, Replicas: cur})
+	}
+	return out
+}
+
+// comparison is how a twin's decisions matched the real controller's.
+type comparison struct {
+	// Decisions counts the real syncs compared; Equal those where the
+	// twin wanted the same replicas at the same sync, WithinOne those
+	// where it did one sync earlier or later, Worse the rest.
+	Decisions, Equal, WithinOne, Worse int
+	// Changes counts the real syncs that changed the replica count, and
+	// ChangesEqual / ChangesWithinOne those the twin made at the same
+	// sync / within one.
+	Changes, ChangesEqual, ChangesWithinOne int
+	// Misses lists the first worse decisions, for the log.
+	Misses []string
+}
+
+// EqualShare is the fraction of decisions equal at the same sync.
+func (c comparison) EqualShare() float64 {
+	if c.Decisions == 0 {
+		return 0
+	}
+	return float64(c.Equal) / float64(c.Decisions)
+}
+
+// compareDecisions sets each real decision against the twin's sync
+// nearest in time (which must be within half a period: a twin with
+// another period or phase does not compare) and its neighbours. A real
+// change of the replica count matches when the twin changed to the same
+// count at that sync (or, within one, at a neighbouring one).
+func compareDecisions(real, twin []decision, period time.Duration) comparison {
+	var c comparison
+	changedTo := func(j int, r int32) bool {
+		return j > 0 && j < len(twin) && twin[j].Replicas == r && twin[j-1].Replicas != r
+	}
+	for k, r := range real {
+		c.Decisions++
+		changed := k > 0 && real[k-1].Replicas != r.Replicas
+		if changed {
+			c.Changes++
+		}
+		j := sort.Search(len(twin), func(j int) bool { return twin[j].At >= r.At })
+		if j == len(twin) || (j > 0 && r.At-twin[j-1].At < twin[j].At-r.At) {
+			j--
+		}
+		if j < 0 || absDur(twin[j].At-r.At) >= period/2 {
+			c.Worse++
+			c.miss(fmt.Sprintf("at %v: real %d, no twin sync", r.At, r.Replicas))
+			continue
+		}
+		switch {
+		case twin[j].Replicas == r.Replicas:
+			c.Equal++
+		case (j > 0 && twin[j-1].Replicas == r.Replicas) || (j+1 < len(twin) && twin[j+1].Replicas == r.Replicas):
+			c.WithinOne++
+		default:
+			c.Worse++
+			c.miss(fmt.Sprintf("at %v: real %d, twin %d", r.At, r.Replicas, twin[j].Replicas))
+		}
+		switch {
+		case !changed:
+		case changedTo(j, r.Replicas):
+			c.ChangesEqual++
+		case changedTo(j-1, r.Replicas) || changedTo(j+1, r.Replicas):
+			c.ChangesWithinOne++
+		}
+	}
+	return c
+}
+
+func (c *comparison) miss(s string) {
+	if len(c.Misses) < 8 {
+		c.Misses = append(c.Misses, s)
+	}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
+}
+
+// metricModel mirrors autoscale.MetricModel (the lab is its own module and
+// does not import the toolkit; the twin receives the model through the
+// scenario file of `shoal hpa simulate`): the value read at t is the load
+// measured at phase + floor((t-delay-phase)/resolution)*resolution,
+// averaged over the window before it.
+type metricModel struct {
+	Delay, Resolution, Phase, Window time.Duration
+}
+
+func (m metricModel) measuredAt(t time.Duration) time.Duration {
+	at := t - m.Delay
+	if m.Resolution <= 0 {
+		return at
+	}
+	k := (at - m.Phase) / m.Resolution
+	if at-m.Phase < 0 && (at-m.Phase)%m.Resolution != 0 {
+		k--
+	}
+	return m.Phase + k*m.Resolution
+}
+
+// observe is the value the model reads at t from steps, averaged at
+// millisecond steps of the window (the curves change every 5 s at most).
+func (m metricModel) observe(steps []loadStep, t time.Duration) float64 {
+	at := max(m.measuredAt(t), 0)
+	from := max(at-m.Window, 0)
+	if at <= from {
+		return valueAt(steps, at)
+	}
+	var sum float64
+	const dt = 100 * time.Millisecond
+	n := 0
+	for x := from + dt/2; x < at; x += dt {
+		sum += valueAt(steps, x)
+		n++
+	}
+	return sum / float64(n)
+}
+
+// sample is one reading of a metric pipeline's total, as the autoscaler
+// would have read it at At.
+type sample struct {
+	At    time.Duration
+	Value float64
+}
+
+// fitMetricModel measures a pipeline's lag: with the resolution and window
+// known (metrics-server's 15 s, Prometheus' 5 s scrape), it finds the delay
+// in [0, maxDelay] and the phase, on a 250 ms grid, whose model of the
+// driven curve best explains the readings (least squares; ties go to the
+// smaller delay). It returns the model and the root mean square error.
+func fitMetricModel(steps []loadStep, readings []sample, resolution, window, maxDelay time.Duration) (metricModel, float64, error) {
+	if len(readings) == 0 {
+		return metricModel{}, 0, fmt.Errorf("twin: no metric readings to fit the delay to")
+	}
+	const grid = 250 * time.Millisecond
+	best, bestErr := metricModel{}, math.Inf(1)
+	phases := []time.Duration{0}
+	for p := grid; p < resolution; p += grid {
+		phases = append(phases, p)
+	}
+	for d := time.Duration(0); d <= maxDelay; d += grid {
+		for _, p := range phases {
+			m := metricModel{Delay: d, Resolution: resolution, Phase: p, Window: window}
+			var e float64
+			for _, r := range readings {
+				diff := m.observe(steps, r.At) - r.Value
+				e += diff * diff
+			}
+			if e < bestErr-1e-9 {
+				best, bestErr = m, e
+			}
+		}
+	}
+	return best, math.Sqrt(bestErr / float64(len(readings))), nil
+}
+
+// recordedCurve turns the readings into a load curve that, through model,
+// reads back as the readings: the value read at t is the measurement at
+// m.measuredAt(t), averaged over the window before it, so each reading
+// holds from its measurement's time less the window. The twin on recorded
+// metrics runs on it.
+func recordedCurve(readings []sample, m metricModel) []loadStep {
+	var out []loadStep
+	for _, r := range readings {
+		at := max(m.measuredAt(r.At)-m.Window, 0)
+		if len(out) > 0 && out[len(out)-1].Value == r.Value {
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1].At >= at {
+			out[len(out)-1].Value = r.Value
+			continue
+		}
+		out = append(out, loadStep{At: at, Value: r.Value})
+	}
+	if len(out) > 0 {
+		out[0].At = 0
+	}
+	return out
+}

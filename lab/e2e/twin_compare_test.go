@@ -1,0 +1,175 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// These tests need no cluster: go test -tags e2e -run 'TestTwin(Compare|SyncPhase|AtSyncs|Fit|Curves)' ./e2e/
+
+func TestTwinCompare(t *testing.T) {
+	s := time.Second
+	d := func(at time.Duration, r int32) decision { return decision{At: at, Replicas: r} }
+	twin := []decision{d(2*s, 1), d(7*s, 1), d(12*s, 3), d(17*s, 3), d(22*s, 2)}
+	tests := []struct {
+		name string
+		real []decision
+		want comparison
+	}{
+		{name: "all equal", real: []decision{d(2*s, 1), d(7*s, 1), d(12*s, 3), d(17*s, 3), d(22*s, 2)},
+			want: comparison{Decisions: 5, Equal: 5, Changes: 2, ChangesEqual: 2}},
+		{name: "real a sync late", real: []decision{d(2*s, 1), d(7*s, 1), d(12*s, 1), d(17*s, 3), d(22*s, 3)},
+			want: comparison{Decisions: 5, Equal: 3, WithinOne: 2, Changes: 1, ChangesWithinOne: 1}},
+		{name: "real a sync early", real: []decision{d(2*s, 1), d(7*s, 3), d(12*s, 3), d(17*s, 2), d(22*s, 2)},
+			want: comparison{Decisions: 5, Equal: 3, WithinOne: 2, Changes: 2, ChangesWithinOne: 2}},
+		{name: "a value the twin never had near", real: []decision{d(2*s, 4), d(7*s, 1)},
+			want: comparison{Decisions: 2, Equal: 1, Worse: 1, Changes: 1, Misses: []string{"at 2s: real 4, twin 1"}}},
+		{name: "matched by nearest time, jitter inside half a period", real: []decision{d(2400*time.Millisecond, 1), d(11600*time.Millisecond, 3)},
+			want: comparison{Decisions: 2, Equal: 2, Changes: 1, ChangesEqual: 1}},
+		{name: "no twin sync near", real: []decision{d(40*s, 2)},
+			want: comparison{Decisions: 1, Worse: 1, Misses: []string{"at 40s: real 2, no twin sync"}}},
+		{name: "nothing to compare", want: comparison{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := compareDecisions(tt.real, twin, 5*s)
+			if got.Decisions != tt.want.Decisions || got.Equal != tt.want.Equal || got.WithinOne != tt.want.WithinOne ||
+				got.Worse != tt.want.Worse || got.Changes != tt.want.Changes || got.ChangesEqual != tt.want.ChangesEqual ||
+				got.ChangesWithinOne != tt.want.ChangesWithinOne || len(got.Misses) != len(tt.want.Misses) {
+				t.Fatalf("compareDecisions = %+v, want %+v", got, tt.want)
+			}
+			for i := range got.Misses {
+				if got.Misses[i] != tt.want.Misses[i] {
+					t.Errorf("miss %d = %q, want %q", i, got.Misses[i], tt.want.Misses[i])
+				}
+			}
+		})
+	}
+}
+
+func TestTwinSyncPhase(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name   string
+		writes []time.Duration
+		want   time.Duration
+	}{
+		{name: "on one phase", writes: []time.Duration{2300 * ms, 7300 * ms, 42300 * ms}, want: 2300 * ms},
+		{name: "jitter around it", writes: []time.Duration{2200 * ms, 7400 * ms, 12300 * ms}, want: 2300 * ms},
+		{name: "either side of the period", writes: []time.Duration{4900 * ms, 10100 * ms}, want: 0},
+		{name: "either side, not balanced", writes: []time.Duration{4800 * ms, 10000 * ms, 15000 * ms, 20200 * ms}, want: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := syncPhase(tt.writes, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if absDur(got-tt.want) > 2*ms && absDur(got-tt.want-5*time.Second) > 2*ms {
+				t.Errorf("syncPhase = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if _, err := syncPhase(nil, 5*time.Second); err == nil {
+		t.Error("syncPhase(nil) gave no error")
+	}
+}
+
+func TestTwinAtSyncs(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	tests := []struct {
+		name   string
+		writes []decision
+		want   []int32
+	}{
+		{name: "no writes hold the initial count", want: []int32{1, 1, 1, 1}},
+		{name: "a write holds until the next", writes: []decision{{At: 7050 * ms, Replicas: 3}, {At: 17020 * ms, Replicas: 2}},
+			want: []int32{1, 3, 3, 2}},
+		{name: "a write just before its sync's time", writes: []decision{{At: 6990 * ms, Replicas: 4}}, want: []int32{1, 4, 4, 4}},
+		{name: "two writes in one sync: the last", writes: []decision{{At: 12 * s, Replicas: 2}, {At: 12100 * ms, Replicas: 3}}, want: []int32{1, 1, 3, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := atSyncs(tt.writes, 1, 2*s, 5*s, 17*s)
+			if len(got) != len(tt.want) {
+				t.Fatalf("atSyncs = %v, want %d syncs", got, len(tt.want))
+			}
+			for i, g := range got {
+				if wantAt := 2*s + time.Duration(i)*5*s; g.At != wantAt || g.Replicas != tt.want[i] {
+					t.Errorf("sync %d = %+v, want at %v replicas %d", i, g, wantAt, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestTwinFitMetricModel reads a step through known models and wants the
+// fit to find the delay again, and the recorded curve to read back as the
+// readings.
+func TestTwinFitMetricModel(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	steps := []loadStep{{0, 10}, {20 * s, 60}, {50 * s, 30}, {70 * s, 30}}
+	tests := []struct {
+		name string
+		m    metricModel
+	}{
+		{name: "gauge scraped every 5s, 1.5s late", m: metricModel{Delay: 1500 * ms, Resolution: 5 * s, Phase: 3 * s}},
+		{name: "metrics-server, 15s windows, 4s late", m: metricModel{Delay: 4 * s, Resolution: 15 * s, Phase: 6 * s, Window: 15 * s}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var readings []sample
+			for at := time.Duration(0); at <= 90*s; at += s {
+				readings = append(readings, sample{At: at, Value: tt.m.observe(steps, at)})
+			}
+			got, rmse, err := fitMetricModel(steps, readings, tt.m.Resolution, tt.m.Window, 10*s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rmse > 1e-6 {
+				t.Errorf("fit %+v leaves rmse %v, want 0", got, rmse)
+			}
+			// Sampled at 1s, the readings pin when a measurement shows to
+			// the second, not finer: several models fit exactly.
+			rec := recordedCurve(readings, got)
+			for _, r := range readings[20:] {
+				if v := got.observe(rec, r.At); math.Abs(v-r.Value) > 1e-6 {
+					t.Errorf("the recorded curve reads %v at %v, want %v", v, r.At, r.Value)
+					break
+				}
+			}
+		})
+	}
+	if _, _, err := fitMetricModel(steps, nil, 5*s, 0, 10*s); err == nil {
+		t.Error("fitMetricModel without readings gave no error")
+	}
+}
+
+func TestTwinCurves(t *testing.T) {
+	for _, c := range twinCurves() {
+		t.Run(c.Name, func(t *testing.T) {
+			if c.Duration > 3*time.Minute || c.Steps[0].At != 0 {
+				t.Errorf("curve runs %v from %v, want at most 3m from 0", c.Duration, c.Steps[0].At)
+			}
+			lo, hi := math.Inf(1), 0.0
+			for i, st := range c.Steps {
+				if i > 0 && st.At <= c.Steps[i-1].At || st.At%curveStep != 0 {
+					t.Fatalf("step %d at %v: not after the last, or off the %v grid", i, st.At, curveStep)
+				}
+				lo, hi = math.Min(lo, st.Value), math.Max(hi, st.Value)
+			}
+			// Both directions within 1..4 replicas.
+			if lo > 1 || hi < 3 || hi > 4 {
+				t.Errorf("load from %v to %v pods' worth, want from at most 1 to 3..4", lo, hi)
+			}
+			for _, st := range c.scaled(2, 1) {
+				if st.Value != math.Round(st.Value) {
+					t.Errorf("scaled to whole requests, step %+v is not whole", st)
+				}
+			}
+		})
+	}
+}
