@@ -141,10 +141,9 @@ func waitServing(ctx context.Context, l *lab, ns, svc string, want int, do reque
 }
 
 // kubeProxyEndpoints returns the endpoint IPs that kube-proxy's rules send
-// the Service's new connections to, in the mode the lab runs it in
-// (proxyMode).
+// the Service's new connections to, in the mode the lab runs it in.
 func kubeProxyEndpoints(ctx context.Context, ns, svc string) (map[string]bool, error) {
-	return proxyEndpoints(ctx, proxyMode(), ns, svc)
+	return budgetProxyEndpoints(ctx, budgetProxyMode(), ns, svc)
 }
 
 // iptablesEndpoints reads them from the nat table: kube-proxy's iptables
