@@ -22,10 +22,17 @@ import (
 // as a process the way a user runs it, and read its JSON report: totals,
 // errors by kind and each replica's share per time window.
 
-// buildShoal builds cmd/shoal from the repository into a temporary folder
-// and returns the binary's path.
+// buildShoal returns the shoal that e2e.sh built from the repository
+// (LAB_SHOAL), or builds cmd/shoal into a temporary folder when the tests
+// run without it.
 func buildShoal(t *testing.T, l *lab) string {
 	t.Helper()
+	if bin := os.Getenv("LAB_SHOAL"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("LAB_SHOAL: %v", err)
+		}
+		return bin
+	}
 	bin := filepath.Join(t.TempDir(), "shoal")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -53,8 +53,14 @@ if [[ "${1:-}" == services ]]; then
   for svc in thumbnailer gallery; do
     [[ -d "$repo/cmd/$svc" ]] || die "services: $repo/cmd/$svc does not exist yet"
     tar="$IMG_DIR/$svc-dev.tar"
-    (cd "$repo" && "${NICE[@]}" go run ./cmd/shoal image build "./cmd/$svc" \
-      --tag "docker.io/local/$svc:dev" -o "$tar")
+    # SHOAL_BIN: a shoal already built from this repository (e2e.sh builds
+    # one for the images and the tests), else go run.
+    if [[ -n "${SHOAL_BIN:-}" ]]; then
+      (cd "$repo" && "${NICE[@]}" "$SHOAL_BIN" image build "./cmd/$svc" --tag "docker.io/local/$svc:dev" -o "$tar")
+    else
+      (cd "$repo" && "${NICE[@]}" go run ./cmd/shoal image build "./cmd/$svc" \
+        --tag "docker.io/local/$svc:dev" -o "$tar")
+    fi
     import "$tar" "docker.io/local/$svc:dev"
   done
 fi
