@@ -122,6 +122,44 @@ func syncPhase(writes []time.Duration, period time.Duration) (time.Duration, err
 	return ph % period, nil
 }
 
+// syncClock estimates the controller's sync times from its status writes:
+// it resyncs an HPA a period after the last sync ended, so the syncs drift
+// later than a fixed nominal period by the work of each. A least-squares
+// line through the writes, each numbered by the nominal syncs since the
+// first, gives the phase (in [0, period) relative to zero) and the real
+// period, to the millisecond.
+func syncClock(writes []time.Duration, nominal time.Duration) (phase, period time.Duration, err error) {
+	if len(writes) < 2 {
+		return 0, 0, fmt.Errorf("twin: %d status writes, too few to find the sync clock from", len(writes))
+	}
+	period = nominal
+	var a float64
+	for iter := 0; iter < 3; iter++ {
+		var n, sk, st, skk, skt float64
+		for _, w := range writes {
+			k := math.Round(float64(w-writes[0]) / float64(period))
+			x := float64(w)
+			n, sk, st, skk, skt = n+1, sk+k, st+x, skk+k*k, skt+k*x
+		}
+		den := n*skk - sk*sk
+		if den == 0 {
+			a = st / n
+			break
+		}
+		b := (n*skt - sk*st) / den
+		a = (st - b*sk) / n
+		if b < float64(nominal)*0.9 || b > float64(nominal)*1.1 {
+			break
+		}
+		period = time.Duration(b).Round(time.Millisecond)
+	}
+	ph := time.Duration(a).Round(time.Millisecond) % period
+	if ph < 0 {
+		ph += period
+	}
+	return ph, period, nil
+}
+
 // atSyncs turns the status writes (each carrying desiredReplicas) into one
 // decision per sync from phase to end: the controller writes its status
 // only when something changed, so a sync without a write kept the last

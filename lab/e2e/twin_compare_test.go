@@ -78,6 +78,40 @@ func TestTwinSyncPhase(t *testing.T) {
 	}
 }
 
+func TestTwinSyncClock(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name        string
+		writes      []time.Duration
+		wantPhase   time.Duration
+		wantPeriod  time.Duration
+		wantErrText bool
+	}{
+		{name: "exact 5s", writes: []time.Duration{-8 * time.Second, 2 * time.Second, 7 * time.Second, 22 * time.Second}, wantPhase: 2 * time.Second, wantPeriod: 5 * time.Second},
+		// 40 ms of work per sync: 15 s between writes is three syncs.
+		{name: "drifting, writes skip syncs", writes: []time.Duration{5790 * ms, 20910 * ms, 25950 * ms, 36030 * ms, 61230 * ms},
+			wantPhase: 750 * ms, wantPeriod: 5040 * ms},
+		{name: "one write", writes: []time.Duration{time.Second}, wantErrText: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ph, p, err := syncClock(tt.writes, 5*time.Second)
+			if tt.wantErrText {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if absDur(p-tt.wantPeriod) > 2*ms || absDur(ph-tt.wantPhase) > 10*ms {
+				t.Errorf("syncClock = phase %v period %v, want %v and %v", ph, p, tt.wantPhase, tt.wantPeriod)
+			}
+		})
+	}
+}
+
 func TestTwinAtSyncs(t *testing.T) {
 	s, ms := time.Second, time.Millisecond
 	tests := []struct {

@@ -147,9 +147,10 @@ spec:
         env:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: DRAIN_DELAY, value: 1s}
-        ports: [{name: http, containerPort: 8080}]
+        # The lab's Prometheus scrapes container ports named admin.
+        ports: [{name: admin, containerPort: 8080}]
         readinessProbe:
-          httpGet: {path: /readyz, port: http}
+          httpGet: {path: /readyz, port: admin}
           periodSeconds: 1
           failureThreshold: 1
         resources:
@@ -161,7 +162,7 @@ kind: Service
 metadata: {name: echo}
 spec:
   selector: {app: echo}
-  ports: [{name: http, port: 80, targetPort: http}]
+  ports: [{name: http, port: 80, targetPort: admin}]
 `
 
 // twinRecord is everything one run recorded, relative to the curve's
@@ -178,7 +179,17 @@ type twinRecord struct {
 	// Readings are the metric pipeline's total over time: the CPU of the
 	// pods from the metrics API, or the in-flight sum from Prometheus.
 	Readings []sample
-	Initial  int32
+	// CPU holds the metrics API's readings for the CPU autoscaler, with
+	// their measurement times.
+	CPU     []cpuReading
+	Initial int32
+}
+
+// cpuReading is one poll of the metrics API: when, the pods' total CPU
+// (millicores), and the newest sample's measurement time and window.
+type cpuReading struct {
+	At, Measured, Window time.Duration
+	Value                float64
 }
 
 type twinWrite struct {
@@ -192,7 +203,8 @@ type twinWrite struct {
 // twinResult is one run's figures.
 type twinResult struct {
 	Curve, Autoscaler  string
-	Phase, Startup     time.Duration
+	Phase, Period      time.Duration
+	Startup            time.Duration
 	Model              metricModel
 	FitRMSE            float64
 	Writes, Rescales   int
@@ -316,7 +328,7 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	go func() {
 		defer rwg.Done()
 		if a.name == "cpu" {
-			rec.Readings = pollPodCPU(recCtx, l, ns, rec.T0)
+			rec.CPU = pollPodCPU(recCtx, l, ns, rec.T0)
 		}
 	}()
 	rwg.Wait()
@@ -531,30 +543,37 @@ func watchPods(ctx context.Context, l *lab, ns string, created, ready map[string
 	return nil
 }
 
-// pollPodCPU reads the pods' total CPU from the metrics API every second,
-// as the HPA controller would read it then, in millicores.
-func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []sample {
-	var out []sample
-	tick := time.NewTicker(time.Second)
+// pollPodCPU reads the pods' total CPU from the metrics API every 250 ms,
+// as the HPA controller would read it then, with the newest sample's
+// timestamp and window.
+func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuReading {
+	var out []cpuReading
+	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		raw, err := l.client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods").DoRaw(ctx)
 		if err == nil {
 			var list struct {
 				Items []struct {
+					Timestamp  time.Time `json:"timestamp"`
+					Window     string    `json:"window"`
 					Containers []struct {
 						Usage map[string]string `json:"usage"`
 					} `json:"containers"`
 				} `json:"items"`
 			}
-			if json.Unmarshal(raw, &list) == nil {
-				var sum float64
+			if json.Unmarshal(raw, &list) == nil && len(list.Items) > 0 {
+				r := cpuReading{At: time.Since(t0), Measured: math.MinInt64}
 				for _, it := range list.Items {
 					for _, c := range it.Containers {
-						sum += milliCPU(c.Usage["cpu"])
+						r.Value += milliCPU(c.Usage["cpu"])
+					}
+					if m := it.Timestamp.Sub(t0); m > r.Measured {
+						r.Measured = m
+						r.Window, _ = time.ParseDuration(it.Window)
 					}
 				}
-				out = append(out, sample{At: time.Since(t0), Value: sum})
+				out = append(out, r)
 			}
 		}
 		select {
@@ -563,6 +582,39 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []sample {
 		case <-tick.C:
 		}
 	}
+}
+
+// cpuModel measures metrics-server's pipeline from the readings: each
+// measurement's time and window come with it, and its delay is from that
+// time to the first poll that saw it (medians; the phase is the circular
+// mean of the measurement times modulo the resolution). The readings it
+// returns are the first sight of each measurement.
+func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []sample, error) {
+	var delays, windows, times []time.Duration
+	var out []sample
+	last := time.Duration(math.MinInt64)
+	for _, r := range rs {
+		if r.Measured == last || r.Measured == math.MinInt64 {
+			continue
+		}
+		last = r.Measured
+		delays, windows, times = append(delays, r.At-r.Measured), append(windows, r.Window), append(times, r.Measured)
+		out = append(out, sample{At: r.At, Value: r.Value})
+	}
+	if len(times) == 0 {
+		return metricModel{}, nil, fmt.Errorf("twin: no CPU readings from the metrics API")
+	}
+	median := func(ds []time.Duration) time.Duration {
+		ds = append([]time.Duration(nil), ds...)
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	phase, err := syncPhase(times, resolution)
+	if err != nil {
+		return metricModel{}, nil, err
+	}
+	return metricModel{Delay: median(delays).Round(10 * time.Millisecond), Resolution: resolution, Phase: phase.Round(10*time.Millisecond) % resolution,
+		Window: median(windows).Round(10 * time.Millisecond)}, out, nil
 }
 
 // milliCPU parses the metrics API's CPU quantities: "12345678n", "12m",
@@ -647,27 +699,33 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		writeTimes = append(writeTimes, w.At)
 		real = append(real, decision{At: w.At, Replicas: w.Desired})
 	}
-	phase, err := syncPhase(writeTimes, twinSync)
+	phase, period, err := syncClock(writeTimes, twinSync)
 	if err != nil {
-		t.Fatalf("%v", err)
+		t.Fatalf("%s/%s: %v", c.Name, a.name, err)
 	}
-	res.Phase = phase
+	res.Phase, res.Period = phase, period
 	res.Startup = 3 * time.Second
 	if len(rec.Startup) > 0 {
 		sort.Slice(rec.Startup, func(i, j int) bool { return rec.Startup[i] < rec.Startup[j] })
 		res.Startup = rec.Startup[len(rec.Startup)/2].Round(100 * time.Millisecond)
 	}
 	var readings []sample
-	for _, r := range rec.Readings {
-		if r.At >= -twinWarmup/4 {
-			readings = append(readings, r)
+	if a.name == "cpu" {
+		// metrics-server stamps each measurement: measured, not fitted.
+		res.Model, readings, err = cpuModel(rec.CPU, a.resolution)
+		res.FitRMSE = math.NaN()
+	} else {
+		for _, r := range rec.Readings {
+			if r.At >= -twinWarmup/4 {
+				readings = append(readings, r)
+			}
 		}
+		res.Model, res.FitRMSE, err = fitMetricModel(rec.Steps, readings, a.resolution, a.window, 10*time.Second)
 	}
-	res.Model, res.FitRMSE, err = fitMetricModel(rec.Steps, readings, a.resolution, a.window, 20*time.Second)
 	if err != nil {
-		t.Errorf("%v", err)
+		t.Errorf("%s/%s: %v", c.Name, a.name, err)
 	}
-	realSyncs := atSyncs(real, rec.Initial, phase, twinSync, c.Duration)
+	realSyncs := atSyncs(real, rec.Initial, phase, period, c.Duration)
 	for i, variant := range []struct {
 		name  string
 		steps []loadStep
@@ -680,7 +738,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		if err != nil {
 			t.Errorf("twin %s: %v", variant.name, err)
 		} else {
-			cmp = compareDecisions(realSyncs, twin, twinSync)
+			cmp = compareDecisions(realSyncs, twin, period)
 		}
 		if i == 0 {
 			res.Modelled = cmp
@@ -688,8 +746,8 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			res.Recorded = cmp
 		}
 	}
-	t.Logf("%s/%s: phase %v, start-up %v, metric %+v (rmse %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
-		c.Name, a.name, phase, res.Startup, res.Model, res.FitRMSE, res.Writes, res.Rescales, res.Modelled, res.Recorded)
+	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
+		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Writes, res.Rescales, res.Modelled, res.Recorded)
 	return res
 }
 
@@ -715,7 +773,7 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 	scen := map[string]any{
 		"name":            c.Name + " " + a.name,
 		"duration":        c.Duration.String(),
-		"syncPeriod":      twinSync.String(),
+		"syncPeriod":      res.Period.String(),
 		"syncPhase":       res.Phase.String(),
 		"podStartup":      res.Startup.String(),
 		"initialReplicas": rec.Initial,
@@ -761,14 +819,14 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 // twinTable renders the results as the BENCHMARKS table.
 func twinTable(rs []twinResult) string {
 	var b strings.Builder
-	b.WriteString("| curve | autoscaler | syncs | changes | equal (modelled) | within one | worse | changes equal / within one | equal (recorded) | worse (recorded) | sync phase | pod start-up | metric delay / resolution / window (fit rmse) |\n")
+	b.WriteString("| curve | autoscaler | syncs | changes | equal (modelled) | within one | worse | changes equal / within one | equal (recorded) | worse (recorded) | sync period / phase | pod start-up | metric delay / resolution / window (fit rmse) |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
 	for _, r := range rs {
 		m, rc := r.Modelled, r.Recorded
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d (%.0f%%) | %d | %d | %d / %d | %d (%.0f%%) | %d | %v | %v | %v / %v / %v (%.2f) |\n",
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d (%.0f%%) | %d | %d | %d / %d | %d (%.0f%%) | %d | %v / %v | %v | %v / %v / %v (%.2f) |\n",
 			r.Curve, r.Autoscaler, m.Decisions, m.Changes, m.Equal, 100*m.EqualShare(), m.WithinOne, m.Worse,
 			m.ChangesEqual, m.ChangesWithinOne, rc.Equal, 100*rc.EqualShare(), rc.Worse,
-			r.Phase, r.Startup, r.Model.Delay, r.Model.Resolution, r.Model.Window, r.FitRMSE)
+			r.Period, r.Phase, r.Startup, r.Model.Delay, r.Model.Resolution, r.Model.Window, r.FitRMSE)
 	}
 	return b.String()
 }
