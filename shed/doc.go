@@ -110,26 +110,31 @@
 //     shed_limit, read together ([Limiter.Utilization]); 1 is at the
 //     limit, where the next request is turned away, and it exceeds 1
 //     briefly when the limit drops below the work already admitted.
-//   - shed_in_flight_seconds_total and shed_limit_seconds_total
-//     (counters): the two integrated over time, so that
-//     rate(shed_in_flight_seconds_total[r]) / rate(shed_limit_seconds_total[r])
-//     is the utilisation averaged over r. Autoscale on that, not on the
-//     gauge: a scrape samples the gauge at one instant, and on a
-//     saturated pod with one core the scrape runs between handlers, when
-//     fewer are in flight (a thumbnailer shedding 45% of its requests
-//     read 0.5 on average, scraped every half second).
+//   - shed_in_flight_seconds_total and shed_utilization_seconds_total
+//     (counters): shed_in_flight and shed_utilization_ratio integrated
+//     over time, so that rate(shed_utilization_seconds_total[r]) is the
+//     utilisation averaged over r. Autoscale on that, not on the gauge:
+//     a scrape samples the gauge at one instant, and on a saturated pod
+//     with one core the scrape runs between handlers, when fewer are in
+//     flight (a thumbnailer shedding 45% of its requests read 0.5 on
+//     average, scraped every half second). The ratio itself is
+//     integrated, not the limit apart: a ratio of the two integrals
+//     would weigh each moment by its limit, and a stretch at a high
+//     limit would drown the saturated stretch after it.
 //   - shed_rejected_total (counter): requests turned away.
 //
 // The utilisation is the headroom left to a replica, measured against
 // what the replica itself has learnt it can carry rather than against a
 // configured CPU request or request rate; deploy/monitoring's
-// prometheus-adapter rule serves its average as the Pods metric
-// shed_utilization_ratio, and overlays/headroom scales on it. The limit
-// only comes down to the service's capacity once latency has shown
-// queueing, so until a replica's first overload the ratio stays small
-// (the initial limit is far above what a CPU-bound handler needs), and
-// after it the ratio is the share of that learnt capacity in use. All
-// three are computed when scraped; the request path only adds two
-// products to the integrals under the lock admission takes anyway, and
+// prometheus-adapter rule serves its 30s average as the Pods metric
+// shed_utilization_ratio, and overlays/headroom scales on it. What it
+// reads depends on the regime: while the middleware yields for CPU-bound
+// handlers the limit follows the work (an underused limit drifts down
+// toward twice the most in flight), and a saturated one-core replica,
+// whose limit settles at 2 or 3 with one request running at a time,
+// reads about 0.5, not 1; for cheap handlers the limit stays high until
+// an overload, and the ratio stays small until then. All of them are
+// computed when scraped; the request path only adds a product and a
+// quotient to the integrals under the lock admission takes anyway, and
 // allocates nothing.
 package shed

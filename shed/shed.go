@@ -142,7 +142,7 @@ type Limiter struct {
 // New checks cfg (see [Config.Validate]), applies its defaults and
 // returns a Limiter. If reg is not nil, the metrics shed_limit,
 // shed_in_flight, shed_utilization_ratio, shed_in_flight_seconds_total,
-// shed_limit_seconds_total and shed_rejected_total are registered on it.
+// shed_utilization_seconds_total and shed_rejected_total are registered on it.
 func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -181,8 +181,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 			Name: "shed_in_flight_seconds_total", Help: "Requests admitted by the limiter, integrated over time.", ConstLabels: labels,
 		}, func() float64 { in, _ := l.usage(); return in }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "shed_limit_seconds_total", Help: "Adaptive concurrency limit, integrated over time.", ConstLabels: labels,
-		}, func() float64 { _, lim := l.usage(); return lim }),
+			Name: "shed_utilization_seconds_total", Help: "Requests admitted over the concurrency limit, integrated over time: its rate is the average utilization.", ConstLabels: labels,
+		}, func() float64 { _, u := l.usage(); return u }),
 		l.rejected,
 	}
 	for i, c := range cs {

@@ -89,12 +89,12 @@ shed_in_flight_seconds_total 0
 # HELP shed_limit Current adaptive concurrency limit.
 # TYPE shed_limit gauge
 shed_limit 3
-# HELP shed_limit_seconds_total Adaptive concurrency limit, integrated over time.
-# TYPE shed_limit_seconds_total counter
-shed_limit_seconds_total 0
 # HELP shed_rejected_total Requests turned away because the concurrency limit was reached.
 # TYPE shed_rejected_total counter
 shed_rejected_total 2
+# HELP shed_utilization_seconds_total Requests admitted over the concurrency limit, integrated over time: its rate is the average utilization.
+# TYPE shed_utilization_seconds_total counter
+shed_utilization_seconds_total 0
 # HELP shed_utilization_ratio Requests admitted over the current concurrency limit; 1 is at the limit.
 # TYPE shed_utilization_ratio gauge
 shed_utilization_ratio 1

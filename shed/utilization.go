@@ -5,17 +5,20 @@ import (
 	"time"
 )
 
-// usage is the work in flight and the limit integrated over time, in
-// request-seconds: their rates' ratio over any range is the utilisation
-// averaged over it, which a scrape of the instantaneous ratio cannot
-// give (see Metrics in the package documentation).
+// usage is the work in flight, and its ratio to the limit, integrated
+// over time: the rate of either over a range is its average over the
+// range, which a scrape of the instantaneous value cannot give (see
+// Metrics in the package documentation). The ratio is integrated rather
+// than the limit alone: the ratio of the two integrals would weigh each
+// moment by its limit, so a stretch with the initial high limit would
+// drown the saturated stretch after it.
 type usage struct {
 	at       time.Time // accounted up to
-	inFlight float64
-	limit    float64
+	inFlight float64   // request-seconds
+	util     float64   // seconds × in flight / limit
 }
 
-// accountLocked brings l.used up to now with the values in flight and
+// accountLocked brings l.used up to now with the work in flight and the
 // limit held since it was last brought up; it is called before either
 // changes. A now earlier than the last (clock reads race for l.mu) adds
 // nothing. l.mu must be held.
@@ -26,16 +29,16 @@ func (l *Limiter) accountLocked(now time.Time) {
 	}
 	s := dt.Seconds()
 	l.used.inFlight += float64(l.inFlight) * s
-	l.used.limit += math.Floor(l.limit) * s
+	l.used.util += float64(l.inFlight) / math.Floor(l.limit) * s
 	l.used.at = now
 }
 
 // usage returns the integrals up to now: request-seconds admitted, and
-// limit-seconds.
-func (l *Limiter) usage() (inFlight, limit float64) {
+// utilisation-seconds.
+func (l *Limiter) usage() (inFlight, util float64) {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.accountLocked(now)
-	return l.used.inFlight, l.used.limit
+	return l.used.inFlight, l.used.util
 }

@@ -66,9 +66,9 @@ shed_utilization_ratio{limiter="api"} %v
 	}
 }
 
-// TestUtilizationOverTime checks the integrals whose rates' ratio is the
-// utilisation averaged over a range, across admissions, releases and a
-// change of the limit.
+// TestUtilizationOverTime checks the integrals whose rates are the work in
+// flight and the utilisation averaged over a range, across admissions,
+// releases and a change of the limit.
 func TestUtilizationOverTime(t *testing.T) {
 	type step struct {
 		acquire, release int
@@ -79,24 +79,24 @@ func TestUtilizationOverTime(t *testing.T) {
 		name                  string
 		cfg                   shed.Config
 		steps                 []step
-		inFlight, limitSecond float64
+		inFlight, util float64
 	}{
-		{name: "idle", cfg: shed.Config{InitialLimit: 4}, steps: []step{{advance: 2 * time.Second}}, inFlight: 0, limitSecond: 8},
+		{name: "idle", cfg: shed.Config{InitialLimit: 4}, steps: []step{{advance: 2 * time.Second}}, inFlight: 0, util: 0},
 		{
 			name: "two then one", cfg: shed.Config{InitialLimit: 4},
 			steps:    []step{{acquire: 2, advance: time.Second}, {release: 1, advance: time.Second}},
-			inFlight: 3, limitSecond: 8,
+			inFlight: 3, util: 0.75,
 		},
 		{
 			name: "refusals add nothing", cfg: shed.Config{InitialLimit: 2},
 			steps:    []step{{acquire: 5, advance: 3 * time.Second}},
-			inFlight: 6, limitSecond: 6,
+			inFlight: 6, util: 3,
 		},
 		{
 			// 10 in flight for 1s at limit 10, then 9 for 1s at limit 5.
 			name: "back-off", cfg: shed.Config{InitialLimit: 10, Backoff: 0.5},
 			steps:    []step{{acquire: 10, advance: time.Second}, {drop: true, advance: time.Second}},
-			inFlight: 19, limitSecond: 15,
+			inFlight: 19, util: 1 + 9.0/5,
 		},
 	}
 	for _, tt := range tests {
@@ -126,11 +126,11 @@ func TestUtilizationOverTime(t *testing.T) {
 # HELP shed_in_flight_seconds_total Requests admitted by the limiter, integrated over time.
 # TYPE shed_in_flight_seconds_total counter
 shed_in_flight_seconds_total %v
-# HELP shed_limit_seconds_total Adaptive concurrency limit, integrated over time.
-# TYPE shed_limit_seconds_total counter
-shed_limit_seconds_total %v
-`, tt.inFlight, tt.limitSecond)
-			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shed_in_flight_seconds_total", "shed_limit_seconds_total"); err != nil {
+# HELP shed_utilization_seconds_total Requests admitted over the concurrency limit, integrated over time: its rate is the average utilization.
+# TYPE shed_utilization_seconds_total counter
+shed_utilization_seconds_total %v
+`, tt.inFlight, tt.util)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shed_in_flight_seconds_total", "shed_utilization_seconds_total"); err != nil {
 				t.Error(err)
 			}
 		})
