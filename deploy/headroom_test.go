@@ -44,7 +44,7 @@ func TestHeadroomOverlays(t *testing.T) {
 		t.Fatalf("keda-headroom: thumbnailer ScaledObject %+v, want one trigger", so)
 	}
 	tr := so.Spec.Triggers[0]
-	if tr.Type != "prometheus" || !strings.Contains(tr.Metadata["query"], "shed_in_flight_seconds_total{") || tr.Metadata["threshold"] != "0.4" {
+	if tr.Type != "prometheus" || !strings.Contains(tr.Metadata["query"], "shed_utilization_seconds_total{") || tr.Metadata["threshold"] != "0.4" {
 		t.Errorf("keda-headroom: trigger %+v", tr)
 	}
 	checkPromQL(t, []string{tr.Metadata["query"]})
@@ -65,8 +65,7 @@ func TestHeadroomOverlays(t *testing.T) {
 			t.Fatalf("%s: %v", file, err)
 		}
 		if !slices.ContainsFunc(cfg.Rules, func(r adapterRule) bool {
-			return strings.HasPrefix(r.SeriesQuery, "shed_in_flight_seconds_total{") && strings.Trim(r.Name.As, `"`) == "shed_utilization_ratio" &&
-				strings.Contains(r.MetricsQuery, "shed_limit_seconds_total{")
+			return strings.HasPrefix(r.SeriesQuery, "shed_utilization_seconds_total{") && strings.Trim(r.Name.As, `"`) == "shed_utilization_ratio"
 		}) {
 			t.Errorf("%s: no rule for shed_utilization_ratio", file)
 		}
