@@ -75,6 +75,9 @@ spec:
         - {name: GOMAXPROCS, value: "1"}
         - {name: LOG_LEVEL, value: warn}
         - {name: REQUEST_LOG_SAMPLE, value: "-1"}
+        # The kit refuses a memory limit that leaves less than two of the
+        # largest upload (10 MiB by default); these are 16x16 PNGs.
+        - {name: MAX_BODY_BYTES, value: "65536"}
         ports:
         - {name: http, containerPort: 8080}
         - {name: admin, containerPort: 9090}
@@ -91,7 +94,7 @@ spec:
           capabilities: {drop: [ALL]}
         resources:
           requests: {cpu: 50m, memory: 32Mi}
-          limits: {cpu: 500m, memory: 128Mi}
+          limits: {cpu: 500m, memory: 256Mi}
 ---
 apiVersion: v1
 kind: Service
