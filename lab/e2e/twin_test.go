@@ -202,11 +202,15 @@ type twinWrite struct {
 
 // twinResult is one run's figures.
 type twinResult struct {
-	Curve, Autoscaler  string
-	Phase, Period      time.Duration
-	Startup            time.Duration
-	Model              metricModel
-	FitRMSE            float64
+	Curve, Autoscaler string
+	Phase, Period     time.Duration
+	Startup           time.Duration
+	Model             metricModel
+	FitRMSE           float64
+	// Offset is the CPU the pods used beyond the driven burn during the
+	// warm-up (runtime, probes, scrapes, connections), added to the
+	// modelled curve.
+	Offset             float64
 	Writes, Rescales   int
 	Modelled, Recorded comparison
 }
@@ -275,6 +279,46 @@ func TestTwin(t *testing.T) {
 				r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Decisions, r.Modelled.WithinOne, r.Modelled.Worse, r.Modelled.Misses)
 		}
 	}
+}
+
+// TestTwinReplay runs the twin again on the records a TestTwin run left
+// in SHOAL_TWIN_RECORDS (its SHOAL_TWIN_OUT), without the lab: the real
+// decisions are recorded once, the twin's model can change after. Skipped
+// without that variable.
+func TestTwinReplay(t *testing.T) {
+	dir := os.Getenv("SHOAL_TWIN_RECORDS")
+	if dir == "" {
+		t.Skip("set SHOAL_TWIN_RECORDS to the output folder of a TestTwin run (make -C lab twin)")
+	}
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shoal := filepath.Join(t.TempDir(), "shoal")
+	build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build shoal: %v\n%s", err, out)
+	}
+	out := t.TempDir()
+	var results []twinResult
+	for _, c := range twinCurves() {
+		for _, a := range twinAutoscalers() {
+			raw, err := os.ReadFile(filepath.Join(dir, c.Name+"-"+a.name+".json"))
+			if err != nil {
+				continue
+			}
+			var rec twinRecord
+			if err := json.Unmarshal(raw, &rec); err != nil {
+				t.Fatalf("%s-%s: %v", c.Name, a.name, err)
+			}
+			results = append(results, twinCompare(t, shoal, out, rec, c, a))
+		}
+	}
+	if len(results) == 0 {
+		t.Fatalf("no records in %s", dir)
+	}
+	t.Logf("twin against the recorded controller:\n%s", twinTable(results))
 }
 
 // runTwinCurve deploys echo and the autoscaler in a fresh namespace, runs
@@ -584,6 +628,31 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuReadi
 	}
 }
 
+// cpuOffset is the median CPU above the driven level of the warm-up, over
+// the measurements whose window lies inside it (the load was steady).
+func cpuOffset(rs []cpuReading, level float64) float64 {
+	var d []float64
+	for _, r := range rs {
+		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 {
+			d = append(d, r.Value-level)
+		}
+	}
+	if len(d) == 0 {
+		return 0
+	}
+	sort.Float64s(d)
+	return math.Round(d[len(d)/2])
+}
+
+// offsetSteps adds offset to every step.
+func offsetSteps(steps []loadStep, offset float64) []loadStep {
+	out := make([]loadStep, len(steps))
+	for i, st := range steps {
+		out[i] = loadStep{At: st.At, Value: st.Value + offset}
+	}
+	return out
+}
+
 // cpuModel measures metrics-server's pipeline from the readings: each
 // measurement's time and window come with it, and its delay is from that
 // time to the first poll that saw it (medians; the phase is the circular
@@ -714,6 +783,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		// metrics-server stamps each measurement: measured, not fitted.
 		res.Model, readings, err = cpuModel(rec.CPU, a.resolution)
 		res.FitRMSE = math.NaN()
+		res.Offset = cpuOffset(rec.CPU, rec.Steps[0].Value)
 	} else {
 		for _, r := range rec.Readings {
 			if r.At >= -twinWarmup/4 {
@@ -729,7 +799,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	for i, variant := range []struct {
 		name  string
 		steps []loadStep
-	}{{"modelled", rec.Steps}, {"recorded", recordedCurve(readings, res.Model)}} {
+	}{{"modelled", offsetSteps(rec.Steps, res.Offset)}, {"recorded", recordedCurve(readings, res.Model)}} {
 		if len(variant.steps) == 0 {
 			continue
 		}
@@ -746,8 +816,8 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			res.Recorded = cmp
 		}
 	}
-	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
-		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Writes, res.Rescales, res.Modelled, res.Recorded)
+	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f, offset %.0f), %d writes, %d rescales; modelled %+v; recorded %+v",
+		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Offset, res.Writes, res.Rescales, res.Modelled, res.Recorded)
 	return res
 }
 
