@@ -81,6 +81,10 @@ start() {
 start_kube_proxy() {
   local mode="$1"
   case "$mode" in iptables|nftables) ;; *) die "kube-proxy mode $mode: want iptables or nftables" ;; esac
+  if running kube-proxy; then
+    log "kube-proxy: already running in $(cat "$PROXY_MODE_FILE" 2>/dev/null || echo iptables) mode"
+    return
+  fi
   start kube-proxy "$K8S_BIN/kube-proxy" --kubeconfig="$LAB_DIR/kube-proxy.kubeconfig" \
     --proxy-mode="$mode" --cluster-cidr="$CLUSTER_CIDR" --hostname-override="$NODE_NAME" \
     --bind-address="$NODE_IP" --healthz-bind-address="$NODE_IP:10256" \
