@@ -207,10 +207,9 @@ type twinResult struct {
 	Startup           time.Duration
 	Model             metricModel
 	FitRMSE           float64
-	// Offset is the CPU the pods used beyond the driven burn during the
-	// warm-up (runtime, probes, scrapes, connections), added to the
-	// modelled curve.
-	Offset             float64
+	// Gain is the ratio of the pods' CPU to the driven burn during the
+	// warm-up (see cpuGain).
+	Gain               float64
 	Writes, Rescales   int
 	Modelled, Recorded comparison
 }
@@ -294,11 +293,14 @@ func TestTwinReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shoal := filepath.Join(t.TempDir(), "shoal")
-	build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
-	build.Dir = repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build shoal: %v\n%s", err, out)
+	shoal := os.Getenv("LAB_SHOAL") // a built shoal, as e2e.sh passes
+	if shoal == "" {
+		shoal = filepath.Join(t.TempDir(), "shoal")
+		build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
+		build.Dir = repo
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build shoal: %v\n%s", err, out)
+		}
 	}
 	out := t.TempDir()
 	var results []twinResult
@@ -628,27 +630,30 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuReadi
 	}
 }
 
-// cpuOffset is the median CPU above the driven level of the warm-up, over
-// the measurements whose window lies inside it (the load was steady).
-func cpuOffset(rs []cpuReading, level float64) float64 {
+// cpuGain is the median ratio of the pods' CPU to the driven level over
+// the warm-up's measurements whose window lies inside it (the load was
+// steady): the runtime, probes, scrapes and connections cost CPU beyond
+// the burn, in proportion to the requests. The modelled curve is scaled
+// by it.
+func cpuGain(rs []cpuReading, level float64) float64 {
 	var d []float64
 	for _, r := range rs {
-		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 {
-			d = append(d, r.Value-level)
+		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 && level > 0 {
+			d = append(d, r.Value/level)
 		}
 	}
 	if len(d) == 0 {
-		return 0
+		return 1
 	}
 	sort.Float64s(d)
-	return math.Round(d[len(d)/2])
+	return math.Round(d[len(d)/2]*100) / 100
 }
 
-// offsetSteps adds offset to every step.
-func offsetSteps(steps []loadStep, offset float64) []loadStep {
+// gainSteps scales every step by gain.
+func gainSteps(steps []loadStep, gain float64) []loadStep {
 	out := make([]loadStep, len(steps))
 	for i, st := range steps {
-		out[i] = loadStep{At: st.At, Value: st.Value + offset}
+		out[i] = loadStep{At: st.At, Value: math.Round(st.Value * gain)}
 	}
 	return out
 }
@@ -656,11 +661,11 @@ func offsetSteps(steps []loadStep, offset float64) []loadStep {
 // cpuModel measures metrics-server's pipeline from the readings: each
 // measurement's time and window come with it, and its delay is from that
 // time to the first poll that saw it (medians; the phase is the circular
-// mean of the measurement times modulo the resolution). The readings it
-// returns are the first sight of each measurement.
-func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []sample, error) {
+// mean of the measurement times modulo the resolution). The curve it
+// returns is the recorded one: each measurement's value over its window.
+func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []loadStep, error) {
 	var delays, windows, times []time.Duration
-	var out []sample
+	var out []loadStep
 	last := time.Duration(math.MinInt64)
 	for _, r := range rs {
 		if r.Measured == last || r.Measured == math.MinInt64 {
@@ -668,7 +673,12 @@ func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []sample,
 		}
 		last = r.Measured
 		delays, windows, times = append(delays, r.At-r.Measured), append(windows, r.Window), append(times, r.Measured)
-		out = append(out, sample{At: r.At, Value: r.Value})
+		at := max(r.Measured-r.Window, 0)
+		if len(out) > 0 && out[len(out)-1].At >= at {
+			out[len(out)-1].Value = r.Value // an earlier window clamped to zero
+			continue
+		}
+		out = append(out, loadStep{At: at, Value: r.Value})
 	}
 	if len(times) == 0 {
 		return metricModel{}, nil, fmt.Errorf("twin: no CPU readings from the metrics API")
@@ -779,11 +789,14 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		res.Startup = rec.Startup[len(rec.Startup)/2].Round(100 * time.Millisecond)
 	}
 	var readings []sample
+	var recorded []loadStep
+	modelled := rec.Steps
 	if a.name == "cpu" {
 		// metrics-server stamps each measurement: measured, not fitted.
-		res.Model, readings, err = cpuModel(rec.CPU, a.resolution)
+		res.Model, recorded, err = cpuModel(rec.CPU, a.resolution)
 		res.FitRMSE = math.NaN()
-		res.Offset = cpuOffset(rec.CPU, rec.Steps[0].Value)
+		res.Gain = cpuGain(rec.CPU, rec.Steps[0].Value)
+		modelled = gainSteps(rec.Steps, res.Gain)
 	} else {
 		for _, r := range rec.Readings {
 			if r.At >= -twinWarmup/4 {
@@ -791,6 +804,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			}
 		}
 		res.Model, res.FitRMSE, err = fitMetricModel(rec.Steps, readings, a.resolution, a.window, 10*time.Second)
+		recorded = recordedCurve(readings, res.Model)
 	}
 	if err != nil {
 		t.Errorf("%s/%s: %v", c.Name, a.name, err)
@@ -799,7 +813,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	for i, variant := range []struct {
 		name  string
 		steps []loadStep
-	}{{"modelled", offsetSteps(rec.Steps, res.Offset)}, {"recorded", recordedCurve(readings, res.Model)}} {
+	}{{"modelled", modelled}, {"recorded", recorded}} {
 		if len(variant.steps) == 0 {
 			continue
 		}
@@ -816,8 +830,8 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			res.Recorded = cmp
 		}
 	}
-	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f, offset %.0f), %d writes, %d rescales; modelled %+v; recorded %+v",
-		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Offset, res.Writes, res.Rescales, res.Modelled, res.Recorded)
+	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f, gain %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
+		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Gain, res.Writes, res.Rescales, res.Modelled, res.Recorded)
 	return res
 }
 
