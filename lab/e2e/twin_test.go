@@ -37,7 +37,9 @@ import (
 // the sync phase, pod start-up and metric lag measured in that run, and
 // the two are compared decision by decision (compareDecisions).
 //
-// The experiment takes about 20 minutes and needs the labecho image with
+// The experiment takes about 20 minutes with the three autoscalers of a
+// curve side by side (go test -parallel 3; the default is GOMAXPROCS, 2
+// here) and needs the labecho image with
 // /wait and /metrics, docker.io/local/labecho:twin, which `make -C lab
 // twin` builds before it runs this test with SHOAL_LAB_TWIN=1. Without
 // that variable the test is skipped: it is an experiment with its own
@@ -219,11 +221,14 @@ func TestTwin(t *testing.T) {
 		t.Skip("the autoscaling twin is a 20-minute experiment with its own target: make -C lab twin (sets SHOAL_LAB_TWIN=1)")
 	}
 	l := newLab(t)
-	shoal := filepath.Join(t.TempDir(), "shoal")
-	build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
-	build.Dir = l.repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build shoal: %v\n%s", err, out)
+	shoal := os.Getenv("LAB_SHOAL") // built once by e2e.sh
+	if shoal == "" {
+		shoal = filepath.Join(t.TempDir(), "shoal")
+		build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
+		build.Dir = l.repo
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build shoal: %v\n%s", err, out)
+		}
 	}
 	outDir := envOr("SHOAL_TWIN_OUT", filepath.Join(os.TempDir(), "shoal-twin"))
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
