@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -348,4 +349,77 @@ func (so *ScaledObject) Activate(now time.Time, current int32, values []float64,
 		a.Reason = "Inactive"
 	}
 	return a, nil
+}
+
+// Tunable reports why Tune cannot search the object, naming the field, or
+// nil when it can. Beyond Validate it needs one trigger, of type
+// prometheus or cpu, and no advanced.scalingModifiers: a replay is one
+// demand curve, which each trigger would read as its own metric (so a
+// threshold found for one says nothing of the others); the replay's pods
+// use CPU, not memory; and a formula over the triggers is not replayed.
+func (so *ScaledObject) Tunable() error {
+	if err := so.Validate(); err != nil {
+		return err
+	}
+	s := &so.Spec
+	if n := len(s.Triggers); n != 1 {
+		return fmt.Errorf("%w: scaledObject spec.triggers has %d triggers; tuning takes one: the replayed curve is one demand, and each trigger reads its own metric, so tune a ScaledObject holding only the trigger that decides", ErrInvalidInput, n)
+	}
+	if t := s.Triggers[0].Type; t == string(corev1.ResourceMemory) {
+		return fmt.Errorf("%w: scaledObject spec.triggers[0].type is memory: the replay models the demand as the pods' CPU, so a memory target cannot be tuned", ErrInvalidInput)
+	}
+	if s.Advanced != nil && s.Advanced.ScalingModifiers != nil {
+		return fmt.Errorf("%w: scaledObject spec.advanced.scalingModifiers is set: the replay does not evaluate its formula, so the tuned HPA would not be the one KEDA builds", ErrInvalidInput)
+	}
+	return nil
+}
+
+// deepCopy returns a copy of so sharing nothing that tuning changes or a
+// caller may: metadata, the spec's pointers, the triggers and their
+// metadata, the advanced config and its behavior.
+func (so *ScaledObject) deepCopy() *ScaledObject {
+	out := *so
+	out.ObjectMeta = *so.ObjectMeta.DeepCopy()
+	out.Status = nil
+	s := &out.Spec
+	cp := func(p *int32) *int32 {
+		if p == nil {
+			return nil
+		}
+		v := *p
+		return &v
+	}
+	s.PollingInterval, s.InitialCooldownPeriod, s.CooldownPeriod = cp(s.PollingInterval), cp(s.InitialCooldownPeriod), cp(s.CooldownPeriod)
+	s.IdleReplicaCount, s.MinReplicaCount, s.MaxReplicaCount = cp(s.IdleReplicaCount), cp(s.MinReplicaCount), cp(s.MaxReplicaCount)
+	if t := s.ScaleTargetRef; t != nil {
+		c := *t
+		s.ScaleTargetRef = &c
+	}
+	if f := s.Fallback; f != nil {
+		c := *f
+		s.Fallback = &c
+	}
+	if a := s.Advanced; a != nil {
+		c := *a
+		if h := a.HorizontalPodAutoscalerConfig; h != nil {
+			hc := *h
+			hc.Behavior = h.Behavior.DeepCopy()
+			c.HorizontalPodAutoscalerConfig = &hc
+		}
+		if m := a.ScalingModifiers; m != nil {
+			mc := *m
+			c.ScalingModifiers = &mc
+		}
+		s.Advanced = &c
+	}
+	s.Triggers = append([]ScaleTrigger(nil), s.Triggers...)
+	for i := range s.Triggers {
+		t := &s.Triggers[i]
+		t.Metadata = maps.Clone(t.Metadata)
+		if t.AuthenticationRef != nil {
+			c := *t.AuthenticationRef
+			t.AuthenticationRef = &c
+		}
+	}
+	return &out
 }

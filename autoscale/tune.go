@@ -8,7 +8,10 @@ import (
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/shoal-dev/shoal/keda"
 )
 
 // MaxTuneCandidates bounds a tuning search: the grid's size (the product
@@ -18,11 +21,16 @@ const MaxTuneCandidates = 512
 
 // TuneSpace is the grid of behavior settings a tuning search tries. An
 // empty axis keeps the spec's own setting. The zero value searches
-// DefaultTuneSpace.
+// DefaultTuneSpace. For a ScaledObject the axes land where KEDA takes
+// them from when it builds its HPA: the target in the trigger's
+// metadata, the rest in advanced.horizontalPodAutoscalerConfig.behavior.
 type TuneSpace struct {
 	// Targets are target utilisations in (0, 1]: a Utilization target
-	// becomes that percentage, an AverageValue target that fraction of
-	// the pod capacity. Value targets are kept.
+	// becomes that percentage, a cpu AverageValue target that fraction of
+	// the CPU request, any other AverageValue target that fraction of the
+	// pod capacity. Value targets are kept. A ScaledObject's prometheus
+	// trigger takes it as metadata.threshold (an AverageValue), a cpu
+	// trigger as metadata.value.
 	Targets []float64
 	// ScaleUpWindows and ScaleDownWindows are stabilization windows.
 	ScaleUpWindows, ScaleDownWindows []time.Duration
@@ -31,6 +39,11 @@ type TuneSpace struct {
 	ScaleUpPolicies, ScaleDownPolicies [][]autoscalingv2.HPAScalingPolicy
 	// Tolerances are per-direction tolerance pairs (up, down).
 	Tolerances [][2]float64
+	// CooldownPeriods are a ScaledObject's cooldownPeriod: how long KEDA
+	// waits after the last active poll before it scales to zero. They
+	// matter only with minReplicaCount 0, and an HPA has none, so the
+	// axis is refused elsewhere. Empty keeps the spec's.
+	CooldownPeriods []time.Duration
 }
 
 // DefaultTuneSpace is the grid searched when none is given: 5 targets × 2
@@ -56,7 +69,7 @@ func DefaultTuneSpace() TuneSpace {
 // size is the number of candidates, saturating above MaxTuneCandidates.
 func (s TuneSpace) size() int {
 	n := 1
-	for _, l := range []int{len(s.Targets), len(s.ScaleUpWindows), len(s.ScaleDownWindows), len(s.ScaleUpPolicies), len(s.ScaleDownPolicies), len(s.Tolerances)} {
+	for _, l := range []int{len(s.Targets), len(s.ScaleUpWindows), len(s.ScaleDownWindows), len(s.ScaleUpPolicies), len(s.ScaleDownPolicies), len(s.Tolerances), len(s.CooldownPeriods)} {
 		n *= max(l, 1)
 		if n > MaxTuneCandidates {
 			return MaxTuneCandidates + 1
@@ -97,7 +110,17 @@ func (s TuneSpace) Validate() error {
 			}
 		}
 	}
+	for i, c := range s.CooldownPeriods {
+		if c < 0 || c > 24*time.Hour || c%time.Second != 0 {
+			return fmt.Errorf("%w: cooldown period %d (%s) must be whole seconds within [0, 24h]", ErrInvalidInput, i, c)
+		}
+	}
 	return nil
+}
+
+func (s TuneSpace) empty() bool {
+	return len(s.Targets) == 0 && len(s.ScaleUpWindows) == 0 && len(s.ScaleDownWindows) == 0 &&
+		len(s.ScaleUpPolicies) == 0 && len(s.ScaleDownPolicies) == 0 && len(s.Tolerances) == 0 && len(s.CooldownPeriods) == 0
 }
 
 // Setting is one point of the grid; a nil field keeps the spec's setting.
@@ -108,16 +131,20 @@ type Setting struct {
 	ScaleUpPolicies        []autoscalingv2.HPAScalingPolicy `json:"scaleUpPolicies,omitempty"`
 	ScaleDownPolicies      []autoscalingv2.HPAScalingPolicy `json:"scaleDownPolicies,omitempty"`
 	Tolerance              *[2]float64                      `json:"tolerance,omitempty"`
+	CooldownSeconds        *int32                           `json:"cooldownSeconds,omitempty"`
 }
 
 // Candidate is one tried spec and its replay.
 type Candidate struct {
 	// Index is the candidate's place in the grid's order; the spec as
 	// given has index -1.
-	Index   int                                    `json:"index"`
-	Setting Setting                                `json:"setting"`
-	HPA     *autoscalingv2.HorizontalPodAutoscaler `json:"-"`
-	Report  Report                                 `json:"report"`
+	Index   int     `json:"index"`
+	Setting Setting `json:"setting"`
+	// HPA or ScaledObject, as the replay's, is the spec tried: the
+	// replay's own with the setting's fields replaced.
+	HPA          *autoscalingv2.HorizontalPodAutoscaler `json:"-"`
+	ScaledObject *ScaledObject                          `json:"-"`
+	Report       Report                                 `json:"report"`
 }
 
 // Tuning is a search's outcome.
@@ -142,43 +169,67 @@ type Tuning struct {
 }
 
 // Tune replays the curve through every candidate of space applied to the
-// replay's HPA (a ScaledObject is not tuned) and returns the frontier and
-// the recommended spec: the cheapest whose under-provisioned seconds are
-// at most budget. The work is at most MaxTuneCandidates+1 replays; the
-// order of candidates is fixed, so the result is deterministic.
+// replay's HPA or ScaledObject and returns the frontier and the
+// recommended spec: the cheapest whose under-provisioned seconds are at
+// most budget. The work is at most MaxTuneCandidates+1 replays; the order
+// of candidates is fixed, so the result is deterministic.
+//
+// A ScaledObject is tuned as KEDA turns it into an HPA (see
+// [ScaledObject.HPA]); its pollingInterval, minReplicaCount and
+// maxReplicaCount are kept and replayed. It must have one trigger, of
+// type prometheus or cpu, and no scalingModifiers (see
+// [ScaledObject.Tunable]).
 func Tune(r Replay, space TuneSpace, budget time.Duration) (Tuning, error) {
-	if r.HPA == nil {
-		return Tuning{}, fmt.Errorf("%w: tuning needs an hpa; a ScaledObject is replayed, not tuned", ErrInvalidInput)
+	if (r.HPA == nil) == (r.ScaledObject == nil) {
+		return Tuning{}, fmt.Errorf("%w: tuning needs exactly one of an hpa and a scaledObject", ErrInvalidInput)
 	}
 	if budget < 0 {
 		return Tuning{}, fmt.Errorf("%w: the under-provisioning budget must not be negative", ErrInvalidInput)
 	}
-	if space.size() == 1 && len(space.Targets) == 0 && len(space.ScaleUpWindows) == 0 && len(space.ScaleDownWindows) == 0 &&
-		len(space.ScaleUpPolicies) == 0 && len(space.ScaleDownPolicies) == 0 && len(space.Tolerances) == 0 {
+	if space.empty() {
 		space = DefaultTuneSpace()
 	}
 	if err := space.Validate(); err != nil {
 		return Tuning{}, err
 	}
+	if r.ScaledObject != nil {
+		if err := r.ScaledObject.Tunable(); err != nil {
+			return Tuning{}, err
+		}
+		if len(space.CooldownPeriods) > 0 && int32Or(r.ScaledObject.Spec.MinReplicaCount, 0) > 0 {
+			return Tuning{}, fmt.Errorf("%w: cooldown periods are searched only for a scaledObject with spec.minReplicaCount 0 (it is %d): cooldownPeriod times the scale to zero, and this one never goes there",
+				ErrInvalidInput, *r.ScaledObject.Spec.MinReplicaCount)
+		}
+	} else if len(space.CooldownPeriods) > 0 {
+		return Tuning{}, fmt.Errorf("%w: cooldown periods are a scaledObject's cooldownPeriod; an hpa has none", ErrInvalidInput)
+	}
 	base, err := r.Run()
 	if err != nil {
 		return Tuning{}, err
 	}
-	out := Tuning{Baseline: Candidate{Index: -1, HPA: r.HPA, Report: base}}
+	out := Tuning{Baseline: Candidate{Index: -1, HPA: r.HPA, ScaledObject: r.ScaledObject, Report: base}}
 	capacity := r.PodCapacity
 	if capacity == 0 {
 		capacity = 1
 	}
+	request := r.CPURequest
+	if request.IsZero() {
+		request = resource.MustParse("1")
+	}
 	var all []Candidate
 	for i, st := range space.settings() {
 		c := r
-		c.HPA = st.apply(r.HPA, capacity)
+		if r.HPA != nil {
+			c.HPA = st.apply(r.HPA, capacity, request)
+		} else {
+			c.ScaledObject = st.applyScaledObject(r.ScaledObject, capacity, request)
+		}
 		rep, err := c.Run()
 		if err != nil {
 			return Tuning{}, fmt.Errorf("candidate %d: %w", i, err)
 		}
 		rep.Series = nil // the frontier's are replayed again by callers that chart them
-		all = append(all, Candidate{Index: i, Setting: st, HPA: c.HPA, Report: rep})
+		all = append(all, Candidate{Index: i, Setting: st, HPA: c.HPA, ScaledObject: c.ScaledObject, Report: rep})
 	}
 	out.Tried = len(all)
 	// The spec as given competes too: when nothing in the grid beats it,
@@ -213,21 +264,86 @@ func (s TuneSpace) settings() []Setting {
 	expand(len(s.ScaleUpPolicies), func(c *Setting, i int) { c.ScaleUpPolicies = s.ScaleUpPolicies[i] })
 	expand(len(s.ScaleDownPolicies), func(c *Setting, i int) { c.ScaleDownPolicies = s.ScaleDownPolicies[i] })
 	expand(len(s.Tolerances), func(c *Setting, i int) { c.Tolerance = &s.Tolerances[i] })
+	expand(len(s.CooldownPeriods), func(c *Setting, i int) { c.CooldownSeconds = seconds(s.CooldownPeriods[i]) })
 	return out
 }
 
 // apply returns a copy of hpa with the setting's fields replacing its own.
-func (st Setting) apply(hpa *autoscalingv2.HorizontalPodAutoscaler, capacity float64) *autoscalingv2.HorizontalPodAutoscaler {
+func (st Setting) apply(hpa *autoscalingv2.HorizontalPodAutoscaler, capacity float64, request resource.Quantity) *autoscalingv2.HorizontalPodAutoscaler {
 	h := hpa.DeepCopy()
 	if st.Target != nil {
 		for i := range h.Spec.Metrics {
-			setTarget(metricTarget(&h.Spec.Metrics[i]), *st.Target, capacity)
+			m := &h.Spec.Metrics[i]
+			setTarget(metricTarget(m), *st.Target, perPod(m, capacity, request))
 		}
 	}
-	if h.Spec.Behavior == nil {
-		h.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{}
+	h.Spec.Behavior = st.applyBehavior(h.Spec.Behavior)
+	return h
+}
+
+// applyScaledObject returns a copy of so with the setting's fields
+// replacing its own, where KEDA reads them: the target in the (single,
+// see Tunable) trigger's metadata, the behavior in
+// advanced.horizontalPodAutoscalerConfig.behavior, the cooldown in
+// cooldownPeriod.
+func (st Setting) applyScaledObject(so *ScaledObject, capacity float64, request resource.Quantity) *ScaledObject {
+	out := so.deepCopy()
+	s := &out.Spec
+	if st.Target != nil {
+		for i := range s.Triggers {
+			t := &s.Triggers[i]
+			switch {
+			case t.Type == string(corev1.ResourceCPU) && autoscalingv2.MetricTargetType(cpuMetricType(t)) == autoscalingv2.UtilizationMetricType:
+				t.Metadata["value"] = strconv.Itoa(int(math.Round(*st.Target * 100)))
+			case t.Type == string(corev1.ResourceCPU):
+				t.Metadata["value"] = resource.NewMilliQuantity(int64(math.Round(*st.Target*float64(request.MilliValue()))), resource.DecimalSI).String()
+			case autoscalingv2.MetricTargetType(t.MetricType) != autoscalingv2.ValueMetricType:
+				// KEDA's metrics adapter reports in thousandths.
+				t.Metadata["threshold"] = strconv.FormatFloat(math.Round(*st.Target*capacity*1000)/1000, 'f', -1, 64)
+			}
+		}
 	}
-	b := h.Spec.Behavior
+	if st.CooldownSeconds != nil {
+		c := *st.CooldownSeconds
+		s.CooldownPeriod = &c
+	}
+	if s.Advanced == nil {
+		s.Advanced = &keda.AdvancedConfig{}
+	}
+	if s.Advanced.HorizontalPodAutoscalerConfig == nil {
+		s.Advanced.HorizontalPodAutoscalerConfig = &keda.HPAConfig{}
+	}
+	cfg := s.Advanced.HorizontalPodAutoscalerConfig
+	cfg.Behavior = st.applyBehavior(cfg.Behavior)
+	return out
+}
+
+// cpuMetricType is a cpu trigger's metricType, or the deprecated
+// metadata.type standing in for it.
+func cpuMetricType(t *ScaleTrigger) string {
+	if t.MetricType != "" {
+		return t.MetricType
+	}
+	return t.Metadata["type"]
+}
+
+// perPod is the AverageValue a pod of m reads at full use: its CPU
+// request for a cpu Resource metric, the pod capacity otherwise.
+func perPod(m *autoscalingv2.MetricSpec, capacity float64, request resource.Quantity) float64 {
+	if (m.Resource != nil && m.Resource.Name == corev1.ResourceCPU) || (m.ContainerResource != nil && m.ContainerResource.Name == corev1.ResourceCPU) {
+		return request.AsApproximateFloat64()
+	}
+	return capacity
+}
+
+// applyBehavior returns a copy of b (nil for none) with the setting's
+// windows, policies and tolerances in it. The tuned HPA always has both
+// directions' rules, so the spec a user applies says what was replayed.
+func (st Setting) applyBehavior(behavior *autoscalingv2.HorizontalPodAutoscalerBehavior) *autoscalingv2.HorizontalPodAutoscalerBehavior {
+	b := behavior.DeepCopy()
+	if b == nil {
+		b = &autoscalingv2.HorizontalPodAutoscalerBehavior{}
+	}
 	if b.ScaleUp == nil {
 		b.ScaleUp = &autoscalingv2.HPAScalingRules{}
 	}
@@ -254,7 +370,7 @@ func (st Setting) apply(hpa *autoscalingv2.HorizontalPodAutoscaler, capacity flo
 			d.rules.Tolerance = &q
 		}
 	}
-	return h
+	return b
 }
 
 func metricTarget(m *autoscalingv2.MetricSpec) *autoscalingv2.MetricTarget {
@@ -274,9 +390,9 @@ func metricTarget(m *autoscalingv2.MetricSpec) *autoscalingv2.MetricTarget {
 }
 
 // setTarget sets a Utilization target to u as a percentage and an
-// AverageValue target to u of the pod capacity; a Value target is total
-// load, not a per-pod level, and is kept.
-func setTarget(t *autoscalingv2.MetricTarget, u, capacity float64) {
+// AverageValue target to u of what a pod reads at full use; a Value
+// target is total load, not a per-pod level, and is kept.
+func setTarget(t *autoscalingv2.MetricTarget, u, full float64) {
 	if t == nil {
 		return
 	}
@@ -285,7 +401,7 @@ func setTarget(t *autoscalingv2.MetricTarget, u, capacity float64) {
 		p := int32(math.Round(u * 100))
 		t.AverageUtilization = &p
 	case autoscalingv2.AverageValueMetricType:
-		q := MetricValue(u * capacity)
+		q := MetricValue(u * full)
 		t.AverageValue = &q
 	}
 }
