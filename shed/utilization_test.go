@@ -76,9 +76,9 @@ func TestUtilizationOverTime(t *testing.T) {
 		advance          time.Duration
 	}
 	tests := []struct {
-		name                  string
-		cfg                   shed.Config
-		steps                 []step
+		name           string
+		cfg            shed.Config
+		steps          []step
 		inFlight, util float64
 	}{
 		{name: "idle", cfg: shed.Config{InitialLimit: 4}, steps: []step{{advance: 2 * time.Second}}, inFlight: 0, util: 0},
