@@ -126,7 +126,6 @@ func TestReplayErrors(t *testing.T) {
 		return p
 	}
 	hpa := filepath.Join("testdata", "replay-hpa.yaml")
-	keda := filepath.Join("testdata", "replay-keda.yaml")
 	csv := filepath.Join("testdata", "replay-step.csv")
 	badCSV := write("bad.csv", "time,value\n0,1\n15,lots\n")
 	onePoint := write("one.csv", "time,value\n0,1\n")
@@ -158,7 +157,6 @@ func TestReplayErrors(t *testing.T) {
 		{"sub-second step", []string{"replay", "-f", hpa, "--prometheus", "http://127.0.0.1:1", "--query", "up", "--start", "0", "--end", "60", "--step", "1ms"}, "--step 1ms"},
 		{"missing token file", []string{"replay", "-f", hpa, "--prometheus", "http://127.0.0.1:1", "--query", "up", "--start", "0", "--end", "60", "--bearer-token-file", filepath.Join(dir, "none")}, "--bearer-token-file"},
 		{"tune two specs", []string{"tune", "-f", hpa, "-f", hpa, "--csv", csv}, "one -f spec"},
-		{"tune a ScaledObject", []string{"tune", "-f", keda, "--csv", csv}, "a ScaledObject is replayed, not tuned"},
 		{"tune bad target", []string{"tune", "-f", hpa, "--csv", csv, "--targets", "1.5"}, "targets[0] = 1.5"},
 		{"tune bad tolerance", []string{"tune", "-f", hpa, "--csv", csv, "--tolerances", "0.1"}, "--tolerances[0]"},
 		{"tune negative budget", []string{"tune", "-f", hpa, "--csv", csv, "--budget", "-1s"}, "--budget"},

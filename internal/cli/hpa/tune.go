@@ -1,6 +1,7 @@
 package hpa
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -51,19 +52,28 @@ func optText[T any](p *T, format string) string {
 	return fmt.Sprintf(format, *p)
 }
 
-// writeFrontier prints the baseline and the frontier, one row each.
-func writeFrontier(w io.Writer, t autoscale.Tuning) {
-	fmt.Fprintf(w, "%-9s %6s %6s %8s %-14s %-10s %-9s %11s %8s %10s %8s %6s\n", "CANDIDATE", "TARGET", "UP-WIN", "DOWN-WIN", "UP-POLICIES", "DOWN-POL.", "TOL(U/D)", "POD-SECONDS", "UNDER(S)", "SHORTFALL", "OVERLOAD", "EVENTS")
+// writeFrontier prints the baseline and the frontier, one row each; a
+// COOLDOWN column when cooldown periods were searched.
+func writeFrontier(w io.Writer, t autoscale.Tuning, cooldown bool) {
+	fmt.Fprintf(w, "%-9s %6s %6s %8s %-14s %-10s %-9s ", "CANDIDATE", "TARGET", "UP-WIN", "DOWN-WIN", "UP-POLICIES", "DOWN-POL.", "TOL(U/D)")
+	if cooldown {
+		fmt.Fprintf(w, "%8s ", "COOLDOWN")
+	}
+	fmt.Fprintf(w, "%11s %8s %10s %8s %6s\n", "POD-SECONDS", "UNDER(S)", "SHORTFALL", "OVERLOAD", "EVENTS")
 	row := func(label string, c autoscale.Candidate) {
 		st := c.Setting
 		tol := "spec's"
 		if st.Tolerance != nil {
 			tol = fmt.Sprintf("%g/%g", st.Tolerance[0], st.Tolerance[1])
 		}
-		r := c.Report
-		fmt.Fprintf(w, "%-9s %6s %6s %8s %-14s %-10s %-9s %11.0f %8.0f %10.0f %8s %6d\n", label, optText(st.Target, "%.2f"),
+		fmt.Fprintf(w, "%-9s %6s %6s %8s %-14s %-10s %-9s ", label, optText(st.Target, "%.2f"),
 			optText(st.ScaleUpWindowSeconds, "%ds"), optText(st.ScaleDownWindowSeconds, "%ds"), policiesText(st.ScaleUpPolicies),
-			policiesText(st.ScaleDownPolicies), tol, r.PodSeconds, r.UnderSeconds, r.Shortfall, overloadText(r.PeakOverload), r.ScaleEvents)
+			policiesText(st.ScaleDownPolicies), tol)
+		if cooldown {
+			fmt.Fprintf(w, "%8s ", optText(st.CooldownSeconds, "%ds"))
+		}
+		r := c.Report
+		fmt.Fprintf(w, "%11.0f %8.0f %10.0f %8s %6d\n", r.PodSeconds, r.UnderSeconds, r.Shortfall, overloadText(r.PeakOverload), r.ScaleEvents)
 	}
 	given := "as given"
 	if t.Recommended.Index < 0 {
@@ -90,10 +100,49 @@ type appliedSpec struct {
 	} `json:"spec"`
 }
 
-func recommendedYAML(h *autoscalingv2.HorizontalPodAutoscaler) ([]byte, error) {
+// recommendedYAML is what a user applies: for an HPA the metrics and
+// behavior to put under its spec; for a ScaledObject the whole object, the
+// user's own with only the tuned fields changed, since KEDA reads them
+// from three places (a trigger's metadata, advanced, cooldownPeriod).
+func recommendedYAML(c autoscale.Candidate) (string, []byte, error) {
+	if so := c.ScaledObject; so != nil {
+		b, err := scaledObjectYAML(so)
+		return "apply as the ScaledObject (yours, with only the tuned fields changed)", b, err
+	}
 	var a appliedSpec
-	a.Spec.Metrics, a.Spec.Behavior = h.Spec.Metrics, h.Spec.Behavior
-	return yaml.Marshal(a)
+	a.Spec.Metrics, a.Spec.Behavior = c.HPA.Spec.Metrics, c.HPA.Spec.Behavior
+	b, err := yaml.Marshal(a)
+	return "apply under the HorizontalPodAutoscaler", b, err
+}
+
+// scaledObjectYAML encodes so as a manifest, without the empty
+// creationTimestamp and the status a typed encoding would carry.
+func scaledObjectYAML(so *autoscale.ScaledObject) ([]byte, error) {
+	out := *so
+	out.Status = nil
+	if out.APIVersion == "" {
+		out.APIVersion = "keda.sh/v1alpha1"
+	}
+	if out.Kind == "" {
+		out.Kind = "ScaledObject"
+	}
+	j, err := json.Marshal(&out)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, err
+	}
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		if meta["creationTimestamp"] == nil {
+			delete(meta, "creationTimestamp")
+		}
+		if len(meta) == 0 {
+			delete(m, "metadata")
+		}
+	}
+	return yaml.Marshal(m)
 }
 
 func newTuneCommand() *cobra.Command {
@@ -103,11 +152,12 @@ func newTuneCommand() *cobra.Command {
 		targets               []float64
 		upWindows, downWindow []time.Duration
 		tolerances            []string
+		cooldowns             []time.Duration
 	)
 	def := autoscale.DefaultTuneSpace()
 	cmd := &cobra.Command{
-		Use:   "tune -f hpa.yaml (--csv load.csv | --prometheus URL --query PROMQL --start T --end T --step D) [--budget 30s]",
-		Short: "Search HPA behavior settings over a replayed curve; print the cost / under-provisioning frontier and the spec to apply",
+		Use:   "tune -f hpa-or-scaledobject.yaml (--csv load.csv | --prometheus URL --query PROMQL --start T --end T --step D) [--budget 30s]",
+		Short: "Search HPA or KEDA ScaledObject settings over a replayed curve; print the cost / under-provisioning frontier and the spec to apply",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(f.files) > 1 {
@@ -121,7 +171,7 @@ func newTuneCommand() *cobra.Command {
 				return err
 			}
 			space := autoscale.TuneSpace{Targets: targets, ScaleUpWindows: upWindows, ScaleDownWindows: downWindow,
-				ScaleUpPolicies: def.ScaleUpPolicies, ScaleDownPolicies: def.ScaleDownPolicies, Tolerances: tols}
+				ScaleUpPolicies: def.ScaleUpPolicies, ScaleDownPolicies: def.ScaleDownPolicies, Tolerances: tols, CooldownPeriods: cooldowns}
 			if err := space.Validate(); err != nil {
 				return fmt.Errorf("%w: %v", ErrInput, err)
 			}
@@ -135,7 +185,7 @@ func newTuneCommand() *cobra.Command {
 			}
 			if f.chart != "" {
 				best := replays[0]
-				best.HPA = t.Recommended.HPA
+				best.HPA, best.ScaledObject = t.Recommended.HPA, t.Recommended.ScaledObject
 				rep, err := best.Run()
 				if err != nil {
 					return err
@@ -144,11 +194,15 @@ func newTuneCommand() *cobra.Command {
 				if t.Recommended.Index >= 0 {
 					rows = append(rows, replayed{Name: fmt.Sprintf("recommended #%d", t.Recommended.Index), Report: rep})
 				}
-				if err := writeChartFile(f.chart, "HPA tune: the spec as given and the recommended one", f.podCapacity, rows); err != nil {
+				title := "HPA tune: the spec as given and the recommended one"
+				if t.Recommended.ScaledObject != nil {
+					title = "ScaledObject tune: the object as given and the recommended one"
+				}
+				if err := writeChartFile(f.chart, title, f.podCapacity, rows); err != nil {
 					return err
 				}
 			}
-			applied, err := recommendedYAML(t.Recommended.HPA)
+			where, applied, err := recommendedYAML(t.Recommended)
 			if err != nil {
 				return fmt.Errorf("hpa: encode the recommended spec: %w", err)
 			}
@@ -164,7 +218,7 @@ func newTuneCommand() *cobra.Command {
 			}
 			summarize(source, replays[0], &f).write(w)
 			fmt.Fprintf(w, "%d candidates replayed; the spec as given, then the frontier (cheapest first); * = recommended:\n", t.Tried)
-			writeFrontier(w, t)
+			writeFrontier(w, t, len(cooldowns) > 0)
 			fmt.Fprintln(w)
 			if t.Recommended.Index < 0 && t.WithinBudget {
 				fmt.Fprintf(w, "recommended: keep the spec as given; no candidate is cheaper with at most %s under-provisioned (--budget)\n", budget)
@@ -174,7 +228,7 @@ func newTuneCommand() *cobra.Command {
 				fmt.Fprintf(w, "recommended: #%d; no candidate stays within %s under-provisioned (--budget), this one is shortest (%.0fs)\n",
 					t.Recommended.Index, budget, t.Recommended.Report.UnderSeconds)
 			}
-			fmt.Fprintf(w, "apply under the HorizontalPodAutoscaler:\n\n%s", applied)
+			fmt.Fprintf(w, "%s:\n\n%s", where, applied)
 			return nil
 		},
 	}
@@ -184,5 +238,6 @@ func newTuneCommand() *cobra.Command {
 	cmd.Flags().DurationSliceVar(&upWindows, "scale-up-windows", def.ScaleUpWindows, "scale-up stabilization windows tried")
 	cmd.Flags().DurationSliceVar(&downWindow, "scale-down-windows", def.ScaleDownWindows, "scale-down stabilization windows tried")
 	cmd.Flags().StringSliceVar(&tolerances, "tolerances", []string{"0.1/0.1", "0.05/0.2"}, "per-direction tolerances tried, up/down")
+	cmd.Flags().DurationSliceVar(&cooldowns, "cooldown-periods", nil, "a ScaledObject's cooldownPeriod values tried (only with minReplicaCount 0); none keeps the spec's")
 	return cmd
 }
