@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,7 +73,7 @@ func TestFieldsLintAgreesWithServerDryRun(t *testing.T) {
 				}
 				gates[m[1]] = strings.ToUpper(m[2])
 			}
-			checkDropped(t, manifest, out, all)
+			checkDropped(t, l, manifest, out, all)
 		})
 	}
 	t.Run("feature gates", func(t *testing.T) {
@@ -123,8 +124,12 @@ func sameField(f lintFinding, serverErr string) error {
 
 // checkDropped compares the objects of manifest with the server's answer
 // to applying them (out: one object or a List) and wants the fields the
-// server dropped to be exactly those lint's SH035 findings name.
-func checkDropped(t *testing.T, manifest []byte, out string, findings []lintFinding) {
+// server dropped to be exactly those lint's SH035 findings name. A
+// StatefulSet keeps its volumeClaimTemplates as written: the server drops
+// a gated field of a claim when the controller creates the claim, so
+// such a field counts as dropped when a dry run of the template as a
+// PersistentVolumeClaim drops it.
+func checkDropped(t *testing.T, l *lab, manifest []byte, out string, findings []lintFinding) {
 	t.Helper()
 	applied := map[string]any{} // Kind/name -> object as the server returned it
 	var answer struct {
@@ -176,9 +181,16 @@ func checkDropped(t *testing.T, manifest []byte, out string, findings []lintFind
 		}
 	}
 	for _, f := range findings {
-		if f.Rule == "SH035" {
-			path, _, _ := strings.Cut(f.Message, " ")
-			warned = append(warned, objectName(f.Object)+" "+path)
+		if f.Rule != "SH035" {
+			continue
+		}
+		id := objectName(f.Object)
+		path, _, _ := strings.Cut(f.Message, " ")
+		warned = append(warned, id+" "+path)
+		if m := claimFieldRE.FindStringSubmatch(path); m != nil && applied[id] != nil {
+			if claimDrops(t, l, applied[id], m[1], m[2]) {
+				dropped = append(dropped, id+" "+path)
+			}
 		}
 	}
 	sort.Strings(dropped)
@@ -186,6 +198,48 @@ func checkDropped(t *testing.T, manifest []byte, out string, findings []lintFind
 	if !slices.Equal(dropped, warned) {
 		t.Errorf("the server dropped\n\t%s\nshoal lint reports SH035 for\n\t%s", strings.Join(dropped, "\n\t"), strings.Join(warned, "\n\t"))
 	}
+}
+
+var claimFieldRE = regexp.MustCompile(`^spec\.volumeClaimTemplates\[(\d+)\]\.(.+)$`)
+
+// claimDrops dry-runs the index'th volumeClaimTemplate of the StatefulSet
+// sts (as the server returned it) as a PersistentVolumeClaim and reports
+// whether the server drops the field at path of it.
+func claimDrops(t *testing.T, l *lab, sts any, index, path string) bool {
+	t.Helper()
+	var s struct {
+		Metadata struct {
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+		Spec struct {
+			VolumeClaimTemplates []map[string]any `json:"volumeClaimTemplates"`
+		} `json:"spec"`
+	}
+	js, _ := json.Marshal(sts)
+	if err := json.Unmarshal(js, &s); err != nil {
+		t.Fatal(err)
+	}
+	i, err := strconv.Atoi(index)
+	if err != nil || i >= len(s.Spec.VolumeClaimTemplates) {
+		t.Fatalf("the server's StatefulSet has no volumeClaimTemplates[%d]", i)
+	}
+	claim := s.Spec.VolumeClaimTemplates[i]
+	claim["apiVersion"], claim["kind"] = "v1", "PersistentVolumeClaim"
+	delete(claim, "status")
+	in, _ := json.Marshal(claim)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := l.kubectl(ctx, in, "apply", "-n", s.Metadata.Namespace, "--dry-run=server", "-o", "json", "-f", "-")
+	if err != nil {
+		t.Fatalf("dry run of volumeClaimTemplates[%d] as a claim: %v", i, err)
+	}
+	var got any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	var dropped []string
+	droppedFields(claim, got, "", &dropped)
+	return slices.Contains(dropped, path)
 }
 
 // objectName turns lint's Kind/namespace/name into Kind/name.

@@ -111,7 +111,7 @@ func TestOverlaysServerDryRun(t *testing.T) {
 			if fs := serverFindings(all); len(fs) > 0 {
 				t.Errorf("the API server accepts %s, but shoal lint reports %v", dir, fs)
 			}
-			checkDropped(t, manifests[dir], out, all)
+			checkDropped(t, l, manifests[dir], out, all)
 		})
 	}
 }
