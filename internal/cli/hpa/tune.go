@@ -222,6 +222,9 @@ func newTuneCommand() *cobra.Command {
 			fmt.Fprintln(w)
 			if t.Recommended.Index < 0 && t.WithinBudget {
 				fmt.Fprintf(w, "recommended: keep the spec as given; no candidate is cheaper with at most %s under-provisioned (--budget)\n", budget)
+			} else if t.Recommended.Index < 0 {
+				fmt.Fprintf(w, "recommended: keep the spec as given; no candidate stays within %s under-provisioned (--budget), and none is shorter (%.0fs)\n",
+					budget, t.Recommended.Report.UnderSeconds)
 			} else if t.WithinBudget {
 				fmt.Fprintf(w, "recommended: #%d, the cheapest with at most %s under-provisioned (--budget)\n", t.Recommended.Index, budget)
 			} else {

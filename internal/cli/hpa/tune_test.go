@@ -201,3 +201,20 @@ func TestDocsTuneKEDAExample(t *testing.T) {
 		}
 	}
 }
+
+// TestTuneKeepOverBudget checks the advice when the spec as given is the
+// shortest and still over the budget: keep it, said in words.
+func TestTuneKeepOverBudget(t *testing.T) {
+	out, err := execute(t, "tune", "-f", filepath.Join("testdata", "simulate-keda.yaml"), "--csv", filepath.Join("testdata", "replay-step.csv"),
+		"--targets", "0.5", "--scale-up-windows", "0s", "--scale-down-windows", "0s", "--tolerances", "0.1/0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "recommended: keep the spec as given; no candidate stays within 0s under-provisioned (--budget), and none is shorter (180s)") ||
+		strings.Contains(out, "#-1") {
+		t.Errorf("output does not advise keeping the spec:\n%s", out)
+	}
+	if got := appliedObject(t, out); got.Spec.Triggers[0].Metadata["threshold"] != "20" || got.Spec.Advanced != nil {
+		t.Errorf("the object to apply is not the one given: %+v", got.Spec)
+	}
+}
