@@ -594,3 +594,92 @@ func headroomTable(sh headroomShape, rs []headroomResult) string {
 	b.WriteString("\n")
 	return b.String()
 }
+
+// TestHeadroomAnalyse checks, without a cluster, the arithmetic the
+// experiment's tables rest on: windows over the objective (by p99 and by
+// failed share), the first ask and the first extra Ready pod from the rise,
+// peak pods and pod-seconds.
+func TestHeadroomAnalyse(t *testing.T) {
+	sh := headroomShape{"t", []headroomStep{{1, 2 * time.Second}, {1, 2 * time.Second}}}
+	ms := time.Millisecond
+	fast := func(due time.Duration, n int) []headroomSample {
+		out := make([]headroomSample, n)
+		for i := range out {
+			out[i] = headroomSample{due: due, latency: 10 * ms}
+		}
+		return out
+	}
+	cases := []struct {
+		name            string
+		samples         []headroomSample
+		polls           []headroomPoll
+		over, overAfter int
+		failed          int
+		asked, gotReady bool
+		askAt, readyAt  time.Duration
+		peak            int
+		podSeconds      float64
+	}{
+		{
+			name:    "all within",
+			samples: slices.Concat(fast(0, 10), fast(time.Second, 10), fast(2*time.Second, 10), fast(3*time.Second, 10)),
+			polls:   []headroomPoll{{at: 0, pods: 1, ready: 1, desired: 1}, {at: 2 * time.Second, pods: 1, ready: 1, desired: 1}},
+			peak:    1, podSeconds: 4,
+		},
+		{
+			name: "slow after the rise, one failure before it",
+			samples: slices.Concat(fast(0, 49), []headroomSample{{due: 0, latency: 10 * ms, failed: true}},
+				fast(time.Second, 10), fast(2*time.Second, 98),
+				[]headroomSample{{due: 2 * time.Second, latency: 300 * ms}, {due: 2 * time.Second, latency: 300 * ms}},
+				fast(3*time.Second, 10)),
+			polls: []headroomPoll{
+				{at: 0, pods: 1, ready: 1, desired: 1},
+				{at: 2500 * ms, pods: 1, ready: 1, desired: 2},
+				{at: 3 * time.Second, pods: 2, ready: 2, desired: 2},
+				{at: 9 * time.Second, pods: 3, ready: 3, desired: 3}, // after the load: not counted
+			},
+			over: 2, overAfter: 1, failed: 1,
+			asked: true, askAt: 500 * ms, gotReady: true, readyAt: time.Second,
+			peak: 2, podSeconds: 5,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := headroomResult{}
+			headroomAnalyse(&r, sh, tc.samples, tc.polls)
+			if r.windows != 4 || r.over != tc.over || r.overAft != tc.overAfter || r.failed != tc.failed || r.sent != len(tc.samples) {
+				t.Errorf("windows %d over %d after %d failed %d sent %d; want 4, %d, %d, %d, %d",
+					r.windows, r.over, r.overAft, r.failed, r.sent, tc.over, tc.overAfter, tc.failed, len(tc.samples))
+			}
+			if r.asked != tc.asked || r.askAt != tc.askAt || r.gotReady != tc.gotReady || r.readyAt != tc.readyAt {
+				t.Errorf("ask %v %v ready %v %v; want %v %v, %v %v", r.asked, r.askAt, r.gotReady, r.readyAt, tc.asked, tc.askAt, tc.gotReady, tc.readyAt)
+			}
+			if r.peak != tc.peak || r.podSeconds != tc.podSeconds {
+				t.Errorf("peak %d pod-seconds %g; want %d, %g", r.peak, r.podSeconds, tc.peak, tc.podSeconds)
+			}
+		})
+	}
+}
+
+func TestHeadroomQuantile(t *testing.T) {
+	ms := time.Millisecond
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(100-i) * ms
+	}
+	for _, tc := range []struct {
+		in   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.99, 0},
+		{[]time.Duration{5 * ms}, 0.99, 5 * ms},
+		{hundred, 0.99, 99 * ms},
+		{hundred, 0.5, 50 * ms},
+		{append(slices.Clone(hundred), 1000*ms), 0.99, 100 * ms},
+	} {
+		if got := headroomQuantile(tc.in, tc.q); got != tc.want {
+			t.Errorf("quantile %g of %d values = %v, want %v", tc.q, len(tc.in), got, tc.want)
+		}
+	}
+}
