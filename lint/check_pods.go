@@ -234,9 +234,11 @@ func checkProbeTimeouts(s *set) []Finding {
 // requests, preStop + DRAIN_DELAY, so that every client has stopped
 // sending it new ones before its server closes. A client learns of the
 // change through the kind of Service that selects the pod, so the budget
-// is per kind. The figures come from the lab (Kubernetes v1.37, stock
-// CoreDNS Corefile), measured by `make -C lab budgets`
-// (lab/e2e/budget_test.go); docs/rollout-budgets.md has the tables.
+// is per kind. The figures follow from the lab's configuration
+// (Kubernetes v1.37, the stock CoreDNS Corefile) and from what its e2e
+// runs saw; `make -C lab budgets` (lab/e2e/budget_test.go) measures the
+// path from a delete to traffic that they bound, and
+// docs/rollout-budgets.md explains them.
 const (
 	// DrainBudgetClusterIP covers a Service whose clients go through
 	// kube-proxy (ClusterIP, NodePort, LoadBalancer): new connections stop
