@@ -163,7 +163,8 @@ func startUp(t *testing.T, o localk8s.Config) *upRun {
 	t.Cleanup(func() {
 		cancel()
 		// Terminating pods takes their preStop hooks and drain delays
-		// (about 10s for the services); 90s covers a loaded machine.
+		// (40s for the thumbnailer, 10s for the gallery); 90s covers a
+		// loaded machine.
 		select {
 		case err := <-done:
 			if err != nil {
