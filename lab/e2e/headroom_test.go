@@ -145,6 +145,7 @@ spec:
         - {name: PORT, value: "8080"}
         - {name: ADMIN_PORT, value: "9090"}
         - {name: GRPC_PORT, value: "8082"}
+        - {name: GRPC_MAX_RECV_MSG_SIZE, value: "10485824"} # the kit's: MAX_BODY_BYTES + 64
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: DRAIN_DELAY, value: 2s}
         - {name: SHUTDOWN_TIMEOUT, value: 5s}
