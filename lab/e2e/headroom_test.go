@@ -37,7 +37,8 @@ import (
 //
 // A long experiment (about 15 minutes), opt-in: SHOAL_LAB_HEADROOM=1, run
 // by `make -C lab headroom`; not part of e2e or ci. The tables also go to
-// SHOAL_LAB_HEADROOM_OUT when set.
+// SHOAL_LAB_HEADROOM_OUT when set; SHOAL_LAB_HEADROOM_SHAPES=step (or
+// spike) runs one shape.
 
 const (
 	// headroomObjective and headroomMaxFailed are bench/headroom's
@@ -248,7 +249,18 @@ func TestHeadroomAutoscaling(t *testing.T) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "Objective per %v window: p99 <= %v and at most %g%% failed. Pods: min 1, max %d, GOMAXPROCS 1, CPU request 200m; HPA sync 5s (the lab's controller-manager).\n",
 		headroomWindow, headroomObjective, headroomMaxFailed*100, headroomMaxPods)
-	for _, sh := range headroomShapes {
+	shapes := headroomShapes
+	if only := os.Getenv("SHOAL_LAB_HEADROOM_SHAPES"); only != "" {
+		shapes = nil
+		for _, name := range strings.Split(only, ",") {
+			i := slices.IndexFunc(headroomShapes, func(s headroomShape) bool { return s.name == name })
+			if i < 0 {
+				t.Fatalf("SHOAL_LAB_HEADROOM_SHAPES: no shape %q (step, spike)", name)
+			}
+			shapes = append(shapes, headroomShapes[i])
+		}
+	}
+	for _, sh := range shapes {
 		var rs []headroomResult
 		for _, v := range headroomVariants {
 			r := headroomRun(t, l, ns, v, sh, body)
