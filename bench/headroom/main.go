@@ -42,13 +42,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/bench/internal/upbench"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -174,23 +173,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bin := o.binary
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "shoal-headroom-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "thumbnailer")
-		fmt.Fprintln(stderr, "building the thumbnailer")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shoal-dev/shoal/cmd/thumbnailer")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build thumbnailer: %w\n%s", err, out)
-		}
-	} else if bin, err = filepath.Abs(bin); err != nil {
+	bin, cleanup, err := upbench.Thumbnailer(ctx, o.binary, stderr)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 	body := testPNG(o.imageSide)
 	obj := objective{P99: o.objective, MaxFailed: o.maxFailed}
 	var results []*result
@@ -206,7 +193,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 				body: body, binary: bin, keep: o.keep, log: log,
 			}
 			fmt.Fprintf(stderr, "%s, %s: %s\n", sh.Name, v.Name, metricOf(hpa))
-			runCtx, cancel := context.WithTimeout(ctx, sh.length()+startTimeout+stopTimeout)
+			runCtx, cancel := context.WithTimeout(ctx, sh.length()+upbench.StartTimeout+upbench.StopTimeout)
 			data, err := runOnce(runCtx, rc, m)
 			cancel()
 			if err != nil {

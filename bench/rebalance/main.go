@@ -31,13 +31,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/bench/internal/upbench"
 	"github.com/shoal-dev/shoal/loadgen"
 )
 
@@ -144,23 +143,11 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	bin := o.binary
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "shoal-rebalance-bin-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "thumbnailer")
-		fmt.Fprintln(stderr, "building the thumbnailer")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/shoal-dev/shoal/cmd/thumbnailer")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build thumbnailer: %w\n%s", err, out)
-		}
-	} else if bin, err = filepath.Abs(bin); err != nil {
+	bin, cleanup, err := upbench.Thumbnailer(ctx, o.binary, stderr)
+	if err != nil {
 		return err
 	}
+	defer cleanup()
 
 	var results []*result
 	for name := range strings.SplitSeq(o.runs, ",") {
@@ -187,7 +174,7 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		age := "MAX_CONN_AGE=" + s.MaxConnAge.String()
 		fmt.Fprintf(stderr, "run %s: %s, %d clients, load %s\n", name, age, o.conns, o.rate)
-		runCtx, cancel := context.WithTimeout(ctx, loadLength(steps, o.duration)+startTimeout+stopTimeout)
+		runCtx, cancel := context.WithTimeout(ctx, loadLength(steps, o.duration)+upbench.StartTimeout+upbench.StopTimeout)
 		data, err := runOnce(runCtx, rc)
 		cancel()
 		if err != nil {
