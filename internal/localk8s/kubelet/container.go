@@ -351,6 +351,15 @@ func (c *container) stop(pr *process, deadline time.Time) {
 			p.event("Warning", "FailedPreStopHook", fmt.Sprintf("PreStopHook failed for container %s: %v", c.spec.Name, err))
 		}
 	}
+	// A hard kill that came during the hook sends SIGKILL alone: SIGTERM
+	// first would let a process that exits quickly on it finish cleanly,
+	// which is not what the kubelet does when the grace period is over.
+	select {
+	case <-p.hardKill:
+		pr.kill()
+		return
+	default:
+	}
 	wait := max(time.Until(deadline), minKillGrace)
 	pr.signal(syscall.SIGTERM)
 	t := time.NewTimer(wait)
