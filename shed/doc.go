@@ -38,12 +38,7 @@
 //     above capacity costs every request its queueing now, one below it
 //     costs a few windows of probing.
 //   - While fewer than half the limit were in flight during the window, the
-//     limit does not grow: an idle service has not shown what it can carry.
-//     While the middleware yields for handlers (see below) it drifts down
-//     instead, by a tenth a window, to twice the most in flight: a core of
-//     CPU-bound work that used one or two slots would otherwise meet the
-//     onset of an overload with the initial 20, all of them queueing for
-//     the CPU before a window can close.
+//     limit is left alone: an idle service has not shown what it can carry.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
 //     overloaded dependency) multiplies the limit by [Config.Backoff]
 //     instead, as AIMD limiters do.

@@ -491,13 +491,6 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
-		if yield {
-			// Underused: drift down toward twice the most in flight,
-			// so that the onset of an overload finds a limit near what
-			// the work has used, not one that queues a burst for the
-			// CPU (see idleDecay).
-			l.limit = l.clamp(max(2*float64(l.winInFlight), l.limit*idleDecay))
-		}
 		return
 	}
 	if !yield {
@@ -532,16 +525,6 @@ func (l *Limiter) update(now time.Time, yield bool) {
 // the CPU behind such work would only read the scheduler's delay as
 // overload.
 const yieldAbove = time.Millisecond
-
-// idleDecay multiplies the limit after a window in which fewer than half
-// of it were in flight, while the middleware yields for handlers, down to
-// twice the most in flight. A limit of 20 over a core of CPU-bound work
-// that used one or two admits 20 at the onset of an overload, and all 20
-// queue for the CPU before the first window can close: they were 1% of
-// the answers of the overload's first ten seconds and set their p99. A
-// tenth a window takes a few seconds of light load to come down, and any
-// window that uses half the limit stops it.
-const idleDecay = 0.9
 
 // cheapWindow is the shortest window while the middleware does not yield
 // for handlers.
