@@ -18,8 +18,8 @@ command -v mount >/dev/null || need+=(mount)
 if [ ${#need[@]} -gt 0 ]; then
   echo "deps: installing ${need[*]} from Debian" >&2
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 export GOBIN="$PWD/.bin"

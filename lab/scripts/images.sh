@@ -44,7 +44,7 @@ pack "$TOOLS/labecho" docker.io/local/labecho:dev 65532:65532
 # here: the same tag is given to Debian's redis-server (with redis-cli for
 # the readiness probe and the shared libraries both need). Like the official
 # image, it runs without protected mode, so that other pods may connect.
-command -v redis-server >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+command -v redis-server >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends redis-server >/dev/null
 pack "$(readlink -f "$(command -v redis-server)")" docker.io/library/redis:7.4-alpine 999:999 \
   -path /usr/bin/redis-server -extra /usr/bin/redis-cli -ldd -entry-args '--protected-mode no'
 
