@@ -137,3 +137,40 @@ func TestBudgetShareTimes(t *testing.T) {
 		})
 	}
 }
+
+func TestBudgetSafeDrain(t *testing.T) {
+	s := time.Second
+	ms := time.Millisecond
+	leave := make([][]time.Duration, len(budgetStages))
+	leave[budgetStageSlice] = []time.Duration{100 * ms, 200 * ms}
+	leave[budgetStageProxy] = []time.Duration{300 * ms, 1200 * ms}
+	leave[budgetStageClusterIPClient] = []time.Duration{400 * ms, 2100 * ms}
+	leave[budgetStageDNS] = []time.Duration{20 * s, 31 * s}
+	leave[budgetStageGallery] = []time.Duration{22 * s, 34 * s}
+	clusterIP, headless := budgetSafeDrain(leave)
+	if clusterIP != 3*s || headless != 34*s {
+		t.Errorf("ClusterIP %v, headless %v; want 3s (2.1 s rounded up), 34s (a whole second stays)", clusterIP, headless)
+	}
+}
+
+func TestBudgetRedialled(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	d := newBudgetDials(2)
+	d.add(0, t0.Add(-10*time.Second))
+	d.add(1, t0.Add(-9*time.Second))
+	if _, ok := d.redialled(t0); ok {
+		t.Errorf("redialled before any dial after t0")
+	}
+	d.add(0, t0.Add(40*time.Second))
+	d.add(0, t0.Add(95*time.Second)) // a second redial does not count
+	if _, ok := d.redialled(t0); ok {
+		t.Errorf("redialled with connection 1 not dialled again")
+	}
+	d.add(1, t0.Add(52*time.Second))
+	if got, ok := d.redialled(t0); !ok || got != 52*time.Second {
+		t.Errorf("redialled = %v, %v; want 52s, true", got, ok)
+	}
+	if _, ok := newBudgetDials(0).redialled(t0); ok {
+		t.Errorf("no connections: redialled")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -122,6 +123,16 @@ const (
 	// budgetPreStop keeps a deleted pod serving well past CoreDNS's
 	// cache (30 s) and the resolver's interval (5 s).
 	budgetPreStop = 60
+	// budgetSamples is the default number of pods deleted (and as many
+	// replaced) by the propagation experiment; SHOAL_LAB_BUDGET_SAMPLES
+	// sets another. A cycle deletes two and waits until the gallery's
+	// DNS view has followed, about 20–40 s.
+	budgetSamples = 20
+	// budgetPropagationFor bounds the propagation experiment: no cycle
+	// starts after it, and the figures are those of the cycles done, their
+	// number in the table. With budgetSamples it keeps a run of
+	// `make -C lab budgets` within about 15 minutes on a loaded node.
+	budgetPropagationFor = 8 * time.Minute
 )
 
 func TestBudgets(t *testing.T) {
@@ -135,7 +146,7 @@ func TestBudgets(t *testing.T) {
 	var report strings.Builder
 	fmt.Fprintf(&report, "kube-proxy mode: %s; %s\n\n", mode, budgetLoadAverage())
 	t.Run("propagation", func(t *testing.T) {
-		samples := 20
+		samples := budgetSamples
 		if v, err := strconv.Atoi(os.Getenv("SHOAL_LAB_BUDGET_SAMPLES")); err == nil && v > 0 {
 			samples = v
 		}
@@ -163,6 +174,44 @@ func budgetLoadAverage() string {
 		return "load average unknown"
 	}
 	return "load average " + strings.Join(f[:3], " ")
+}
+
+// budgetNamespace is a fresh namespace for one experiment. When the test
+// ends its Deployments are scaled to zero and their pods deleted at once
+// (they would otherwise sleep out a preStop of up to a minute), then the
+// namespace is deleted, and the test waits until it is gone, so that the
+// next experiment on the shared lab starts on a quiet node.
+func budgetNamespace(t *testing.T, l *lab, prefix string) string {
+	t.Helper()
+	var ns string
+	// Cleanups run last first: this one after the namespace's deletion.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+			_, err := l.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, nil
+			}
+			return false, err
+		})
+		if err != nil {
+			t.Errorf("namespace %s not gone: %v", ns, err)
+		}
+	})
+	ns = l.namespace(t, prefix)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := l.kubectl(ctx, nil, "-n", ns, "scale", "deployment", "--all", "--replicas=0"); err != nil {
+			t.Logf("scale %s's deployments to 0: %v", ns, err)
+		}
+		now := int64(0)
+		if err := l.client.CoreV1().Pods(ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &now}, metav1.ListOptions{}); err != nil {
+			t.Logf("delete %s's pods: %v", ns, err)
+		}
+	})
+	return ns
 }
 
 // budgetDeploy applies the manifest and waits for every replica.
@@ -195,12 +244,21 @@ func budgetServingPods(ctx context.Context, l *lab, ns, app string) ([]corev1.Po
 	return out, nil
 }
 
-// stages are the places a change is observed, in the order it travels.
+// budgetStages are the places a change is observed, in the order it
+// travels; the budgetStage constants index them.
 var budgetStages = []string{"EndpointSlice", "kube-proxy rules", "ClusterIP client (new conn per request)", "CoreDNS answer (headless)", "gallery via balancer (DNS, round_robin)"}
+
+const (
+	budgetStageSlice = iota
+	budgetStageProxy
+	budgetStageClusterIPClient
+	budgetStageDNS
+	budgetStageGallery
+)
 
 func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, mode string, samples int) string {
 	const app, replicas, perCycle = "prop", 4, 2
-	ns := l.namespace(t, "e2e-budget-prop")
+	ns := budgetNamespace(t, l, "e2e-budget-prop")
 	budgetDeploy(t, l, ns, app, replicas, budgetPreStop, "-1s")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -218,7 +276,7 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	budgetPoll(ctx, &wg, 250*time.Millisecond, dns, func(ctx context.Context) (map[string]bool, error) {
 		return budgetDNSAddrs(ctx, headless)
 	})
-	send, closeIdle := budgetThumbnailerSender("http://"+svcIP, 0, imgs)
+	send, _, closeIdle := budgetThumbnailerSender("http://"+svcIP, 0, imgs)
 	defer closeIdle()
 	direct := budgetDrive(ctx, &wg, budgetRate, send)
 	g := startBudgetGallery(t, galleryBin, headless+":8080", "round_robin")
@@ -227,7 +285,8 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	leave := make([][]time.Duration, len(budgetStages))
 	join := make([][]time.Duration, len(budgetStages))
 	known := map[string]bool{}
-	for cycle := 0; len(leave[0]) < samples; cycle++ {
+	start := time.Now()
+	for cycle := 0; len(leave[0]) < samples && time.Since(start) < budgetPropagationFor; cycle++ {
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Minute)
 		pods, err := budgetServingPods(cctx, l, ns, app)
 		if err != nil || len(pods) < replicas {
@@ -351,14 +410,44 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	if n := direct.errors.Load() + viaGallery.errors.Load(); n > 0 {
 		t.Logf("%d requests failed or were skipped (a deleted pod keeps serving through its preStop, so none should)", n)
 	}
+	if len(leave[0]) == 0 {
+		t.Fatalf("no pod deleted and replaced within %v", budgetPropagationFor)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Endpoint change to traffic, kube-proxy %s, %d samples per kind (pods deleted %d at a time; p50 / p99 / max):\n\n", mode, len(leave[0]), perCycle)
+	bound := ""
+	if len(leave[0]) < samples {
+		bound = fmt.Sprintf(", of %d asked: the experiment's %v bound ended it", samples, budgetPropagationFor)
+	}
+	fmt.Fprintf(&b, "Endpoint change to traffic, kube-proxy %s, %d samples per kind%s (pods deleted %d at a time, %.1f min; p50 / p99 / max):\n\n",
+		mode, len(leave[0]), bound, perCycle, time.Since(start).Minutes())
 	b.WriteString("| observed at | pod deleted → gone (from the delete) | pod Ready → reached (from the watch's Ready) |\n| --- | --- | --- |\n")
 	for i, s := range budgetStages {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", s, budgetPctl(leave[i]), budgetPctl(join[i]))
 	}
-	b.WriteString("\n")
+	safeClusterIP, safeHeadless := budgetSafeDrain(leave)
+	fmt.Fprintf(&b, "\nSmallest safe preStop + DRAIN_DELAY, kube-proxy %s (the slowest sample, rounded up to a second): ClusterIP %s, headless %s.\n\n",
+		mode, safeClusterIP, safeHeadless)
 	return b.String()
+}
+
+// budgetSafeDrain reads the smallest safe preStop + DRAIN_DELAY off the
+// propagation's pods-leaving samples (indexed as budgetStages): a pod
+// must accept requests until the last client has stopped sending it new
+// ones, which for a ClusterIP Service is when kube-proxy's rules dropped
+// it and the client opening a connection per request last reached it,
+// and for a headless one when the gallery, balancing over CoreDNS's
+// answer, last reached it. The slowest sample, rounded up to a whole
+// second: a floor measured on this node, not a bound.
+func budgetSafeDrain(leave [][]time.Duration) (clusterIP, headless time.Duration) {
+	slowest := func(stages ...int) time.Duration {
+		var m time.Duration
+		for _, i := range stages {
+			_, _, mx := budgetPercentiles(leave[i])
+			m = max(m, mx)
+		}
+		return (m + time.Second - 1).Truncate(time.Second)
+	}
+	return slowest(budgetStageProxy, budgetStageClusterIPClient), slowest(budgetStageGallery)
 }
 
 func budgetPctl(ds []time.Duration) string {
@@ -367,17 +456,23 @@ func budgetPctl(ds []time.Duration) string {
 	return r(p50) + " / " + r(p99) + " / " + r(mx)
 }
 
-// fairShareCase is one client of the fair-share experiment.
+// budgetShareCase is one client of the fair-share experiment; dials is
+// nil for a client that balances per request.
 type budgetShareCase struct {
-	name string
-	app  string
-	log  *budgetHits
+	name  string
+	app   string
+	log   *budgetHits
+	dials *budgetDials
 }
+
+// budgetShareConns is the number of keep-alive connections of each
+// ClusterIP client: each a 1/16 share, placed at random by kube-proxy.
+const budgetShareConns = 16
 
 func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) string {
 	const from, to, rate = 2, 4, 30
 	const measure = 100 * time.Second
-	ns := l.namespace(t, "e2e-budget-share")
+	ns := budgetNamespace(t, l, "e2e-budget-share")
 	budgetDeploy(t, l, ns, "noage", from, 5, "-1s")
 	budgetDeploy(t, l, ns, "age", from, 5, "1m")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -388,17 +483,18 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 	headless := fmt.Sprintf("noage-headless.%s.svc.cluster.local:8080", ns)
 	var cases []budgetShareCase
 	for _, c := range []struct{ name, app string }{
-		{"ClusterIP, keep-alive (16 conns), no MAX_CONN_AGE", "noage"},
-		{"ClusterIP, keep-alive (16 conns), MAX_CONN_AGE 1m", "age"},
+		{fmt.Sprintf("ClusterIP, keep-alive (%d conns), no MAX_CONN_AGE", budgetShareConns), "noage"},
+		{fmt.Sprintf("ClusterIP, keep-alive (%d conns), MAX_CONN_AGE 1m", budgetShareConns), "age"},
 	} {
-		send, closeIdle := budgetThumbnailerSender(serviceURL(t, l, ns, c.app), 16, imgs)
+		send, dials, closeIdle := budgetThumbnailerSender(serviceURL(t, l, ns, c.app), budgetShareConns, imgs)
 		defer closeIdle()
-		cases = append(cases, budgetShareCase{c.name, c.app, budgetDrive(ctx, &wg, rate, send)})
+		cases = append(cases, budgetShareCase{c.name, c.app, budgetDrive(ctx, &wg, rate, send), dials})
 	}
 	for _, policy := range []string{"round_robin", "peak_ewma", "consistent_hash"} {
 		g := startBudgetGallery(t, galleryBin, headless, policy)
-		cases = append(cases, budgetShareCase{"headless, gallery " + policy + " (256 keys)", "noage", budgetDrive(ctx, &wg, rate, g.budgetSender(imgs))})
+		cases = append(cases, budgetShareCase{"headless, gallery " + policy + " (256 keys)", "noage", budgetDrive(ctx, &wg, rate, g.budgetSender(imgs)), nil})
 	}
+	loadFrom := time.Now()
 	if err := waitCtx(ctx, 10*time.Second); err != nil { // steady load first
 		t.Fatal(err)
 	}
@@ -455,13 +551,20 @@ func measureFairShare(t *testing.T, l *lab, galleryBin string, imgs [][]byte) st
 	wg.Wait()
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "Time to fair share after a scale-up %d → %d (%d requests/s per client; from the last new pod Ready to the end of the first 1 s window in which every new pod serves ≥ 90%% of a fair share, and of the first 5 s whose mean does; then the new pods' mean share over the last 20 s of %s, fair %.2f):\n\n",
-		from, to, rate, measure, 1.0/to)
-	b.WriteString("| client | first 1 s window | first 5 s mean | new pods' share, last 20 s |\n| --- | --- | --- | --- |\n")
+	fmt.Fprintf(&b, "Time to fair share after a scale-up %d → %d (%d requests/s per client, the load on from %.0f s before the new pods were Ready; from the last new pod Ready to the end of the first 1 s window in which every new pod serves ≥ 90%% of a fair share, and of the first 5 s whose mean does; when every keep-alive connection had been dialled again, so placed afresh by kube-proxy; then the new pods' share over the last 20 s of %s, fair %.2f):\n\n",
+		from, to, rate, readyAt["age"].Sub(loadFrom).Seconds(), measure, 1.0/to)
+	b.WriteString("| client | first 1 s window | first 5 s mean | every connection placed afresh | new pods' share, last 20 s |\n| --- | --- | --- | --- | --- |\n")
 	for _, c := range cases {
 		ws := c.log.windows(readyAt[c.app], time.Second, int(measure/time.Second))
 		first, sustained, late := budgetShareTimes(ws, newPods[c.app], 1.0/to, 0.9, 5, 20)
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", c.name, first, sustained, late)
+		redial := "– (per request)"
+		if c.dials != nil {
+			redial = fmt.Sprintf("never in %.0f s", measure.Seconds())
+			if d, ok := c.dials.redialled(readyAt[c.app]); ok && d <= measure {
+				redial = fmt.Sprintf("%.0f s", d.Seconds())
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.name, first, sustained, redial, late)
 		t.Logf("%s: errors %d, new pods %v", c.name, c.log.errors.Load(), newPods[c.app])
 	}
 	b.WriteString("\n")

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -184,25 +185,67 @@ func budgetImages(t *testing.T, n int) [][]byte {
 	return imgs
 }
 
+// budgetDials records when each of a keep-alive client's connections
+// was dialled: a connection dialled again (the server closed it at its
+// MAX_CONN_AGE) is placed afresh by kube-proxy.
+type budgetDials struct {
+	mu sync.Mutex
+	at [][]time.Time // per connection, in order
+}
+
+func newBudgetDials(conns int) *budgetDials {
+	return &budgetDials{at: make([][]time.Time, conns)}
+}
+
+func (d *budgetDials) add(conn int, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.at[conn] = append(d.at[conn], at)
+}
+
+// redialled returns how long after from the last of the connections was
+// dialled again (each one's first dial after from), and false when one
+// has not been.
+func (d *budgetDials) redialled(from time.Time) (time.Duration, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var last time.Duration
+	for _, ts := range d.at {
+		i := sort.Search(len(ts), func(i int) bool { return ts[i].After(from) })
+		if i == len(ts) {
+			return 0, false
+		}
+		last = max(last, ts[i].Sub(from))
+	}
+	return last, len(d.at) > 0
+}
+
 // thumbnailerSender posts images to a thumbnailer at base (a ClusterIP
 // URL) over conns keep-alive connections, each its own transport so that
-// each is placed by kube-proxy on its own; conns 0 opens a new connection
-// per request.
-func budgetThumbnailerSender(base string, conns int, imgs [][]byte) (budgetSender, func()) {
+// each is placed by kube-proxy on its own, and records their dials; conns
+// 0 opens a new connection per request (and records none).
+func budgetThumbnailerSender(base string, conns int, imgs [][]byte) (budgetSender, *budgetDials, func()) {
 	url := base + "/v1/thumbnails?width=8&height=8"
 	if conns == 0 {
 		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		return func(ctx context.Context, i int64) (string, error) {
 			return budgetPost(ctx, c, url, imgs[i%int64(len(imgs))], "X-Served-By")
-		}, c.CloseIdleConnections
+		}, nil, c.CloseIdleConnections
 	}
 	cs := make([]*http.Client, conns)
 	for i := range cs {
 		cs[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
 	}
+	dials := newBudgetDials(conns)
 	return func(ctx context.Context, i int64) (string, error) {
-			return budgetPost(ctx, cs[i%int64(conns)], url, imgs[i%int64(len(imgs))], "X-Served-By")
-		}, func() {
+			k := int(i % int64(conns))
+			ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+				if !info.Reused {
+					dials.add(k, time.Now())
+				}
+			}})
+			return budgetPost(ctx, cs[k], url, imgs[i%int64(len(imgs))], "X-Served-By")
+		}, dials, func() {
 			for _, c := range cs {
 				c.CloseIdleConnections()
 			}
