@@ -116,23 +116,33 @@ func budgetProxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string
 	return nil, fmt.Errorf("kube-proxy mode %q: want iptables or nftables", mode)
 }
 
-// nftEndpointRE matches an endpoint chain's name as kube-proxy's nftables
-// mode spells it: endpoint-HASH-NS/SVC/PROTO/PORTNAME__IP/PORT.
+// budgetNFTEndpointRE matches an endpoint chain's name as earlier
+// versions of kube-proxy's nftables mode spelled it:
+// endpoint-HASH-NS/SVC/PROTO/PORTNAME__IP/PORT.
 var budgetNFTEndpointRE = regexp.MustCompile(`endpoint-[A-Z0-9]+-([^/\s]+)/([^/\s]+)/[a-z]+/[^_\s]*__([0-9a-fA-F.:]+)/\d+`)
 
-// parseNFTServiceEndpoints picks the endpoints of ns/svc out of `nft list
-// table ip kube-proxy`: the endpoint chains that a service chain of
-// ns/svc jumps to (its numgen vmap), not every endpoint chain, for
-// kube-proxy keeps the chains of terminating endpoints a while after it
-// stopped sending new connections to them.
+// budgetNFTDNATRE matches the endpoints a service chain DNATs to directly,
+// as kube-proxy v1.37 writes it: one endpoint as "dnat to IP:PORT", more
+// as the elements "N : IP . PORT" of "dnat ip to numgen random mod M map
+// { ... }" (which nft may wrap over lines).
+var budgetNFTDNATRE = regexp.MustCompile(`dnat (?:ip )?to (\d+\.\d+\.\d+\.\d+):\d+|\d+ : (\d+\.\d+\.\d+\.\d+) \. \d+`)
+
+// budgetParseNFT picks the endpoints of ns/svc out of `nft list table ip
+// kube-proxy`: those that a service chain of ns/svc sends new connections
+// to, either straight (dnat) or through an endpoint chain (a numgen
+// vmap of gotos). Not every endpoint chain, for kube-proxy kept the
+// chains of terminating endpoints a while after it stopped sending new
+// connections to them.
 func budgetParseNFT(rules, ns, svc string) map[string]bool {
 	ips := map[string]bool{}
 	inService := false
+	depth := 0 // of braces inside the current chain
 	for _, line := range strings.Split(rules, "\n") {
 		line = strings.TrimSpace(line)
 		if name, ok := strings.CutPrefix(line, "chain "); ok {
 			name = strings.TrimSuffix(strings.TrimSpace(name), "{")
 			inService = strings.HasPrefix(name, "service-") && strings.Contains(name, "-"+ns+"/"+svc+"/")
+			depth = 1
 			continue
 		}
 		if !inService {
@@ -142,6 +152,13 @@ func budgetParseNFT(rules, ns, svc string) map[string]bool {
 			if m[1] == ns && m[2] == svc {
 				ips[m[3]] = true
 			}
+		}
+		for _, m := range budgetNFTDNATRE.FindAllStringSubmatch(line, -1) {
+			ips[m[1]+m[2]] = true // one of the two is empty
+		}
+		depth += strings.Count(line, "{") - strings.Count(line, "}")
+		if depth <= 0 {
+			inService = false
 		}
 	}
 	return ips

@@ -38,18 +38,50 @@ func TestBudgetParseNFT(t *testing.T) {
 	}
 }
 `
+	// kube-proxy v1.37 (the lab's) DNATs in the service chain itself: a
+	// numgen map of address . port, or one dnat for one endpoint.
+	const rules137 = `table ip kube-proxy {
+	comment "rules for kube-proxy"
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.8.122 . tcp . 80 : goto service-YOZ4P4VM-shoal-lab/thumbnailer/tcp/http,
+			     10.96.170.142 . tcp . 6379 : goto service-D2AG5SEU-shoal-lab/redis/tcp/redis }
+	}
+
+	chain service-YOZ4P4VM-shoal-lab/thumbnailer/tcp/http {
+		meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.0.41 . 8080, 1 : 10.244.0.42 . 8080 }
+	}
+
+	chain service-OKH53MTT-shoal-lab/thumbnailer/tcp/grpc {
+		meta l4proto tcp dnat ip to numgen random mod 3 map { 0 : 10.244.0.41 . 8082, 1 : 10.244.0.42 . 8082,
+								      2 : 10.244.0.43 . 8082 }
+	}
+
+	chain service-D2AG5SEU-shoal-lab/redis/tcp/redis {
+		meta l4proto tcp dnat to 10.244.0.34:6379
+	}
+
+	chain service-2QRHZV4L-default/kubernetes/tcp/https {
+		meta l4proto tcp dnat to 10.199.0.1:6443
+	}
+}
+`
 	tests := []struct {
-		name, ns, svc string
-		want          []string
+		name, rules, ns, svc string
+		want                 []string
 	}{
-		{"the service chain's targets, not a stale endpoint chain", "ns1", "web", []string{"10.244.0.7", "10.244.0.9"}},
-		{"an unnamed port", "ns1", "web-headless2", []string{"10.244.0.5"}},
-		{"a vmap over two lines, another namespace", "ns2", "web", []string{"10.244.0.6"}},
-		{"no such service", "ns1", "db", nil},
+		{"the service chain's targets, not a stale endpoint chain", rules, "ns1", "web", []string{"10.244.0.7", "10.244.0.9"}},
+		{"an unnamed port", rules, "ns1", "web-headless2", []string{"10.244.0.5"}},
+		{"a vmap over two lines, another namespace", rules, "ns2", "web", []string{"10.244.0.6"}},
+		{"no such service", rules, "ns1", "db", nil},
+		{"v1.37: a numgen map, both ports of a Service", rules137, "shoal-lab", "thumbnailer", []string{"10.244.0.41", "10.244.0.42", "10.244.0.43"}},
+		{"v1.37: one endpoint", rules137, "shoal-lab", "redis", []string{"10.244.0.34"}},
+		{"v1.37: a host endpoint", rules137, "default", "kubernetes", []string{"10.199.0.1"}},
+		{"v1.37: the service-ips map is not a chain", rules137, "shoal-lab", "gallery", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := slices.Sorted(maps.Keys(budgetParseNFT(rules, tc.ns, tc.svc)))
+			got := slices.Sorted(maps.Keys(budgetParseNFT(tc.rules, tc.ns, tc.svc)))
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
