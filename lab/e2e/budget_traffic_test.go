@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,9 +41,27 @@ type budgetHit struct {
 
 // hitLog is every answered request of one client, in arrival order.
 type budgetHits struct {
-	mu     sync.Mutex
-	hits   []budgetHit
-	errors atomic.Int64
+	mu       sync.Mutex
+	hits     []budgetHit
+	failures []string // the first few errors, for the log
+	errors   atomic.Int64
+}
+
+// fail counts a request that failed, keeping the first few errors.
+func (h *budgetHits) fail(err error) {
+	h.errors.Add(1)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.failures) < 5 {
+		h.failures = append(h.failures, time.Now().UTC().Format("15:04:05.000")+" "+err.Error())
+	}
+}
+
+// failed returns the errors fail kept.
+func (h *budgetHits) failed() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.failures)
 }
 
 func (h *budgetHits) add(by string) {
@@ -122,7 +142,7 @@ func budgetDrive(ctx context.Context, wg *sync.WaitGroup, rate float64, send bud
 			select {
 			case slots <- struct{}{}:
 			default:
-				log.errors.Add(1)
+				log.fail(errors.New("skipped: 256 requests in flight"))
 				continue
 			}
 			reqs.Add(1)
@@ -134,7 +154,7 @@ func budgetDrive(ctx context.Context, wg *sync.WaitGroup, rate float64, send bud
 				case err == nil:
 					log.add(by)
 				case ctx.Err() == nil:
-					log.errors.Add(1)
+					log.fail(err)
 				}
 			}(i)
 		}
