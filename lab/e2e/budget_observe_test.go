@@ -6,12 +6,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"math"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -339,4 +345,97 @@ func budgetPercentiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
 		return s[min(max(i, 0), len(s)-1)]
 	}
 	return rank(0.50), rank(0.99), s[len(s)-1]
+}
+
+// budgetProxyMetrics is kube-proxy's metrics endpoint in the lab
+// (lab/scripts/lib.sh: --metrics-bind-address NODE_IP:10249).
+const budgetProxyMetrics = "http://10.199.0.1:10249/metrics"
+
+// budgetProgrammingName is kube-proxy's own measure of an endpoint
+// change's way to its rules: from the change's trigger time (the
+// EndpointSlice's last-change-trigger-time annotation) to the rules
+// written, for every Service of the node.
+const budgetProgrammingName = "kubeproxy_network_programming_duration_seconds"
+
+// budgetReadProgramming reads kube-proxy's network-programming histogram:
+// its upper bounds, ascending, and cumulative counts.
+func budgetReadProgramming(ctx context.Context) ([]float64, []float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, budgetProxyMetrics, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kube-proxy's metrics: %w", err)
+	}
+	les, counts := budgetParseHistogram(string(body), budgetProgrammingName)
+	if len(les) == 0 {
+		return nil, nil, fmt.Errorf("kube-proxy's metrics have no %s", budgetProgrammingName)
+	}
+	return les, counts, nil
+}
+
+// budgetParseHistogram picks a histogram's buckets out of Prometheus's
+// text format, summed over its other labels: upper bounds ascending
+// (+Inf last) and cumulative counts.
+func budgetParseHistogram(text, name string) (les, counts []float64) {
+	byLE := map[float64]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"_bucket{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		_, le, ok := strings.Cut(labels, `le="`)
+		if !ok {
+			continue
+		}
+		le, _, _ = strings.Cut(le, `"`)
+		bound, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			continue
+		}
+		byLE[bound] += n
+	}
+	les = slices.Sorted(maps.Keys(byLE))
+	for _, le := range les {
+		counts = append(counts, byLE[le])
+	}
+	return les, counts
+}
+
+// budgetHistogramSince summarises the changes a histogram counted between
+// two readings (before, after: cumulative counts over the same bounds):
+// how many, and the bounds under which 99% and all of them fell.
+func budgetHistogramSince(les, before, after []float64) (n int, p99, all float64) {
+	if len(les) == 0 || len(before) != len(les) || len(after) != len(les) {
+		return 0, 0, 0
+	}
+	total := after[len(les)-1] - before[len(les)-1]
+	if total <= 0 {
+		return 0, 0, 0
+	}
+	p99, all = math.Inf(1), math.Inf(1)
+	for i := len(les) - 1; i >= 0; i-- {
+		c := after[i] - before[i]
+		if c >= 0.99*total {
+			p99 = les[i]
+		}
+		if c >= total {
+			all = les[i]
+		}
+	}
+	return int(total), p99, all
 }

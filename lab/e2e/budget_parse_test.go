@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -204,5 +205,40 @@ func TestBudgetRedialled(t *testing.T) {
 	}
 	if _, ok := newBudgetDials(0).redialled(t0); ok {
 		t.Errorf("no connections: redialled")
+	}
+}
+
+func TestBudgetHistogram(t *testing.T) {
+	const before = `# TYPE kubeproxy_network_programming_duration_seconds histogram
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="0.5"} 1
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="1"} 8
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="2"} 40
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="3"} 57
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 58
+kubeproxy_network_programming_duration_seconds_sum{ip_family="IPv4"} 90.5
+kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"} 58
+kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="1"} 3
+`
+	// 200 more changes: 150 within 1 s, 198 within 2 s, 199 within 3 s.
+	const after = `kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="0.5"} 1
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="1"} 158
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="2"} 238
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="3"} 256
+kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="+Inf"} 258
+`
+	les, b := budgetParseHistogram(before, budgetProgrammingName)
+	les2, a := budgetParseHistogram(after, budgetProgrammingName)
+	if want := []float64{0.5, 1, 2, 3, math.Inf(1)}; !slices.Equal(les, want) || !slices.Equal(les2, want) {
+		t.Fatalf("bounds %v, %v; want %v", les, les2, want)
+	}
+	if want := []float64{1, 8, 40, 57, 58}; !slices.Equal(b, want) {
+		t.Errorf("counts %v, want %v", b, want)
+	}
+	n, p99, all := budgetHistogramSince(les, b, a)
+	if n != 200 || p99 != 2 || !math.IsInf(all, 1) {
+		t.Errorf("n %d, p99 %g, all %g; want 200, 2 (198 of 200), +Inf (one beyond 3 s)", n, p99, all)
+	}
+	if n, _, _ := budgetHistogramSince(les, b, b); n != 0 {
+		t.Errorf("no change: n %d", n)
 	}
 }

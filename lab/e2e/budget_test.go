@@ -289,6 +289,9 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	leave := make([][]time.Duration, len(budgetStages))
 	join := make([][]time.Duration, len(budgetStages))
 	known := map[string]bool{}
+	// kube-proxy's own view of the same changes, as a cross-check of
+	// the polled rules: its histogram before and after the cycles.
+	les, progBefore, progErr := budgetReadProgramming(ctx)
 	start := time.Now()
 	for cycle := 0; len(leave[0]) < samples && time.Since(start) < budgetPropagationFor; cycle++ {
 		cctx, ccancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -440,6 +443,22 @@ func measurePropagation(t *testing.T, l *lab, galleryBin string, imgs [][]byte, 
 	b.WriteString("| observed at | pod deleted → gone (from the delete) | pod Ready → reached (from the watch's Ready) |\n| --- | --- | --- |\n")
 	for i, s := range budgetStages {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", s, budgetPctl(leave[i]), budgetPctl(join[i]))
+	}
+	if progErr == nil {
+		var progAfter []float64
+		var les2 []float64
+		les2, progAfter, progErr = budgetReadProgramming(context.Background())
+		if progErr == nil && !slices.Equal(les, les2) {
+			progErr = fmt.Errorf("%s's buckets changed", budgetProgrammingName)
+		}
+		if progErr == nil {
+			n, p99, all := budgetHistogramSince(les, progBefore, progAfter)
+			fmt.Fprintf(&b, "\nkube-proxy's own %s over the cycles (every endpoint change of the node, from its trigger time): %d changes, 99%% within %g s, all within %g s (its buckets' bounds).\n",
+				budgetProgrammingName, n, p99, all)
+		}
+	}
+	if progErr != nil {
+		fmt.Fprintf(&b, "\nkube-proxy's own %s: unread (%v).\n", budgetProgrammingName, progErr)
 	}
 	safeClusterIP, safeHeadless := budgetSafeDrain(leave)
 	fmt.Fprintf(&b, "\nSmallest safe preStop + DRAIN_DELAY, kube-proxy %s (the slowest sample, rounded up to a second): ClusterIP %s, headless %s.\n\n",
