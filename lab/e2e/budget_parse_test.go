@@ -33,6 +33,10 @@ func TestBudgetParseNFT(t *testing.T) {
 		numgen random mod 1 vmap { 0 : goto endpoint-BBBB2222-ns1/web-headless2/tcp/__10.244.0.5/80 }
 	}
 
+	chain service-TAQX4EVT-ns3/echo/tcp/http {
+		meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.0.48 . 8080, 1 : 10.244.0.50 . 8080 }
+	}
+
 	chain service-RRRR3333-ns2/web/tcp/http {
 		numgen random mod 1 vmap {
 			0 : goto endpoint-CCCC3333-ns2/web/tcp/http__10.244.0.6/8080 }
@@ -74,6 +78,7 @@ func TestBudgetParseNFT(t *testing.T) {
 		{"the service chain's targets, not a stale endpoint chain", rules, "ns1", "web", []string{"10.244.0.7", "10.244.0.9"}},
 		{"an unnamed port", rules, "ns1", "web-headless2", []string{"10.244.0.5"}},
 		{"a vmap over two lines, another namespace", rules, "ns2", "web", []string{"10.244.0.6"}},
+		{"a direct dnat map among endpoint chains", rules, "ns3", "echo", []string{"10.244.0.48", "10.244.0.50"}},
 		{"no such service", rules, "ns1", "db", nil},
 		{"v1.37: a numgen map, both ports of a Service", rules137, "shoal-lab", "thumbnailer", []string{"10.244.0.41", "10.244.0.42", "10.244.0.43"}},
 		{"v1.37: one endpoint", rules137, "shoal-lab", "redis", []string{"10.244.0.34"}},
