@@ -72,8 +72,8 @@ var (
 		Why: "a probe that times out before its handler answers marks healthy pods failed under load, which removes capacity when it is most needed",
 		Fix: "set timeoutSeconds to at least the handler's budget (annotation shoal.dev/probe-budget), not the 1s default"}
 	ruleNoPreStop = Rule{ID: IDNoPreStop, Name: "no-prestop", Severity: Warning,
-		Why: "a pod that stops accepting requests before every client has stopped sending them fails those requests during rollouts: kube-proxy's rules follow a deleted pod within seconds, but clients of a headless Service only after the DNS cache (30s) and their next resolution",
-		Fix: "add lifecycle.preStop.sleep.seconds (equal to the service's DRAIN_DELAY) so that preStop + DRAIN_DELAY covers the drain budget: 5s behind a ClusterIP Service, 40s behind a headless one (docs/rollout-budgets.md)"}
+		Why: "a pod that stops accepting requests before every client has stopped sending them fails those requests during rollouts: in the lab (make -C lab budgets, " + drainBudgetMeasured + ") a deleted pod still got new connections through a ClusterIP for up to " + DrainBudgetClusterIP.String() + ", and calls from a client balancing over a headless Service's DNS answer for up to " + DrainBudgetHeadless.String() + " (the DNS cache, 30s, and the client's next resolution)",
+		Fix: "add lifecycle.preStop.sleep.seconds (equal to the service's DRAIN_DELAY) so that preStop + DRAIN_DELAY covers the drain budget measured in the lab: " + DrainBudgetClusterIP.String() + " behind a ClusterIP Service, " + DrainBudgetHeadless.String() + " behind a headless one; more in a larger cluster (docs/rollout-budgets.md)"}
 	ruleGraceShort = Rule{ID: IDGracePeriodTooShort, Name: "grace-period-too-short", Severity: Error,
 		Why: "the kubelet kills the container with SIGKILL when the grace period ends, cutting off the drain and in-flight requests",
 		Fix: "set terminationGracePeriodSeconds above preStop + DRAIN_DELAY + SHUTDOWN_TIMEOUT, with a few seconds of margin"}

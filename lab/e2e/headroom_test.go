@@ -36,7 +36,7 @@ import (
 // failed share, when the HPA first asked for a pod and when one more was
 // Ready (after the rise), peak pods and pod-seconds.
 //
-// A long experiment (about 15 minutes), opt-in: SHOAL_LAB_HEADROOM=1, run
+// A long experiment (about 13 minutes), opt-in: SHOAL_LAB_HEADROOM=1, run
 // by `make -C lab headroom`; not part of e2e or ci. The tables also go to
 // SHOAL_LAB_HEADROOM_OUT when set; SHOAL_LAB_HEADROOM_SHAPES=step (or
 // spike) runs one shape; SHOAL_LAB_HEADROOM_IMAGE sets the side of the PNG
@@ -254,7 +254,7 @@ type headroomResult struct {
 
 func TestHeadroomAutoscaling(t *testing.T) {
 	if os.Getenv("SHOAL_LAB_HEADROOM") == "" {
-		t.Skip("a long experiment (about 15 minutes): run `make -C lab headroom` (sets SHOAL_LAB_HEADROOM=1)")
+		t.Skip("a long experiment (about 13 minutes): run `make -C lab headroom` (sets SHOAL_LAB_HEADROOM=1)")
 	}
 	l := newLab(t)
 	ns := l.namespace(t, "e2e-headroom")
