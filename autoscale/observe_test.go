@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -76,6 +77,11 @@ func TestMetricModelValidate(t *testing.T) {
 		{name: "phase at resolution", m: MetricModel{Resolution: 5 * s, Phase: 5 * s}, wantErr: true},
 		{name: "window over an hour", m: MetricModel{Window: 2 * time.Hour}, wantErr: true},
 		{name: "too fine a resolution", m: MetricModel{Resolution: time.Millisecond}, wantErr: true},
+		{name: "per-pod clocks", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: 0}, {Phase: 4 * s, Discovery: 2 * s}}, Discovery: 2 * s}},
+		{name: "a pod phase at resolution", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: s}, {Phase: 5 * s}}}, wantErr: true},
+		{name: "pod clocks without resolution", m: MetricModel{Pods: []PodClock{{}}}, wantErr: true},
+		{name: "negative discovery", m: MetricModel{Discovery: -s}, wantErr: true},
+		{name: "a pod's negative discovery", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Discovery: -s}}}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,4 +180,63 @@ func TestSimulatorPodSamples(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSimulatorPodPhases reads a Pods metric and its per-pod sum with each
+// pod scraped at its own phase: a pod scraped before a step still reads
+// the old load, a new pod has no sample before its discovery, and a pod
+// removed since its last scrape still counts in the sum until its next.
+func TestSimulatorPodPhases(t *testing.T) {
+	s := time.Second
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		MaxReplicas: 5,
+		Metrics: []autoscalingv2.MetricSpec{
+			{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "inflight"}}},
+			{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "sum"}}},
+		},
+	}}
+	// pod-0 is scraped at 1s, 6s, ...; pod-1 at 4s, 9s, ...; pod-2 (made
+	// at 30s, ready at 31s, first scraped 3s after it was made) at 3s, 8s,
+	// ...
+	sc := Scenario{HPA: hpa, InitialReplicas: 2, PodStartup: s, SyncPeriod: 5 * s,
+		Metrics: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: s}, {Phase: 4 * s}, {Phase: 3 * s, Discovery: 3 * s}}},
+		Load:    []LoadPoint{{Value: 4}, {At: 20 * s, Value: 8}, {At: 40 * s, Value: 6}}, Duration: time.Minute}.withDefaults()
+	sim, err := newSimulator(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type reading struct {
+		at   time.Duration
+		pods map[string]float64 // absent: no sample
+		sum  float64
+	}
+	check := func(r reading) {
+		t.Helper()
+		in := sim.input(r.at, 0)
+		for _, p := range in.Pods {
+			q, has := p.Metrics["inflight"]
+			want, wantHas := r.pods[p.Name]
+			if has != wantHas || (has && q.Cmp(MetricValue(want)) != 0) {
+				t.Errorf("at %v: %s reads %v (sample %v), want %v (sample %v)", r.at, p.Name, q.String(), has, want, wantHas)
+			}
+		}
+		if q := in.ExternalMetrics["sum"]; q.Cmp(MetricValue(r.sum)) != 0 {
+			t.Errorf("at %v: the sum reads %v, want %v", r.at, q.String(), r.sum)
+		}
+	}
+	// At 22s pod-0 was scraped at 21s (after the step), pod-1 at 19s.
+	check(reading{at: 22 * s, pods: map[string]float64{"pod-0": 4, "pod-1": 2}, sum: 6})
+	check(reading{at: 25 * s, pods: map[string]float64{"pod-0": 4, "pod-1": 4}, sum: 8})
+	sim.scale(30*s, 3)
+	// pod-2 is ready at 31s, first scraped at 33s. At 32s the others'
+	// scrapes at 31s (pod-0, after the move) and 29s (pod-1, before).
+	check(reading{at: 32 * s, pods: map[string]float64{"pod-0": 8.0 / 3, "pod-1": 4}, sum: 8.0/3 + 4})
+	check(reading{at: 35 * s, pods: map[string]float64{"pod-0": 8.0 / 3, "pod-1": 8.0 / 3, "pod-2": 8.0 / 3}, sum: 8})
+	sim.scale(45*s, 1)
+	// pod-1 and pod-2 are gone at 45s; at 47s pod-0's scrape at 46s
+	// reads the load alone, pod-2's last at 43s and pod-1's at 44s still
+	// count in the sum.
+	check(reading{at: 47 * s, pods: map[string]float64{"pod-0": 6}, sum: 6 + 2 + 2})
+	// By 50s both were scraped again after their removal: gone.
+	check(reading{at: 50 * s, pods: map[string]float64{"pod-0": 6}, sum: 6})
 }

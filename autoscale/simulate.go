@@ -223,6 +223,11 @@ type simulator struct {
 	replicas int32
 	pods     []simPod
 	nextID   int
+	// gone are the pods removed within the metric pipeline's lookback:
+	// a measurement taken before a removal still counts them among the
+	// pods that shared the load, and a per-pod sum still holds their
+	// last readings.
+	gone []simPod
 
 	// The HPA controller's and KEDA's histories, as the last call
 	// returned them.
@@ -235,8 +240,10 @@ type simulator struct {
 // simPod is one pod of the simulated target.
 type simPod struct {
 	name    string
+	id      int // the order it was made in, from 0
 	created time.Duration
 	readyAt time.Duration // created plus the scenario's pod start-up
+	deleted time.Duration // when it was removed; only in simulator.gone
 }
 
 func (p simPod) ready(t time.Duration) bool { return p.readyAt <= t }
@@ -269,6 +276,9 @@ func newSimulator(s Scenario) (*simulator, error) {
 func (sim *simulator) activate(t time.Duration) error {
 	values := make([]float64, len(sim.s.ScaledObject.Spec.Triggers))
 	_, seen := sim.s.Metrics.observe(&sim.s, t)
+	if sim.perPod() {
+		seen = sim.podSum(t)
+	}
 	for i := range values {
 		values[i] = seen
 	}
@@ -314,8 +324,9 @@ func (sim *simulator) readyPods(t time.Duration) int32 {
 }
 
 // input is what the HPA sees at t: the load as the metrics pipeline
-// reports it (see MetricModel), shared evenly by the pods ready while it
-// was measured, and reported whole by Object and External metrics.
+// reports it (see MetricModel), shared evenly by the pods that served it
+// when it was measured, and reported whole by Object and External
+// metrics (with per-pod phases, as the sum of the pods' readings).
 func (sim *simulator) input(t time.Duration, _ float64) Input {
 	hpa := sim.hpa
 	if len(sim.conds) > 0 {
@@ -328,24 +339,89 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		Recommendations: sim.recs, ScaleEvents: sim.events,
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
 	at, seen := sim.s.Metrics.observe(&sim.s, t)
+	whole := seen
+	if sim.perPod() {
+		whole = sim.podSum(t)
+	}
 	for _, m := range sim.hpa.Spec.Metrics {
 		switch {
 		case m.Object != nil:
-			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(seen)
+			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(whole)
 		case m.External != nil:
-			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(seen)
+			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(whole)
 		}
 	}
-	// The load measured over a window was shared by the pods ready then:
-	// those ready at its middle stand for them.
-	share := 0.0
-	if ready := sim.readyPods(at - sim.s.Metrics.Window/2); ready > 0 {
-		share = seen / float64(ready)
-	}
 	for _, p := range sim.pods {
-		in.Pods = append(in.Pods, sim.pod(p, t, at, share))
+		pat, share := at, sim.shareAt(at, seen)
+		if sim.perPod() {
+			pat, share = sim.podShare(p, t)
+		}
+		in.Pods = append(in.Pods, sim.pod(p, t, pat, share))
 	}
 	return in
+}
+
+// perPod reports whether the pods are measured each at its own phase.
+func (sim *simulator) perPod() bool { return len(sim.s.Metrics.Pods) > 0 }
+
+// shareAt is one pod's share of seen, the load measured at at: the load
+// measured over a window was shared by the pods serving then, and those
+// serving at its middle stand for them.
+func (sim *simulator) shareAt(at time.Duration, seen float64) float64 {
+	if n := sim.servingPods(at - sim.s.Metrics.Window/2); n > 0 {
+		return seen / float64(n)
+	}
+	return 0
+}
+
+// podShare is when the pipeline last measured p before t, at its own
+// phase, and p's share of the load then.
+func (sim *simulator) podShare(p simPod, t time.Duration) (time.Duration, float64) {
+	m := sim.s.Metrics
+	at := m.podMeasuredAt(p.id, t)
+	return at, sim.shareAt(at, averageLoad(&sim.s, at-m.Window, at))
+}
+
+// measured reports whether the pipeline has a sample of p taken at at: a
+// whole window after p was made, and no earlier than its discovery.
+func (sim *simulator) measured(p simPod, at time.Duration) bool {
+	return at-sim.s.Metrics.Window >= p.created && at >= p.created+sim.s.Metrics.podClock(p.id).Discovery
+}
+
+// podSum is the sum of the pods' latest readings at t, each pod measured
+// at its own phase: a pod removed since its last measurement still
+// counts, one measured after its removal reads nothing.
+func (sim *simulator) podSum(t time.Duration) float64 {
+	var sum float64
+	add := func(p simPod, gone bool) {
+		at, share := sim.podShare(p, t)
+		if !sim.measured(p, at) || (gone && at >= p.deleted) || p.readyAt > at {
+			return
+		}
+		if w := sim.s.Metrics.Window; p.readyAt > at-w {
+			share *= float64(at-p.readyAt) / float64(w)
+		}
+		sum += share
+	}
+	for _, p := range sim.pods {
+		add(p, false)
+	}
+	for _, p := range sim.gone {
+		add(p, true)
+	}
+	return sum
+}
+
+// servingPods counts the pods ready at t and not removed by then, the
+// removed ones included.
+func (sim *simulator) servingPods(t time.Duration) int32 {
+	n := sim.readyPods(t)
+	for _, p := range sim.gone {
+		if p.ready(t) && p.deleted > t {
+			n++
+		}
+	}
+	return n
 }
 
 // pod is p at t as the metrics pipeline sees it when its sample was
@@ -364,7 +440,7 @@ func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
 	// since it was made; its share of the load becomes CPU in proportion
 	// to its capacity, for the part of the window it was ready.
 	window := sim.s.Metrics.Window
-	if at-window < p.created {
+	if !sim.measured(p, at) {
 		return sp
 	}
 	if at != t {
@@ -405,7 +481,7 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 			// decision at time zero, are taken as long since ready.
 			created = -time.Hour
 		}
-		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), created: created, readyAt: created + sim.s.PodStartup})
+		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), id: sim.nextID, created: created, readyAt: created + sim.s.PodStartup})
 		sim.nextID++
 	}
 	if int32(len(sim.pods)) > n {
@@ -417,8 +493,22 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 			}
 			return sim.pods[i].created < sim.pods[j].created
 		})
+		for _, p := range sim.pods[n:] {
+			p.deleted = t
+			sim.gone = append(sim.gone, p)
+		}
 		sim.pods = sim.pods[:n]
 	}
+	// Forget the pods no measurement still reaches.
+	m := sim.s.Metrics
+	lookback := m.Delay + m.Resolution + m.Window
+	keep := sim.gone[:0]
+	for _, p := range sim.gone {
+		if p.deleted >= t-lookback {
+			keep = append(keep, p)
+		}
+	}
+	sim.gone = keep
 }
 
 func gcd(a, b int64) int64 {

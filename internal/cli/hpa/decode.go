@@ -290,10 +290,18 @@ type scenarioFile struct {
 // metricModelFile is autoscale.MetricModel as written in a scenario: how
 // late and how coarse the autoscaler's view of the load is.
 type metricModelFile struct {
-	Delay      string `json:"delay,omitempty"`
-	Resolution string `json:"resolution,omitempty"`
-	Phase      string `json:"phase,omitempty"`
-	Window     string `json:"window,omitempty"`
+	Delay      string         `json:"delay,omitempty"`
+	Resolution string         `json:"resolution,omitempty"`
+	Phase      string         `json:"phase,omitempty"`
+	Window     string         `json:"window,omitempty"`
+	Discovery  string         `json:"discovery,omitempty"`
+	Pods       []podClockFile `json:"pods,omitempty"`
+}
+
+// podClockFile is autoscale.PodClock: when the pipeline measures one pod.
+type podClockFile struct {
+	Phase     string `json:"phase,omitempty"`
+	Discovery string `json:"discovery,omitempty"`
 }
 
 func (m *metricModelFile) model() (autoscale.MetricModel, error) {
@@ -310,11 +318,23 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 		{"metrics.resolution", m.Resolution, &out.Resolution},
 		{"metrics.phase", m.Phase, &out.Phase},
 		{"metrics.window", m.Window, &out.Window},
+		{"metrics.discovery", m.Discovery, &out.Discovery},
 	} {
 		var err error
 		if *f.d, err = parseDuration(f.name, f.s); err != nil {
 			return out, err
 		}
+	}
+	for i, p := range m.Pods {
+		var c autoscale.PodClock
+		var err error
+		if c.Phase, err = parseDuration(fmt.Sprintf("metrics.pods[%d].phase", i), p.Phase); err != nil {
+			return out, err
+		}
+		if c.Discovery, err = parseDuration(fmt.Sprintf("metrics.pods[%d].discovery", i), p.Discovery); err != nil {
+			return out, err
+		}
+		out.Pods = append(out.Pods, c)
 	}
 	return out, nil
 }
