@@ -71,6 +71,11 @@ type twinAutoscaler struct {
 	resolution, window time.Duration
 }
 
+// twinInFlightTarget is the in-flight autoscalers' target per pod: ten
+// requests, so that one request more or less on a pod moves its reading
+// by a tenth of the target, not half of it.
+const twinInFlightTarget = 10
+
 const twinBehavior = `{scaleDown: {stabilizationWindowSeconds: 30}}`
 
 func twinAutoscalers() []twinAutoscaler {
@@ -88,7 +93,7 @@ spec:
   - type: Resource
     resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
   behavior: ` + twinBehavior + "\n"},
-		{name: "pods", unit: 2, quantum: 1, specKey: "hpa", hpaName: "echo", resolution: 5 * time.Second,
+		{name: "pods", unit: twinInFlightTarget, quantum: 1, specKey: "hpa", hpaName: "echo", resolution: 5 * time.Second,
 			manifest: `
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
@@ -101,9 +106,9 @@ spec:
   - type: Pods
     pods:
       metric: {name: http_requests_in_flight}
-      target: {type: AverageValue, averageValue: "2"}
+      target: {type: AverageValue, averageValue: "10"}
   behavior: ` + twinBehavior + "\n"},
-		{name: "keda", unit: 2, quantum: 1, specKey: "scaledObject", hpaName: "keda-hpa-echo", resolution: 5 * time.Second,
+		{name: "keda", unit: twinInFlightTarget, quantum: 1, specKey: "scaledObject", hpaName: "keda-hpa-echo", resolution: 5 * time.Second,
 			manifest: `
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
@@ -122,7 +127,7 @@ spec:
     metadata:
       serverAddress: http://10.199.0.1:19090
       query: sum(http_requests_in_flight{namespace="@NS@"})
-      threshold: "2"
+      threshold: "10"
 `},
 	}
 }
@@ -158,49 +163,7 @@ spec:
         resources:
           requests: {cpu: 100m, memory: 16Mi}
           limits: {cpu: 400m, memory: 64Mi}
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo}
-spec:
-  selector: {app: echo}
-  ports: [{name: http, port: 80, targetPort: admin}]
 `
-
-// twinRecord is everything one run recorded, relative to the curve's
-// start (t0).
-type twinRecord struct {
-	Curve, Autoscaler string
-	T0                time.Time
-	Steps             []loadStep
-	// Writes are the HPA status writes seen on the watch: time, desired
-	// replicas, and the metric and conditions for the log.
-	Writes  []twinWrite
-	Events  []string
-	Startup []time.Duration // per pod made during the run: creation to Ready
-	// Readings are the metric pipeline's total over time: the CPU of the
-	// pods from the metrics API, or the in-flight sum from Prometheus.
-	Readings []sample
-	// CPU holds the metrics API's readings for the CPU autoscaler, with
-	// their measurement times.
-	CPU     []cpuReading
-	Initial int32
-}
-
-// cpuReading is one poll of the metrics API: when, the pods' total CPU
-// (millicores), and the newest sample's measurement time and window.
-type cpuReading struct {
-	At, Measured, Window time.Duration
-	Value                float64
-}
-
-type twinWrite struct {
-	At         time.Duration
-	Desired    int32
-	Current    int32
-	Metric     string
-	Conditions string
-}
 
 // twinResult is one run's figures.
 type twinResult struct {
@@ -254,7 +217,7 @@ func TestTwin(t *testing.T) {
 				t.Run(a.name, func(t *testing.T) {
 					t.Parallel()
 					rec := runTwinCurve(t, l, c, a)
-					raw, _ := json.MarshalIndent(rec, "", " ")
+					raw, _ := json.Marshal(rec)
 					if err := os.WriteFile(filepath.Join(outDir, c.Name+"-"+a.name+".json"), raw, 0o644); err != nil {
 						t.Errorf("write record: %v", err)
 					}
@@ -328,11 +291,12 @@ func TestTwinReplay(t *testing.T) {
 	t.Logf("twin against the recorded controller:\n%s", twinTable(results))
 }
 
-// runTwinCurve deploys echo and the autoscaler in a fresh namespace, runs
-// the warm-up and the curve, and returns what the controller did.
+// runTwinCurve deploys echo in a fresh namespace, measures the idle pod's
+// CPU (the CPU autoscaler), runs the warm-up with the autoscaler and the
+// curve, and returns what the controller and the pipeline did.
 func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecord {
 	ns := l.namespace(t, "twin-"+a.name)
-	ctx, cancel := context.WithTimeout(context.Background(), twinWarmup+c.Duration+5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), twinWarmup+c.Duration+6*time.Minute)
 	defer cancel()
 	if _, err := l.kubectl(ctx, []byte(twinDeployment), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply echo: %v", err)
@@ -340,42 +304,38 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	if err := waitDeploymentReady(ctx, l, ns, "echo"); err != nil {
 		t.Fatalf("echo not ready: %v", err)
 	}
-	svc, err := l.client.CoreV1().Services(ns).Get(ctx, "echo", metav1.GetOptions{})
-	if err != nil {
-		t.Fatalf("get service: %v", err)
+	rec := twinRecord{Curve: c.Name, Autoscaler: a.name, Steps: c.scaled(a.unit, a.quantum)}
+	if a.name == "cpu" {
+		idle, err := measureIdleCPU(ctx, l, ns, time.Now())
+		if err != nil {
+			t.Fatalf("idle CPU: %v", err)
+		}
+		rec.Idle = idle
 	}
-	base := "http://" + svc.Spec.ClusterIP + ":80"
-	if err := waitServing(ctx, l, ns, "echo", 1, httpRequest(newConnClient(), "GET", base+"/", "", nil, 200)); err != nil {
-		t.Fatalf("echo service: %v", err)
-	}
-	steps := c.scaled(a.unit, a.quantum)
-	rec := twinRecord{Curve: c.Name, Autoscaler: a.name, Steps: steps}
 
 	// The warm-up: the autoscaler and the curve's first load together.
 	warm := time.Now()
 	rec.T0 = warm.Add(twinWarmup)
-	loadCtx, stopLoad := context.WithCancel(ctx)
+	end := rec.T0.Add(c.Duration)
+	drv := &twinDriver{l: l, ns: ns, steps: rec.Steps, t0: rec.T0, end: end, inFlight: a.name != "cpu"}
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		driveTwinLoad(loadCtx, a, base, steps, rec.T0, rec.T0.Add(c.Duration))
-	}()
-	defer func() { stopLoad(); wg.Wait() }()
+	go func() { defer wg.Done(); drv.run(ctx) }()
+	defer wg.Wait()
 	if _, err := l.kubectl(ctx, []byte(strings.ReplaceAll(a.manifest, "@NS@", ns)), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply %s: %v", a.name, err)
 	}
 
 	// Watch the HPA and the pods from now to the curve's end.
-	recCtx, stopRec := context.WithDeadline(ctx, rec.T0.Add(c.Duration))
+	recCtx, stopRec := context.WithDeadline(ctx, end)
 	defer stopRec()
 	var rwg sync.WaitGroup
 	var writes []twinWrite
+	var pods []twinPod
 	var podErr, hpaErr error
-	created, ready := map[string]time.Time{}, map[string]time.Time{}
 	rwg.Add(3)
 	go func() { defer rwg.Done(); writes, hpaErr = watchHPA(recCtx, l, ns, a.hpaName, rec.T0) }()
-	go func() { defer rwg.Done(); podErr = watchPods(recCtx, l, ns, created, ready) }()
+	go func() { defer rwg.Done(); pods, podErr = watchPods(recCtx, l, ns, rec.T0) }()
 	go func() {
 		defer rwg.Done()
 		if a.name == "cpu" {
@@ -383,7 +343,6 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 		}
 	}()
 	rwg.Wait()
-	stopLoad()
 	wg.Wait()
 	if hpaErr != nil {
 		t.Fatalf("watch HPA: %v", hpaErr)
@@ -391,20 +350,16 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	if podErr != nil {
 		t.Fatalf("watch pods: %v", podErr)
 	}
-	rec.Writes = writes
+	rec.Writes, rec.Pods, rec.Held = writes, pods, drv.Held()
 	rec.Initial = 1
 	for _, w := range writes {
 		if w.At <= 0 {
 			rec.Initial = w.Desired
 		}
 	}
-	for name, cr := range created {
-		if r, ok := ready[name]; ok && cr.After(warm) {
-			rec.Startup = append(rec.Startup, r.Sub(cr))
-		}
-	}
 	if a.name != "cpu" {
-		rec.Readings, err = promInFlight(ctx, ns, rec.T0, rec.T0.Add(-twinWarmup/2), rec.T0.Add(c.Duration))
+		var err error
+		rec.Scrapes, err = promScrapes(ctx, ns, rec.T0, end)
 		if err != nil {
 			t.Errorf("read Prometheus: %v", err)
 		}
@@ -423,71 +378,29 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	return rec
 }
 
-// driveTwinLoad holds the curve's load from now until end (the first
-// step's value before t0): for the CPU autoscaler open-loop requests that
-// each burn 20 ms of CPU, for the others closed-loop workers each keeping
-// one 1 s /wait in flight. Every request is on a new connection, so
-// kube-proxy spreads them over the ready pods.
-func driveTwinLoad(ctx context.Context, a twinAutoscaler, base string, steps []loadStep, t0, end time.Time) {
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	get := func(u string) {
-		req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
+// measureIdleCPU waits for metrics-server's first measurement of the
+// namespace's one pod whose window starts after since, with no load on
+// it, and returns its CPU in millicores.
+func measureIdleCPU(ctx context.Context, l *lab, ns string, since time.Time) (float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var idle float64
+	err := poll(ctx, 500*time.Millisecond, func(ctx context.Context) (bool, error) {
+		items, err := podMetrics(ctx, l, ns)
 		if err != nil {
-			return
+			return false, err
 		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}
-	level := func() float64 {
-		now := time.Now()
-		if now.Before(t0) {
-			return steps[0].Value
-		}
-		return valueAt(steps, now.Sub(t0))
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	if a.name == "cpu" {
-		const burn = 20 // ms of CPU per request: level millicores is level/20 requests a second
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		credit := 0.0
-		for time.Now().Before(end) {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			credit += level() / burn * 0.05
-			for ; credit >= 1; credit-- {
-				wg.Add(1)
-				go func() { defer wg.Done(); get(base + "/burn?cpu=1&ms=" + strconv.Itoa(burn)) }()
+		for _, it := range items {
+			if it.Timestamp.Add(-it.Window).After(since) {
+				idle = it.Value
+				return true, nil
 			}
 		}
-		return
-	}
-	maxWorkers := 0
-	for _, st := range steps {
-		maxWorkers = max(maxWorkers, int(math.Round(st.Value)))
-	}
-	for i := 0; i < maxWorkers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(end) && ctx.Err() == nil {
-				if float64(i) < math.Round(level()) {
-					get(base + "/wait?ms=1000")
-					continue
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(50 * time.Millisecond):
-				}
-			}
-		}()
-	}
+		return false, nil
+	})
+	return idle, err
 }
+
 
 // watchHPA records every status write of the HPA named name until ctx
 // ends, timed on arrival relative to t0.
@@ -558,16 +471,21 @@ func conditionText(cs []autoscalingv2.HorizontalPodAutoscalerCondition) string {
 	return strings.Join(parts, " ")
 }
 
-// watchPods records when each pod was first seen and first seen Ready, on
-// arrival: the API's timestamps have whole seconds only.
-func watchPods(ctx context.Context, l *lab, ns string, created, ready map[string]time.Time) error {
+// watchPods records, on arrival, when each pod was first seen, first seen
+// Ready and first seen deleted, relative to t0: the API's timestamps have
+// whole seconds only. A pod listed rather than made while watching keeps
+// its creation timestamp.
+func watchPods(ctx context.Context, l *lab, ns string, t0 time.Time) ([]twinPod, error) {
+	pods := map[string]*twinPod{}
+	var order []string
+	at := func(d time.Duration) *time.Duration { return &d }
 	for ctx.Err() == nil {
 		w, err := l.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				break
 			}
-			return err
+			return nil, err
 		}
 		for ev := range w.ResultChan() {
 			p, ok := ev.Object.(*corev1.Pod)
@@ -575,56 +493,98 @@ func watchPods(ctx context.Context, l *lab, ns string, created, ready map[string
 				continue
 			}
 			now := time.Now()
-			if _, seen := created[p.Name]; !seen {
-				created[p.Name] = now
+			tp, seen := pods[p.Name]
+			if !seen {
+				tp = &twinPod{Name: p.Name, Created: now.Sub(t0)}
 				if ev.Type != watch.Added || now.Sub(p.CreationTimestamp.Time) > 2*time.Second {
-					created[p.Name] = p.CreationTimestamp.Time // listed, not made now
+					tp.Created = p.CreationTimestamp.Sub(t0) // listed, not made now
 				}
+				pods[p.Name] = tp
+				order = append(order, p.Name)
+			}
+			if p.Status.StartTime != nil && tp.Started == nil {
+				tp.Started = at(p.Status.StartTime.Sub(t0))
 			}
 			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-					if _, seen := ready[p.Name]; !seen {
-						ready[p.Name] = now
-					}
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && tp.Ready == nil {
+					tp.Ready = at(now.Sub(t0))
+					tp.ReadySince = at(c.LastTransitionTime.Sub(t0))
 				}
+			}
+			if (p.DeletionTimestamp != nil || ev.Type == watch.Deleted) && tp.Deleted == nil {
+				tp.Deleted = at(now.Sub(t0))
 			}
 		}
 		w.Stop()
 	}
-	return nil
+	out := make([]twinPod, 0, len(order))
+	for _, name := range order {
+		out = append(out, *pods[name])
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
+	return out, nil
 }
 
-// pollPodCPU reads the pods' total CPU from the metrics API every 250 ms,
-// as the HPA controller would read it then, with the newest sample's
-// timestamp and window.
-func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuReading {
-	var out []cpuReading
-	tick := time.NewTicker(250 * time.Millisecond)
+// podMetric is one pod's item of the metrics API.
+type podMetric struct {
+	Pod       string
+	Timestamp time.Time
+	Window    time.Duration
+	Value     float64 // millicores
+}
+
+// podMetrics reads the metrics API's PodMetrics of the namespace.
+func podMetrics(ctx context.Context, l *lab, ns string) ([]podMetric, error) {
+	raw, err := l.client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read the metrics API: %w", err)
+	}
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Timestamp  time.Time `json:"timestamp"`
+			Window     string    `json:"window"`
+			Containers []struct {
+				Usage map[string]string `json:"usage"`
+			} `json:"containers"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("decode PodMetricsList: %w", err)
+	}
+	var out []podMetric
+	for _, it := range list.Items {
+		m := podMetric{Pod: it.Metadata.Name, Timestamp: it.Timestamp}
+		m.Window, _ = time.ParseDuration(it.Window)
+		for _, c := range it.Containers {
+			m.Value += milliCPU(c.Usage["cpu"])
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// pollPodCPU reads the metrics API every 100 ms, as the HPA controller
+// would read it then, and keeps each pod's measurements once, with the
+// time a poll first saw each.
+func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuSample {
+	var out []cpuSample
+	seen := map[string]bool{}
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		raw, err := l.client.CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/namespaces/" + ns + "/pods").DoRaw(ctx)
+		items, err := podMetrics(ctx, l, ns)
+		now := time.Since(t0)
 		if err == nil {
-			var list struct {
-				Items []struct {
-					Timestamp  time.Time `json:"timestamp"`
-					Window     string    `json:"window"`
-					Containers []struct {
-						Usage map[string]string `json:"usage"`
-					} `json:"containers"`
-				} `json:"items"`
-			}
-			if json.Unmarshal(raw, &list) == nil && len(list.Items) > 0 {
-				r := cpuReading{At: time.Since(t0), Measured: math.MinInt64}
-				for _, it := range list.Items {
-					for _, c := range it.Containers {
-						r.Value += milliCPU(c.Usage["cpu"])
-					}
-					if m := it.Timestamp.Sub(t0); m > r.Measured {
-						r.Measured = m
-						r.Window, _ = time.ParseDuration(it.Window)
-					}
+			for _, it := range items {
+				key := it.Pod + "@" + it.Timestamp.String()
+				if seen[key] {
+					continue
 				}
-				out = append(out, r)
+				seen[key] = true
+				out = append(out, cpuSample{Pod: it.Pod, Measured: it.Timestamp.Sub(t0), Window: it.Window, Seen: now.Round(time.Millisecond), Value: math.Round(it.Value*1000) / 1000})
 			}
 		}
 		select {
@@ -635,71 +595,58 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuReadi
 	}
 }
 
-// cpuGain is the median ratio of the pods' CPU to the driven level over
-// the warm-up's measurements whose window lies inside it (the load was
-// steady): the runtime, probes, scrapes and connections cost CPU beyond
-// the burn, in proportion to the requests. The modelled curve is scaled
-// by it.
-func cpuGain(rs []cpuReading, level float64) float64 {
-	var d []float64
-	for _, r := range rs {
-		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 && level > 0 {
-			d = append(d, r.Value/level)
-		}
-	}
-	if len(d) == 0 {
-		return 1
-	}
-	sort.Float64s(d)
-	return math.Round(d[len(d)/2]*100) / 100
-}
-
-// gainSteps scales every step by gain.
-func gainSteps(steps []loadStep, gain float64) []loadStep {
-	out := make([]loadStep, len(steps))
-	for i, st := range steps {
-		out[i] = loadStep{At: st.At, Value: math.Round(st.Value * gain)}
-	}
-	return out
-}
-
-// cpuModel measures metrics-server's pipeline from the readings: each
-// measurement's time and window come with it, and its delay is from that
-// time to the first poll that saw it (medians; the phase is the circular
-// mean of the measurement times modulo the resolution). The curve it
-// returns is the recorded one: each measurement's value over its window.
-func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []loadStep, error) {
-	var delays, windows, times []time.Duration
-	var out []loadStep
-	last := time.Duration(math.MinInt64)
-	for _, r := range rs {
-		if r.Measured == last || r.Measured == math.MinInt64 {
-			continue
-		}
-		last = r.Measured
-		delays, windows, times = append(delays, r.At-r.Measured), append(windows, r.Window), append(times, r.Measured)
-		at := max(r.Measured-r.Window, 0)
-		if len(out) > 0 && out[len(out)-1].At >= at {
-			out[len(out)-1].Value = r.Value // an earlier window clamped to zero
-			continue
-		}
-		out = append(out, loadStep{At: at, Value: r.Value})
-	}
-	if len(times) == 0 {
-		return metricModel{}, nil, fmt.Errorf("twin: no CPU readings from the metrics API")
-	}
-	median := func(ds []time.Duration) time.Duration {
-		ds = append([]time.Duration(nil), ds...)
-		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		return ds[len(ds)/2]
-	}
-	phase, err := syncPhase(times, resolution)
+// promScrapes reads every sample Prometheus took of each pod's
+// http_requests_in_flight in the namespace, from the warm-up to end: a
+// range vector keeps each scrape's own time.
+func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrapes, error) {
+	span := end.Sub(t0) + twinWarmup + 10*time.Second
+	q := url.Values{}
+	q.Set("query", fmt.Sprintf(`http_requests_in_flight{namespace=%q}[%ds]`, ns, int(span.Seconds())))
+	q.Set("time", strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64))
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://10.199.0.1:19090/api/v1/query?"+q.Encode(), nil)
 	if err != nil {
-		return metricModel{}, nil, err
+		return nil, err
 	}
-	return metricModel{Delay: median(delays).Round(10 * time.Millisecond), Resolution: resolution, Phase: phase.Round(10*time.Millisecond) % resolution,
-		Window: median(windows).Round(10 * time.Millisecond)}, out, nil
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("query Prometheus: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][2]any          `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("decode query: %w", err)
+	}
+	if body.Status != "success" || len(body.Data.Result) == 0 {
+		return nil, fmt.Errorf("query: status %s, %d series, error %q", body.Status, len(body.Data.Result), body.Error)
+	}
+	var out []podScrapes
+	for _, r := range body.Data.Result {
+		ps := podScrapes{Pod: r.Metric["pod"]}
+		for _, v := range r.Values {
+			ts, _ := v[0].(float64)
+			s, _ := v[1].(string)
+			val, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				continue
+			}
+			ps.At = append(ps.At, time.UnixMilli(int64(math.Round(ts*1000))).Sub(t0))
+			ps.Value = append(ps.Value, val)
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
+	return out, nil
 }
+
 
 // milliCPU parses the metrics API's CPU quantities: "12345678n", "12m",
 // "1".
@@ -718,53 +665,6 @@ func milliCPU(q string) float64 {
 		return 0
 	}
 	return v * scale
-}
-
-// promInFlight reads sum(http_requests_in_flight) of the namespace from
-// the lab's Prometheus every 250 ms over [from, to], as prometheus-adapter
-// and KEDA would have read it at each of those times.
-func promInFlight(ctx context.Context, ns string, t0, from, to time.Time) ([]sample, error) {
-	q := url.Values{}
-	q.Set("query", fmt.Sprintf(`sum(http_requests_in_flight{namespace=%q})`, ns))
-	q.Set("start", strconv.FormatFloat(float64(from.UnixMilli())/1000, 'f', 3, 64))
-	q.Set("end", strconv.FormatFloat(float64(to.UnixMilli())/1000, 'f', 3, 64))
-	q.Set("step", "0.25")
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://10.199.0.1:19090/api/v1/query_range?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Values [][2]any `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode query_range: %w", err)
-	}
-	if body.Status != "success" || len(body.Data.Result) != 1 {
-		return nil, fmt.Errorf("query_range: status %s, %d series, error %q", body.Status, len(body.Data.Result), body.Error)
-	}
-	var out []sample
-	for _, v := range body.Data.Result[0].Values {
-		ts, _ := v[0].(float64)
-		s, _ := v[1].(string)
-		val, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			continue
-		}
-		at := time.UnixMilli(int64(math.Round(ts * 1000))).Sub(t0)
-		out = append(out, sample{At: at, Value: val})
-	}
-	return out, nil
 }
 
 // twinCompare measures the run's sync phase, pod start-up and metric lag,
@@ -789,25 +689,20 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	}
 	res.Phase, res.Period = phase, period
 	res.Startup = 3 * time.Second
-	if len(rec.Startup) > 0 {
-		sort.Slice(rec.Startup, func(i, j int) bool { return rec.Startup[i] < rec.Startup[j] })
-		res.Startup = rec.Startup[len(rec.Startup)/2].Round(100 * time.Millisecond)
+	if ups := rec.startups(-twinWarmup); len(ups) > 0 {
+		res.Startup = ups[len(ups)/2].Round(100 * time.Millisecond)
 	}
-	var readings []sample
 	var recorded []loadStep
 	modelled := rec.Steps
 	if a.name == "cpu" {
 		// metrics-server stamps each measurement: measured, not fitted.
-		res.Model, recorded, err = cpuModel(rec.CPU, a.resolution)
+		rs := cpuReadings(rec.CPU, -twinWarmup, c.Duration, 250*time.Millisecond)
+		res.Model, recorded, err = cpuModel(rs, a.resolution)
 		res.FitRMSE = math.NaN()
-		res.Gain = cpuGain(rec.CPU, rec.Steps[0].Value)
+		res.Gain = cpuGain(rs, rec.Steps[0].Value, 0)
 		modelled = gainSteps(rec.Steps, res.Gain)
 	} else {
-		for _, r := range rec.Readings {
-			if r.At >= -twinWarmup/4 {
-				readings = append(readings, r)
-			}
-		}
+		readings := inFlightReadings(rec.Scrapes, -twinWarmup/4, c.Duration, 250*time.Millisecond, a.resolution+time.Second)
 		res.Model, res.FitRMSE, err = fitMetricModel(rec.Steps, readings, a.resolution, a.window, 10*time.Second)
 		recorded = recordedCurve(readings, res.Model)
 	}

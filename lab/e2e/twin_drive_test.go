@@ -1,0 +1,338 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"io"
+	"math"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// The twin's load driver. The experiment tests the controller, not the
+// load generator, so the driver holds the curve exactly and spreads it
+// evenly over the pods that are ready, as the twin assumes (each ready pod
+// serves an equal share): it sends to the pods' own addresses, the share
+// moving to a pod as soon as the pod watch sees it Ready and leaving a pod
+// as soon as it is deleted, instead of leaving the split to kube-proxy's
+// random choice per connection.
+//
+//   - In flight (the Pods HPA and KEDA): the level is a number of held
+//     /wait requests, each kept until the level drops or its pod goes, so
+//     the gauge never dips between requests; early=1 makes labecho answer
+//     the headers at once, which is when the driver logs the request as
+//     counted.
+//   - CPU: open-loop /burn requests of a fixed CPU cost, round robin over
+//     the ready pods.
+
+// twinPort is labecho's port in the twin's pods.
+const twinPort = "8080"
+
+// heldChange is one change of the requests the driver held on a pod: Delta
+// is +1 when a request was counted (its headers arrived), -1 when it
+// ended.
+type heldChange struct {
+	At    time.Duration
+	Pod   string
+	Delta int
+}
+
+// podView is what the driver knows of one pod.
+type podView struct {
+	ip       string
+	ready    bool
+	deleting bool
+}
+
+// watchPodViews sends the namespace's pods as the driver sees them on
+// every change until ctx ends; out holds only the latest view.
+func watchPodViews(ctx context.Context, l *lab, ns string, out chan map[string]podView) {
+	views := map[string]podView{}
+	for ctx.Err() == nil {
+		w, err := l.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		for ev := range w.ResultChan() {
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok {
+				continue
+			}
+			if ev.Type == watch.Deleted {
+				delete(views, p.Name)
+			} else {
+				v := podView{ip: p.Status.PodIP, deleting: p.DeletionTimestamp != nil}
+				for _, c := range p.Status.Conditions {
+					if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+						v.ready = true
+					}
+				}
+				views[p.Name] = v
+			}
+			snap := make(map[string]podView, len(views))
+			for k, v := range views {
+				snap[k] = v
+			}
+			select {
+			case <-out: // drop the stale view
+			default:
+			}
+			out <- snap
+		}
+		w.Stop()
+	}
+}
+
+// servingPods returns the names of the pods that take load, sorted.
+func servingPods(views map[string]podView) []string {
+	var out []string
+	for name, v := range views {
+		if v.ready && !v.deleting && v.ip != "" {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// evenSplit spreads n over the serving pods: each gets n/len(pods), and the
+// remainder goes to the pods that hold the most now, so that a change
+// moves as few requests as possible.
+func evenSplit(n int, pods []string, now map[string]int) map[string]int {
+	want := map[string]int{}
+	if len(pods) == 0 {
+		return want
+	}
+	base, rem := n/len(pods), n%len(pods)
+	order := append([]string(nil), pods...)
+	sort.SliceStable(order, func(i, j int) bool { return now[order[i]] > now[order[j]] })
+	for i, p := range order {
+		want[p] = base
+		if i < rem {
+			want[p]++
+		}
+	}
+	return want
+}
+
+// twinDriver holds one curve's load in one namespace.
+type twinDriver struct {
+	l        *lab
+	ns       string
+	steps    []loadStep
+	t0, end  time.Time
+	inFlight bool // hold /wait requests; else burn CPU
+
+	mu   sync.Mutex
+	held []heldChange
+}
+
+// level is the curve's value at now: its first step's before t0.
+func (d *twinDriver) level(now time.Time) float64 {
+	if now.Before(d.t0) {
+		return d.steps[0].Value
+	}
+	return valueAt(d.steps, now.Sub(d.t0))
+}
+
+func (d *twinDriver) logHeld(pod string, delta int) {
+	d.mu.Lock()
+	d.held = append(d.held, heldChange{At: time.Since(d.t0), Pod: pod, Delta: delta})
+	d.mu.Unlock()
+}
+
+// Held returns the held requests' log, in time order.
+func (d *twinDriver) Held() []heldChange {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := append([]heldChange(nil), d.held...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// run drives the load until end or ctx ends, and returns when every
+// request it made has ended.
+func (d *twinDriver) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	views := make(chan map[string]podView, 1)
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); watchPodViews(ctx, d.l, d.ns, views) }()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
+	defer client.CloseIdleConnections()
+	if d.inFlight {
+		d.hold(ctx, client, views)
+		return
+	}
+	d.burn(ctx, client, views, &wg)
+}
+
+// burn sends level/twinBurn requests a second, each burning twinBurn ms
+// of CPU, to the serving pods in turn.
+func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan map[string]podView, wg *sync.WaitGroup) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var pods []string
+	var ips map[string]podView
+	credit, next := 0.0, 0
+	for time.Now().Before(d.end) {
+		select {
+		case <-ctx.Done():
+			return
+		case v := <-views:
+			ips, pods = v, servingPods(v)
+			continue
+		case <-tick.C:
+		}
+		credit += d.level(time.Now()) / twinBurn * 0.05
+		for ; credit >= 1; credit-- {
+			if len(pods) == 0 {
+				continue
+			}
+			ip := ips[pods[next%len(pods)]].ip
+			next++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				req, err := http.NewRequestWithContext(rctx, "GET", "http://"+ip+":"+twinPort+"/burn?cpu=1&ms="+strconv.Itoa(twinBurn), nil)
+				if err != nil {
+					return
+				}
+				if resp, err := client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+	}
+}
+
+// twinBurn is the CPU of one /burn request, in ms: a level of L millicores
+// is L/twinBurn requests a second.
+const twinBurn = 20
+
+// heldReq is one held /wait request.
+type heldReq struct {
+	pod    string
+	id     int
+	cancel context.CancelFunc
+}
+
+// hold keeps round(level) /wait requests in flight, spread evenly over the
+// serving pods, until end.
+func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan map[string]podView) {
+	var (
+		pods   []string
+		ips    map[string]podView
+		live   = map[string][]heldReq{}
+		ended  = make(chan heldReq)
+		nextID int
+		alive  int
+	)
+	open := func(pod string) {
+		rctx, cancel := context.WithCancel(ctx)
+		r := heldReq{pod: pod, id: nextID, cancel: cancel}
+		nextID++
+		live[pod] = append(live[pod], r)
+		alive++
+		ip := ips[pod].ip
+		go func() {
+			defer cancel()
+			counted := false
+			req, err := http.NewRequestWithContext(rctx, "GET", "http://"+ip+":"+twinPort+"/wait?early=1&ms=600000", nil)
+			if err == nil {
+				var resp *http.Response
+				if resp, err = client.Do(req); err == nil {
+					if resp.StatusCode == http.StatusOK {
+						counted = true
+						d.logHeld(pod, +1)
+						_, _ = io.Copy(io.Discard, resp.Body)
+					}
+					resp.Body.Close()
+				}
+			}
+			if counted {
+				d.logHeld(pod, -1)
+			} else {
+				// Refused (the pod is going) or unreachable: do not try it
+				// again at once.
+				select {
+				case <-rctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			ended <- r
+		}()
+	}
+	stop := func(pod string) {
+		rs := live[pod]
+		r := rs[len(rs)-1]
+		live[pod] = rs[:len(rs)-1]
+		r.cancel()
+	}
+	reconcile := func() {
+		n := 0
+		if time.Now().Before(d.end) {
+			n = int(math.Round(d.level(time.Now())))
+		}
+		now := map[string]int{}
+		for p, rs := range live {
+			now[p] = len(rs)
+		}
+		want := evenSplit(n, pods, now)
+		// Open first, then close: the total never dips below the level.
+		for _, p := range pods {
+			for i := now[p]; i < want[p]; i++ {
+				open(p)
+			}
+		}
+		for p := range live {
+			for len(live[p]) > want[p] {
+				stop(p)
+			}
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(d.end) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case v := <-views:
+			ips, pods = v, servingPods(v)
+		case r := <-ended:
+			alive--
+			rs := live[r.pod]
+			for i := range rs {
+				if rs[i].id == r.id {
+					live[r.pod] = append(rs[:i:i], rs[i+1:]...)
+					break
+				}
+			}
+		case <-tick.C:
+		}
+		reconcile()
+	}
+	for p := range live {
+		for len(live[p]) > 0 {
+			stop(p)
+		}
+	}
+	for ; alive > 0; alive-- {
+		<-ended
+	}
+}

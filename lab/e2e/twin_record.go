@@ -1,0 +1,224 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// twinRecord is everything one run of a curve under one autoscaler
+// recorded, times relative to the curve's start (T0). It is saved as
+// JSON, so that TestTwinReplay can run the twin again on it without the
+// lab: the real controller's decisions are recorded once, the twin's model
+// can change after.
+type twinRecord struct {
+	Curve, Autoscaler string
+	T0                time.Time
+	Steps             []loadStep
+	// Initial is the desired replicas the HPA held at T0.
+	Initial int32
+	// Writes are the HPA status writes seen on the watch: time, desired
+	// replicas, and the metric and conditions for the log.
+	Writes []twinWrite
+	Events []string
+	// Pods are the namespace's pods, with when each was made, became
+	// Ready and was deleted (as the watch saw it).
+	Pods []twinPod
+	// Held is the driver's log of the /wait requests it held on each pod
+	// (the in-flight autoscalers).
+	Held []heldChange `json:",omitempty"`
+	// Scrapes are Prometheus' samples of each pod's
+	// http_requests_in_flight: when each scrape was taken and what it
+	// read (the in-flight autoscalers).
+	Scrapes []podScrapes `json:",omitempty"`
+	// CPU holds metrics-server's measurements of each pod, each once,
+	// with the time the first poll of the metrics API saw it (the CPU
+	// autoscaler).
+	CPU []cpuSample `json:",omitempty"`
+	// Idle is the CPU (millicores) metrics-server measured on the one pod
+	// before any load: the runtime, probes and scrapes.
+	Idle float64 `json:",omitempty"`
+}
+
+type twinWrite struct {
+	At         time.Duration
+	Desired    int32
+	Current    int32
+	Metric     string
+	Conditions string
+}
+
+// twinPod is one pod's life, as the watch saw it arrive. Ready and Deleted
+// are nil when it did not happen within the record. Started and
+// ReadySince are the API's own status.startTime and Ready condition's
+// lastTransitionTime (whole seconds), which the controller's CPU rules
+// read.
+type twinPod struct {
+	Name                string
+	Created             time.Duration
+	Ready, Deleted      *time.Duration `json:",omitempty"`
+	Started, ReadySince *time.Duration `json:",omitempty"`
+}
+
+// podScrapes are one pod's scrapes, as parallel lists.
+type podScrapes struct {
+	Pod   string
+	At    []time.Duration
+	Value []float64
+}
+
+// cpuSample is one metrics-server measurement of one pod: the CPU
+// (millicores) averaged over Window up to Measured, first seen through the
+// metrics API at Seen.
+type cpuSample struct {
+	Pod                    string
+	Measured, Window, Seen time.Duration
+	Value                  float64
+}
+
+// startups returns the pods' times from creation to Ready, for the pods
+// made after from.
+func (r *twinRecord) startups(from time.Duration) []time.Duration {
+	var out []time.Duration
+	for _, p := range r.Pods {
+		if p.Created > from && p.Ready != nil {
+			out = append(out, *p.Ready-p.Created)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// inFlightTotal is what sum(http_requests_in_flight) read at t: each pod's
+// latest sample at or before t, while it is fresh (a pod whose next scrape
+// did not come within stale of its last is gone).
+func inFlightTotal(scrapes []podScrapes, t, stale time.Duration) (float64, bool) {
+	var sum float64
+	seen := false
+	for _, ps := range scrapes {
+		i := sort.Search(len(ps.At), func(i int) bool { return ps.At[i] > t }) - 1
+		if i < 0 || t-ps.At[i] > stale {
+			continue
+		}
+		sum += ps.Value[i]
+		seen = true
+	}
+	return sum, seen
+}
+
+// inFlightReadings samples inFlightTotal every step over [from, to].
+func inFlightReadings(scrapes []podScrapes, from, to, step, stale time.Duration) []sample {
+	var out []sample
+	for t := from; t <= to; t += step {
+		if v, ok := inFlightTotal(scrapes, t, stale); ok {
+			out = append(out, sample{At: t, Value: v})
+		}
+	}
+	return out
+}
+
+// cpuReading is the metrics API's total for the namespace at one time:
+// the pods' CPU, and the newest measurement's time and window.
+type cpuReading struct {
+	At, Measured, Window time.Duration
+	Value                float64
+}
+
+// cpuReadings turns the per-pod measurements into the totals a poll of
+// the metrics API would have read every step over [from, to]: each pod's
+// newest measurement seen by then.
+func cpuReadings(samples []cpuSample, from, to, step time.Duration) []cpuReading {
+	byPod := map[string][]cpuSample{}
+	for _, s := range samples {
+		byPod[s.Pod] = append(byPod[s.Pod], s)
+	}
+	for _, ss := range byPod {
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Seen < ss[j].Seen })
+	}
+	var out []cpuReading
+	for t := from; t <= to; t += step {
+		r := cpuReading{At: t, Measured: math.MinInt64}
+		for _, ss := range byPod {
+			i := sort.Search(len(ss), func(i int) bool { return ss[i].Seen > t }) - 1
+			if i < 0 {
+				continue
+			}
+			r.Value += ss[i].Value
+			if ss[i].Measured > r.Measured {
+				r.Measured, r.Window = ss[i].Measured, ss[i].Window
+			}
+		}
+		if r.Measured != math.MinInt64 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// cpuGain is the median ratio of the pods' CPU beyond idle to the driven
+// level over the warm-up's measurements whose window lies inside it (the
+// load was steady): connections and the runtime cost CPU beyond the burn,
+// in proportion to the requests. The modelled curve is scaled by it.
+func cpuGain(rs []cpuReading, level, idle float64) float64 {
+	var d []float64
+	for _, r := range rs {
+		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 && level > 0 {
+			d = append(d, (r.Value-idle)/level)
+		}
+	}
+	if len(d) == 0 {
+		return 1
+	}
+	sort.Float64s(d)
+	return math.Round(d[len(d)/2]*100) / 100
+}
+
+// gainSteps scales every step by gain.
+func gainSteps(steps []loadStep, gain float64) []loadStep {
+	out := make([]loadStep, len(steps))
+	for i, st := range steps {
+		out[i] = loadStep{At: st.At, Value: math.Round(st.Value * gain)}
+	}
+	return out
+}
+
+// cpuModel measures metrics-server's pipeline from the readings: each
+// measurement's time and window come with it, and its delay is from that
+// time to the first poll that saw it (medians; the phase is the circular
+// mean of the measurement times modulo the resolution). The curve it
+// returns is the recorded one: each measurement's value over its window.
+func cpuModel(rs []cpuReading, resolution time.Duration) (metricModel, []loadStep, error) {
+	var delays, windows, times []time.Duration
+	var out []loadStep
+	last := time.Duration(math.MinInt64)
+	for _, r := range rs {
+		if r.Measured == last || r.Measured == math.MinInt64 {
+			continue
+		}
+		last = r.Measured
+		delays, windows, times = append(delays, r.At-r.Measured), append(windows, r.Window), append(times, r.Measured)
+		at := max(r.Measured-r.Window, 0)
+		if len(out) > 0 && out[len(out)-1].At >= at {
+			out[len(out)-1].Value = r.Value // an earlier window clamped to zero
+			continue
+		}
+		out = append(out, loadStep{At: at, Value: r.Value})
+	}
+	if len(times) == 0 {
+		return metricModel{}, nil, fmt.Errorf("twin: no CPU readings from the metrics API")
+	}
+	median := func(ds []time.Duration) time.Duration {
+		ds = append([]time.Duration(nil), ds...)
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[len(ds)/2]
+	}
+	phase, err := syncPhase(times, resolution)
+	if err != nil {
+		return metricModel{}, nil, err
+	}
+	return metricModel{Delay: median(delays).Round(10 * time.Millisecond), Resolution: resolution, Phase: phase.Round(10*time.Millisecond) % resolution,
+		Window: median(windows).Round(10 * time.Millisecond)}, out, nil
+}
