@@ -263,9 +263,19 @@ func absDur(d time.Duration) time.Duration {
 // does not import the toolkit; the twin receives the model through the
 // scenario file of `shoal hpa simulate`): the value read at t is the load
 // measured at phase + floor((t-delay-phase)/resolution)*resolution,
-// averaged over the window before it.
+// averaged over the window before it. Pods, when set, are the pods' own
+// clocks in the order they were made (Prometheus scrapes each target at
+// its own offset); a pod is first measured at least its Discovery after
+// it was made.
 type metricModel struct {
 	Delay, Resolution, Phase, Window time.Duration
+	Discovery                        time.Duration
+	Pods                             []podClock
+}
+
+// podClock mirrors autoscale.PodClock.
+type podClock struct {
+	Phase, Discovery time.Duration
 }
 
 func (m metricModel) measuredAt(t time.Duration) time.Duration {
@@ -345,6 +355,93 @@ func recordedCurve(readings []sample, m metricModel) []loadStep {
 	var out []loadStep
 	for _, r := range readings {
 		at := max(m.measuredAt(r.At)-m.Window, 0)
+		if len(out) > 0 && out[len(out)-1].Value == r.Value {
+			continue
+		}
+		if len(out) > 0 && out[len(out)-1].At >= at {
+			out[len(out)-1].Value = r.Value
+			continue
+		}
+		out = append(out, loadStep{At: at, Value: r.Value})
+	}
+	if len(out) > 0 {
+		out[0].At = 0
+	}
+	return out
+}
+
+// scrapeModel measures Prometheus' pipeline for the pods of a record: each
+// pod's scrape phase (the circular mean of its sample times modulo the
+// scrape interval) and, for a pod made during the run, how long after its
+// creation it was first scraped (less half an interval, so that the twin's
+// pod, made at the same time, is first measured at the same scrape). The
+// pods are in the order they were made, those deleted before the curve
+// began left out, as the twin numbers its own. Pods the twin makes beyond
+// them take the medians. The delay is zero: the controller reads the
+// latest sample when it syncs.
+func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration) (metricModel, error) {
+	byPod := map[string]podScrapes{}
+	for _, ps := range scrapes {
+		if len(ps.At) > 0 {
+			byPod[ps.Pod] = ps
+		}
+	}
+	m := metricModel{Resolution: resolution}
+	var phases, discoveries []time.Duration
+	var clocks []*podClock
+	for _, p := range pods {
+		if p.Created <= 0 && p.Deleted != nil && *p.Deleted <= 0 {
+			continue
+		}
+		c := &podClock{Phase: -1, Discovery: -1}
+		clocks = append(clocks, c)
+		ps, ok := byPod[p.Name]
+		if !ok {
+			continue
+		}
+		ph, err := syncPhase(ps.At, resolution)
+		if err != nil {
+			return m, err
+		}
+		c.Phase = ph
+		phases = append(phases, ps.At...)
+		if p.Created > -twinWarmup {
+			c.Discovery = max(ps.At[0]-p.Created-resolution/2, 0).Round(time.Millisecond)
+			discoveries = append(discoveries, c.Discovery)
+		} else {
+			c.Discovery = 0
+		}
+	}
+	if len(phases) == 0 {
+		return m, fmt.Errorf("twin: no scrapes of the pods")
+	}
+	ph, err := syncPhase(phases, resolution)
+	if err != nil {
+		return m, err
+	}
+	m.Phase = ph
+	if len(discoveries) > 0 {
+		sort.Slice(discoveries, func(i, j int) bool { return discoveries[i] < discoveries[j] })
+		m.Discovery = discoveries[len(discoveries)/2]
+	}
+	for _, c := range clocks {
+		if c.Phase < 0 {
+			c.Phase = m.Phase
+		}
+		if c.Discovery < 0 {
+			c.Discovery = m.Discovery
+		}
+		m.Pods = append(m.Pods, *c)
+	}
+	return m, nil
+}
+
+// readingsCurve is the readings as a load curve: the twin on recorded
+// metrics reads it with no lag.
+func readingsCurve(readings []sample) []loadStep {
+	var out []loadStep
+	for _, r := range readings {
+		at := max(r.At, 0)
 		if len(out) > 0 && out[len(out)-1].Value == r.Value {
 			continue
 		}

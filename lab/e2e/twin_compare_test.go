@@ -207,3 +207,111 @@ func TestTwinCurves(t *testing.T) {
 		})
 	}
 }
+
+func TestTwinEvenSplit(t *testing.T) {
+	tests := []struct {
+		name string
+		n    int
+		pods []string
+		now  map[string]int
+		want map[string]int
+	}{
+		{name: "no pods", n: 3, want: map[string]int{}},
+		{name: "even", n: 6, pods: []string{"a", "b", "c"}, want: map[string]int{"a": 2, "b": 2, "c": 2}},
+		{name: "the remainder stays where it is", n: 7, pods: []string{"a", "b", "c"}, now: map[string]int{"c": 3, "a": 2, "b": 2},
+			want: map[string]int{"a": 2, "b": 2, "c": 3}},
+		{name: "a new pod takes its share", n: 7, pods: []string{"a", "b"}, now: map[string]int{"a": 7},
+			want: map[string]int{"a": 4, "b": 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := evenSplit(tt.n, tt.pods, tt.now)
+			if len(got) != len(tt.want) {
+				t.Fatalf("evenSplit = %v, want %v", got, tt.want)
+			}
+			for p, n := range tt.want {
+				if got[p] != n {
+					t.Errorf("evenSplit = %v, want %v", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestTwinInFlightTotal(t *testing.T) {
+	s := time.Second
+	scrapes := []podScrapes{
+		{Pod: "a", At: []time.Duration{1 * s, 6 * s, 11 * s}, Value: []float64{2, 3, 4}},
+		{Pod: "b", At: []time.Duration{4 * s, 9 * s}, Value: []float64{5, 6}}, // gone after 9s
+	}
+	tests := []struct {
+		at     time.Duration
+		want   float64
+		wantOK bool
+	}{
+		{at: 0, wantOK: false},
+		{at: 2 * s, want: 2, wantOK: true},
+		{at: 5 * s, want: 7, wantOK: true},
+		{at: 10 * s, want: 9, wantOK: true},
+		{at: 16 * s, want: 4, wantOK: true}, // b stale
+	}
+	for _, tt := range tests {
+		got, ok := inFlightTotal(scrapes, tt.at, 6*s)
+		if ok != tt.wantOK || got != tt.want {
+			t.Errorf("inFlightTotal(%v) = %v, %v; want %v, %v", tt.at, got, ok, tt.want, tt.wantOK)
+		}
+	}
+}
+
+func TestTwinCPUReadings(t *testing.T) {
+	s := time.Second
+	samples := []cpuSample{
+		{Pod: "a", Measured: 10 * s, Window: 15 * s, Seen: 11 * s, Value: 40},
+		{Pod: "b", Measured: 10 * s, Window: 15 * s, Seen: 11 * s, Value: 20},
+		{Pod: "a", Measured: 25 * s, Window: 15 * s, Seen: 26 * s, Value: 50},
+	}
+	got := cpuReadings(samples, 10*s, 26*s, 8*s)
+	want := []cpuReading{{At: 18 * s, Measured: 10 * s, Window: 15 * s, Value: 60}, {At: 26 * s, Measured: 25 * s, Window: 15 * s, Value: 70}}
+	if len(got) != len(want) {
+		t.Fatalf("cpuReadings = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("reading %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestTwinScrapeModel measures each pod's scrape phase and discovery: the
+// first pod was there before the warm-up, the second made during the run
+// and first scraped 3.2 s after, the third never scraped (the medians).
+func TestTwinScrapeModel(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	ready := func(d time.Duration) *time.Duration { return &d }
+	pods := []twinPod{
+		{Name: "old", Created: -2 * time.Minute, Deleted: ready(-time.Minute)}, // gone before the curve
+		{Name: "a", Created: -time.Minute},
+		{Name: "b", Created: 20 * s, Ready: ready(21 * s)},
+		{Name: "c", Created: 50 * s},
+	}
+	scrapes := []podScrapes{
+		{Pod: "a", At: []time.Duration{-9 * s, -4 * s, 1 * s, 6 * s}, Value: []float64{1, 1, 1, 1}},
+		{Pod: "b", At: []time.Duration{23200 * ms, 28200 * ms, 33200 * ms}, Value: []float64{1, 1, 1}},
+	}
+	m, err := scrapeModel(pods, scrapes, 5*s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []podClock{{Phase: s, Discovery: 0}, {Phase: 3200 * ms, Discovery: 700 * ms}, {Phase: m.Phase, Discovery: 700 * ms}}
+	if len(m.Pods) != len(want) {
+		t.Fatalf("clocks %+v, want %+v", m.Pods, want)
+	}
+	for i := range want {
+		if absDur(m.Pods[i].Phase-want[i].Phase) > ms || m.Pods[i].Discovery != want[i].Discovery {
+			t.Errorf("pod %d clock %+v, want %+v", i, m.Pods[i], want[i])
+		}
+	}
+	if m.Delay != 0 || m.Resolution != 5*s {
+		t.Errorf("model %+v, want no delay and a 5s resolution", m)
+	}
+}

@@ -31,19 +31,23 @@ import (
 // http_requests_in_flight through prometheus-adapter and (3) a KEDA
 // ScaledObject on the same series through Prometheus, the three in
 // parallel namespaces (only the CPU case burns CPU, at most 200m). The
-// real controller's every status write and SuccessfulRescale event is
-// recorded, with the pods' start-up and the metric pipeline's readings;
-// then `shoal hpa simulate` (autoscale.Simulate) runs the same curve with
-// the sync phase, pod start-up and metric lag measured in that run, and
-// the two are compared decision by decision (compareDecisions).
+// driver (twin_drive_test.go) holds the curve exactly and evenly on the
+// ready pods. The real controller's every status write and
+// SuccessfulRescale event is recorded, with each pod's life and the metric
+// pipeline's own record of what it measured when (Prometheus' samples of
+// each pod, metrics-server's measurements of each pod); then `shoal hpa
+// simulate` (autoscale.Simulate) runs the same curve with the sync clock,
+// pod start-up and metric pipeline measured in that run, and the two are
+// compared decision by decision (compareDecisions).
 //
-// The experiment takes about 20 minutes with the three autoscalers of a
+// The experiment takes about 25 minutes with the three autoscalers of a
 // curve side by side (go test -parallel 3; the default is GOMAXPROCS, 2
-// here) and needs the labecho image with
-// /wait and /metrics, docker.io/local/labecho:twin, which `make -C lab
-// twin` builds before it runs this test with SHOAL_LAB_TWIN=1. Without
-// that variable the test is skipped: it is an experiment with its own
-// target, not part of the CI e2e run.
+// here) and needs the labecho image with held /wait and /metrics,
+// docker.io/local/labecho:twin, which `make -C lab twin` builds before it
+// runs this test with SHOAL_LAB_TWIN=1. Without that variable the test is
+// skipped: it is an experiment with its own target, not part of the CI e2e
+// run. Each run's records land in SHOAL_TWIN_OUT; TestTwinReplay runs the
+// twin again on them, by default on the run kept in testdata/twin.
 
 const twinImage = "docker.io/local/labecho:twin"
 
@@ -240,22 +244,19 @@ func TestTwin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outDir, "table.md"), []byte(table), 0o644); err != nil {
 		t.Errorf("write table: %v", err)
 	}
-	for _, r := range results {
-		if r.Modelled.EqualShare() < 0.95 || r.Modelled.Worse > 0 {
-			t.Errorf("%s/%s: the twin on modelled metrics matched %d of %d decisions at the same sync, %d within one, %d worse (%v): want at least 95%% and none worse",
-				r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Decisions, r.Modelled.WithinOne, r.Modelled.Worse, r.Modelled.Misses)
-		}
-	}
+	checkTwinGoal(t, results)
 }
 
-// TestTwinReplay runs the twin again on the records a TestTwin run left
-// in SHOAL_TWIN_RECORDS (its SHOAL_TWIN_OUT), without the lab: the real
-// decisions are recorded once, the twin's model can change after. Skipped
-// without that variable.
+// TestTwinReplay runs the twin again on the records of a TestTwin run,
+// without the lab: the real decisions are recorded once, the twin's model
+// can change after. By default it replays the run kept in testdata/twin
+// and holds the twin to the goal on it; SHOAL_TWIN_RECORDS names another
+// run's output folder (its SHOAL_TWIN_OUT), whose figures it only logs.
 func TestTwinReplay(t *testing.T) {
 	dir := os.Getenv("SHOAL_TWIN_RECORDS")
-	if dir == "" {
-		t.Skip("set SHOAL_TWIN_RECORDS to the output folder of a TestTwin run (make -C lab twin)")
+	kept := dir == ""
+	if kept {
+		dir = filepath.Join("testdata", "twin")
 	}
 	repo, err := filepath.Abs("../..")
 	if err != nil {
@@ -289,6 +290,22 @@ func TestTwinReplay(t *testing.T) {
 		t.Fatalf("no records in %s", dir)
 	}
 	t.Logf("twin against the recorded controller:\n%s", twinTable(results))
+	if kept {
+		checkTwinGoal(t, results)
+	}
+}
+
+// checkTwinGoal fails the test for each result whose twin, on the
+// modelled pipeline, matched fewer than 95% of the real decisions at the
+// same sync or missed any by more than one sync.
+func checkTwinGoal(t *testing.T, results []twinResult) {
+	t.Helper()
+	for _, r := range results {
+		if r.Modelled.EqualShare() < 0.95 || r.Modelled.Worse > 0 {
+			t.Errorf("%s/%s: the twin on modelled metrics matched %d of %d decisions at the same sync, %d within one, %d worse (%v): want at least 95%% and none worse",
+				r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Decisions, r.Modelled.WithinOne, r.Modelled.Worse, r.Modelled.Misses)
+		}
+	}
 }
 
 // runTwinCurve deploys echo in a fresh namespace, measures the idle pod's
@@ -667,11 +684,12 @@ func milliCPU(q string) float64 {
 	return v * scale
 }
 
-// twinCompare measures the run's sync phase, pod start-up and metric lag,
-// runs the twin twice (on the modelled and on the recorded metric) and
-// compares both with the real decisions.
+// twinCompare measures the run's sync clock, pod start-up and metric
+// pipeline, runs the twin twice (on the driven curve through the measured
+// pipeline, and on the readings the pipeline reported) and compares both
+// with the real decisions.
 func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve, a twinAutoscaler) twinResult {
-	res := twinResult{Curve: c.Name, Autoscaler: a.name, Writes: len(rec.Writes)}
+	res := twinResult{Curve: c.Name, Autoscaler: a.name, Writes: len(rec.Writes), FitRMSE: math.NaN()}
 	for _, e := range rec.Events {
 		if strings.Contains(e, "SuccessfulRescale") {
 			res.Rescales++
@@ -693,18 +711,19 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		res.Startup = ups[len(ups)/2].Round(100 * time.Millisecond)
 	}
 	var recorded []loadStep
+	var recModel metricModel
 	modelled := rec.Steps
 	if a.name == "cpu" {
 		// metrics-server stamps each measurement: measured, not fitted.
 		rs := cpuReadings(rec.CPU, -twinWarmup, c.Duration, 250*time.Millisecond)
 		res.Model, recorded, err = cpuModel(rs, a.resolution)
-		res.FitRMSE = math.NaN()
 		res.Gain = cpuGain(rs, rec.Steps[0].Value, 0)
 		modelled = gainSteps(rec.Steps, res.Gain)
+		recModel = res.Model
 	} else {
-		readings := inFlightReadings(rec.Scrapes, -twinWarmup/4, c.Duration, 250*time.Millisecond, a.resolution+time.Second)
-		res.Model, res.FitRMSE, err = fitMetricModel(rec.Steps, readings, a.resolution, a.window, 10*time.Second)
-		recorded = recordedCurve(readings, res.Model)
+		// Prometheus stamps each scrape: each pod's phase is measured.
+		res.Model, err = scrapeModel(rec.Pods, rec.Scrapes, a.resolution)
+		recorded = readingsCurve(inFlightReadings(rec.Scrapes, -twinWarmup/4, c.Duration, 250*time.Millisecond, a.resolution+time.Second))
 	}
 	if err != nil {
 		t.Errorf("%s/%s: %v", c.Name, a.name, err)
@@ -713,11 +732,12 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	for i, variant := range []struct {
 		name  string
 		steps []loadStep
-	}{{"modelled", modelled}, {"recorded", recorded}} {
+		model metricModel
+	}{{"modelled", modelled, res.Model}, {"recorded", recorded, recModel}} {
 		if len(variant.steps) == 0 {
 			continue
 		}
-		twin, err := runShoalTwin(shoal, filepath.Join(outDir, c.Name+"-"+a.name+"-"+variant.name+".json"), rec, c, a, res, variant.steps)
+		twin, err := runShoalTwin(shoal, filepath.Join(outDir, c.Name+"-"+a.name+"-"+variant.name+".json"), rec, c, a, res, variant.model, variant.steps)
 		var cmp comparison
 		if err != nil {
 			t.Errorf("twin %s: %v", variant.name, err)
@@ -730,14 +750,14 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			res.Recorded = cmp
 		}
 	}
-	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (rmse %.2f, gain %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
-		c.Name, a.name, period, phase, res.Startup, res.Model, res.FitRMSE, res.Gain, res.Writes, res.Rescales, res.Modelled, res.Recorded)
+	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (gain %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
+		c.Name, a.name, period, phase, res.Startup, res.Model, res.Gain, res.Writes, res.Rescales, res.Modelled, res.Recorded)
 	return res
 }
 
 // runShoalTwin writes the scenario for `shoal hpa simulate` and returns
 // its decisions.
-func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutoscaler, res twinResult, steps []loadStep) ([]decision, error) {
+func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutoscaler, res twinResult, m metricModel, steps []loadStep) ([]decision, error) {
 	spec, err := yaml.YAMLToJSON([]byte(strings.ReplaceAll(a.manifest, "@NS@", "twin")))
 	if err != nil {
 		return nil, fmt.Errorf("autoscaler manifest: %w", err)
@@ -746,13 +766,23 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 	for _, st := range steps {
 		load = append(load, map[string]any{"at": st.At.String(), "value": st.Value})
 	}
-	metrics := map[string]string{"delay": res.Model.Delay.String()}
-	if res.Model.Resolution > 0 {
-		metrics["resolution"] = res.Model.Resolution.String()
-		metrics["phase"] = res.Model.Phase.String()
+	metrics := map[string]any{"delay": m.Delay.String()}
+	if m.Resolution > 0 {
+		metrics["resolution"] = m.Resolution.String()
+		metrics["phase"] = m.Phase.String()
 	}
-	if res.Model.Window > 0 {
-		metrics["window"] = res.Model.Window.String()
+	if m.Window > 0 {
+		metrics["window"] = m.Window.String()
+	}
+	if m.Discovery > 0 {
+		metrics["discovery"] = m.Discovery.String()
+	}
+	if len(m.Pods) > 0 {
+		var pods []map[string]string
+		for _, p := range m.Pods {
+			pods = append(pods, map[string]string{"phase": p.Phase.String(), "discovery": p.Discovery.String()})
+		}
+		metrics["pods"] = pods
 	}
 	scen := map[string]any{
 		"name":            c.Name + " " + a.name,
