@@ -418,7 +418,6 @@ func measureIdleCPU(ctx context.Context, l *lab, ns string, since time.Time) (fl
 	return idle, err
 }
 
-
 // watchHPA records every status write of the HPA named name until ctx
 // ends, timed on arrival relative to t0.
 func watchHPA(ctx context.Context, l *lab, ns, name string, t0 time.Time) ([]twinWrite, error) {
@@ -663,7 +662,6 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
 	return out, nil
 }
-
 
 // milliCPU parses the metrics API's CPU quantities: "12345678n", "12m",
 // "1".
