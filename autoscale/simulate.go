@@ -30,6 +30,13 @@ type Scenario struct {
 	// controller's syncs fall at some offset from the start of a load
 	// curve; zero puts them on multiples of the period.
 	SyncPhase time.Duration
+	// SyncTimes, when set, are the times the controller syncs, in
+	// increasing order within [0, Duration], instead of SyncPhase +
+	// k*SyncPeriod: a real controller resyncs an HPA a period after its
+	// last sync ended, so its syncs drift by the work of each, and a
+	// measured clock keeps them. KEDA still polls every polling interval
+	// from zero.
+	SyncTimes []time.Duration
 	// Metrics is how the metrics pipeline delays and smooths the load
 	// before the autoscaler sees it; its zero value sees the load at once.
 	Metrics MetricModel
@@ -107,6 +114,14 @@ func (s *Scenario) Validate() error {
 	if s.SyncPhase%time.Millisecond != 0 {
 		return fmt.Errorf("%w: syncPhase %s must be a whole number of milliseconds", ErrInvalidInput, s.SyncPhase)
 	}
+	if len(s.SyncTimes) > MaxCurvePoints {
+		return fmt.Errorf("%w: syncTimes has %d times, more than %d", ErrInvalidInput, len(s.SyncTimes), MaxCurvePoints)
+	}
+	for i, st := range s.SyncTimes {
+		if st < 0 || st > s.Duration || (i > 0 && st <= s.SyncTimes[i-1]) {
+			return fmt.Errorf("%w: syncTimes[%d] %s must be within [0, duration] and after syncTimes[%d]", ErrInvalidInput, i, st, max(i-1, 0))
+		}
+	}
 	if err := s.Metrics.validate(s.Duration); err != nil {
 		return err
 	}
@@ -183,6 +198,9 @@ func Simulate(s Scenario) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(s.SyncTimes) > 0 {
+		return sim.runAt(s.SyncTimes, s.Duration)
+	}
 	var out []Sample
 	for t := time.Duration(0); t <= s.Duration; t += sim.tick {
 		if sim.poll > 0 && t%sim.poll == 0 {
@@ -192,6 +210,28 @@ func Simulate(s Scenario) ([]Sample, error) {
 		}
 		if !sim.isSync(t) {
 			continue
+		}
+		row, err := sim.sync(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// runAt runs the simulation with the HPA syncing at the given times and,
+// for a ScaledObject, KEDA activating every polling interval from zero
+// (before a sync at the same time), up to end.
+func (sim *simulator) runAt(syncs []time.Duration, end time.Duration) ([]Sample, error) {
+	var out []Sample
+	nextPoll := time.Duration(0)
+	for _, t := range syncs {
+		for sim.poll > 0 && nextPoll <= t && nextPoll <= end {
+			if err := sim.activate(nextPoll); err != nil {
+				return nil, err
+			}
+			nextPoll += sim.poll
 		}
 		row, err := sim.sync(t)
 		if err != nil {

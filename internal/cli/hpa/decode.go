@@ -279,6 +279,7 @@ type scenarioFile struct {
 	PodStartup      string                                 `json:"podStartup,omitempty"`
 	SyncPeriod      string                                 `json:"syncPeriod,omitempty"`
 	SyncPhase       string                                 `json:"syncPhase,omitempty"`
+	SyncTimes       []string                               `json:"syncTimes,omitempty"`
 	Metrics         *metricModelFile                       `json:"metrics,omitempty"`
 	Duration        string                                 `json:"duration"`
 	PodCapacity     float64                                `json:"podCapacity,omitempty"`
@@ -371,6 +372,13 @@ func DecodeScenario(data []byte) (Scenario, error) {
 	}
 	if s.SyncPhase, err = parseDuration("syncPhase", f.SyncPhase); err != nil {
 		return s, err
+	}
+	for i, st := range f.SyncTimes {
+		d, err := parseDuration(fmt.Sprintf("syncTimes[%d]", i), st)
+		if err != nil {
+			return s, err
+		}
+		s.SyncTimes = append(s.SyncTimes, d)
 	}
 	if s.Metrics, err = f.Metrics.model(); err != nil {
 		return s, err
