@@ -160,6 +160,66 @@ func syncClock(writes []time.Duration, nominal time.Duration) (phase, period tim
 	return ph, period, nil
 }
 
+// syncTimes estimates the time of every sync in [0, end] from the status
+// writes: each write is stamped on arrival, a few milliseconds into its
+// sync, and the fitted clock (phase, period) numbers them; the syncs
+// between two writes are spread evenly between them, and those before the
+// first or after the last follow the fitted period from it. A run's syncs
+// drift by the work of each, unevenly, which a single line through all
+// the writes misses by up to a few hundred milliseconds.
+func syncTimes(writes []time.Duration, phase, period, end time.Duration) []time.Duration {
+	anchor := map[int64]time.Duration{}
+	var ks []int64
+	for _, w := range writes {
+		k := int64(math.Round(float64(w-phase) / float64(period)))
+		if _, ok := anchor[k]; !ok {
+			anchor[k] = w
+			ks = append(ks, k)
+		}
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
+	at := func(k int64) time.Duration {
+		i := sort.Search(len(ks), func(i int) bool { return ks[i] >= k })
+		switch {
+		case len(ks) == 0:
+			return phase + time.Duration(k)*period
+		case i < len(ks) && ks[i] == k:
+			return anchor[k]
+		case i == 0:
+			return anchor[ks[0]] - time.Duration(ks[0]-k)*period
+		case i == len(ks):
+			return anchor[ks[i-1]] + time.Duration(k-ks[i-1])*period
+		}
+		a, b := ks[i-1], ks[i]
+		return anchor[a] + time.Duration(float64(anchor[b]-anchor[a])*float64(k-a)/float64(b-a))
+	}
+	var out []time.Duration
+	for k := int64(-1); ; k++ {
+		t := at(k).Round(time.Millisecond)
+		if t > end {
+			break
+		}
+		if t >= 0 && (len(out) == 0 || t > out[len(out)-1]) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// atSyncTimes is atSyncs on a measured clock: one decision per sync time.
+func atSyncTimes(writes []decision, initial int32, times []time.Duration, period time.Duration) []decision {
+	var out []decision
+	cur, i := initial, 0
+	for _, t := range times {
+		for i < len(writes) && writes[i].At <= t+period/2 {
+			cur = writes[i].Replicas
+			i++
+		}
+		out = append(out, decision{At: t, Replicas: cur})
+	}
+	return out
+}
+
 // atSyncs turns the status writes (each carrying desiredReplicas) into one
 // decision per sync from phase to end: the controller writes its status
 // only when something changed, so a sync without a write kept the last

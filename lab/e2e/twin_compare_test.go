@@ -315,3 +315,28 @@ func TestTwinScrapeModel(t *testing.T) {
 		t.Errorf("model %+v, want no delay and a 5s resolution", m)
 	}
 }
+
+// TestTwinSyncTimes spreads the syncs between the writes that pin them:
+// the syncs drift by 10 ms each up to 22 s and by 50 ms each after.
+func TestTwinSyncTimes(t *testing.T) {
+	ms := time.Millisecond
+	writes := []time.Duration{2000 * ms, 12020 * ms, 22040 * ms, 42240 * ms}
+	phase, period, err := syncClock(writes, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := syncTimes(writes, phase, period, 50*time.Second)
+	want := []time.Duration{2000 * ms, 7010 * ms, 12020 * ms, 17030 * ms, 22040 * ms, 27090 * ms, 32140 * ms, 37190 * ms, 42240 * ms, 47240*ms + (period - 5*time.Second)}
+	if len(got) != len(want) {
+		t.Fatalf("syncTimes = %v, want %v", got, want)
+	}
+	for i := range want {
+		if absDur(got[i]-want[i]) > 2*ms {
+			t.Errorf("sync %d at %v, want %v (all %v)", i, got[i], want[i], got)
+		}
+	}
+	real := atSyncTimes([]decision{{At: 12030 * ms, Replicas: 3}}, 1, got[:4], period)
+	if real[1].Replicas != 1 || real[2].Replicas != 3 || real[3].Replicas != 3 {
+		t.Errorf("atSyncTimes = %v, want 1 until the write at 12.03s, 3 from its sync", real)
+	}
+}

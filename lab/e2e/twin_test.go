@@ -173,9 +173,11 @@ spec:
 type twinResult struct {
 	Curve, Autoscaler string
 	Phase, Period     time.Duration
-	Startup           time.Duration
-	Model             metricModel
-	FitRMSE           float64
+	// SyncTimes are the syncs in the curve, measured (see syncTimes).
+	SyncTimes []time.Duration
+	Startup   time.Duration
+	Model     metricModel
+	FitRMSE   float64
 	// Gain is the ratio of the pods' CPU to the driven burn during the
 	// warm-up (see cpuGain).
 	Gain               float64
@@ -726,7 +728,8 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	if err != nil {
 		t.Errorf("%s/%s: %v", c.Name, a.name, err)
 	}
-	realSyncs := atSyncs(real, rec.Initial, phase, period, c.Duration)
+	res.SyncTimes = syncTimes(writeTimes, phase, period, c.Duration)
+	realSyncs := atSyncTimes(real, rec.Initial, res.SyncTimes, period)
 	for i, variant := range []struct {
 		name  string
 		steps []loadStep
@@ -787,6 +790,7 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		"duration":        c.Duration.String(),
 		"syncPeriod":      res.Period.String(),
 		"syncPhase":       res.Phase.String(),
+		"syncTimes":       durations(res.SyncTimes),
 		"podStartup":      res.Startup.String(),
 		"initialReplicas": rec.Initial,
 		"podCapacity":     100,
@@ -826,6 +830,14 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		ds = append(ds, decision{At: time.Duration(math.Round(s.Time*1000)) * time.Millisecond, Replicas: s.Desired})
 	}
 	return ds, nil
+}
+
+func durations(ds []time.Duration) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
 }
 
 // twinTable renders the results as the BENCHMARKS table.
