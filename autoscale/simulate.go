@@ -23,6 +23,10 @@ type Scenario struct {
 	// PodStartup is the time from a pod's creation to its readiness. If
 	// zero, 30s.
 	PodStartup time.Duration
+	// PodStartups, when set, are the pods' own start-up times, in the
+	// order the pods are made (the initial pods first), as measured in a
+	// real run; a pod past the list takes PodStartup.
+	PodStartups []time.Duration
 	// SyncPeriod is the HPA controller's sync period. If zero, 15s.
 	SyncPeriod time.Duration
 	// SyncPhase is the time of the first sync, in [0, SyncPeriod): the
@@ -101,6 +105,14 @@ func (s *Scenario) Validate() error {
 	}
 	if s.Duration <= 0 || s.Duration > 7*24*time.Hour {
 		return fmt.Errorf("%w: duration must be within (0, 168h]", ErrInvalidInput)
+	}
+	if len(s.PodStartups) > maxSimReplicas*100 {
+		return fmt.Errorf("%w: podStartups has %d times, more than %d", ErrInvalidInput, len(s.PodStartups), maxSimReplicas*100)
+	}
+	for i, d := range s.PodStartups {
+		if d < 0 || d > maxMetricSpan {
+			return fmt.Errorf("%w: podStartups[%d] %s must be within [0, %s]", ErrInvalidInput, i, d, maxMetricSpan)
+		}
 	}
 	if s.PodStartup < 0 || s.SyncPeriod < 0 || s.PodCapacity < 0 || s.InitialReplicas < 0 {
 		return fmt.Errorf("%w: podStartup, syncPeriod, podCapacity and initialReplicas must not be negative", ErrInvalidInput)
@@ -521,7 +533,11 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 			// decision at time zero, are taken as long since ready.
 			created = -time.Hour
 		}
-		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), id: sim.nextID, created: created, readyAt: created + sim.s.PodStartup})
+		startup := sim.s.PodStartup
+		if sim.nextID < len(sim.s.PodStartups) {
+			startup = sim.s.PodStartups[sim.nextID]
+		}
+		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), id: sim.nextID, created: created, readyAt: created + startup})
 		sim.nextID++
 	}
 	if int32(len(sim.pods)) > n {

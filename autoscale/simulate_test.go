@@ -246,3 +246,21 @@ func TestSimulateSyncTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulatorPodStartups gives each pod its own start-up, in the order
+// the pods are made; pods past the list take PodStartup.
+func TestSimulatorPodStartups(t *testing.T) {
+	s := time.Second
+	sim := &simulator{s: Scenario{PodStartup: 30 * s, PodStartups: []time.Duration{0, 2 * s, 5 * s}}}
+	sim.scale(0, 1)
+	sim.scale(time.Minute, 4)
+	want := map[string]time.Duration{"pod-1": time.Minute + 2*s, "pod-2": time.Minute + 5*s, "pod-3": time.Minute + 30*s}
+	for _, p := range sim.pods {
+		if w, ok := want[p.name]; ok && p.readyAt != w {
+			t.Errorf("%s ready at %v, want %v", p.name, p.readyAt, w)
+		}
+	}
+	if err := (&Scenario{HPA: cpuHPA(i32(1), 4, 50), Duration: time.Minute, Load: []LoadPoint{{Value: 1}}, PodStartups: []time.Duration{-s}}).Validate(); err == nil {
+		t.Error("a negative start-up validated")
+	}
+}

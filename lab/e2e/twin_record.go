@@ -92,6 +92,38 @@ func (r *twinRecord) startups(from time.Duration) []time.Duration {
 	return out
 }
 
+// curvePods are the pods in the order they were made, those deleted
+// before the curve began left out: the twin numbers its own pods so.
+func (r *twinRecord) curvePods() []twinPod {
+	var out []twinPod
+	for _, p := range r.Pods {
+		if p.Created <= 0 && p.Deleted != nil && *p.Deleted <= 0 {
+			continue
+		}
+		out = append(out, p)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
+	return out
+}
+
+// podStartups are the curve's pods' start-up times, in that order: a pod
+// that never became Ready within the record takes fallback, the pods
+// there at the start zero.
+func (r *twinRecord) podStartups(fallback time.Duration) []time.Duration {
+	var out []time.Duration
+	for _, p := range r.curvePods() {
+		switch {
+		case p.Created <= -twinWarmup:
+			out = append(out, 0)
+		case p.Ready == nil:
+			out = append(out, fallback)
+		default:
+			out = append(out, (*p.Ready - p.Created).Round(time.Millisecond))
+		}
+	}
+	return out
+}
+
 // inFlightTotal is what sum(http_requests_in_flight) read at t: each pod's
 // latest sample at or before t, while it is fresh (a pod whose next scrape
 // did not come within stale of its last is gone).

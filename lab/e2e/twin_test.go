@@ -722,7 +722,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		recModel = res.Model
 	} else {
 		// Prometheus stamps each scrape: each pod's phase is measured.
-		res.Model, err = scrapeModel(rec.Pods, rec.Scrapes, a.resolution)
+		res.Model, err = scrapeModel(rec.curvePods(), rec.Scrapes, a.resolution)
 		recorded = readingsCurve(inFlightReadings(rec.Scrapes, -twinWarmup/4, c.Duration, 250*time.Millisecond, a.resolution+time.Second))
 	}
 	if err != nil {
@@ -792,6 +792,7 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		"syncPhase":       res.Phase.String(),
 		"syncTimes":       durations(res.SyncTimes),
 		"podStartup":      res.Startup.String(),
+		"podStartups":     durations(rec.podStartups(res.Startup)),
 		"initialReplicas": rec.Initial,
 		"podCapacity":     100,
 		"cpuRequest":      "100m",

@@ -277,6 +277,7 @@ type scenarioFile struct {
 	ScaledObject    *autoscale.ScaledObject                `json:"scaledObject,omitempty"`
 	InitialReplicas int32                                  `json:"initialReplicas,omitempty"`
 	PodStartup      string                                 `json:"podStartup,omitempty"`
+	PodStartups     []string                               `json:"podStartups,omitempty"`
 	SyncPeriod      string                                 `json:"syncPeriod,omitempty"`
 	SyncPhase       string                                 `json:"syncPhase,omitempty"`
 	SyncTimes       []string                               `json:"syncTimes,omitempty"`
@@ -372,6 +373,13 @@ func DecodeScenario(data []byte) (Scenario, error) {
 	}
 	if s.SyncPhase, err = parseDuration("syncPhase", f.SyncPhase); err != nil {
 		return s, err
+	}
+	for i, st := range f.PodStartups {
+		d, err := parseDuration(fmt.Sprintf("podStartups[%d]", i), st)
+		if err != nil {
+			return s, err
+		}
+		s.PodStartups = append(s.PodStartups, d)
 	}
 	for i, st := range f.SyncTimes {
 		d, err := parseDuration(fmt.Sprintf("syncTimes[%d]", i), st)
