@@ -36,15 +36,6 @@ import (
 // twinPort is labecho's port in the twin's pods.
 const twinPort = "8080"
 
-// heldChange is one change of the requests the driver held on a pod: Delta
-// is +1 when a request was counted (its headers arrived), -1 when it
-// ended.
-type heldChange struct {
-	At    time.Duration
-	Pod   string
-	Delta int
-}
-
 // podView is what the driver knows of one pod.
 type podView struct {
 	ip       string

@@ -9,6 +9,19 @@ import (
 	"time"
 )
 
+// twinWarmup is how long the initial load runs before a curve starts, so
+// that every pipeline has a steady reading of it.
+const twinWarmup = 40 * time.Second
+
+// heldChange is one change of the requests the driver held on a pod: Delta
+// is +1 when a request was counted (its headers arrived), -1 when it
+// ended.
+type heldChange struct {
+	At    time.Duration
+	Pod   string
+	Delta int
+}
+
 // twinRecord is everything one run of a curve under one autoscaler
 // recorded, times relative to the curve's start (T0). It is saved as
 // JSON, so that TestTwinReplay can run the twin again on it without the

@@ -54,10 +54,6 @@ const twinImage = "docker.io/local/labecho:twin"
 // twinSync is the lab controller's --horizontal-pod-autoscaler-sync-period.
 const twinSync = 5 * time.Second
 
-// twinWarmup is how long the initial load runs before a curve starts, so
-// that every pipeline has a steady reading of it.
-const twinWarmup = 40 * time.Second
-
 // twinAutoscaler is one of the three autoscalers: its manifest, its units
 // and how the twin reads its metric.
 type twinAutoscaler struct {
