@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -38,7 +39,7 @@ const twinPort = "8080"
 
 // podView is what the driver knows of one pod.
 type podView struct {
-	ip       string
+	addr     string // host:port of labecho
 	ready    bool
 	deleting bool
 }
@@ -64,7 +65,10 @@ func watchPodViews(ctx context.Context, l *lab, ns string, out chan map[string]p
 			if ev.Type == watch.Deleted {
 				delete(views, p.Name)
 			} else {
-				v := podView{ip: p.Status.PodIP, deleting: p.DeletionTimestamp != nil}
+				v := podView{deleting: p.DeletionTimestamp != nil}
+				if p.Status.PodIP != "" {
+					v.addr = net.JoinHostPort(p.Status.PodIP, twinPort)
+				}
 				for _, c := range p.Status.Conditions {
 					if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 						v.ready = true
@@ -90,7 +94,7 @@ func watchPodViews(ctx context.Context, l *lab, ns string, out chan map[string]p
 func servingPods(views map[string]podView) []string {
 	var out []string
 	for name, v := range views {
-		if v.ready && !v.deleting && v.ip != "" {
+		if v.ready && !v.deleting && v.addr != "" {
 			out = append(out, name)
 		}
 	}
@@ -118,10 +122,11 @@ func evenSplit(n int, pods []string, now map[string]int) map[string]int {
 	return want
 }
 
-// twinDriver holds one curve's load in one namespace.
+// twinDriver holds one curve's load on the pods watch reports.
 type twinDriver struct {
-	l        *lab
-	ns       string
+	// watch sends the pods as they change until ctx ends, the latest
+	// view replacing an unread one (watchPodViews).
+	watch    func(ctx context.Context, views chan map[string]podView)
 	steps    []loadStep
 	t0, end  time.Time
 	inFlight bool // hold /wait requests; else burn CPU
@@ -161,7 +166,7 @@ func (d *twinDriver) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	wg.Add(1)
-	go func() { defer wg.Done(); watchPodViews(ctx, d.l, d.ns, views) }()
+	go func() { defer wg.Done(); d.watch(ctx, views) }()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}}
 	defer client.CloseIdleConnections()
 	if d.inFlight {
@@ -193,14 +198,14 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 			if len(pods) == 0 {
 				continue
 			}
-			ip := ips[pods[next%len(pods)]].ip
+			addr := ips[pods[next%len(pods)]].addr
 			next++
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				defer cancel()
-				req, err := http.NewRequestWithContext(rctx, "GET", "http://"+ip+":"+twinPort+"/burn?cpu=1&ms="+strconv.Itoa(twinBurn), nil)
+				req, err := http.NewRequestWithContext(rctx, "GET", "http://"+addr+"/burn?cpu=1&ms="+strconv.Itoa(twinBurn), nil)
 				if err != nil {
 					return
 				}
@@ -219,45 +224,54 @@ const twinBurn = 20
 
 // heldReq is one held /wait request.
 type heldReq struct {
-	pod    string
-	id     int
-	cancel context.CancelFunc
+	pod     string
+	id      int
+	counted bool // its headers arrived: labecho counts it
+	cancel  context.CancelFunc
 }
 
 // hold keeps round(level) /wait requests in flight, spread evenly over the
-// serving pods, until end.
+// serving pods, until end. A request moves from one pod to another by
+// opening the new one first and ending the old one once the new one is
+// counted, so the total never dips below the level.
 func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan map[string]podView) {
 	var (
-		pods   []string
-		ips    map[string]podView
-		live   = map[string][]heldReq{}
-		ended  = make(chan heldReq)
-		nextID int
-		alive  int
+		pods    []string
+		ips     map[string]podView
+		live    = map[string][]*heldReq{}
+		ended   = make(chan *heldReq)
+		up      = make(chan *heldReq)
+		nextID  int
+		alive   int
+		counted int
 	)
 	open := func(pod string) {
 		rctx, cancel := context.WithCancel(ctx)
-		r := heldReq{pod: pod, id: nextID, cancel: cancel}
+		r := &heldReq{pod: pod, id: nextID, cancel: cancel}
 		nextID++
 		live[pod] = append(live[pod], r)
 		alive++
-		ip := ips[pod].ip
+		addr := ips[pod].addr
 		go func() {
 			defer cancel()
-			counted := false
-			req, err := http.NewRequestWithContext(rctx, "GET", "http://"+ip+":"+twinPort+"/wait?early=1&ms=600000", nil)
+			ok := false
+			req, err := http.NewRequestWithContext(rctx, "GET", "http://"+addr+"/wait?early=1&ms=600000", nil)
 			if err == nil {
 				var resp *http.Response
 				if resp, err = client.Do(req); err == nil {
 					if resp.StatusCode == http.StatusOK {
-						counted = true
+						ok = true
 						d.logHeld(pod, +1)
+						select {
+						case up <- r:
+						case <-rctx.Done():
+						}
 						_, _ = io.Copy(io.Discard, resp.Body)
 					}
 					resp.Body.Close()
 				}
 			}
-			if counted {
+			if ok {
 				d.logHeld(pod, -1)
 			} else {
 				// Refused (the pod is going) or unreachable: do not try it
@@ -270,11 +284,36 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 			ended <- r
 		}()
 	}
-	stop := func(pod string) {
+	// forget takes r out of the live set.
+	forget := func(r *heldReq) {
+		rs := live[r.pod]
+		for i := range rs {
+			if rs[i] == r {
+				live[r.pod] = append(rs[:i:i], rs[i+1:]...)
+				if r.counted {
+					counted--
+				}
+				return
+			}
+		}
+	}
+	// stop ends one of pod's requests: one not yet counted first, else
+	// the newest, if the others still hold n.
+	stop := func(pod string, n int) bool {
 		rs := live[pod]
-		r := rs[len(rs)-1]
-		live[pod] = rs[:len(rs)-1]
-		r.cancel()
+		pick := rs[len(rs)-1]
+		for _, r := range rs {
+			if !r.counted {
+				pick = r
+				break
+			}
+		}
+		if pick.counted && counted-1 < n {
+			return false
+		}
+		forget(pick)
+		pick.cancel()
+		return true
 	}
 	reconcile := func() {
 		n := 0
@@ -286,7 +325,6 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 			now[p] = len(rs)
 		}
 		want := evenSplit(n, pods, now)
-		// Open first, then close: the total never dips below the level.
 		for _, p := range pods {
 			for i := now[p]; i < want[p]; i++ {
 				open(p)
@@ -294,7 +332,9 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 		}
 		for p := range live {
 			for len(live[p]) > want[p] {
-				stop(p)
+				if !stop(p, n) {
+					break
+				}
 			}
 		}
 	}
@@ -305,25 +345,32 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 		case <-ctx.Done():
 		case v := <-views:
 			ips, pods = v, servingPods(v)
-		case r := <-ended:
-			alive--
-			rs := live[r.pod]
-			for i := range rs {
-				if rs[i].id == r.id {
-					live[r.pod] = append(rs[:i:i], rs[i+1:]...)
-					break
+		case r := <-up:
+			if !r.counted {
+				r.counted = true
+				for _, l := range live[r.pod] {
+					if l == r {
+						counted++
+					}
 				}
 			}
+		case r := <-ended:
+			alive--
+			forget(r)
 		case <-tick.C:
 		}
 		reconcile()
 	}
 	for p := range live {
-		for len(live[p]) > 0 {
-			stop(p)
+		for _, r := range live[p] {
+			r.cancel()
 		}
 	}
-	for ; alive > 0; alive-- {
-		<-ended
+	for alive > 0 {
+		select {
+		case <-ended:
+			alive--
+		case <-up:
+		}
 	}
 }

@@ -332,7 +332,8 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	warm := time.Now()
 	rec.T0 = warm.Add(twinWarmup)
 	end := rec.T0.Add(c.Duration)
-	drv := &twinDriver{l: l, ns: ns, steps: rec.Steps, t0: rec.T0, end: end, inFlight: a.name != "cpu"}
+	drv := &twinDriver{steps: rec.Steps, t0: rec.T0, end: end, inFlight: a.name != "cpu",
+		watch: func(ctx context.Context, views chan map[string]podView) { watchPodViews(ctx, l, ns, views) }}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); drv.run(ctx) }()
