@@ -173,7 +173,6 @@ type twinResult struct {
 	SyncTimes []time.Duration
 	Startup   time.Duration
 	Model     metricModel
-	FitRMSE   float64
 	// Gain is the ratio of the pods' CPU to the driven burn during the
 	// warm-up (see cpuGain).
 	Gain               float64
@@ -686,7 +685,7 @@ func milliCPU(q string) float64 {
 // pipeline, and on the readings the pipeline reported) and compares both
 // with the real decisions.
 func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve, a twinAutoscaler) twinResult {
-	res := twinResult{Curve: c.Name, Autoscaler: a.name, Writes: len(rec.Writes), FitRMSE: math.NaN()}
+	res := twinResult{Curve: c.Name, Autoscaler: a.name, Writes: len(rec.Writes)}
 	for _, e := range rec.Events {
 		if strings.Contains(e, "SuccessfulRescale") {
 			res.Rescales++
@@ -735,12 +734,15 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		if len(variant.steps) == 0 {
 			continue
 		}
-		twin, err := runShoalTwin(shoal, filepath.Join(outDir, c.Name+"-"+a.name+"-"+variant.name+".json"), rec, c, a, res, variant.model, variant.steps)
+		twin, rows, err := runShoalTwin(shoal, filepath.Join(outDir, c.Name+"-"+a.name+"-"+variant.name+".json"), rec, c, a, res, variant.model, variant.steps)
 		var cmp comparison
 		if err != nil {
 			t.Errorf("twin %s: %v", variant.name, err)
 		} else {
 			cmp = compareDecisions(realSyncs, twin, period)
+			if os.Getenv("SHOAL_TWIN_TRACE") != "" {
+				t.Logf("%s/%s %s, sync by sync:\n%s", c.Name, a.name, variant.name, twinTrace(rec, realSyncs, rows))
+			}
 		}
 		if i == 0 {
 			res.Modelled = cmp
@@ -753,12 +755,44 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	return res
 }
 
+// twinRow is one sync of the twin's timeline.
+type twinRow struct {
+	Time    float64 `json:"time"`
+	Desired int32   `json:"desired"`
+	Ready   int32   `json:"ready"`
+	Metric  string  `json:"metric"`
+}
+
+// twinTrace sets the real syncs beside the twin's rows, with the metric
+// each read (the real one from the status write of that sync, if any).
+func twinTrace(rec twinRecord, real []decision, rows []twinRow) string {
+	var b strings.Builder
+	for i, r := range real {
+		mark := " "
+		var row twinRow
+		if i < len(rows) {
+			row = rows[i]
+		}
+		if row.Desired != r.Replicas {
+			mark = "*"
+		}
+		metric := ""
+		for _, w := range rec.Writes {
+			if absDur(w.At-r.At) < 2500*time.Millisecond {
+				metric = w.Metric
+			}
+		}
+		fmt.Fprintf(&b, "%s %7.3fs real %d %-10s twin %d %-10s ready %d\n", mark, r.At.Seconds(), r.Replicas, metric, row.Desired, row.Metric, row.Ready)
+	}
+	return b.String()
+}
+
 // runShoalTwin writes the scenario for `shoal hpa simulate` and returns
-// its decisions.
-func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutoscaler, res twinResult, m metricModel, steps []loadStep) ([]decision, error) {
+// its decisions and rows.
+func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutoscaler, res twinResult, m metricModel, steps []loadStep) ([]decision, []twinRow, error) {
 	spec, err := yaml.YAMLToJSON([]byte(strings.ReplaceAll(a.manifest, "@NS@", "twin")))
 	if err != nil {
-		return nil, fmt.Errorf("autoscaler manifest: %w", err)
+		return nil, nil, fmt.Errorf("autoscaler manifest: %w", err)
 	}
 	var load []map[string]any
 	for _, st := range steps {
@@ -802,32 +836,29 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 	}
 	raw, err := json.MarshalIndent(scen, "", " ")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out, err := exec.Command(shoal, "hpa", "simulate", "-f", path, "-o", "json").Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
-			return nil, fmt.Errorf("shoal hpa simulate -f %s: %w: %s", path, err, ee.Stderr)
+			return nil, nil, fmt.Errorf("shoal hpa simulate -f %s: %w: %s", path, err, ee.Stderr)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var runs []struct {
-		Samples []struct {
-			Time    float64 `json:"time"`
-			Desired int32   `json:"desired"`
-		} `json:"samples"`
+		Samples []twinRow `json:"samples"`
 	}
 	if err := json.Unmarshal(out, &runs); err != nil || len(runs) != 1 {
-		return nil, fmt.Errorf("shoal hpa simulate output: %v (%d runs)", err, len(runs))
+		return nil, nil, fmt.Errorf("shoal hpa simulate output: %v (%d runs)", err, len(runs))
 	}
 	var ds []decision
 	for _, s := range runs[0].Samples {
 		ds = append(ds, decision{At: time.Duration(math.Round(s.Time*1000)) * time.Millisecond, Replicas: s.Desired})
 	}
-	return ds, nil
+	return ds, runs[0].Samples, nil
 }
 
 func durations(ds []time.Duration) []string {
@@ -841,14 +872,18 @@ func durations(ds []time.Duration) []string {
 // twinTable renders the results as the BENCHMARKS table.
 func twinTable(rs []twinResult) string {
 	var b strings.Builder
-	b.WriteString("| curve | autoscaler | syncs | changes | equal (modelled) | within one | worse | changes equal / within one | equal (recorded) | worse (recorded) | sync period / phase | pod start-up | metric delay / resolution / window (fit rmse) |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	b.WriteString("| curve | autoscaler | syncs | changes | equal (modelled) | within one | worse | changes equal / within one | equal (recorded) | worse (recorded) | sync period / phase | pod start-up (median) | metric delay / resolution / window / first scrape | CPU gain |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n")
 	for _, r := range rs {
 		m, rc := r.Modelled, r.Recorded
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d (%.0f%%) | %d | %d | %d / %d | %d (%.0f%%) | %d | %v / %v | %v | %v / %v / %v (%.2f) |\n",
+		gain := "-"
+		if r.Gain > 0 {
+			gain = fmt.Sprintf("%.2f", r.Gain)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d (%.0f%%) | %d | %d | %d / %d | %d (%.0f%%) | %d | %v / %v | %v | %v / %v / %v / %v | %s |\n",
 			r.Curve, r.Autoscaler, m.Decisions, m.Changes, m.Equal, 100*m.EqualShare(), m.WithinOne, m.Worse,
 			m.ChangesEqual, m.ChangesWithinOne, rc.Equal, 100*rc.EqualShare(), rc.Worse,
-			r.Period, r.Phase, r.Startup, r.Model.Delay, r.Model.Resolution, r.Model.Window, r.FitRMSE)
+			r.Period, r.Phase, r.Startup, r.Model.Delay, r.Model.Resolution, r.Model.Window, r.Model.Discovery, gain)
 	}
 	return b.String()
 }
