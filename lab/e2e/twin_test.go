@@ -333,10 +333,11 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	end := rec.T0.Add(c.Duration)
 	drv := &twinDriver{steps: rec.Steps, t0: rec.T0, end: end, inFlight: a.name != "cpu",
 		watch: func(ctx context.Context, views chan map[string]podView) { watchPodViews(ctx, l, ns, views) }}
+	dctx, stopDrv := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); drv.run(ctx) }()
-	defer wg.Wait()
+	go func() { defer wg.Done(); drv.run(dctx) }()
+	defer func() { stopDrv(); wg.Wait() }()
 	if _, err := l.kubectl(ctx, []byte(strings.ReplaceAll(a.manifest, "@NS@", ns)), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply %s: %v", a.name, err)
 	}
