@@ -340,3 +340,27 @@ func TestTwinSyncTimes(t *testing.T) {
 		t.Errorf("atSyncTimes = %v, want 1 until the write at 12.03s, 3 from its sync", real)
 	}
 }
+
+// TestTwinCurvePods numbers the pods as the twin does and dates a new pod
+// from the sync that made it.
+func TestTwinCurvePods(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	at := func(d time.Duration) *time.Duration { return &d }
+	rec := twinRecord{Pods: []twinPod{
+		{Name: "b", Created: 12100 * ms, Ready: at(12900 * ms)},
+		{Name: "old", Created: -time.Minute, Deleted: at(-s)},
+		{Name: "a", Created: -time.Minute, Ready: at(-time.Minute + s)},
+		{Name: "c", Created: 40 * s},
+	}}
+	pods := rec.curvePods([]time.Duration{2 * s, 7 * s, 12 * s, 17 * s}, 5*s)
+	if len(pods) != 3 || pods[0].Name != "a" || pods[1].Name != "b" || pods[2].Name != "c" {
+		t.Fatalf("curvePods = %+v, want a, b, c", pods)
+	}
+	if pods[1].Created != 12*s || pods[2].Created != 40*s {
+		t.Errorf("b made at %v, c at %v; want 12s (its sync) and 40s (no sync near)", pods[1].Created, pods[2].Created)
+	}
+	ups := podStartups(pods, 3*s)
+	if ups[0] != 0 || ups[1] != 900*ms || ups[2] != 3*s {
+		t.Errorf("podStartups = %v, want [0 900ms 3s]", ups)
+	}
+}

@@ -92,26 +92,26 @@ type cpuSample struct {
 	Value                  float64
 }
 
-// startups returns the pods' times from creation to Ready, for the pods
-// made after from.
-func (r *twinRecord) startups(from time.Duration) []time.Duration {
-	var out []time.Duration
-	for _, p := range r.Pods {
-		if p.Created > from && p.Ready != nil {
-			out = append(out, *p.Ready-p.Created)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
 // curvePods are the pods in the order they were made, those deleted
-// before the curve began left out: the twin numbers its own pods so.
-func (r *twinRecord) curvePods() []twinPod {
+// before the curve began left out: the twin numbers its own pods so. A
+// pod made during the curve is taken as made at the sync nearest its
+// creation (within half a period), the one that decided it, as the twin
+// makes its pods: its start-up and first scrape then count from the
+// decision, the ReplicaSet's lag included.
+func (r *twinRecord) curvePods(syncs []time.Duration, period time.Duration) []twinPod {
 	var out []twinPod
 	for _, p := range r.Pods {
 		if p.Created <= 0 && p.Deleted != nil && *p.Deleted <= 0 {
 			continue
+		}
+		if p.Created >= 0 {
+			i := sort.Search(len(syncs), func(i int) bool { return syncs[i] >= p.Created })
+			for _, j := range []int{i - 1, i} {
+				if j >= 0 && j < len(syncs) && absDur(syncs[j]-p.Created) < period/2 {
+					p.Created = syncs[j]
+					break
+				}
+			}
 		}
 		out = append(out, p)
 	}
@@ -119,12 +119,12 @@ func (r *twinRecord) curvePods() []twinPod {
 	return out
 }
 
-// podStartups are the curve's pods' start-up times, in that order: a pod
-// that never became Ready within the record takes fallback, the pods
-// there at the start zero.
-func (r *twinRecord) podStartups(fallback time.Duration) []time.Duration {
+// podStartups are the start-up times of pods (curvePods), in that order:
+// a pod that never became Ready within the record takes fallback, the
+// pods there before the warm-up zero.
+func podStartups(pods []twinPod, fallback time.Duration) []time.Duration {
 	var out []time.Duration
-	for _, p := range r.curvePods() {
+	for _, p := range pods {
 		switch {
 		case p.Created <= -twinWarmup:
 			out = append(out, 0)

@@ -703,9 +703,18 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		t.Fatalf("%s/%s: %v", c.Name, a.name, err)
 	}
 	res.Phase, res.Period = phase, period
+	res.SyncTimes = syncTimes(writeTimes, phase, period, c.Duration)
+	pods := rec.curvePods(res.SyncTimes, period)
 	res.Startup = 3 * time.Second
-	if ups := rec.startups(-twinWarmup); len(ups) > 0 {
-		res.Startup = ups[len(ups)/2].Round(100 * time.Millisecond)
+	var ups []time.Duration
+	for i, d := range podStartups(pods, 0) {
+		if pods[i].Created > -twinWarmup && pods[i].Ready != nil {
+			ups = append(ups, d)
+		}
+	}
+	if len(ups) > 0 {
+		sort.Slice(ups, func(i, j int) bool { return ups[i] < ups[j] })
+		res.Startup = ups[len(ups)/2].Round(10 * time.Millisecond)
 	}
 	var recorded []loadStep
 	var recModel metricModel
@@ -719,13 +728,20 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		recModel = res.Model
 	} else {
 		// Prometheus stamps each scrape: each pod's phase is measured.
-		res.Model, err = scrapeModel(rec.curvePods(), rec.Scrapes, a.resolution)
+		res.Model, err = scrapeModel(pods, rec.Scrapes, a.resolution)
 		recorded = readingsCurve(inFlightReadings(rec.Scrapes, -twinWarmup/4, c.Duration, 250*time.Millisecond, a.resolution+time.Second))
 	}
 	if err != nil {
 		t.Errorf("%s/%s: %v", c.Name, a.name, err)
 	}
-	res.SyncTimes = syncTimes(writeTimes, phase, period, c.Duration)
+	// The controller reads the metric as a sync starts and writes the
+	// status, which pins the sync's time, as it ends: the next sync comes
+	// a nominal period after that end, so the period's excess over the
+	// nominal one is that work, and the read came that much before the
+	// write.
+	work := max(period-twinSync, 0)
+	res.Model.Delay += work
+	recModel.Delay += work
 	realSyncs := atSyncTimes(real, rec.Initial, res.SyncTimes, period)
 	for i, variant := range []struct {
 		name  string
@@ -824,7 +840,7 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		"syncPhase":       res.Phase.String(),
 		"syncTimes":       durations(res.SyncTimes),
 		"podStartup":      res.Startup.String(),
-		"podStartups":     durations(rec.podStartups(res.Startup)),
+		"podStartups":     durations(podStartups(rec.curvePods(res.SyncTimes, res.Period), res.Startup)),
 		"initialReplicas": rec.Initial,
 		"podCapacity":     100,
 		"cpuRequest":      "100m",
