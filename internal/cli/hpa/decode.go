@@ -52,6 +52,7 @@ type podFile struct {
 	StartTime           string            `json:"startTime,omitempty"`
 	ReadyTransitionTime string            `json:"readyTransitionTime,omitempty"`
 	MetricTime          string            `json:"metricTime,omitempty"`
+	MetricWindow        string            `json:"metricWindow,omitempty"`
 	Requests            map[string]string `json:"requests,omitempty"`
 	Usage               map[string]string `json:"usage,omitempty"`
 	Containers          []containerFile   `json:"containers,omitempty"`
@@ -216,6 +217,9 @@ func DecodeRecommendInput(data []byte) (autoscale.Config, autoscale.Input, error
 			}
 		}
 		if pod.MetricTime, err = parseOptTime(path+".metricTime", p.MetricTime); err != nil {
+			return cfg, in, err
+		}
+		if pod.MetricWindow, err = parseDuration(path+".metricWindow", p.MetricWindow); err != nil {
 			return cfg, in, err
 		}
 		if pod.Requests, err = resources(path+".requests", p.Requests); err != nil {
