@@ -47,9 +47,23 @@ type MetricModel struct {
 }
 
 // PodClock is when the pipeline measures one pod: at Phase in every
-// Resolution, from Discovery after the pod is made on.
+// Resolution, from Discovery after the pod is made on; or, with Samples,
+// exactly when a real pipeline measured it.
 type PodClock struct {
 	Phase, Discovery time.Duration
+	// Samples, when set, are the pod's measurements as a real run's
+	// pipeline took them, in the order they became readable: each
+	// averages over Window up to At and is read from Seen on. They replace
+	// Phase, Discovery, and the model's Delay and Window for this pod: a
+	// twin of a recorded run reads each pod's CPU over the very window
+	// metrics-server measured.
+	Samples []MetricSample
+}
+
+// MetricSample is one measurement of a pod: over Window up to At, readable
+// from Seen on. At and Seen may be before zero.
+type MetricSample struct {
+	At, Window, Seen time.Duration
 }
 
 // maxPodClocks bounds MetricModel.Pods.
@@ -70,16 +84,29 @@ func (m MetricModel) validate(duration time.Duration) error {
 	if m.Phase > 0 && m.Phase >= m.Resolution {
 		return fmt.Errorf("%w: metrics.phase %s must be below metrics.resolution %s", ErrInvalidInput, m.Phase, m.Resolution)
 	}
+	samples := 0
 	if len(m.Pods) > maxPodClocks {
 		return fmt.Errorf("%w: metrics.pods has %d clocks, more than %d", ErrInvalidInput, len(m.Pods), maxPodClocks)
 	}
 	for i, p := range m.Pods {
-		if p.Phase < 0 || p.Phase >= m.Resolution {
+		if p.Phase < 0 || (len(p.Samples) == 0 && p.Phase >= m.Resolution) {
 			return fmt.Errorf("%w: metrics.pods[%d].phase %s must be within [0, metrics.resolution %s)", ErrInvalidInput, i, p.Phase, m.Resolution)
 		}
 		if p.Discovery < 0 || p.Discovery > maxMetricSpan {
 			return fmt.Errorf("%w: metrics.pods[%d].discovery %s must be within [0, %s]", ErrInvalidInput, i, p.Discovery, maxMetricSpan)
 		}
+		samples += len(p.Samples)
+		for j, smp := range p.Samples {
+			if smp.Window < 0 || smp.Window > maxMetricSpan || smp.At < -maxMetricSpan || smp.At > duration+maxMetricSpan {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] must have a window within [0, %s] and a time within an hour of the run", ErrInvalidInput, i, j, maxMetricSpan)
+			}
+			if j > 0 && smp.Seen < p.Samples[j-1].Seen {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] is seen before the sample before it", ErrInvalidInput, i, j)
+			}
+		}
+	}
+	if samples > MaxCurvePoints {
+		return fmt.Errorf("%w: metrics.pods hold %d samples, more than %d", ErrInvalidInput, samples, MaxCurvePoints)
 	}
 	if m.Resolution > 0 && duration/m.Resolution > MaxCurvePoints {
 		return fmt.Errorf("%w: metrics.resolution %s makes more than %d measurements over %s", ErrInvalidInput, m.Resolution, MaxCurvePoints, duration)

@@ -240,3 +240,51 @@ func TestSimulatorPodPhases(t *testing.T) {
 	// By 50s both were scraped again after their removal: gone.
 	check(reading{at: 50 * s, pods: map[string]float64{"pod-0": 6}, sum: 6})
 }
+
+// TestSimulatorRecordedSamples reads each pod's CPU over the windows a
+// real pipeline measured: a 10 s and a 20 s window, each read from when it
+// was seen, and a new pod with no sample whose window starts before it was
+// made.
+func TestSimulatorRecordedSamples(t *testing.T) {
+	s := time.Second
+	pod0 := PodClock{Samples: []MetricSample{{At: 10 * s, Window: 10 * s, Seen: 11 * s}, {At: 30 * s, Window: 20 * s, Seen: 31 * s}}}
+	pod1 := PodClock{Samples: []MetricSample{{At: 30 * s, Window: 20 * s, Seen: 31 * s}, {At: 40 * s, Window: 10 * s, Seen: 41 * s}}}
+	sc := Scenario{HPA: cpuHPA(i32(1), 4, 50), InitialReplicas: 1, PodStartup: s, SyncPeriod: 5 * s,
+		Metrics: MetricModel{Resolution: 15 * s, Window: 15 * s, Pods: []PodClock{pod0, pod1}},
+		Load:    []LoadPoint{{Value: 1}, {At: 20 * s, Value: 3}}, Duration: time.Minute}.withDefaults()
+	sim, err := newSimulator(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.scale(25*s, 2) // pod-1 made at 25s, ready at 26s
+	tests := []struct {
+		at         time.Duration
+		wantCPU    map[string]int64 // milli-CPU by pod; absent: no sample
+		wantWindow time.Duration
+	}{
+		// Before 31s pod-0 reads its 10s window at 10s: the load of 1 alone.
+		{at: 30 * s, wantCPU: map[string]int64{"pod-0": 1000}, wantWindow: 10 * s},
+		// From 31s its 20s window to 30s: 10s at 1, 6s at 3, and from 26s
+		// 3 shared with pod-1: (10 + 18 + 6) / 20. pod-1's window starts
+		// before it was made: no sample.
+		{at: 35 * s, wantCPU: map[string]int64{"pod-0": 1700}, wantWindow: 20 * s},
+		// At 41s pod-1's 10s window to 40s: 3 shared by two.
+		{at: 41 * s, wantCPU: map[string]int64{"pod-0": 1700, "pod-1": 1500}, wantWindow: 10 * s},
+	}
+	for _, tt := range tests {
+		in := sim.input(tt.at, 0)
+		for _, p := range in.Pods {
+			q, has := p.Usage[corev1.ResourceCPU]
+			want, wantHas := tt.wantCPU[p.Name]
+			if has != wantHas || (has && q.MilliValue() != want) {
+				t.Errorf("at %v: %s has cpu %v (sample %v), want %dm (sample %v)", tt.at, p.Name, q.String(), has, want, wantHas)
+			}
+		}
+		if w := in.Pods[len(in.Pods)-1].MetricWindow; tt.at == 41*s && w != tt.wantWindow {
+			t.Errorf("at %v: pod-1's window %v, want %v", tt.at, w, tt.wantWindow)
+		}
+		if w := in.Pods[0].MetricWindow; tt.at < 41*s && w != tt.wantWindow {
+			t.Errorf("at %v: pod-0's window %v, want %v", tt.at, w, tt.wantWindow)
+		}
+	}
+}

@@ -404,56 +404,143 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		}
 	}
 	for _, p := range sim.pods {
-		pat, share := at, sim.shareAt(at, seen)
-		if sim.perPod() {
-			pat, share = sim.podShare(p, t)
+		w := sim.s.Metrics.Window
+		r := podReading{at: at, window: w, share: sim.shareAt(at, seen, w), ok: sim.measured(p, at, w)}
+		// The pod served its share for the part of the window it was
+		// ready.
+		switch {
+		case p.readyAt > at:
+			r.share = 0
+		case p.readyAt > at-w:
+			r.share *= float64(at-p.readyAt) / float64(w)
 		}
-		in.Pods = append(in.Pods, sim.pod(p, t, pat, share))
+		if sim.perPod() {
+			r = sim.podReading(p, t)
+		}
+		in.Pods = append(in.Pods, sim.pod(p, t, r))
 	}
 	return in
 }
 
-// perPod reports whether the pods are measured each at its own phase.
+// perPod reports whether the pods are measured each on its own clock.
 func (sim *simulator) perPod() bool { return len(sim.s.Metrics.Pods) > 0 }
 
-// shareAt is one pod's share of seen, the load measured at at: the load
-// measured over a window was shared by the pods serving then, and those
-// serving at its middle stand for them.
-func (sim *simulator) shareAt(at time.Duration, seen float64) float64 {
-	if n := sim.servingPods(at - sim.s.Metrics.Window/2); n > 0 {
+// podReading is what the pipeline reports of one pod at a sync.
+type podReading struct {
+	// at and window are when the sample was taken and what it averages
+	// over; share is the pod's share of the load then, for the part of
+	// the window it served.
+	at, window time.Duration
+	share      float64
+	// ok is false when the pod has no sample yet.
+	ok bool
+	// sampled marks a window measured in a real run, reported with the
+	// sample.
+	sampled bool
+}
+
+// shareAt is one pod's share of seen, the load measured over window up to
+// at: the load was shared by the pods serving then, and those serving at
+// the window's middle stand for them.
+func (sim *simulator) shareAt(at time.Duration, seen float64, window time.Duration) float64 {
+	if n := sim.servingPods(at - window/2); n > 0 {
 		return seen / float64(n)
 	}
 	return 0
 }
 
-// podShare is when the pipeline last measured p before t, at its own
-// phase, and p's share of the load then.
-func (sim *simulator) podShare(p simPod, t time.Duration) (time.Duration, float64) {
+// podReading is p's latest sample at t on its own clock: its recorded
+// samples, or its phase and discovery.
+func (sim *simulator) podReading(p simPod, t time.Duration) podReading {
 	m := sim.s.Metrics
-	at := m.podMeasuredAt(p.id, t)
-	return at, sim.shareAt(at, averageLoad(&sim.s, at-m.Window, at))
+	c := m.podClock(p.id)
+	var r podReading
+	if len(c.Samples) > 0 {
+		i := sort.Search(len(c.Samples), func(i int) bool { return c.Samples[i].Seen > t }) - 1
+		if i < 0 {
+			return r
+		}
+		r.at, r.window, r.sampled = c.Samples[i].At, c.Samples[i].Window, true
+		r.ok = r.at-r.window >= p.created
+	} else {
+		r.at, r.window = m.podMeasuredAt(p.id, t), m.Window
+		r.ok = sim.measured(p, r.at, r.window)
+	}
+	if r.ok {
+		r.share = sim.servedShare(p, r.at-r.window, r.at)
+	}
+	return r
 }
 
-// measured reports whether the pipeline has a sample of p taken at at: a
-// whole window after p was made, and no earlier than its discovery.
-func (sim *simulator) measured(p simPod, at time.Duration) bool {
-	return at-sim.s.Metrics.Window >= p.created && at >= p.created+sim.s.Metrics.podClock(p.id).Discovery
+// servedShare is p's share of the load averaged over [from, to]: at each
+// moment p, if it was serving, took the load divided by the pods serving
+// then. The integral runs over the pieces between the curve's points and
+// the pods' readiness and removal, exact for steps and ramps.
+func (sim *simulator) servedShare(p simPod, from, to time.Duration) float64 {
+	serves := func(q simPod, gone bool, t time.Duration) bool { return q.ready(t) && (!gone || q.deleted > t) }
+	pGone := false
+	for _, q := range sim.gone {
+		if q.id == p.id {
+			p, pGone = q, true
+		}
+	}
+	at := func(t time.Duration) float64 {
+		if !serves(p, pGone, t) {
+			return 0
+		}
+		if n := sim.servingPods(t); n > 0 {
+			return sim.s.LoadAt(max(t, 0)) / float64(n)
+		}
+		return 0
+	}
+	if to <= from {
+		return at(to)
+	}
+	cuts := []time.Duration{from, to}
+	for _, lp := range sim.s.Load {
+		if lp.At > from && lp.At < to {
+			cuts = append(cuts, lp.At)
+		}
+	}
+	for _, q := range sim.pods {
+		cuts = append(cuts, q.readyAt)
+	}
+	for _, q := range sim.gone {
+		cuts = append(cuts, q.readyAt, q.deleted)
+	}
+	if from < 0 && to > 0 {
+		cuts = append(cuts, 0)
+	}
+	sort.Slice(cuts, func(i, j int) bool { return cuts[i] < cuts[j] })
+	var sum float64
+	for i := 1; i < len(cuts); i++ {
+		a, b := max(cuts[i-1], from), min(cuts[i], to)
+		if b <= a {
+			continue
+		}
+		sum += at(a+(b-a)/2) * float64(b-a)
+	}
+	return sum / float64(to-from)
+}
+
+// measured reports whether the pipeline has a sample of p taken at at
+// over window: a whole window after p was made, and no earlier than its
+// discovery.
+func (sim *simulator) measured(p simPod, at, window time.Duration) bool {
+	return at-window >= p.created && at >= p.created+sim.s.Metrics.podClock(p.id).Discovery
 }
 
 // podSum is the sum of the pods' latest readings at t, each pod measured
-// at its own phase: a pod removed since its last measurement still
+// on its own clock: a pod removed since its last measurement still
 // counts, one measured after its removal reads nothing.
 func (sim *simulator) podSum(t time.Duration) float64 {
 	var sum float64
 	add := func(p simPod, gone bool) {
-		at, share := sim.podShare(p, t)
-		if !sim.measured(p, at) || (gone && at >= p.deleted) || p.readyAt > at {
+		r := sim.podReading(p, t)
+		if !r.ok || (gone && r.at >= p.deleted) {
 			return
 		}
-		if w := sim.s.Metrics.Window; p.readyAt > at-w {
-			share *= float64(at-p.readyAt) / float64(w)
-		}
-		sum += share
+		sum += r.share
 	}
 	for _, p := range sim.pods {
 		add(p, false)
@@ -476,9 +563,9 @@ func (sim *simulator) servingPods(t time.Duration) int32 {
 	return n
 }
 
-// pod is p at t as the metrics pipeline sees it when its sample was
-// measured at at and each pod ready then served share of the load.
-func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
+// pod is p at t as the metrics pipeline sees it, given its latest
+// reading r.
+func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	request := sim.s.CPURequest
 	start := simEpoch.Add(p.created)
 	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
@@ -491,20 +578,17 @@ func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
 	// A pod has samples once the pipeline has measured a whole window
 	// since it was made; its share of the load becomes CPU in proportion
 	// to its capacity, for the part of the window it was ready.
-	window := sim.s.Metrics.Window
-	if !sim.measured(p, at) {
+	if !r.ok {
 		return sp
 	}
-	if at != t {
-		mt := simEpoch.Add(at)
+	if r.at != t {
+		mt := simEpoch.Add(r.at)
 		sp.MetricTime = &mt
 	}
-	switch {
-	case p.readyAt > at:
-		share = 0
-	case p.readyAt > at-window:
-		share *= float64(at-p.readyAt) / float64(window)
+	if r.sampled {
+		sp.MetricWindow = r.window
 	}
+	share := r.share
 	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()))
 	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
 	sp.Metrics = map[string]resource.Quantity{}

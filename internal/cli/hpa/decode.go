@@ -119,6 +119,15 @@ func parseDuration(path, s string) (time.Duration, error) {
 	return d, nil
 }
 
+// parseSignedDuration is parseDuration for a time that may be before zero.
+func parseSignedDuration(path, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %q is not a duration", ErrInput, path, s)
+	}
+	return d, nil
+}
+
 // sortedKeys keeps error messages deterministic over maps.
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
@@ -306,8 +315,17 @@ type metricModelFile struct {
 
 // podClockFile is autoscale.PodClock: when the pipeline measures one pod.
 type podClockFile struct {
-	Phase     string `json:"phase,omitempty"`
-	Discovery string `json:"discovery,omitempty"`
+	Phase     string             `json:"phase,omitempty"`
+	Discovery string             `json:"discovery,omitempty"`
+	Samples   []metricSampleFile `json:"samples,omitempty"`
+}
+
+// metricSampleFile is autoscale.MetricSample; its times may be negative
+// (before the scenario's zero).
+type metricSampleFile struct {
+	At     string `json:"at"`
+	Window string `json:"window,omitempty"`
+	Seen   string `json:"seen"`
 }
 
 func (m *metricModelFile) model() (autoscale.MetricModel, error) {
@@ -339,6 +357,20 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 		}
 		if c.Discovery, err = parseDuration(fmt.Sprintf("metrics.pods[%d].discovery", i), p.Discovery); err != nil {
 			return out, err
+		}
+		for j, smp := range p.Samples {
+			path := fmt.Sprintf("metrics.pods[%d].samples[%d]", i, j)
+			var ms autoscale.MetricSample
+			if ms.At, err = parseSignedDuration(path+".at", smp.At); err != nil {
+				return out, err
+			}
+			if ms.Window, err = parseDuration(path+".window", smp.Window); err != nil {
+				return out, err
+			}
+			if ms.Seen, err = parseSignedDuration(path+".seen", smp.Seen); err != nil {
+				return out, err
+			}
+			c.Samples = append(c.Samples, ms)
 		}
 		out.Pods = append(out.Pods, c)
 	}
