@@ -333,9 +333,40 @@ type metricModel struct {
 	Pods                             []podClock
 }
 
-// podClock mirrors autoscale.PodClock.
+// podClock mirrors autoscale.PodClock: a pod's phase and first scrape,
+// or the samples the pipeline took of it.
 type podClock struct {
 	Phase, Discovery time.Duration
+	Samples          []metricSample
+}
+
+// metricSample mirrors autoscale.MetricSample.
+type metricSample struct {
+	At, Window, Seen time.Duration
+}
+
+// cpuClocks gives each pod (curvePods) the samples metrics-server took of
+// it, readable from when a poll first saw each, less half the poll
+// interval (when, on average, it appeared) and plus work (the controller
+// reads the metric that long before the status write that pins its
+// sync).
+// A pod without samples takes phase.
+func cpuClocks(pods []twinPod, samples []cpuSample, phase, poll, work time.Duration) []podClock {
+	byPod := map[string][]cpuSample{}
+	for _, s := range samples {
+		byPod[s.Pod] = append(byPod[s.Pod], s)
+	}
+	var out []podClock
+	for _, p := range pods {
+		ss := byPod[p.Name]
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Seen < ss[j].Seen })
+		c := podClock{Phase: phase}
+		for _, s := range ss {
+			c.Samples = append(c.Samples, metricSample{At: s.Measured, Window: s.Window, Seen: s.Seen - poll/2 + work})
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (m metricModel) measuredAt(t time.Duration) time.Duration {

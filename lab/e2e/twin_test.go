@@ -581,13 +581,16 @@ func podMetrics(ctx context.Context, l *lab, ns string) ([]podMetric, error) {
 	return out, nil
 }
 
-// pollPodCPU reads the metrics API every 100 ms, as the HPA controller
-// would read it then, and keeps each pod's measurements once, with the
-// time a poll first saw each.
+// twinCPUPoll is how often the twin reads the metrics API.
+const twinCPUPoll = 100 * time.Millisecond
+
+// pollPodCPU reads the metrics API every twinCPUPoll, as the HPA
+// controller would read it then, and keeps each pod's measurements once,
+// with the time a poll first saw each.
 func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuSample {
 	var out []cpuSample
 	seen := map[string]bool{}
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(twinCPUPoll)
 	defer tick.Stop()
 	for {
 		items, err := podMetrics(ctx, l, ns)
@@ -742,6 +745,11 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 	work := max(period-twinSync, 0)
 	res.Model.Delay += work
 	recModel.Delay += work
+	if a.name == "cpu" {
+		// metrics-server stamps each measurement of each pod with its
+		// time and window: the twin reads the driven curve over those.
+		res.Model.Pods = cpuClocks(pods, rec.CPU, res.Model.Phase, twinCPUPoll, work)
+	}
 	realSyncs := atSyncTimes(real, rec.Initial, res.SyncTimes, period)
 	for i, variant := range []struct {
 		name  string
@@ -827,9 +835,17 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		metrics["discovery"] = m.Discovery.String()
 	}
 	if len(m.Pods) > 0 {
-		var pods []map[string]string
+		var pods []map[string]any
 		for _, p := range m.Pods {
-			pods = append(pods, map[string]string{"phase": p.Phase.String(), "discovery": p.Discovery.String()})
+			pod := map[string]any{"phase": p.Phase.String(), "discovery": p.Discovery.String()}
+			var samples []map[string]string
+			for _, s := range p.Samples {
+				samples = append(samples, map[string]string{"at": s.At.String(), "window": s.Window.String(), "seen": s.Seen.String()})
+			}
+			if len(samples) > 0 {
+				pod["samples"] = samples
+			}
+			pods = append(pods, pod)
 		}
 		metrics["pods"] = pods
 	}
