@@ -364,3 +364,58 @@ func TestTwinCurvePods(t *testing.T) {
 		t.Errorf("podStartups = %v, want [0 900ms 3s]", ups)
 	}
 }
+
+// TestTwinCompareSynthetic runs the twin's whole comparison (the sync
+// clock, the pipeline models, the scenario files and `shoal hpa simulate`
+// on them) on a made-up record of each autoscaler, without the lab: every
+// real sync must find its twin.
+func TestTwinCompareSynthetic(t *testing.T) {
+	shoal := twinShoal(t, "../..")
+	s, ms := time.Second, time.Millisecond
+	at := func(d time.Duration) *time.Duration { return &d }
+	c := twinCurves()[0]
+	for _, a := range twinAutoscalers() {
+		t.Run(a.name, func(t *testing.T) {
+			rec := twinRecord{Curve: c.Name, Autoscaler: a.name, Steps: c.scaled(a.unit, a.quantum), Initial: 1,
+				Pods: []twinPod{{Name: "p0", Created: -time.Minute, Ready: at(-59 * s)}, {Name: "p1", Created: 22500 * ms, Ready: at(23200 * ms)}}}
+			for k := 0; ; k++ {
+				w := -20*s + 1700*ms + time.Duration(k)*5020*ms
+				if w > c.Duration {
+					break
+				}
+				d := int32(1)
+				if w > 22*s {
+					d = 2
+				}
+				rec.Writes = append(rec.Writes, twinWrite{At: w, Desired: d})
+			}
+			pods := func(t time.Duration) float64 {
+				if t > 23200*ms {
+					return 2
+				}
+				return 1
+			}
+			if a.name == "cpu" {
+				for m := -40*s + 7200*ms; m <= c.Duration; m += 15 * s {
+					rec.CPU = append(rec.CPU, cpuSample{Pod: "p0", Measured: m, Window: 15 * s, Seen: m + 700*ms, Value: valueAt(rec.Steps, m) / pods(m)})
+					if m-15*s > 22500*ms {
+						rec.CPU = append(rec.CPU, cpuSample{Pod: "p1", Measured: m, Window: 15 * s, Seen: m + 700*ms, Value: valueAt(rec.Steps, m) / 2})
+					}
+				}
+			} else {
+				p0, p1 := podScrapes{Pod: "p0"}, podScrapes{Pod: "p1"}
+				for m := -40*s + 1300*ms; m <= c.Duration; m += 5 * s {
+					p0.At, p0.Value = append(p0.At, m), append(p0.Value, valueAt(rec.Steps, m)/pods(m))
+					if m+2600*ms > 26*s {
+						p1.At, p1.Value = append(p1.At, m+2600*ms), append(p1.Value, valueAt(rec.Steps, m+2600*ms)/2)
+					}
+				}
+				rec.Scrapes = []podScrapes{p0, p1}
+			}
+			res := twinCompare(t, shoal, t.TempDir(), rec, c, a)
+			if res.Modelled.Decisions < 30 || res.Recorded.Decisions < 30 || res.Modelled.Worse+res.Recorded.Worse == res.Modelled.Decisions+res.Recorded.Decisions {
+				t.Errorf("modelled %+v, recorded %+v: want every sync compared", res.Modelled, res.Recorded)
+			}
+		})
+	}
+}

@@ -185,15 +185,7 @@ func TestTwin(t *testing.T) {
 		t.Skip("the autoscaling twin is a 20-minute experiment with its own target: make -C lab twin (sets SHOAL_LAB_TWIN=1)")
 	}
 	l := newLab(t)
-	shoal := os.Getenv("LAB_SHOAL") // built once by e2e.sh
-	if shoal == "" {
-		shoal = filepath.Join(t.TempDir(), "shoal")
-		build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
-		build.Dir = l.repo
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build shoal: %v\n%s", err, out)
-		}
-	}
+	shoal := twinShoal(t, l.repo)
 	outDir := envOr("SHOAL_TWIN_OUT", filepath.Join(os.TempDir(), "shoal-twin"))
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -255,19 +247,7 @@ func TestTwinReplay(t *testing.T) {
 	if kept {
 		dir = filepath.Join("testdata", "twin")
 	}
-	repo, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	shoal := os.Getenv("LAB_SHOAL") // a built shoal, as e2e.sh passes
-	if shoal == "" {
-		shoal = filepath.Join(t.TempDir(), "shoal")
-		build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
-		build.Dir = repo
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build shoal: %v\n%s", err, out)
-		}
-	}
+	shoal := twinShoal(t, "../..")
 	out := t.TempDir()
 	var results []twinResult
 	for _, c := range twinCurves() {
@@ -290,6 +270,22 @@ func TestTwinReplay(t *testing.T) {
 	if kept {
 		checkTwinGoal(t, results)
 	}
+}
+
+// twinShoal returns the shoal binary the twin runs: LAB_SHOAL (e2e.sh
+// builds one for every test), or one built from the repository at repo.
+func twinShoal(t *testing.T, repo string) string {
+	t.Helper()
+	if shoal := os.Getenv("LAB_SHOAL"); shoal != "" {
+		return shoal
+	}
+	shoal := filepath.Join(t.TempDir(), "shoal")
+	build := exec.Command("go", "build", "-o", shoal, "./cmd/shoal")
+	build.Dir = repo
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build shoal: %v\n%s", err, out)
+	}
+	return shoal
 }
 
 // checkTwinGoal fails the test for each result whose twin, on the
@@ -775,8 +771,9 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 			res.Recorded = cmp
 		}
 	}
-	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric %+v (gain %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
-		c.Name, a.name, period, phase, res.Startup, res.Model, res.Gain, res.Writes, res.Rescales, res.Modelled, res.Recorded)
+	m := res.Model
+	t.Logf("%s/%s: sync period %v phase %v, start-up %v, metric delay %v resolution %v phase %v window %v discovery %v, %d pod clocks (gain %.2f), %d writes, %d rescales; modelled %+v; recorded %+v",
+		c.Name, a.name, period, phase, res.Startup, m.Delay, m.Resolution, m.Phase, m.Window, m.Discovery, len(m.Pods), res.Gain, res.Writes, res.Rescales, res.Modelled, res.Recorded)
 	return res
 }
 
