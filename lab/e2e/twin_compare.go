@@ -461,8 +461,9 @@ func recordedCurve(readings []sample, m metricModel) []loadStep {
 	return out
 }
 
-// scrapeModel measures Prometheus' pipeline for the pods of a record: each
-// pod's scrape phase (the circular mean of its sample times modulo the
+// scrapeModel measures Prometheus' pipeline for the pods of a record: the
+// scrape interval (resolution, if too few samples), each pod's scrape
+// phase (the circular mean of its sample times modulo the
 // scrape interval) and, for a pod made during the run, how long after its
 // creation it was first scraped (less half an interval, so that the twin's
 // pod, made at the same time, is first measured at the same scrape). The
@@ -476,6 +477,18 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		if len(ps.At) > 0 {
 			byPod[ps.Pod] = ps
 		}
+	}
+	// The scrape interval, measured: the median gap between a pod's
+	// samples, when there are enough of them.
+	var gaps []time.Duration
+	for _, ps := range byPod {
+		for i := 1; i < len(ps.At); i++ {
+			gaps = append(gaps, ps.At[i]-ps.At[i-1])
+		}
+	}
+	if len(gaps) >= 10 {
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		resolution = gaps[len(gaps)/2].Round(10 * time.Millisecond)
 	}
 	m := metricModel{Resolution: resolution}
 	var phases, discoveries []time.Duration
