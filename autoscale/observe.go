@@ -34,6 +34,13 @@ type MetricModel struct {
 	// for the first time at the earliest: for Prometheus, finding the new
 	// target and starting its scrapes. Zero: from its creation on.
 	Discovery time.Duration
+	// Stale is how long after its last measurement a removed pod's
+	// reading still counts in a per-pod sum (see Pods): Prometheus stops
+	// scraping a target that went away and writes staleness markers for
+	// its series just over two scrape intervals after its last scrape
+	// (2.1 intervals), so a query sees the old value until then. Zero: a
+	// removed pod is measured again at its next scrape, reading nothing.
+	Stale time.Duration
 	// Pods, when set, are the pods' own measurement clocks, in the order
 	// the pods are made (the initial pods first): Prometheus scrapes every
 	// target at its own offset in the interval. A pod past the list uses
@@ -76,7 +83,7 @@ func (m MetricModel) validate(duration time.Duration) error {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"delay", m.Delay}, {"resolution", m.Resolution}, {"phase", m.Phase}, {"window", m.Window}, {"discovery", m.Discovery}} {
+	}{{"delay", m.Delay}, {"resolution", m.Resolution}, {"phase", m.Phase}, {"window", m.Window}, {"discovery", m.Discovery}, {"stale", m.Stale}} {
 		if f.d < 0 || f.d > maxMetricSpan {
 			return fmt.Errorf("%w: metrics.%s %s must be within [0, %s]", ErrInvalidInput, f.name, f.d, maxMetricSpan)
 		}

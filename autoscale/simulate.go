@@ -535,12 +535,23 @@ func (sim *simulator) measured(p simPod, at, window time.Duration) bool {
 // counts, one measured after its removal reads nothing.
 func (sim *simulator) podSum(t time.Duration) float64 {
 	var sum float64
+	m := sim.s.Metrics
 	add := func(p simPod, gone bool) {
 		r := sim.podReading(p, t)
-		if !r.ok || (gone && r.at >= p.deleted) {
-			return
+		if gone && r.at >= p.deleted {
+			if m.Stale <= 0 {
+				return // measured again since, reading nothing
+			}
+			// Not measured since its removal: its last reading holds
+			// until it goes stale.
+			r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond)
+			if r.at >= p.deleted || t-m.Delay >= r.at+m.Stale {
+				return
+			}
 		}
-		sum += r.share
+		if r.ok {
+			sum += r.share
+		}
 	}
 	for _, p := range sim.pods {
 		add(p, false)
@@ -641,7 +652,7 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 	}
 	// Forget the pods no measurement still reaches.
 	m := sim.s.Metrics
-	lookback := m.Delay + m.Resolution + m.Window
+	lookback := m.Delay + m.Resolution + m.Window + m.Stale
 	keep := sim.gone[:0]
 	for _, p := range sim.gone {
 		if p.deleted >= t-lookback {

@@ -329,7 +329,7 @@ func absDur(d time.Duration) time.Duration {
 // it was made.
 type metricModel struct {
 	Delay, Resolution, Phase, Window time.Duration
-	Discovery                        time.Duration
+	Discovery, Stale                 time.Duration
 	Pods                             []podClock
 }
 
@@ -470,7 +470,8 @@ func recordedCurve(readings []sample, m metricModel) []loadStep {
 // pods are in the order they were made, those deleted before the curve
 // began left out, as the twin numbers its own. Pods the twin makes beyond
 // them take the medians. The delay is zero: the controller reads the
-// latest sample when it syncs.
+// latest sample when it syncs. A deleted pod's last sample stays in a sum
+// until Prometheus marks it stale.
 func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration) (metricModel, error) {
 	byPod := map[string]podScrapes{}
 	for _, ps := range scrapes {
@@ -490,7 +491,10 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
 		resolution = gaps[len(gaps)/2].Round(10 * time.Millisecond)
 	}
-	m := metricModel{Resolution: resolution}
+	// Prometheus writes staleness markers for a target that went away
+	// 2.1 scrape intervals after its last scrape (scrapeLoop's
+	// endOfRunStaleness); until then its last sample counts in a sum.
+	m := metricModel{Resolution: resolution, Stale: resolution * 21 / 10}
 	var phases, discoveries []time.Duration
 	var clocks []*podClock
 	for _, p := range pods {

@@ -128,32 +128,92 @@ type twinDriver struct {
 	// view replacing an unread one (watchPodViews).
 	watch    func(ctx context.Context, views chan map[string]podView)
 	steps    []loadStep
-	t0, end  time.Time
 	inFlight bool // hold /wait requests; else burn CPU
+	// serving, if not nil, is closed when the driver first has a pod to
+	// send to.
+	serving chan struct{}
 
-	mu   sync.Mutex
-	held []heldChange
+	mu      sync.Mutex
+	t0, end time.Time // the curve's start and end (setClock)
+	started time.Time // when serving closed
+	held    []heldAt
+}
+
+// heldAt is a heldChange at a wall-clock time, before the curve's start
+// is known.
+type heldAt struct {
+	at    time.Time
+	pod   string
+	delta int
+}
+
+// setClock sets (or moves) the curve's start and end: before t0 the
+// driver holds the first step's load.
+func (d *twinDriver) setClock(t0, end time.Time) {
+	d.mu.Lock()
+	d.t0, d.end = t0, end
+	d.mu.Unlock()
+}
+
+func (d *twinDriver) clock() (t0, end time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.t0, d.end
+}
+
+// markServing records the first time the driver has a pod to send to.
+func (d *twinDriver) markServing(pods []string) {
+	if len(pods) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started.IsZero() {
+		d.started = time.Now()
+		if d.serving != nil {
+			close(d.serving)
+		}
+	}
+}
+
+// Started is when the driver first had a pod to send to, relative to the
+// curve's start.
+func (d *twinDriver) Started() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.started.Sub(d.t0)
 }
 
 // level is the curve's value at now: its first step's before t0.
 func (d *twinDriver) level(now time.Time) float64 {
-	if now.Before(d.t0) {
+	t0, _ := d.clock()
+	if now.Before(t0) {
 		return d.steps[0].Value
 	}
-	return valueAt(d.steps, now.Sub(d.t0))
+	return valueAt(d.steps, now.Sub(t0))
+}
+
+// running reports whether the curve has not ended at now.
+func (d *twinDriver) running(now time.Time) bool {
+	_, end := d.clock()
+	return now.Before(end)
 }
 
 func (d *twinDriver) logHeld(pod string, delta int) {
 	d.mu.Lock()
-	d.held = append(d.held, heldChange{At: time.Since(d.t0), Pod: pod, Delta: delta})
+	d.held = append(d.held, heldAt{at: time.Now(), pod: pod, delta: delta})
 	d.mu.Unlock()
 }
 
-// Held returns the held requests' log, in time order.
+// Held returns the held requests' log relative to the curve's start, in
+// time order.
 func (d *twinDriver) Held() []heldChange {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := append([]heldChange(nil), d.held...)
+	out := make([]heldChange, 0, len(d.held))
+	for _, h := range d.held {
+		out = append(out, heldChange{At: h.at.Sub(d.t0), Pod: h.pod, Delta: h.delta})
+	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
 	return out
 }
@@ -184,12 +244,13 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 	var pods []string
 	var ips map[string]podView
 	credit, next := 0.0, 0
-	for time.Now().Before(d.end) {
+	for d.running(time.Now()) {
 		select {
 		case <-ctx.Done():
 			return
 		case v := <-views:
 			ips, pods = v, servingPods(v)
+			d.markServing(pods)
 			continue
 		case <-tick.C:
 		}
@@ -317,8 +378,8 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 	}
 	reconcile := func() {
 		n := 0
-		if time.Now().Before(d.end) {
-			n = int(math.Round(d.level(time.Now())))
+		if now := time.Now(); d.running(now) {
+			n = int(math.Round(d.level(now)))
 		}
 		now := map[string]int{}
 		for p, rs := range live {
@@ -340,11 +401,12 @@ func (d *twinDriver) hold(ctx context.Context, client *http.Client, views <-chan
 	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for time.Now().Before(d.end) && ctx.Err() == nil {
+	for d.running(time.Now()) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case v := <-views:
 			ips, pods = v, servingPods(v)
+			d.markServing(pods)
 		case r := <-up:
 			if !r.counted {
 				r.counted = true

@@ -54,6 +54,8 @@ type twinRecord struct {
 	// Idle is the CPU (millicores) metrics-server measured on the one pod
 	// before any load: the runtime, probes and scrapes.
 	Idle float64 `json:",omitempty"`
+	// Started is when the driver first had a pod to send load to.
+	Started time.Duration `json:",omitempty"`
 }
 
 type twinWrite struct {
@@ -203,15 +205,64 @@ func cpuReadings(samples []cpuSample, from, to, step time.Duration) []cpuReading
 	return out
 }
 
-// cpuGain is the median ratio of the pods' CPU beyond idle to the driven
-// level over the warm-up's measurements whose window lies inside it (the
-// load was steady): connections and the runtime cost CPU beyond the burn,
-// in proportion to the requests. The modelled curve is scaled by it.
-func cpuGain(rs []cpuReading, level, idle float64) float64 {
+// cpuGain is the median ratio of the pods' CPU to the driven level over
+// metrics-server's measurements of steady load: each window lies after the
+// driver first had a pod to send to and 10 s into the warm-up, within one
+// step of the curve, while the same pods served, each measured at that
+// time. The runtime, probes, scrapes and connections cost CPU beyond the
+// burn; the modelled curve is scaled by the ratio.
+func (r *twinRecord) cpuGain() float64 {
+	started := r.Started
+	if started == 0 {
+		// A record from before the driver logged its start: the pod watch
+		// saw the first Ready no sooner than the driver did.
+		started = -twinWarmup
+		for _, p := range r.Pods {
+			if p.Ready != nil {
+				started = max(started, *p.Ready)
+				break
+			}
+		}
+	}
+	serving := func(t time.Duration) map[string]bool {
+		out := map[string]bool{}
+		for _, p := range r.Pods {
+			if p.Ready != nil && *p.Ready <= t && (p.Deleted == nil || *p.Deleted > t) {
+				out[p.Name] = true
+			}
+		}
+		return out
+	}
+	byTime := map[time.Duration][]cpuSample{}
+	for _, s := range r.CPU {
+		byTime[s.Measured] = append(byTime[s.Measured], s)
+	}
 	var d []float64
-	for _, r := range rs {
-		if r.Measured-r.Window >= -twinWarmup+10*time.Second && r.Measured <= 0 && level > 0 {
-			d = append(d, (r.Value-idle)/level)
+	for at, ss := range byTime {
+		from := at - ss[0].Window
+		if from < max(started, -twinWarmup+10*time.Second) {
+			continue
+		}
+		level := valueAt(r.Steps, max(from, 0))
+		steady := level > 0
+		for _, st := range r.Steps {
+			if st.At > max(from, 0) && st.At <= at && st.Value != level {
+				steady = false
+			}
+		}
+		a, b := serving(from), serving(at)
+		if !steady || len(a) != len(b) || len(ss) != len(b) {
+			continue
+		}
+		var sum float64
+		for _, s := range ss {
+			if !a[s.Pod] || !b[s.Pod] {
+				steady = false
+			}
+			sum += s.Value
+		}
+		if steady {
+			d = append(d, sum/level)
 		}
 	}
 	if len(d) == 0 {

@@ -23,6 +23,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 )
 
@@ -185,6 +187,16 @@ func TestTwin(t *testing.T) {
 		t.Skip("the autoscaling twin is a 20-minute experiment with its own target: make -C lab twin (sets SHOAL_LAB_TWIN=1)")
 	}
 	l := newLab(t)
+	// The twin polls the metrics API ten times a second beside its
+	// watches: more than client-go's default 5 requests a second.
+	cfg, err := clientcmd.BuildConfigFromFlags("", l.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	if l.client, err = kubernetes.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
 	shoal := twinShoal(t, l.repo)
 	outDir := envOr("SHOAL_TWIN_OUT", filepath.Join(os.TempDir(), "shoal-twin"))
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -207,6 +219,9 @@ func TestTwin(t *testing.T) {
 	for _, c := range curves {
 		t.Run(c.Name, func(t *testing.T) {
 			for _, a := range twinAutoscalers() {
+				if only := os.Getenv("SHOAL_TWIN_AUTOSCALERS"); only != "" && !strings.Contains(","+only+",", ","+a.name+",") {
+					continue
+				}
 				t.Run(a.name, func(t *testing.T) {
 					t.Parallel()
 					rec := runTwinCurve(t, l, c, a)
@@ -323,17 +338,27 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 		rec.Idle = idle
 	}
 
-	// The warm-up: the autoscaler and the curve's first load together.
-	warm := time.Now()
-	rec.T0 = warm.Add(twinWarmup)
-	end := rec.T0.Add(c.Duration)
-	drv := &twinDriver{steps: rec.Steps, t0: rec.T0, end: end, inFlight: a.name != "cpu",
+	// The driver starts on the curve's first load; the warm-up, with the
+	// autoscaler, begins once the driver has a pod to send to (a new
+	// watch has been seen to deliver a pod tens of seconds late).
+	drv := &twinDriver{steps: rec.Steps, inFlight: a.name != "cpu", serving: make(chan struct{}),
 		watch: func(ctx context.Context, views chan map[string]podView) { watchPodViews(ctx, l, ns, views) }}
+	far := time.Now().Add(time.Hour)
+	drv.setClock(far, far.Add(c.Duration))
 	dctx, stopDrv := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); drv.run(dctx) }()
 	defer func() { stopDrv(); wg.Wait() }()
+	select {
+	case <-drv.serving:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("the driver saw no ready pod in 2m")
+	}
+	warm := time.Now()
+	rec.T0 = warm.Add(twinWarmup)
+	end := rec.T0.Add(c.Duration)
+	drv.setClock(rec.T0, end)
 	if _, err := l.kubectl(ctx, []byte(strings.ReplaceAll(a.manifest, "@NS@", ns)), "-n", ns, "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply %s: %v", a.name, err)
 	}
@@ -362,7 +387,7 @@ func runTwinCurve(t *testing.T, l *lab, c twinCurve, a twinAutoscaler) twinRecor
 	if podErr != nil {
 		t.Fatalf("watch pods: %v", podErr)
 	}
-	rec.Writes, rec.Pods, rec.Held = writes, pods, drv.Held()
+	rec.Writes, rec.Pods, rec.Held, rec.Started = writes, pods, drv.Held(), drv.Started()
 	rec.Initial = 1
 	for _, w := range writes {
 		if w.At <= 0 {
@@ -722,7 +747,7 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		// metrics-server stamps each measurement: measured, not fitted.
 		rs := cpuReadings(rec.CPU, -twinWarmup, c.Duration, 250*time.Millisecond)
 		res.Model, recorded, err = cpuModel(rs, a.resolution)
-		res.Gain = cpuGain(rs, rec.Steps[0].Value, 0)
+		res.Gain = rec.cpuGain()
 		modelled = gainSteps(rec.Steps, res.Gain)
 		recModel = res.Model
 	} else {
@@ -830,6 +855,9 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 	}
 	if m.Discovery > 0 {
 		metrics["discovery"] = m.Discovery.String()
+	}
+	if m.Stale > 0 {
+		metrics["stale"] = m.Stale.String()
 	}
 	if len(m.Pods) > 0 {
 		var pods []map[string]any

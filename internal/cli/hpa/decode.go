@@ -310,6 +310,7 @@ type metricModelFile struct {
 	Phase      string         `json:"phase,omitempty"`
 	Window     string         `json:"window,omitempty"`
 	Discovery  string         `json:"discovery,omitempty"`
+	Stale      string         `json:"stale,omitempty"`
 	Pods       []podClockFile `json:"pods,omitempty"`
 }
 
@@ -343,6 +344,7 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 		{"metrics.phase", m.Phase, &out.Phase},
 		{"metrics.window", m.Window, &out.Window},
 		{"metrics.discovery", m.Discovery, &out.Discovery},
+		{"metrics.stale", m.Stale, &out.Stale},
 	} {
 		var err error
 		if *f.d, err = parseDuration(f.name, f.s); err != nil {
