@@ -538,14 +538,19 @@ func (sim *simulator) podSum(t time.Duration) float64 {
 	m := sim.s.Metrics
 	add := func(p simPod, gone bool) {
 		r := sim.podReading(p, t)
-		if gone && r.at >= p.deleted {
-			if m.Stale <= 0 {
-				return // measured again since, reading nothing
+		if gone {
+			if r.at >= p.deleted {
+				if m.Stale <= 0 {
+					return // measured again since, reading nothing
+				}
+				// Not measured since its removal: its last reading
+				// holds until it goes stale.
+				r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond)
+				if r.at >= p.deleted {
+					return
+				}
 			}
-			// Not measured since its removal: its last reading holds
-			// until it goes stale.
-			r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond)
-			if r.at >= p.deleted || t-m.Delay >= r.at+m.Stale {
+			if m.Stale > 0 && t-m.Delay >= r.at+m.Stale {
 				return
 			}
 		}

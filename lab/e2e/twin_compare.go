@@ -461,9 +461,10 @@ func recordedCurve(readings []sample, m metricModel) []loadStep {
 	return out
 }
 
-// scrapeModel measures Prometheus' pipeline for the pods of a record: the
-// scrape interval (resolution, if too few samples), each pod's scrape
-// phase (the circular mean of its sample times modulo the
+// scrapeModel measures Prometheus' pipeline for the pods of a record: each
+// pod's scrapes as Prometheus stamped them (the twin's pod made at the
+// same time is measured at the very same times), the scrape interval
+// (resolution, if too few samples), each pod's scrape phase (the circular mean of its sample times modulo the
 // scrape interval) and, for a pod made during the run, how long after its
 // creation it was first scraped (less half an interval, so that the twin's
 // pod, made at the same time, is first measured at the same scrape). The
@@ -506,6 +507,9 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		ps, ok := byPod[p.Name]
 		if !ok {
 			continue
+		}
+		for _, at := range ps.At {
+			c.Samples = append(c.Samples, metricSample{At: at, Seen: at})
 		}
 		ph, err := syncPhase(ps.At, resolution)
 		if err != nil {

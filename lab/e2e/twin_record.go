@@ -117,7 +117,22 @@ func (r *twinRecord) curvePods(syncs []time.Duration, period time.Duration) []tw
 		}
 		out = append(out, p)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Created < out[j].Created })
+	// Pods made by one sync are alike to the twin, which removes the
+	// newest first; the ReplicaSet chose among them by UID. The one it
+	// removed first goes last, so that the twin removes the pod, and the
+	// clocks, that the ReplicaSet did.
+	deleted := func(p twinPod) time.Duration {
+		if p.Deleted == nil {
+			return math.MaxInt64
+		}
+		return *p.Deleted
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Created != out[j].Created {
+			return out[i].Created < out[j].Created
+		}
+		return deleted(out[i]) > deleted(out[j])
+	})
 	return out
 }
 

@@ -770,6 +770,14 @@ func twinCompare(t *testing.T, shoal, outDir string, rec twinRecord, c twinCurve
 		// metrics-server stamps each measurement of each pod with its
 		// time and window: the twin reads the driven curve over those.
 		res.Model.Pods = cpuClocks(pods, rec.CPU, res.Model.Phase, twinCPUPoll, work)
+	} else {
+		// A scrape is readable once taken; the controller reads work
+		// before the write that pins its sync.
+		for i := range res.Model.Pods {
+			for j := range res.Model.Pods[i].Samples {
+				res.Model.Pods[i].Samples[j].Seen += work
+			}
+		}
 	}
 	realSyncs := atSyncTimes(real, rec.Initial, res.SyncTimes, period)
 	for i, variant := range []struct {
