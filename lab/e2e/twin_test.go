@@ -158,10 +158,13 @@ spec:
         - {name: DRAIN_DELAY, value: 1s}
         # The lab's Prometheus scrapes container ports named admin.
         ports: [{name: admin, containerPort: 8080}]
+        # Ready within a second of starting; on a loaded node a probe
+        # that times out once must not take the pod out (the driver would
+        # move its load away and back).
         readinessProbe:
           httpGet: {path: /readyz, port: admin}
           periodSeconds: 1
-          failureThreshold: 1
+          failureThreshold: 3
         resources:
           requests: {cpu: 100m, memory: 16Mi}
           limits: {cpu: 400m, memory: 64Mi}
