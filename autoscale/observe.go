@@ -65,6 +65,11 @@ type PodClock struct {
 	// twin of a recorded run reads each pod's CPU over the very window
 	// metrics-server measured.
 	Samples []MetricSample
+	// Removed, if positive, is when the real pod was removed: at a scale
+	// down the twin removes, among the ready pods, those removed in the
+	// run first (earliest first), as the ReplicaSet chose them (by
+	// readiness and at random among equals), then the newest.
+	Removed time.Duration
 }
 
 // MetricSample is one measurement of a pod: over Window up to At, readable
@@ -101,6 +106,9 @@ func (m MetricModel) validate(duration time.Duration) error {
 		}
 		if p.Discovery < 0 || p.Discovery > maxMetricSpan {
 			return fmt.Errorf("%w: metrics.pods[%d].discovery %s must be within [0, %s]", ErrInvalidInput, i, p.Discovery, maxMetricSpan)
+		}
+		if p.Removed < 0 {
+			return fmt.Errorf("%w: metrics.pods[%d].removed %s must not be negative", ErrInvalidInput, i, p.Removed)
 		}
 		samples += len(p.Samples)
 		for j, smp := range p.Samples {

@@ -642,10 +642,20 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 	}
 	if int32(len(sim.pods)) > n {
 		// A ReplicaSet removes not-yet-ready pods first, then the newest.
+		removed := func(p simPod) time.Duration {
+			if r := sim.s.Metrics.podClock(p.id).Removed; r > 0 {
+				return r
+			}
+			return math.MaxInt64
+		}
 		sort.SliceStable(sim.pods, func(i, j int) bool {
 			ri, rj := sim.pods[i].ready(t), sim.pods[j].ready(t)
 			if ri != rj {
 				return ri
+			}
+			// Kept first: the pods removed latest in a recorded run.
+			if di, dj := removed(sim.pods[i]), removed(sim.pods[j]); di != dj {
+				return di > dj
 			}
 			return sim.pods[i].created < sim.pods[j].created
 		})

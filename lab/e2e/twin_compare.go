@@ -338,6 +338,7 @@ type metricModel struct {
 type podClock struct {
 	Phase, Discovery time.Duration
 	Samples          []metricSample
+	Removed          time.Duration // when the real pod was deleted; 0: not
 }
 
 // metricSample mirrors autoscale.MetricSample.
@@ -361,6 +362,9 @@ func cpuClocks(pods []twinPod, samples []cpuSample, phase, poll, work time.Durat
 		ss := byPod[p.Name]
 		sort.Slice(ss, func(i, j int) bool { return ss[i].Seen < ss[j].Seen })
 		c := podClock{Phase: phase}
+		if p.Deleted != nil && *p.Deleted > 0 {
+			c.Removed = *p.Deleted
+		}
 		for _, s := range ss {
 			c.Samples = append(c.Samples, metricSample{At: s.Measured, Window: s.Window, Seen: s.Seen - poll/2 + work})
 		}
@@ -503,6 +507,9 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 			continue
 		}
 		c := &podClock{Phase: -1, Discovery: -1}
+		if p.Deleted != nil && *p.Deleted > 0 {
+			c.Removed = *p.Deleted
+		}
 		clocks = append(clocks, c)
 		ps, ok := byPod[p.Name]
 		if !ok {

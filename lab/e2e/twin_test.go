@@ -881,6 +881,9 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 			if len(samples) > 0 {
 				pod["samples"] = samples
 			}
+			if p.Removed > 0 {
+				pod["removed"] = p.Removed.String()
+			}
 			pods = append(pods, pod)
 		}
 		metrics["pods"] = pods

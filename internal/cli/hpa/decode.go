@@ -319,6 +319,7 @@ type podClockFile struct {
 	Phase     string             `json:"phase,omitempty"`
 	Discovery string             `json:"discovery,omitempty"`
 	Samples   []metricSampleFile `json:"samples,omitempty"`
+	Removed   string             `json:"removed,omitempty"`
 }
 
 // metricSampleFile is autoscale.MetricSample; its times may be negative
@@ -358,6 +359,9 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 			return out, err
 		}
 		if c.Discovery, err = parseDuration(fmt.Sprintf("metrics.pods[%d].discovery", i), p.Discovery); err != nil {
+			return out, err
+		}
+		if c.Removed, err = parseDuration(fmt.Sprintf("metrics.pods[%d].removed", i), p.Removed); err != nil {
 			return out, err
 		}
 		for j, smp := range p.Samples {
