@@ -206,30 +206,15 @@ func syncTimes(writes []time.Duration, phase, period, end time.Duration) []time.
 	return out
 }
 
-// atSyncTimes is atSyncs on a measured clock: one decision per sync time.
+// atSyncTimes turns the status writes (each carrying desiredReplicas)
+// into one decision per sync time: the controller writes its status only
+// when something changed, so a sync without a write kept the last value.
+// A write belongs to the sync nearest it, so it counts from half a period
+// before its own time. Before the first write the HPA holds initial.
 func atSyncTimes(writes []decision, initial int32, times []time.Duration, period time.Duration) []decision {
 	var out []decision
 	cur, i := initial, 0
 	for _, t := range times {
-		for i < len(writes) && writes[i].At <= t+period/2 {
-			cur = writes[i].Replicas
-			i++
-		}
-		out = append(out, decision{At: t, Replicas: cur})
-	}
-	return out
-}
-
-// atSyncs turns the status writes (each carrying desiredReplicas) into one
-// decision per sync from phase to end: the controller writes its status
-// only when something changed, so a sync without a write kept the last
-// value. A write belongs to the sync nearest it, so it counts from half a
-// period before its own time. Before the first write the HPA holds
-// initial.
-func atSyncs(writes []decision, initial int32, phase, period, end time.Duration) []decision {
-	var out []decision
-	cur, i := initial, 0
-	for t := phase; t <= end; t += period {
 		for i < len(writes) && writes[i].At <= t+period/2 {
 			cur = writes[i].Replicas
 			i++
@@ -373,96 +358,11 @@ func cpuClocks(pods []twinPod, samples []cpuSample, phase, poll, work time.Durat
 	return out
 }
 
-func (m metricModel) measuredAt(t time.Duration) time.Duration {
-	at := t - m.Delay
-	if m.Resolution <= 0 {
-		return at
-	}
-	k := (at - m.Phase) / m.Resolution
-	if at-m.Phase < 0 && (at-m.Phase)%m.Resolution != 0 {
-		k--
-	}
-	return m.Phase + k*m.Resolution
-}
-
-// observe is the value the model reads at t from steps, averaged at
-// millisecond steps of the window (the curves change every 5 s at most).
-func (m metricModel) observe(steps []loadStep, t time.Duration) float64 {
-	at := max(m.measuredAt(t), 0)
-	from := max(at-m.Window, 0)
-	if at <= from {
-		return valueAt(steps, at)
-	}
-	var sum float64
-	const dt = 100 * time.Millisecond
-	n := 0
-	for x := from + dt/2; x < at; x += dt {
-		sum += valueAt(steps, x)
-		n++
-	}
-	return sum / float64(n)
-}
-
 // sample is one reading of a metric pipeline's total, as the autoscaler
 // would have read it at At.
 type sample struct {
 	At    time.Duration
 	Value float64
-}
-
-// fitMetricModel measures a pipeline's lag: with the resolution and window
-// known (metrics-server's 15 s, Prometheus' 5 s scrape), it finds the delay
-// in [0, maxDelay] and the phase, on a 250 ms grid, whose model of the
-// driven curve best explains the readings (least squares; ties go to the
-// smaller delay). It returns the model and the root mean square error.
-func fitMetricModel(steps []loadStep, readings []sample, resolution, window, maxDelay time.Duration) (metricModel, float64, error) {
-	if len(readings) == 0 {
-		return metricModel{}, 0, fmt.Errorf("twin: no metric readings to fit the delay to")
-	}
-	const grid = 250 * time.Millisecond
-	best, bestErr := metricModel{}, math.Inf(1)
-	phases := []time.Duration{0}
-	for p := grid; p < resolution; p += grid {
-		phases = append(phases, p)
-	}
-	for d := time.Duration(0); d <= maxDelay; d += grid {
-		for _, p := range phases {
-			m := metricModel{Delay: d, Resolution: resolution, Phase: p, Window: window}
-			var e float64
-			for _, r := range readings {
-				diff := m.observe(steps, r.At) - r.Value
-				e += diff * diff
-			}
-			if e < bestErr-1e-9 {
-				best, bestErr = m, e
-			}
-		}
-	}
-	return best, math.Sqrt(bestErr / float64(len(readings))), nil
-}
-
-// recordedCurve turns the readings into a load curve that, through model,
-// reads back as the readings: the value read at t is the measurement at
-// m.measuredAt(t), averaged over the window before it, so each reading
-// holds from its measurement's time less the window. The twin on recorded
-// metrics runs on it.
-func recordedCurve(readings []sample, m metricModel) []loadStep {
-	var out []loadStep
-	for _, r := range readings {
-		at := max(m.measuredAt(r.At)-m.Window, 0)
-		if len(out) > 0 && out[len(out)-1].Value == r.Value {
-			continue
-		}
-		if len(out) > 0 && out[len(out)-1].At >= at {
-			out[len(out)-1].Value = r.Value
-			continue
-		}
-		out = append(out, loadStep{At: at, Value: r.Value})
-	}
-	if len(out) > 0 {
-		out[0].At = 0
-	}
-	return out
 }
 
 // scrapeModel measures Prometheus' pipeline for the pods of a record: each
