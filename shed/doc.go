@@ -70,22 +70,16 @@
 //
 // [Limiter.Acquire] either admits at once or reports failure. A request
 // the Middleware finds at the full limit may wait a little for a slot
-// instead, once the long RTT is known, and a slot freed goes to the
-// newest waiting critical request, else the newest other. Turned away at
-// once, a request leaves its slot idle from one request's end until the
-// next arrives, and with the few slots CPU-bound work needs (one or two a
+// instead, once the long RTT is known: at most half the limit of them
+// wait, each at most the long RTT, and a slot freed goes to the newest
+// waiting critical request, else the newest other; a full queue turns
+// the newcomer away, unless it is critical and a waiter is not (that one
+// leaves with 503 instead). Turned away at once, a
+// request leaves its slot idle from one request's end until the next
+// arrives, and with the few slots CPU-bound work needs (one or two a
 // core) that idle time was a tenth to a third of the CPU under overload.
-// The queue is bounded by a latency budget, the latency the limiter
-// tolerates for the work it admits (Tolerance × the long RTT): a request
-// waits at most that, and joins only while the queue holds no more
-// requests than the slots freed within it, at the pace slots were freed
-// while requests waited (the queue's measured service time, whatever the
-// work: one core's CPU-bound requests in turn, or many slots of I/O).
-// Until that pace is known, half the limit wait. A full queue turns the
-// newcomer away, unless it is critical and a waiter is not (that one
-// leaves with 503 instead): a request further back could not start
-// within the budget even if no other came. The wait is left out of the
-// latency samples: the limit follows the work admitted.
+// Bounded so, the wait adds at most about the unloaded latency, and it is
+// left out of the latency samples: the limit follows the work admitted.
 // The adaptation's time comes from [Config.Now], so the algorithm is
 // deterministic under a fake clock; the wait is timed by the real clock.
 //
@@ -130,7 +124,8 @@
 // prometheus-adapter rule serves its 30s average as the Pods metric
 // shed_utilization_ratio, and overlays/headroom scales on it. What it
 // reads depends on the regime: while the middleware yields for CPU-bound
-// handlers the limit follows the work, and a saturated one-core replica,
+// handlers the limit follows the work (an underused limit drifts down
+// toward twice the most in flight), and a saturated one-core replica,
 // whose limit settles at 2 or 3 with one request running at a time,
 // reads about 0.5, not 1; for cheap handlers the limit stays high until
 // an overload, and the ratio stays small until then. All of them are

@@ -50,57 +50,12 @@ func (l *Limiter) criticalPause() time.Duration {
 	return min(l.cfg.Window, time.Duration(l.longRTT*float64(time.Second)))
 }
 
-// waitBudget is the longest a request waits for a slot: the latency the
-// limiter tolerates for the work it admits (Tolerance × the long RTT).
-// A request that could not start within it is better told at once to
-// retry elsewhere. l.mu must be held.
-func (l *Limiter) waitBudget() time.Duration {
-	return time.Duration(l.cfg.Tolerance * l.longRTT * float64(time.Second))
-}
-
-// queueDepth is the most requests that wait for a slot: as many as the
-// slots freed within the wait budget, at the pace slots are freed while
-// requests wait (l.drain), at least one and at most maxQueue. A request
-// further back could not start within the budget even if no other came,
-// so it is turned away at once, not when its wait ends. Until that pace
-// was measured, half the limit. l.mu must be held.
-func (l *Limiter) queueDepth() int {
-	if l.drain == 0 {
-		return max(1, int(l.limit)/2)
-	}
-	return max(1, int(min(maxQueue, l.waitBudget().Seconds()/l.drain)))
-}
-
-// maxQueue bounds the queue whatever pace was measured: each waiter holds
-// a goroutine and a timer until its budget runs out.
-const maxQueue = 1000
-
-// drainWeight is the weight of each new interval between two slots freed
-// while requests waited in l.drain, the pace of the queue.
-const drainWeight = 0.1
-
-// noteDrainLocked updates the pace at which slots are freed while requests
-// wait for them: the interval since the previous slot freed, when both
-// found requests waiting, so that the work never paused between the two.
-// It is the measured service time of the queue, whatever the work: a
-// core's CPU-bound requests one after another, or many slots of
-// I/O-bound ones. l.mu must be held.
-func (l *Limiter) noteDrainLocked(now time.Time) {
-	if len(l.waiters) == 0 {
-		l.drainAt = time.Time{}
-		return
-	}
-	if !l.drainAt.IsZero() {
-		if dt := now.Sub(l.drainAt).Seconds(); dt > 0 {
-			if l.drain == 0 {
-				l.drain = dt
-			} else {
-				l.drain += drainWeight * (dt - l.drain)
-			}
-		}
-	}
-	l.drainAt = now
-}
+// queueDepth is the most requests that wait for a slot: half the limit,
+// at least one. A slot freed is taken by a request already here, not by
+// the next to arrive, so the work never pauses between requests; the
+// depth is small, and the wait short (see enqueue), so a waiting request
+// is answered within about twice the unloaded latency.
+func (l *Limiter) queueDepth() int { return max(1, int(l.limit)/2) }
 
 // enqueue queues a request turned away by the limit, or returns nil when
 // it may not wait: before the unloaded latency is known, or when the
@@ -109,8 +64,9 @@ func (l *Limiter) noteDrainLocked(now time.Time) {
 // away rather than pushing out a waiter, because that answer costs the
 // least CPU: under an overload of several times the capacity nearly every
 // request finds the queue full, and waking a waiter for each to refuse it
-// took a fifth of the goodput at 8x. A request waits at most the wait
-// budget (see waitBudget). l.mu must be held.
+// took a fifth of the goodput at 8x. A request waits at most the long
+// RTT: whoever waited longer than a request takes unloaded is better told
+// to retry elsewhere. l.mu must be held.
 func (l *Limiter) enqueue(critical bool) *waiter {
 	if l.longRTT == 0 {
 		return nil
@@ -133,7 +89,7 @@ func (l *Limiter) enqueue(critical bool) *waiter {
 		w.timer.Stop()
 	}
 	w.critical, w.granted = critical, false
-	w.maxWait = l.waitBudget()
+	w.maxWait = time.Duration(l.longRTT * float64(time.Second))
 	l.waiters = append(l.waiters, w)
 	return w
 }

@@ -137,12 +137,6 @@ type Limiter struct {
 	// waiters are the Middleware's requests waiting for a slot, oldest
 	// first; idle holds waiters to reuse. Both guarded by mu.
 	waiters, idle []*waiter
-	// drain is the mean interval between slots freed while requests
-	// waited, in seconds, 0 until measured; drainAt is when the last such
-	// slot was freed, zero when the last slot freed found none waiting.
-	// Both guarded by mu (see noteDrainLocked).
-	drain   float64
-	drainAt time.Time
 }
 
 // New checks cfg (see [Config.Validate]), applies its defaults and
@@ -410,7 +404,6 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 		t.parkedFor += now.Sub(t.parkStart)
 	} else {
 		l.inFlight--
-		l.noteDrainLocked(now)
 	}
 	// Time spent waiting on the client says nothing about this server's
 	// queueing: leave it out of the sample.
