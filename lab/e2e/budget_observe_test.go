@@ -120,9 +120,15 @@ func budgetProxyEndpoints(ctx context.Context, mode, ns, svc string) (map[string
 // mode spells it: endpoint-HASH-NS/SVC/PROTO/PORTNAME__IP/PORT.
 var budgetNFTEndpointRE = regexp.MustCompile(`endpoint-[A-Z0-9]+-([^/\s]+)/([^/\s]+)/[a-z]+/[^_\s]*__([0-9a-fA-F.:]+)/\d+`)
 
-// parseNFTServiceEndpoints picks the endpoints of ns/svc out of `nft list
-// table ip kube-proxy`: the endpoint chains that a service chain of
-// ns/svc jumps to (its numgen vmap), not every endpoint chain, for
+// budgetNFTDNATRE matches an element of the map that a service chain dnats
+// through directly, "N : IP . PORT": kube-proxy v1.37 writes that instead
+// of a jump to endpoint chains when no endpoint needs its own rules.
+var budgetNFTDNATRE = regexp.MustCompile(`\b\d+ : ([0-9.]+) \. \d+\b`)
+
+// budgetParseNFT picks the endpoints of ns/svc out of `nft list table ip
+// kube-proxy`: the endpoint chains that a service chain of ns/svc jumps to
+// (its numgen vmap) or the addresses it dnats to directly (its numgen
+// map), not every endpoint chain, for
 // kube-proxy keeps the chains of terminating endpoints a while after it
 // stopped sending new connections to them.
 func budgetParseNFT(rules, ns, svc string) map[string]bool {
@@ -142,6 +148,9 @@ func budgetParseNFT(rules, ns, svc string) map[string]bool {
 			if m[1] == ns && m[2] == svc {
 				ips[m[3]] = true
 			}
+		}
+		for _, m := range budgetNFTDNATRE.FindAllStringSubmatch(line, -1) {
+			ips[m[1]] = true
 		}
 	}
 	return ips

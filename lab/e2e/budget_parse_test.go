@@ -32,6 +32,10 @@ func TestBudgetParseNFT(t *testing.T) {
 		numgen random mod 1 vmap { 0 : goto endpoint-BBBB2222-ns1/web-headless2/tcp/__10.244.0.5/80 }
 	}
 
+	chain service-TAQX4EVT-ns3/echo/tcp/http {
+		meta l4proto tcp dnat ip to numgen random mod 2 map { 0 : 10.244.0.48 . 8080, 1 : 10.244.0.50 . 8080 }
+	}
+
 	chain service-RRRR3333-ns2/web/tcp/http {
 		numgen random mod 1 vmap {
 			0 : goto endpoint-CCCC3333-ns2/web/tcp/http__10.244.0.6/8080 }
@@ -45,6 +49,7 @@ func TestBudgetParseNFT(t *testing.T) {
 		{"the service chain's targets, not a stale endpoint chain", "ns1", "web", []string{"10.244.0.7", "10.244.0.9"}},
 		{"an unnamed port", "ns1", "web-headless2", []string{"10.244.0.5"}},
 		{"a vmap over two lines, another namespace", "ns2", "web", []string{"10.244.0.6"}},
+		{"a direct dnat map (v1.37)", "ns3", "echo", []string{"10.244.0.48", "10.244.0.50"}},
 		{"no such service", "ns1", "db", nil},
 	}
 	for _, tc := range tests {
