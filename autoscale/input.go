@@ -208,6 +208,9 @@ type Pod struct {
 	ReadyTransitionTime time.Time
 	// MetricTime is the timestamp of the resource sample. If nil, Now.
 	MetricTime *time.Time
+	// MetricWindow is the window of the resource sample, as metrics-server
+	// reports it with each. If zero, Config.MetricWindow.
+	MetricWindow time.Duration
 	// Requests and Usage are pod-level resource requests and usage, used
 	// when Containers is empty. A resource absent from Usage is a missing
 	// metric.
@@ -301,6 +304,9 @@ func (in *Input) Validate() error {
 		case "", corev1.PodRunning, corev1.PodPending, corev1.PodFailed, corev1.PodSucceeded, corev1.PodUnknown:
 		default:
 			return fmt.Errorf("%w: pods[%d].phase %q is not a pod phase", ErrInvalidInput, i, p.Phase)
+		}
+		if p.MetricWindow < 0 {
+			return fmt.Errorf("%w: pods[%d].metricWindow must not be negative", ErrInvalidInput, i)
 		}
 	}
 	for i, e := range in.ScaleEvents {

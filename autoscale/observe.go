@@ -30,7 +30,56 @@ type MetricModel struct {
 	// window for CPU (its resolution), zero for a gauge. A pod made less
 	// than a window before a measurement has no sample in it.
 	Window time.Duration
+	// Discovery is how long after a pod is made the pipeline measures it
+	// for the first time at the earliest: for Prometheus, finding the new
+	// target and starting its scrapes. Zero: from its creation on.
+	Discovery time.Duration
+	// Stale is how long after its last measurement a removed pod's
+	// reading still counts in a per-pod sum (see Pods): Prometheus stops
+	// scraping a target that went away and writes staleness markers for
+	// its series just over two scrape intervals after its last scrape
+	// (2.1 intervals), so a query sees the old value until then. Zero: a
+	// removed pod is measured again at its next scrape, reading nothing.
+	Stale time.Duration
+	// Pods, when set, are the pods' own measurement clocks, in the order
+	// the pods are made (the initial pods first): Prometheus scrapes every
+	// target at its own offset in the interval. A pod past the list uses
+	// Phase and Discovery. Each pod then reads the load at its own
+	// measurement, shared by the pods that served it then, and the metric
+	// is taken to be a per-pod series: an Object or External metric
+	// (KEDA's sum over the pods) is the sum of the pods' latest
+	// measurements, counting a deleted pod's until its next measurement
+	// after the deletion.
+	Pods []PodClock
 }
+
+// PodClock is when the pipeline measures one pod: at Phase in every
+// Resolution, from Discovery after the pod is made on; or, with Samples,
+// exactly when a real pipeline measured it.
+type PodClock struct {
+	Phase, Discovery time.Duration
+	// Samples, when set, are the pod's measurements as a real run's
+	// pipeline took them, in the order they became readable: each
+	// averages over Window up to At and is read from Seen on. They replace
+	// Phase, Discovery, and the model's Delay and Window for this pod: a
+	// twin of a recorded run reads each pod's CPU over the very window
+	// metrics-server measured.
+	Samples []MetricSample
+	// Removed, if positive, is when the real pod was removed: at a scale
+	// down the twin removes, among the ready pods, those removed in the
+	// run first (earliest first), as the ReplicaSet chose them (by
+	// readiness and at random among equals), then the newest.
+	Removed time.Duration
+}
+
+// MetricSample is one measurement of a pod: over Window up to At, readable
+// from Seen on. At and Seen may be before zero.
+type MetricSample struct {
+	At, Window, Seen time.Duration
+}
+
+// maxPodClocks bounds MetricModel.Pods.
+const maxPodClocks = 10000
 
 // maxMetricSpan bounds the model's durations.
 const maxMetricSpan = time.Hour
@@ -39,13 +88,40 @@ func (m MetricModel) validate(duration time.Duration) error {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"delay", m.Delay}, {"resolution", m.Resolution}, {"phase", m.Phase}, {"window", m.Window}} {
+	}{{"delay", m.Delay}, {"resolution", m.Resolution}, {"phase", m.Phase}, {"window", m.Window}, {"discovery", m.Discovery}, {"stale", m.Stale}} {
 		if f.d < 0 || f.d > maxMetricSpan {
 			return fmt.Errorf("%w: metrics.%s %s must be within [0, %s]", ErrInvalidInput, f.name, f.d, maxMetricSpan)
 		}
 	}
 	if m.Phase > 0 && m.Phase >= m.Resolution {
 		return fmt.Errorf("%w: metrics.phase %s must be below metrics.resolution %s", ErrInvalidInput, m.Phase, m.Resolution)
+	}
+	samples := 0
+	if len(m.Pods) > maxPodClocks {
+		return fmt.Errorf("%w: metrics.pods has %d clocks, more than %d", ErrInvalidInput, len(m.Pods), maxPodClocks)
+	}
+	for i, p := range m.Pods {
+		if p.Phase < 0 || (len(p.Samples) == 0 && p.Phase >= m.Resolution) {
+			return fmt.Errorf("%w: metrics.pods[%d].phase %s must be within [0, metrics.resolution %s)", ErrInvalidInput, i, p.Phase, m.Resolution)
+		}
+		if p.Discovery < 0 || p.Discovery > maxMetricSpan {
+			return fmt.Errorf("%w: metrics.pods[%d].discovery %s must be within [0, %s]", ErrInvalidInput, i, p.Discovery, maxMetricSpan)
+		}
+		if p.Removed < 0 {
+			return fmt.Errorf("%w: metrics.pods[%d].removed %s must not be negative", ErrInvalidInput, i, p.Removed)
+		}
+		samples += len(p.Samples)
+		for j, smp := range p.Samples {
+			if smp.Window < 0 || smp.Window > maxMetricSpan || smp.At < -maxMetricSpan || smp.At > duration+maxMetricSpan {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] must have a window within [0, %s] and a time within an hour of the run", ErrInvalidInput, i, j, maxMetricSpan)
+			}
+			if j > 0 && smp.Seen < p.Samples[j-1].Seen {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] is seen before the sample before it", ErrInvalidInput, i, j)
+			}
+		}
+	}
+	if samples > MaxCurvePoints {
+		return fmt.Errorf("%w: metrics.pods hold %d samples, more than %d", ErrInvalidInput, samples, MaxCurvePoints)
 	}
 	if m.Resolution > 0 && duration/m.Resolution > MaxCurvePoints {
 		return fmt.Errorf("%w: metrics.resolution %s makes more than %d measurements over %s", ErrInvalidInput, m.Resolution, MaxCurvePoints, duration)
@@ -65,6 +141,20 @@ func (m MetricModel) measuredAt(t time.Duration) time.Duration {
 		k-- // floor, not truncation, before the phase
 	}
 	return m.Phase + k*m.Resolution
+}
+
+// podClock is the clock of the pod made id-th.
+func (m MetricModel) podClock(id int) PodClock {
+	if id < len(m.Pods) {
+		return m.Pods[id]
+	}
+	return PodClock{Phase: m.Phase, Discovery: m.Discovery}
+}
+
+// podMeasuredAt is measuredAt for the pod made id-th, at its own phase.
+func (m MetricModel) podMeasuredAt(id int, t time.Duration) time.Duration {
+	m.Phase = m.podClock(id).Phase
+	return m.measuredAt(t)
 }
 
 // observe returns when the value read at t was measured, and the value:

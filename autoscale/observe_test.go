@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -76,6 +77,11 @@ func TestMetricModelValidate(t *testing.T) {
 		{name: "phase at resolution", m: MetricModel{Resolution: 5 * s, Phase: 5 * s}, wantErr: true},
 		{name: "window over an hour", m: MetricModel{Window: 2 * time.Hour}, wantErr: true},
 		{name: "too fine a resolution", m: MetricModel{Resolution: time.Millisecond}, wantErr: true},
+		{name: "per-pod clocks", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: 0}, {Phase: 4 * s, Discovery: 2 * s}}, Discovery: 2 * s}},
+		{name: "a pod phase at resolution", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: s}, {Phase: 5 * s}}}, wantErr: true},
+		{name: "pod clocks without resolution", m: MetricModel{Pods: []PodClock{{}}}, wantErr: true},
+		{name: "negative discovery", m: MetricModel{Discovery: -s}, wantErr: true},
+		{name: "a pod's negative discovery", m: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Discovery: -s}}}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -172,6 +178,113 @@ func TestSimulatorPodSamples(t *testing.T) {
 			if has && (p.MetricTime == nil || !p.MetricTime.Equal(simEpoch.Add(tt.wantMTime))) {
 				t.Errorf("at %v: %s metric time %v, want %v", tt.at, p.Name, p.MetricTime, simEpoch.Add(tt.wantMTime))
 			}
+		}
+	}
+}
+
+// TestSimulatorPodPhases reads a Pods metric and its per-pod sum with each
+// pod scraped at its own phase: a pod scraped before a step still reads
+// the old load, a new pod has no sample before its discovery, and a pod
+// removed since its last scrape still counts in the sum until its next.
+func TestSimulatorPodPhases(t *testing.T) {
+	s := time.Second
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+		MaxReplicas: 5,
+		Metrics: []autoscalingv2.MetricSpec{
+			{Type: autoscalingv2.PodsMetricSourceType, Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "inflight"}}},
+			{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "sum"}}},
+		},
+	}}
+	// pod-0 is scraped at 1s, 6s, ...; pod-1 at 4s, 9s, ...; pod-2 (made
+	// at 30s, ready at 31s, first scraped 3s after it was made) at 3s, 8s,
+	// ...
+	sc := Scenario{HPA: hpa, InitialReplicas: 2, PodStartup: s, SyncPeriod: 5 * s,
+		Metrics: MetricModel{Resolution: 5 * s, Pods: []PodClock{{Phase: s}, {Phase: 4 * s}, {Phase: 3 * s, Discovery: 3 * s}}},
+		Load:    []LoadPoint{{Value: 4}, {At: 20 * s, Value: 8}, {At: 40 * s, Value: 6}}, Duration: time.Minute}.withDefaults()
+	sim, err := newSimulator(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type reading struct {
+		at   time.Duration
+		pods map[string]float64 // absent: no sample
+		sum  float64
+	}
+	check := func(r reading) {
+		t.Helper()
+		in := sim.input(r.at, 0)
+		for _, p := range in.Pods {
+			q, has := p.Metrics["inflight"]
+			want, wantHas := r.pods[p.Name]
+			if has != wantHas || (has && q.Cmp(MetricValue(want)) != 0) {
+				t.Errorf("at %v: %s reads %v (sample %v), want %v (sample %v)", r.at, p.Name, q.String(), has, want, wantHas)
+			}
+		}
+		if q := in.ExternalMetrics["sum"]; q.Cmp(MetricValue(r.sum)) != 0 {
+			t.Errorf("at %v: the sum reads %v, want %v", r.at, q.String(), r.sum)
+		}
+	}
+	// At 22s pod-0 was scraped at 21s (after the step), pod-1 at 19s.
+	check(reading{at: 22 * s, pods: map[string]float64{"pod-0": 4, "pod-1": 2}, sum: 6})
+	check(reading{at: 25 * s, pods: map[string]float64{"pod-0": 4, "pod-1": 4}, sum: 8})
+	sim.scale(30*s, 3)
+	// pod-2 is ready at 31s, first scraped at 33s. At 32s the others'
+	// scrapes at 31s (pod-0, after the move) and 29s (pod-1, before).
+	check(reading{at: 32 * s, pods: map[string]float64{"pod-0": 8.0 / 3, "pod-1": 4}, sum: 8.0/3 + 4})
+	check(reading{at: 35 * s, pods: map[string]float64{"pod-0": 8.0 / 3, "pod-1": 8.0 / 3, "pod-2": 8.0 / 3}, sum: 8})
+	sim.scale(45*s, 1)
+	// pod-1 and pod-2 are gone at 45s; at 47s pod-0's scrape at 46s
+	// reads the load alone, pod-2's last at 43s and pod-1's at 44s still
+	// count in the sum.
+	check(reading{at: 47 * s, pods: map[string]float64{"pod-0": 6}, sum: 6 + 2 + 2})
+	// By 50s both were scraped again after their removal: gone.
+	check(reading{at: 50 * s, pods: map[string]float64{"pod-0": 6}, sum: 6})
+}
+
+// TestSimulatorRecordedSamples reads each pod's CPU over the windows a
+// real pipeline measured: a 10 s and a 20 s window, each read from when it
+// was seen, and a new pod with no sample whose window starts before it was
+// made.
+func TestSimulatorRecordedSamples(t *testing.T) {
+	s := time.Second
+	pod0 := PodClock{Samples: []MetricSample{{At: 10 * s, Window: 10 * s, Seen: 11 * s}, {At: 30 * s, Window: 20 * s, Seen: 31 * s}}}
+	pod1 := PodClock{Samples: []MetricSample{{At: 30 * s, Window: 20 * s, Seen: 31 * s}, {At: 40 * s, Window: 10 * s, Seen: 41 * s}}}
+	sc := Scenario{HPA: cpuHPA(i32(1), 4, 50), InitialReplicas: 1, PodStartup: s, SyncPeriod: 5 * s,
+		Metrics: MetricModel{Resolution: 15 * s, Window: 15 * s, Pods: []PodClock{pod0, pod1}},
+		Load:    []LoadPoint{{Value: 1}, {At: 20 * s, Value: 3}}, Duration: time.Minute}.withDefaults()
+	sim, err := newSimulator(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.scale(25*s, 2) // pod-1 made at 25s, ready at 26s
+	tests := []struct {
+		at         time.Duration
+		wantCPU    map[string]int64 // milli-CPU by pod; absent: no sample
+		wantWindow time.Duration
+	}{
+		// Before 31s pod-0 reads its 10s window at 10s: the load of 1 alone.
+		{at: 30 * s, wantCPU: map[string]int64{"pod-0": 1000}, wantWindow: 10 * s},
+		// From 31s its 20s window to 30s: 10s at 1, 6s at 3, and from 26s
+		// 3 shared with pod-1: (10 + 18 + 6) / 20. pod-1's window starts
+		// before it was made: no sample.
+		{at: 35 * s, wantCPU: map[string]int64{"pod-0": 1700}, wantWindow: 20 * s},
+		// At 41s pod-1's 10s window to 40s: 3 shared by two.
+		{at: 41 * s, wantCPU: map[string]int64{"pod-0": 1700, "pod-1": 1500}, wantWindow: 10 * s},
+	}
+	for _, tt := range tests {
+		in := sim.input(tt.at, 0)
+		for _, p := range in.Pods {
+			q, has := p.Usage[corev1.ResourceCPU]
+			want, wantHas := tt.wantCPU[p.Name]
+			if has != wantHas || (has && q.MilliValue() != want) {
+				t.Errorf("at %v: %s has cpu %v (sample %v), want %dm (sample %v)", tt.at, p.Name, q.String(), has, want, wantHas)
+			}
+		}
+		if w := in.Pods[len(in.Pods)-1].MetricWindow; tt.at == 41*s && w != tt.wantWindow {
+			t.Errorf("at %v: pod-1's window %v, want %v", tt.at, w, tt.wantWindow)
+		}
+		if w := in.Pods[0].MetricWindow; tt.at < 41*s && w != tt.wantWindow {
+			t.Errorf("at %v: pod-0's window %v, want %v", tt.at, w, tt.wantWindow)
 		}
 	}
 }

@@ -268,3 +268,37 @@ func BenchmarkRecommend(b *testing.B) {
 		}
 	}
 }
+
+// TestRecommendPodMetricWindow counts a new pod's CPU sample only when its
+// own window, not the configured one, starts after the pod turned ready.
+func TestRecommendPodMetricWindow(t *testing.T) {
+	start := testNow.Add(-time.Minute) // inside the CPU initialization period
+	readyAt := testNow.Add(-40 * time.Second)
+	sampled := testNow.Add(-20 * time.Second) // 20s after the pod turned ready
+	for _, tt := range []struct {
+		name   string
+		window time.Duration
+		want   int32
+	}{
+		// With the configured 30s window, the new pod's sample reaches back
+		// before it was ready: unready, it counts at 0 on scale-up, which
+		// brings the ratio below 1 and keeps the count.
+		{name: "the configured window", window: 0, want: 2},
+		// Its own 15s window lies after it turned ready: the sample counts.
+		{name: "the sample's own window", window: 15 * time.Second, want: 4},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pods := cpuPods("1", 900, 900)
+			pods[1].StartTime, pods[1].ReadyTransitionTime = &start, readyAt
+			pods[1].MetricTime, pods[1].MetricWindow = &sampled, tt.window
+			d, err := Recommend(Config{MetricWindow: 30 * time.Second}, Input{HPA: cpuHPA(i32(1), 10, 50), Now: testNow, CurrentReplicas: 2, Pods: pods,
+				Recommendations: []Recommendation{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.DesiredReplicas != tt.want {
+				t.Errorf("desired %d, want %d (%s)", d.DesiredReplicas, tt.want, d.Reason)
+			}
+		})
+	}
+}

@@ -125,7 +125,11 @@ func (c *calculator) groupPods(samples map[string]podSample, res corev1.Resource
 				// Inside the initialization period a sample counts only if
 				// the pod is ready and the sample's window starts after the
 				// pod turned ready.
-				isUnready = !p.Ready || s.timestamp.Before(p.ReadyTransitionTime.Add(c.cfg.MetricWindow))
+				window := c.cfg.MetricWindow
+				if p.MetricWindow > 0 {
+					window = p.MetricWindow
+				}
+				isUnready = !p.Ready || s.timestamp.Before(p.ReadyTransitionTime.Add(window))
 			} else {
 				// Afterwards, only a pod that has never been ready is doubted.
 				isUnready = !p.Ready && p.StartTime.Add(c.cfg.InitialReadinessDelay).After(p.ReadyTransitionTime)

@@ -23,6 +23,10 @@ type Scenario struct {
 	// PodStartup is the time from a pod's creation to its readiness. If
 	// zero, 30s.
 	PodStartup time.Duration
+	// PodStartups, when set, are the pods' own start-up times, in the
+	// order the pods are made (the initial pods first), as measured in a
+	// real run; a pod past the list takes PodStartup.
+	PodStartups []time.Duration
 	// SyncPeriod is the HPA controller's sync period. If zero, 15s.
 	SyncPeriod time.Duration
 	// SyncPhase is the time of the first sync, in [0, SyncPeriod): the
@@ -30,6 +34,13 @@ type Scenario struct {
 	// controller's syncs fall at some offset from the start of a load
 	// curve; zero puts them on multiples of the period.
 	SyncPhase time.Duration
+	// SyncTimes, when set, are the times the controller syncs, in
+	// increasing order within [0, Duration], instead of SyncPhase +
+	// k*SyncPeriod: a real controller resyncs an HPA a period after its
+	// last sync ended, so its syncs drift by the work of each, and a
+	// measured clock keeps them. KEDA still polls every polling interval
+	// from zero.
+	SyncTimes []time.Duration
 	// Metrics is how the metrics pipeline delays and smooths the load
 	// before the autoscaler sees it; its zero value sees the load at once.
 	Metrics MetricModel
@@ -95,6 +106,14 @@ func (s *Scenario) Validate() error {
 	if s.Duration <= 0 || s.Duration > 7*24*time.Hour {
 		return fmt.Errorf("%w: duration must be within (0, 168h]", ErrInvalidInput)
 	}
+	if len(s.PodStartups) > maxSimReplicas*100 {
+		return fmt.Errorf("%w: podStartups has %d times, more than %d", ErrInvalidInput, len(s.PodStartups), maxSimReplicas*100)
+	}
+	for i, d := range s.PodStartups {
+		if d < 0 || d > maxMetricSpan {
+			return fmt.Errorf("%w: podStartups[%d] %s must be within [0, %s]", ErrInvalidInput, i, d, maxMetricSpan)
+		}
+	}
 	if s.PodStartup < 0 || s.SyncPeriod < 0 || s.PodCapacity < 0 || s.InitialReplicas < 0 {
 		return fmt.Errorf("%w: podStartup, syncPeriod, podCapacity and initialReplicas must not be negative", ErrInvalidInput)
 	}
@@ -106,6 +125,14 @@ func (s *Scenario) Validate() error {
 	}
 	if s.SyncPhase%time.Millisecond != 0 {
 		return fmt.Errorf("%w: syncPhase %s must be a whole number of milliseconds", ErrInvalidInput, s.SyncPhase)
+	}
+	if len(s.SyncTimes) > MaxCurvePoints {
+		return fmt.Errorf("%w: syncTimes has %d times, more than %d", ErrInvalidInput, len(s.SyncTimes), MaxCurvePoints)
+	}
+	for i, st := range s.SyncTimes {
+		if st < 0 || st > s.Duration || (i > 0 && st <= s.SyncTimes[i-1]) {
+			return fmt.Errorf("%w: syncTimes[%d] %s must be within [0, duration] and after syncTimes[%d]", ErrInvalidInput, i, st, max(i-1, 0))
+		}
 	}
 	if err := s.Metrics.validate(s.Duration); err != nil {
 		return err
@@ -183,6 +210,9 @@ func Simulate(s Scenario) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(s.SyncTimes) > 0 {
+		return sim.runAt(s.SyncTimes, s.Duration)
+	}
 	var out []Sample
 	for t := time.Duration(0); t <= s.Duration; t += sim.tick {
 		if sim.poll > 0 && t%sim.poll == 0 {
@@ -192,6 +222,28 @@ func Simulate(s Scenario) ([]Sample, error) {
 		}
 		if !sim.isSync(t) {
 			continue
+		}
+		row, err := sim.sync(t)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row)
+	}
+	return out, nil
+}
+
+// runAt runs the simulation with the HPA syncing at the given times and,
+// for a ScaledObject, KEDA activating every polling interval from zero
+// (before a sync at the same time), up to end.
+func (sim *simulator) runAt(syncs []time.Duration, end time.Duration) ([]Sample, error) {
+	var out []Sample
+	nextPoll := time.Duration(0)
+	for _, t := range syncs {
+		for sim.poll > 0 && nextPoll <= t && nextPoll <= end {
+			if err := sim.activate(nextPoll); err != nil {
+				return nil, err
+			}
+			nextPoll += sim.poll
 		}
 		row, err := sim.sync(t)
 		if err != nil {
@@ -223,6 +275,11 @@ type simulator struct {
 	replicas int32
 	pods     []simPod
 	nextID   int
+	// gone are the pods removed within the metric pipeline's lookback:
+	// a measurement taken before a removal still counts them among the
+	// pods that shared the load, and a per-pod sum still holds their
+	// last readings.
+	gone []simPod
 
 	// The HPA controller's and KEDA's histories, as the last call
 	// returned them.
@@ -235,8 +292,10 @@ type simulator struct {
 // simPod is one pod of the simulated target.
 type simPod struct {
 	name    string
+	id      int // the order it was made in, from 0
 	created time.Duration
 	readyAt time.Duration // created plus the scenario's pod start-up
+	deleted time.Duration // when it was removed; only in simulator.gone
 }
 
 func (p simPod) ready(t time.Duration) bool { return p.readyAt <= t }
@@ -269,6 +328,9 @@ func newSimulator(s Scenario) (*simulator, error) {
 func (sim *simulator) activate(t time.Duration) error {
 	values := make([]float64, len(sim.s.ScaledObject.Spec.Triggers))
 	_, seen := sim.s.Metrics.observe(&sim.s, t)
+	if sim.perPod() {
+		seen = sim.podSum(t)
+	}
 	for i := range values {
 		values[i] = seen
 	}
@@ -314,8 +376,9 @@ func (sim *simulator) readyPods(t time.Duration) int32 {
 }
 
 // input is what the HPA sees at t: the load as the metrics pipeline
-// reports it (see MetricModel), shared evenly by the pods ready while it
-// was measured, and reported whole by Object and External metrics.
+// reports it (see MetricModel), shared evenly by the pods that served it
+// when it was measured, and reported whole by Object and External
+// metrics (with per-pod phases, as the sum of the pods' readings).
 func (sim *simulator) input(t time.Duration, _ float64) Input {
 	hpa := sim.hpa
 	if len(sim.conds) > 0 {
@@ -328,29 +391,197 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		Recommendations: sim.recs, ScaleEvents: sim.events,
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
 	at, seen := sim.s.Metrics.observe(&sim.s, t)
+	whole := seen
+	if sim.perPod() {
+		whole = sim.podSum(t)
+	}
 	for _, m := range sim.hpa.Spec.Metrics {
 		switch {
 		case m.Object != nil:
-			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(seen)
+			in.ObjectMetrics[m.Object.Metric.Name] = MetricValue(whole)
 		case m.External != nil:
-			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(seen)
+			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(whole)
 		}
 	}
-	// The load measured over a window was shared by the pods ready then:
-	// those ready at its middle stand for them.
-	share := 0.0
-	if ready := sim.readyPods(at - sim.s.Metrics.Window/2); ready > 0 {
-		share = seen / float64(ready)
-	}
 	for _, p := range sim.pods {
-		in.Pods = append(in.Pods, sim.pod(p, t, at, share))
+		w := sim.s.Metrics.Window
+		r := podReading{at: at, window: w, share: sim.shareAt(at, seen, w), ok: sim.measured(p, at, w)}
+		// The pod served its share for the part of the window it was
+		// ready.
+		switch {
+		case p.readyAt > at:
+			r.share = 0
+		case p.readyAt > at-w:
+			r.share *= float64(at-p.readyAt) / float64(w)
+		}
+		if sim.perPod() {
+			r = sim.podReading(p, t)
+		}
+		in.Pods = append(in.Pods, sim.pod(p, t, r))
 	}
 	return in
 }
 
-// pod is p at t as the metrics pipeline sees it when its sample was
-// measured at at and each pod ready then served share of the load.
-func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
+// perPod reports whether the pods are measured each on its own clock.
+func (sim *simulator) perPod() bool { return len(sim.s.Metrics.Pods) > 0 }
+
+// podReading is what the pipeline reports of one pod at a sync.
+type podReading struct {
+	// at and window are when the sample was taken and what it averages
+	// over; share is the pod's share of the load then, for the part of
+	// the window it served.
+	at, window time.Duration
+	share      float64
+	// ok is false when the pod has no sample yet.
+	ok bool
+	// sampled marks a window measured in a real run, reported with the
+	// sample.
+	sampled bool
+}
+
+// shareAt is one pod's share of seen, the load measured over window up to
+// at: the load was shared by the pods serving then, and those serving at
+// the window's middle stand for them.
+func (sim *simulator) shareAt(at time.Duration, seen float64, window time.Duration) float64 {
+	if n := sim.servingPods(at - window/2); n > 0 {
+		return seen / float64(n)
+	}
+	return 0
+}
+
+// podReading is p's latest sample at t on its own clock: its recorded
+// samples, or its phase and discovery.
+func (sim *simulator) podReading(p simPod, t time.Duration) podReading {
+	m := sim.s.Metrics
+	c := m.podClock(p.id)
+	var r podReading
+	if len(c.Samples) > 0 {
+		i := sort.Search(len(c.Samples), func(i int) bool { return c.Samples[i].Seen > t }) - 1
+		if i < 0 {
+			return r
+		}
+		r.at, r.window, r.sampled = c.Samples[i].At, c.Samples[i].Window, true
+		r.ok = r.at-r.window >= p.created
+	} else {
+		r.at, r.window = m.podMeasuredAt(p.id, t), m.Window
+		r.ok = sim.measured(p, r.at, r.window)
+	}
+	if r.ok {
+		r.share = sim.servedShare(p, r.at-r.window, r.at)
+	}
+	return r
+}
+
+// servedShare is p's share of the load averaged over [from, to]: at each
+// moment p, if it was serving, took the load divided by the pods serving
+// then. The integral runs over the pieces between the curve's points and
+// the pods' readiness and removal, exact for steps and ramps.
+func (sim *simulator) servedShare(p simPod, from, to time.Duration) float64 {
+	serves := func(q simPod, gone bool, t time.Duration) bool { return q.ready(t) && (!gone || q.deleted > t) }
+	pGone := false
+	for _, q := range sim.gone {
+		if q.id == p.id {
+			p, pGone = q, true
+		}
+	}
+	at := func(t time.Duration) float64 {
+		if !serves(p, pGone, t) {
+			return 0
+		}
+		if n := sim.servingPods(t); n > 0 {
+			return sim.s.LoadAt(max(t, 0)) / float64(n)
+		}
+		return 0
+	}
+	if to <= from {
+		return at(to)
+	}
+	cuts := []time.Duration{from, to}
+	for _, lp := range sim.s.Load {
+		if lp.At > from && lp.At < to {
+			cuts = append(cuts, lp.At)
+		}
+	}
+	for _, q := range sim.pods {
+		cuts = append(cuts, q.readyAt)
+	}
+	for _, q := range sim.gone {
+		cuts = append(cuts, q.readyAt, q.deleted)
+	}
+	if from < 0 && to > 0 {
+		cuts = append(cuts, 0)
+	}
+	sort.Slice(cuts, func(i, j int) bool { return cuts[i] < cuts[j] })
+	var sum float64
+	for i := 1; i < len(cuts); i++ {
+		a, b := max(cuts[i-1], from), min(cuts[i], to)
+		if b <= a {
+			continue
+		}
+		sum += at(a+(b-a)/2) * float64(b-a)
+	}
+	return sum / float64(to-from)
+}
+
+// measured reports whether the pipeline has a sample of p taken at at
+// over window: a whole window after p was made, and no earlier than its
+// discovery.
+func (sim *simulator) measured(p simPod, at, window time.Duration) bool {
+	return at-window >= p.created && at >= p.created+sim.s.Metrics.podClock(p.id).Discovery
+}
+
+// podSum is the sum of the pods' latest readings at t, each pod measured
+// on its own clock: a pod removed since its last measurement still
+// counts, one measured after its removal reads nothing.
+func (sim *simulator) podSum(t time.Duration) float64 {
+	var sum float64
+	m := sim.s.Metrics
+	add := func(p simPod, gone bool) {
+		r := sim.podReading(p, t)
+		if gone {
+			if r.at >= p.deleted {
+				if m.Stale <= 0 {
+					return // measured again since, reading nothing
+				}
+				// Not measured since its removal: its last reading
+				// holds until it goes stale.
+				r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond)
+				if r.at >= p.deleted {
+					return
+				}
+			}
+			if m.Stale > 0 && t-m.Delay >= r.at+m.Stale {
+				return
+			}
+		}
+		if r.ok {
+			sum += r.share
+		}
+	}
+	for _, p := range sim.pods {
+		add(p, false)
+	}
+	for _, p := range sim.gone {
+		add(p, true)
+	}
+	return sum
+}
+
+// servingPods counts the pods ready at t and not removed by then, the
+// removed ones included.
+func (sim *simulator) servingPods(t time.Duration) int32 {
+	n := sim.readyPods(t)
+	for _, p := range sim.gone {
+		if p.ready(t) && p.deleted > t {
+			n++
+		}
+	}
+	return n
+}
+
+// pod is p at t as the metrics pipeline sees it, given its latest
+// reading r.
+func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	request := sim.s.CPURequest
 	start := simEpoch.Add(p.created)
 	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
@@ -363,20 +594,17 @@ func (sim *simulator) pod(p simPod, t, at time.Duration, share float64) Pod {
 	// A pod has samples once the pipeline has measured a whole window
 	// since it was made; its share of the load becomes CPU in proportion
 	// to its capacity, for the part of the window it was ready.
-	window := sim.s.Metrics.Window
-	if at-window < p.created {
+	if !r.ok {
 		return sp
 	}
-	if at != t {
-		mt := simEpoch.Add(at)
+	if r.at != t {
+		mt := simEpoch.Add(r.at)
 		sp.MetricTime = &mt
 	}
-	switch {
-	case p.readyAt > at:
-		share = 0
-	case p.readyAt > at-window:
-		share *= float64(at-p.readyAt) / float64(window)
+	if r.sampled {
+		sp.MetricWindow = r.window
 	}
+	share := r.share
 	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()))
 	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
 	sp.Metrics = map[string]resource.Quantity{}
@@ -405,20 +633,48 @@ func (sim *simulator) scale(t time.Duration, n int32) {
 			// decision at time zero, are taken as long since ready.
 			created = -time.Hour
 		}
-		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), created: created, readyAt: created + sim.s.PodStartup})
+		startup := sim.s.PodStartup
+		if sim.nextID < len(sim.s.PodStartups) {
+			startup = sim.s.PodStartups[sim.nextID]
+		}
+		sim.pods = append(sim.pods, simPod{name: "pod-" + strconv.Itoa(sim.nextID), id: sim.nextID, created: created, readyAt: created + startup})
 		sim.nextID++
 	}
 	if int32(len(sim.pods)) > n {
 		// A ReplicaSet removes not-yet-ready pods first, then the newest.
+		removed := func(p simPod) time.Duration {
+			if r := sim.s.Metrics.podClock(p.id).Removed; r > 0 {
+				return r
+			}
+			return math.MaxInt64
+		}
 		sort.SliceStable(sim.pods, func(i, j int) bool {
 			ri, rj := sim.pods[i].ready(t), sim.pods[j].ready(t)
 			if ri != rj {
 				return ri
 			}
+			// Kept first: the pods removed latest in a recorded run.
+			if di, dj := removed(sim.pods[i]), removed(sim.pods[j]); di != dj {
+				return di > dj
+			}
 			return sim.pods[i].created < sim.pods[j].created
 		})
+		for _, p := range sim.pods[n:] {
+			p.deleted = t
+			sim.gone = append(sim.gone, p)
+		}
 		sim.pods = sim.pods[:n]
 	}
+	// Forget the pods no measurement still reaches.
+	m := sim.s.Metrics
+	lookback := m.Delay + m.Resolution + m.Window + m.Stale
+	keep := sim.gone[:0]
+	for _, p := range sim.gone {
+		if p.deleted >= t-lookback {
+			keep = append(keep, p)
+		}
+	}
+	sim.gone = keep
 }
 
 func gcd(a, b int64) int64 {

@@ -200,3 +200,67 @@ func TestSimulateHPAScaleToZero(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulateSyncTimes runs the same scenario on a fixed period and on
+// the same syncs given as times, then on a drifting clock, and checks the
+// rows fall at the given times with the decisions of the fixed clock.
+func TestSimulateSyncTimes(t *testing.T) {
+	s, ms := time.Second, time.Millisecond
+	base := Scenario{ScaledObject: scaledObject(1, promTrigger("10", "")), SyncPeriod: 5 * s, SyncPhase: 2 * s, PodStartup: s,
+		Duration: time.Minute, Load: []LoadPoint{{Value: 5}, {At: 20 * s, Value: 35}, {At: 40 * s, Value: 5}}}
+	fixed, err := Simulate(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var times, drifting []time.Duration
+	for i, row := range fixed {
+		times = append(times, row.Time)
+		drifting = append(drifting, row.Time+time.Duration(i)*20*ms)
+	}
+	for _, tt := range []struct {
+		name  string
+		times []time.Duration
+	}{{"the same syncs", times}, {"a drifting clock", drifting}} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := base
+			sc.SyncPhase, sc.SyncTimes = 0, tt.times
+			got, err := Simulate(sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(fixed) {
+				t.Fatalf("%d rows, want %d", len(got), len(fixed))
+			}
+			for i := range got {
+				if got[i].Time != tt.times[i] || got[i].Desired != fixed[i].Desired {
+					t.Errorf("row %d at %v wants %d, want at %v wanting %d", i, got[i].Time, got[i].Desired, tt.times[i], fixed[i].Desired)
+				}
+			}
+		})
+	}
+	for _, bad := range [][]time.Duration{{3 * s, 2 * s}, {-s}, {2 * time.Minute}} {
+		sc := base
+		sc.SyncTimes = bad
+		if _, err := Simulate(sc); err == nil {
+			t.Errorf("syncTimes %v: no error", bad)
+		}
+	}
+}
+
+// TestSimulatorPodStartups gives each pod its own start-up, in the order
+// the pods are made; pods past the list take PodStartup.
+func TestSimulatorPodStartups(t *testing.T) {
+	s := time.Second
+	sim := &simulator{s: Scenario{PodStartup: 30 * s, PodStartups: []time.Duration{0, 2 * s, 5 * s}}}
+	sim.scale(0, 1)
+	sim.scale(time.Minute, 4)
+	want := map[string]time.Duration{"pod-1": time.Minute + 2*s, "pod-2": time.Minute + 5*s, "pod-3": time.Minute + 30*s}
+	for _, p := range sim.pods {
+		if w, ok := want[p.name]; ok && p.readyAt != w {
+			t.Errorf("%s ready at %v, want %v", p.name, p.readyAt, w)
+		}
+	}
+	if err := (&Scenario{HPA: cpuHPA(i32(1), 4, 50), Duration: time.Minute, Load: []LoadPoint{{Value: 1}}, PodStartups: []time.Duration{-s}}).Validate(); err == nil {
+		t.Error("a negative start-up validated")
+	}
+}

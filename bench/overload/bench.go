@@ -28,8 +28,8 @@ const (
 	defaultWindow         = 100 * time.Millisecond
 	defaultCapacityConns  = 8
 	defaultCapacityWarm   = time.Second
-	defaultCapacityTime   = 2 * time.Second // a period; the capacity is the best of defaultCapacityRuns
-	defaultCapacityRuns   = 3
+	defaultCapacityTime   = 2 * time.Second // a period; the capacity is the median of the run's periods
+	defaultCapacityRuns   = 3               // at the start; one more after each level's round
 	defaultCriticalEvery  = 10
 	defaultMaxOutstanding = 15000 // below the 20000 open files a process may have here
 	defaultServerProcs    = 1
@@ -48,7 +48,8 @@ type config struct {
 	capacityConns  int
 	capacityWarm   time.Duration
 	capacityTime   time.Duration // of each period measured
-	capacityRuns   int           // periods measured; the capacity is the best
+	capacityRuns   int           // periods measured at the start, whose median sets the offered rates
+	capacityOnce   bool          // measure only at the start, not after each level's round too
 	warm           time.Duration // of steady load before each step
 	warmLoad       float64       // the warm-up's load, in multiples of the capacity
 	step           time.Duration // of each level
@@ -122,12 +123,17 @@ func (c config) withDefaults() config {
 }
 
 // estimate is the longest the run can take: each cell's warm-up, step and
-// drain (a timeout at most) plus a second to start and stop the server.
+// drain (a timeout at most) plus a second to start and stop the server,
+// and the capacity's periods, each measurement with its warm-up and a
+// second for its server.
 func (c config) estimate() time.Duration {
 	cell := c.warm + c.step + c.timeout + time.Second
 	d := time.Duration(len(c.variants)*len(c.levels)) * cell
 	if c.capacity == 0 {
 		d += c.capacityWarm + time.Duration(c.capacityRuns)*c.capacityTime + time.Second
+		if !c.capacityOnce {
+			d += time.Duration(len(c.levels)) * (c.capacityWarm + c.capacityTime + time.Second)
+		}
 	}
 	return d
 }
@@ -185,16 +191,50 @@ type cell struct {
 	failures             string  // failed requests by reason
 }
 
+// capacityPeriod is one closed-loop period on a server without a shedder.
+type capacityPeriod struct {
+	when      string  // "start", or the level whose round it followed
+	rate      float64 // 200s per second
+	serverCPU float64 // cores the server used over its measurement, warm-up included; 0 if unknown
+}
+
 // results is a whole run.
 type results struct {
-	cfg              config
-	boxed            bool
-	capacity         float64
-	capacityMeasured bool
-	capacityRates    []float64 // of each period measured
-	cells            []*cell
-	loadAvgStart     float64
-	started, ended   time.Time
+	cfg   config
+	boxed bool
+	// capacity is what goodput is divided by: as given, or the median of
+	// every period measured in the run. offerBase is what the levels
+	// multiply: as given, or the median of the periods at the start (the
+	// offered rates must be set before the rest are measured).
+	capacity, offerBase float64
+	capacityMeasured    bool
+	capacityPeriods     []capacityPeriod
+	cells               []*cell
+	loadAvgStart        float64
+	started, ended      time.Time
+}
+
+// capacityRates returns the rate of each period measured.
+func (r *results) capacityRates() []float64 {
+	rates := make([]float64, len(r.capacityPeriods))
+	for i, p := range r.capacityPeriods {
+		rates[i] = p.rate
+	}
+	return rates
+}
+
+// median returns the median of v, the mean of the middle two when there
+// is an even number; 0 if empty.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(v))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // run measures the capacity (unless given), then every variant at every
@@ -211,23 +251,37 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		return nil, err
 	}
 	defer l.close()
-	res := &results{cfg: cfg, boxed: l.boxed, capacity: cfg.capacity, started: time.Now()}
+	res := &results{cfg: cfg, boxed: l.boxed, capacity: cfg.capacity, offerBase: cfg.capacity, started: time.Now()}
 	res.loadAvgStart, _ = loadAvg()
 	fmt.Fprintf(cfg.progress, "overload: at most %v; servers %s; load average %.2f\n",
 		cfg.estimate().Round(time.Second), l.describe(), res.loadAvgStart)
-	if res.capacity == 0 {
-		if res.capacity, res.capacityRates, err = measureCapacity(ctx, l, cfg); err != nil {
+	res.capacityMeasured = cfg.capacity == 0
+	measure := func(periods int, when string) error {
+		ps, err := measureCapacity(ctx, l, cfg, periods, when)
+		if err != nil {
+			return err
+		}
+		res.capacityPeriods = append(res.capacityPeriods, ps...)
+		res.capacity = median(res.capacityRates())
+		fmt.Fprintf(cfg.progress, "overload: capacity %s: %s/s (closed loop, %d connections, variant none); median so far %.0f/s\n",
+			when, rateList(res.capacityRates()[len(res.capacityPeriods)-len(ps):]), cfg.capacityConns, res.capacity)
+		return nil
+	}
+	if res.capacityMeasured {
+		if err := measure(cfg.capacityRuns, "start"); err != nil {
 			return nil, err
 		}
-		res.capacityMeasured = true
-		fmt.Fprintf(cfg.progress, "overload: capacity %.0f/s (closed loop, %d connections, variant none; best of %s)\n", res.capacity, cfg.capacityConns, rateList(res.capacityRates))
+		res.offerBase = res.capacity
+		if res.offerBase < 1 {
+			return nil, errors.New("overload: measured capacity is below 1 request per second")
+		}
 	}
 	// Level by level, every variant in turn: the machine's own drift
 	// (other work, a hyperthread sibling's load) then spreads over the
 	// variants instead of landing on one.
 	for _, lv := range cfg.levels {
 		for _, v := range cfg.variants {
-			c, err := runCell(ctx, l, cfg, v, lv, res.capacity)
+			c, err := runCell(ctx, l, cfg, v, lv, res.offerBase)
 			if err != nil {
 				return nil, err
 			}
@@ -239,30 +293,43 @@ func run(ctx context.Context, cfg config) (*results, error) {
 				fmt.Fprintf(cfg.progress, "overload: %-6s %gx: failed: %s\n", v, lv, c.failures)
 			}
 		}
+		// The capacity is measured again between the levels' rounds, as
+		// the cells are, so that it is what the box sustained during
+		// the run and not at its best moment.
+		if res.capacityMeasured && !cfg.capacityOnce {
+			if err := measure(1, fmt.Sprintf("after %g×", lv)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	res.ended = time.Now()
 	return res, nil
 }
 
-func measureCapacity(ctx context.Context, l *launcher, cfg config) (float64, []float64, error) {
+// measureCapacity runs periods closed-loop periods on a fresh server of
+// the variant without a shedder, after a warm-up.
+func measureCapacity(ctx context.Context, l *launcher, cfg config, periods int, when string) ([]capacityPeriod, error) {
 	srv, err := l.start(ctx, variantNone)
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	defer srv.stop()
 	g := newGenerator(srv.url+resizePath, cfg.timeout, cfg.maxOutstanding)
 	defer g.close()
-	// The best period: other work on the machine only ever slows the
-	// server down.
-	rates := g.closedLoop(ctx, cfg.capacityConns, cfg.capacityWarm, cfg.capacityTime, cfg.capacityRuns)
+	before, began := srv.stats(ctx), time.Now()
+	rates := g.closedLoop(ctx, cfg.capacityConns, cfg.capacityWarm, cfg.capacityTime, periods)
 	if err := ctx.Err(); err != nil {
-		return 0, nil, fmt.Errorf("overload: measuring capacity: %w", err)
+		return nil, fmt.Errorf("overload: measuring capacity: %w", err)
 	}
-	capacity := slices.Max(rates)
-	if capacity < 1 {
-		return 0, nil, errors.New("overload: measured capacity is below 1 request per second")
+	var cpu float64
+	if after := srv.stats(ctx); before != nil && after != nil {
+		cpu = (after["process_cpu_seconds"] - before["process_cpu_seconds"]) / time.Since(began).Seconds()
 	}
-	return capacity, rates, nil
+	ps := make([]capacityPeriod, len(rates))
+	for i, r := range rates {
+		ps[i] = capacityPeriod{when: when, rate: r, serverCPU: cpu}
+	}
+	return ps, nil
 }
 
 // runCell warms a fresh server of the variant at the warm load, then steps

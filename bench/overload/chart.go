@@ -104,8 +104,8 @@ func (rep *report) writeSVG(out io.Writer) error {
 		lx += 130
 	}
 	fmt.Fprintf(w, `<text x="%d" y="%d" %s fill="#616161">%s</text>`+"\n", leftPanelX, svgH-12, svgFont, svgEsc(fmt.Sprintf(
-		"capacity %.0f/s; unloaded p99 %.1f ms; %v steps after %v at %.1f×; timeout %v; a missing point means no 200s",
-		rep.res.capacity, ms(rep.unloadedP99), rep.res.cfg.step, rep.res.cfg.warm, rep.res.cfg.warmLoad, rep.res.cfg.timeout)))
+		"capacity %.0f/s (levels × %.0f/s); unloaded p99 %.1f ms; %v steps after %v at %.1f×; timeout %v; a missing point means no 200s",
+		rep.res.capacity, rep.res.offerBase, ms(rep.unloadedP99), rep.res.cfg.step, rep.res.cfg.warm, rep.res.cfg.warmLoad, rep.res.cfg.timeout)))
 	fmt.Fprintln(w, "</svg>")
 	return w.Flush()
 }

@@ -14,11 +14,18 @@
 // the generator the other. Both get a high CFS weight, so that other work
 // on the machine takes neither's core.
 //
-// First the capacity is measured: the closed-loop throughput of the bare
-// handler, the best of three 2 s periods. Then for each level (1×, 2×, 4×,
-// 8× the capacity by default) and each variant in turn, a fresh server
-// gets an open-loop constant arrival rate: 0.2× the capacity for 3 s (the
-// unloaded state its shedder learns from), then the level for 10 s. Every
+// The capacity is the closed-loop throughput of the bare handler (variant
+// none, 8 connections, 2 s periods after a second's warm-up), measured
+// three times at the start and once more after each level's round: it is
+// the median of all the periods, what the box sustained during the run
+// rather than at its best moment on a machine whose other work comes and
+// goes. The levels multiply the median of the periods at the start (the
+// offered rates are set before the others are measured), and the report
+// gives each level's offered rate over the run's capacity as well. For
+// each level (1×, 2×, 4×, 8× by default) and each variant in turn, a
+// fresh server gets an open-loop constant arrival rate: 0.2× the capacity
+// for 3 s (the unloaded state its shedder learns from), then the level
+// for 10 s. Every
 // request has a 5 s timeout; latency and timeout run from its scheduled
 // time, so a lagging generator counts against the server, never for it.
 //
@@ -83,7 +90,8 @@ func mainErr(args []string) error {
 	fs.Float64Var(&cfg.capacity, "capacity", 0, "capacity in requests per second; 0 measures it")
 	fs.IntVar(&cfg.capacityConns, "capacity-conns", defaultCapacityConns, "connections of the closed-loop capacity measurement")
 	fs.DurationVar(&cfg.capacityTime, "capacity-time", defaultCapacityTime, "length of each capacity measurement period, after a second's warm-up")
-	fs.IntVar(&cfg.capacityRuns, "capacity-runs", defaultCapacityRuns, "capacity measurement periods; the capacity is the best")
+	fs.IntVar(&cfg.capacityRuns, "capacity-runs", defaultCapacityRuns, "capacity measurement periods at the start; their median sets the offered rates")
+	fs.BoolVar(&cfg.capacityOnce, "capacity-once", false, "measure the capacity only at the start, not after each level's round too")
 	fs.DurationVar(&cfg.warm, "warm", defaultWarm, "warm-up before each step, at -warm-load")
 	fs.Float64Var(&cfg.warmLoad, "warm-load", defaultWarmLoad, "load of the warm-up, in multiples of the capacity")
 	fs.DurationVar(&cfg.step, "step", defaultStep, "length of each level's step")

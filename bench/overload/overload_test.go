@@ -57,6 +57,27 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want float64
+	}{
+		{"empty", nil, 0},
+		{"one", []float64{7}, 7},
+		{"odd, unsorted", []float64{300, 200, 250}, 250},
+		{"even: the mean of the middle two", []float64{4, 1, 3, 2}, 2.5},
+		{"one outlier does not move it", []float64{200, 210, 205, 400, 190}, 205},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := median(tt.in); got != tt.want {
+				t.Fatalf("median(%v) = %g, want %g", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
 func seq(n int) []float64 {
 	out := make([]float64, n)
 	for i := range out {
@@ -166,17 +187,27 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := run(ctx, config{
-		inProcess:    true,
-		levels:       []float64{1, 4},
-		capacityWarm: 200 * time.Millisecond,
-		capacityTime: 500 * time.Millisecond,
-		warm:         400 * time.Millisecond,
-		step:         600 * time.Millisecond,
-		timeout:      time.Second,
-		progress:     t.Output(),
+		inProcess: true,
+		levels:    []float64{1, 4},
+		// Two connections: under -race on a busy machine eight at once
+		// took longer than the timeout, and a capacity of 0 ends the run.
+		capacityConns: 2,
+		capacityWarm:  200 * time.Millisecond,
+		capacityTime:  500 * time.Millisecond,
+		warm:          400 * time.Millisecond,
+		step:          600 * time.Millisecond,
+		timeout:       time.Second,
+		progress:      t.Output(),
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Three periods at the start, one after each level's round.
+	if got, want := len(res.capacityPeriods), defaultCapacityRuns+2; got != want {
+		t.Errorf("%d capacity periods, want %d", got, want)
+	}
+	if want := median(res.capacityRates()); res.capacity != want {
+		t.Errorf("capacity %g, want the median of the periods, %g", res.capacity, want)
 	}
 	rep := newReport(res)
 	if len(rep.rows) != len(allVariants)*2 {

@@ -154,7 +154,7 @@ func (rep *report) writeMarkdown(w io.Writer) error {
 	var b strings.Builder
 	how := "given"
 	if res.capacityMeasured {
-		how = fmt.Sprintf("closed loop, %d connections, variant none; the best of %d periods of %v: %s/s", cfg.capacityConns, cfg.capacityRuns, cfg.capacityTime, rateList(res.capacityRates))
+		how = fmt.Sprintf("closed loop, %d connections, variant none; the median of %d periods of %v: %s; the levels multiply the start's median, %.0f/s", cfg.capacityConns, len(res.capacityPeriods), cfg.capacityTime, periodList(res.capacityPeriods), res.offerBase)
 	}
 	boxed := "no CPU cgroup"
 	if res.boxed {
@@ -179,11 +179,11 @@ func (rep *report) writeMarkdown(w io.Writer) error {
 	fmt.Fprintf(&b, "Machine: 1-minute load average %.2f at the start, %.2f–%.2f (mean %.2f) after the cells; %.0f%% of its CPU busy during the steps on average; generator lag at most %.1f ms, its CPU at most %.2f cores. Run took %v.\n\n",
 		res.loadAvgStart, minLoad, maxLoad, sumLoad/(n+1), 100*sumBusy/max(n, 1), maxLag, maxGen, res.ended.Sub(res.started).Round(time.Second))
 
-	b.WriteString("| variant | offered | offered/s | goodput/s | goodput ÷ capacity | rejected | timed out | failed | p50 ms | p99 ms | p99 ÷ unloaded p99 | p99 after 1 s, ms | settle | critical served | server CPU | shedder's view at end |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n")
+	b.WriteString("| variant | offered | offered/s | offered ÷ capacity | goodput/s | goodput ÷ capacity | rejected | timed out | failed | p50 ms | p99 ms | p99 ÷ unloaded p99 | p99 after 1 s, ms | settle | critical served | server CPU | shedder's view at end |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n")
 	for _, r := range rep.rows {
-		fmt.Fprintf(&b, "| %s | %g× | %.0f | %.0f | %.2f | %.1f%% | %.1f%% | %.1f%% | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %s |\n",
-			r.variant, r.level, r.offered, r.goodput, r.goodputShare,
+		fmt.Fprintf(&b, "| %s | %g× | %.0f | %.2f | %.0f | %.2f | %.1f%% | %.1f%% | %.1f%% | %.1f | %.1f | %.1f | %.1f | %s | %s | %s | %s |\n",
+			r.variant, r.level, r.offered, r.offered/res.capacity, r.goodput, r.goodputShare,
 			100*share(r.rejected, r.total), 100*share(r.timedOut, r.total), 100*share(r.failed, r.total),
 			ms(r.p50), ms(r.p99), r.p99Ratio, ms(r.lateP99), r.settleText(cfg.step), r.criticalText(), r.serverCPUText(), r.peerView())
 	}
@@ -258,10 +258,30 @@ func (rep *report) writeGoals(b *strings.Builder) {
 	}
 }
 
+// periodList lists the capacity periods by when they were measured, with
+// the server's CPU over each measurement.
+func periodList(ps []capacityPeriod) string {
+	var parts []string
+	for i := 0; i < len(ps); {
+		j := i
+		var rates []float64
+		for ; j < len(ps) && ps[j].when == ps[i].when; j++ {
+			rates = append(rates, ps[j].rate)
+		}
+		part := fmt.Sprintf("%s %s/s", ps[i].when, rateList(rates))
+		if ps[i].serverCPU > 0 {
+			part += fmt.Sprintf(" (server CPU %.2f)", ps[i].serverCPU)
+		}
+		parts = append(parts, part)
+		i = j
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (rep *report) writeCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{
-		"variant", "level", "offered_rps", "capacity_rps", "requests", "answered", "rejected", "timed_out", "failed",
+		"variant", "level", "offered_rps", "capacity_rps", "offered_share", "requests", "answered", "rejected", "timed_out", "failed",
 		"goodput_rps", "goodput_share", "p50_ms", "p99_ms", "unloaded_p99_ms", "p99_ratio", "p99_after_1s_ms", "settle_s", "settled", "windows_over_after_1s", "windows_judged_after_1s",
 		"warm_p99_ms", "server_cpu_cores", "machine_busy", "load_avg_1m", "throttled_periods", "max_lag_ms", "generator_cpu_cores",
 		"shoal_limit_end", "gozero_cpu_permille_end", "kratos_cpu_permille_end", "kratos_max_in_flight_end",
@@ -271,7 +291,7 @@ func (rep *report) writeCSV(w io.Writer) error {
 	for _, r := range rep.rows {
 		st := r.statsEnd
 		cw.Write([]string{
-			r.variant, f(r.level, -1), f(r.offered, 1), f(rep.res.capacity, 1),
+			r.variant, f(r.level, -1), f(r.offered, 1), f(rep.res.capacity, 1), f(r.offered/rep.res.capacity, 3),
 			strconv.Itoa(r.total), strconv.Itoa(r.answered), strconv.Itoa(r.rejected), strconv.Itoa(r.timedOut), strconv.Itoa(r.failed),
 			f(r.goodput, 1), f(r.goodputShare, 3), f(ms(r.p50), 2), f(ms(r.p99), 2), f(ms(rep.unloadedP99), 2), f(r.p99Ratio, 2),
 			f(ms(r.lateP99), 2), f(r.settle.Seconds(), 1), strconv.FormatBool(r.settled),

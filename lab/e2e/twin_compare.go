@@ -160,16 +160,61 @@ func syncClock(writes []time.Duration, nominal time.Duration) (phase, period tim
 	return ph, period, nil
 }
 
-// atSyncs turns the status writes (each carrying desiredReplicas) into one
-// decision per sync from phase to end: the controller writes its status
-// only when something changed, so a sync without a write kept the last
-// value. A write belongs to the sync nearest it, so it counts from half a
-// period before its own time. Before the first write the HPA holds
-// initial.
-func atSyncs(writes []decision, initial int32, phase, period, end time.Duration) []decision {
+// syncTimes estimates the time of every sync in [0, end] from the status
+// writes: each write is stamped on arrival, a few milliseconds into its
+// sync, and the fitted clock (phase, period) numbers them; the syncs
+// between two writes are spread evenly between them, and those before the
+// first or after the last follow the fitted period from it. A run's syncs
+// drift by the work of each, unevenly, which a single line through all
+// the writes misses by up to a few hundred milliseconds.
+func syncTimes(writes []time.Duration, phase, period, end time.Duration) []time.Duration {
+	anchor := map[int64]time.Duration{}
+	var ks []int64
+	for _, w := range writes {
+		k := int64(math.Round(float64(w-phase) / float64(period)))
+		if _, ok := anchor[k]; !ok {
+			anchor[k] = w
+			ks = append(ks, k)
+		}
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
+	at := func(k int64) time.Duration {
+		i := sort.Search(len(ks), func(i int) bool { return ks[i] >= k })
+		switch {
+		case len(ks) == 0:
+			return phase + time.Duration(k)*period
+		case i < len(ks) && ks[i] == k:
+			return anchor[k]
+		case i == 0:
+			return anchor[ks[0]] - time.Duration(ks[0]-k)*period
+		case i == len(ks):
+			return anchor[ks[i-1]] + time.Duration(k-ks[i-1])*period
+		}
+		a, b := ks[i-1], ks[i]
+		return anchor[a] + time.Duration(float64(anchor[b]-anchor[a])*float64(k-a)/float64(b-a))
+	}
+	var out []time.Duration
+	for k := int64(-1); ; k++ {
+		t := at(k).Round(time.Millisecond)
+		if t > end {
+			break
+		}
+		if t >= 0 && (len(out) == 0 || t > out[len(out)-1]) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// atSyncTimes turns the status writes (each carrying desiredReplicas)
+// into one decision per sync time: the controller writes its status only
+// when something changed, so a sync without a write kept the last value.
+// A write belongs to the sync nearest it, so it counts from half a period
+// before its own time. Before the first write the HPA holds initial.
+func atSyncTimes(writes []decision, initial int32, times []time.Duration, period time.Duration) []decision {
 	var out []decision
 	cur, i := initial, 0
-	for t := phase; t <= end; t += period {
+	for _, t := range times {
 		for i < len(writes) && writes[i].At <= t+period/2 {
 			cur = writes[i].Replicas
 			i++
@@ -263,39 +308,54 @@ func absDur(d time.Duration) time.Duration {
 // does not import the toolkit; the twin receives the model through the
 // scenario file of `shoal hpa simulate`): the value read at t is the load
 // measured at phase + floor((t-delay-phase)/resolution)*resolution,
-// averaged over the window before it.
+// averaged over the window before it. Pods, when set, are the pods' own
+// clocks in the order they were made (Prometheus scrapes each target at
+// its own offset); a pod is first measured at least its Discovery after
+// it was made.
 type metricModel struct {
 	Delay, Resolution, Phase, Window time.Duration
+	Discovery, Stale                 time.Duration
+	Pods                             []podClock
 }
 
-func (m metricModel) measuredAt(t time.Duration) time.Duration {
-	at := t - m.Delay
-	if m.Resolution <= 0 {
-		return at
-	}
-	k := (at - m.Phase) / m.Resolution
-	if at-m.Phase < 0 && (at-m.Phase)%m.Resolution != 0 {
-		k--
-	}
-	return m.Phase + k*m.Resolution
+// podClock mirrors autoscale.PodClock: a pod's phase and first scrape,
+// or the samples the pipeline took of it.
+type podClock struct {
+	Phase, Discovery time.Duration
+	Samples          []metricSample
+	Removed          time.Duration // when the real pod was deleted; 0: not
 }
 
-// observe is the value the model reads at t from steps, averaged at
-// millisecond steps of the window (the curves change every 5 s at most).
-func (m metricModel) observe(steps []loadStep, t time.Duration) float64 {
-	at := max(m.measuredAt(t), 0)
-	from := max(at-m.Window, 0)
-	if at <= from {
-		return valueAt(steps, at)
+// metricSample mirrors autoscale.MetricSample.
+type metricSample struct {
+	At, Window, Seen time.Duration
+}
+
+// cpuClocks gives each pod (curvePods) the samples metrics-server took of
+// it, readable from when a poll first saw each, less half the poll
+// interval (when, on average, it appeared) and plus work (the controller
+// reads the metric that long before the status write that pins its
+// sync).
+// A pod without samples takes phase.
+func cpuClocks(pods []twinPod, samples []cpuSample, phase, poll, work time.Duration) []podClock {
+	byPod := map[string][]cpuSample{}
+	for _, s := range samples {
+		byPod[s.Pod] = append(byPod[s.Pod], s)
 	}
-	var sum float64
-	const dt = 100 * time.Millisecond
-	n := 0
-	for x := from + dt/2; x < at; x += dt {
-		sum += valueAt(steps, x)
-		n++
+	var out []podClock
+	for _, p := range pods {
+		ss := byPod[p.Name]
+		sort.Slice(ss, func(i, j int) bool { return ss[i].Seen < ss[j].Seen })
+		c := podClock{Phase: phase}
+		if p.Deleted != nil && *p.Deleted > 0 {
+			c.Removed = *p.Deleted
+		}
+		for _, s := range ss {
+			c.Samples = append(c.Samples, metricSample{At: s.Measured, Window: s.Window, Seen: s.Seen - poll/2 + work})
+		}
+		out = append(out, c)
 	}
-	return sum / float64(n)
+	return out
 }
 
 // sample is one reading of a metric pipeline's total, as the autoscaler
@@ -305,46 +365,102 @@ type sample struct {
 	Value float64
 }
 
-// fitMetricModel measures a pipeline's lag: with the resolution and window
-// known (metrics-server's 15 s, Prometheus' 5 s scrape), it finds the delay
-// in [0, maxDelay] and the phase, on a 250 ms grid, whose model of the
-// driven curve best explains the readings (least squares; ties go to the
-// smaller delay). It returns the model and the root mean square error.
-func fitMetricModel(steps []loadStep, readings []sample, resolution, window, maxDelay time.Duration) (metricModel, float64, error) {
-	if len(readings) == 0 {
-		return metricModel{}, 0, fmt.Errorf("twin: no metric readings to fit the delay to")
-	}
-	const grid = 250 * time.Millisecond
-	best, bestErr := metricModel{}, math.Inf(1)
-	phases := []time.Duration{0}
-	for p := grid; p < resolution; p += grid {
-		phases = append(phases, p)
-	}
-	for d := time.Duration(0); d <= maxDelay; d += grid {
-		for _, p := range phases {
-			m := metricModel{Delay: d, Resolution: resolution, Phase: p, Window: window}
-			var e float64
-			for _, r := range readings {
-				diff := m.observe(steps, r.At) - r.Value
-				e += diff * diff
-			}
-			if e < bestErr-1e-9 {
-				best, bestErr = m, e
-			}
+// scrapeModel measures Prometheus' pipeline for the pods of a record: each
+// pod's scrapes as Prometheus stamped them (the twin's pod made at the
+// same time is measured at the very same times), the scrape interval
+// (resolution, if too few samples), each pod's scrape phase (the circular mean of its sample times modulo the
+// scrape interval) and, for a pod made during the run, how long after its
+// creation it was first scraped (less half an interval, so that the twin's
+// pod, made at the same time, is first measured at the same scrape). The
+// pods are in the order they were made, those deleted before the curve
+// began left out, as the twin numbers its own. Pods the twin makes beyond
+// them take the medians. The delay is zero: the controller reads the
+// latest sample when it syncs. A deleted pod's last sample stays in a sum
+// until Prometheus marks it stale.
+func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration) (metricModel, error) {
+	byPod := map[string]podScrapes{}
+	for _, ps := range scrapes {
+		if len(ps.At) > 0 {
+			byPod[ps.Pod] = ps
 		}
 	}
-	return best, math.Sqrt(bestErr / float64(len(readings))), nil
+	// The scrape interval, measured: the median gap between a pod's
+	// samples, when there are enough of them.
+	var gaps []time.Duration
+	for _, ps := range byPod {
+		for i := 1; i < len(ps.At); i++ {
+			gaps = append(gaps, ps.At[i]-ps.At[i-1])
+		}
+	}
+	if len(gaps) >= 10 {
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		resolution = gaps[len(gaps)/2].Round(10 * time.Millisecond)
+	}
+	// Prometheus writes staleness markers for a target that went away
+	// 2.1 scrape intervals after its last scrape (scrapeLoop's
+	// endOfRunStaleness); until then its last sample counts in a sum.
+	m := metricModel{Resolution: resolution, Stale: resolution * 21 / 10}
+	var phases, discoveries []time.Duration
+	var clocks []*podClock
+	for _, p := range pods {
+		if p.Created <= 0 && p.Deleted != nil && *p.Deleted <= 0 {
+			continue
+		}
+		c := &podClock{Phase: -1, Discovery: -1}
+		if p.Deleted != nil && *p.Deleted > 0 {
+			c.Removed = *p.Deleted
+		}
+		clocks = append(clocks, c)
+		ps, ok := byPod[p.Name]
+		if !ok {
+			continue
+		}
+		for _, at := range ps.At {
+			c.Samples = append(c.Samples, metricSample{At: at, Seen: at})
+		}
+		ph, err := syncPhase(ps.At, resolution)
+		if err != nil {
+			return m, err
+		}
+		c.Phase = ph
+		phases = append(phases, ps.At...)
+		if p.Created > -twinWarmup {
+			c.Discovery = max(ps.At[0]-p.Created-resolution/2, 0).Round(time.Millisecond)
+			discoveries = append(discoveries, c.Discovery)
+		} else {
+			c.Discovery = 0
+		}
+	}
+	if len(phases) == 0 {
+		return m, fmt.Errorf("twin: no scrapes of the pods")
+	}
+	ph, err := syncPhase(phases, resolution)
+	if err != nil {
+		return m, err
+	}
+	m.Phase = ph
+	if len(discoveries) > 0 {
+		sort.Slice(discoveries, func(i, j int) bool { return discoveries[i] < discoveries[j] })
+		m.Discovery = discoveries[len(discoveries)/2]
+	}
+	for _, c := range clocks {
+		if c.Phase < 0 {
+			c.Phase = m.Phase
+		}
+		if c.Discovery < 0 {
+			c.Discovery = m.Discovery
+		}
+		m.Pods = append(m.Pods, *c)
+	}
+	return m, nil
 }
 
-// recordedCurve turns the readings into a load curve that, through model,
-// reads back as the readings: the value read at t is the measurement at
-// m.measuredAt(t), averaged over the window before it, so each reading
-// holds from its measurement's time less the window. The twin on recorded
-// metrics runs on it.
-func recordedCurve(readings []sample, m metricModel) []loadStep {
+// readingsCurve is the readings as a load curve: the twin on recorded
+// metrics reads it with no lag.
+func readingsCurve(readings []sample) []loadStep {
 	var out []loadStep
 	for _, r := range readings {
-		at := max(m.measuredAt(r.At)-m.Window, 0)
+		at := max(r.At, 0)
 		if len(out) > 0 && out[len(out)-1].Value == r.Value {
 			continue
 		}

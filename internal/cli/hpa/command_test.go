@@ -168,6 +168,8 @@ func TestSimulateErrors(t *testing.T) {
 		{"bad metric delay", "duration: 1m\nmetrics: {delay: soon}\n", "metrics.delay"},
 		{"metric phase without resolution", "duration: 1m\nmetrics: {phase: 2s}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.phase"},
 		{"unknown metric field", "duration: 1m\nmetrics: {lag: 2s}\n", "lag"},
+		{"bad pod clock", "duration: 1m\nmetrics: {resolution: 5s, pods: [{phase: 1s}, {phase: soon}]}\n", "metrics.pods[1].phase"},
+		{"pod phase past the resolution", "duration: 1m\nmetrics: {resolution: 5s, pods: [{phase: 6s}]}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.pods[0].phase"},
 		{"unsupported trigger", "duration: 1m\nload: [{at: 0s, value: 1}]\nscaledObject: {spec: {triggers: [{type: cron, metadata: {}}]}}\n", "not supported"},
 	}
 	for _, tc := range tests {

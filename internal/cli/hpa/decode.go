@@ -52,6 +52,7 @@ type podFile struct {
 	StartTime           string            `json:"startTime,omitempty"`
 	ReadyTransitionTime string            `json:"readyTransitionTime,omitempty"`
 	MetricTime          string            `json:"metricTime,omitempty"`
+	MetricWindow        string            `json:"metricWindow,omitempty"`
 	Requests            map[string]string `json:"requests,omitempty"`
 	Usage               map[string]string `json:"usage,omitempty"`
 	Containers          []containerFile   `json:"containers,omitempty"`
@@ -114,6 +115,15 @@ func parseDuration(path, s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
 		return 0, fmt.Errorf("%w: %s: %q is not a non-negative duration", ErrInput, path, s)
+	}
+	return d, nil
+}
+
+// parseSignedDuration is parseDuration for a time that may be before zero.
+func parseSignedDuration(path, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s: %q is not a duration", ErrInput, path, s)
 	}
 	return d, nil
 }
@@ -218,6 +228,9 @@ func DecodeRecommendInput(data []byte) (autoscale.Config, autoscale.Input, error
 		if pod.MetricTime, err = parseOptTime(path+".metricTime", p.MetricTime); err != nil {
 			return cfg, in, err
 		}
+		if pod.MetricWindow, err = parseDuration(path+".metricWindow", p.MetricWindow); err != nil {
+			return cfg, in, err
+		}
 		if pod.Requests, err = resources(path+".requests", p.Requests); err != nil {
 			return cfg, in, err
 		}
@@ -277,8 +290,10 @@ type scenarioFile struct {
 	ScaledObject    *autoscale.ScaledObject                `json:"scaledObject,omitempty"`
 	InitialReplicas int32                                  `json:"initialReplicas,omitempty"`
 	PodStartup      string                                 `json:"podStartup,omitempty"`
+	PodStartups     []string                               `json:"podStartups,omitempty"`
 	SyncPeriod      string                                 `json:"syncPeriod,omitempty"`
 	SyncPhase       string                                 `json:"syncPhase,omitempty"`
+	SyncTimes       []string                               `json:"syncTimes,omitempty"`
 	Metrics         *metricModelFile                       `json:"metrics,omitempty"`
 	Duration        string                                 `json:"duration"`
 	PodCapacity     float64                                `json:"podCapacity,omitempty"`
@@ -290,10 +305,29 @@ type scenarioFile struct {
 // metricModelFile is autoscale.MetricModel as written in a scenario: how
 // late and how coarse the autoscaler's view of the load is.
 type metricModelFile struct {
-	Delay      string `json:"delay,omitempty"`
-	Resolution string `json:"resolution,omitempty"`
-	Phase      string `json:"phase,omitempty"`
-	Window     string `json:"window,omitempty"`
+	Delay      string         `json:"delay,omitempty"`
+	Resolution string         `json:"resolution,omitempty"`
+	Phase      string         `json:"phase,omitempty"`
+	Window     string         `json:"window,omitempty"`
+	Discovery  string         `json:"discovery,omitempty"`
+	Stale      string         `json:"stale,omitempty"`
+	Pods       []podClockFile `json:"pods,omitempty"`
+}
+
+// podClockFile is autoscale.PodClock: when the pipeline measures one pod.
+type podClockFile struct {
+	Phase     string             `json:"phase,omitempty"`
+	Discovery string             `json:"discovery,omitempty"`
+	Samples   []metricSampleFile `json:"samples,omitempty"`
+	Removed   string             `json:"removed,omitempty"`
+}
+
+// metricSampleFile is autoscale.MetricSample; its times may be negative
+// (before the scenario's zero).
+type metricSampleFile struct {
+	At     string `json:"at"`
+	Window string `json:"window,omitempty"`
+	Seen   string `json:"seen"`
 }
 
 func (m *metricModelFile) model() (autoscale.MetricModel, error) {
@@ -310,11 +344,41 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 		{"metrics.resolution", m.Resolution, &out.Resolution},
 		{"metrics.phase", m.Phase, &out.Phase},
 		{"metrics.window", m.Window, &out.Window},
+		{"metrics.discovery", m.Discovery, &out.Discovery},
+		{"metrics.stale", m.Stale, &out.Stale},
 	} {
 		var err error
 		if *f.d, err = parseDuration(f.name, f.s); err != nil {
 			return out, err
 		}
+	}
+	for i, p := range m.Pods {
+		var c autoscale.PodClock
+		var err error
+		if c.Phase, err = parseDuration(fmt.Sprintf("metrics.pods[%d].phase", i), p.Phase); err != nil {
+			return out, err
+		}
+		if c.Discovery, err = parseDuration(fmt.Sprintf("metrics.pods[%d].discovery", i), p.Discovery); err != nil {
+			return out, err
+		}
+		if c.Removed, err = parseDuration(fmt.Sprintf("metrics.pods[%d].removed", i), p.Removed); err != nil {
+			return out, err
+		}
+		for j, smp := range p.Samples {
+			path := fmt.Sprintf("metrics.pods[%d].samples[%d]", i, j)
+			var ms autoscale.MetricSample
+			if ms.At, err = parseSignedDuration(path+".at", smp.At); err != nil {
+				return out, err
+			}
+			if ms.Window, err = parseDuration(path+".window", smp.Window); err != nil {
+				return out, err
+			}
+			if ms.Seen, err = parseSignedDuration(path+".seen", smp.Seen); err != nil {
+				return out, err
+			}
+			c.Samples = append(c.Samples, ms)
+		}
+		out.Pods = append(out.Pods, c)
 	}
 	return out, nil
 }
@@ -351,6 +415,20 @@ func DecodeScenario(data []byte) (Scenario, error) {
 	}
 	if s.SyncPhase, err = parseDuration("syncPhase", f.SyncPhase); err != nil {
 		return s, err
+	}
+	for i, st := range f.PodStartups {
+		d, err := parseDuration(fmt.Sprintf("podStartups[%d]", i), st)
+		if err != nil {
+			return s, err
+		}
+		s.PodStartups = append(s.PodStartups, d)
+	}
+	for i, st := range f.SyncTimes {
+		d, err := parseDuration(fmt.Sprintf("syncTimes[%d]", i), st)
+		if err != nil {
+			return s, err
+		}
+		s.SyncTimes = append(s.SyncTimes, d)
 	}
 	if s.Metrics, err = f.Metrics.model(); err != nil {
 		return s, err

@@ -1,8 +1,10 @@
 // Command labecho is the lab's own test service: it answers every request
 // with its replica name in X-Served-By, burns CPU on /burn for autoscaling
 // checks (wall-clock time, or with cpu=1 the thread's own CPU time, which
-// a busy node does not stretch), holds a request without CPU on /wait,
-// serves http_requests_total and http_requests_in_flight on /metrics (the
+// a busy node does not stretch), holds a request without CPU on /wait
+// (with early=1 its headers go out at once, so the client knows when the
+// request is counted in flight; a draining pod ends it, so that a client
+// holding load moves it to the pods that stay), serves http_requests_total and http_requests_in_flight on /metrics (the
 // series the lab's prometheus-adapter rules read; probes and scrapes are
 // not counted), and drains before it stops so that rolling updates lose
 // nothing.
@@ -30,6 +32,10 @@ func main() {
 	}
 }
 
+// maxWait bounds /wait's ms: ten minutes, longer than any experiment
+// holds one request.
+const maxWait = 600000
+
 func envOr(key, def string) string {
 	if v := os.Getenv(key); v != "" {
 		return v
@@ -46,6 +52,8 @@ func run() error {
 	}
 	version := envOr("VERSION", "1")
 	var draining atomic.Bool
+	// drained closes when draining starts: /wait's held requests end then.
+	drained := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Served-By", name)
@@ -82,14 +90,27 @@ func run() error {
 	mux.HandleFunc("/wait", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Served-By", name)
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
-		if err != nil || ms < 1 || ms > 60000 {
-			http.Error(w, "labecho: ms must be an integer in [1,60000]", http.StatusBadRequest)
+		if err != nil || ms < 1 || ms > maxWait {
+			http.Error(w, fmt.Sprintf("labecho: ms must be an integer in [1,%d]", maxWait), http.StatusBadRequest)
 			return
+		}
+		if draining.Load() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if r.URL.Query().Get("early") == "1" {
+			w.WriteHeader(http.StatusOK)
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
 		}
 		t := time.NewTimer(time.Duration(ms) * time.Millisecond)
 		defer t.Stop()
 		select {
 		case <-t.C:
+		case <-drained:
+			fmt.Fprintln(w, "draining")
+			return
 		case <-r.Context().Done():
 			return
 		}
@@ -129,6 +150,7 @@ func run() error {
 	// Endpoints drop a terminating pod asynchronously: keep serving while
 	// kube-proxy catches up, then close idle keep-alive connections.
 	draining.Store(true)
+	close(drained)
 	slog.Info("labecho: draining", "delay", drain)
 	time.Sleep(drain)
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
