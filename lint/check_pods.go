@@ -245,12 +245,15 @@ const (
 	// DrainBudgetClusterIP covers a Service whose clients go through
 	// kube-proxy (ClusterIP, NodePort, LoadBalancer): new connections stop
 	// reaching a deleted pod once kube-proxy has rewritten its rules. The
-	// slowest of 36 deletes over both modes: 1.6 s from the delete to the
-	// rules (kube-proxy's own network-programming histogram over the same
-	// cycles: every change within 2 s), rounded up. Connections already
-	// open are the server's to close, which the kit does during
+	// slowest of 36 deletes over both modes took 1.6 s from the delete to
+	// the rules (kube-proxy's own network-programming histogram over the
+	// same cycles: every change within 2 s) at load average up to 14, but
+	// an e2e run on the same node under heavier load saw kube-proxy's
+	// rules trail a Ready endpoint by up to 4 s (lab/README.md): the
+	// budget is the slowest seen, not the slowest of one run. Connections
+	// already open are the server's to close, which the kit does during
 	// DRAIN_DELAY.
-	DrainBudgetClusterIP = 2 * time.Second
+	DrainBudgetClusterIP = 4 * time.Second
 	// DrainBudgetHeadless covers a headless Service, whose clients
 	// balance over the addresses DNS gives them: a deleted pod stays in
 	// CoreDNS's cached answer for up to the cache's TTL (measured: up to
