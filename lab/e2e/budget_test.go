@@ -15,7 +15,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -192,14 +191,7 @@ func budgetNamespace(t *testing.T, l *lab, prefix string) string {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
-			_, err := l.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return true, nil
-			}
-			return false, err
-		})
-		if err != nil {
+		if err := l.waitNamespaceGone(ctx, ns); err != nil {
 			t.Errorf("namespace %s not gone: %v", ns, err)
 		}
 	})

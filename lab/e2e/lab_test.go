@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -103,6 +104,19 @@ func (l *lab) namespace(t *testing.T, prefix string) string {
 		}
 	})
 	return ns.Name
+}
+
+// waitNamespaceGone waits until the namespace ns no longer exists, so that
+// what comes next on the shared lab (a test applying into the same name, the
+// next experiment) does not meet its terminating objects.
+func (l *lab) waitNamespaceGone(ctx context.Context, ns string) error {
+	return poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
+		_, err := l.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		return false, err
+	})
 }
 
 // poll calls cond every interval until it reports done, returns an error or

@@ -320,14 +320,7 @@ func ensureNamespace(t *testing.T, l *lab, ns string) {
 			t.Errorf("delete namespace %s: %v", ns, err)
 			return
 		}
-		err := poll(ctx, time.Second, func(ctx context.Context) (bool, error) {
-			_, err := l.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-			if apierrors.IsNotFound(err) {
-				return true, nil
-			}
-			return false, err
-		})
-		if err != nil {
+		if err := l.waitNamespaceGone(ctx, ns); err != nil {
 			t.Errorf("namespace %s not gone: %v", ns, err)
 		}
 	})
