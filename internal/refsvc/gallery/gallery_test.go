@@ -49,6 +49,13 @@ func (f *fakeThumbnailer) lastHeader() http.Header {
 // client with a cookie jar, signed in as ann.
 func newGallery(t *testing.T, up http.Handler, cfg gallery.Config) (string, *http.Client) {
 	t.Helper()
+	base, c, _ := newGalleryAPI(t, up, cfg)
+	return base, c
+}
+
+// newGalleryAPI is newGallery that also returns the API it serves.
+func newGalleryAPI(t *testing.T, up http.Handler, cfg gallery.Config) (string, *http.Client, *gallery.API) {
+	t.Helper()
 	upstream := httptest.NewServer(up)
 	t.Cleanup(upstream.Close)
 	m, err := session.NewManager(session.Config{Secret: bytes.Repeat([]byte("s"), 32), Logger: slog.New(slog.DiscardHandler)})
@@ -69,7 +76,7 @@ func newGallery(t *testing.T, up http.Handler, cfg gallery.Config) (string, *htt
 	if code, body := call(t, c, "POST", srv.URL+"/v1/login", `{"user":"ann"}`); code != http.StatusOK {
 		t.Fatalf("login: %d %s", code, body)
 	}
-	return srv.URL, c
+	return srv.URL, c, api
 }
 
 func call(t *testing.T, c *http.Client, method, url, body string) (int, string) {
