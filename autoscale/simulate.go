@@ -41,6 +41,13 @@ type Scenario struct {
 	// measured clock keeps them. KEDA still polls every polling interval
 	// from zero.
 	SyncTimes []time.Duration
+	// ClockPhase is where time zero falls within a wall-clock second, in
+	// [0, 1s). The API server keeps a pod's start time and its Ready
+	// condition's transition time to the second, and the controller
+	// counts a new pod's CPU sample only if its window starts after that
+	// truncated transition; a real run's clock phase puts the truncation
+	// where it fell. Zero puts time zero on a whole second.
+	ClockPhase time.Duration
 	// Metrics is how the metrics pipeline delays and smooths the load
 	// before the autoscaler sees it; its zero value sees the load at once.
 	Metrics MetricModel
@@ -122,6 +129,9 @@ func (s *Scenario) Validate() error {
 	}
 	if period := durationOr(s.SyncPeriod, 15*time.Second); s.SyncPhase < 0 || s.SyncPhase >= period {
 		return fmt.Errorf("%w: syncPhase %s must be within [0, syncPeriod %s)", ErrInvalidInput, s.SyncPhase, period)
+	}
+	if s.ClockPhase < 0 || s.ClockPhase >= time.Second {
+		return fmt.Errorf("%w: clockPhase %s must be within [0, 1s)", ErrInvalidInput, s.ClockPhase)
 	}
 	if s.SyncPhase%time.Millisecond != 0 {
 		return fmt.Errorf("%w: syncPhase %s must be a whole number of milliseconds", ErrInvalidInput, s.SyncPhase)
@@ -579,18 +589,25 @@ func (sim *simulator) servingPods(t time.Duration) int32 {
 	return n
 }
 
+// apiTime is the wall-clock time of t as the API server keeps it in a
+// pod's status: to the second, counted from a time zero ClockPhase into
+// its second.
+func (sim *simulator) apiTime(t time.Duration) time.Time {
+	return simEpoch.Add(sim.s.ClockPhase + t).Truncate(time.Second).Add(-sim.s.ClockPhase)
+}
+
 // pod is p at t as the metrics pipeline sees it, given its latest
 // reading r.
 func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	request := sim.s.CPURequest
-	start := simEpoch.Add(p.created)
+	start := sim.apiTime(p.created)
 	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
 		Requests: corev1.ResourceList{corev1.ResourceCPU: request}}
 	if !sp.Ready {
 		sp.ReadyTransitionTime = start
 		return sp
 	}
-	sp.ReadyTransitionTime = simEpoch.Add(p.readyAt)
+	sp.ReadyTransitionTime = sim.apiTime(p.readyAt)
 	// A pod has samples once the pipeline has measured a whole window
 	// since it was made; its share of the load becomes CPU in proportion
 	// to its capacity, for the part of the window it was ready.
@@ -605,8 +622,10 @@ func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 		sp.MetricWindow = r.window
 	}
 	share := r.share
-	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()))
-	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(usage, resource.DecimalSI)}
+	// metrics-server reports nanocores; the controller reads them in
+	// millicores rounded up, as Quantity.MilliValue does.
+	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
+	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewScaledQuantity(usage, resource.Nano)}
 	sp.Metrics = map[string]resource.Quantity{}
 	for _, m := range sim.hpa.Spec.Metrics {
 		if m.Pods != nil {

@@ -264,3 +264,66 @@ func TestSimulatorPodStartups(t *testing.T) {
 		t.Error("a negative start-up validated")
 	}
 }
+
+// TestSimulatorAPITimes checks that a pod's start and Ready transition
+// reach the controller to the second, on the clock of ClockPhase, as the
+// API server keeps them: a new pod's CPU sample whose window starts
+// between the truncated and the true transition then counts.
+func TestSimulatorAPITimes(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		phase, at, want time.Duration
+	}{
+		{0, 46770 * ms, 46 * time.Second},
+		{940 * ms, 46770 * ms, 46060 * ms},
+		{940 * ms, 46050 * ms, 45060 * ms},
+		{940 * ms, 46060 * ms, 46060 * ms},
+		{500 * ms, -time.Hour, -time.Hour - 500*ms},
+	}
+	for _, tt := range tests {
+		sim := &simulator{s: Scenario{ClockPhase: tt.phase}}
+		if got := sim.apiTime(tt.at).Sub(simEpoch); got != tt.want {
+			t.Errorf("phase %v: apiTime(%v) = %v, want %v", tt.phase, tt.at, got, tt.want)
+		}
+	}
+
+	// A pod ready at 46.77 s whose sample, over a 10.7 s window, ends at
+	// 57.06 s: its transition, kept as 46.06 s, plus the window is 56.76 s,
+	// so the sample counts; at the true transition it would not.
+	hpa := cpuHPA(i32(1), 4, 50)
+	sc := Scenario{HPA: hpa, ClockPhase: 940 * ms, InitialReplicas: 1, PodCapacity: 100, CPURequest: resource.MustParse("100m"),
+		Duration: 2 * time.Minute, Load: []LoadPoint{{Value: 46}}}
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := newSimulator(sc.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.pods = append(sim.pods, simPod{name: "new", id: 1, created: 45800 * ms, readyAt: 46770 * ms})
+	now := 60 * time.Second
+	p := sim.pod(sim.pods[1], now, podReading{at: 57060 * ms, window: 10700 * ms, share: 11.5, ok: true, sampled: true})
+	c := calculator{cfg: sc.withDefaults().Config, in: &Input{Now: simEpoch.Add(now)}, pods: []Pod{p}}
+	samples := map[string]podSample{"new": {value: 12, timestamp: *p.MetricTime}}
+	ready, unready, _, _ := c.groupPods(samples, corev1.ResourceCPU)
+	if ready != 1 || len(unready) != 0 {
+		t.Errorf("new pod: %d ready, unready %v; want its sample counted", ready, unready)
+	}
+
+	sc.ClockPhase = time.Second
+	if err := sc.Validate(); err == nil {
+		t.Error("a clock phase of 1s validated")
+	}
+}
+
+// TestSimulatorUsageRoundsUp checks that a pod's CPU reaches the
+// controller as metrics-server reports it, in nanocores, so that reading
+// it in millicores rounds up as the controller's does.
+func TestSimulatorUsageRoundsUp(t *testing.T) {
+	sim := &simulator{s: Scenario{PodCapacity: 100, CPURequest: resource.MustParse("100m")}, hpa: cpuHPA(i32(1), 4, 50)}
+	p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 14.266, ok: true})
+	cpu := p.Usage[corev1.ResourceCPU]
+	if cpu.MilliValue() != 15 {
+		t.Errorf("usage %v reads %dm, want 15m (14.266m rounded up)", cpu.String(), cpu.MilliValue())
+	}
+}

@@ -294,6 +294,7 @@ func TestTwinReplay(t *testing.T) {
 		"ramp/keda":     {34, 0, "two reads came 0.23 and 0.57 s before their status writes (KEDA's metrics path on the loaded node), missing a scrape the twin saw; one after a readiness flap had moved a pod's requests away and back"},
 		"sawtooth/pods": {35, 1, "a read saw a scrape taken 33 ms before its status write, where the twin places the read 46 ms before it"},
 		"sawtooth/keda": {32, 1, "reads earlier than their status writes by more than the controller's mean work, as in ramp/keda"},
+		"sawtooth/cpu":  {28, 7, "the 139.7 s sample sits on the tolerance's edge: the driven curve at the run's gain (1.24) gives 55.4% of request where 55% holds, and read in millicores rounded up, as the controller does, the twin's 56% scales where the real 52.7% (a gain of 1.18 in that window) did not"},
 	}
 	var meet []twinResult
 	for _, r := range results {
@@ -619,11 +620,14 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 		metrics["pods"] = pods
 	}
 	scen := map[string]any{
-		"name":            c.Name + " " + a.name,
-		"duration":        c.Duration.String(),
-		"syncPeriod":      res.Period.String(),
-		"syncPhase":       res.Phase.String(),
-		"syncTimes":       durations(res.SyncTimes),
+		"name":       c.Name + " " + a.name,
+		"duration":   c.Duration.String(),
+		"syncPeriod": res.Period.String(),
+		"syncPhase":  res.Phase.String(),
+		"syncTimes":  durations(res.SyncTimes),
+		// The API server keeps pods' times to the second: where the
+		// curve's start fell in its second decides where they round.
+		"clockPhase":      (time.Duration(rec.T0.Nanosecond())).String(),
 		"podStartup":      res.Startup.String(),
 		"podStartups":     durations(podStartups(rec.curvePods(res.SyncTimes, res.Period), res.Startup)),
 		"initialReplicas": rec.Initial,

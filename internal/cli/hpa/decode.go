@@ -294,6 +294,7 @@ type scenarioFile struct {
 	SyncPeriod      string                                 `json:"syncPeriod,omitempty"`
 	SyncPhase       string                                 `json:"syncPhase,omitempty"`
 	SyncTimes       []string                               `json:"syncTimes,omitempty"`
+	ClockPhase      string                                 `json:"clockPhase,omitempty"`
 	Metrics         *metricModelFile                       `json:"metrics,omitempty"`
 	Duration        string                                 `json:"duration"`
 	PodCapacity     float64                                `json:"podCapacity,omitempty"`
@@ -414,6 +415,9 @@ func DecodeScenario(data []byte) (Scenario, error) {
 		return s, err
 	}
 	if s.SyncPhase, err = parseDuration("syncPhase", f.SyncPhase); err != nil {
+		return s, err
+	}
+	if s.ClockPhase, err = parseDuration("clockPhase", f.ClockPhase); err != nil {
 		return s, err
 	}
 	for i, st := range f.PodStartups {
