@@ -165,6 +165,8 @@ func TestSimulateErrors(t *testing.T) {
 		{"load order", "duration: 1m\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 30s, value: 1}, {at: 10s, value: 2}]\n", "load[1].at"},
 		{"bad cpu request", "duration: 1m\ncpuRequest: much\n", "cpuRequest"},
 		{"bad sync phase", "duration: 1m\nsyncPeriod: 5s\nsyncPhase: 5s\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "syncPhase"},
+		{"bad clock phase", "duration: 1m\nclockPhase: 1s\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "clockPhase"},
+		{"clock phase not a duration", "duration: 1m\nclockPhase: soon\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "clockPhase"},
 		{"bad metric delay", "duration: 1m\nmetrics: {delay: soon}\n", "metrics.delay"},
 		{"metric phase without resolution", "duration: 1m\nmetrics: {phase: 2s}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.phase"},
 		{"unknown metric field", "duration: 1m\nmetrics: {lag: 2s}\n", "lag"},
