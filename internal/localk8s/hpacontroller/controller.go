@@ -643,7 +643,10 @@ func (c *Controller) podInputs(e *entry, pods []PodView) []autoscale.Pod {
 			ap.Requests = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(int64(p.CPURequest*1000+0.5), resource.DecimalSI)}
 		}
 		if usage, at, ok := c.cpuUsage(e, p.Name); ok {
-			ap.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewMilliQuantity(int64(usage*1000+0.5), resource.DecimalSI)}
+			// metrics-server reports nanocores and the controller reads
+			// them in millicores rounded up (Quantity.MilliValue), as the
+			// simulator does.
+			ap.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewScaledQuantity(int64(usage*1e9), resource.Nano)}
 			ap.MetricTime = &at
 		}
 		out = append(out, ap)

@@ -121,10 +121,12 @@ func (d *deployments) burn(ns, name string, load float64, dt time.Duration) {
 	if ready == 0 {
 		return
 	}
-	milli := int64(load / float64(ready) * d.request * 1000)
+	// Each ready pod burns its share to the nanosecond, as a real pod's
+	// CPU counter does.
+	share := load / float64(ready) * d.request
 	for _, p := range dep.pods {
 		if d.ready(p, now) {
-			p.cpu += time.Duration(milli) * dt / 1000
+			p.cpu += time.Duration(share * float64(dt))
 		}
 	}
 }
