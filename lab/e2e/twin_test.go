@@ -248,18 +248,84 @@ func TestTwin(t *testing.T) {
 	checkTwinGoal(t, results)
 }
 
-// TestTwinReplay runs the twin again on the records of a TestTwin run,
+// TestTwinReplay runs the twin again on the records of TestTwin runs,
 // without the lab: the real decisions are recorded once, the twin's model
-// can change after. By default it replays the run kept in testdata/twin
-// and holds the twin to the goal on it; SHOAL_TWIN_RECORDS names another
-// run's output folder (its SHOAL_TWIN_OUT), whose figures it only logs.
+// can change after. By default it replays the runs kept in testdata
+// (keptTwinRuns) and holds the twin to the goal on each, except where a
+// run's shortfall is written down, where it must not do worse;
+// SHOAL_TWIN_RECORDS names another run's output folder (its
+// SHOAL_TWIN_OUT), whose figures it only logs.
 func TestTwinReplay(t *testing.T) {
-	dir := os.Getenv("SHOAL_TWIN_RECORDS")
-	kept := dir == ""
-	if kept {
-		dir = filepath.Join("testdata", "twin")
-	}
 	shoal := twinShoal(t, "../..")
+	if dir := os.Getenv("SHOAL_TWIN_RECORDS"); dir != "" {
+		results := replayTwinRun(t, shoal, dir)
+		t.Logf("twin against the recorded controller:\n%s", twinTable(results))
+		return
+	}
+	for _, run := range keptTwinRuns() {
+		t.Run(filepath.Base(run.dir), func(t *testing.T) {
+			results := replayTwinRun(t, shoal, run.dir)
+			t.Logf("twin against the recorded controller:\n%s", twinTable(results))
+			var meet []twinResult
+			for _, r := range results {
+				f, ok := run.short[r.Curve+"/"+r.Autoscaler]
+				if !ok {
+					meet = append(meet, r)
+					continue
+				}
+				if r.Modelled.Equal < f.equal || r.Modelled.Worse > f.worse {
+					t.Errorf("%s/%s: the twin matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
+						r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Worse, f.equal, f.worse, f.why)
+				}
+			}
+			checkTwinGoal(t, meet)
+		})
+	}
+}
+
+// twinShortfall is a kept run's case below the goal: the twin's figures
+// on it when it was kept, which a change to the model must not lower,
+// and why the case falls short.
+type twinShortfall struct {
+	equal, worse int
+	why          string
+}
+
+// keptTwinRuns are the TestTwin runs kept in testdata (BENCHMARKS.md has
+// their tables), each with the cases in which the twin falls short of
+// the goal.
+func keptTwinRuns() []struct {
+	dir   string
+	short map[string]twinShortfall
+} {
+	return []struct {
+		dir   string
+		short map[string]twinShortfall
+	}{
+		{dir: filepath.Join("testdata", "twin"), short: map[string]twinShortfall{
+			"ramp/cpu":      {17, 18, "the driver's pod watch delivered the pod 15 s into the curve, so no load ran before, and the loaded node starved the pods' CPU behind the driven curve"},
+			"ramp/keda":     {34, 0, "two reads came 0.23 and 0.57 s before their status writes (KEDA's metrics path on the loaded node), missing a scrape the twin saw; one after a readiness flap had moved a pod's requests away and back"},
+			"sawtooth/pods": {35, 1, "a read saw a scrape taken 33 ms before its status write, where the twin places the read 46 ms before it"},
+			"sawtooth/keda": {32, 1, "reads earlier than their status writes by more than the controller's mean work, as in ramp/keda"},
+			"sawtooth/cpu":  {28, 7, "the 139.7 s sample sits on the tolerance's edge: the driven curve at the run's gain (1.24) gives 55.4% of request where 55% holds, and read in millicores rounded up, as the controller does, the twin's 56% scales where the real 52.7% (a gain of 1.18 in that window) did not"},
+		}},
+		// 2026-12-03 06:35-06:54 UTC, the first run with the model's API
+		// times and millicores; a niced test suite shared the node during
+		// the step and spike curves.
+		{dir: filepath.Join("testdata", "twin-2026-12-03"), short: map[string]twinShortfall{
+			"spike/cpu":     {19, 11, "the real pod read 104% of request at 35.5 s where the twin, at the run's gain (1.17), read 98%: 2.08 against 1.96 times the 50% target, so 3 replicas against 2, held 55 s by the scale-down window"},
+			"spike/keda":    {16, 10, "the twin read 8 per pod at 45.7 s where KEDA read 7.5 (4 replicas against 3 thirty seconds later), and 12 at 80.9 s where KEDA read 11, on the tolerance's edge: the twin counts a moved request's old pod's last sample beside its replacement longer than Prometheus did"},
+			"sawtooth/cpu":  {23, 13, "after the drop the real pods read 37% at 65.8 s and the twin 43% (2.96 against 3.44 times the target on 4 pods), so the twin's 4 held the scale-down window 50 s longer"},
+			"ramp/keda":     {29, 1, "at each step of the ramp the twin read the scrape that KEDA saw one sync later: the read lands before its status write by more than the controller's mean work (22 ms), or a sample is queryable only once its scrape has finished, later than its timestamp"},
+			"ramp/cpu":      {32, 3, "at 135.9 s the real pods read 36% and the twin 38%: 2.88 against 3.04 times the target on 4 pods, so the twin kept a recommendation of 4 in the scale-down window through 160.9 s, where the controller went to 3"},
+			"sawtooth/keda": {34, 0, "two changes a sync apart, as in ramp/keda"},
+		}},
+	}
+}
+
+// replayTwinRun runs the twin on each record in dir.
+func replayTwinRun(t *testing.T, shoal, dir string) []twinResult {
+	t.Helper()
 	out := t.TempDir()
 	var results []twinResult
 	for _, c := range twinCurves() {
@@ -278,37 +344,7 @@ func TestTwinReplay(t *testing.T) {
 	if len(results) == 0 {
 		t.Fatalf("no records in %s", dir)
 	}
-	t.Logf("twin against the recorded controller:\n%s", twinTable(results))
-	if !kept {
-		return
-	}
-	// The run kept in testdata/twin (2026-12-02, BENCHMARKS.md) falls
-	// short of the goal in these cases, each for a reason of that run;
-	// the twin must not do worse on them, and must meet the goal on the
-	// rest.
-	short := map[string]struct {
-		equal, worse int
-		why          string
-	}{
-		"ramp/cpu":      {17, 18, "the driver's pod watch delivered the pod 15 s into the curve, so no load ran before, and the loaded node starved the pods' CPU behind the driven curve"},
-		"ramp/keda":     {34, 0, "two reads came 0.23 and 0.57 s before their status writes (KEDA's metrics path on the loaded node), missing a scrape the twin saw; one after a readiness flap had moved a pod's requests away and back"},
-		"sawtooth/pods": {35, 1, "a read saw a scrape taken 33 ms before its status write, where the twin places the read 46 ms before it"},
-		"sawtooth/keda": {32, 1, "reads earlier than their status writes by more than the controller's mean work, as in ramp/keda"},
-		"sawtooth/cpu":  {28, 7, "the 139.7 s sample sits on the tolerance's edge: the driven curve at the run's gain (1.24) gives 55.4% of request where 55% holds, and read in millicores rounded up, as the controller does, the twin's 56% scales where the real 52.7% (a gain of 1.18 in that window) did not"},
-	}
-	var meet []twinResult
-	for _, r := range results {
-		f, ok := short[r.Curve+"/"+r.Autoscaler]
-		if !ok {
-			meet = append(meet, r)
-			continue
-		}
-		if r.Modelled.Equal < f.equal || r.Modelled.Worse > f.worse {
-			t.Errorf("%s/%s: the twin matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
-				r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Worse, f.equal, f.worse, f.why)
-		}
-	}
-	checkTwinGoal(t, meet)
+	return results
 }
 
 // twinShoal returns the shoal binary the twin runs: LAB_SHOAL (e2e.sh
