@@ -112,7 +112,18 @@ func NewDNS(cfg DNSConfig) (*DNSResolver, error) {
 			PreferGo: true,
 			Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, network, ns)
+				c, err := d.DialContext(ctx, network, ns)
+				if err != nil {
+					return nil, err
+				}
+				// net's resolver waits for an answer until the lookup's
+				// deadline even once its context is cancelled; closing the
+				// connection when the context ends stops that wait, so a
+				// stopped resolver leaves no lookup behind. The resolver
+				// closes the connection itself too; the second Close is a
+				// no-op.
+				context.AfterFunc(ctx, func() { _ = c.Close() })
+				return c, nil
 			},
 		}
 	}

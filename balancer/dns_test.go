@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"go.uber.org/goleak"
 )
 
 // dnsServer is a real DNS server on loopback answering A queries for one
@@ -253,5 +254,53 @@ func TestEmptySetWaitsForAFreshResolution(t *testing.T) {
 	defer cancel()
 	if by, code, err := get(ctx, c, ""); err != nil || code != 200 || by != bs[0].addr {
 		t.Fatalf("first request after the pod appeared: served by %q, %d, %v", by, code, err)
+	}
+}
+
+// A resolver stopped while its nameserver has not answered leaves no
+// lookup running: net's resolver would otherwise wait out the lookup's
+// timeout (a minute here) reading the socket.
+func TestDNSResolverStopLeavesNoLookup(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	asked := make(chan struct{}, 16)
+	silentDone := make(chan struct{})
+	go func() {
+		defer close(silentDone)
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = pc.Close(); <-silentDone })
+	before := goleak.IgnoreCurrent()
+
+	r, err := NewDNS(DNSConfig{Host: "silent.default.svc.cluster.local.", Port: 80, Nameserver: pc.LocalAddr().String(), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Resolve(ctx, func([]string) {}) }()
+	select {
+	case <-asked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the resolver never asked the nameserver")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Resolve: %v", err)
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Fatalf("a lookup outlived its resolver: %v", err)
 	}
 }
