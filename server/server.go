@@ -21,6 +21,7 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 32 << 20
 	DefaultMaxConnAgeJitter  = 0.1
+	DefaultMaxConns          = 1024
 )
 
 // Config configures [New]. The zero value is valid: safe timeouts and
@@ -70,6 +71,13 @@ type Config struct {
 	// MaxConnRequests asks a client to reconnect on a connection's
 	// MaxConnRequests-th response. Zero means no limit.
 	MaxConnRequests int
+	// MaxConns bounds the connections open at once, so that idle or
+	// silent connections cannot take the process past its memory limit
+	// (each holds buffers and a goroutine, about 20 KiB on HTTP/1.1). A
+	// connection beyond it closes the one that has waited longest without
+	// a request in progress, or itself when every other is serving one.
+	// Zero means DefaultMaxConns (1024); negative means no limit.
+	MaxConns int
 	// Logger receives the server's error log at level Warn. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -121,6 +129,9 @@ func (c Config) withDefaults() Config {
 	}
 	c.MaxConnAge = max(c.MaxConnAge, 0)
 	c.MaxConnRequests = max(c.MaxConnRequests, 0)
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -130,8 +141,10 @@ func (c Config) withDefaults() Config {
 // New returns an http.Server serving h under cfg. Serve it with
 // srv.Serve(ln), or hand it to lifecycle.
 //
-// When a connection limit is set, New sets srv.ConnContext; a caller that
-// needs its own ConnContext must call the one New set from it. A nil h
+// When a connection age or request limit is set, New sets
+// srv.ConnContext, and with a connection count limit (the default)
+// srv.ConnState; a caller that needs its own must call the one New set
+// from it. A nil h
 // answers 404 (never http.DefaultServeMux).
 func New(cfg Config, h http.Handler) *http.Server {
 	cfg = cfg.withDefaults()
@@ -157,6 +170,9 @@ func New(cfg Config, h http.Handler) *http.Server {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		Protocols:         &protos,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.MaxConns > 0 {
+		srv.ConnState = newConnLimit(cfg.MaxConns).state
 	}
 	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 {
 		age, jitter := cfg.MaxConnAge, cfg.MaxConnAgeJitter

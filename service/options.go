@@ -48,6 +48,7 @@ type Options struct {
 	LogLevel        string        // LOG_LEVEL: debug, info, warn, error; "" means info
 	MaxConnAge      time.Duration // MAX_CONN_AGE, keep-alive rebalancing; 0 means DefaultMaxConnAge (1m), negative means never
 	MaxConnRequests int           // MAX_CONN_REQUESTS, keep-alive rebalancing; 0 means never
+	MaxConns        int           // MAX_CONNS, connections open at once (server.Config.MaxConns); 0 means server.DefaultMaxConns (1024), negative means no limit
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1 (ignored with TLS, which offers h2 itself)
 	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 means shed.DefaultMaxLimit, negative turns shedding off
 	RequestTimeout  time.Duration // REQUEST_TIMEOUT, a route's deadline; 0 means DefaultRequestTimeout (30s), negative means none
@@ -193,6 +194,7 @@ func Bind(cs *config.Set, o *Options) {
 	cs.String(&o.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	cs.Duration(&o.MaxConnAge, "max-conn-age", "MAX_CONN_AGE", DefaultMaxConnAge, "ask clients to reconnect after a connection is this old, ±10% (negative: never)")
 	cs.Int(&o.MaxConnRequests, "max-conn-requests", "MAX_CONN_REQUESTS", 0, "ask clients to reconnect after this many requests on a connection (0: never)")
+	cs.Int(&o.MaxConns, "max-conns", "MAX_CONNS", server.DefaultMaxConns, "connections open at once; beyond it the longest idle is closed (negative: no limit)")
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
 	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit (negative: no load shedding)")
 	cs.Duration(&o.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of a request's work unless its route sets one (negative: none)")

@@ -359,6 +359,7 @@ func (s *Service) Run(ctx context.Context) error {
 		H2C:             s.Options.H2C && s.Options.TLSCertFile == "",
 		MaxConnAge:      age,
 		MaxConnRequests: s.Options.MaxConnRequests,
+		MaxConns:        s.Options.MaxConns,
 		Logger:          s.Logger,
 	}, h)
 	public := s.public
