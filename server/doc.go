@@ -29,6 +29,18 @@
 // closes it; closing it from the server side at an arbitrary moment would
 // race a request the client is sending.
 //
+// # Connection cap
+//
+// [Config.MaxConns] bounds the connections open at once, since each costs
+// memory whether or not it carries a request. A connection beyond the cap
+// closes the one that has waited longest without a request in progress
+// (idle between requests, or silent since it opened), or itself when every
+// other is serving a request. Closing an idle connection can race a
+// request its client is sending, which is why age limits never do it; the
+// cap does it only under a flood of connections, where the alternative is
+// running out of memory, and Go's transport retries such a request when it
+// is idempotent.
+//
 // # Admin endpoints
 //
 // [AdminMux] serves the health probes and /metrics on a private mux meant
