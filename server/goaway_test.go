@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
+	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +119,103 @@ func TestH2CGoAway(t *testing.T) {
 					break
 				}
 			}
+		})
+	}
+}
+
+// An h2c client that resets every stream it opens, as a rapid-reset
+// flood does, has its connection closed once its resets pass the limit;
+// the handler runs for few of them. A client that resets a few of many
+// streams keeps its connection.
+func TestH2CRapidResetClosesTheConnection(t *testing.T) {
+	tests := []struct {
+		name      string
+		streams   int
+		resetEach int // reset every resetEach-th stream; 1 resets them all
+		wantClose bool
+	}{
+		{"every stream reset", 2000, 1, true},
+		{"one in ten reset", 2000, 10, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ran atomic.Int64
+			// Uploads: a handler waits for the body, which never comes,
+			// so a reset finds it running unless it had not started.
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ran.Add(1)
+				io.Copy(io.Discard, r.Body)
+				io.WriteString(w, "ok")
+			})
+			addr := limitServer(t, server.Config{H2C: true}, h, nil)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+				t.Fatal(err)
+			}
+			fr := http2.NewFramer(conn, conn)
+			if err := fr.WriteSettings(); err != nil {
+				t.Fatal(err)
+			}
+			// The server's frames are read and dropped, so its writes
+			// never block; the reader ends when the connection does.
+			readDone := make(chan error, 1)
+			go func() {
+				for {
+					if _, err := fr.ReadFrame(); err != nil {
+						readDone <- err
+						return
+					}
+				}
+			}()
+			var hbuf bytes.Buffer
+			enc := hpack.NewEncoder(&hbuf)
+			enc.SetMaxDynamicTableSize(0)
+			for _, f := range [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "test"}, {":path", "/"}} {
+				enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+			}
+			block := hbuf.Bytes()
+			writeErr := error(nil)
+			for i := range tt.streams {
+				id := uint32(2*i + 1)
+				if writeErr = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndHeaders: true}); writeErr != nil {
+					break
+				}
+				if i%tt.resetEach == 0 {
+					writeErr = fr.WriteRSTStream(id, http2.ErrCodeCancel)
+				} else {
+					writeErr = fr.WriteData(id, true, nil) // an empty body, ended
+				}
+				if writeErr != nil {
+					break
+				}
+			}
+			var closed bool
+			if tt.wantClose {
+				// The close shows as a failed write or the reader's end.
+				select {
+				case <-readDone:
+					closed = true
+				case <-time.After(30 * time.Second):
+				}
+				closed = closed || writeErr != nil
+			} else {
+				conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				select {
+				case err := <-readDone:
+					var ne net.Error
+					closed = !(errors.As(err, &ne) && ne.Timeout())
+				case <-time.After(30 * time.Second):
+				}
+			}
+			if closed != tt.wantClose {
+				t.Errorf("connection closed: %v, want %v (write error %v; handler ran %d times for %d streams)", closed, tt.wantClose, writeErr, ran.Load(), tt.streams)
+			}
+			t.Logf("handler ran %d times for %d streams", ran.Load(), tt.streams)
 		})
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -174,10 +175,10 @@ func New(cfg Config, h http.Handler) *http.Server {
 	if cfg.MaxConns > 0 {
 		srv.ConnState = newConnLimit(cfg.MaxConns).state
 	}
-	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 {
+	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 || cfg.H2C {
 		age, jitter := cfg.MaxConnAge, cfg.MaxConnAgeJitter
-		srv.ConnContext = func(ctx context.Context, _ net.Conn) context.Context {
-			st := &connState{}
+		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			st := &connState{conn: c}
 			if age > 0 {
 				f := 1 + jitter*(2*rand.Float64()-1)
 				st.opened, st.maxAge = time.Now(), max(time.Duration(float64(age)*f), 1)
@@ -198,6 +199,26 @@ type connState struct {
 	opened   time.Time
 	maxAge   time.Duration // zero when there is no age limit
 	requests atomic.Int64
+	// resets counts the HTTP/2 streams the client cancelled before their
+	// answer; conn is closed once they pass resetLimit (see limits).
+	resets atomic.Int64
+	conn   net.Conn
+}
+
+// resetLimit is how many of its streams an HTTP/2 client may cancel
+// before their answers, once they are at least half of its streams,
+// before its connection is closed. Browsers and RPC clients cancel a few
+// (a navigation, a hedged call); a rapid-reset flood (CVE-2023-44487)
+// cancels every stream it opens, thousands a second, each of which would
+// otherwise start a handler.
+const resetLimit = 100
+
+// reset counts one stream the client cancelled and closes the connection
+// when its resets have passed resetLimit and are most of its streams.
+func (st *connState) reset() {
+	if n := st.resets.Add(1); n > resetLimit && 2*n >= st.requests.Load() {
+		_ = st.conn.Close()
+	}
 }
 
 // limits is the handler New puts in front of the caller's handler.
@@ -208,10 +229,29 @@ type limits struct {
 }
 
 func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st, _ := r.Context().Value(connKey{}).(*connState)
 	if r.ProtoMajor == 2 {
+		if r.Context().Err() != nil {
+			// The client reset the stream before its handler ran, as a
+			// rapid-reset flood (CVE-2023-44487) does thousands of times a
+			// second: nothing served would reach it, so nothing is, and
+			// the stream costs no shedding slot, metric or log line.
+			if st != nil {
+				st.requests.Add(1)
+				st.reset()
+			}
+			return
+		}
 		growStack()
+		if st != nil {
+			defer func() {
+				if errors.Is(r.Context().Err(), context.Canceled) {
+					st.reset()
+				}
+			}()
+		}
 	}
-	if st, ok := r.Context().Value(connKey{}).(*connState); ok {
+	if st != nil {
 		n := st.requests.Add(1)
 		if (l.maxRequests > 0 && n >= l.maxRequests) || (st.maxAge > 0 && time.Since(st.opened) >= st.maxAge) {
 			// HTTP/1.1 closes after this response; HTTP/2 sends GOAWAY.

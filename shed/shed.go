@@ -571,6 +571,11 @@ func (l *Limiter) clamp(v float64) float64 {
 // to read its body, within its own budget.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && r.Context().Err() != nil {
+			// The client reset the stream on its way here: it takes no
+			// slot and gets no answer, which could not reach it.
+			return
+		}
 		release, ok := l.acquirePooled(r.Context(), l.cfg.Critical == nil || l.cfg.Critical(r))
 		if !ok {
 			h := w.Header()

@@ -1,0 +1,125 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// httpBlock is an HPACK block for a thumbnail upload over h2c, every
+// field a literal, so that it can be sent again on the same connection.
+func httpBlock(addr string) []byte {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	enc.SetMaxDynamicTableSize(0)
+	for _, f := range []hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"},
+		{Name: ":path", Value: "/v1/thumbnails?width=32&height=32"}, {Name: ":authority", Value: addr},
+		{Name: "content-type", Value: "image/png"},
+	} {
+		_ = enc.WriteField(f)
+	}
+	return buf.Bytes()
+}
+
+// httpRapidReset opens n uploads and cancels each at once
+// (CVE-2023-44487), on the public port's h2c, at most rate a second: the
+// attacker shares this machine's two cores with the server, so an
+// unpaced one would take the server's CPU whatever the server did.
+func (c *rawConn) httpRapidReset(ctx context.Context, n, rate int, sent *atomic.Int64) {
+	if c.preface() != nil {
+		return
+	}
+	const burst = 50
+	tick := time.NewTicker(time.Second * burst / time.Duration(rate))
+	defer tick.Stop()
+	block := httpBlock(c.addr)
+	for i := range n {
+		if ctx.Err() != nil {
+			return
+		}
+		if i%burst == burst-1 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+		id := uint32(2*i + 1)
+		if c.writeBlock(id, block, false) != nil || c.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			return
+		}
+		sent.Add(1)
+	}
+}
+
+// TestHTTPRapidResetDoesNotStarveClients runs four h2c connections that
+// open uploads and reset them at once, 2,000 a second each (2,000 per
+// connection, then a new connection),
+// against a thumbnailer, while an ordinary client uploads images: the
+// resets must neither take the client's share (the shedder counting
+// cancelled streams as load) nor write a log line each: the server
+// serves no stream reset before its handler ran, and closes a connection
+// most of whose streams are reset.
+func TestHTTPRapidResetDoesNotStarveClients(t *testing.T) {
+	const resetRate = 2000 // per connection and second
+	th := startThumbnailer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	attack, stopAttack := context.WithCancel(ctx)
+	var resets atomic.Int64
+	attackDone := make(chan struct{})
+	go func() {
+		defer close(attackDone)
+		rawConns(attack, th.Addr, 4, func(ctx context.Context, c *rawConn) { c.httpRapidReset(ctx, 2000, resetRate, &resets) })
+	}()
+	defer func() { stopAttack(); <-attackDone }()
+
+	img := pngBody(t)
+	client := &http.Client{Timeout: 30 * time.Second}
+	ordinary := func(ctx context.Context, i int) error {
+		req, _ := http.NewRequestWithContext(ctx, "POST", th.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", 16+i%100, 16+i/100%100)), bytes.NewReader(img))
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	logBefore := strings.Count(th.Logs(), "\n")
+	// Rounds of ordinary uploads for 8 s, each size new (no cache hits),
+	// while the attack runs.
+	res := loadResult{Errors: map[string]int{}}
+	for start, round := time.Now(), 0; time.Since(start) < 8*time.Second && ctx.Err() == nil; round++ {
+		r := hammer(ctx, 4, 40, func(ctx context.Context, i int) error { return ordinary(ctx, 40*round+i) })
+		res.OK, res.Failed = res.OK+r.OK, res.Failed+r.Failed
+		for k, v := range r.Errors {
+			res.Errors[k] += v
+		}
+	}
+	stopAttack()
+	<-attackDone
+	lines := strings.Count(th.Logs(), "\n") - logBefore
+	share := float64(res.OK) / float64(max(1, res.OK+res.Failed))
+	extra := lines - (res.OK + res.Failed) // a request line per ordinary upload
+	t.Logf("under 4 rapid-reset connections (%d streams reset): %v (%.1f%% served), %d log lines beyond the uploads'", resets.Load(), res, 100*share, extra)
+	if share < 0.95 {
+		t.Errorf("%.1f%% of ordinary uploads answered 200, want at least 95%%: %v", 100*share, res)
+	}
+	if int64(extra)*10 > resets.Load() {
+		t.Errorf("%d log lines beyond the uploads' for %d reset streams: want fewer than one per ten", extra, resets.Load())
+	}
+}
