@@ -179,8 +179,12 @@ func TestMaxConnRequests(t *testing.T) {
 			if len(conns) < tt.wantMinConns {
 				t.Errorf("%d connections, want at least %d", len(conns), tt.wantMinConns)
 			}
-			if tt.maxRequests == 0 && len(conns) > workers {
-				t.Errorf("%d connections without a limit, want at most %d (one per worker)", len(conns), workers)
+			// Without a limit connections are reused: about one per worker.
+			// Go's transport can dial a new one while a worker's finished
+			// connection is on its way back to the idle pool, so a loaded
+			// machine sees a few more, never one per request.
+			if tt.maxRequests == 0 && len(conns) > 2*workers {
+				t.Errorf("%d connections without a limit, want at most %d (about one per worker)", len(conns), 2*workers)
 			}
 			for _, s := range log {
 				if want := map[bool]int{true: 2, false: 1}[tt.h2c]; s.proto != want {
