@@ -26,6 +26,10 @@
 //  9. the route's deadline ([WithTimeout], else Options.RequestTimeout,
 //     shortened by the caller's X-Request-Timeout-Ms), then the route.
 //
+// Outside the chain, package server bounds the connections: MAX_CONNS at
+// once (an idle one makes room for a new one), and an HTTP/2 stream the
+// client reset before its handler ran never enters the chain.
+//
 // # gRPC
 //
 // With GRPC_PORT set, the Service also serves gRPC on that port, through
