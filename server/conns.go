@@ -18,12 +18,18 @@ import (
 type connLimit struct {
 	max int
 
-	mu   sync.Mutex
-	open int
-	// waiting holds the connections without a request in progress,
-	// longest waiting first; at indexes each into it.
-	waiting list.List
-	at      map[net.Conn]*list.Element
+	mu sync.Mutex
+	// conns holds every open connection, in the order each last began to
+	// wait for a request (busy ones stay where they were); at indexes
+	// each into it. An element lives as long as its connection, so a
+	// request moves one, allocating nothing.
+	conns list.List
+	at    map[net.Conn]*list.Element
+}
+
+type limitedConn struct {
+	c    net.Conn
+	busy bool
 }
 
 func newConnLimit(max int) *connLimit {
@@ -36,23 +42,22 @@ func (l *connLimit) state(c net.Conn, s http.ConnState) {
 	l.mu.Lock()
 	switch s {
 	case http.StateNew:
-		l.open++
-		l.at[c] = l.waiting.PushBack(c)
-		if l.open > l.max {
-			// The front is the longest waiting; the new connection itself
-			// when no other is waiting.
-			evict = l.waiting.Remove(l.waiting.Front()).(net.Conn)
-			delete(l.at, evict)
+		l.at[c] = l.conns.PushBack(&limitedConn{c: c})
+		if l.conns.Len() > l.max {
+			evict = l.longestWaiting()
 		}
-	case http.StateIdle:
-		if _, ok := l.at[c]; !ok {
-			l.at[c] = l.waiting.PushBack(c)
+	case http.StateIdle, http.StateActive:
+		if e, ok := l.at[c]; ok {
+			e.Value.(*limitedConn).busy = s == http.StateActive
+			if s == http.StateIdle {
+				l.conns.MoveToBack(e)
+			}
 		}
-	case http.StateActive:
-		l.unwait(c)
 	case http.StateHijacked, http.StateClosed:
-		l.open--
-		l.unwait(c)
+		if e, ok := l.at[c]; ok {
+			l.conns.Remove(e)
+			delete(l.at, c)
+		}
 	}
 	l.mu.Unlock()
 	if evict != nil {
@@ -62,9 +67,17 @@ func (l *connLimit) state(c net.Conn, s http.ConnState) {
 	}
 }
 
-func (l *connLimit) unwait(c net.Conn) {
-	if e, ok := l.at[c]; ok {
-		l.waiting.Remove(e)
-		delete(l.at, c)
+// longestWaiting takes the connection that has waited longest without a
+// request out of the count and returns it: the new connection itself,
+// at the back, when every other is busy. Only a flood of connections
+// scans, and at most max of them.
+func (l *connLimit) longestWaiting() net.Conn {
+	for e := l.conns.Front(); e != nil; e = e.Next() {
+		if lc := e.Value.(*limitedConn); !lc.busy {
+			l.conns.Remove(e)
+			delete(l.at, lc.c)
+			return lc.c
+		}
 	}
+	return nil
 }

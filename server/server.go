@@ -142,11 +142,11 @@ func (c Config) withDefaults() Config {
 // New returns an http.Server serving h under cfg. Serve it with
 // srv.Serve(ln), or hand it to lifecycle.
 //
-// When a connection age or request limit is set, New sets
-// srv.ConnContext, and with a connection count limit (the default)
+// With a connection age or request limit, or H2C, New sets
+// srv.ConnContext (which also closes a connection that resets most of its
+// HTTP/2 streams), and with a connection count limit (the default)
 // srv.ConnState; a caller that needs its own must call the one New set
-// from it. A nil h
-// answers 404 (never http.DefaultServeMux).
+// from it. A nil h answers 404 (never http.DefaultServeMux).
 func New(cfg Config, h http.Handler) *http.Server {
 	cfg = cfg.withDefaults()
 	if h == nil {
@@ -211,7 +211,7 @@ type connState struct {
 // (a navigation, a hedged call); a rapid-reset flood (CVE-2023-44487)
 // cancels every stream it opens, thousands a second, each of which would
 // otherwise start a handler.
-const resetLimit = 100
+const resetLimit = 32
 
 // reset counts one stream the client cancelled and closes the connection
 // when its resets have passed resetLimit and are most of its streams.

@@ -71,6 +71,14 @@ func serve(t *testing.T, cfg server.Config) *recorder {
 		}
 		return context.WithValue(ctx, connInfoKey{}, ci)
 	}
+	rec.url = "http://" + serveOn(t, srv)
+	return rec
+}
+
+// serveOn serves srv on a loopback port until the test ends, then shuts
+// it down, and returns its address.
+func serveOn(t *testing.T, srv *http.Server) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,8 +95,7 @@ func serve(t *testing.T, cfg server.Config) *recorder {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	rec.url = "http://" + ln.Addr().String()
-	return rec
+	return ln.Addr().String()
 }
 
 func (r *recorder) snapshot() []served {

@@ -291,17 +291,18 @@ type twinShortfall struct {
 	why          string
 }
 
+// keptTwinRun is a TestTwin run kept in dir, with the cases in which the
+// twin falls short of the goal on it.
+type keptTwinRun struct {
+	dir   string
+	short map[string]twinShortfall
+}
+
 // keptTwinRuns are the TestTwin runs kept in testdata (BENCHMARKS.md has
 // their tables), each with the cases in which the twin falls short of
 // the goal.
-func keptTwinRuns() []struct {
-	dir   string
-	short map[string]twinShortfall
-} {
-	return []struct {
-		dir   string
-		short map[string]twinShortfall
-	}{
+func keptTwinRuns() []keptTwinRun {
+	return []keptTwinRun{
 		{dir: filepath.Join("testdata", "twin"), short: map[string]twinShortfall{
 			"ramp/cpu":      {17, 18, "the driver's pod watch delivered the pod 15 s into the curve, so no load ran before, and the loaded node starved the pods' CPU behind the driven curve"},
 			"ramp/keda":     {34, 0, "two reads came 0.23 and 0.57 s before their status writes (KEDA's metrics path on the loaded node), missing a scrape the twin saw; one after a readiness flap had moved a pod's requests away and back"},
