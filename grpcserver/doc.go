@@ -109,9 +109,15 @@
 //
 // Each call's metadata is bounded by [Config.MaxHeaderListSize] (16 KiB,
 // where grpc-go allows 16 MiB) and the connections open at once by
-// [Config.MaxConns]: beyond it a new connection is closed as soon as it
-// is accepted (grpc_server_connections_refused_total); an idle one costs
-// about 45 KiB.
+// [Config.MaxConns]; an idle one costs about 45 KiB. Beyond the bound a
+// new connection takes the place of the one idle longest, which is closed
+// (grpc_server_connections_evicted_total): one with no call in flight but
+// a health Watch, or silent since it opened. Refusing the newcomer
+// instead would let whoever holds MaxConns silent connections lock every
+// later client out. Only when every connection has a call in flight is
+// the new one closed as soon as it is accepted
+// (grpc_server_connections_refused_total). grpc_server_connections_open
+// counts them.
 //
 // # Connections
 //

@@ -3,7 +3,6 @@ package grpcserver
 import (
 	"net"
 	"sync"
-	"time"
 )
 
 // connListener is the listener one generation's grpc.Server serves: its
@@ -45,29 +44,4 @@ func (l *connListener) put(c net.Conn) bool {
 	case <-l.closed:
 		return false
 	}
-}
-
-// trackedConn calls taken once, at the first call grpc.Server makes on
-// the connection after accepting it. grpc.Server checks whether it is
-// stopping between Accept and that first call (SetDeadline, or Close
-// when it is stopping); waiting for taken before GracefulStop closes the
-// window in which a connection accepted just before the stop would be
-// closed without a word instead of served and sent GOAWAY.
-type trackedConn struct {
-	net.Conn
-	once   sync.Once
-	taken  func()
-	closed func() // at Close, which grpc-go calls however the connection ends
-}
-
-func (c *trackedConn) mark() { c.once.Do(c.taken) }
-
-func (c *trackedConn) SetDeadline(t time.Time) error { c.mark(); return c.Conn.SetDeadline(t) }
-
-func (c *trackedConn) Read(p []byte) (int, error)  { c.mark(); return c.Conn.Read(p) }
-func (c *trackedConn) Write(p []byte) (int, error) { c.mark(); return c.Conn.Write(p) }
-func (c *trackedConn) Close() error {
-	c.mark()
-	c.closed()
-	return c.Conn.Close()
 }

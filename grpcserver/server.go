@@ -130,10 +130,12 @@ type Config struct {
 	// first message before it is cut off (CANCELLED). Zero means
 	// DefaultRecvTimeout (10s); negative means none.
 	RecvTimeout time.Duration
-	// MaxConns bounds the connections open at once; beyond it a new
-	// connection is closed as soon as it is accepted, so its client tries
-	// another replica. Zero means DefaultMaxConns (1024); negative means
-	// no bound.
+	// MaxConns bounds the connections open at once. Beyond it a new
+	// connection takes the place of the one idle longest (no call in
+	// flight but a health Watch), which is closed; when every connection
+	// is busy the new one is closed as soon as it is accepted, so its
+	// client tries another replica. Zero means DefaultMaxConns (1024);
+	// negative means no bound.
 	MaxConns int
 	// MaxHeaderListSize bounds a call's metadata, in bytes. Zero means
 	// DefaultMaxHeaderListSize (16 KiB).
@@ -244,21 +246,22 @@ type Server struct {
 	// program's calls nor reflection's ever starves the probes.
 	admitOwn, admitHealth *admission
 	connsRefused          prometheus.Counter
+	connsEvicted          prometheus.Counter
+	table                 *connTable // the connections handed over and not yet closed
 
-	mu        sync.Mutex
-	names     []string // services registered by the program
-	served    bool     // Serve was called
-	draining  bool
-	closed    bool // Shutdown or Close was called
-	ln        net.Listener
-	conns     [2]*connListener
-	openConns int               // connections handed over and not yet closed
-	pending   [2]sync.WaitGroup // connections handed to a generation and not yet taken
-	stopped   [2]chan struct{}  // closed when a generation's GracefulStop returned
-	gsOnce    [2]sync.Once
-	follow    chan struct{} // closed to stop following Health
-	accepted  chan struct{} // closed when the accept loop has returned
-	wg        sync.WaitGroup
+	mu       sync.Mutex
+	names    []string // services registered by the program
+	served   bool     // Serve was called
+	draining bool
+	closed   bool // Shutdown or Close was called
+	ln       net.Listener
+	conns    [2]*connListener
+	pending  [2]sync.WaitGroup // connections handed to a generation and not yet taken
+	stopped  [2]chan struct{}  // closed when a generation's GracefulStop returned
+	gsOnce   [2]sync.Once
+	follow   chan struct{} // closed to stop following Health
+	accepted chan struct{} // closed when the accept loop has returned
+	wg       sync.WaitGroup
 }
 
 var _ grpc.ServiceRegistrar = (*Server)(nil)
@@ -293,13 +296,22 @@ func New(cfg Config) (*Server, error) {
 		s.admitHealth = s.admit.sibling(2*cfg.callShare() + int64(conns)*watchRoom)
 		s.admitHealth.neverRefuse = true
 	}
+	s.table = newConnTable(max(cfg.MaxConns, 0))
 	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "grpc_server_connections_refused_total",
-		Help: "Connections closed as soon as accepted: MaxConns were open.",
+		Help: "Connections closed as soon as accepted: MaxConns were open, each with a call in flight.",
+	})
+	s.connsEvicted = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "grpc_server_connections_evicted_total",
+		Help: "Idle connections closed to admit a new one beyond MaxConns, the one idle longest each time.",
 	})
 	var panics prometheus.Counter
 	if reg := cfg.Registry; reg != nil {
-		own := []prometheus.Collector{s.connsRefused}
+		open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "grpc_server_connections_open",
+			Help: "Connections accepted and not yet closed.",
+		}, func() float64 { return float64(s.table.len()) })
+		own := []prometheus.Collector{s.connsRefused, s.connsEvicted, open}
 		if s.admit != nil {
 			own = append(own, s.admit.collectors()...)
 		}
@@ -361,6 +373,9 @@ func (s *Server) options(stopping context.Context, panics prometheus.Counter) []
 	}
 	if s.admit != nil {
 		opts = append(opts, grpc.InTapHandle(s.tap), grpc.StatsHandler(statsHandler{}))
+	}
+	if c.MaxConns > 0 {
+		opts = append(opts, grpc.StatsHandler(connStats{s.table}))
 	}
 	return append(opts, c.Options...)
 }
@@ -493,22 +508,18 @@ func (s *Server) accept(ln net.Listener) error {
 // hand gives c to the generation taking new connections: the first until
 // the drain, then the second.
 func (s *Server) hand(c net.Conn) {
-	s.mu.Lock()
-	if s.cfg.MaxConns > 0 && s.openConns >= s.cfg.MaxConns {
-		s.mu.Unlock()
+	tc := &trackedConn{Conn: c}
+	evicted, ok := s.table.add(tc)
+	if !ok {
 		s.connsRefused.Inc()
 		c.Close()
 		return
 	}
-	s.openConns++
-	s.mu.Unlock()
-	var closed sync.Once
-	onClose := func() {
-		closed.Do(func() {
-			s.mu.Lock()
-			s.openConns--
-			s.mu.Unlock()
-		})
+	if evicted != nil {
+		// Its generation's grpc.Server sees the connection end and
+		// closes its transport; no call was in flight on it.
+		s.connsEvicted.Inc()
+		evicted.Conn.Close()
 	}
 	for {
 		s.mu.Lock()
@@ -518,14 +529,14 @@ func (s *Server) hand(c net.Conn) {
 		}
 		s.pending[g].Add(1)
 		s.mu.Unlock()
-		tc := &trackedConn{Conn: c, taken: s.pending[g].Done, closed: onClose}
+		tc.taken = s.pending[g].Done
 		if s.conns[g].put(tc) {
 			return
 		}
 		s.pending[g].Done()
 		if g == 1 {
+			s.table.remove(tc)
 			c.Close() // both generations stopped
-			onClose()
 			return
 		}
 		// The first generation stopped between the check and the hand:

@@ -51,6 +51,10 @@ type attack struct {
 	// connections (up to 3s under silent streams): the caller is slowed,
 	// not starved.
 	floor float64
+	// fresh makes the caller dial a new connection for each call, as a
+	// client that starts, or whose connection aged out, while the attack
+	// goes on: a cap on connections that only refuses would lock it out.
+	fresh bool
 }
 
 // TestGRPCAttacks runs each attack for a few seconds against its own
@@ -65,45 +69,48 @@ func TestGRPCAttacks(t *testing.T) {
 			h2cStreams(ctx, addr, 8, 12, resizeMethod, func(ctx context.Context) io.Reader {
 				return &grpcBody{ctx: ctx, size: attackMaxMsg - 64}
 			})
-		}, 0.9},
+		}, 0.9, false},
 		{"large messages stalled before their last byte", func(ctx context.Context, t *testing.T, addr string) {
 			h2cStreams(ctx, addr, 8, 12, resizeMethod, func(ctx context.Context) io.Reader {
 				return &grpcBody{ctx: ctx, size: attackMaxMsg - 64, stallAt: attackMaxMsg - 80}
 			})
-		}, 0.9},
+		}, 0.9, false},
 		{"trickled messages", func(ctx context.Context, t *testing.T, addr string) {
 			h2cStreams(ctx, addr, 8, 50, resizeMethod, func(ctx context.Context) io.Reader {
 				return &grpcBody{ctx: ctx, size: attackMaxMsg - 64, stallAt: 16, trickle: true}
 			})
-		}, 0.9},
+		}, 0.9, false},
 		{"streams that never send", func(ctx context.Context, t *testing.T, addr string) {
 			h2cStreams(ctx, addr, 8, 100, resizeMethod, func(ctx context.Context) io.Reader {
 				return &grpcBody{ctx: ctx, size: attackMaxMsg - 64, stallAt: -1}
 			})
-		}, 0.9},
+		}, 0.9, false},
 		{"unknown method, large message", func(ctx context.Context, t *testing.T, addr string) {
 			h2cStreams(ctx, addr, 8, 12, "/shoal.nope.v1.Nope/Nothing", func(ctx context.Context) io.Reader {
 				return &grpcBody{ctx: ctx, size: attackMaxMsg - 64}
 			})
-		}, 0.9},
+		}, 0.9, false},
 		{"huge metadata on streams that never send", func(ctx context.Context, t *testing.T, addr string) {
 			rawConns(ctx, addr, 8, func(ctx context.Context, c *rawConn) { c.hugeHeaders(ctx, 64, 1<<20) })
-		}, 0.9},
+		}, 0.9, false},
 		{"malformed HTTP/2", func(ctx context.Context, t *testing.T, addr string) {
 			rawConns(ctx, addr, 4, func(ctx context.Context, c *rawConn) { c.malformed(ctx) })
-		}, 0.9},
+		}, 0.9, false},
 		// Rapid resets take both cores: a caller's call that got its share
 		// of the receive budget may not be scheduled to read its message
 		// within the 500ms after which a waiting call evicts it.
 		{"rapid reset", func(ctx context.Context, t *testing.T, addr string) {
 			rawConns(ctx, addr, 4, func(ctx context.Context, c *rawConn) { c.rapidReset(ctx, 2000) })
-		}, 0.75},
+		}, 0.75, false},
 		{"keepalive abuse", func(ctx context.Context, t *testing.T, addr string) {
 			rawConns(ctx, addr, 50, func(ctx context.Context, c *rawConn) { c.pingFlood(ctx) })
-		}, 0.9},
+		}, 0.9, false},
 		{"idle connections", func(ctx context.Context, t *testing.T, addr string) {
 			idleConns(ctx, addr, 3000)
-		}, 0.9},
+		}, 0.9, false},
+		{"idle connections held open, new callers", func(ctx context.Context, t *testing.T, addr string) {
+			heldConns(ctx, addr, 800, 1000)
+		}, 0.9, true},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) { runAttack(t, a) })
@@ -123,6 +130,15 @@ func runAttack(t *testing.T, a attack) {
 	resize := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
+		c := c
+		if a.fresh {
+			cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			c = pb.NewThumbnailerClient(cc)
+		}
 		resp, err := c.Resize(ctx, &pb.ResizeRequest{Image: img, Width: 16, Height: 16})
 		if err != nil {
 			return err
@@ -571,4 +587,46 @@ func idleConns(ctx context.Context, addr string, n int) {
 	}
 	mu.Unlock()
 	wg.Wait()
+}
+
+// heldConns keeps n connections to addr open, each after the HTTP/2
+// preface and settings and silent from then on, opening a new one
+// whenever the server closes one, at most perSecond a second, until ctx
+// ends.
+func heldConns(ctx context.Context, addr string, n, perSecond int) {
+	var wg sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(perSecond))
+	defer tick.Stop()
+	slots := make(chan struct{}, n)
+	for range n {
+		slots <- struct{}{}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-slots:
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+		}
+		wg.Go(func() {
+			defer func() { slots <- struct{}{} }()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return
+			}
+			stop := context.AfterFunc(ctx, func() { c.Close() })
+			defer stop()
+			defer c.Close()
+			io.WriteString(c, http2.ClientPreface)
+			http2.NewFramer(c, nil).WriteSettings()
+			io.Copy(io.Discard, c) // until the server or ctx closes it
+		})
+	}
 }
