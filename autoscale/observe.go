@@ -143,6 +143,19 @@ func (m MetricModel) measuredAt(t time.Duration) time.Duration {
 	return m.Phase + k*m.Resolution
 }
 
+// takenBy is the time of the latest sample taken no later than t, however
+// late it is readable.
+func (m MetricModel) takenBy(t time.Duration) time.Duration {
+	m.Delay = 0
+	return m.measuredAt(t)
+}
+
+// podTakenBy is takenBy for the pod made id-th, at its own phase.
+func (m MetricModel) podTakenBy(id int, t time.Duration) time.Duration {
+	m.Phase = m.podClock(id).Phase
+	return m.takenBy(t)
+}
+
 // podClock is the clock of the pod made id-th.
 func (m MetricModel) podClock(id int) PodClock {
 	if id < len(m.Pods) {

@@ -58,6 +58,12 @@ type Scenario struct {
 	// PodCapacity is the load one pod serves at 100% of its CPU request.
 	// If zero, 1: load is then counted in pods' worth.
 	PodCapacity float64
+	// PodBaseline is the CPU a measured pod uses with no load, in Load's
+	// units: its runtime, probes, scrapes and connections. It is added to
+	// each pod's CPU usage, and not to its Pods metrics (requests in
+	// flight are none at no load). Measured as an idle pod's CPU; zero
+	// counts CPU for the load alone.
+	PodBaseline float64
 	// CPURequest is each pod's CPU request. If zero, 1 CPU.
 	CPURequest resource.Quantity
 	// Config holds the controller settings; its zero value gives the
@@ -120,6 +126,9 @@ func (s *Scenario) Validate() error {
 		if d < 0 || d > maxMetricSpan {
 			return fmt.Errorf("%w: podStartups[%d] %s must be within [0, %s]", ErrInvalidInput, i, d, maxMetricSpan)
 		}
+	}
+	if !(s.PodBaseline >= 0) || math.IsInf(s.PodBaseline, 0) {
+		return fmt.Errorf("%w: podBaseline %v is not a finite number of zero or more", ErrInvalidInput, s.PodBaseline)
 	}
 	if s.PodStartup < 0 || s.SyncPeriod < 0 || s.PodCapacity < 0 || s.InitialReplicas < 0 {
 		return fmt.Errorf("%w: podStartup, syncPeriod, podCapacity and initialReplicas must not be negative", ErrInvalidInput)
@@ -278,6 +287,9 @@ type simulator struct {
 	hpa *autoscalingv2.HorizontalPodAutoscaler
 	// poll is the ScaledObject's polling interval, 0 without one.
 	poll time.Duration
+	// promSeconds is set for a ScaledObject: its Prometheus trigger
+	// evaluates the query at a whole second (see queryBound).
+	promSeconds bool
 	// tick is the step of the clock: the sync period, or with a polling
 	// interval or a sync phase the largest step that lands on all of them.
 	tick time.Duration
@@ -324,6 +336,7 @@ func newSimulator(s Scenario) (*simulator, error) {
 			return nil, err
 		}
 		sim.poll = so.PollingInterval()
+		sim.promSeconds = true
 		sim.tick = time.Duration(gcd(int64(s.SyncPeriod/time.Millisecond), int64(sim.poll/time.Millisecond))) * time.Millisecond
 	}
 	if s.SyncPhase > 0 {
@@ -337,9 +350,9 @@ func newSimulator(s Scenario) (*simulator, error) {
 // trigger seeing the scenario's load.
 func (sim *simulator) activate(t time.Duration) error {
 	values := make([]float64, len(sim.s.ScaledObject.Spec.Triggers))
-	_, seen := sim.s.Metrics.observe(&sim.s, t)
+	_, seen := sim.observe(t, sim.queryBound(t))
 	if sim.perPod() {
-		seen = sim.podSum(t)
+		seen = sim.podSum(t, sim.queryBound(t))
 	}
 	for i := range values {
 		values[i] = seen
@@ -402,8 +415,11 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
 	at, seen := sim.s.Metrics.observe(&sim.s, t)
 	whole := seen
+	if sim.promSeconds {
+		_, whole = sim.observe(t, sim.queryBound(t))
+	}
 	if sim.perPod() {
-		whole = sim.podSum(t)
+		whole = sim.podSum(t, sim.queryBound(t))
 	}
 	for _, m := range sim.hpa.Spec.Metrics {
 		switch {
@@ -425,7 +441,7 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 			r.share *= float64(at-p.readyAt) / float64(w)
 		}
 		if sim.perPod() {
-			r = sim.podReading(p, t)
+			r = sim.podReading(p, t, t)
 		}
 		in.Pods = append(in.Pods, sim.pod(p, t, r))
 	}
@@ -459,21 +475,24 @@ func (sim *simulator) shareAt(at time.Duration, seen float64, window time.Durati
 	return 0
 }
 
-// podReading is p's latest sample at t on its own clock: its recorded
-// samples, or its phase and discovery.
-func (sim *simulator) podReading(p simPod, t time.Duration) podReading {
+// podReading is p's latest sample at t on its own clock (its recorded
+// samples, or its phase and discovery), taken no later than bound.
+func (sim *simulator) podReading(p simPod, t, bound time.Duration) podReading {
 	m := sim.s.Metrics
 	c := m.podClock(p.id)
 	var r podReading
 	if len(c.Samples) > 0 {
 		i := sort.Search(len(c.Samples), func(i int) bool { return c.Samples[i].Seen > t }) - 1
+		for i >= 0 && c.Samples[i].At > bound {
+			i--
+		}
 		if i < 0 {
 			return r
 		}
 		r.at, r.window, r.sampled = c.Samples[i].At, c.Samples[i].Window, true
 		r.ok = r.at-r.window >= p.created
 	} else {
-		r.at, r.window = m.podMeasuredAt(p.id, t), m.Window
+		r.at, r.window = min(m.podMeasuredAt(p.id, t), m.podTakenBy(p.id, bound)), m.Window
 		r.ok = sim.measured(p, r.at, r.window)
 	}
 	if r.ok {
@@ -543,11 +562,11 @@ func (sim *simulator) measured(p simPod, at, window time.Duration) bool {
 // podSum is the sum of the pods' latest readings at t, each pod measured
 // on its own clock: a pod removed since its last measurement still
 // counts, one measured after its removal reads nothing.
-func (sim *simulator) podSum(t time.Duration) float64 {
+func (sim *simulator) podSum(t, bound time.Duration) float64 {
 	var sum float64
 	m := sim.s.Metrics
 	add := func(p simPod, gone bool) {
-		r := sim.podReading(p, t)
+		r := sim.podReading(p, t, bound)
 		if gone {
 			if r.at >= p.deleted {
 				if m.Stale <= 0 {
@@ -555,7 +574,7 @@ func (sim *simulator) podSum(t time.Duration) float64 {
 				}
 				// Not measured since its removal: its last reading
 				// holds until it goes stale.
-				r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond)
+				r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond, bound)
 				if r.at >= p.deleted {
 					return
 				}
@@ -587,6 +606,27 @@ func (sim *simulator) servingPods(t time.Duration) int32 {
 		}
 	}
 	return n
+}
+
+// queryBound is the latest sample time a metric read at t can see. KEDA's
+// Prometheus trigger asks for its query at the current time written in
+// RFC 3339, to the whole second (pkg/scalers/prometheus_scaler.go), so
+// the query is evaluated at the start of t's wall-clock second and a
+// scrape taken later in that second is not in its answer. Other
+// pipelines read at t.
+func (sim *simulator) queryBound(t time.Duration) time.Duration {
+	if !sim.promSeconds {
+		return t
+	}
+	return sim.apiTime(t).Sub(simEpoch)
+}
+
+// observe is MetricModel.observe for a read at t that sees no sample
+// taken after bound.
+func (sim *simulator) observe(t, bound time.Duration) (time.Duration, float64) {
+	m := sim.s.Metrics
+	at := min(m.measuredAt(t), m.takenBy(bound))
+	return at, averageLoad(&sim.s, at-m.Window, at)
 }
 
 // apiTime is the wall-clock time of t as the API server keeps it in a
@@ -624,7 +664,7 @@ func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	share := r.share
 	// metrics-server reports nanocores; the controller reads them in
 	// millicores rounded up, as Quantity.MilliValue does.
-	usage := int64(share / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
+	usage := int64((share + sim.s.PodBaseline) / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
 	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewScaledQuantity(usage, resource.Nano)}
 	sp.Metrics = map[string]resource.Quantity{}
 	for _, m := range sim.hpa.Spec.Metrics {

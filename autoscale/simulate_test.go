@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,5 +326,124 @@ func TestSimulatorUsageRoundsUp(t *testing.T) {
 	cpu := p.Usage[corev1.ResourceCPU]
 	if cpu.MilliValue() != 15 {
 		t.Errorf("usage %v reads %dm, want 15m (14.266m rounded up)", cpu.String(), cpu.MilliValue())
+	}
+}
+
+// TestSimulatorPodBaseline: a pod's idle use is added to its CPU, not to
+// its Pods metric.
+func TestSimulatorPodBaseline(t *testing.T) {
+	tests := []struct {
+		name     string
+		baseline float64
+		wantCPU  int64 // millicores
+		wantPods string
+	}{
+		{"no baseline", 0, 20, "20"},
+		{"idle use of 0.8m", 0.8, 21, "20"},
+		{"idle use of 3m", 3, 23, "20"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hpa := cpuHPA(i32(1), 4, 50)
+			hpa.Spec.Metrics = append(hpa.Spec.Metrics, autoscalingv2.MetricSpec{Type: autoscalingv2.PodsMetricSourceType,
+				Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "inflight"},
+					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(10, resource.DecimalSI)}}})
+			sim := &simulator{s: Scenario{PodCapacity: 100, PodBaseline: tt.baseline, CPURequest: resource.MustParse("100m")}, hpa: hpa}
+			p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 20, ok: true})
+			cpu := p.Usage[corev1.ResourceCPU]
+			if cpu.MilliValue() != tt.wantCPU {
+				t.Errorf("CPU %dm, want %dm", cpu.MilliValue(), tt.wantCPU)
+			}
+			if got := p.Metrics["inflight"]; got.String() != tt.wantPods {
+				t.Errorf("Pods metric %s, want %s", got.String(), tt.wantPods)
+			}
+		})
+	}
+	s := Scenario{HPA: cpuHPA(i32(1), 4, 50), Duration: time.Minute, PodBaseline: -1, Load: []LoadPoint{{Value: 1}}}
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "podBaseline") {
+		t.Errorf("a negative baseline: %v, want an error naming podBaseline", err)
+	}
+}
+
+// TestSimulatorKEDAReadsWholeSeconds: KEDA's Prometheus trigger evaluates
+// its query at the start of the read's wall-clock second, so a scrape
+// taken later in that second is not in the sum; an HPA's pipeline reads
+// it.
+func TestSimulatorKEDAReadsWholeSeconds(t *testing.T) {
+	ms := time.Millisecond
+	so := &ScaledObject{Spec: ScaledObjectSpec{MaxReplicaCount: i32(8), Triggers: []ScaleTrigger{{Type: "prometheus",
+		Metadata: map[string]string{"threshold": "10"}}}}}
+	// One pod scraped at 9.9 s and 10.2 s, each readable at once.
+	clock := PodClock{Samples: []MetricSample{{At: 9900 * ms, Seen: 9900 * ms}, {At: 10200 * ms, Seen: 10200 * ms}}}
+	tests := []struct {
+		name       string
+		keda       bool
+		clockPhase time.Duration
+		readAt     time.Duration
+		want       time.Duration // the sample read; negative: none yet
+	}{
+		{"KEDA, read at 10.4 s", true, 0, 10400 * ms, 9900 * ms},
+		{"KEDA, read at 11.0 s", true, 0, 11000 * ms, 10200 * ms},
+		{"KEDA, time zero 0.7 s into its second, read at 10.4 s (11.1 s on the wall)", true, 700 * ms, 10400 * ms, 10200 * ms},
+		{"KEDA, time zero 0.5 s into its second, read at 10.4 s (10.9 s on the wall, evaluated at 9.5 s)", true, 500 * ms, 10400 * ms, -1},
+		{"HPA, read at 10.4 s", false, 0, 10400 * ms, 10200 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Scenario{HPA: cpuHPA(i32(1), 4, 50), InitialReplicas: 1, Duration: time.Minute, ClockPhase: tt.clockPhase,
+				Metrics: MetricModel{Pods: []PodClock{clock}}, Load: []LoadPoint{{Value: 1}}}
+			if tt.keda {
+				s.HPA, s.ScaledObject = nil, so
+			}
+			sim, err := newSimulator(s.withDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := sim.podReading(sim.pods[0], tt.readAt, sim.queryBound(tt.readAt))
+			if tt.want < 0 {
+				if r.ok {
+					t.Errorf("read the sample at %v, want none", r.at)
+				}
+				return
+			}
+			if !r.ok || r.at != tt.want {
+				t.Errorf("read the sample at %v (ok %v), want %v", r.at, r.ok, tt.want)
+			}
+		})
+	}
+}
+
+// TestSimulatorKEDAObserveWholeSeconds: the same bound applies to a
+// pipeline modelled by its resolution and phase instead of recorded
+// samples.
+func TestSimulatorKEDAObserveWholeSeconds(t *testing.T) {
+	ms := time.Millisecond
+	so := &ScaledObject{Spec: ScaledObjectSpec{MaxReplicaCount: i32(8), Triggers: []ScaleTrigger{{Type: "prometheus",
+		Metadata: map[string]string{"threshold": "10"}}}}}
+	for _, tt := range []struct {
+		name   string
+		keda   bool
+		readAt time.Duration
+		want   time.Duration
+	}{
+		{"KEDA at 10.5 s", true, 10500 * ms, 9200 * ms},
+		{"KEDA at 11.0 s", true, 11000 * ms, 10200 * ms},
+		{"HPA at 10.5 s", false, 10500 * ms, 10200 * ms},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			// A sample every second, at 0.2 s past it.
+			s := Scenario{HPA: cpuHPA(i32(1), 4, 50), InitialReplicas: 1, Duration: time.Minute,
+				Metrics: MetricModel{Resolution: time.Second, Phase: 200 * ms}, Load: []LoadPoint{{Value: 1}}}
+			if tt.keda {
+				s.HPA, s.ScaledObject = nil, so
+			}
+			sim, err := newSimulator(s.withDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if at, _ := sim.observe(tt.readAt, sim.queryBound(tt.readAt)); at != tt.want {
+				t.Errorf("read the sample taken at %v, want %v", at, tt.want)
+			}
+		})
 	}
 }

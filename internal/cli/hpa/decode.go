@@ -298,6 +298,7 @@ type scenarioFile struct {
 	Metrics         *metricModelFile                       `json:"metrics,omitempty"`
 	Duration        string                                 `json:"duration"`
 	PodCapacity     float64                                `json:"podCapacity,omitempty"`
+	PodBaseline     float64                                `json:"podBaseline,omitempty"`
 	CPURequest      string                                 `json:"cpuRequest,omitempty"`
 	Config          *configFile                            `json:"config,omitempty"`
 	Load            []loadPointFile                        `json:"load"`
@@ -403,7 +404,7 @@ func DecodeScenario(data []byte) (Scenario, error) {
 	if err := unmarshal(data, &f); err != nil {
 		return s, err
 	}
-	s.Name, s.HPA, s.ScaledObject, s.InitialReplicas, s.PodCapacity = f.Name, f.HPA, f.ScaledObject, f.InitialReplicas, f.PodCapacity
+	s.Name, s.HPA, s.ScaledObject, s.InitialReplicas, s.PodCapacity, s.PodBaseline = f.Name, f.HPA, f.ScaledObject, f.InitialReplicas, f.PodCapacity, f.PodBaseline
 	var err error
 	if s.Config, err = f.Config.config("config"); err != nil {
 		return s, err
