@@ -16,7 +16,8 @@ import (
 // a request is never closed for it. When every connection is busy, the
 // new one is closed at once.
 type connLimit struct {
-	max int
+	max     int
+	onClose func(reason string) // may be nil
 
 	mu sync.Mutex
 	// conns holds every open connection, in the order each last began to
@@ -32,8 +33,8 @@ type limitedConn struct {
 	busy bool
 }
 
-func newConnLimit(max int) *connLimit {
-	return &connLimit{max: max, at: make(map[net.Conn]*list.Element)}
+func newConnLimit(max int, onClose func(reason string)) *connLimit {
+	return &connLimit{max: max, onClose: onClose, at: make(map[net.Conn]*list.Element)}
 }
 
 // state is the server's ConnState hook.
@@ -64,6 +65,13 @@ func (l *connLimit) state(c net.Conn, s http.ConnState) {
 		// Closing ends the connection's serve loop, which reports
 		// StateClosed and gives its place back.
 		_ = evict.Close()
+		if l.onClose != nil {
+			reason := CloseEvicted
+			if evict == c {
+				reason = CloseRefused
+			}
+			l.onClose(reason)
+		}
 	}
 }
 

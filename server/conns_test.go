@@ -71,6 +71,42 @@ func (rc *rawConn) closed(d time.Duration) bool {
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// closeCounter counts the connections a server reports closing, by
+// reason (Config.OnClose).
+type closeCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (cc *closeCounter) add(reason string) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.n == nil {
+		cc.n = map[string]int{}
+	}
+	cc.n[reason]++
+}
+
+func (cc *closeCounter) get(reason string) int {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.n[reason]
+}
+
+// wait waits until want connections were reported closed for reason
+// (the server reports after it closed them), failing if it sees more
+// or 30s pass.
+func (cc *closeCounter) wait(t *testing.T, reason string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for cc.get(reason) < want && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := cc.get(reason); got != want {
+		t.Errorf("%d connections reported closed as %q, want %d", got, reason, want)
+	}
+}
+
 func okHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 }
@@ -148,7 +184,8 @@ func TestMaxConnsKeepsBusyConnections(t *testing.T) {
 		}
 		io.WriteString(w, "ok")
 	})
-	addr := limitServer(t, server.Config{MaxConns: 2}, h, nil)
+	var closes closeCounter
+	addr := limitServer(t, server.Config{MaxConns: 2, OnClose: closes.add}, h, nil)
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	errs := make([]error, 2)
@@ -167,12 +204,16 @@ func TestMaxConnsKeepsBusyConnections(t *testing.T) {
 	if code, err := extra.get("/"); err == nil {
 		t.Errorf("a third connection with both places busy was served (%d); want it closed", code)
 	}
+	closes.wait(t, server.CloseRefused, 1)
 	close(release)
 	wg.Wait()
 	for i := range 2 {
 		if errs[i] != nil || codes[i] != 200 {
 			t.Errorf("held request %d: %d, %v; want 200", i, codes[i], errs[i])
 		}
+	}
+	if n := closes.get(server.CloseEvicted); n != 0 {
+		t.Errorf("%d connections reported evicted, want none", n)
 	}
 }
 
@@ -181,7 +222,8 @@ func TestMaxConnsKeepsBusyConnections(t *testing.T) {
 // request is served.
 func TestMaxConnsSilentFlood(t *testing.T) {
 	const limit, flood = 16, 400
-	addr := limitServer(t, server.Config{MaxConns: limit, ReadHeaderTimeout: time.Minute}, okHandler(), nil)
+	var closes closeCounter
+	addr := limitServer(t, server.Config{MaxConns: limit, ReadHeaderTimeout: time.Minute, OnClose: closes.add}, okHandler(), nil)
 	var silent []*rawConn
 	for range flood {
 		silent = append(silent, dialRaw(t, addr))
@@ -209,5 +251,17 @@ func TestMaxConnsSilentFlood(t *testing.T) {
 	}
 	if open > limit {
 		t.Errorf("%d of %d silent connections are still open, want at most %d", open, flood, limit)
+	}
+	// Each silent connection closed was reported evicted (just after its
+	// close), none refused.
+	deadline := time.Now().Add(30 * time.Second)
+	for closes.get(server.CloseEvicted) < flood-open && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := closes.get(server.CloseEvicted); n < flood-open {
+		t.Errorf("%d connections reported evicted, want at least the %d silent ones closed", n, flood-open)
+	}
+	if n := closes.get(server.CloseRefused); n != 0 {
+		t.Errorf("%d connections reported refused, want none", n)
 	}
 }

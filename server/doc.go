@@ -41,6 +41,11 @@
 // running out of memory, and Go's transport retries such a request when it
 // is idempotent.
 //
+// [Config.OnClose] hears of every connection closed to keep a limit, with
+// the reason ([CloseEvicted], [CloseRefused], or [CloseResets] for an
+// HTTP/2 client cancelling most of its streams); package service counts
+// them in http_server_connections_closed_total.
+//
 // # Admin endpoints
 //
 // [AdminMux] serves the health probes and /metrics on a private mux meant

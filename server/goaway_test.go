@@ -147,7 +147,8 @@ func TestH2CRapidResetClosesTheConnection(t *testing.T) {
 				io.Copy(io.Discard, r.Body)
 				io.WriteString(w, "ok")
 			})
-			addr := limitServer(t, server.Config{H2C: true}, h, nil)
+			var closes closeCounter
+			addr := limitServer(t, server.Config{H2C: true, OnClose: closes.add}, h, nil)
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {
 				t.Fatal(err)
@@ -215,6 +216,11 @@ func TestH2CRapidResetClosesTheConnection(t *testing.T) {
 			if closed != tt.wantClose {
 				t.Errorf("connection closed: %v, want %v (write error %v; handler ran %d times for %d streams)", closed, tt.wantClose, writeErr, ran.Load(), tt.streams)
 			}
+			want := 0
+			if tt.wantClose {
+				want = 1
+			}
+			closes.wait(t, server.CloseResets, want)
 			t.Logf("handler ran %d times for %d streams", ran.Load(), tt.streams)
 		})
 	}

@@ -82,7 +82,22 @@ type Config struct {
 	// Logger receives the server's error log at level Warn. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// OnClose, if set, is called once for each connection the server
+	// closes to keep a limit, with the reason: CloseEvicted,
+	// CloseRefused or CloseResets. It must not block.
+	OnClose func(reason string)
 }
+
+// Why the server closed a connection, as OnClose reports it.
+const (
+	// CloseEvicted: idle longest when a connection beyond MaxConns came.
+	CloseEvicted = "evicted"
+	// CloseRefused: beyond MaxConns while every other served a request.
+	CloseRefused = "refused"
+	// CloseResets: its HTTP/2 client cancelled more than resetLimit
+	// streams, most of those it opened.
+	CloseResets = "resets"
+)
 
 // Validate reports a setting New would have to ignore or clamp.
 func (c Config) Validate() error {
@@ -173,12 +188,12 @@ func New(cfg Config, h http.Handler) *http.Server {
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.MaxConns > 0 {
-		srv.ConnState = newConnLimit(cfg.MaxConns).state
+		srv.ConnState = newConnLimit(cfg.MaxConns, cfg.OnClose).state
 	}
 	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 || cfg.H2C {
-		age, jitter := cfg.MaxConnAge, cfg.MaxConnAgeJitter
+		age, jitter, onClose := cfg.MaxConnAge, cfg.MaxConnAgeJitter, cfg.OnClose
 		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-			st := &connState{conn: c}
+			st := &connState{conn: c, onClose: onClose}
 			if age > 0 {
 				f := 1 + jitter*(2*rand.Float64()-1)
 				st.opened, st.maxAge = time.Now(), max(time.Duration(float64(age)*f), 1)
@@ -201,8 +216,10 @@ type connState struct {
 	requests atomic.Int64
 	// resets counts the HTTP/2 streams the client cancelled before their
 	// answer; conn is closed once they pass resetLimit (see limits).
-	resets atomic.Int64
-	conn   net.Conn
+	resets  atomic.Int64
+	closed  atomic.Bool // for its resets
+	conn    net.Conn
+	onClose func(reason string)
 }
 
 // resetLimit is how many of its streams an HTTP/2 client may cancel
@@ -216,8 +233,11 @@ const resetLimit = 32
 // reset counts one stream the client cancelled and closes the connection
 // when its resets have passed resetLimit and are most of its streams.
 func (st *connState) reset() {
-	if n := st.resets.Add(1); n > resetLimit && 2*n >= st.requests.Load() {
+	if n := st.resets.Add(1); n > resetLimit && 2*n >= st.requests.Load() && st.closed.CompareAndSwap(false, true) {
 		_ = st.conn.Close()
+		if st.onClose != nil {
+			st.onClose(CloseResets)
+		}
 	}
 }
 

@@ -351,6 +351,11 @@ func (s *Service) Run(ctx context.Context) error {
 		s.closeListeners()
 		return fmt.Errorf("service: %w", err)
 	}
+	closed, err := connsClosed(s.Registry)
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("service: %w", err)
+	}
 	age := s.Options.MaxConnAge
 	if age < 0 {
 		age = 0
@@ -361,6 +366,7 @@ func (s *Service) Run(ctx context.Context) error {
 		MaxConnRequests: s.Options.MaxConnRequests,
 		MaxConns:        s.Options.MaxConns,
 		Logger:          s.Logger,
+		OnClose:         closed("public"),
 	}, h)
 	public := s.public
 	if s.Options.TLSCertFile != "" {
@@ -379,7 +385,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.Options.Pprof {
 		adminOpts = append(adminOpts, server.WithPprof())
 	}
-	adminSrv := server.New(server.Config{Logger: s.Logger}, server.AdminMux(s.Health, metrics.Handler(s.Registry), adminOpts...))
+	adminSrv := server.New(server.Config{Logger: s.Logger, OnClose: closed("admin")}, server.AdminMux(s.Health, metrics.Handler(s.Registry), adminOpts...))
 	s.Lifecycle.Serve("public", app, public)
 	s.Lifecycle.Serve("admin", adminSrv, s.admin)
 	grpcAddr := ""
@@ -428,4 +434,26 @@ func URL(a net.Addr) string {
 		host = "127.0.0.1"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// connsClosed registers http_server_connections_closed_total on reg and
+// returns, for a server's name, the server.Config.OnClose that counts
+// into it. Every series starts at zero, so a rate over it is defined
+// before the first close.
+func connsClosed(reg prometheus.Registerer) (func(server string) func(reason string), error) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_server_connections_closed_total",
+		Help: "HTTP connections the server closed to keep a limit, by server and reason: evicted (idle longest, for a connection beyond MAX_CONNS), refused (beyond MAX_CONNS with every other serving a request), resets (an HTTP/2 client that cancelled most of its streams).",
+	}, []string{"server", "reason"})
+	if err := reg.Register(c); err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	for _, srv := range []string{"public", "admin"} {
+		for _, r := range []string{server.CloseEvicted, server.CloseRefused, server.CloseResets} {
+			c.WithLabelValues(srv, r)
+		}
+	}
+	return func(srv string) func(string) {
+		return func(reason string) { c.WithLabelValues(srv, reason).Inc() }
+	}, nil
 }

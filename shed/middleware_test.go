@@ -251,3 +251,63 @@ func TestCheapHandlersLimitIsGentle(t *testing.T) {
 		t.Fatalf("limit %d after a second of 6x latency from a cheap handler, want at least %d", got, floor)
 	}
 }
+
+// TestMiddlewareDropsStreamResetDuringYield: an HTTP/2 stream its client
+// resets while the admitted request yields the CPU (handlers of a
+// millisecond or more) is not served and gets no answer, and its slot
+// comes back: under a rapid-reset flood thousands a second are reset
+// there, and each would otherwise hold a slot through its handler.
+func TestMiddlewareDropsStreamResetDuringYield(t *testing.T) {
+	c := newClock()
+	var resetNext func()
+	l := newLimiter(t, shed.Config{Now: c.Now, Critical: func(*http.Request) bool {
+		// Called as the request is admitted: the reset lands after the
+		// middleware's own check and before the yield's end.
+		if resetNext != nil {
+			resetNext()
+		}
+		return false
+	}}, nil)
+	served := 0
+	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		served++
+		c.Advance(5 * time.Millisecond)
+	}))
+	// Handlers of 5 ms: the middleware learns to yield for them.
+	for range 200 {
+		h.ServeHTTP(discardWriter{h: http.Header{}}, httptest.NewRequest("POST", "/", nil))
+		c.Advance(time.Millisecond)
+	}
+	tests := []struct {
+		name       string
+		protoMajor int
+		wantServed int
+	}{
+		{"HTTP/2 stream reset", 2, 0},
+		// HTTP/1.1 has no stream to reset: a client gone before its
+		// handler ran (a fire-and-forget POST) is still served.
+		{"HTTP/1.1 client gone", 1, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			served = 0
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			resetNext = cancel
+			defer func() { resetNext = nil }()
+			r := httptest.NewRequest("POST", "/", nil).WithContext(ctx)
+			r.ProtoMajor = tt.protoMajor
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if served != tt.wantServed {
+				t.Errorf("handler ran %d times, want %d", served, tt.wantServed)
+			}
+			if tt.wantServed == 0 && (w.Body.Len() != 0 || len(w.Header()) != 0) {
+				t.Errorf("answered %d %q, want no answer", w.Code, w.Body.String())
+			}
+			if n := l.InFlight(); n != 0 {
+				t.Errorf("%d requests in flight after it, want 0", n)
+			}
+		})
+	}
+}

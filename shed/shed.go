@@ -602,6 +602,14 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			// limiter before this one starts its work (see the package
 			// documentation), then time the work itself.
 			runtime.Gosched()
+			if r.ProtoMajor == 2 && r.Context().Err() != nil {
+				// Reset while it waited for the CPU: under a rapid-reset
+				// flood thousands a second are, and each would hold its
+				// slot through its handler while ordinary requests found
+				// the limit full.
+				release.finish(context.Canceled, reuse)
+				return
+			}
 			release.workStart = l.cfg.Now()
 		}
 		completed := false

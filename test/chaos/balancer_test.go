@@ -274,6 +274,28 @@ func (m metrics) value(name, endpoint string) float64 {
 	return sum
 }
 
+// sample is the value of name's series with every one of labels, given
+// as key="value"; false if there is none.
+func (m metrics) sample(name string, labels ...string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(string(m)))
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") {
+			continue
+		}
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
 // grep returns the lines that mention s.
 func (m metrics) grep(s string) string {
 	var out []string

@@ -70,6 +70,13 @@ func portsFree(host string, ports ...string) bool {
 // answers 200. The process is killed and reaped when the test ends.
 func startProc(t testing.TB, bin string, env ...string) *proc {
 	t.Helper()
+	return startProcNice(t, 0, bin, env...)
+}
+
+// startProcNice is startProc with the process's nice value set to nice
+// before it starts (every thread inherits it).
+func startProcNice(t testing.TB, nice int, bin string, env ...string) *proc {
+	t.Helper()
 	host := allocHost(t)
 	p := &proc{
 		t: t, name: bin[strings.LastIndexByte(bin, '/')+1:],
@@ -77,6 +84,9 @@ func startProc(t testing.TB, bin string, env ...string) *proc {
 		logs: &lockedBuffer{}, done: make(chan struct{}),
 	}
 	p.cmd = exec.Command(bin)
+	if nice != 0 {
+		p.cmd = exec.Command("nice", "-n", strconv.Itoa(nice), bin)
+	}
 	p.cmd.Env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOST=" + host, "PORT=" + publicPort, "ADMIN_PORT=" + adminPort,
