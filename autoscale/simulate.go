@@ -568,12 +568,16 @@ func (sim *simulator) podSum(t, bound time.Duration) float64 {
 	add := func(p simPod, gone bool) {
 		r := sim.podReading(p, t, bound)
 		if gone {
-			if r.at >= p.deleted {
+			// A recorded sample taken after the pod's removal is a real
+			// scrape of the terminating pod: it reads what the pod still
+			// served, nothing, and stands until it goes stale.
+			if r.at >= p.deleted && !r.sampled {
 				if m.Stale <= 0 {
 					return // measured again since, reading nothing
 				}
-				// Not measured since its removal: its last reading
-				// holds until it goes stale.
+				// A modelled clock does not know whether the pipeline
+				// measured the pod after its removal: its last reading
+				// before it holds until it goes stale.
 				r = sim.podReading(p, p.deleted+m.Delay-time.Nanosecond, bound)
 				if r.at >= p.deleted {
 					return

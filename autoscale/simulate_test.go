@@ -447,3 +447,43 @@ func TestSimulatorKEDAObserveWholeSeconds(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulatorRemovedPodScrapedAfter: a recorded scrape of a pod taken
+// after its removal (Prometheus still scraped the terminating pod) reads
+// nothing in KEDA's sum; a removed pod not scraped since keeps its last
+// reading until it goes stale.
+func TestSimulatorRemovedPodScrapedAfter(t *testing.T) {
+	s := time.Second
+	so := &ScaledObject{Spec: ScaledObjectSpec{MaxReplicaCount: i32(8), Triggers: []ScaleTrigger{{Type: "prometheus",
+		Metadata: map[string]string{"threshold": "10"}}}}}
+	tests := []struct {
+		name    string
+		removed []MetricSample // the removed pod's scrapes
+		wantSum float64
+	}{
+		{"scraped after its removal", []MetricSample{{At: 9 * s, Seen: 9 * s}, {At: 10500 * time.Millisecond, Seen: 10500 * time.Millisecond}}, 10},
+		{"not scraped since", []MetricSample{{At: 9 * s, Seen: 9 * s}}, 15},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := Scenario{ScaledObject: so, InitialReplicas: 2, Duration: time.Minute, Load: []LoadPoint{{Value: 10}},
+				Metrics: MetricModel{Stale: 10500 * time.Millisecond, Pods: []PodClock{
+					{Samples: []MetricSample{{At: 9200 * time.Millisecond, Seen: 9200 * time.Millisecond}, {At: 11200 * time.Millisecond, Seen: 11200 * time.Millisecond}}},
+					{Samples: tt.removed},
+				}}}
+			sim, err := newSimulator(sc.withDefaults())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sim.scale(10*s, 1) // the newer pod goes at 10 s
+			if len(sim.gone) != 1 || sim.gone[0].id != 1 {
+				t.Fatalf("removed %+v, want the pod made second", sim.gone)
+			}
+			// The kept pod serves the whole 10 from 10 s on; the removed
+			// one served 5 until then.
+			if got := sim.podSum(12*s, sim.queryBound(12*s)); got != tt.wantSum {
+				t.Errorf("KEDA's sum at 12 s: %v, want %v", got, tt.wantSum)
+			}
+		})
+	}
+}

@@ -315,7 +315,6 @@ func keptTwinRuns() []keptTwinRun {
 		// the step and spike curves.
 		{dir: filepath.Join("testdata", "twin-2026-12-03"), short: map[string]twinShortfall{
 			"spike/cpu":    {19, 11, "the real pod read 104% of request at 35.5 s where the twin, at the run's gain (1.17), read 98%: 2.08 against 1.96 times the 50% target, so 3 replicas against 2, held 55 s by the scale-down window"},
-			"spike/keda":   {18, 8, "the twin read 8 per pod at 45.7 s where KEDA read 7.5 (4 replicas against 3 thirty seconds later), and 12 at 80.9 s where KEDA read 11, on the tolerance's edge: the twin counts a moved request's old pod's last sample beside its replacement longer than Prometheus did"},
 			"sawtooth/cpu": {23, 13, "after the drop the real pods read 37% at 65.8 s and the twin 43% (2.96 against 3.44 times the target on 4 pods), so the twin's 4 held the scale-down window 50 s longer"},
 			"ramp/cpu":     {32, 3, "at 135.9 s the real pods read 36% and the twin 38%: 2.88 against 3.04 times the target on 4 pods, so the twin kept a recommendation of 4 in the scale-down window through 160.9 s, where the controller went to 3"},
 		}},
