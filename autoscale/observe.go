@@ -2,6 +2,7 @@ package autoscale
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -76,6 +77,12 @@ type PodClock struct {
 // from Seen on. At and Seen may be before zero.
 type MetricSample struct {
 	At, Window, Seen time.Duration
+	// Value, if set, is what the real pipeline measured, in the load's
+	// units: the pod then reads it instead of its share of the load, and
+	// its CPU takes no PodBaseline. A twin whose every sample carries its
+	// value tests the controller alone, on the very readings the real one
+	// had; without values it tests the pipeline's model as well.
+	Value *float64
 }
 
 // maxPodClocks bounds MetricModel.Pods.
@@ -114,6 +121,9 @@ func (m MetricModel) validate(duration time.Duration) error {
 		for j, smp := range p.Samples {
 			if smp.Window < 0 || smp.Window > maxMetricSpan || smp.At < -maxMetricSpan || smp.At > duration+maxMetricSpan {
 				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] must have a window within [0, %s] and a time within an hour of the run", ErrInvalidInput, i, j, maxMetricSpan)
+			}
+			if v := smp.Value; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0) {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d].value %v must be a finite number, not negative", ErrInvalidInput, i, j, *v)
 			}
 			if j > 0 && smp.Seen < p.Samples[j-1].Seen {
 				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] is seen before the sample before it", ErrInvalidInput, i, j)

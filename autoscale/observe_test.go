@@ -248,7 +248,7 @@ func TestSimulatorPodPhases(t *testing.T) {
 func TestSimulatorRecordedSamples(t *testing.T) {
 	s := time.Second
 	pod0 := PodClock{Samples: []MetricSample{{At: 10 * s, Window: 10 * s, Seen: 11 * s}, {At: 30 * s, Window: 20 * s, Seen: 31 * s}}}
-	pod1 := PodClock{Samples: []MetricSample{{At: 30 * s, Window: 20 * s, Seen: 31 * s}, {At: 40 * s, Window: 10 * s, Seen: 41 * s}}}
+	pod1 := PodClock{Samples: []MetricSample{{At: 24 * s, Window: 10 * s, Seen: 24 * s}, {At: 30 * s, Window: 20 * s, Seen: 31 * s}, {At: 40 * s, Window: 10 * s, Seen: 41 * s}}}
 	sc := Scenario{HPA: cpuHPA(i32(1), 4, 50), InitialReplicas: 1, PodStartup: s, SyncPeriod: 5 * s,
 		Metrics: MetricModel{Resolution: 15 * s, Window: 15 * s, Pods: []PodClock{pod0, pod1}},
 		Load:    []LoadPoint{{Value: 1}, {At: 20 * s, Value: 3}}, Duration: time.Minute}.withDefaults()
@@ -262,12 +262,16 @@ func TestSimulatorRecordedSamples(t *testing.T) {
 		wantCPU    map[string]int64 // milli-CPU by pod; absent: no sample
 		wantWindow time.Duration
 	}{
-		// Before 31s pod-0 reads its 10s window at 10s: the load of 1 alone.
+		// Before 31s pod-0 reads its 10s window at 10s: the load of 1
+		// alone. pod-1's latest sample was taken at 24s, before it was
+		// made: no sample.
 		{at: 30 * s, wantCPU: map[string]int64{"pod-0": 1000}, wantWindow: 10 * s},
 		// From 31s its 20s window to 30s: 10s at 1, 6s at 3, and from 26s
 		// 3 shared with pod-1: (10 + 18 + 6) / 20. pod-1's window starts
-		// before it was made: no sample.
-		{at: 35 * s, wantCPU: map[string]int64{"pod-0": 1700}, wantWindow: 20 * s},
+		// before it was made (a real pod's first window can start before
+		// the sync that made the twin's), and it was taken after: the
+		// sample counts, with what pod-1 served in it, 1.5 for 4s of 20.
+		{at: 35 * s, wantCPU: map[string]int64{"pod-0": 1700, "pod-1": 300}, wantWindow: 20 * s},
 		// At 41s pod-1's 10s window to 40s: 3 shared by two.
 		{at: 41 * s, wantCPU: map[string]int64{"pod-0": 1700, "pod-1": 1500}, wantWindow: 10 * s},
 	}

@@ -461,8 +461,8 @@ type podReading struct {
 	// ok is false when the pod has no sample yet.
 	ok bool
 	// sampled marks a window measured in a real run, reported with the
-	// sample.
-	sampled bool
+	// sample; measured, one whose value came with it, in share.
+	sampled, measured bool
 }
 
 // shareAt is one pod's share of seen, the load measured over window up to
@@ -490,7 +490,14 @@ func (sim *simulator) podReading(p simPod, t, bound time.Duration) podReading {
 			return r
 		}
 		r.at, r.window, r.sampled = c.Samples[i].At, c.Samples[i].Window, true
-		r.ok = r.at-r.window >= p.created
+		// A real pod's first window can start before the sync that made
+		// the twin's pod (its container's start, or the ReplicaSet's
+		// lag): the sample is a fact once the pod exists.
+		r.ok = r.at >= p.created
+		if v := c.Samples[i].Value; v != nil && r.ok {
+			r.share, r.measured = *v, true
+			return r
+		}
 	} else {
 		r.at, r.window = min(m.podMeasuredAt(p.id, t), m.podTakenBy(p.id, bound)), m.Window
 		r.ok = sim.measured(p, r.at, r.window)
@@ -665,10 +672,13 @@ func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	if r.sampled {
 		sp.MetricWindow = r.window
 	}
-	share := r.share
+	share, cpu := r.share, r.share
+	if !r.measured {
+		cpu += sim.s.PodBaseline
+	}
 	// metrics-server reports nanocores; the controller reads them in
 	// millicores rounded up, as Quantity.MilliValue does.
-	usage := int64((share + sim.s.PodBaseline) / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
+	usage := int64(cpu / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
 	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewScaledQuantity(usage, resource.Nano)}
 	sp.Metrics = map[string]resource.Quantity{}
 	for _, m := range sim.hpa.Spec.Metrics {

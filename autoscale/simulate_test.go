@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -485,5 +486,64 @@ func TestSimulatorRemovedPodScrapedAfter(t *testing.T) {
 				t.Errorf("KEDA's sum at 12 s: %v, want %v", got, tt.wantSum)
 			}
 		})
+	}
+}
+
+// TestSimulatorMeasuredSamples: a recorded sample that carries its value
+// is read as measured, whatever the load, so that a twin given the real
+// pipeline's readings decides on exactly those.
+func TestSimulatorMeasuredSamples(t *testing.T) {
+	s := time.Second
+	val := func(v float64) *float64 { return &v }
+	so := &ScaledObject{Spec: ScaledObjectSpec{MinReplicaCount: i32(1), MaxReplicaCount: i32(8), PollingInterval: i32(5), Triggers: []ScaleTrigger{{Type: "prometheus",
+		Metadata: map[string]string{"threshold": "10"}}}}}
+	tests := []struct {
+		name     string
+		hpa      bool
+		baseline float64
+		samples  [][]MetricSample
+		want     int32 // desired replicas at the 10 s sync
+	}{
+		{"CPU, modelled: 40% of request stays at one pod", true, 0,
+			[][]MetricSample{{{At: 8 * s, Window: 5 * s, Seen: 9 * s}}}, 1},
+		{"CPU, measured 120% of request: three pods", true, 0,
+			[][]MetricSample{{{At: 8 * s, Window: 5 * s, Seen: 9 * s, Value: val(120)}}}, 3},
+		{"CPU, measured: no baseline added", true, 30,
+			[][]MetricSample{{{At: 8 * s, Window: 5 * s, Seen: 9 * s, Value: val(100)}}}, 2},
+		{"CPU, a measured sample not yet seen: the one before", true, 0,
+			[][]MetricSample{{{At: 3 * s, Window: 5 * s, Seen: 4 * s, Value: val(60)}, {At: 8 * s, Window: 5 * s, Seen: 11 * s, Value: val(200)}}}, 2},
+		{"KEDA, modelled: the load of 40 over two pods", false, 0,
+			[][]MetricSample{{{At: 9 * s, Seen: 9 * s}}, {{At: 9 * s, Seen: 9 * s}}}, 4},
+		{"KEDA, measured 7 and 18: three replicas", false, 0,
+			[][]MetricSample{{{At: 9 * s, Seen: 9 * s, Value: val(7)}}, {{At: 9 * s, Seen: 9 * s, Value: val(18)}}}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := Scenario{InitialReplicas: 1, Duration: 10 * s, SyncPeriod: 10 * s, PodCapacity: 100, PodBaseline: tt.baseline,
+				CPURequest: resource.MustParse("100m"), Load: []LoadPoint{{Value: 40}}}
+			if tt.hpa {
+				sc.HPA = cpuHPA(i32(1), 8, 50)
+			} else {
+				sc.ScaledObject, sc.InitialReplicas = so, 2
+			}
+			for _, smp := range tt.samples {
+				sc.Metrics.Pods = append(sc.Metrics.Pods, PodClock{Samples: smp})
+			}
+			got, err := Simulate(sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := got[len(got)-1]
+			if last.Time != 10*s || last.Desired != tt.want {
+				t.Errorf("at %v desired %d (metric %s), want %d at 10s", last.Time, last.Desired, last.Metric, tt.want)
+			}
+		})
+	}
+	for _, v := range []float64{-1, math.NaN(), math.Inf(1)} {
+		sc := Scenario{HPA: cpuHPA(i32(1), 4, 50), Duration: time.Minute, Load: []LoadPoint{{Value: 1}},
+			Metrics: MetricModel{Pods: []PodClock{{Samples: []MetricSample{{At: s, Seen: s, Value: val(v)}}}}}}
+		if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "metrics.pods[0].samples[0].value") {
+			t.Errorf("a sample's value of %v: %v, want an error naming metrics.pods[0].samples[0].value", v, err)
+		}
 	}
 }

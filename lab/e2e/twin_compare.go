@@ -234,6 +234,10 @@ type comparison struct {
 	// ChangesEqual / ChangesWithinOne those the twin made at the same
 	// sync / within one.
 	Changes, ChangesEqual, ChangesWithinOne int
+	// WorseLast is 1 when the real run's last sync is among Worse: with
+	// no sync after it in the record, a twin one sync late there cannot
+	// be told from one further off.
+	WorseLast int
 	// Misses lists the first worse decisions, for the log.
 	Misses []string
 }
@@ -278,6 +282,9 @@ func compareDecisions(real, twin []decision, period time.Duration) comparison {
 			c.WithinOne++
 		default:
 			c.Worse++
+			if k == len(real)-1 {
+				c.WorseLast = 1
+			}
 			c.miss(fmt.Sprintf("at %v: real %d, twin %d", r.At, r.Replicas, twin[j].Replicas))
 		}
 		switch {
@@ -316,6 +323,9 @@ type metricModel struct {
 	Delay, Resolution, Phase, Window time.Duration
 	Discovery, Stale                 time.Duration
 	Pods                             []podClock
+	// Measured passes each recorded sample's value to the twin, which
+	// then reads what the real pipeline read instead of its model of it.
+	Measured bool
 }
 
 // podClock mirrors autoscale.PodClock: a pod's phase and first scrape,
@@ -326,9 +336,11 @@ type podClock struct {
 	Removed          time.Duration // when the real pod was deleted; 0: not
 }
 
-// metricSample mirrors autoscale.MetricSample.
+// metricSample mirrors autoscale.MetricSample; Value is what the pipeline
+// measured (millicores, or requests in flight).
 type metricSample struct {
 	At, Window, Seen time.Duration
+	Value            float64
 }
 
 // cpuClocks gives each pod (curvePods) the samples metrics-server took of
@@ -351,7 +363,7 @@ func cpuClocks(pods []twinPod, samples []cpuSample, phase, poll, work time.Durat
 			c.Removed = *p.Deleted
 		}
 		for _, s := range ss {
-			c.Samples = append(c.Samples, metricSample{At: s.Measured, Window: s.Window, Seen: s.Seen - poll/2 + work})
+			c.Samples = append(c.Samples, metricSample{At: s.Measured, Window: s.Window, Seen: s.Seen - poll/2 + work, Value: s.Value})
 		}
 		out = append(out, c)
 	}
@@ -415,8 +427,8 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		if !ok {
 			continue
 		}
-		for _, at := range ps.At {
-			c.Samples = append(c.Samples, metricSample{At: at, Seen: at})
+		for k, at := range ps.At {
+			c.Samples = append(c.Samples, metricSample{At: at, Seen: at, Value: ps.Value[k]})
 		}
 		ph, err := syncPhase(ps.At, resolution)
 		if err != nil {

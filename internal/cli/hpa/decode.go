@@ -1,8 +1,10 @@
 package hpa
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"time"
@@ -79,9 +81,32 @@ type scaleEventFile struct {
 // unmarshal decodes YAML or JSON strictly: unknown fields are errors.
 func unmarshal(data []byte, v any) error {
 	if err := yaml.UnmarshalStrict(data, v); err != nil {
+		// A value of the wrong type: name the field and the type wanted,
+		// not the decoder's own structs.
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return fmt.Errorf("%w: %s: a %s where a %s belongs", ErrInput, te.Field, te.Value, jsonKind(te.Type))
+		}
 		return fmt.Errorf("%w: %v", ErrInput, err)
 	}
 	return nil
+}
+
+// jsonKind names a Go type as the kind of value a scenario writes for it.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Float32, reflect.Float64, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "number"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.String:
+		return "string"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	default:
+		return "mapping"
+	}
 }
 
 func parseTime(path, s string) (time.Time, error) {
@@ -327,9 +352,10 @@ type podClockFile struct {
 // metricSampleFile is autoscale.MetricSample; its times may be negative
 // (before the scenario's zero).
 type metricSampleFile struct {
-	At     string `json:"at"`
-	Window string `json:"window,omitempty"`
-	Seen   string `json:"seen"`
+	At     string   `json:"at"`
+	Window string   `json:"window,omitempty"`
+	Seen   string   `json:"seen"`
+	Value  *float64 `json:"value,omitempty"`
 }
 
 func (m *metricModelFile) model() (autoscale.MetricModel, error) {
@@ -378,6 +404,7 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 			if ms.Seen, err = parseSignedDuration(path+".seen", smp.Seen); err != nil {
 				return out, err
 			}
+			ms.Value = smp.Value
 			c.Samples = append(c.Samples, ms)
 		}
 		out.Pods = append(out.Pods, c)
