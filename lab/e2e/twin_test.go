@@ -320,8 +320,8 @@ func keptTwinRuns() []keptTwinRun {
 		// times and millicores; a niced test suite shared the node during
 		// the step and spike curves.
 		{dir: filepath.Join("testdata", "twin-2026-12-03"), short: map[string]twinShortfall{
-			"spike/cpu":    {19, 11, "the real pod read 104% of request at 35.5 s where the twin, at the run's gain (1.17), read 98%: 2.08 against 1.96 times the 50% target, so 3 replicas against 2, held 55 s by the scale-down window"},
-			"ramp/cpu":     {32, 3, "at 135.9 s the real pods read 36% and the twin 38%: 2.88 against 3.04 times the target on 4 pods, so the twin kept a recommendation of 4 in the scale-down window through 160.9 s, where the controller went to 3"},
+			"spike/cpu": {19, 11, "the real pod read 104% of request at 35.5 s where the twin, at the run's gain (1.17), read 98%: 2.08 against 1.96 times the 50% target, so 3 replicas against 2, held 55 s by the scale-down window"},
+			"ramp/cpu":  {32, 3, "at 135.9 s the real pods read 36% and the twin 38%: 2.88 against 3.04 times the target on 4 pods, so the twin kept a recommendation of 4 in the scale-down window through 160.9 s, where the controller went to 3"},
 		}},
 		// 2026-12-03 09:39-09:59 UTC, load average under 1 but for the
 		// lab's own work; the first run kept after KEDA's whole-second
