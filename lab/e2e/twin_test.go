@@ -284,7 +284,19 @@ func TestTwinReplay(t *testing.T) {
 				}
 			}
 			checkTwinGoal(t, meet)
-			checkMeasuredGoal(t, results)
+			var meetMeasured []twinResult
+			for _, r := range results {
+				f, ok := run.measuredShort[r.Curve+"/"+r.Autoscaler]
+				if !ok {
+					meetMeasured = append(meetMeasured, r)
+					continue
+				}
+				if r.Measured.Equal < f.equal || r.Measured.Worse > f.worse {
+					t.Errorf("%s/%s: the twin on the measured readings matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
+						r.Curve, r.Autoscaler, r.Measured.Equal, r.Measured.Worse, f.equal, f.worse, f.why)
+				}
+			}
+			checkMeasuredGoal(t, meetMeasured)
 		})
 	}
 }
@@ -302,6 +314,9 @@ type twinShortfall struct {
 type keptTwinRun struct {
 	dir   string
 	short map[string]twinShortfall
+	// measuredShort are the cases in which the twin on the pipeline's own
+	// readings falls short: none but what the readings cannot show.
+	measuredShort map[string]twinShortfall
 }
 
 // keptTwinRuns are the TestTwin runs kept in testdata (BENCHMARKS.md has
@@ -331,8 +346,22 @@ func keptTwinRuns() []keptTwinRun {
 			"ramp/keda":    {33, 1, "at 110.8 s the twin summed 30.25 requests where KEDA read 30: the pods hold whole requests, and the twin's even shares of a level changing between two pods' scrapes add up to a fraction over 3 replicas' worth, so it kept 4 through 135.9 s"},
 			"sawtooth/cpu": {28, 7, "at 140.9 s the real pods read 53% and the twin 57%: 3.18 against 3.42 times the target on 3 pods, either side of the 10% tolerance, so the twin scaled to 4 where the controller stayed at 3"},
 		}},
+		// 2026-12-04 00:58-01:21 UTC, load average under 1 but for the
+		// lab's own work; the first run out of sample after recorded
+		// samples began counting from the twin's pod's creation.
+		{dir: filepath.Join("testdata", "twin-2026-12-04"), short: map[string]twinShortfall{
+			"ramp/cpu":     {24, 9, "at 45.6 s the twin read 57% of request where the real pod read 54%, either side of the 10% tolerance, so the twin scaled to 2 a sync early (2 against 1 at 50.6 and 55.7 s); from there the two ran different pods (3 against 2 at 80.8-85.8 s, 3 against 4 at 90.8-105.9 s)"},
+			"ramp/keda":    {34, 1, twinKEDAFailedScrape},
+			"sawtooth/cpu": {27, 8, "the twin read 2-5 points of request above the real pods through 106 s (39% against 37% there on 4 pods: a recommendation of 4 against 3, kept by the 30 s window, so it went to 3 at 146 s where the controller did at 131 s), then 55% against 63% on 3 pods at 150.9 s: within the tolerance for the twin, a scale-up to 4 for the controller"},
+		}, measuredShort: map[string]twinShortfall{
+			"ramp/keda": {34, 1, twinKEDAFailedScrape},
+		}},
 	}
 }
+
+// twinKEDAFailedScrape is why ramp/keda of the 2026-12-04 run falls short
+// on modelled and measured readings alike.
+const twinKEDAFailedScrape = "the pod removed at 136.25 s was due a scrape at 137.34 s, after its process had exited (a drain delay of 1 s) and before its target was dropped; the scrape failed and Prometheus marked its series stale at once, so KEDA's sum at 141.3 s read 17 without its last 5, where the twin held that 5 until the 2.1 intervals a dropped target's series take to go stale (22: a recommendation of 3, kept by the 30 s window through 161.5 s, where the controller went to 2). The run's four other removals were due their scrape 2.7-4.7 s after the removal, when the target had been dropped, and held their last reading as the twin does; the record does not say when a pod's process exited or its target went"
 
 // replayTwinRun runs the twin on each record in dir.
 func replayTwinRun(t *testing.T, shoal, dir string) []twinResult {
