@@ -83,6 +83,11 @@ type MetricSample struct {
 	// value tests the controller alone, on the very readings the real one
 	// had; without values it tests the pipeline's model as well.
 	Value *float64
+	// Failed marks a scrape that failed (Prometheus' up was 0): the pod's
+	// process had gone, and Prometheus marked its series stale at once,
+	// so the pod reads nothing from At until its next sample. A failed
+	// sample carries no Value.
+	Failed bool
 }
 
 // maxPodClocks bounds MetricModel.Pods.
@@ -121,6 +126,9 @@ func (m MetricModel) validate(duration time.Duration) error {
 		for j, smp := range p.Samples {
 			if smp.Window < 0 || smp.Window > maxMetricSpan || smp.At < -maxMetricSpan || smp.At > duration+maxMetricSpan {
 				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] must have a window within [0, %s] and a time within an hour of the run", ErrInvalidInput, i, j, maxMetricSpan)
+			}
+			if smp.Failed && smp.Value != nil {
+				return fmt.Errorf("%w: metrics.pods[%d].samples[%d] is failed and has a value: a failed scrape measured nothing", ErrInvalidInput, i, j)
 			}
 			if v := smp.Value; v != nil && (math.IsNaN(*v) || math.IsInf(*v, 0) || *v < 0) {
 				return fmt.Errorf("%w: metrics.pods[%d].samples[%d].value %v must be a finite number, not negative", ErrInvalidInput, i, j, *v)

@@ -486,7 +486,8 @@ func (sim *simulator) podReading(p simPod, t, bound time.Duration) podReading {
 		for i >= 0 && c.Samples[i].At > bound {
 			i--
 		}
-		if i < 0 {
+		if i < 0 || c.Samples[i].Failed {
+			// A failed scrape left the pod's series stale: no reading.
 			return r
 		}
 		r.at, r.window, r.sampled = c.Samples[i].At, c.Samples[i].Window, true

@@ -451,8 +451,9 @@ func TestSimulatorKEDAObserveWholeSeconds(t *testing.T) {
 
 // TestSimulatorRemovedPodScrapedAfter: a recorded scrape of a pod taken
 // after its removal (Prometheus still scraped the terminating pod) reads
-// nothing in KEDA's sum; a removed pod not scraped since keeps its last
-// reading until it goes stale.
+// nothing in KEDA's sum, and so does a failed scrape (the pod had gone:
+// Prometheus marks its series stale at once); a removed pod not scraped
+// since keeps its last reading until it goes stale.
 func TestSimulatorRemovedPodScrapedAfter(t *testing.T) {
 	s := time.Second
 	so := &ScaledObject{Spec: ScaledObjectSpec{MaxReplicaCount: i32(8), Triggers: []ScaleTrigger{{Type: "prometheus",
@@ -464,6 +465,9 @@ func TestSimulatorRemovedPodScrapedAfter(t *testing.T) {
 	}{
 		{"scraped after its removal", []MetricSample{{At: 9 * s, Seen: 9 * s}, {At: 10500 * time.Millisecond, Seen: 10500 * time.Millisecond}}, 10},
 		{"not scraped since", []MetricSample{{At: 9 * s, Seen: 9 * s}}, 15},
+		{"its scrape after its removal failed", []MetricSample{{At: 9 * s, Seen: 9 * s}, {At: 11 * s, Seen: 11 * s, Failed: true}}, 10},
+		{"a scrape failed before its removal", []MetricSample{{At: 9 * s, Seen: 9 * s}, {At: 9500 * time.Millisecond, Seen: 9500 * time.Millisecond, Failed: true}}, 10},
+		{"its scrape failed, but not yet readable", []MetricSample{{At: 9 * s, Seen: 9 * s}, {At: 11 * s, Seen: 12500 * time.Millisecond, Failed: true}}, 15},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -545,5 +549,10 @@ func TestSimulatorMeasuredSamples(t *testing.T) {
 		if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "metrics.pods[0].samples[0].value") {
 			t.Errorf("a sample's value of %v: %v, want an error naming metrics.pods[0].samples[0].value", v, err)
 		}
+	}
+	sc := Scenario{HPA: cpuHPA(i32(1), 4, 50), Duration: time.Minute, Load: []LoadPoint{{Value: 1}},
+		Metrics: MetricModel{Pods: []PodClock{{Samples: []MetricSample{{At: s, Seen: s, Value: val(3), Failed: true}}}}}}
+	if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "metrics.pods[0].samples[0] is failed") {
+		t.Errorf("a failed sample with a value: %v, want an error naming metrics.pods[0].samples[0]", err)
 	}
 }

@@ -341,6 +341,8 @@ type podClock struct {
 type metricSample struct {
 	At, Window, Seen time.Duration
 	Value            float64
+	// Failed marks a failed scrape: the pod reads nothing from At on.
+	Failed bool
 }
 
 // cpuClocks gives each pod (curvePods) the samples metrics-server took of
@@ -430,6 +432,10 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		for k, at := range ps.At {
 			c.Samples = append(c.Samples, metricSample{At: at, Seen: at, Value: ps.Value[k]})
 		}
+		for _, at := range ps.Failed {
+			c.Samples = append(c.Samples, metricSample{At: at, Seen: at, Failed: true})
+		}
+		sort.SliceStable(c.Samples, func(i, j int) bool { return c.Samples[i].At < c.Samples[j].At })
 		ph, err := syncPhase(ps.At, resolution)
 		if err != nil {
 			return m, err

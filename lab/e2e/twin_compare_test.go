@@ -255,7 +255,7 @@ func TestTwinScrapeModel(t *testing.T) {
 	}
 	scrapes := []podScrapes{
 		{Pod: "a", At: []time.Duration{-9 * s, -4 * s, 1 * s, 6 * s}, Value: []float64{1, 1, 1, 1}},
-		{Pod: "b", At: []time.Duration{23200 * ms, 28200 * ms, 33200 * ms}, Value: []float64{1, 1, 1}},
+		{Pod: "b", At: []time.Duration{23200 * ms, 28200 * ms, 33200 * ms}, Value: []float64{1, 1, 1}, Failed: []time.Duration{13200 * ms, 38200 * ms}},
 	}
 	m, err := scrapeModel(pods, scrapes, 5*s)
 	if err != nil {
@@ -272,6 +272,23 @@ func TestTwinScrapeModel(t *testing.T) {
 	}
 	if m.Delay != 0 || m.Resolution != 5*s {
 		t.Errorf("model %+v, want no delay and a 5s resolution", m)
+	}
+	// b's failed scrapes join its samples in time order, readable when
+	// taken; the phase and discovery come from its scrapes that worked.
+	var failed []time.Duration
+	for i, smp := range m.Pods[1].Samples {
+		if i > 0 && smp.At < m.Pods[1].Samples[i-1].At {
+			t.Errorf("b's samples out of order: %+v", m.Pods[1].Samples)
+		}
+		if smp.Failed {
+			failed = append(failed, smp.At)
+			if smp.Seen != smp.At {
+				t.Errorf("failed sample %+v readable at %v, want when taken", smp, smp.Seen)
+			}
+		}
+	}
+	if len(failed) != 2 || failed[0] != 13200*ms || failed[1] != 38200*ms || len(m.Pods[1].Samples) != 5 {
+		t.Errorf("b's samples %+v, want its 3 scrapes and the failed ones at 13.2 s and 38.2 s", m.Pods[1].Samples)
 	}
 }
 

@@ -83,6 +83,9 @@ type podScrapes struct {
 	Pod   string
 	At    []time.Duration
 	Value []float64
+	// Failed are the times of the pod's failed scrapes (up 0), which
+	// left no sample: Prometheus marked the pod's series stale then.
+	Failed []time.Duration `json:",omitempty"`
 }
 
 // cpuSample is one metrics-server measurement of one pod: the CPU

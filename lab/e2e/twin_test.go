@@ -705,7 +705,10 @@ func runShoalTwin(shoal, path string, rec twinRecord, c twinCurve, a twinAutosca
 			var samples []map[string]any
 			for _, s := range p.Samples {
 				smp := map[string]any{"at": s.At.String(), "window": s.Window.String(), "seen": s.Seen.String()}
-				if m.Measured {
+				switch {
+				case s.Failed:
+					smp["failed"] = true
+				case m.Measured:
 					smp["value"] = s.Value
 				}
 				samples = append(samples, smp)

@@ -244,11 +244,48 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuSampl
 
 // promScrapes reads every sample Prometheus took of each pod's
 // http_requests_in_flight in the namespace, from the warm-up to end: a
-// range vector keeps each scrape's own time.
+// range vector keeps each scrape's own time. A scrape that failed (up
+// 0: the pod's process had gone while it was still a target) has no
+// sample; its time is kept in Failed.
 func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrapes, error) {
+	inFlight, err := promRange(ctx, fmt.Sprintf(`http_requests_in_flight{namespace=%q}`, ns), t0, end)
+	if err != nil {
+		return nil, err
+	}
+	up, err := promRange(ctx, fmt.Sprintf(`up{namespace=%q}`, ns), t0, end)
+	if err != nil {
+		return nil, err
+	}
+	var out []podScrapes
+	for pod, samples := range inFlight {
+		ps := podScrapes{Pod: pod}
+		for _, s := range samples {
+			ps.At, ps.Value = append(ps.At, s.at), append(ps.Value, s.value)
+		}
+		for _, s := range up[pod] {
+			if s.value == 0 {
+				ps.Failed = append(ps.Failed, s.at)
+			}
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
+	return out, nil
+}
+
+// promSample is one raw sample of a series, its time from the curve's
+// start.
+type promSample struct {
+	at    time.Duration
+	value float64
+}
+
+// promRange reads every raw sample of selector's series from the warm-up
+// to end, by pod.
+func promRange(ctx context.Context, selector string, t0, end time.Time) (map[string][]promSample, error) {
 	span := end.Sub(t0) + twinWarmup + 10*time.Second
 	q := url.Values{}
-	q.Set("query", fmt.Sprintf(`http_requests_in_flight{namespace=%q}[%ds]`, ns, int(span.Seconds())))
+	q.Set("query", fmt.Sprintf(`%s[%ds]`, selector, int(span.Seconds())))
 	q.Set("time", strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64))
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://10.199.0.1:19090/api/v1/query?"+q.Encode(), nil)
 	if err != nil {
@@ -256,7 +293,7 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("query Prometheus: %w", err)
+		return nil, fmt.Errorf("query Prometheus for %s: %w", selector, err)
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -270,14 +307,14 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return nil, fmt.Errorf("decode query: %w", err)
+		return nil, fmt.Errorf("decode the query for %s: %w", selector, err)
 	}
 	if body.Status != "success" || len(body.Data.Result) == 0 {
-		return nil, fmt.Errorf("query: status %s, %d series, error %q", body.Status, len(body.Data.Result), body.Error)
+		return nil, fmt.Errorf("query %s: status %s, %d series, error %q", selector, body.Status, len(body.Data.Result), body.Error)
 	}
-	var out []podScrapes
+	out := map[string][]promSample{}
 	for _, r := range body.Data.Result {
-		ps := podScrapes{Pod: r.Metric["pod"]}
+		pod := r.Metric["pod"]
 		for _, v := range r.Values {
 			ts, _ := v[0].(float64)
 			s, _ := v[1].(string)
@@ -285,12 +322,9 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 			if err != nil {
 				continue
 			}
-			ps.At = append(ps.At, time.UnixMilli(int64(math.Round(ts*1000))).Sub(t0))
-			ps.Value = append(ps.Value, val)
+			out[pod] = append(out[pod], promSample{at: time.UnixMilli(int64(math.Round(ts * 1000))).Sub(t0), value: val})
 		}
-		out = append(out, ps)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Pod < out[j].Pod })
 	return out, nil
 }
 

@@ -172,6 +172,7 @@ func TestSimulateErrors(t *testing.T) {
 		{"unknown metric field", "duration: 1m\nmetrics: {lag: 2s}\n", "lag"},
 		{"bad pod clock", "duration: 1m\nmetrics: {resolution: 5s, pods: [{phase: 1s}, {phase: soon}]}\n", "metrics.pods[1].phase"},
 		{"pod phase past the resolution", "duration: 1m\nmetrics: {resolution: 5s, pods: [{phase: 6s}]}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.pods[0].phase"},
+		{"failed sample with a value", "duration: 1m\nmetrics: {pods: [{samples: [{at: 1s, seen: 1s, value: 3, failed: true}]}]}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.pods[0].samples[0] is failed"},
 		{"negative measured value", "duration: 1m\nmetrics: {pods: [{samples: [{at: 1s, seen: 1s, value: -3}]}]}\nhpa: {spec: {maxReplicas: 2}}\nload: [{at: 0s, value: 1}]\n", "metrics.pods[0].samples[0].value"},
 		{"measured value not a number", "duration: 1m\nmetrics: {pods: [{samples: [{at: 1s, seen: 1s, value: lots}]}]}\n", "metrics.pods.samples.value: a string where a number belongs"},
 		{"replicas not a number", "duration: 1m\nhpa: {spec: {maxReplicas: two}}\n", "hpa.spec.maxReplicas: a string where a number belongs"},

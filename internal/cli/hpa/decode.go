@@ -356,6 +356,7 @@ type metricSampleFile struct {
 	Window string   `json:"window,omitempty"`
 	Seen   string   `json:"seen"`
 	Value  *float64 `json:"value,omitempty"`
+	Failed bool     `json:"failed,omitempty"`
 }
 
 func (m *metricModelFile) model() (autoscale.MetricModel, error) {
@@ -404,7 +405,7 @@ func (m *metricModelFile) model() (autoscale.MetricModel, error) {
 			if ms.Seen, err = parseSignedDuration(path+".seen", smp.Seen); err != nil {
 				return out, err
 			}
-			ms.Value = smp.Value
+			ms.Value, ms.Failed = smp.Value, smp.Failed
 			c.Samples = append(c.Samples, ms)
 		}
 		out.Pods = append(out.Pods, c)
