@@ -432,10 +432,15 @@ func scrapeModel(pods []twinPod, scrapes []podScrapes, resolution time.Duration)
 		for k, at := range ps.At {
 			c.Samples = append(c.Samples, metricSample{At: at, Seen: at, Value: ps.Value[k]})
 		}
-		for _, at := range ps.Failed {
-			c.Samples = append(c.Samples, metricSample{At: at, Seen: at, Failed: true})
+		for k, at := range ps.Failed {
+			// Its stale markers count from when the scrape ended.
+			seen := at
+			if k < len(ps.FailedFor) {
+				seen += ps.FailedFor[k]
+			}
+			c.Samples = append(c.Samples, metricSample{At: at, Seen: seen, Failed: true})
 		}
-		sort.SliceStable(c.Samples, func(i, j int) bool { return c.Samples[i].At < c.Samples[j].At })
+		sort.SliceStable(c.Samples, func(i, j int) bool { return c.Samples[i].Seen < c.Samples[j].Seen })
 		ph, err := syncPhase(ps.At, resolution)
 		if err != nil {
 			return m, err

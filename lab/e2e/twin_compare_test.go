@@ -255,7 +255,7 @@ func TestTwinScrapeModel(t *testing.T) {
 	}
 	scrapes := []podScrapes{
 		{Pod: "a", At: []time.Duration{-9 * s, -4 * s, 1 * s, 6 * s}, Value: []float64{1, 1, 1, 1}},
-		{Pod: "b", At: []time.Duration{23200 * ms, 28200 * ms, 33200 * ms}, Value: []float64{1, 1, 1}, Failed: []time.Duration{13200 * ms, 38200 * ms}},
+		{Pod: "b", At: []time.Duration{23200 * ms, 28200 * ms, 33200 * ms}, Value: []float64{1, 1, 1}, Failed: []time.Duration{13200 * ms, 38200 * ms}, FailedFor: []time.Duration{0, 3 * s}},
 	}
 	m, err := scrapeModel(pods, scrapes, 5*s)
 	if err != nil {
@@ -273,17 +273,18 @@ func TestTwinScrapeModel(t *testing.T) {
 	if m.Delay != 0 || m.Resolution != 5*s {
 		t.Errorf("model %+v, want no delay and a 5s resolution", m)
 	}
-	// b's failed scrapes join its samples in time order, readable when
-	// taken; the phase and discovery come from its scrapes that worked.
+	// b's failed scrapes join its samples in time order, readable once
+	// they ended (the second took 3 s); the phase and discovery come
+	// from its scrapes that worked.
 	var failed []time.Duration
 	for i, smp := range m.Pods[1].Samples {
-		if i > 0 && smp.At < m.Pods[1].Samples[i-1].At {
+		if i > 0 && smp.Seen < m.Pods[1].Samples[i-1].Seen {
 			t.Errorf("b's samples out of order: %+v", m.Pods[1].Samples)
 		}
 		if smp.Failed {
 			failed = append(failed, smp.At)
-			if smp.Seen != smp.At {
-				t.Errorf("failed sample %+v readable at %v, want when taken", smp, smp.Seen)
+			if want := map[time.Duration]time.Duration{13200 * ms: 13200 * ms, 38200 * ms: 41200 * ms}[smp.At]; smp.Seen != want {
+				t.Errorf("failed sample %+v readable at %v, want %v", smp, smp.Seen, want)
 			}
 		}
 	}

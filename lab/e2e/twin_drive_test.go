@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -45,16 +46,40 @@ type podView struct {
 }
 
 // watchPodViews sends the namespace's pods as the driver sees them on
-// every change until ctx ends; out holds only the latest view.
+// every change until ctx ends; out holds only the latest view. It lists
+// the pods, then watches from the list's version: a watch opened without
+// one was seen to deliver nothing for minutes on a lab just started, so
+// the watch also ends every 30 s and the pods are listed again.
 func watchPodViews(ctx context.Context, l *lab, ns string, out chan map[string]podView) {
-	views := map[string]podView{}
+	send := func(views map[string]podView) {
+		select {
+		case <-out: // drop the stale view
+		default:
+		}
+		out <- views
+	}
+	pause := func() {
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 	for ctx.Err() == nil {
-		w, err := l.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
+		list, err := l.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=echo"})
 		if err != nil {
-			select {
-			case <-ctx.Done():
-			case <-time.After(100 * time.Millisecond):
-			}
+			pause()
+			continue
+		}
+		views := map[string]podView{}
+		for i := range list.Items {
+			views[list.Items[i].Name] = viewOf(&list.Items[i])
+		}
+		send(maps.Clone(views))
+		timeout := int64(30)
+		w, err := l.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=echo",
+			ResourceVersion: list.ResourceVersion, TimeoutSeconds: &timeout})
+		if err != nil {
+			pause()
 			continue
 		}
 		for ev := range w.ResultChan() {
@@ -65,29 +90,26 @@ func watchPodViews(ctx context.Context, l *lab, ns string, out chan map[string]p
 			if ev.Type == watch.Deleted {
 				delete(views, p.Name)
 			} else {
-				v := podView{deleting: p.DeletionTimestamp != nil}
-				if p.Status.PodIP != "" {
-					v.addr = net.JoinHostPort(p.Status.PodIP, twinPort)
-				}
-				for _, c := range p.Status.Conditions {
-					if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-						v.ready = true
-					}
-				}
-				views[p.Name] = v
+				views[p.Name] = viewOf(p)
 			}
-			snap := make(map[string]podView, len(views))
-			for k, v := range views {
-				snap[k] = v
-			}
-			select {
-			case <-out: // drop the stale view
-			default:
-			}
-			out <- snap
+			send(maps.Clone(views))
 		}
 		w.Stop()
 	}
+}
+
+// viewOf is the driver's view of p.
+func viewOf(p *corev1.Pod) podView {
+	v := podView{deleting: p.DeletionTimestamp != nil}
+	if p.Status.PodIP != "" {
+		v.addr = net.JoinHostPort(p.Status.PodIP, twinPort)
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			v.ready = true
+		}
+	}
+	return v
 }
 
 // servingPods returns the names of the pods that take load, sorted.

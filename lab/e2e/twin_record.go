@@ -86,6 +86,11 @@ type podScrapes struct {
 	// Failed are the times of the pod's failed scrapes (up 0), which
 	// left no sample: Prometheus marked the pod's series stale then.
 	Failed []time.Duration `json:",omitempty"`
+	// FailedFor, parallel to Failed, is how long each failed scrape took
+	// (scrape_duration_seconds): the stale markers are written as it
+	// ends, a connection to a pod whose address has gone taking seconds
+	// to fail.
+	FailedFor []time.Duration `json:",omitempty"`
 }
 
 // cpuSample is one metrics-server measurement of one pod: the CPU

@@ -246,13 +246,18 @@ func pollPodCPU(ctx context.Context, l *lab, ns string, t0 time.Time) []cpuSampl
 // http_requests_in_flight in the namespace, from the warm-up to end: a
 // range vector keeps each scrape's own time. A scrape that failed (up
 // 0: the pod's process had gone while it was still a target) has no
-// sample; its time is kept in Failed.
+// sample; its time is kept in Failed, and how long it took in
+// FailedFor.
 func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrapes, error) {
 	inFlight, err := promRange(ctx, fmt.Sprintf(`http_requests_in_flight{namespace=%q}`, ns), t0, end)
 	if err != nil {
 		return nil, err
 	}
 	up, err := promRange(ctx, fmt.Sprintf(`up{namespace=%q}`, ns), t0, end)
+	if err != nil {
+		return nil, err
+	}
+	took, err := promRange(ctx, fmt.Sprintf(`scrape_duration_seconds{namespace=%q}`, ns), t0, end)
 	if err != nil {
 		return nil, err
 	}
@@ -263,9 +268,16 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 			ps.At, ps.Value = append(ps.At, s.at), append(ps.Value, s.value)
 		}
 		for _, s := range up[pod] {
-			if s.value == 0 {
-				ps.Failed = append(ps.Failed, s.at)
+			if s.value != 0 {
+				continue
 			}
+			var d time.Duration
+			for _, t := range took[pod] {
+				if t.at == s.at {
+					d = time.Duration(t.value * float64(time.Second)).Round(time.Millisecond)
+				}
+			}
+			ps.Failed, ps.FailedFor = append(ps.Failed, s.at), append(ps.FailedFor, d)
 		}
 		out = append(out, ps)
 	}
