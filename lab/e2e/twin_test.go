@@ -271,34 +271,30 @@ func TestTwinReplay(t *testing.T) {
 		t.Run(filepath.Base(run.dir), func(t *testing.T) {
 			results := replayTwinRun(t, shoal, run.dir)
 			t.Logf("twin against the recorded controller:\n%s", twinTable(results))
-			var meet []twinResult
-			for _, r := range results {
-				f, ok := run.short[r.Curve+"/"+r.Autoscaler]
-				if !ok {
-					meet = append(meet, r)
-					continue
-				}
-				if r.Modelled.Equal < f.equal || r.Modelled.Worse > f.worse {
-					t.Errorf("%s/%s: the twin matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
-						r.Curve, r.Autoscaler, r.Modelled.Equal, r.Modelled.Worse, f.equal, f.worse, f.why)
-				}
-			}
-			checkTwinGoal(t, meet)
-			var meetMeasured []twinResult
-			for _, r := range results {
-				f, ok := run.measuredShort[r.Curve+"/"+r.Autoscaler]
-				if !ok {
-					meetMeasured = append(meetMeasured, r)
-					continue
-				}
-				if r.Measured.Equal < f.equal || r.Measured.Worse > f.worse {
-					t.Errorf("%s/%s: the twin on the measured readings matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
-						r.Curve, r.Autoscaler, r.Measured.Equal, r.Measured.Worse, f.equal, f.worse, f.why)
-				}
-			}
-			checkMeasuredGoal(t, meetMeasured)
+			checkTwinGoal(t, withoutShortfalls(t, results, run.short, "on modelled metrics", func(r twinResult) comparison { return r.Modelled }))
+			checkMeasuredGoal(t, withoutShortfalls(t, results, run.measuredShort, "on the measured readings", func(r twinResult) comparison { return r.Measured }))
 		})
 	}
+}
+
+// withoutShortfalls returns the results of the cases without a written
+// shortfall, to be held to the goal, and fails a case with one whose
+// variant (picked by cmp) does worse than the kept figures.
+func withoutShortfalls(t *testing.T, results []twinResult, short map[string]twinShortfall, variant string, cmp func(twinResult) comparison) []twinResult {
+	t.Helper()
+	var meet []twinResult
+	for _, r := range results {
+		f, ok := short[r.Curve+"/"+r.Autoscaler]
+		if !ok {
+			meet = append(meet, r)
+			continue
+		}
+		if c := cmp(r); c.Equal < f.equal || c.Worse > f.worse {
+			t.Errorf("%s/%s: the twin %s matched %d at the same sync with %d worse, the kept run's figures are %d and %d (%s)",
+				r.Curve, r.Autoscaler, variant, c.Equal, c.Worse, f.equal, f.worse, f.why)
+		}
+	}
+	return meet
 }
 
 // twinShortfall is a kept run's case below the goal: the twin's figures

@@ -267,17 +267,15 @@ func promScrapes(ctx context.Context, ns string, t0, end time.Time) ([]podScrape
 		for _, s := range samples {
 			ps.At, ps.Value = append(ps.At, s.at), append(ps.Value, s.value)
 		}
+		tookAt := map[time.Duration]time.Duration{}
+		for _, s := range took[pod] {
+			tookAt[s.at] = time.Duration(s.value * float64(time.Second)).Round(time.Millisecond)
+		}
 		for _, s := range up[pod] {
 			if s.value != 0 {
 				continue
 			}
-			var d time.Duration
-			for _, t := range took[pod] {
-				if t.at == s.at {
-					d = time.Duration(t.value * float64(time.Second)).Round(time.Millisecond)
-				}
-			}
-			ps.Failed, ps.FailedFor = append(ps.Failed, s.at), append(ps.FailedFor, d)
+			ps.Failed, ps.FailedFor = append(ps.Failed, s.at), append(ps.FailedFor, tookAt[s.at])
 		}
 		out = append(out, ps)
 	}
