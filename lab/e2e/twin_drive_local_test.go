@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -211,5 +212,29 @@ func TestTwinDriverBurn(t *testing.T) {
 	// The first tick may pass before the view arrives.
 	if sum := total["a"] + total["b"]; sum < 36 || sum > 40 || total["a"]-total["b"] > 1 || total["b"]-total["a"] > 1 {
 		t.Errorf("requests per pod %v, want 36 to 40 in all, in turn", total)
+	}
+}
+
+// TestBurnsDue checks the CPU driver's credit: what the curve asks for
+// over the time since the last tick, so a tick that came late (a ticker
+// drops ticks while its reader is not scheduled) loses nothing.
+func TestBurnsDue(t *testing.T) {
+	s := time.Second
+	steps := []loadStep{{0, 100}, {10 * s, 400}}
+	for _, tt := range []struct {
+		name     string
+		from, to time.Duration
+		want     float64
+	}{
+		{"one tick", 0, 50 * time.Millisecond, 0.25},
+		{"a tick 300 ms late", 0, 350 * time.Millisecond, 1.75},
+		{"across a step", 9500 * time.Millisecond, 10500 * time.Millisecond, 12.5},
+		{"before the curve, its first step", -2 * s, -s, 5},
+		{"after the last step", 20 * s, 21 * s, 20},
+		{"nothing", 3 * s, 3 * s, 0},
+	} {
+		if got := burnsDue(steps, tt.from, tt.to); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("%s: burnsDue(%v, %v) = %v, want %v", tt.name, tt.from, tt.to, got, tt.want)
+		}
 	}
 }

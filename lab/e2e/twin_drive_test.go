@@ -266,6 +266,7 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 	var pods []string
 	var ips map[string]podView
 	credit, next := 0.0, 0
+	last := time.Now()
 	for d.running(time.Now()) {
 		select {
 		case <-ctx.Done():
@@ -276,7 +277,14 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 			continue
 		case <-tick.C:
 		}
-		credit += d.level(time.Now()) / twinBurn * 0.05
+		// Credit what the curve asked for since the last tick, not a
+		// tick's worth: a ticker drops ticks while this loop is not
+		// scheduled, which on a busy node lost burns as the node got
+		// busier.
+		now := time.Now()
+		t0, _ := d.clock()
+		credit += burnsDue(d.steps, last.Sub(t0), now.Sub(t0))
+		last = now
 		for ; credit >= 1; credit-- {
 			if len(pods) == 0 {
 				continue
@@ -299,6 +307,22 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 			}()
 		}
 	}
+}
+
+// burnsDue is the number of /burn requests steps ask for over [from, to)
+// (times relative to the curve's start; its first step holds before it):
+// the integral of the level, in millicores, over twinBurn.
+func burnsDue(steps []loadStep, from, to time.Duration) float64 {
+	var ms float64 // millicore-seconds
+	for t := from; t < to; {
+		next := to
+		if i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t }); i < len(steps) && steps[i].At < to {
+			next = steps[i].At
+		}
+		ms += valueAt(steps, t) * (next - t).Seconds()
+		t = next
+	}
+	return ms / twinBurn
 }
 
 // twinBurn is the CPU of one /burn request, in ms: a level of L millicores
