@@ -1,6 +1,7 @@
 package autoscale_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -56,7 +57,7 @@ func ExampleSimulate() {
 			},
 		}},
 	}}
-	samples, err := autoscale.Simulate(autoscale.Scenario{
+	samples, err := autoscale.Simulate(context.Background(), autoscale.Scenario{
 		HPA: hpa, InitialReplicas: 2, Duration: time.Minute,
 		Load: []autoscale.LoadPoint{{At: 0, Value: 1.4}, {At: 30 * time.Second, Value: 4}},
 	})

@@ -79,7 +79,7 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("Recommend() error = %v, want ErrInvalidInput", err)
 			}
 			s := Scenario{ScaledObject: scaledObject(0, promTrigger("20", "5")), Duration: time.Minute, Load: []LoadPoint{{Value: 0}}, Config: tt.cfg}
-			if _, err := Simulate(s); !errors.Is(err, ErrInvalidInput) {
+			if _, err := Simulate(t.Context(), s); !errors.Is(err, ErrInvalidInput) {
 				t.Errorf("Simulate() error = %v, want ErrInvalidInput", err)
 			}
 		})

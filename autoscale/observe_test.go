@@ -119,7 +119,7 @@ func TestSimulateMetricModelAndPhase(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hpa := cpuHPA(i32(1), 4, 50)
-			out, err := Simulate(Scenario{HPA: hpa, SyncPeriod: 5 * s, SyncPhase: tt.phase, Metrics: tt.metrics,
+			out, err := Simulate(t.Context(), Scenario{HPA: hpa, SyncPeriod: 5 * s, SyncPhase: tt.phase, Metrics: tt.metrics,
 				Duration: time.Minute, Load: load, PodStartup: 3 * s})
 			if err != nil {
 				t.Fatal(err)

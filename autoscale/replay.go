@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -204,8 +205,8 @@ func (r *Replay) scenario() Scenario {
 // observed curve, as Simulate does, and between decisions the replay
 // integrates the pods kept and the ready capacity against the demand.
 // The work is one decision per sync plus one step per curve point or pod
-// turning ready.
-func (r Replay) Run() (Report, error) {
+// turning ready; it stops with ctx's error when ctx ends first.
+func (r Replay) Run(ctx context.Context) (Report, error) {
 	if err := r.Validate(); err != nil {
 		return Report{}, err
 	}
@@ -219,7 +220,12 @@ func (r Replay) Run() (Report, error) {
 	rep := Report{Series: make([]ReplayPoint, 0, len(r.Curve)), PeakReplicas: sim.replicas}
 	nextCurve := 0 // index of the next curve point to record
 	prevReplicas := sim.replicas
-	for t := time.Duration(0); t < end; {
+	for t, n := time.Duration(0), 0; t < end; n++ {
+		if n%checkEvery == 0 {
+			if err := stopped(ctx, t, end); err != nil {
+				return Report{}, err
+			}
+		}
 		if t%sim.tick == 0 {
 			if sim.poll > 0 && t%sim.poll == 0 {
 				if err := sim.activate(t); err != nil {

@@ -1,6 +1,7 @@
 package autoscale_test
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -27,7 +28,7 @@ func ExampleReplay() {
 		Duration:        3 * time.Minute,
 		InitialReplicas: 2,
 		PodStartup:      30 * time.Second,
-	}.Run()
+	}.Run(context.Background())
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -38,8 +39,8 @@ func ExampleReplay() {
 	// Searching the target: any behavior brings the scale-up policies (4
 	// pods or 100% per 15s), so at target 1 the step is met in one sync;
 	// target 0.5 keeps twice the pods and is just as short at the step.
-	tuning, err := autoscale.Tune(autoscale.Replay{HPA: hpa, Curve: []autoscale.LoadPoint{{At: 0, Value: 2}, {At: time.Minute, Value: 6}},
-		Duration: 3 * time.Minute, InitialReplicas: 2}, autoscale.TuneSpace{Targets: []float64{0.5, 1}}, 30*time.Second)
+	tuning, err := autoscale.Tune(context.Background(), autoscale.Replay{HPA: hpa, Curve: []autoscale.LoadPoint{{At: 0, Value: 2}, {At: time.Minute, Value: 6}},
+		Duration: 3 * time.Minute, InitialReplicas: 2}, autoscale.TuneSpace{Targets: []float64{0.5, 1}}, 30*time.Second, nil)
 	if err != nil {
 		fmt.Println(err)
 		return

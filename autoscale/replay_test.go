@@ -100,7 +100,7 @@ func TestReplayFigures(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := tc.r.Run()
+			got, err := tc.r.Run(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +121,7 @@ func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs
 // TestReplaySeries checks the chart's series: the replica count after the
 // sync at each curve point, and the pods ready then.
 func TestReplaySeries(t *testing.T) {
-	rep, err := Replay{HPA: queueHPA(nil), Curve: curve(15*time.Second, 2, 2, 2, 2, 10, 2, 2, 2), Duration: 3 * time.Minute, InitialReplicas: 2}.Run()
+	rep, err := Replay{HPA: queueHPA(nil), Curve: curve(15*time.Second, 2, 2, 2, 2, 10, 2, 2, 2), Duration: 3 * time.Minute, InitialReplicas: 2}.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestReplayNoReadyPods(t *testing.T) {
 	h := queueHPA(fastDown())
 	zero := int32(0)
 	h.Spec.MinReplicas = &zero
-	rep, err := Replay{HPA: h, Curve: curve(time.Minute, 0, 3), InitialReplicas: 1}.Run()
+	rep, err := Replay{HPA: h, Curve: curve(time.Minute, 0, 3), InitialReplicas: 1}.Run(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestReplayValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := base()
 			tc.modify(&r)
-			_, err := r.Run()
+			_, err := r.Run(t.Context())
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("error = %v, want ErrInvalidInput naming %q", err, tc.want)
 			}
@@ -229,7 +229,7 @@ func BenchmarkReplayHour(b *testing.B) {
 	r := Replay{HPA: h, Curve: curve(15*time.Second, values...), MetricDelay: 30 * time.Second}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := r.Run(); err != nil {
+		if _, err := r.Run(b.Context()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -220,8 +221,9 @@ func (s Scenario) withDefaults() Scenario {
 
 // Simulate runs the scenario from time zero, deciding at every sync
 // period (and, for a ScaledObject, activating at every polling interval),
-// and returns one Sample per sync.
-func Simulate(s Scenario) ([]Sample, error) {
+// and returns one Sample per sync. A week of syncs over hundreds of pods
+// takes seconds: it stops with ctx's error when ctx ends first.
+func Simulate(ctx context.Context, s Scenario) ([]Sample, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
@@ -230,10 +232,15 @@ func Simulate(s Scenario) ([]Sample, error) {
 		return nil, err
 	}
 	if len(s.SyncTimes) > 0 {
-		return sim.runAt(s.SyncTimes, s.Duration)
+		return sim.runAt(ctx, s.SyncTimes, s.Duration)
 	}
 	var out []Sample
-	for t := time.Duration(0); t <= s.Duration; t += sim.tick {
+	for t, n := time.Duration(0), 0; t <= s.Duration; t, n = t+sim.tick, n+1 {
+		if n%checkEvery == 0 {
+			if err := stopped(ctx, t, s.Duration); err != nil {
+				return nil, err
+			}
+		}
 		if sim.poll > 0 && t%sim.poll == 0 {
 			if err := sim.activate(t); err != nil {
 				return nil, err
@@ -254,10 +261,15 @@ func Simulate(s Scenario) ([]Sample, error) {
 // runAt runs the simulation with the HPA syncing at the given times and,
 // for a ScaledObject, KEDA activating every polling interval from zero
 // (before a sync at the same time), up to end.
-func (sim *simulator) runAt(syncs []time.Duration, end time.Duration) ([]Sample, error) {
+func (sim *simulator) runAt(ctx context.Context, syncs []time.Duration, end time.Duration) ([]Sample, error) {
 	var out []Sample
 	nextPoll := time.Duration(0)
-	for _, t := range syncs {
+	for i, t := range syncs {
+		if i%checkEvery == 0 {
+			if err := stopped(ctx, t, end); err != nil {
+				return nil, err
+			}
+		}
 		for sim.poll > 0 && nextPoll <= t && nextPoll <= end {
 			if err := sim.activate(nextPoll); err != nil {
 				return nil, err
@@ -271,6 +283,19 @@ func (sim *simulator) runAt(syncs []time.Duration, end time.Duration) ([]Sample,
 		out = append(out, row)
 	}
 	return out, nil
+}
+
+// checkEvery is how many steps of a simulation run between looks at its
+// context: a look costs a lock, a step as little as an addition.
+const checkEvery = 64
+
+// stopped returns ctx's error, saying how far a simulation of end got by
+// t, once ctx has ended.
+func stopped(ctx context.Context, t, end time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("autoscale: stopped at %s of %s: %w", t, end, err)
+	}
+	return nil
 }
 
 // simEpoch is the wall-clock time of a simulation's time zero. It is fixed
@@ -293,6 +318,12 @@ type simulator struct {
 	// tick is the step of the clock: the sync period, or with a polling
 	// interval or a sync phase the largest step that lands on all of them.
 	tick time.Duration
+	// requests is every pod's resource requests.
+	requests corev1.ResourceList
+	// podBuf and usageBuf are the last sync's pods and usage maps, for
+	// the next to reuse.
+	podBuf   []Pod
+	usageBuf []corev1.ResourceList
 
 	replicas int32
 	pods     []simPod
@@ -329,7 +360,7 @@ func (sim *simulator) isSync(t time.Duration) bool {
 
 // newSimulator sets up the defaulted scenario s at time zero.
 func newSimulator(s Scenario) (*simulator, error) {
-	sim := &simulator{s: s, hpa: s.HPA, tick: s.SyncPeriod}
+	sim := &simulator{s: s, hpa: s.HPA, tick: s.SyncPeriod, requests: corev1.ResourceList{corev1.ResourceCPU: s.CPURequest}}
 	if so := s.ScaledObject; so != nil {
 		var err error
 		if sim.hpa, err = so.HPA(); err != nil {
@@ -410,7 +441,9 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		h.Status.Conditions = sim.conds
 		hpa = &h
 	}
-	in := Input{HPA: hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas,
+	// The pods' list and usage maps are reused from sync to sync: a
+	// decision keeps none of its input.
+	in := Input{HPA: hpa, Now: simEpoch.Add(t), CurrentReplicas: sim.replicas, Pods: sim.podBuf[:0],
 		Recommendations: sim.recs, ScaleEvents: sim.events,
 		ObjectMetrics: map[string]resource.Quantity{}, ExternalMetrics: map[string]resource.Quantity{}}
 	at, seen := sim.s.Metrics.observe(&sim.s, t)
@@ -429,9 +462,15 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 			in.ExternalMetrics[m.External.Metric.Name] = MetricValue(whole)
 		}
 	}
+	// Without per-pod clocks every pod was measured over the same window:
+	// its share is the same for all, counted once rather than per pod.
+	w := sim.s.Metrics.Window
+	var share float64
+	if !sim.perPod() {
+		share = sim.shareAt(at, seen, w)
+	}
 	for _, p := range sim.pods {
-		w := sim.s.Metrics.Window
-		r := podReading{at: at, window: w, share: sim.shareAt(at, seen, w), ok: sim.measured(p, at, w)}
+		r := podReading{at: at, window: w, share: share, ok: sim.measured(p, at, w)}
 		// The pod served its share for the part of the window it was
 		// ready.
 		switch {
@@ -443,8 +482,9 @@ func (sim *simulator) input(t time.Duration, _ float64) Input {
 		if sim.perPod() {
 			r = sim.podReading(p, t, t)
 		}
-		in.Pods = append(in.Pods, sim.pod(p, t, r))
+		in.Pods = append(in.Pods, sim.pod(p, t, r, len(in.Pods)))
 	}
+	sim.podBuf = in.Pods
 	return in
 }
 
@@ -649,12 +689,13 @@ func (sim *simulator) apiTime(t time.Duration) time.Time {
 }
 
 // pod is p at t as the metrics pipeline sees it, given its latest
-// reading r.
-func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
+// reading r; it is the i-th pod of the sync's input.
+func (sim *simulator) pod(p simPod, t time.Duration, r podReading, i int) Pod {
 	request := sim.s.CPURequest
 	start := sim.apiTime(p.created)
-	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start,
-		Requests: corev1.ResourceList{corev1.ResourceCPU: request}}
+	// Every pod requests the same: one list serves them all (the
+	// decision only reads it).
+	sp := Pod{Name: p.name, Phase: corev1.PodRunning, Ready: p.ready(t), StartTime: &start, Requests: sim.requests}
 	if !sp.Ready {
 		sp.ReadyTransitionTime = start
 		return sp
@@ -680,10 +721,16 @@ func (sim *simulator) pod(p simPod, t time.Duration, r podReading) Pod {
 	// metrics-server reports nanocores; the controller reads them in
 	// millicores rounded up, as Quantity.MilliValue does.
 	usage := int64(cpu / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
-	sp.Usage = corev1.ResourceList{corev1.ResourceCPU: *resource.NewScaledQuantity(usage, resource.Nano)}
-	sp.Metrics = map[string]resource.Quantity{}
+	for len(sim.usageBuf) <= i {
+		sim.usageBuf = append(sim.usageBuf, corev1.ResourceList{})
+	}
+	sp.Usage = sim.usageBuf[i]
+	sp.Usage[corev1.ResourceCPU] = *resource.NewScaledQuantity(usage, resource.Nano)
 	for _, m := range sim.hpa.Spec.Metrics {
 		if m.Pods != nil {
+			if sp.Metrics == nil {
+				sp.Metrics = map[string]resource.Quantity{}
+			}
 			sp.Metrics[m.Pods.Metric.Name] = MetricValue(share)
 		}
 	}

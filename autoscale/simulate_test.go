@@ -185,7 +185,7 @@ func TestSimulateHPAScaleToZero(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, err := Simulate(Scenario{HPA: hpa, InitialReplicas: 2, Duration: 8 * time.Minute, Load: load, Config: Config{FeatureGates: tc.gates}})
+			rows, err := Simulate(t.Context(), Scenario{HPA: hpa, InitialReplicas: 2, Duration: 8 * time.Minute, Load: load, Config: Config{FeatureGates: tc.gates}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +210,7 @@ func TestSimulateSyncTimes(t *testing.T) {
 	s, ms := time.Second, time.Millisecond
 	base := Scenario{ScaledObject: scaledObject(1, promTrigger("10", "")), SyncPeriod: 5 * s, SyncPhase: 2 * s, PodStartup: s,
 		Duration: time.Minute, Load: []LoadPoint{{Value: 5}, {At: 20 * s, Value: 35}, {At: 40 * s, Value: 5}}}
-	fixed, err := Simulate(base)
+	fixed, err := Simulate(t.Context(), base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSimulateSyncTimes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := base
 			sc.SyncPhase, sc.SyncTimes = 0, tt.times
-			got, err := Simulate(sc)
+			got, err := Simulate(t.Context(), sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,7 +243,7 @@ func TestSimulateSyncTimes(t *testing.T) {
 	for _, bad := range [][]time.Duration{{3 * s, 2 * s}, {-s}, {2 * time.Minute}} {
 		sc := base
 		sc.SyncTimes = bad
-		if _, err := Simulate(sc); err == nil {
+		if _, err := Simulate(t.Context(), sc); err == nil {
 			t.Errorf("syncTimes %v: no error", bad)
 		}
 	}
@@ -304,7 +304,7 @@ func TestSimulatorAPITimes(t *testing.T) {
 	}
 	sim.pods = append(sim.pods, simPod{name: "new", id: 1, created: 45800 * ms, readyAt: 46770 * ms})
 	now := 60 * time.Second
-	p := sim.pod(sim.pods[1], now, podReading{at: 57060 * ms, window: 10700 * ms, share: 11.5, ok: true, sampled: true})
+	p := sim.pod(sim.pods[1], now, podReading{at: 57060 * ms, window: 10700 * ms, share: 11.5, ok: true, sampled: true}, 0)
 	c := calculator{cfg: sc.withDefaults().Config, in: &Input{Now: simEpoch.Add(now)}, pods: []Pod{p}}
 	samples := map[string]podSample{"new": {value: 12, timestamp: *p.MetricTime}}
 	ready, unready, _, _ := c.groupPods(samples, corev1.ResourceCPU)
@@ -323,7 +323,7 @@ func TestSimulatorAPITimes(t *testing.T) {
 // it in millicores rounds up as the controller's does.
 func TestSimulatorUsageRoundsUp(t *testing.T) {
 	sim := &simulator{s: Scenario{PodCapacity: 100, CPURequest: resource.MustParse("100m")}, hpa: cpuHPA(i32(1), 4, 50)}
-	p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 14.266, ok: true})
+	p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 14.266, ok: true}, 0)
 	cpu := p.Usage[corev1.ResourceCPU]
 	if cpu.MilliValue() != 15 {
 		t.Errorf("usage %v reads %dm, want 15m (14.266m rounded up)", cpu.String(), cpu.MilliValue())
@@ -350,7 +350,7 @@ func TestSimulatorPodBaseline(t *testing.T) {
 				Pods: &autoscalingv2.PodsMetricSource{Metric: autoscalingv2.MetricIdentifier{Name: "inflight"},
 					Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(10, resource.DecimalSI)}}})
 			sim := &simulator{s: Scenario{PodCapacity: 100, PodBaseline: tt.baseline, CPURequest: resource.MustParse("100m")}, hpa: hpa}
-			p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 20, ok: true})
+			p := sim.pod(simPod{name: "p", created: -time.Hour, readyAt: -time.Hour}, time.Minute, podReading{at: time.Minute, share: 20, ok: true}, 0)
 			cpu := p.Usage[corev1.ResourceCPU]
 			if cpu.MilliValue() != tt.wantCPU {
 				t.Errorf("CPU %dm, want %dm", cpu.MilliValue(), tt.wantCPU)
@@ -533,7 +533,7 @@ func TestSimulatorMeasuredSamples(t *testing.T) {
 			for _, smp := range tt.samples {
 				sc.Metrics.Pods = append(sc.Metrics.Pods, PodClock{Samples: smp})
 			}
-			got, err := Simulate(sc)
+			got, err := Simulate(t.Context(), sc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -554,5 +554,32 @@ func TestSimulatorMeasuredSamples(t *testing.T) {
 		Metrics: MetricModel{Pods: []PodClock{{Samples: []MetricSample{{At: s, Seen: s, Value: val(3), Failed: true}}}}}}
 	if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "metrics.pods[0].samples[0] is failed") {
 		t.Errorf("a failed sample with a value: %v, want an error naming metrics.pods[0].samples[0]", err)
+	}
+}
+
+// TestSimulatorPodsWithoutReadingFirst: the pods made first have no
+// reading yet at a sync while later ones have (each pod on its own
+// clock): the sync's input holds usage for the later pods only, and the
+// controller decides on those.
+func TestSimulatorPodsWithoutReadingFirst(t *testing.T) {
+	s := time.Second
+	val := func(v float64) *float64 { return &v }
+	util := int32(50)
+	h := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 8,
+		Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+			Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: &util}}}}}}
+	late := []MetricSample{{At: 20 * s, Window: 5 * s, Seen: 21 * s}}
+	measured := []MetricSample{{At: 8 * s, Window: 5 * s, Seen: 9 * s, Value: val(100)}}
+	sc := Scenario{HPA: h, InitialReplicas: 4, Duration: 10 * s, SyncTimes: []time.Duration{10 * s}, PodCapacity: 100,
+		Load: []LoadPoint{{Value: 100}}, Metrics: MetricModel{Pods: []PodClock{{Samples: late}, {Samples: late}, {Samples: measured}, {Samples: measured}}}}
+	got, err := Simulate(t.Context(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two pods read 100% of request against a 50% target; the two without
+	// a reading count, as the controller counts missing pods when scaling
+	// up, at 0%: (100+100+0+0)/4 = 50%, on target.
+	if len(got) != 1 || got[0].Desired != 4 {
+		t.Errorf("decision %+v, want 4 replicas kept", got)
 	}
 }

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -179,7 +180,11 @@ type Tuning struct {
 // maxReplicaCount are kept and replayed. It must have one trigger, of
 // type prometheus or cpu, and no scalingModifiers (see
 // [ScaledObject.Tunable]).
-func Tune(r Replay, space TuneSpace, budget time.Duration) (Tuning, error) {
+//
+// Tune stops with ctx's error when ctx ends first. progress, if not nil,
+// is called after each replay with the replays done and their total, the
+// baseline's included.
+func Tune(ctx context.Context, r Replay, space TuneSpace, budget time.Duration, progress func(done, total int)) (Tuning, error) {
 	if (r.HPA == nil) == (r.ScaledObject == nil) {
 		return Tuning{}, fmt.Errorf("%w: tuning needs exactly one of an hpa and a scaledObject", ErrInvalidInput)
 	}
@@ -203,10 +208,17 @@ func Tune(r Replay, space TuneSpace, budget time.Duration) (Tuning, error) {
 	} else if len(space.CooldownPeriods) > 0 {
 		return Tuning{}, fmt.Errorf("%w: cooldown periods are a scaledObject's cooldownPeriod; an hpa has none", ErrInvalidInput)
 	}
-	base, err := r.Run()
+	settings := space.settings()
+	report := func(done int) {
+		if progress != nil {
+			progress(done, len(settings)+1)
+		}
+	}
+	base, err := r.Run(ctx)
 	if err != nil {
 		return Tuning{}, err
 	}
+	report(1)
 	out := Tuning{Baseline: Candidate{Index: -1, HPA: r.HPA, ScaledObject: r.ScaledObject, Report: base}}
 	capacity := r.PodCapacity
 	if capacity == 0 {
@@ -217,17 +229,18 @@ func Tune(r Replay, space TuneSpace, budget time.Duration) (Tuning, error) {
 		request = resource.MustParse("1")
 	}
 	var all []Candidate
-	for i, st := range space.settings() {
+	for i, st := range settings {
 		c := r
 		if r.HPA != nil {
 			c.HPA = st.apply(r.HPA, capacity, request)
 		} else {
 			c.ScaledObject = st.applyScaledObject(r.ScaledObject, capacity, request)
 		}
-		rep, err := c.Run()
+		rep, err := c.Run(ctx)
 		if err != nil {
 			return Tuning{}, fmt.Errorf("candidate %d: %w", i, err)
 		}
+		report(i + 2)
 		rep.Series = nil // the frontier's are replayed again by callers that chart them
 		all = append(all, Candidate{Index: i, Setting: st, HPA: c.HPA, ScaledObject: c.ScaledObject, Report: rep})
 	}

@@ -36,7 +36,7 @@ func TestTuneRule(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Tune(r, space, tc.budget)
+			got, err := Tune(t.Context(), r, space, tc.budget, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +71,7 @@ func TestTuneRule(t *testing.T) {
 func TestTuneDefaultSpace(t *testing.T) {
 	r := Replay{HPA: queueHPA(nil), Curve: curve(time.Minute, 2, 8, 8, 2, 2, 2, 8, 8, 2, 2, 2, 2), InitialReplicas: 2}
 	budget := 90 * time.Second
-	got, err := Tune(r, TuneSpace{}, budget)
+	got, err := Tune(t.Context(), r, TuneSpace{}, budget, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestTuneDefaultSpace(t *testing.T) {
 			t.Errorf("candidate %d (%+v) is within budget and cheaper than the recommendation", c.Index, c.Report)
 		}
 	}
-	again, err := Tune(r, TuneSpace{}, budget)
+	again, err := Tune(t.Context(), r, TuneSpace{}, budget, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestTuneErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Tune(tc.r, tc.space, tc.budget)
+			_, err := Tune(t.Context(), tc.r, tc.space, tc.budget, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("error = %v, want ErrInvalidInput naming %q", err, tc.want)
 			}
@@ -211,11 +211,11 @@ func TestTuneScaledObjectAsHPA(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := Tune(Replay{HPA: hpa, Curve: tc.curve, InitialReplicas: 2, PodCapacity: 2}, space, tc.budget)
+			want, err := Tune(t.Context(), Replay{HPA: hpa, Curve: tc.curve, InitialReplicas: 2, PodCapacity: 2}, space, tc.budget, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Tune(Replay{ScaledObject: so, Curve: tc.curve, InitialReplicas: 2, PodCapacity: 2}, space, tc.budget)
+			got, err := Tune(t.Context(), Replay{ScaledObject: so, Curve: tc.curve, InitialReplicas: 2, PodCapacity: 2}, space, tc.budget, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -318,7 +318,7 @@ func TestTuneScaledObjectApply(t *testing.T) {
 func TestTuneScaledObjectCooldown(t *testing.T) {
 	so := queueScaledObject(0, nil)
 	r := Replay{ScaledObject: so, Curve: curve(time.Minute, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), InitialReplicas: 4}
-	got, err := Tune(r, TuneSpace{CooldownPeriods: []time.Duration{5 * time.Minute, 0}}, 0)
+	got, err := Tune(t.Context(), r, TuneSpace{CooldownPeriods: []time.Duration{5 * time.Minute, 0}}, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestTuneScaledObjectRefusals(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Tune(Replay{ScaledObject: tc.so, Curve: c}, tc.space, 0)
+			_, err := Tune(t.Context(), Replay{ScaledObject: tc.so, Curve: c}, tc.space, 0, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrInvalidInput) {
 				t.Fatalf("error = %v, want ErrInvalidInput naming %q", err, tc.want)
 			}

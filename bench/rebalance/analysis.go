@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -306,7 +307,7 @@ func predict(hpa *autoscalingv2.HorizontalPodAutoscaler, rc runConfig, startup, 
 		}
 		at += s.Duration
 	}
-	samples, err := autoscale.Simulate(autoscale.Scenario{
+	samples, err := autoscale.Simulate(context.Background(), autoscale.Scenario{
 		HPA:             hpa,
 		InitialReplicas: rc.spec.MinReplicas,
 		PodStartup:      startup,

@@ -1,12 +1,29 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// TestMain runs the command itself when a test starts this binary with
+// SHOAL_TEST_MAIN=1, so that tests can signal a real shoal process.
+func TestMain(m *testing.M) {
+	if os.Getenv("SHOAL_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 type codeErr int
 
@@ -51,4 +68,83 @@ func TestRootRegistersSubcommands(t *testing.T) {
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "unknown command") {
 		t.Errorf("unknown command: %v", err)
 	}
+}
+
+// TestInterruptStopsTune runs `shoal hpa tune` as a process on a week of
+// demand through an HPA of hundreds of pods (minutes of work), waits for
+// its progress line, and interrupts it as Ctrl-C does: it must stop
+// promptly, saying where, with a non-zero status.
+func TestInterruptStopsTune(t *testing.T) {
+	dir := t.TempDir()
+	spec := filepath.Join(dir, "hpa.yaml")
+	if err := os.WriteFile(spec, []byte(`apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 1000
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var csv strings.Builder
+	csv.WriteString("time,value\n")
+	for i := 0; i < 7*24*60; i++ {
+		fmt.Fprintf(&csv, "%d,%.2f\n", i*60, 20+15*math.Sin(float64(i)/(24*60)*2*math.Pi))
+	}
+	curve := filepath.Join(dir, "week.csv")
+	if err := os.WriteFile(curve, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "hpa", "tune", "-f", spec, "--csv", curve, "--pod-capacity", "0.1")
+	cmd.Env = append(os.Environ(), "SHOAL_TEST_MAIN=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var seen []string
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+		if strings.HasPrefix(lines.Text(), "tune: ") {
+			break
+		}
+	}
+	if len(seen) == 0 || !strings.HasPrefix(seen[len(seen)-1], "tune: ") {
+		t.Fatalf("no progress line before the output ended: %q", seen)
+	}
+	interrupted := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		seen = append(seen, lines.Text())
+	}
+	err = cmd.Wait()
+	took := time.Since(interrupted)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v after the interrupt, want status 2; stderr %q", err, seen)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("still running %s after the interrupt", took)
+	}
+	last := seen[len(seen)-1]
+	if !strings.Contains(last, "stopped at") || !strings.Contains(last, "context canceled") {
+		t.Errorf("last stderr line %q, want where it stopped and why", last)
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("an interrupted search printed a result: %q", stdout.String())
+	}
+	t.Logf("stopped %s after the interrupt: %q", took.Round(time.Millisecond), seen)
 }

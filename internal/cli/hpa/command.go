@@ -7,6 +7,8 @@
 package hpa
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -34,11 +36,35 @@ func readInput(path string, stdin io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("%w: -f FILE is required", ErrInput)
 	}
 	if path == "-" {
-		return io.ReadAll(stdin)
+		return readLimited(stdin, "stdin")
 	}
-	b, err := os.ReadFile(path)
+	return readFile(path)
+}
+
+// maxInputBytes bounds a spec or scenario file. Decoding YAML (or JSON,
+// which goes the same way) holds about sixty times the file in memory;
+// long recorded curves belong in a CSV (replay --csv), read as a stream.
+const maxInputBytes = 4 << 20
+
+// readFile reads the spec or scenario at path, refusing one larger than
+// maxInputBytes.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("hpa: read input: %w", err)
+	}
+	defer f.Close()
+	return readLimited(f, path)
+}
+
+// readLimited reads r, named name in errors, up to maxInputBytes.
+func readLimited(r io.Reader, name string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxInputBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("hpa: read %s: %w", name, err)
+	}
+	if len(b) > maxInputBytes {
+		return nil, fmt.Errorf("%w: %s is larger than %d MiB; give a long recorded curve as CSV to replay or tune (--csv)", ErrInput, name, maxInputBytes>>20)
 	}
 	return b, nil
 }
@@ -78,16 +104,16 @@ type run struct {
 	samples []autoscale.Sample
 }
 
-func loadRun(path string) (run, error) {
-	data, err := os.ReadFile(path)
+func loadRun(ctx context.Context, path string) (run, error) {
+	data, err := readFile(path)
 	if err != nil {
-		return run{}, fmt.Errorf("hpa: read scenario: %w", err)
+		return run{}, err
 	}
 	s, err := DecodeScenario(data)
 	if err != nil {
 		return run{}, fmt.Errorf("%s: %w", path, err)
 	}
-	samples, err := autoscale.Simulate(s.Scenario)
+	samples, err := autoscale.Simulate(ctx, s.Scenario)
 	if err != nil {
 		return run{}, fmt.Errorf("%s: %w", path, err)
 	}
@@ -116,7 +142,7 @@ func newSimulateCommand() *cobra.Command {
 				if p == "" {
 					continue
 				}
-				r, err := loadRun(p)
+				r, err := loadRun(cmd.Context(), p)
 				if err != nil {
 					return err
 				}
@@ -172,18 +198,42 @@ type sampleSecond struct {
 	Reason  string  `json:"reason"`
 }
 
+// writeSimulateJSON writes the runs as a JSON array of simulateJSON, one
+// sample a line. It writes as it goes: a week of syncs a second is
+// 100 MB of JSON, which encoding whole would hold in memory again.
 func writeSimulateJSON(w io.Writer, runs []run) error {
-	out := make([]simulateJSON, 0, len(runs))
-	for _, r := range runs {
-		j := simulateJSON{Name: r.name, Samples: make([]sampleSecond, 0, len(r.samples))}
-		for _, s := range r.samples {
-			j.Samples = append(j.Samples, sampleSecond{Time: s.Time.Seconds(), Load: s.Load, Metric: s.Metric, Desired: s.Desired, Ready: s.Ready, Reason: s.Reason})
+	bw := bufio.NewWriter(w)
+	bw.WriteString("[")
+	for i, r := range runs {
+		name, err := json.Marshal(r.name)
+		if err != nil {
+			return fmt.Errorf("hpa: write json: %w", err)
 		}
-		out = append(out, j)
+		if i > 0 {
+			bw.WriteString(",")
+		}
+		fmt.Fprintf(bw, "\n  {\n    \"name\": %s,\n    \"samples\": [", name)
+		for j, s := range r.samples {
+			line, err := json.Marshal(sampleSecond{Time: s.Time.Seconds(), Load: s.Load, Metric: s.Metric, Desired: s.Desired, Ready: s.Ready, Reason: s.Reason})
+			if err != nil {
+				return fmt.Errorf("hpa: write json: %w", err)
+			}
+			if j > 0 {
+				bw.WriteString(",")
+			}
+			bw.WriteString("\n      ")
+			bw.Write(line)
+		}
+		if len(r.samples) > 0 {
+			bw.WriteString("\n    ")
+		}
+		bw.WriteString("]\n  }")
 	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
+	if len(runs) > 0 {
+		bw.WriteString("\n")
+	}
+	bw.WriteString("]\n")
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("hpa: write json: %w", err)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,12 +17,14 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files")
 
 // execute runs the hpa command with args and returns stdout and the error.
+// Stderr, where tune reports progress once a search has run a few
+// seconds, is kept out of the output the golden files hold.
 func execute(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	cmd := NewCommand()
 	var out bytes.Buffer
 	cmd.SetOut(&out)
-	cmd.SetErr(&out)
+	cmd.SetErr(io.Discard)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), err
@@ -235,5 +238,47 @@ load: [{at: 0s, value: 0.5}, {at: 20s, value: 2.5}]
 	}
 	if _, err := execute(t, "simulate", "-f", path, "-o", "yaml"); err == nil || !strings.Contains(err.Error(), "-o") {
 		t.Errorf("-o yaml: error %v, want one naming -o", err)
+	}
+}
+
+// TestInputTooLarge feeds each command a spec larger than maxInputBytes
+// (a YAML comment, so only its size is wrong): each must refuse it by
+// name before decoding, which would hold many times its size.
+func TestInputTooLarge(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	data := append([]byte("# "), bytes.Repeat([]byte("x"), maxInputBytes)...)
+	if err := os.WriteFile(big, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	curve := filepath.Join("testdata", "replay-step.csv")
+	for _, tt := range []struct {
+		name  string
+		args  []string
+		stdin bool
+	}{
+		{"recommend", []string{"recommend", "-f", big}, false},
+		{"recommend from stdin", []string{"recommend", "-f", "-"}, true},
+		{"simulate", []string{"simulate", "-f", big}, false},
+		{"simulate --compare", []string{"simulate", "-f", filepath.Join("testdata", "simulate-keda.yaml"), "--compare", big}, false},
+		{"replay", []string{"replay", "-f", big, "--csv", curve}, false},
+		{"tune", []string{"tune", "-f", big, "--csv", curve}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := NewCommand()
+			var out bytes.Buffer
+			cmd.SetOut(&out)
+			cmd.SetErr(&out)
+			if tt.stdin {
+				cmd.SetIn(bytes.NewReader(data))
+			}
+			cmd.SetArgs(tt.args)
+			err := cmd.Execute()
+			if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "larger than 4 MiB") {
+				t.Fatalf("error %v, want ErrInput naming the limit", err)
+			}
+			if name := map[bool]string{true: "stdin", false: big}[tt.stdin]; !strings.Contains(err.Error(), name) {
+				t.Errorf("error %q does not name %s", err, name)
+			}
+		})
 	}
 }

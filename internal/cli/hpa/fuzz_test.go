@@ -56,7 +56,7 @@ func FuzzDecodeScenario(f *testing.F) {
 		if s.Duration > 10*time.Minute {
 			return
 		}
-		if _, err := autoscale.Simulate(s.Scenario); err != nil {
+		if _, err := autoscale.Simulate(t.Context(), s.Scenario); err != nil {
 			return
 		}
 	})
@@ -95,6 +95,6 @@ func FuzzDecodeSpec(f *testing.F) {
 			return
 		}
 		r := autoscale.Replay{HPA: h, ScaledObject: so, Config: cfg, Curve: []autoscale.LoadPoint{{At: 0, Value: 1}, {At: time.Minute, Value: 3}}}
-		_, _ = r.Run()
+		_, _ = r.Run(t.Context())
 	})
 }

@@ -77,9 +77,9 @@ func DecodeSpec(data []byte) (string, *autoscalingv2.HorizontalPodAutoscaler, *a
 }
 
 func loadSpec(path string) (spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
-		return spec{}, fmt.Errorf("hpa: read spec: %w", err)
+		return spec{}, err
 	}
 	name, h, so, cfg, err := DecodeSpec(data)
 	if err != nil {
@@ -310,7 +310,7 @@ func newReplayCommand() *cobra.Command {
 			}
 			rows := make([]replayed, len(specs))
 			for i, r := range replays {
-				rep, err := r.Run()
+				rep, err := r.Run(cmd.Context())
 				if err != nil {
 					return fmt.Errorf("%s: %w", f.files[i], err)
 				}

@@ -179,14 +179,14 @@ func newTuneCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			t, err := autoscale.Tune(replays[0], space, budget)
+			t, err := autoscale.Tune(cmd.Context(), replays[0], space, budget, progressLine(cmd.ErrOrStderr(), time.Now()))
 			if err != nil {
 				return fmt.Errorf("%s: %w", f.files[0], err)
 			}
 			if f.chart != "" {
 				best := replays[0]
 				best.HPA, best.ScaledObject = t.Recommended.HPA, t.Recommended.ScaledObject
-				rep, err := best.Run()
+				rep, err := best.Run(cmd.Context())
 				if err != nil {
 					return err
 				}
@@ -243,4 +243,23 @@ func newTuneCommand() *cobra.Command {
 	cmd.Flags().StringSliceVar(&tolerances, "tolerances", []string{"0.1/0.1", "0.05/0.2"}, "per-direction tolerances tried, up/down")
 	cmd.Flags().DurationSliceVar(&cooldowns, "cooldown-periods", nil, "a ScaledObject's cooldownPeriod values tried (only with minReplicaCount 0); none keeps the spec's")
 	return cmd
+}
+
+// progressAfter is how long a search runs before it reports its
+// progress, and then how often: a quick one prints nothing.
+const progressAfter = 3 * time.Second
+
+// progressLine returns Tune's progress callback: a line on w once the
+// search started at start has run progressAfter, then at most every
+// progressAfter, and one at the end of a search that reported before.
+func progressLine(w io.Writer, start time.Time) func(done, total int) {
+	var last time.Time
+	return func(done, total int) {
+		now := time.Now()
+		if now.Sub(start) < progressAfter || (now.Sub(last) < progressAfter && done < total) || (done == total && last.IsZero()) {
+			return
+		}
+		last = now
+		fmt.Fprintf(w, "tune: %d of %d specs replayed, %s\n", done, total, now.Sub(start).Round(time.Second))
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shoal-dev/shoal/autoscale"
 	"github.com/shoal-dev/shoal/internal/testkit/golden"
@@ -216,5 +217,35 @@ func TestTuneKeepOverBudget(t *testing.T) {
 	}
 	if got := appliedObject(t, out); got.Spec.Triggers[0].Metadata["threshold"] != "20" || got.Spec.Advanced != nil {
 		t.Errorf("the object to apply is not the one given: %+v", got.Spec)
+	}
+}
+
+// TestProgressLine checks when tune reports: nothing in a search's first
+// seconds (a quick one prints nothing at all), then a line at most every
+// progressAfter, and the last replay's once a line has been written.
+func TestProgressLine(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		started time.Duration // before the first call
+		calls   [][2]int      // done, total, in turn without pause
+		want    []string
+	}{
+		{"quick", 0, [][2]int{{1, 3}, {2, 3}, {3, 3}}, nil},
+		{"long", time.Minute, [][2]int{{1, 3}, {2, 3}, {3, 3}}, []string{"tune: 1 of 3 specs replayed, 1m0s", "tune: 3 of 3 specs replayed, 1m0s"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			p := progressLine(&out, time.Now().Add(-tt.started))
+			for _, c := range tt.calls {
+				p(c[0], c[1])
+			}
+			got := strings.Split(strings.TrimSpace(out.String()), "\n")
+			if out.Len() == 0 {
+				got = nil
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") {
+				t.Errorf("lines %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

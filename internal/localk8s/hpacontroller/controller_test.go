@@ -129,7 +129,7 @@ func TestCPUMatchesSimulate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			const sync, startup = 15 * time.Second, 30 * time.Second
-			want, err := autoscale.Simulate(autoscale.Scenario{
+			want, err := autoscale.Simulate(t.Context(), autoscale.Scenario{
 				HPA: tt.hpa, InitialReplicas: int32(tt.initial), PodStartup: startup, SyncPeriod: sync,
 				Duration: tt.duration, Load: tt.load,
 			})
