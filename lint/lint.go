@@ -3,6 +3,7 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -37,10 +38,15 @@ func (l *Linter) runs(id string) bool {
 // kustomization directory. A folder's plain files form one set and each
 // kustomization below it is built into a set of its own. The error is
 // non-nil only when input cannot be read; it wraps [ErrInput].
+//
+// Decoding holds about twenty times the YAML it reads, so a file over
+// 16 MiB, or inputs over 64 MiB in all, are refused with ErrInput: the API
+// server takes at most 3 MiB in one request.
 func (l *Linter) Lint(paths ...string) (*Report, error) {
 	rep := &Report{}
+	budget := int64(maxTotalBytes)
 	for _, p := range paths {
-		if err := l.lintPath(rep, p); err != nil {
+		if err := l.lintPath(rep, p, &budget); err != nil {
 			return nil, err
 		}
 	}
@@ -68,13 +74,40 @@ func (l *Linter) LintDocuments(docs ...*Document) *Report {
 	return rep
 }
 
-func (l *Linter) lintPath(rep *Report, p string) error {
+// Limits on what Lint reads (see Lint).
+const (
+	maxFileBytes  = 16 << 20
+	maxTotalBytes = 64 << 20
+)
+
+// readManifest reads the file at path, counting it against budget, the
+// bytes Lint may still read.
+func readManifest(path string, budget *int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("%s: more than %d MiB in one file", path, maxFileBytes>>20)
+	}
+	if *budget -= int64(len(data)); *budget < 0 {
+		return nil, fmt.Errorf("%s: the inputs hold more than %d MiB in all", path, maxTotalBytes>>20)
+	}
+	return data, nil
+}
+
+func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 	info, err := os.Stat(p)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	if !info.IsDir() {
-		data, err := os.ReadFile(p)
+		data, err := readManifest(p, budget)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInput, err)
 		}
@@ -107,7 +140,7 @@ func (l *Linter) lintPath(rep *Report, p string) error {
 		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
 			return nil
 		}
-		data, err := os.ReadFile(path)
+		data, err := readManifest(path, budget)
 		if err != nil {
 			return err
 		}

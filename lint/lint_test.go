@@ -2,6 +2,7 @@ package lint
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -502,5 +503,61 @@ func TestGRPCRules(t *testing.T) {
 				t.Fatalf("want one %s finding with %q and a line, got %v", tt.rule, tt.message, got)
 			}
 		})
+	}
+}
+
+// TestLintRefusesHugeInput feeds Lint a file over the per-file limit and
+// a folder over the total one (YAML comments, so only the size is wrong):
+// each is refused with ErrInput naming the file, before decoding, which
+// would hold many times the bytes.
+func TestLintRefusesHugeInput(t *testing.T) {
+	comment := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'x'
+		}
+		b[0], b[1], b[n-1] = '#', ' ', '\n'
+		return b
+	}
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, comment(maxFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	many := filepath.Join(dir, "many")
+	if err := os.Mkdir(many, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	part := comment(maxFileBytes - 1)
+	for i := range maxTotalBytes/len(part) + 1 {
+		if err := os.WriteFile(filepath.Join(many, fmt.Sprintf("m%d.yaml", i)), part, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name, path, want string
+	}{
+		{"one file over 16 MiB", big, "big.yaml: more than 16 MiB in one file"},
+		{"a folder over 64 MiB in all", many, "the inputs hold more than 64 MiB in all"},
+		{"files over 64 MiB in all", "", "the inputs hold more than 64 MiB in all"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			paths := []string{tt.path}
+			if tt.path == "" {
+				paths = nil
+				for i := range maxTotalBytes/len(part) + 1 {
+					paths = append(paths, filepath.Join(many, fmt.Sprintf("m%d.yaml", i)))
+				}
+			}
+			rep, err := (&Linter{}).Lint(paths...)
+			if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Lint() = %v, %v; want ErrInput saying %q", rep, err, tt.want)
+			}
+		})
+	}
+	// Under the limits the same bytes are read: a file just under 16 MiB
+	// lints.
+	if _, err := (&Linter{}).Lint(filepath.Join(many, "m0.yaml")); err != nil {
+		t.Errorf("a file under the limit: %v", err)
 	}
 }
