@@ -190,7 +190,7 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 	}
 	transport := &http.Transport{Proxy: http.ProxyFromEnvironment}
 	defer transport.CloseIdleConnections()
-	rt := http.RoundTripper(transport)
+	rt := http.RoundTripper(limitedAnswer{next: transport})
 	if p.BearerTokenFile != "" {
 		rt = bearerTransport{file: p.BearerTokenFile, next: rt}
 	}
@@ -238,6 +238,45 @@ func parseFlagTime(name, s string) (time.Time, error) {
 		return time.Unix(0, 0).Add(time.Duration(math.Round(v*1000)) * time.Millisecond).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("%w: --%s %q is neither RFC 3339 nor Unix seconds", ErrInput, name, s)
+}
+
+// maxAnswerBytes bounds Prometheus' answer to the range query. One series
+// of at most maxQueryPoints samples is under a megabyte; a query that
+// gives many series is refused once read, and one that gives thousands
+// would otherwise be held whole.
+const maxAnswerBytes = 64 << 20
+
+// limitedAnswer ends a response body with errAnswerTooLarge past
+// maxAnswerBytes.
+type limitedAnswer struct{ next http.RoundTripper }
+
+var errAnswerTooLarge = fmt.Errorf("the answer is larger than %d MiB; aggregate the query to one series, e.g. sum(...)", maxAnswerBytes>>20)
+
+func (l limitedAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &capped{ReadCloser: resp.Body, left: maxAnswerBytes}
+	return resp, nil
+}
+
+// capped reads its body until left bytes have been read, then fails.
+type capped struct {
+	io.ReadCloser
+	left int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errAnswerTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.ReadCloser.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // bearerTransport adds `Authorization: Bearer` with the token read from

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -171,5 +172,34 @@ func TestReplayFromPrometheus(t *testing.T) {
 				t.Errorf("error %v repeats the token", err)
 			}
 		})
+	}
+}
+
+// TestPromCurveRefusesHugeAnswer points the range query at a hostile
+// "Prometheus" on loopback that answers with series upon series, far past
+// maxAnswerBytes: the query must fail with ErrQuery naming the limit
+// instead of holding the answer whole.
+func TestPromCurveRefusesHugeAnswer(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if _, err := fmt.Fprint(w, `{"status":"success","data":{"resultType":"matrix","result":[`); err != nil {
+			return
+		}
+		series := []byte(`{"metric":{"pod":"p"},"values":[[1700000000,"1"],[1700000060,"2"]]},`)
+		// Four times the limit at most, so the test ends even if the
+		// client read on.
+		for sent := 0; sent < 4*maxAnswerBytes && r.Context().Err() == nil; sent += len(series) {
+			if _, err := w.Write(series); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	start := time.Unix(1700000000, 0).UTC()
+	_, err := PromSource{URL: srv.URL, Query: "demand", Start: start, End: start.Add(time.Hour), Step: time.Minute}.Curve(t.Context())
+	t.Log(err)
+	if !errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), "larger than 64 MiB") {
+		t.Fatalf("error %v, want ErrQuery naming the 64 MiB limit", err)
 	}
 }
