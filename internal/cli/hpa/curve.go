@@ -25,6 +25,11 @@ import (
 // gives no curve.
 var ErrQuery = errors.New("hpa: prometheus query")
 
+// maxCurveBytes bounds a CSV curve: ParseCurve fails past it.
+const maxCurveBytes = 16 << 20
+
+var errCurveTooLarge = fmt.Errorf("larger than %d MiB; resample the curve at a coarser step", maxCurveBytes>>20)
+
 // maxQueryPoints is Prometheus's own bound on the points of one series in
 // a range query; checking it first gives a clearer error than the server's.
 const maxQueryPoints = 11000
@@ -33,8 +38,11 @@ const maxQueryPoints = 11000
 // one row per sample, times strictly increasing, either all RFC 3339 or
 // all seconds (such as Unix times), values finite and not negative. The
 // curve starts at the first row's time.
+//
+// It reads at most maxCurveBytes: MaxCurvePoints rows take a few
+// megabytes, and a row of its own is held whole while it is parsed.
 func ParseCurve(r io.Reader) ([]autoscale.LoadPoint, error) {
-	cr := csv.NewReader(r)
+	cr := csv.NewReader(&capped{ReadCloser: io.NopCloser(r), left: maxCurveBytes, err: errCurveTooLarge})
 	cr.FieldsPerRecord = 2
 	cr.TrimLeadingSpace = true
 	cr.ReuseRecord = true
@@ -257,19 +265,21 @@ func (l limitedAnswer) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &capped{ReadCloser: resp.Body, left: maxAnswerBytes}
+	resp.Body = &capped{ReadCloser: resp.Body, left: maxAnswerBytes, err: errAnswerTooLarge}
 	return resp, nil
 }
 
-// capped reads its body until left bytes have been read, then fails.
+// capped reads its body until left bytes have been read, then fails with
+// err.
 type capped struct {
 	io.ReadCloser
 	left int64
+	err  error
 }
 
 func (c *capped) Read(p []byte) (int, error) {
 	if c.left <= 0 {
-		return 0, errAnswerTooLarge
+		return 0, c.err
 	}
 	if int64(len(p)) > c.left {
 		p = p[:c.left]
@@ -288,7 +298,7 @@ type bearerTransport struct {
 }
 
 func (b bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := os.ReadFile(b.file)
+	tok, err := readToken(b.file)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -298,4 +308,26 @@ func (b bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(req.Context())
 	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	return b.next.RoundTrip(req)
+}
+
+// maxTokenBytes bounds a bearer token file; a service account's token is
+// about a kilobyte.
+const maxTokenBytes = 64 << 10
+
+// readToken reads the bearer token at path, refusing a file over
+// maxTokenBytes (a device such as /dev/zero would never end).
+func readToken(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	tok, err := io.ReadAll(io.LimitReader(f, maxTokenBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(tok) > maxTokenBytes {
+		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxTokenBytes>>10)
+	}
+	return tok, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -229,6 +230,53 @@ func TestParseCurveTooManyRows(t *testing.T) {
 	_, err := ParseCurve(strings.NewReader(b.String()))
 	if err == nil || !strings.Contains(err.Error(), "more than 100000 rows") {
 		t.Fatalf("error = %v, want one about the row cap", err)
+	}
+}
+
+// endless is a reader of one byte over and over, as /dev/zero is.
+type endless byte
+
+func (e endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(e)
+	}
+	return len(p), nil
+}
+
+// TestParseCurveEndlessInput feeds the CSV parser input that never ends:
+// a header and then one row without a newline, and rows without end. It
+// must stop at maxCurveBytes or the row cap with an error, not read on.
+func TestParseCurveEndlessInput(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		r    io.Reader
+		want string
+	}{
+		{"one endless row", io.MultiReader(strings.NewReader("time,value\n0,"), endless('1')), "larger than 16 MiB"},
+		{"one endless quoted field", io.MultiReader(strings.NewReader("time,value\n\""), endless('x')), "larger than 16 MiB"},
+		{"rows without end", io.MultiReader(strings.NewReader("time,value\n"), endless('\n')), "larger than 16 MiB"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCurve(tt.r)
+			if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want ErrInput saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestBearerTokenFileBounded points --bearer-token-file at a file over
+// the limit: the request fails naming it, without reading on.
+func TestBearerTokenFileBounded(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("t"), maxTokenBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readToken(big); err == nil || !strings.Contains(err.Error(), "larger than 64 KiB") {
+		t.Fatalf("error %v, want one naming the 64 KiB limit", err)
+	}
+	if tok, err := readToken("/dev/zero"); err == nil {
+		t.Fatalf("read %d bytes of /dev/zero as a token", len(tok))
 	}
 }
 
