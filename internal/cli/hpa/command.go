@@ -59,14 +59,24 @@ func readFile(path string) ([]byte, error) {
 
 // readLimited reads r, named name in errors, up to maxInputBytes.
 func readLimited(r io.Reader, name string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxInputBytes+1))
+	b, whole, err := readAtMost(r, maxInputBytes)
 	if err != nil {
 		return nil, fmt.Errorf("hpa: read %s: %w", name, err)
 	}
-	if len(b) > maxInputBytes {
+	if !whole {
 		return nil, fmt.Errorf("%w: %s is larger than %d MiB; give a long recorded curve as CSV to replay or tune (--csv)", ErrInput, name, maxInputBytes>>20)
 	}
 	return b, nil
+}
+
+// readAtMost reads r to its end if that comes within limit bytes; whole
+// is false, and b cut short, when r holds more.
+func readAtMost(r io.Reader, limit int) (b []byte, whole bool, err error) {
+	b, err = io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if len(b) > limit {
+		return b[:limit], false, err
+	}
+	return b, true, err
 }
 
 func newRecommendCommand() *cobra.Command {

@@ -322,11 +322,11 @@ func readToken(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	tok, err := io.ReadAll(io.LimitReader(f, maxTokenBytes+1))
+	tok, whole, err := readAtMost(f, maxTokenBytes)
 	if err != nil {
 		return nil, err
 	}
-	if len(tok) > maxTokenBytes {
+	if !whole {
 		return nil, fmt.Errorf("%s is larger than %d KiB", path, maxTokenBytes>>10)
 	}
 	return tok, nil

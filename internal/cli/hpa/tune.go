@@ -256,7 +256,10 @@ func progressLine(w io.Writer, start time.Time) func(done, total int) {
 	var last time.Time
 	return func(done, total int) {
 		now := time.Now()
-		if now.Sub(start) < progressAfter || (now.Sub(last) < progressAfter && done < total) || (done == total && last.IsZero()) {
+		if last.IsZero() && (done == total || now.Sub(start) < progressAfter) {
+			return // quick so far, or over without a line
+		}
+		if done < total && now.Sub(last) < progressAfter {
 			return
 		}
 		last = now
