@@ -56,6 +56,10 @@ type twinRecord struct {
 	Idle float64 `json:",omitempty"`
 	// Started is when the driver first had a pod to send load to.
 	Started time.Duration `json:",omitempty"`
+	// Node is the node's CPU outside the lab, read every second from the
+	// warm-up to the curve's end (see nodeMeter); absent from records
+	// made before the twin read it.
+	Node []nodeReading `json:",omitempty"`
 }
 
 type twinWrite struct {
