@@ -233,11 +233,18 @@ func cpuReadings(samples []cpuSample, from, to, step time.Duration) []cpuReading
 }
 
 // cpuGain is the median ratio of the pods' CPU to the driven level over
-// metrics-server's measurements of steady load: each window lies after the
-// driver first had a pod to send to and 10 s into the warm-up, within one
-// step of the curve, while the same pods served, each measured at that
-// time. The runtime, probes, scrapes and connections cost CPU beyond the
-// burn; the modelled curve is scaled by the ratio.
+// metrics-server's measurements: each measurement's total over the pods
+// against the curve's mean over the same window. A window counts once it
+// begins 10 s into the warm-up, after the driver first had a pod to send
+// to, and when every pod that served in it was measured: the burns are
+// shared among the pods that serve, so their total is the driven load
+// whatever the split. The runtime, probes, scrapes and connections cost
+// CPU beyond the burn; the modelled curve is scaled by the ratio.
+//
+// Every such window counts, not only those of a steady level: the
+// per-burn cost is the node's and the image's, not the curve's, and a
+// curve with few steady windows (a ramp) or steady only at its lowest
+// level would otherwise set the gain from a handful of noisy readings.
 func (r *twinRecord) cpuGain() float64 {
 	started := r.Started
 	if started == 0 {
@@ -251,15 +258,6 @@ func (r *twinRecord) cpuGain() float64 {
 			}
 		}
 	}
-	serving := func(t time.Duration) map[string]bool {
-		out := map[string]bool{}
-		for _, p := range r.Pods {
-			if p.Ready != nil && *p.Ready <= t && (p.Deleted == nil || *p.Deleted > t) {
-				out[p.Name] = true
-			}
-		}
-		return out
-	}
 	byTime := map[time.Duration][]cpuSample{}
 	for _, s := range r.CPU {
 		byTime[s.Measured] = append(byTime[s.Measured], s)
@@ -270,25 +268,20 @@ func (r *twinRecord) cpuGain() float64 {
 		if from < max(started, -twinWarmup+10*time.Second) {
 			continue
 		}
-		level := valueAt(r.Steps, max(from, 0))
-		steady := level > 0
-		for _, st := range r.Steps {
-			if st.At > max(from, 0) && st.At <= at && st.Value != level {
-				steady = false
-			}
-		}
-		a, b := serving(from), serving(at)
-		if !steady || len(a) != len(b) || len(ss) != len(b) {
-			continue
-		}
+		measured := map[string]bool{}
 		var sum float64
 		for _, s := range ss {
-			if !a[s.Pod] || !b[s.Pod] {
-				steady = false
-			}
+			measured[s.Pod] = true
 			sum += s.Value
 		}
-		if steady {
+		all := true
+		for _, p := range r.Pods {
+			served := p.Ready != nil && *p.Ready <= at && (p.Deleted == nil || *p.Deleted > from)
+			if served && !measured[p.Name] {
+				all = false
+			}
+		}
+		if level := meanLevel(r.Steps, max(from, -twinWarmup), at); all && level > 0 {
 			d = append(d, sum/level)
 		}
 	}
@@ -297,6 +290,24 @@ func (r *twinRecord) cpuGain() float64 {
 	}
 	sort.Float64s(d)
 	return math.Round(d[len(d)/2]*100) / 100
+}
+
+// meanLevel is the time-weighted mean of steps over [from, to] (the first
+// step's value before it).
+func meanLevel(steps []loadStep, from, to time.Duration) float64 {
+	if to <= from || len(steps) == 0 {
+		return 0
+	}
+	var area float64
+	for t := from; t < to; {
+		next := to
+		if i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t }); i < len(steps) {
+			next = min(next, steps[i].At)
+		}
+		area += valueAt(steps, t) * float64(next-t)
+		t = next
+	}
+	return area / float64(to-from)
 }
 
 // gainSteps scales every step by gain.

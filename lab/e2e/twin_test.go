@@ -172,8 +172,8 @@ type twinResult struct {
 	SyncTimes []time.Duration
 	Startup   time.Duration
 	Model     metricModel
-	// Gain is the ratio of the pods' CPU to the driven burn during the
-	// warm-up (see cpuGain).
+	// Gain is the ratio of the pods' CPU to the driven burn over
+	// metrics-server's windows (see cpuGain).
 	Gain               float64
 	Writes, Rescales   int
 	Modelled, Recorded comparison
