@@ -335,10 +335,9 @@ func keptTwinRuns() []keptTwinRun {
 	return []keptTwinRun{
 		// 2026-12-02 16:34-16:50 UTC, load average 6-10.
 		{dir: filepath.Join("testdata", "twin"), short: map[string]twinShortfall{
-			"ramp/cpu":      {17, 18, "the driver's pod watch delivered the pod 15 s into the curve, so no load ran before, and the loaded node starved the pods' CPU behind the driven curve"},
+			"ramp/cpu":      {31, 4, "the driver's pod watch delivered the pod 15 s into the curve, so no load ran before, and the loaded node starved the pods' CPU behind the driven curve"},
 			"ramp/keda":     {34, 1, "a pod held 15 requests at its 90.5 s scrape where the even split gives 10.3 (a readiness flap had moved requests away and back); KEDA's sum at 96.0 s read that scrape (35, so 4 replicas) where the twin's read 31"},
 			"sawtooth/pods": {35, 1, "a read saw a scrape taken 33 ms before its status write, where the twin places the read 46 ms before it"},
-			"sawtooth/cpu":  {28, 7, "the 139.7 s sample sits on the tolerance's edge: the driven curve at the run's gain (1.24) gives 55.4% of request where 55% holds, and read in millicores rounded up, as the controller does, the twin's 56% scales where the real 52.7% (a gain of 1.18 in that window) did not"},
 		}},
 		// 2026-12-03 06:35-06:54 UTC, the first run with the model's API
 		// times and millicores; a niced test suite shared the node during
@@ -351,9 +350,7 @@ func keptTwinRuns() []keptTwinRun {
 		// lab's own work; the first run kept after KEDA's whole-second
 		// query time joined the model.
 		{dir: filepath.Join("testdata", "twin-2026-12-03b"), short: map[string]twinShortfall{
-			"ramp/cpu":     {33, 2, "at 130.8 s the real pods read 38% and the twin 37%: 3.04 against 2.96 times the target on 4 pods, so the controller kept 4 in the scale-down window through 165.9 s, where the twin went to 3 at 155.9 s"},
-			"ramp/keda":    {33, 1, "at 110.8 s the twin summed 30.25 requests where KEDA read 30: the pods hold whole requests, and the twin's even shares of a level changing between two pods' scrapes add up to a fraction over 3 replicas' worth, so it kept 4 through 135.9 s"},
-			"sawtooth/cpu": {28, 7, "at 140.9 s the real pods read 53% and the twin 57%: 3.18 against 3.42 times the target on 3 pods, either side of the 10% tolerance, so the twin scaled to 4 where the controller stayed at 3"},
+			"ramp/keda": {33, 1, "at 110.8 s the twin summed 30.25 requests where KEDA read 30: the pods hold whole requests, and the twin's even shares of a level changing between two pods' scrapes add up to a fraction over 3 replicas' worth, so it kept 4 through 135.9 s"},
 		}},
 		// 2026-12-04 00:58-01:21 UTC, load average under 1 but for the
 		// lab's own work; the first run out of sample after recorded
@@ -371,17 +368,14 @@ func keptTwinRuns() []keptTwinRun {
 		// opened without a version on a lab just started, delivered
 		// nothing for 2 minutes (the driver now lists, then watches).
 		{dir: filepath.Join("testdata", "twin-2026-12-04b"), short: map[string]twinShortfall{
-			"spike/cpu":    {24, 6, "the CPU per driven burn drifted within the run (gain 1.21 over the steady windows): the twin read below the real pods after the spike and scaled down 30 s early"},
-			"ramp/keda":    {33, 1, "the pods hold whole requests, the twin even fractional shares of a level changing between two pods' scrapes; the measured variant, on the real per-pod readings, matches all 36"},
-			"sawtooth/cpu": {19, 16, "the CPU per driven burn drifted within the run (gain 1.28 over the steady windows, the highest of any run): the twin read above the real pods from the first teeth and scaled to 2 at 20.5 s where the controller kept 1"},
+			"spike/cpu": {24, 6, "the CPU per driven burn drifted within the run (gain 1.21 over the run's windows): the twin read below the real pods after the spike and scaled down 30 s early"},
+			"ramp/keda": {33, 1, "the pods hold whole requests, the twin even fractional shares of a level changing between two pods' scrapes; the measured variant, on the real per-pod readings, matches all 36"},
 		}},
 		// 2026-12-04 04:49-05:05 UTC, the first complete run with failed
 		// scrapes recorded; a CPU-bound process (a week-long simulation,
 		// 04:57-05:07) shared the 2-core node through the ramp and the
 		// sawtooth.
 		{dir: filepath.Join("testdata", "twin-2026-12-04c"), short: map[string]twinShortfall{
-			"ramp/cpu":      {30, 4, "with a CPU-bound process beside them the pods read 5-9 points of request above the twin through the ramp (58% against 50% on 3 pods at 95.6 s: 3.48 against 3 times the 50% target), so the controller went to 4 three syncs before the twin, and on the way down (30% against 26% at 140.7 s) kept 4 three syncs longer"},
-			"sawtooth/cpu":  {25, 10, "with a CPU-bound process beside them: at 35.6 s the twin read 77% of request on 2 pods where the real ones read 73% (3.08 against 2.92 times the target), so 4 replicas against 3; at 141.0 s 56% against 52% on 3 pods, outside the 10% tolerance for the twin and inside it for the controller, which stayed at 3 to the end"},
 			"sawtooth/pods": {35, 1, "the controller scaled down at the run's last sync (177.2 s) and the twin one sync later, past the record's end"},
 		}},
 		// 2026-12-04 05:26-05:42 UTC, load average under 1 but for the
@@ -389,8 +383,31 @@ func keptTwinRuns() []keptTwinRun {
 		// the curve by the time since its last tick. Every case meets the
 		// goal on modelled and measured readings alike.
 		{dir: filepath.Join("testdata", "twin-2026-12-04d")},
+		// 2026-12-04 07:31-08:43 UTC, four runs one after the other,
+		// nothing else running: the first with the node's CPU read (0.03-
+		// 0.07 cores outside the lab on average in every case). The first
+		// two ran with the gain over steady windows, the last two with
+		// the gain over every window (cpuGain).
+		{dir: filepath.Join("testdata", "twin-2026-12-04e"), short: map[string]twinShortfall{
+			"sawtooth/keda": {34, 1, "at 125.9 s the controller's recommendation of 4 from 95.8 s, 30.1 s before, had left its 30 s scale-down window, and the twin's had not (each sync's read-to-write work varies by tens of milliseconds); and at the run's last sync the controller scaled down, the twin one sync later, past the record's end"},
+		}},
+		{dir: filepath.Join("testdata", "twin-2026-12-04f"), short: map[string]twinShortfall{
+			"ramp/cpu": {33, 2, twinRampToleranceEdge},
+		}},
+		{dir: filepath.Join("testdata", "twin-2026-12-04g"), short: map[string]twinShortfall{
+			"ramp/keda": {34, 0, "at 100.9 s KEDA read 33 requests on 3 pods (1.10 of the target: within the tolerance) where the twin's even shares of the moving level summed 33.67 (1.12), so the twin scaled to 4 a sync early; and at 131.0 s it scaled down a sync early"},
+		}},
+		{dir: filepath.Join("testdata", "twin-2026-12-04h"), short: map[string]twinShortfall{
+			"ramp/cpu":      {33, 2, twinRampToleranceEdge},
+			"ramp/keda":     {33, 1, "at 135.9 s the controller went to 3 on 5 requests a pod where the twin, on 4.9, kept a recommendation of 4 from the edge of its 30 s window; at 161.0-166.0 s the twin went to 2 a sync early"},
+			"sawtooth/pods": {35, 1, "the controller scaled down at the run's last sync (176.3 s) and the twin one sync later, past the record's end"},
+		}},
 	}
 }
+
+// twinRampToleranceEdge is the ramp/CPU miss of two of the 2026-12-04
+// quiet runs.
+const twinRampToleranceEdge = "at 125.5 s the twin read 45% of request where the pods read 43%: 0.90 against 0.86 of the 50% target, within the 10% tolerance for the twin and outside it for the controller, so the twin kept a recommendation of 4 in the 30 s window until 165.7 s where the controller went to 3 at 150.6 s"
 
 // twinKEDAFailedScrape is why ramp/keda of the 2026-12-04 run falls short
 // on modelled and measured readings alike.
