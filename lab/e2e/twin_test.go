@@ -389,7 +389,7 @@ func keptTwinRuns() []keptTwinRun {
 		// two ran with the gain over steady windows, the last two with
 		// the gain over every window (cpuGain).
 		{dir: filepath.Join("testdata", "twin-2026-12-04e"), short: map[string]twinShortfall{
-			"sawtooth/keda": {34, 1, "at 125.9 s the controller's recommendation of 4 from 95.8 s, 30.1 s before, had left its 30 s scale-down window, and the twin's had not (each sync's read-to-write work varies by tens of milliseconds); and at the run's last sync the controller scaled down, the twin one sync later, past the record's end"},
+			"sawtooth/keda": {34, 1, "at 100.8 s KEDA read 30 requests on 4 pods (3 replicas' worth) where the twin's even shares of the moving level summed 30.8 (4), a recommendation the 30 s window kept through 125.9 s, where the controller went to 3; and at the run's last sync the controller scaled down, the twin one sync later, past the record's end"},
 		}},
 		{dir: filepath.Join("testdata", "twin-2026-12-04f"), short: map[string]twinShortfall{
 			"ramp/cpu": {33, 2, twinRampToleranceEdge},
@@ -399,7 +399,7 @@ func keptTwinRuns() []keptTwinRun {
 		}},
 		{dir: filepath.Join("testdata", "twin-2026-12-04h"), short: map[string]twinShortfall{
 			"ramp/cpu":      {33, 2, twinRampToleranceEdge},
-			"ramp/keda":     {33, 1, "at 135.9 s the controller went to 3 on 5 requests a pod where the twin, on 4.9, kept a recommendation of 4 from the edge of its 30 s window; at 161.0-166.0 s the twin went to 2 a sync early"},
+			"ramp/keda":     {33, 1, "at 110.8 s KEDA read 30 requests on 4 pods where the twin's even shares summed 30.25, so the twin kept 4 a sync longer (to 135.9 s); at 140.9 s KEDA's sum still held the pod removed at 135.9 s (23 requests, so 3 kept through 165.9 s) where the twin's had dropped it (18), so it went to 2 two syncs early"},
 			"sawtooth/pods": {35, 1, "the controller scaled down at the run's last sync (176.3 s) and the twin one sync later, past the record's end"},
 		}},
 	}
