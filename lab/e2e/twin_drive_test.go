@@ -313,16 +313,7 @@ func (d *twinDriver) burn(ctx context.Context, client *http.Client, views <-chan
 // (times relative to the curve's start; its first step holds before it):
 // the integral of the level, in millicores, over twinBurn.
 func burnsDue(steps []loadStep, from, to time.Duration) float64 {
-	var ms float64 // millicore-seconds
-	for t := from; t < to; {
-		next := to
-		if i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t }); i < len(steps) && steps[i].At < to {
-			next = steps[i].At
-		}
-		ms += valueAt(steps, t) * (next - t).Seconds()
-		t = next
-	}
-	return ms / twinBurn
+	return levelSeconds(steps, from, to) / twinBurn
 }
 
 // twinBurn is the CPU of one /burn request, in ms: a level of L millicores

@@ -135,3 +135,46 @@ func TestNodeBusy(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
+
+// TestNodeLog runs the log on the real node until it holds two readings,
+// then cuts them out relative to a record's start.
+func TestNodeLog(t *testing.T) {
+	l := &nodeLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.run(ctx, &nodeMeter{}, 50*time.Millisecond) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		n := len(l.readings)
+		l.mu.Unlock()
+		if n >= 2 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("the log held %d readings after 30s", n)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	l.mu.Lock()
+	first, second := l.readings[0], l.readings[1]
+	start := l.start
+	l.mu.Unlock()
+	if !(first.At > 0 && second.At > first.At) || first.Outside < 0 || first.Outside > 64 {
+		t.Fatalf("readings %+v, %+v", first, second)
+	}
+	// A record whose T0 is the second reading, its span from the first.
+	t0 := start.Add(second.At)
+	got, err := l.between(t0, start.Add(first.At), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].At != first.At-second.At || got[1].At != 0 || got[0].Outside != first.Outside {
+		t.Errorf("between = %+v, want the two readings at %v and 0", got, first.At-second.At)
+	}
+	if got, _ := l.between(t0, t0.Add(time.Hour), t0.Add(2*time.Hour)); len(got) != 0 {
+		t.Errorf("between a span after the readings = %+v, want none", got)
+	}
+}

@@ -298,16 +298,22 @@ func meanLevel(steps []loadStep, from, to time.Duration) float64 {
 	if to <= from || len(steps) == 0 {
 		return 0
 	}
+	return levelSeconds(steps, from, to) / (to - from).Seconds()
+}
+
+// levelSeconds is the integral of steps over [from, to), in level-seconds
+// (the first step's value before it).
+func levelSeconds(steps []loadStep, from, to time.Duration) float64 {
 	var area float64
 	for t := from; t < to; {
 		next := to
-		if i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t }); i < len(steps) {
-			next = min(next, steps[i].At)
+		if i := sort.Search(len(steps), func(i int) bool { return steps[i].At > t }); i < len(steps) && steps[i].At < to {
+			next = steps[i].At
 		}
-		area += valueAt(steps, t) * float64(next-t)
+		area += valueAt(steps, t) * (next - t).Seconds()
 		t = next
 	}
-	return area / float64(to-from)
+	return area
 }
 
 // gainSteps scales every step by gain.

@@ -222,8 +222,8 @@ func TestTwin(t *testing.T) {
 		mu      sync.Mutex
 		results []twinResult
 	)
-	// The node's CPU beside the lab, for the whole run: the CPU model
-	// holds on a node the lab has to itself.
+	// The node's CPU beside the lab, for the whole run, so that a miss
+	// says whether other work shared the node.
 	node := &nodeLog{}
 	nctx, stopNode := context.WithCancel(context.Background())
 	var nwg sync.WaitGroup
@@ -473,7 +473,7 @@ func (r twinResult) nodeNote() string {
 	case !r.NodeRead:
 		return ""
 	case r.Outside > quietMean || r.OutsidePeak > quietPeak:
-		return fmt.Sprintf("; the node was not the lab's alone: %.2f cores busy outside the lab on average, %.2f over the busiest 10 s (a quiet node: at most %.2f and %.2f); the CPU model's gain is measured once per run and holds on a quiet node",
+		return fmt.Sprintf("; the node was not the lab's alone: %.2f cores busy outside the lab on average, %.2f over the busiest 10 s (a quiet node: at most %.2f and %.2f); the CPU model's gain is one figure per case, so other work on the node moves the pods' readings off it",
 			r.Outside, r.OutsidePeak, quietMean, quietPeak)
 	default:
 		return fmt.Sprintf("; the node was quiet (%.2f cores outside the lab on average, %.2f at the most over 10 s)", r.Outside, r.OutsidePeak)
