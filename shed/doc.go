@@ -29,14 +29,27 @@
 //     queueing latency as normal and let the limit creep up; capped, a
 //     service that really got slower is still learned, over a few
 //     LongWindows.
-//   - gradient = Tolerance × long / short. Below 1 (queueing) the limit
-//     drops at once to limit × gradient, but at most by half per window.
-//     Otherwise it probes upward by Smoothing × min(Headroom, √limit): a
+//   - gradient = Tolerance × long / short, and while the middleware
+//     yields, at most 1 / (1 + wait) when the requests admitted waited
+//     for the CPU after their yield more than a fifth of their work on
+//     average (wait is that share): more were admitted than the CPU runs
+//     at once. Below 1 (queueing) the limit drops at once to limit ×
+//     gradient, but at most by half per window. Otherwise it probes upward by Smoothing × min(Headroom, √limit): a
 //     fixed step would be a deep queue for a service that needs few slots,
-//     such as a core of CPU-bound work, which needs one or two. The limit
+//     such as a core of CPU-bound work, which needs one. The limit
 //     stays within [MinLimit, MaxLimit]. Down fast, up slowly: a limit
 //     above capacity costs every request its queueing now, one below it
 //     costs a few windows of probing.
+//   - A probe that fails (a window that reached a new whole slot, then a
+//     drop below it in the next) holds that slot off: the limit stays
+//     just under it for a second, doubled each time a probe of the same
+//     slot fails again, up to 16 s. On a core of CPU-bound work the
+//     second slot queues a whole request's work behind the first, and
+//     probing it again at once kept the limit there a third of the
+//     time; the answered requests' p99 followed. A window within the
+//     tolerance at the slot ends the hold's doubling, and one at least a
+//     quarter faster than when the hold began ends the hold at once:
+//     the work got cheaper, and may need the slot.
 //   - While fewer than half the limit were in flight during the window, the
 //     limit is left alone: an idle service has not shown what it can carry.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
@@ -71,14 +84,16 @@
 // [Limiter.Acquire] either admits at once or reports failure. A request
 // the Middleware finds at the full limit may wait a little for a slot
 // instead, once the long RTT is known: at most half the limit of them
-// wait, each at most the long RTT, and a slot freed goes to the newest
+// (at least one) wait, each at most the long RTT times 1 + 1/limit (twice
+// it with one slot, whose request in service may have all its work left),
+// and a slot freed goes to the newest
 // waiting critical request, else the newest other; a full queue turns
 // the newcomer away, unless it is critical and a waiter is not (that one
 // leaves with 503 instead). Turned away at once, a
 // request leaves its slot idle from one request's end until the next
-// arrives, and with the few slots CPU-bound work needs (one or two a
+// arrives, and with the few slots CPU-bound work needs (about one a
 // core) that idle time was a tenth to a third of the CPU under overload.
-// Bounded so, the wait adds at most about the unloaded latency, and it is
+// Bounded so, the wait adds at most about twice the unloaded latency, and it is
 // left out of the latency samples: the limit follows the work admitted.
 // The adaptation's time comes from [Config.Now], so the algorithm is
 // deterministic under a fake clock; the wait is timed by the real clock.
@@ -124,11 +139,11 @@
 // prometheus-adapter rule serves its 30s average as the Pods metric
 // shed_utilization_ratio, and overlays/headroom scales on it. What it
 // reads depends on the regime: while the middleware yields for CPU-bound
-// handlers the limit follows the work (an underused limit drifts down
-// toward twice the most in flight), and a saturated one-core replica,
-// whose limit settles at 2 or 3 with one request running at a time,
-// reads about 0.5, not 1; for cheap handlers the limit stays high until
-// an overload, and the ratio stays small until then. All of them are
+// handlers the limit follows the work, and a saturated one-core replica,
+// whose limit settles at 1, reads 0.9-1 (before the CPU wait and the
+// hold above, its limit settled at 2 or 3 and it read 0.6-0.9); for
+// cheap handlers the limit stays high until an overload, and the ratio
+// stays small until then. All of them are
 // computed when scraped; the request path only adds a product and a
 // quotient to the integrals under the lock admission takes anyway, and
 // allocates nothing.

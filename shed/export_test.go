@@ -13,3 +13,13 @@ func Waiting(l *Limiter) int {
 	defer l.mu.Unlock()
 	return len(l.waiters)
 }
+
+// AcquireWork is Acquire for work that begins after a wait, as the
+// Middleware's does after its yield: start marks when it began.
+func AcquireWork(l *Limiter) (start func(), release func(error), ok bool) {
+	t, ok := l.acquire()
+	if !ok {
+		return nil, nil, false
+	}
+	return func() { t.workStart = l.cfg.Now() }, t.release, true
+}

@@ -44,7 +44,8 @@ type Config struct {
 	// DefaultInitialLimit (20), lowered to MaxLimit if that is smaller.
 	InitialLimit int
 	// MinLimit is the lowest the limit goes; 0 means DefaultMinLimit (2),
-	// lowered to MaxLimit or InitialLimit if either is smaller.
+	// lowered to GOMAXPROCS, MaxLimit or InitialLimit if any is smaller:
+	// on one core, CPU-bound work is best served one request at a time.
 	MinLimit int
 	// MaxLimit is the highest the limit goes; 0 means DefaultMaxLimit (500).
 	MaxLimit int
@@ -122,6 +123,21 @@ type Limiter struct {
 	// criticalRefused is when the Middleware last turned a critical
 	// request away (see Config.Critical).
 	criticalRefused time.Time
+	// While the middleware yields for handlers, a slot that was taken
+	// away because it queued (ceiling, the whole limit before the drop)
+	// is not probed again until holdUntil; hold is how long the last
+	// wait was, doubled each time a probe of the same ceiling fails (see
+	// holdLocked).
+	ceiling   int
+	hold      time.Duration
+	holdUntil time.Time
+	// probed is the whole limit the last window's probe reached, when it
+	// added a slot; 0 otherwise. A drop in the next window takes that
+	// slot back as a failed probe.
+	probed int
+	// lastShort is the short RTT of the last window within the
+	// tolerance; heldShort is what it was when the hold began.
+	lastShort, heldShort float64
 
 	rejected prometheus.Counter
 	// free holds the Middleware's tickets its requests are done with,
@@ -241,7 +257,7 @@ func (c Config) withDefaults() Config {
 		c.MaxLimit = DefaultMaxLimit
 	}
 	if c.MinLimit == 0 {
-		c.MinLimit = min(DefaultMinLimit, c.MaxLimit)
+		c.MinLimit = min(DefaultMinLimit, c.MaxLimit, runtime.GOMAXPROCS(0))
 		if c.InitialLimit > 0 {
 			c.MinLimit = min(c.MinLimit, c.InitialLimit)
 		}
@@ -456,6 +472,7 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 func (l *Limiter) update(now time.Time, yield bool) {
 	c := &l.cfg
 	if l.winDrops > 0 {
+		l.probed = 0
 		l.limit = l.clamp(l.limit * c.Backoff)
 		if yield {
 			l.loweredAt = now
@@ -501,22 +518,101 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.limit = l.clamp(l.limit*(1-c.Smoothing) + next*c.Smoothing)
 		return
 	}
-	if gradient := c.Tolerance * l.longRTT / short; gradient < 1 {
+	gradient := c.Tolerance * l.longRTT / short
+	if wait := l.winSum/l.winWork - 1; wait > cpuWaitMax {
+		// The requests admitted waited for the CPU after their yield:
+		// more were admitted than the CPU runs at once, about limit /
+		// (1 + wait) of them. Their latency alone can miss it: on a
+		// core of CPU-bound work a second slot made the work wait 25-35%
+		// of its length while the latency, its work faster under load,
+		// stayed within the tolerance. Not below the cores: as many as
+		// the cores never wait behind each other, so what they wait
+		// behind is work the limit does not admit (a flood of reset
+		// streams), which fewer slots would not relieve.
+		gradient = min(gradient, max(1/(1+wait), float64(runtime.GOMAXPROCS(0))/l.limit))
+	}
+	if gradient < 1 {
 		// Queueing: down at once, in proportion, at most by half (one
 		// window's latency can be an outlier). A limit above the
 		// service's capacity costs every request its queueing now; one
 		// below costs a few windows of probing.
+		before := int(l.limit)
 		l.limit = l.clamp(max(l.limit/2, l.limit*gradient))
 		l.loweredAt = now
+		if before == l.probed && int(l.limit) < before {
+			l.holdLocked(now, before)
+		}
+		l.probed = 0
 		return
 	}
+	switch {
+	case int(l.limit) >= l.ceiling:
+		// The slot once taken away has carried its work within the
+		// tolerance: it may be probed again at once next time.
+		l.ceiling, l.hold = 0, 0
+	case now.Before(l.holdUntil) && short < holdFaster*l.heldShort:
+		// The work got faster than when the slot was taken away: probe
+		// it now. The hold's length stays, so a probe that fails again
+		// waits as long as the next would have.
+		l.holdUntil = now
+	}
+	l.probed = 0
+	l.lastShort = short
 	// Latency within tolerance: probe upward. A fixed step would be most
 	// of the limit of a service that needs few slots (a core of CPU-bound
-	// work needs one or two); the square root keeps it a small part of
+	// work needs about one); the square root keeps it a small part of
 	// any limit.
 	headroom := min(c.Headroom, math.Sqrt(l.limit))
-	l.limit = l.clamp(l.limit + headroom*c.Smoothing)
+	next := l.limit + headroom*c.Smoothing
+	if now.Before(l.holdUntil) && next >= float64(l.ceiling) {
+		// Just below the ceiling: its slot comes back, on probation, the
+		// first window after the hold.
+		next = max(l.limit, float64(l.ceiling)-holdMargin)
+	}
+	if next = l.clamp(next); int(next) > int(l.limit) {
+		l.probed = int(next)
+	}
+	l.limit = next
 }
+
+// holdLocked starts a hold of the slot ceiling, just taken away because
+// it queued. On a core of CPU-bound work each slot beyond the cores
+// queues a whole request's work, so a probe of the next slot (from 1 to
+// 2 on one core) doubles the latency and is taken back a window later:
+// probing it again at once spent a third of the windows there, and the
+// answered requests' p99 followed it. A hold starts at holdMin; each
+// failed probe of the same ceiling doubles it, up to holdMax, so a
+// service that needs the slot again (its work waits on I/O now, not the
+// CPU) has it back within holdMax; one whose work got faster by a
+// quarter has it back at once (see update). l.mu must be held.
+func (l *Limiter) holdLocked(now time.Time, ceiling int) {
+	switch {
+	case ceiling != l.ceiling || l.hold == 0:
+		l.hold = holdMin
+	case !now.Before(l.holdUntil):
+		l.hold = min(2*l.hold, holdMax)
+	}
+	l.ceiling = ceiling
+	l.holdUntil = now.Add(l.hold)
+	l.heldShort = l.lastShort
+}
+
+// cpuWaitMax is the most the requests admitted in a window may wait for
+// the CPU after their yield, as a share of their work, before the limit
+// counts as too high. One slot on a core of CPU-bound work waited 0.1-4%
+// of its work at 1× to 8× the core's capacity, two slots 25-35%.
+const cpuWaitMax = 0.2
+
+// holdMin and holdMax bound a hold (see holdLocked); holdMargin is how far
+// below its ceiling a held limit stays, so that its floor is a slot less.
+const (
+	holdMin    = time.Second
+	holdMax    = 16 * time.Second
+	holdMargin = 1e-3
+	// holdFaster is how much faster than at the hold's start a window at
+	// the held limit must be for the hold to end early.
+	holdFaster = 0.75
+)
 
 // yieldAbove is the least mean handler work at which Middleware yields
 // after admitting. Below it a request's work is of the order of what

@@ -214,7 +214,7 @@ func TestAdaptation(t *testing.T) {
 			},
 			check: func(t *testing.T, limits []int) {
 				if limits[len(limits)-1] < limits[0]+10 {
-					t.Errorf("limit went from %d to %d once latency recovered, want a clear rise", limits[0], limits[len(limits)-1])
+					t.Errorf("limit went from %d to %d once latency recovered, want a clear rise; %v", limits[0], limits[len(limits)-1], limits)
 				}
 			},
 		},

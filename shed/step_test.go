@@ -69,6 +69,92 @@ func TestOverloadStepSettles(t *testing.T) {
 	}
 }
 
+// cpuRound admits up to offered requests and runs them on the given
+// number of cores, as CPU-bound work runs after the Middleware's yield:
+// each takes base once a core is free, the others wait for one. It
+// returns how many it admitted.
+func cpuRound(l *shed.Limiter, c *clock, base time.Duration, offered, cores int) int {
+	type job struct {
+		start   func()
+		release func(error)
+	}
+	var jobs []job
+	for range offered {
+		start, release, ok := shed.AcquireWork(l)
+		if !ok {
+			break
+		}
+		jobs = append(jobs, job{start, release})
+	}
+	if len(jobs) == 0 {
+		c.Advance(base)
+	}
+	for i := 0; i < len(jobs); i += cores {
+		running := jobs[i:min(i+cores, len(jobs))]
+		for _, j := range running {
+			j.start()
+		}
+		c.Advance(base)
+		for _, j := range running {
+			j.release(nil)
+		}
+	}
+	return len(jobs)
+}
+
+// TestOneCoreHoldsOneSlot overloads a core of CPU-bound work for a
+// minute. A second slot makes every other request wait a whole request's
+// work for the core, though the mean latency, 1.5 times the unloaded,
+// is within the tolerance; so the limit must come down to one on the wait
+// alone, and stay there: a probe of the second slot is taken back a
+// window later and then held off for longer each time, so the limit
+// spends at most 3% of the time above one (probing again at once spent a
+// third of it there). When the service then gets a second core, the slot
+// must come back within the longest hold. The cores are GOMAXPROCS, which
+// the limiter reads: a CPU wait does not take the limit below them.
+func TestOneCoreHoldsOneSlot(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const base = 4 * time.Millisecond
+	c := newClock()
+	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
+	for range 500 { // two seconds unloaded
+		cpuRound(l, c, base, 1, 1)
+	}
+	onset := c.Now()
+	var above, total time.Duration
+	var history []int
+	for c.Now().Sub(onset) < time.Minute {
+		before := c.Now()
+		n := cpuRound(l, c, base, 1000, 1)
+		if c.Now().Sub(onset) < 2*time.Second {
+			continue // the step's own settling: TestOverloadStepSettles
+		}
+		d := c.Now().Sub(before)
+		total += d
+		if n > 1 {
+			above += d
+		}
+		if len(history) < 200 {
+			history = append(history, n)
+		}
+	}
+	if share := float64(above) / float64(total); share > 0.03 {
+		t.Fatalf("one core overloaded: %.1f%% of the time with more than one admitted, want at most 3%%; admitted per round %v", 100*share, history)
+	}
+	if got := l.Limit(); got != 1 {
+		t.Fatalf("one core overloaded: limit %d at the end, want 1", got)
+	}
+	runtime.GOMAXPROCS(2)
+	second := c.Now()
+	for c.Now().Sub(second) < 20*time.Second && l.Limit() < 2 {
+		cpuRound(l, c, base, 1000, 2)
+	}
+	if got := l.Limit(); got < 2 {
+		t.Fatalf("a second core: limit %d after %v, want at least 2", got, c.Now().Sub(second))
+	}
+	t.Logf("%.1f%% of the overload above one slot; a second core's slot back after %v", 100*float64(above)/float64(total), c.Now().Sub(second))
+}
+
 // spin computes for d without blocking, as a CPU-bound handler does.
 func spin(d time.Duration) {
 	for start := time.Now(); time.Since(start) < d; {
@@ -142,5 +228,41 @@ func TestMiddlewareCountsRequestsWaitingForACPU(t *testing.T) {
 					n, tt.work, tt.limit, ok, rejected, codes, tt.wantRejected)
 			}
 		})
+	}
+}
+
+// TestCPUWaitNotBelowCores: on two cores, work that waits for the CPU
+// behind something the limit does not admit (a flood of reset streams,
+// another process) waits as long with one slot as with eight. The wait
+// may take the limit down to the cores, not below: fewer slots would
+// not shorten it, only turn requests away.
+func TestCPUWaitNotBelowCores(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	const base = 4 * time.Millisecond
+	c := newClock()
+	l := newLimiter(t, shed.Config{Now: c.Now, InitialLimit: 8, MinLimit: 1}, nil)
+	low := l.Limit()
+	for range 3000 { // 36 s: each round's requests wait 2 base, then work 1
+		var starts []func()
+		var releases []func(error)
+		for range 1000 {
+			start, release, ok := shed.AcquireWork(l)
+			if !ok {
+				break
+			}
+			starts, releases = append(starts, start), append(releases, release)
+		}
+		c.Advance(2 * base)
+		for _, start := range starts {
+			start()
+		}
+		c.Advance(base)
+		for _, release := range releases {
+			release(nil)
+		}
+		low = min(low, l.Limit())
+	}
+	if low < 2 {
+		t.Fatalf("limit went down to %d on two cores, want at least 2", low)
 	}
 }

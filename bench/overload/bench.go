@@ -184,11 +184,15 @@ type cell struct {
 	// machine did meanwhile.
 	statsOnset, statsEnd map[string]float64
 	serverCPU            float64 // cores the server used from onset to end
-	genCPU               float64 // cores this process used meanwhile
-	machineBusy          float64 // share of the machine's CPU busy, onset to end
-	loadAvg              float64 // 1-minute load average at the end
-	throttled            int64   // CFS periods the server's box ran out of quota in
-	failures             string  // failed requests by reason
+	// utilization is Shoal's shed_utilization_ratio averaged from onset
+	// to end (the rate of its integral, as the deploy kit's autoscaling
+	// rule reads it); 0 for the other variants.
+	utilization float64
+	genCPU      float64 // cores this process used meanwhile
+	machineBusy float64 // share of the machine's CPU busy, onset to end
+	loadAvg     float64 // 1-minute load average at the end
+	throttled   int64   // CFS periods the server's box ran out of quota in
+	failures    string  // failed requests by reason
 }
 
 // capacityPeriod is one closed-loop period on a server without a shedder.
@@ -372,6 +376,7 @@ func runCell(ctx context.Context, l *launcher, cfg config, variant string, level
 	c.machineBusy = readCPUTimes().busySince(onsetMachine)
 	if c.statsOnset != nil && c.statsEnd != nil && elapsed > 0 {
 		c.serverCPU = (c.statsEnd["process_cpu_seconds"] - c.statsOnset["process_cpu_seconds"]) / elapsed
+		c.utilization = (c.statsEnd["shoal_utilization_seconds"] - c.statsOnset["shoal_utilization_seconds"]) / elapsed
 	}
 	c.loadAvg, _ = loadAvg()
 	if srv.box != nil {

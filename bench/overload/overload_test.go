@@ -225,6 +225,11 @@ func TestSmoke(t *testing.T) {
 		if r.level == 1 && r.statsEnd == nil {
 			t.Errorf("%s at 1×: no stats from the server", r.variant)
 		}
+		// Work was admitted through the step, and in flight over the
+		// limit is at most a little above 1 on average.
+		if r.variant == variantShoal && r.statsOnset != nil && r.statsEnd != nil && r.answered > 0 && !(r.utilization > 0 && r.utilization < 2) {
+			t.Errorf("shoal at %g×: utilization %g over the step, want in (0, 2)", r.level, r.utilization)
+		}
 	}
 
 	var md, csvOut, svg bytes.Buffer

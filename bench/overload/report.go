@@ -140,7 +140,7 @@ func (r row) peerView() string {
 	}
 	switch r.variant {
 	case variantShoal:
-		return fmt.Sprintf("limit %.0f", s["shoal_limit"])
+		return fmt.Sprintf("limit %.0f, utilization %.2f over the step", s["shoal_limit"], r.utilization)
 	case variantGoZero:
 		return fmt.Sprintf("CPU %.0f‰", s["gozero_cpu_permille"])
 	case variantKratos:

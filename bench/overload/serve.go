@@ -71,12 +71,16 @@ func newVariant(name string, h http.Handler) (*variantServer, error) {
 		// SHED_MAX_LIMIT sets (500 by default).
 		// The requests the generator marks critical are shed last.
 		critical := func(r *http.Request) bool { return r.Header.Get(priorityHeader) == priorityCritical }
-		l, err := shed.New(shed.Config{MaxLimit: shed.DefaultMaxLimit, Critical: critical}, prometheus.NewRegistry())
+		reg := prometheus.NewRegistry()
+		l, err := shed.New(shed.Config{MaxLimit: shed.DefaultMaxLimit, Critical: critical}, reg)
 		if err != nil {
 			return nil, err
 		}
 		return &variantServer{handler: l.Middleware(h), stats: func() map[string]float64 {
-			return common(map[string]float64{"shoal_limit": float64(l.Limit()), "shoal_in_flight": float64(l.InFlight())})
+			return common(map[string]float64{
+				"shoal_limit": float64(l.Limit()), "shoal_in_flight": float64(l.InFlight()),
+				"shoal_utilization_seconds": gathered(reg, "shed_utilization_seconds_total"),
+			})
 		}}, nil
 	case variantGoZero:
 		// As rest.engine does with the default RestConf: an adaptive
@@ -109,6 +113,26 @@ func newVariant(name string, h http.Handler) (*variantServer, error) {
 		}}, nil
 	}
 	return nil, fmt.Errorf("overload: unknown variant %q (want one of %v)", name, allVariants)
+}
+
+// gathered is the value of the unlabelled counter or gauge name in reg, or
+// 0 if reg has none.
+func gathered(reg *prometheus.Registry, name string) float64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
 }
 
 func processCPU() time.Duration {
