@@ -29,11 +29,13 @@
 //     queueing latency as normal and let the limit creep up; capped, a
 //     service that really got slower is still learned, over a few
 //     LongWindows.
-//   - gradient = Tolerance × long / short, and while the middleware
-//     yields, at most 1 / (1 + wait) when the requests admitted waited
-//     for the CPU after their yield more than a fifth of their work on
-//     average (wait is that share): more were admitted than the CPU runs
-//     at once. Below 1 (queueing) the limit drops at once to limit ×
+//   - gradient = Tolerance × long / short, and on one core (GOMAXPROCS
+//     1) while the middleware yields, at most 1 / (1 + wait) when the
+//     requests admitted waited for the CPU after their yield more than a
+//     fifth of their work on average (wait is that share): more were
+//     admitted than the core runs at once. On more cores such a wait may
+//     be work the limit does not admit, which fewer slots would not
+//     relieve. Below 1 (queueing) the limit drops at once to limit ×
 //     gradient, but at most by half per window. Otherwise it probes upward by Smoothing × min(Headroom, √limit): a
 //     fixed step would be a deep queue for a service that needs few slots,
 //     such as a core of CPU-bound work, which needs one. The limit
