@@ -123,11 +123,11 @@ type Limiter struct {
 	// criticalRefused is when the Middleware last turned a critical
 	// request away (see Config.Critical).
 	criticalRefused time.Time
-	// While the middleware yields for handlers, a slot that was taken
-	// away because it queued (ceiling, the whole limit before the drop)
-	// is not probed again until holdUntil; hold is how long the last
-	// wait was, doubled each time a probe of the same ceiling fails (see
-	// holdLocked).
+	// While the middleware yields for handlers, a slot whose probe was
+	// taken back the next window (ceiling, the whole limit before the
+	// drop) is not probed again until holdUntil; hold is how long the
+	// last hold was, doubled each time a probe of the same ceiling fails
+	// (see holdLocked).
 	ceiling   int
 	hold      time.Duration
 	holdUntil time.Time
