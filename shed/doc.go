@@ -36,12 +36,13 @@
 //     admitted than the core runs at once. On more cores such a wait may
 //     be work the limit does not admit, which fewer slots would not
 //     relieve. Below 1 (queueing) the limit drops at once to limit ×
-//     gradient, but at most by half per window. Otherwise it probes upward by Smoothing × min(Headroom, √limit): a
-//     fixed step would be a deep queue for a service that needs few slots,
-//     such as a core of CPU-bound work, which needs one. The limit
-//     stays within [MinLimit, MaxLimit]. Down fast, up slowly: a limit
-//     above capacity costs every request its queueing now, one below it
-//     costs a few windows of probing.
+//     gradient, but at most by half per window. Otherwise it probes
+//     upward by Smoothing × min(Headroom, √limit): a fixed step would be
+//     a deep queue for a service that needs few slots, such as a core of
+//     CPU-bound work, which needs one. The limit stays within [MinLimit,
+//     MaxLimit]. Down fast, up slowly: a limit above capacity costs every
+//     request its queueing now, one below it costs a few windows of
+//     probing.
 //   - A probe that fails (a window that reached a new whole slot, then a
 //     drop below it in the next) holds that slot off: the limit stays
 //     just under it for a second, doubled each time a probe of the same
@@ -88,15 +89,15 @@
 // instead, once the long RTT is known: at most half the limit of them
 // (at least one) wait, each at most the long RTT times 1 + 1/limit (twice
 // it with one slot, whose request in service may have all its work left),
-// and a slot freed goes to the newest
-// waiting critical request, else the newest other; a full queue turns
-// the newcomer away, unless it is critical and a waiter is not (that one
-// leaves with 503 instead). Turned away at once, a
-// request leaves its slot idle from one request's end until the next
-// arrives, and with the few slots CPU-bound work needs (about one a
-// core) that idle time was a tenth to a third of the CPU under overload.
-// Bounded so, the wait adds at most about twice the unloaded latency, and it is
-// left out of the latency samples: the limit follows the work admitted.
+// and a slot freed goes to the newest waiting critical request, else the
+// newest other; a full queue turns the newcomer away, unless it is
+// critical and a waiter is not (that one leaves with 503 instead). Turned
+// away at once, a request leaves its slot idle from one request's end
+// until the next arrives, and with the few slots CPU-bound work needs
+// (about one a core) that idle time was a tenth to a third of the CPU
+// under overload. Bounded so, the wait adds at most about twice the
+// unloaded latency, and it is left out of the latency samples: the limit
+// follows the work admitted.
 // The adaptation's time comes from [Config.Now], so the algorithm is
 // deterministic under a fake clock; the wait is timed by the real clock.
 //

@@ -115,22 +115,17 @@ func newVariant(name string, h http.Handler) (*variantServer, error) {
 	return nil, fmt.Errorf("overload: unknown variant %q (want one of %v)", name, allVariants)
 }
 
-// gathered is the value of the unlabelled counter or gauge name in reg, or
-// 0 if reg has none.
+// gathered is the value of the unlabelled counter name in reg, or 0 if
+// reg has none.
 func gathered(reg *prometheus.Registry, name string) float64 {
 	mfs, err := reg.Gather()
 	if err != nil {
 		return 0
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) != 1 {
-			continue
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
 		}
-		m := mf.GetMetric()[0]
-		if c := m.GetCounter(); c != nil {
-			return c.GetValue()
-		}
-		return m.GetGauge().GetValue()
 	}
 	return 0
 }
