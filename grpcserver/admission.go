@@ -36,6 +36,24 @@ const watchRoom = 2 << 10
 // for 10 MiB), which a client in the cluster does.
 const evictAge = 500 * time.Millisecond
 
+// callCost is what a call costs the server from its headers until its
+// stream ends and its handler returns, its message aside: the stream, its
+// handler's goroutine and stack, and their contexts. A receive budget of
+// RecvBudget bytes admits at most RecvBudget/callCost calls at once
+// (2,048 for 32 MiB), and so does each of its siblings, so that a flood
+// of calls that send nothing, or are reset as soon as they are opened,
+// is bounded as messages are.
+const callCost = 16 << 10
+
+// healthPerConn is the health calls in flight that one connection may
+// always have: grpcclient's Watch and a few checks. The health budget
+// refuses no call at its headers while its maxCalls calls are not all
+// taken, and then still admits each connection's first
+// healthPerConn, so that a probe gets through however busy the server
+// is, while a client that floods its connections with health calls (a
+// rapid reset of checks) is refused once the budget's calls are spent.
+const healthPerConn = 4
+
 // Causes of a call cut off while receiving its message.
 var (
 	errRecvTimeout = errors.New("grpcserver: message not received within the receive timeout")
@@ -57,13 +75,18 @@ type admission struct {
 	timeout  time.Duration
 	now      func() time.Time
 	turns    bool // calls take their connection's turn
-	// neverRefuse admits every call at its headers, their metadata
-	// counted even beyond capacity (MaxHeaderListSize bounds each): the
-	// health lane's, so that a probe is never refused.
-	neverRefuse bool
+	// probes admits a call at its headers whatever its metadata
+	// (MaxHeaderListSize bounds each), counted even beyond capacity, and
+	// refuses it only when maxCalls calls are in flight and its
+	// connection has its own healthPerConn: the health lane's, so that a
+	// probe always gets through.
+	probes bool
+
+	maxCalls int64 // calls at once (see callCost)
 
 	mu        sync.Mutex
 	inUse     int64
+	calls     int64     // calls admitted and not yet ended
 	receiving list.List // *ticket holding a share and still receiving, oldest first
 	waiting   list.List // *waiter, first come first served
 
@@ -78,7 +101,7 @@ type waiter struct {
 }
 
 func newAdmission(capacity, perCall int64, timeout time.Duration) *admission {
-	a := &admission{capacity: capacity, perCall: perCall, timeout: timeout, now: time.Now, turns: true}
+	a := &admission{capacity: capacity, perCall: perCall, maxCalls: capacity / callCost, timeout: timeout, now: time.Now, turns: true}
 	a.refused = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "grpc_server_recv_refused_total",
 		Help: "Calls refused UNAVAILABLE before their message was read: the receive budget was spent.",
@@ -92,9 +115,10 @@ func newAdmission(capacity, perCall int64, timeout time.Duration) *admission {
 	return a
 }
 
-// sibling is an admission of its own capacity counted in a's metrics.
+// sibling is an admission of its own capacity, and as many calls as a,
+// counted in a's metrics.
 func (a *admission) sibling(capacity int64) *admission {
-	return &admission{capacity: capacity, perCall: a.perCall, timeout: a.timeout, now: a.now, refused: a.refused, cut: a.cut}
+	return &admission{capacity: capacity, perCall: a.perCall, maxCalls: a.maxCalls, timeout: a.timeout, now: a.now, refused: a.refused, cut: a.cut}
 }
 
 func (a *admission) collectors() []prometheus.Collector {
@@ -115,6 +139,7 @@ func (a *admission) collectors() []prometheus.Collector {
 type ticket struct {
 	a      *admission
 	conn   *connTurn // nil for the kit's own services
+	health *connTurn // the connection whose health calls it counts, on the health budget
 	n      int64     // bytes held
 	header int64     // bytes of the call's metadata
 	refs   int       // the stream, and the handler while it runs
@@ -134,7 +159,10 @@ type ticketKey struct{}
 // connTurn lets one call of a connection at a time wait for or hold a
 // share while receiving: a client's many streams queue behind each
 // other, not ahead of other clients.
-type connTurn struct{ ch chan struct{} }
+type connTurn struct {
+	ch     chan struct{}
+	health int // health calls in flight, under the health admission's mu
+}
 
 type connKey struct{}
 
@@ -143,18 +171,30 @@ type connKey struct{}
 // cancels its context on every path) and the handler has returned.
 func (a *admission) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	header := headerSize(info.Header)
+	conn, _ := ctx.Value(connKey{}).(*connTurn)
 	a.mu.Lock()
-	if !a.neverRefuse && a.inUse+header > a.capacity {
+	full := a.inUse+header > a.capacity || a.calls >= a.maxCalls
+	if a.probes {
+		full = a.calls >= a.maxCalls && conn != nil && conn.health >= healthPerConn
+	}
+	if full {
 		a.mu.Unlock()
 		a.refused.Inc()
 		return ctx, errBudgetFull
 	}
 	a.inUse += header
+	a.calls++
+	if a.probes && conn != nil {
+		conn.health++
+	}
 	a.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := &ticket{a: a, n: header, header: header, refs: 1, cancel: cancel}
 	if a.turns {
-		t.conn, _ = ctx.Value(connKey{}).(*connTurn)
+		t.conn = conn
+	}
+	if a.probes {
+		t.health = conn
 	}
 	if a.timeout > 0 {
 		t.timer = time.AfterFunc(a.timeout, func() {
@@ -323,6 +363,10 @@ func (t *ticket) unref() {
 	a.finishLocked(t, 0)
 	a.inUse -= t.n
 	t.n = 0
+	a.calls--
+	if t.health != nil {
+		t.health.health--
+	}
 	a.grantWaitersLocked()
 }
 

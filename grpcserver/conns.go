@@ -134,12 +134,26 @@ func (t *connTable) len() int {
 
 // connStats marks a connection busy for each call on it, from the call's
 // start until its stream ends (grpc-go cancels the stream's context on
-// every path, an unknown method included, where no End is reported).
-type connStats struct{ table *connTable }
+// every path, an unknown method included, where no End is reported), and
+// closes a connection most of whose streams end before their first
+// message arrives: a rapid reset.
+type connStats struct {
+	table *connTable
+	// reset is called, once per connection, after a rapid reset closed
+	// it; nil means no call.
+	reset func(c *trackedConn)
+}
 
 var _ stats.Handler = connStats{}
 
-type trackedKey struct{}
+type (
+	trackedKey struct{}
+	callKey    struct{}
+)
+
+// call is what connStats keeps of one call: whether its first message
+// arrived.
+type call struct{ received atomic.Bool }
 
 func (h connStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context.Context {
 	if c := h.table.lookup(info.LocalAddr, info.RemoteAddr); c != nil {
@@ -150,20 +164,60 @@ func (h connStats) TagConn(ctx context.Context, info *stats.ConnTagInfo) context
 
 func (connStats) HandleConn(context.Context, stats.ConnStats) {}
 
-func (connStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
+func (h connStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.Context {
 	c, _ := ctx.Value(trackedKey{}).(*trackedConn)
-	if c == nil || info.FullMethodName == watchMethod {
+	if c == nil {
 		return ctx
 	}
-	c.busy.Add(1)
-	context.AfterFunc(ctx, func() {
-		c.idleSince.Store(time.Now().UnixNano())
-		c.busy.Add(-1)
-	})
-	return ctx
+	r := &call{}
+	watch := info.FullMethodName == watchMethod
+	if !watch {
+		c.busy.Add(1)
+	}
+	c.calls.Add(1)
+	ended := func() {
+		if !watch {
+			c.idleSince.Store(time.Now().UnixNano())
+			c.busy.Add(-1)
+		}
+		if !r.received.Load() && c.abandon() && h.reset != nil {
+			h.reset(c)
+		}
+	}
+	if ctx.Err() != nil {
+		// Reset before its handler began, a rapid reset's mark: counted
+		// here, at once, rather than in a goroutine of its own, which
+		// under such a flood runs behind the resets grpc-go goes on
+		// reading.
+		ended()
+		return ctx
+	}
+	context.AfterFunc(ctx, ended)
+	return context.WithValue(ctx, callKey{}, r)
 }
 
-func (connStats) HandleRPC(context.Context, stats.RPCStats) {}
+func (connStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if _, ok := s.(*stats.InPayload); ok {
+		if r, _ := ctx.Value(callKey{}).(*call); r != nil {
+			r.received.Store(true)
+		}
+	}
+}
+
+// Beyond resetFloor calls on a connection that ended before their first
+// message, and more than half its calls, the connection is a rapid
+// reset (streams opened and cancelled at once, each costing the server
+// a stream, a goroutine and its contexts while the client pays a frame):
+// it is closed, and what its client had queued in the socket is never
+// read. grpc-go's bound of MaxConcurrentStreams handlers per connection
+// only paces such a connection; without the close, a client that opens
+// connection after connection, each with thousands of resets queued,
+// kept the thumbnailer busy for half a minute after a 4 s attack, its
+// heap growing all the while. A well-behaved client sends a unary call's
+// message with its headers, so its calls end before their message only
+// when it calls a method the server does not have, or the server cut
+// them off (the receive budget's eviction and timeout).
+const resetFloor = 100
 
 // trackedConn is a connection handed to a generation. It calls taken
 // once, at the first call grpc.Server makes on it after accepting it.
@@ -180,6 +234,9 @@ type trackedConn struct {
 
 	busy      atomic.Int32 // calls in flight, health Watches aside
 	idleSince atomic.Int64 // Unix nanoseconds: accepted, or its last call ended
+	calls     atomic.Int64 // calls begun
+	abandoned atomic.Int64 // calls ended before their first message
+	reset     atomic.Bool  // closed as a rapid reset
 	shared    bool         // its address pair is another open connection's too; under table.mu
 }
 
@@ -189,6 +246,17 @@ func (c *trackedConn) SetDeadline(t time.Time) error { c.mark(); return c.Conn.S
 
 func (c *trackedConn) Read(p []byte) (int, error)  { c.mark(); return c.Conn.Read(p) }
 func (c *trackedConn) Write(p []byte) (int, error) { c.mark(); return c.Conn.Write(p) }
+
+// abandon counts a call that ended before its first message, and
+// reports true, once, when that makes c a rapid reset, which it closes.
+func (c *trackedConn) abandon() bool {
+	n := c.abandoned.Add(1)
+	if n <= resetFloor || 2*n <= c.calls.Load() || c.reset.Swap(true) {
+		return false
+	}
+	c.Close()
+	return true
+}
 
 // Close is called by grpc-go however the connection ends.
 func (c *trackedConn) Close() error {

@@ -102,10 +102,35 @@
 // shares (health's has 2 KiB more per connection of MaxConns, for the
 // Watch that grpcclient holds on each), so that neither a flood of the
 // program's calls nor reflection ever starves the probes; a health call
-// is never refused at its headers (its metadata is bounded by
-// MaxHeaderListSize). A streaming
-// call's messages after its first are read without a share. Decompressed
-// messages are counted at their decompressed size once read only.
+// is not refused for its metadata (MaxHeaderListSize bounds it). A
+// streaming call's messages after its first are read without a share.
+// Decompressed messages are counted at their decompressed size once read
+// only.
+//
+// Each budget also bounds the calls in flight, whatever they hold: one
+// per 16 KiB of RecvBudget (2,048 at 32 MiB), what a stream, its
+// handler's goroutine and their contexts cost. Calls that send nothing,
+// or are reset as soon as they open, hold no share, and without this
+// bound a flood of them from many connections grew the heap until the
+// process passed its container's limit. Beyond it a call is refused
+// UNAVAILABLE at its headers; on the health budget a connection's first
+// four calls are admitted even then, so a probe gets through on any
+// connection that is not itself the flood.
+//
+// # Rapid reset
+//
+// A connection more than 100 of whose calls, and more than half, ended
+// before their first message arrived is closed
+// (grpc_server_connections_reset_total, and a log line), and what its
+// client queued in the socket is never read. Opening a stream and
+// resetting it at once (CVE-2023-44487) costs the client one frame and
+// the server a stream, a goroutine and its contexts; grpc-go's bound of
+// MaxConcurrentStreams handlers per connection only paces one such
+// connection, and a client opening connection after connection kept the
+// thumbnailer busy for half a minute after a 4 s attack. A well-behaved
+// client sends a unary call's message with its headers: its calls end
+// before their message only when it calls a method the server lacks or
+// the budget cut them off.
 //
 // Each call's metadata is bounded by [Config.MaxHeaderListSize] (16 KiB,
 // where grpc-go allows 16 MiB) and the connections open at once by

@@ -5,3 +5,6 @@ package grpcserver
 func ShareOf(maxMsg int) int64 {
 	return Config{MaxRecvMsgSize: maxMsg}.withDefaults().callShare()
 }
+
+// CallCost is what a call in flight counts for against a receive budget.
+const CallCost = callCost

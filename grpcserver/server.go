@@ -247,6 +247,7 @@ type Server struct {
 	admitOwn, admitHealth *admission
 	connsRefused          prometheus.Counter
 	connsEvicted          prometheus.Counter
+	connsReset            prometheus.Counter
 	table                 *connTable // the connections handed over and not yet closed
 
 	mu       sync.Mutex
@@ -294,7 +295,7 @@ func New(cfg Config) (*Server, error) {
 		// on every connection (grpcclient opens one on each), which
 		// keeps its metadata and request while it lasts.
 		s.admitHealth = s.admit.sibling(2*cfg.callShare() + int64(conns)*watchRoom)
-		s.admitHealth.neverRefuse = true
+		s.admitHealth.probes = true
 	}
 	s.table = newConnTable(max(cfg.MaxConns, 0))
 	s.connsRefused = prometheus.NewCounter(prometheus.CounterOpts{
@@ -305,13 +306,17 @@ func New(cfg Config) (*Server, error) {
 		Name: "grpc_server_connections_evicted_total",
 		Help: "Idle connections closed to admit a new one beyond MaxConns, the one idle longest each time.",
 	})
+	s.connsReset = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "grpc_server_connections_reset_total",
+		Help: "Connections closed as a rapid reset: more than 100 of their calls, and more than half, ended before their first message.",
+	})
 	var panics prometheus.Counter
 	if reg := cfg.Registry; reg != nil {
 		open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "grpc_server_connections_open",
 			Help: "Connections accepted and not yet closed.",
 		}, func() float64 { return float64(s.table.len()) })
-		own := []prometheus.Collector{s.connsRefused, s.connsEvicted, open}
+		own := []prometheus.Collector{s.connsRefused, s.connsEvicted, s.connsReset, open}
 		if s.admit != nil {
 			own = append(own, s.admit.collectors()...)
 		}
@@ -374,9 +379,7 @@ func (s *Server) options(stopping context.Context, panics prometheus.Counter) []
 	if s.admit != nil {
 		opts = append(opts, grpc.InTapHandle(s.tap), grpc.StatsHandler(statsHandler{}))
 	}
-	if c.MaxConns > 0 {
-		opts = append(opts, grpc.StatsHandler(connStats{s.table}))
-	}
+	opts = append(opts, grpc.StatsHandler(connStats{table: s.table, reset: s.resetConn}))
 	return append(opts, c.Options...)
 }
 
@@ -503,6 +506,13 @@ func (s *Server) accept(ln net.Listener) error {
 		delay = 0
 		s.hand(c)
 	}
+}
+
+// resetConn counts and logs a connection closed as a rapid reset.
+func (s *Server) resetConn(c *trackedConn) {
+	s.connsReset.Inc()
+	s.log.Warn("grpcserver: closed a connection most of whose calls ended before their message (rapid reset)",
+		"peer", c.RemoteAddr().String(), "calls", c.calls.Load(), "abandoned", c.abandoned.Load())
 }
 
 // hand gives c to the generation taking new connections: the first until

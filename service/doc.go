@@ -46,12 +46,19 @@
 // REQUEST_LOG_SAMPLE, and recovered from panics; x-served-by names the
 // replica. GRPC_REFLECTION, GRPC_MAX_RECV_MSG_SIZE and
 // GRPC_MAX_CONCURRENT_STREAMS tune it. Its memory is bounded across
-// connections from the process's memory limit (MemoryLimit: the cgroup's
-// or GOMEMLIMIT): messages being received or handled by GRPC_RECV_BUDGET
-// (an eighth of it, at least two messages; a call waits for its share
-// before its message is read, GRPC_RECV_TIMEOUT bounds the wait and the
-// read), connections by GRPC_MAX_CONNS (one per 512 KiB of it), and a
-// call's metadata by GRPC_MAX_HEADER_LIST_SIZE (16 KiB).
+// connections from the process's memory limit (MEMORY_LIMIT: by default
+// the cgroup's or GOMEMLIMIT): messages being received or handled by
+// GRPC_RECV_BUDGET (an eighth of it, at least two messages; a call waits
+// for its share before its message is read, GRPC_RECV_TIMEOUT bounds the
+// wait and the read), the calls in flight by the same budget (one per 16
+// KiB of it), connections by GRPC_MAX_CONNS (one per 512 KiB of it), and
+// a call's metadata by GRPC_MAX_HEADER_LIST_SIZE (16 KiB).
+//
+// [Program.Run] sets the Go runtime's soft memory limit to nine tenths of
+// MEMORY_LIMIT unless GOMEMLIMIT is set: at the whole limit the
+// collector lets the heap grow to the container's limit itself, and what
+// the runtime does not count (the binary, the kernel's share) takes the
+// process over it.
 //
 // gRPC gets its own port rather than the public port's h2c: behind the
 // HTTP server (grpc.Server.ServeHTTP) grpc-go's keepalive enforcement and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 
 	"github.com/shoal-dev/shoal/config"
 )
@@ -27,8 +28,10 @@ type Program struct {
 	Options Options
 }
 
-// Run parses args and the variables lookup finds, builds the Service,
-// calls Setup and serves until a stop signal or ctx ends. For -h it
+// Run parses args and the variables lookup finds, sets the Go runtime's
+// soft memory limit from MEMORY_LIMIT until it returns (see
+// [Options.MemoryLimit]), builds the Service, calls Setup and serves
+// until a stop signal or ctx ends. For -h it
 // prints the usage to stderr and returns an error wrapping flag.ErrHelp.
 func (p Program) Run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	o := p.Options
@@ -42,6 +45,15 @@ func (p Program) Run(ctx context.Context, args []string, lookup func(string) (st
 	}
 	if err := cs.Parse(args); err != nil {
 		return err
+	}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = MemoryLimit() // before the soft limit changes what it reads
+	}
+	if _, set := lookup("GOMEMLIMIT"); !set && o.MemoryLimit > 0 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(softMemoryLimit(o.MemoryLimit)))
 	}
 	svc, err := New(o)
 	if err != nil {

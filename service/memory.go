@@ -30,3 +30,19 @@ func MemoryLimit() int64 {
 	}
 	return limit
 }
+
+// softMemoryLimit is the Go runtime's soft limit for a process that may
+// use limit bytes: nine tenths of it. The runtime counts only the memory
+// it maps; the binary's text, cgo and the kernel's share of the process
+// need the rest. At the whole limit the garbage collector let the heap
+// grow to the container's limit itself, and a burst of connections and
+// goroutines took the process past it.
+func softMemoryLimit(limit int64) int64 { return limit - limit/10 }
+
+// goMemoryLimit is the Go runtime's soft memory limit, 0 if there is none.
+func goMemoryLimit() int64 {
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		return l
+	}
+	return 0
+}

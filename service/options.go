@@ -52,6 +52,13 @@ type Options struct {
 	H2C             bool          // H2C: serve unencrypted HTTP/2 beside HTTP/1.1 (ignored with TLS, which offers h2 itself)
 	ShedMaxLimit    int           // SHED_MAX_LIMIT: adaptive concurrency cap; 0 means shed.DefaultMaxLimit, negative turns shedding off
 	RequestTimeout  time.Duration // REQUEST_TIMEOUT, a route's deadline; 0 means DefaultRequestTimeout (30s), negative means none
+	// MemoryLimit (MEMORY_LIMIT) is the bytes the process may use, its
+	// container's memory limit: the gRPC budgets below are sized from
+	// it, programs size theirs from it, and [Program.Run] sets the Go
+	// runtime's soft limit to nine tenths of it unless GOMEMLIMIT is
+	// set. 0 means MemoryLimit() (the cgroup's limit or GOMEMLIMIT),
+	// which is 0 outside a container: no limit.
+	MemoryLimit int64
 	// GRPCPort (GRPC_PORT) serves gRPC on its own port (package
 	// grpcserver); 0 means no gRPC server, negative picks a free port.
 	GRPCPort int
@@ -70,7 +77,7 @@ type Options struct {
 	// messages being received or handled at once, across connections;
 	// a call takes GRPC_MAX_RECV_MSG_SIZE of it before its message is
 	// read and is refused UNAVAILABLE when that is not left. 0 means an
-	// eighth of MemoryLimit() (the cgroup's limit or GOMEMLIMIT) but at
+	// eighth of MemoryLimit but at
 	// least two messages, or grpcserver.DefaultRecvBudget (64 MiB)
 	// without a limit; negative means no budget.
 	GRPCRecvBudget int64
@@ -79,7 +86,7 @@ type Options struct {
 	// grpcserver.DefaultRecvTimeout (10s), negative means none.
 	GRPCRecvTimeout time.Duration
 	// GRPCMaxConns (GRPC_MAX_CONNS) bounds the gRPC connections open at
-	// once; 0 means one per 512 KiB of MemoryLimit() (512 at 256 MiB),
+	// once; 0 means one per 512 KiB of MemoryLimit (512 at 256 MiB),
 	// or grpcserver.DefaultMaxConns (1024) without a limit; negative
 	// means no bound.
 	GRPCMaxConns int
@@ -127,6 +134,9 @@ func (o Options) withDefaults() Options {
 	if o.ShedMaxLimit == 0 {
 		o.ShedMaxLimit = shed.DefaultMaxLimit
 	}
+	if o.MemoryLimit == 0 {
+		o.MemoryLimit = MemoryLimit()
+	}
 	return o
 }
 
@@ -146,6 +156,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("service: GRPC_MAX_CONCURRENT_STREAMS %d is not a stream count", o.GRPCMaxConcurrentStreams)
 	case o.GRPCMaxHeaderListSize < 0 || o.GRPCMaxHeaderListSize > math.MaxUint32:
 		return fmt.Errorf("service: GRPC_MAX_HEADER_LIST_SIZE %d is not a size", o.GRPCMaxHeaderListSize)
+	case o.MemoryLimit < 0:
+		return fmt.Errorf("service: MEMORY_LIMIT %d is negative", o.MemoryLimit)
 	case o.ShutdownTimeout < 0:
 		return fmt.Errorf("service: SHUTDOWN_TIMEOUT %v is negative", o.ShutdownTimeout)
 	case o.RequestLogSample > 1:
@@ -197,6 +209,7 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Int(&o.MaxConns, "max-conns", "MAX_CONNS", server.DefaultMaxConns, "connections open at once; beyond it the longest idle is closed (negative: no limit)")
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
 	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit (negative: no load shedding)")
+	cs.Int64(&o.MemoryLimit, "memory-limit", "MEMORY_LIMIT", 0, "bytes the process may use (its container's limit); budgets are sized from it and GOMEMLIMIT, unless set, is nine tenths of it (0: the cgroup limit or GOMEMLIMIT)")
 	cs.Duration(&o.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of a request's work unless its route sets one (negative: none)")
 	cs.Int(&o.GRPCPort, "grpc-port", "GRPC_PORT", o.GRPCPort, "gRPC port, apart from the public port (0: no gRPC server)")
 	cs.Bool(&o.GRPCReflection, "grpc-reflection", "GRPC_REFLECTION", false, "register gRPC server reflection (lists the services to anyone who reaches the port)")

@@ -146,7 +146,7 @@ func (s *Service) build() error {
 	if s.grpcLn == nil {
 		return nil
 	}
-	recv, conns := grpcLimits(o, MemoryLimit())
+	recv, conns := grpcLimits(o, o.MemoryLimit)
 	g, err := grpcserver.New(grpcserver.Config{
 		Name:                 s.name,
 		Logger:               s.Logger,
@@ -398,7 +398,8 @@ func (s *Service) Run(ctx context.Context) error {
 		"tls", s.Options.TLSCertFile != "", "mtls", s.Options.TLSClientCAFile != "",
 		"h2c", s.Options.H2C && s.Options.TLSCertFile == "", "pprof", s.Options.Pprof,
 		"max_conn_age", age.String(), "max_conn_requests", s.Options.MaxConnRequests,
-		"request_timeout", s.Options.RequestTimeout.String(), "tracing", s.getTracer() != nil)
+		"request_timeout", s.Options.RequestTimeout.String(), "tracing", s.getTracer() != nil,
+		"memory_limit", s.Options.MemoryLimit, "go_memory_limit", goMemoryLimit())
 	return s.Lifecycle.Run(ctx)
 }
 

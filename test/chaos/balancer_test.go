@@ -296,6 +296,19 @@ func (m metrics) sample(name string, labels ...string) (float64, bool) {
 	return 0, false
 }
 
+// gauge is the value of name's series without labels; false if there is
+// none.
+func (m metrics) gauge(name string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(string(m)))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
 // grep returns the lines that mention s.
 func (m metrics) grep(s string) string {
 	var out []string

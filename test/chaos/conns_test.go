@@ -25,7 +25,7 @@ func TestConnectionFloodStaysWithinTheMemoryLimit(t *testing.T) {
 	const flood, maxConns = 6000, 1024
 	th := startThumbnailer(t)
 	g := startGallery(t, "THUMBNAILER_ADDRS="+th.Addr,
-		"GOMEMLIMIT=128MiB", fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
+		fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 

@@ -19,7 +19,7 @@ import (
 )
 
 // deployMemoryLimit is the thumbnailer's memory limit in deploy/base
-// (256Mi), which its GOMEMLIMIT follows.
+// (256Mi), passed as MEMORY_LIMIT as the deploy kit passes it.
 const deployMemoryLimit = 256 << 20
 
 // bomb is one image that is small to send and large to decode, with the
@@ -60,7 +60,7 @@ func bombs() []bomb {
 func TestDecompressionBombsStayWithinTheMemoryLimit(t *testing.T) {
 	bs := bombs()
 	th := startThumbnailer(t,
-		"GOMEMLIMIT=256MiB", "GOMAXPROCS=1", fmt.Sprintf("MEMORY_LIMIT=%d", deployMemoryLimit),
+		"GOMAXPROCS=1", fmt.Sprintf("MEMORY_LIMIT=%d", deployMemoryLimit),
 		// Queue for memory rather than 503, so every bomb is decided.
 		"MEMORY_WAIT=90s")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

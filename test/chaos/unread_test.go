@@ -130,7 +130,7 @@ func TestUnreadResultsDoNotStopUploads(t *testing.T) {
 		p90Bound   = 2 * time.Second
 	)
 	big, uploads := unreadImages(t)
-	th := startThumbnailer(t, "GOMEMLIMIT=256MiB", fmt.Sprintf("MEMORY_LIMIT=%d", deployMemoryLimit))
+	th := startThumbnailer(t, fmt.Sprintf("MEMORY_LIMIT=%d", deployMemoryLimit))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	attack, stopAttack := context.WithCancel(ctx)

@@ -15,7 +15,7 @@ import (
 )
 
 // galleryMemoryLimit is the gallery's memory limit in deploy/base
-// (128Mi), which its GOMEMLIMIT follows.
+// (128Mi), passed as MEMORY_LIMIT as the deploy kit passes it.
 const galleryMemoryLimit = 128 << 20
 
 // floodingThumbnailer answers every thumbnail 200 with a gigabyte of
@@ -57,7 +57,7 @@ func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
 			up := httptest.NewServer(floodingThumbnailer(tt.declared))
 			defer up.Close()
 			g := startGallery(t, "THUMBNAILER_ADDRS="+up.Listener.Addr().String(),
-				"GOMEMLIMIT=128MiB", fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
+				fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			u := newUser(ctx, t, g)

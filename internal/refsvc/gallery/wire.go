@@ -64,10 +64,11 @@ type Settings struct {
 	// other waits: memory for the upload (up to 5s), two Redis calls (up
 	// to REDIS_TIMEOUT each) and a second to answer; 16.6s by default.
 	Timeout time.Duration
-	// MemoryLimit (MEMORY_LIMIT) is the bytes the process may use; a
-	// quarter bounds the uploads, and the thumbnails read back for them,
-	// held at once (Config.UploadBytes). 0 means DefaultUploadBytes for
-	// them.
+	// MemoryLimit is the bytes the process may use; a quarter bounds the
+	// uploads, and the thumbnails read back for them, held at once
+	// (Config.UploadBytes). 0 means the service's MEMORY_LIMIT
+	// (service.Options.MemoryLimit), and DefaultUploadBytes for them
+	// when that is 0 too.
 	MemoryLimit int64
 }
 
@@ -113,7 +114,7 @@ func (s Settings) Validate() error {
 	case s.SessionTTL < 0:
 		return fmt.Errorf("gallery: SESSION_TTL %v is negative", s.SessionTTL)
 	case s.MemoryLimit < 0:
-		return fmt.Errorf("gallery: MEMORY_LIMIT %d is negative", s.MemoryLimit)
+		return fmt.Errorf("gallery: MemoryLimit %d is negative", s.MemoryLimit)
 	case s.Timeout < 0:
 		return fmt.Errorf("gallery: THUMBNAILER_TIMEOUT %v is negative", s.Timeout)
 	case s.RedisTimeout < 0:
@@ -177,7 +178,6 @@ func Bind(cs *config.Set, s *Settings) {
 	cs.String(&s.Policy, "balance-policy", "BALANCE_POLICY", balancer.NameConsistentHash, "client-side balancing policy: round_robin, peak_ewma, consistent_hash")
 	cs.Duration(&s.Timeout, "thumbnailer-timeout", "THUMBNAILER_TIMEOUT", DefaultTimeout, "deadline of one thumbnail call, retries included; the thumbnail route's deadline is derived from it")
 	cs.Bool(&s.H2C, "thumbnailer-h2c", "THUMBNAILER_H2C", false, "call the thumbnailer over unencrypted HTTP/2")
-	cs.Int64(&s.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; a quarter bounds the uploads and thumbnails held at once (default: the cgroup limit or GOMEMLIMIT)")
 }
 
 // Add wires the gallery's session store, thumbnailer upstream, routes and
@@ -188,6 +188,9 @@ func Bind(cs *config.Set, s *Settings) {
 func Add(svc *service.Service, s Settings) (err error) {
 	if err := s.Validate(); err != nil {
 		return err
+	}
+	if s.MemoryLimit == 0 {
+		s.MemoryLimit = svc.Options.MemoryLimit
 	}
 	s = s.withDefaults()
 	if s.SessionSecret == "" {

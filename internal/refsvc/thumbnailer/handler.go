@@ -48,7 +48,7 @@ type Config struct {
 	// (32 MiB); negative disables the cache.
 	CacheBytes int
 	// MemoryLimit is the memory the process may use, in bytes: the
-	// container's limit, or GOMEMLIMIT. The API budgets requests from it
+	// container's limit (the service's MEMORY_LIMIT). The API budgets requests from it
 	// so that, however many arrive, what they hold fits: half of it, less
 	// CacheBytes and 16 MiB for the runtime (the other half is the
 	// collector's room: garbage not yet collected or returned to the OS

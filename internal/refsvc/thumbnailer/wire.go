@@ -17,13 +17,13 @@ func Bind(cs *config.Set, cfg *Config) {
 	cs.Int64(&cfg.MaxBodyBytes, "max-body-bytes", "MAX_BODY_BYTES", DefaultMaxBodyBytes, "largest accepted image upload")
 	cs.Int(&cfg.MaxPixels, "max-pixels", "MAX_PIXELS", thumbnail.DefaultMaxPixels, "largest accepted width×height")
 	cs.Int(&cfg.CacheBytes, "cache-bytes", "CACHE_BYTES", DefaultCacheBytes, "bound on the result cache (negative disables it)")
-	cs.Int64(&cfg.MemoryLimit, "memory-limit", "MEMORY_LIMIT", service.MemoryLimit(), "bytes the process may use; uploads and decodes are budgeted from it (default: the cgroup limit or GOMEMLIMIT, else 1 GiB)")
 	cs.Duration(&cfg.MemoryWait, "memory-wait", "MEMORY_WAIT", shed.DefaultBudgetWait, "how long a request waits for memory before 503")
 	cs.Duration(&cfg.WriteStall, "write-stall", "WRITE_STALL", DefaultWriteStall, "cut off a client that takes longer than this to accept each 64 KiB of its result (negative: only the server's 60s write timeout)")
 }
 
 // Add registers the thumbnailer's routes and metrics on svc, with svc's
-// logger in place of cfg.Logger, and its gRPC service, served on
+// logger in place of cfg.Logger and, unless cfg sets one, svc's
+// MEMORY_LIMIT as cfg.MemoryLimit, and its gRPC service, served on
 // GRPC_PORT when that is set. Its route keeps the service's
 // REQUEST_TIMEOUT: a thumbnail's work is bounded by the memory budgets
 // and the caller's deadline, which arrives with the request.
@@ -34,6 +34,9 @@ func Bind(cs *config.Set, cfg *Config) {
 // larger one lets grpc-go read that much before Resize refuses the image.
 func Add(svc *service.Service, cfg Config) error {
 	cfg.Logger = svc.Logger
+	if cfg.MemoryLimit == 0 {
+		cfg.MemoryLimit = svc.Options.MemoryLimit
+	}
 	api, err := New(cfg, svc.Registry)
 	if err != nil {
 		return err
