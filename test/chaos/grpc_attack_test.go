@@ -301,11 +301,35 @@ func (b *grpcBody) Read(p []byte) (int, error) {
 // h2cStreams opens conns h2c connections to addr and keeps streams
 // calls of method open on each, bodies from body, until ctx ends.
 func h2cStreams(ctx context.Context, addr string, conns, streams int, method string, body func(context.Context) io.Reader) {
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		dialed []net.Conn
+	)
+	// Every connection is closed at the end, as the attacker leaving:
+	// one with a stream it cancelled may not be idle yet, and would stay
+	// open until the server's MAX_CONN_AGE.
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range dialed {
+			c.Close()
+		}
+	}()
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			mu.Lock()
+			dialed = append(dialed, c)
+			mu.Unlock()
+		}
+		return c, err
+	}
 	for range conns {
 		var protos http.Protocols
 		protos.SetUnencryptedHTTP2(true)
-		tr := &http.Transport{Protocols: &protos, MaxConnsPerHost: 1}
+		tr := &http.Transport{Protocols: &protos, MaxConnsPerHost: 1, DialContext: dial}
 		defer tr.CloseIdleConnections()
 		for range streams {
 			wg.Go(func() {
