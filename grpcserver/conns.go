@@ -175,12 +175,17 @@ func (h connStats) TagRPC(ctx context.Context, info *stats.RPCTagInfo) context.C
 		c.busy.Add(1)
 	}
 	c.calls.Add(1)
+	begun := time.Now()
 	ended := func() {
+		now := time.Now()
 		if !watch {
-			c.idleSince.Store(time.Now().UnixNano())
+			c.idleSince.Store(now.UnixNano())
 			c.busy.Add(-1)
 		}
-		if !r.received.Load() && c.abandon() && h.reset != nil {
+		// Only a call cancelled as soon as it began: one that waited for
+		// the receive budget until its deadline, or was cut off by it,
+		// is the server's doing, not its client's.
+		if !r.received.Load() && now.Sub(begun) < resetWindow && c.abandon() && h.reset != nil {
 			h.reset(c)
 		}
 	}
@@ -205,7 +210,8 @@ func (connStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 }
 
 // Beyond resetFloor calls on a connection that ended before their first
-// message, and more than half its calls, the connection is a rapid
+// message within resetWindow of their start, and more than half its
+// calls, the connection is a rapid
 // reset (streams opened and cancelled at once, each costing the server
 // a stream, a goroutine and its contexts while the client pays a frame):
 // it is closed, and what its client had queued in the socket is never
@@ -215,9 +221,15 @@ func (connStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 // kept the thumbnailer busy for half a minute after a 4 s attack, its
 // heap growing all the while. A well-behaved client sends a unary call's
 // message with its headers, so its calls end before their message only
-// when it calls a method the server does not have, or the server cut
-// them off (the receive budget's eviction and timeout).
+// when it calls a method the server does not have, or when they wait
+// for the receive budget (see resetWindow).
 const resetFloor = 100
+
+// resetWindow is how soon after its start a call that ends before its
+// message counts towards a rapid reset. A reset follows its headers at
+// once; a well-behaved client's call that waited for the receive budget
+// ends at its deadline, or at the budget's eviction (500ms).
+const resetWindow = 10 * time.Millisecond
 
 // trackedConn is a connection handed to a generation. It calls taken
 // once, at the first call grpc.Server makes on it after accepting it.

@@ -120,7 +120,8 @@
 // # Rapid reset
 //
 // A connection more than 100 of whose calls, and more than half, ended
-// before their first message arrived is closed
+// before their first message arrived, within 10ms of their start, is
+// closed
 // (grpc_server_connections_reset_total, and a log line), and what its
 // client queued in the socket is never read. Opening a stream and
 // resetting it at once (CVE-2023-44487) costs the client one frame and
@@ -129,8 +130,9 @@
 // connection, and a client opening connection after connection kept the
 // thumbnailer busy for half a minute after a 4 s attack. A well-behaved
 // client sends a unary call's message with its headers: its calls end
-// before their message only when it calls a method the server lacks or
-// the budget cut them off.
+// before their message only when it calls a method the server lacks, or
+// when they waited for the receive budget (until their deadline, or the
+// budget cut them off), which the 10ms leave out.
 //
 // Each call's metadata is bounded by [Config.MaxHeaderListSize] (16 KiB,
 // where grpc-go allows 16 MiB) and the connections open at once by

@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -155,5 +157,52 @@ func TestCallsInFlightBound(t *testing.T) {
 		if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			t.Fatalf("call after one stream ended: %v", err)
 		}
+	}
+}
+
+// TestCallsWaitingForTheBudgetAreNoReset: a well-behaved client whose
+// calls wait for the receive budget until their deadline, more than 100
+// of them and nearly all its calls, keeps its connection: those calls
+// ended before their message because the server made them wait.
+func TestCallsWaitingForTheBudgetAreNoReset(t *testing.T) {
+	const maxMsg = 128 << 10
+	h := start(t, grpcserver.Config{MaxRecvMsgSize: maxMsg, RecvBudget: grpcserver.ShareOf(maxMsg) + grpcserver.CallCost}, lifecycle.Config{DrainDelay: -1})
+	ctx := ctxT(t)
+	cc := dial(t, h.addr)
+	client := testgrpc.NewTestServiceClient(cc)
+	before := clientAddr(t, cc)
+	// Messages larger than a stream's window (64 KiB), so that none is
+	// whole in the server's buffer when its call gives up waiting.
+	big := &testgrpc.Payload{Body: make([]byte, 100<<10)}
+	// A handler holding a 60 KiB message leaves less than a share.
+	hctx, release := context.WithCancel(ctx)
+	defer release()
+	held := make(chan error, 1)
+	go func() {
+		_, err := client.UnaryCall(hctx, &testgrpc.SimpleRequest{
+			Payload:        &testgrpc.Payload{Body: []byte("hang")},
+			ResponseStatus: &testgrpc.EchoStatus{Message: strings.Repeat("m", 60<<10)},
+		})
+		held <- err
+	}()
+	<-h.svc.started
+	for i := range 150 {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		_, err := client.UnaryCall(cctx, &testgrpc.SimpleRequest{Payload: big})
+		cancel()
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("call %d while the budget is held: %v, want DeadlineExceeded", i, err)
+		}
+	}
+	release()
+	<-held
+	if _, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+		t.Fatalf("call after the budget came back: %v", err)
+	}
+	if after := clientAddr(t, cc); after != before {
+		t.Errorf("the client's connection changed from %s to %s", before, after)
+	}
+	if got := metricstest.Value(t, h.reg, "grpc_server_connections_reset_total"); got != 0 {
+		t.Errorf("grpc_server_connections_reset_total = %v, want 0", got)
 	}
 }

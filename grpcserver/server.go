@@ -376,10 +376,12 @@ func (s *Server) options(stopping context.Context, panics prometheus.Counter) []
 		grpc.ChainUnaryInterceptor(ic.unary...),
 		grpc.ChainStreamInterceptor(ic.stream...),
 	}
+	// connStats first: its TagRPC notes when a call began, before the
+	// receive budget's makes it wait.
+	opts = append(opts, grpc.StatsHandler(connStats{table: s.table, reset: s.resetConn}))
 	if s.admit != nil {
 		opts = append(opts, grpc.InTapHandle(s.tap), grpc.StatsHandler(statsHandler{}))
 	}
-	opts = append(opts, grpc.StatsHandler(connStats{table: s.table, reset: s.resetConn}))
 	return append(opts, c.Options...)
 }
 
