@@ -121,8 +121,8 @@
 //
 // A connection more than 100 of whose calls, and more than half, ended
 // before their first message arrived, within 10ms of their start, is
-// closed
-// (grpc_server_connections_reset_total, and a log line), and what its
+// closed (grpc_server_connections_reset_total, and a log line for the
+// 1st, 2nd, 4th... so that a flood does not flood the log), and what its
 // client queued in the socket is never read. Opening a stream and
 // resetting it at once (CVE-2023-44487) costs the client one frame and
 // the server a stream, a goroutine and its contexts; grpc-go's bound of

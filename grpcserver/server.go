@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -248,7 +249,8 @@ type Server struct {
 	connsRefused          prometheus.Counter
 	connsEvicted          prometheus.Counter
 	connsReset            prometheus.Counter
-	table                 *connTable // the connections handed over and not yet closed
+	resets                atomic.Uint64 // connections closed as rapid resets, for the log's pace
+	table                 *connTable    // the connections handed over and not yet closed
 
 	mu       sync.Mutex
 	names    []string // services registered by the program
@@ -513,8 +515,12 @@ func (s *Server) accept(ln net.Listener) error {
 // resetConn counts and logs a connection closed as a rapid reset.
 func (s *Server) resetConn(c *trackedConn) {
 	s.connsReset.Inc()
-	s.log.Warn("grpcserver: closed a connection most of whose calls ended before their message (rapid reset)",
-		"peer", c.RemoteAddr().String(), "calls", c.calls.Load(), "abandoned", c.abandoned.Load())
+	// A flood closes hundreds of connections a second: the 1st, 2nd,
+	// 4th, 8th... are logged, each with the count so far.
+	if n := s.resets.Add(1); n&(n-1) == 0 {
+		s.log.Warn("grpcserver: closed a connection most of whose calls ended before their message (rapid reset)",
+			"peer", c.RemoteAddr().String(), "calls", c.calls.Load(), "abandoned", c.abandoned.Load(), "closed_so_far", n)
+	}
 }
 
 // hand gives c to the generation taking new connections: the first until
