@@ -3,6 +3,7 @@ package shed
 import (
 	"context"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -67,7 +68,16 @@ func (l *Limiter) queueDepth() int { return max(1, int(l.limit)/2) }
 // request finds the queue full, and waking a waiter for each to refuse it
 // took a fifth of the goodput at 8x. A request waits at most the long
 // RTT times 1 + 1/limit, about the work of the slowest request ahead of
-// it: whoever waited longer is better told to retry elsewhere. With one
+// it: whoever waited longer is better told to retry elsewhere. While the
+// limit admits no more than one request per core, the admitted do not
+// queue behind each other, so when the last window's took longer than
+// the long RTT their work itself is slower, for CPU taken by what the
+// limit does not admit (a flood of reset streams on two cores): that
+// latency sizes the wait then. Sized on the work as it was, the wait
+// turned away 5% of an ordinary client's uploads under such a flood. A
+// higher limit leaves it at the long RTT: at an overload's onset the
+// latency is the admitted requests' queueing, and a longer wait would
+// only add to it. With one
 // slot the request in service has its whole work left at worst, and a
 // wait of one long RTT turned away 11-17% of the requests at 0.9× to 1×
 // of a core's capacity (2-6% with the longer wait). l.mu must be held.
@@ -93,7 +103,11 @@ func (l *Limiter) enqueue(critical bool) *waiter {
 		w.timer.Stop()
 	}
 	w.critical, w.granted = critical, false
-	w.maxWait = time.Duration(l.longRTT * (1 + 1/math.Floor(l.limit)) * float64(time.Second))
+	rtt := l.longRTT
+	if math.Floor(l.limit) <= float64(runtime.GOMAXPROCS(0)) {
+		rtt = max(rtt, l.recentShort)
+	}
+	w.maxWait = time.Duration(rtt * (1 + 1/math.Floor(l.limit)) * float64(time.Second))
 	l.waiters = append(l.waiters, w)
 	return w
 }

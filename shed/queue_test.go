@@ -245,3 +245,30 @@ func TestMiddlewareQueue(t *testing.T) {
 		t.Run(tt.name, tt.run)
 	}
 }
+
+// TestQueueWaitFollowsTheRecentLatency: when the work has become slower
+// than the long RTT remembers (its CPU taken by what the limit does not
+// admit), a waiting request waits about as long as the slot ahead of it
+// now takes, not as long as it took before.
+func TestQueueWaitFollowsTheRecentLatency(t *testing.T) {
+	q := newQueueHarness(t, 1, 100*time.Millisecond, false) // a long RTT of about 100ms
+	out := make(chan answer, 16)
+	// The work now takes 5s: a few requests, each held while the clock
+	// moves, so that windows close on them.
+	for i := range 4 {
+		name := "slow" + string(rune('0'+i))
+		q.start(context.Background(), name, true, false, out)
+		q.c.Advance(5 * time.Second)
+		q.release(name)
+		q.await(out, answer{name, http.StatusOK})
+	}
+	q.start(context.Background(), "ahead", true, false, out)
+	q.start(context.Background(), "waiting", false, false, out)
+	q.wantState(1, 1)
+	// Sized on the long RTT the wait would be over in well under a
+	// second; sized on the recent work it lasts about 10s.
+	time.Sleep(time.Second)
+	q.wantState(1, 1)
+	q.release("ahead")
+	q.awaitAll(out, answer{"ahead", http.StatusOK}, answer{"waiting", http.StatusOK})
+}

@@ -138,6 +138,8 @@ type Limiter struct {
 	// lastShort is the short RTT of the last window within the
 	// tolerance; heldShort is what it was when the hold began.
 	lastShort, heldShort float64
+	// recentShort is the short RTT of the last window with samples.
+	recentShort float64
 
 	rejected prometheus.Counter
 	// free holds the Middleware's tickets its requests are done with,
@@ -480,6 +482,7 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		return
 	}
 	short := l.winSum / float64(l.winSamples)
+	l.recentShort = short
 	if w := l.winWork / float64(l.winSamples); l.work == 0 {
 		l.work = w
 	} else {
