@@ -88,8 +88,10 @@
 // the Middleware finds at the full limit may wait a little for a slot
 // instead, once the long RTT is known: at most half the limit of them
 // (at least one) wait, each at most the long RTT times 1 + 1/limit (twice
-// it with one slot, whose request in service may have all its work left),
-// and a slot freed goes to the newest waiting critical request, else the
+// it with one slot, whose request in service may have all its work left;
+// at a limit of one slot per core or less, the last window's latency in
+// place of the long RTT when it is longer: the work itself is slower,
+// for CPU that what the limit turns away takes), and a slot freed goes to the newest waiting critical request, else the
 // newest other; a full queue turns the newcomer away, unless it is
 // critical and a waiter is not (that one leaves with 503 instead). Turned
 // away at once, a request leaves its slot idle from one request's end
