@@ -94,7 +94,10 @@ func startProcNice(t testing.TB, nice int, bin string, env ...string) *proc {
 		"LOG_LEVEL=info",
 	}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Killed with the test binary, so that a run stopped from outside
+	// (a timeout's SIGKILL, an operator's kill -9) leaves no server
+	// holding its address.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", p.name, err)
 	}
