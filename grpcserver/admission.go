@@ -48,9 +48,8 @@ const callCost = 16 << 10
 // healthPerConn is the health calls in flight that one connection may
 // always have: grpcclient's Watch and a few checks. The health budget
 // refuses no call at its headers while its maxCalls calls are not all
-// taken, and then still admits each connection's first
-// healthPerConn, so that a probe gets through however busy the server
-// is, while a client that floods its connections with health calls (a
+// taken, and then still admits each connection's first healthPerConn,
+// so that a probe gets through however busy the server is, while a client that floods its connections with health calls (a
 // rapid reset of checks) is refused once the budget's calls are spent.
 const healthPerConn = 4
 
@@ -156,9 +155,10 @@ type ticket struct {
 
 type ticketKey struct{}
 
-// connTurn lets one call of a connection at a time wait for or hold a
-// share while receiving: a client's many streams queue behind each
-// other, not ahead of other clients.
+// connTurn is a connection's state in the budgets: it lets one call of
+// the connection at a time wait for or hold a share while receiving, so
+// that a client's many streams queue behind each other, not ahead of
+// other clients, and counts the connection's health calls in flight.
 type connTurn struct {
 	ch     chan struct{}
 	health int // health calls in flight, under the health admission's mu

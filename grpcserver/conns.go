@@ -211,11 +211,10 @@ func (connStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 
 // Beyond resetFloor calls on a connection that ended before their first
 // message within resetWindow of their start, and more than half its
-// calls, the connection is a rapid
-// reset (streams opened and cancelled at once, each costing the server
-// a stream, a goroutine and its contexts while the client pays a frame):
-// it is closed, and what its client had queued in the socket is never
-// read. grpc-go's bound of MaxConcurrentStreams handlers per connection
+// calls, the connection is a rapid reset (streams opened and cancelled
+// at once, each costing the server a stream, a goroutine and its
+// contexts while the client pays a frame): it is closed, and what its
+// client had queued in the socket is never read. grpc-go's bound of MaxConcurrentStreams handlers per connection
 // only paces such a connection; without the close, a client that opens
 // connection after connection, each with thousands of resets queued,
 // kept the thumbnailer busy for half a minute after a 4 s attack, its
@@ -247,7 +246,7 @@ type trackedConn struct {
 	busy      atomic.Int32 // calls in flight, health Watches aside
 	idleSince atomic.Int64 // Unix nanoseconds: accepted, or its last call ended
 	calls     atomic.Int64 // calls begun
-	abandoned atomic.Int64 // calls ended before their first message
+	abandoned atomic.Int64 // calls ended before their first message, within resetWindow
 	reset     atomic.Bool  // closed as a rapid reset
 	shared    bool         // its address pair is another open connection's too; under table.mu
 }

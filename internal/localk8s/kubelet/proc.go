@@ -70,9 +70,56 @@ func (pr *process) wait() {
 	_ = pr.cmd.Wait() // the exit status is in ProcessState
 	pr.state = pr.cmd.ProcessState
 	// A container ends with its main process, as when PID 1 of a container's
-	// PID namespace exits: whatever it left behind in its group is killed.
+	// PID namespace exits: whatever it left behind in its group is killed,
+	// and gone before the container counts as ended.
 	_ = syscall.Kill(-pr.pid, syscall.SIGKILL)
+	awaitGroupGone(pr.pid, groupGoneWait)
 	close(pr.done)
+}
+
+// groupGoneWait bounds how long a container's end waits for the rest of
+// its process group to die of the SIGKILL: a process in the middle of a
+// system call (the resolv.conf mount, say, when a pod is stopped as it
+// starts) dies only when the call returns, and the kernel's init reaps
+// it after that.
+const groupGoneWait = 5 * time.Second
+
+// awaitGroupGone waits until process group pgid has no living process
+// left, or d has passed. A zombie is not waited for: it holds nothing but
+// its PID, and it is init's to reap, whenever init does.
+func awaitGroupGone(pgid int, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for groupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// groupAlive reports whether a process of group pgid is alive (not a
+// zombie), from /proc.
+func groupAlive(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false // none at all, zombies included
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		st := string(b)
+		// Fields after the command name: state (3), ppid (4), pgrp (5).
+		f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+		if len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
 
 // signal sends sig to the main process only, as a container runtime signals
