@@ -31,8 +31,8 @@ type Program struct {
 // Run parses args and the variables lookup finds, sets the Go runtime's
 // soft memory limit from MEMORY_LIMIT until it returns (see
 // [Options.MemoryLimit]), builds the Service, calls Setup and serves
-// until a stop signal or ctx ends. For -h it
-// prints the usage to stderr and returns an error wrapping flag.ErrHelp.
+// until a stop signal or ctx ends. For -h it prints the usage to stderr
+// and returns an error wrapping flag.ErrHelp.
 func (p Program) Run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	o := p.Options
 	o.Name = p.Name

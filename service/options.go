@@ -76,10 +76,11 @@ type Options struct {
 	// GRPCRecvBudget (GRPC_RECV_BUDGET) bounds the bytes of gRPC
 	// messages being received or handled at once, across connections;
 	// a call takes GRPC_MAX_RECV_MSG_SIZE of it before its message is
-	// read and is refused UNAVAILABLE when that is not left. 0 means an
-	// eighth of MemoryLimit but at
-	// least two messages, or grpcserver.DefaultRecvBudget (64 MiB)
-	// without a limit; negative means no budget.
+	// read and is refused UNAVAILABLE when that is not left. It also
+	// bounds the calls in flight, one per 16 KiB of it. 0 means an eighth
+	// of MemoryLimit but at least two messages, or
+	// grpcserver.DefaultRecvBudget (64 MiB) without a limit; negative
+	// means no budget.
 	GRPCRecvBudget int64
 	// GRPCRecvTimeout (GRPC_RECV_TIMEOUT) is how long an admitted gRPC
 	// call may take to receive its message; 0 means
