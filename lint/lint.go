@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -170,19 +171,32 @@ func isKustomization(dir string) bool {
 	return false
 }
 
+// buildMu makes kustomize builds take turns. Kustomize keeps its OpenAPI
+// schema in process-wide variables (sigs.k8s.io/kustomize/kyaml/openapi),
+// and the first build that needs the schema loads it while another build
+// reads it without a lock (kubernetes-sigs/kustomize#5805): two `shoal up`
+// in one test process raced there.
+var buildMu sync.Mutex
+
 // build runs kustomize on dir in-process. A failed build is a finding on
 // the directory: the input is wrong, not unreadable.
 func build(dir string) ([]*Document, []Finding) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
-	if err != nil {
-		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
-	}
-	out, err := m.AsYaml()
+	out, err := kustomize(dir)
 	if err != nil {
 		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
 	}
 	return parseStream(dir, out, true)
+}
+
+// kustomize builds dir into one YAML stream, one build at a time.
+func kustomize(dir string) ([]byte, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return nil, err
+	}
+	return m.AsYaml()
 }
 
 // check runs the rules over one set and adds what they find to rep.

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 )
 
 func ruleIDs(rep *Report) []string {
@@ -559,5 +562,93 @@ func TestLintRefusesHugeInput(t *testing.T) {
 	// lints.
 	if _, err := (&Linter{}).Lint(filepath.Join(many, "m0.yaml")); err != nil {
 		t.Errorf("a file under the limit: %v", err)
+	}
+}
+
+// TestConcurrentKustomizeBuilds lints a kustomization from several
+// goroutines at once, each time as the first builds of the process, as two
+// `shoal up` in one test process do. Kustomize loads its OpenAPI schema
+// into process-wide variables on the first build that patches, while
+// another build reads them without a lock to scope a kind it does not know
+// by heart (here the HPA of autoscaling/v2 and the Gateway API's kinds):
+// without builds taking turns, -race reports it in most runs of this test.
+func TestConcurrentKustomizeBuilds(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"base/kustomization.yaml": "resources: [app.yaml]\n",
+		"base/app.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web}
+spec:
+  gatewayClassName: any
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: web}]
+  rules: [{backendRefs: [{name: web, port: 80}]}]
+`,
+		"overlay/kustomization.yaml": "resources: [../base]\npatches: [{path: patch.yaml}]\n",
+		"overlay/patch.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: web:2}]
+`,
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	overlay := filepath.Join(dir, "overlay")
+	for range 20 {
+		// As in a process that has built nothing yet.
+		openapi.ResetOpenAPI()
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				rep, err := (&Linter{}).Lint(overlay)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if rep.Objects != 5 {
+					t.Errorf("%d objects, want 5: %v", rep.Objects, rep.Findings)
+				}
+			})
+		}
+		wg.Wait()
 	}
 }
