@@ -36,7 +36,9 @@
 //     admitted than the core runs at once. On more cores such a wait may
 //     be work the limit does not admit, which fewer slots would not
 //     relieve. Below 1 (queueing) the limit drops at once to limit ×
-//     gradient, but at most by half per window. Otherwise it probes
+//     gradient, but at most by half per window, a latency being possibly
+//     an outlier; the CPU wait takes it to limit / (1 + wait) however far
+//     that is, the wait counting the requests that queued for the core. Otherwise it probes
 //     upward by Smoothing × min(Headroom, √limit): a fixed step would be
 //     a deep queue for a service that needs few slots, such as a core of
 //     CPU-bound work, which needs one. The limit stays within [MinLimit,

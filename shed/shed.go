@@ -522,6 +522,9 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		return
 	}
 	gradient := c.Tolerance * l.longRTT / short
+	// Down at most by half per window, as one window's latency can be an
+	// outlier; the CPU wait below is no outlier, and may go further.
+	floor := l.limit / 2
 	if wait := l.winSum/l.winWork - 1; wait > cpuWaitMax && runtime.GOMAXPROCS(0) == 1 {
 		// On one core, the requests admitted waited for it after their
 		// yield: more were admitted than it runs at once, about limit /
@@ -533,16 +536,21 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		// work queued behind what the limit does not admit (a flood of
 		// reset streams), and fewer slots would not relieve the latter;
 		// on two cores it turned away 13% of test/chaos's uploads under
-		// such a flood.
-		gradient = min(gradient, max(1/(1+wait), 1/l.limit))
+		// such a flood. The wait counts the requests that queued for
+		// the core, so the limit goes to what it runs at once even when
+		// that is less than half: at the onset of an overload, from a
+		// limit of 20 the halving took four windows to reach one or two
+		// slots, with every request admitted meanwhile queued.
+		w := max(1/(1+wait), 1/l.limit)
+		gradient = min(gradient, w)
+		floor = min(floor, l.limit*w)
 	}
 	if gradient < 1 {
-		// Queueing: down at once, in proportion, at most by half (one
-		// window's latency can be an outlier). A limit above the
-		// service's capacity costs every request its queueing now; one
-		// below costs a few windows of probing.
+		// Queueing: down at once, in proportion, bounded by floor. A
+		// limit above the service's capacity costs every request its
+		// queueing now; one below costs a few windows of probing.
 		before := int(l.limit)
-		l.limit = l.clamp(max(l.limit/2, l.limit*gradient))
+		l.limit = l.clamp(max(floor, l.limit*gradient))
 		l.loweredAt = now
 		if before == l.probed && int(l.limit) < before {
 			l.holdLocked(now, before)

@@ -266,3 +266,61 @@ func TestCPUWaitOnlyOnOneCore(t *testing.T) {
 		t.Fatalf("limit went down to %d on two cores, want it kept at 8 or above", low)
 	}
 }
+
+// TestOneCoreStepQueuesFewRequests steps a core of CPU-bound work from
+// one request at a time to a thousand offered per round, from the
+// initial limit of an unloaded service. Every request admitted beyond one
+// at a time waits a whole request's work for the core per request ahead
+// of it, so the requests answered over twice the unloaded latency in the
+// step's first second count how long the limit took to come down to one
+// slot: what makes the p99 of the answered requests over the whole step.
+// Of the first round's 20, 18 are unavoidable: the limit was 20. Halving
+// the limit per window whatever the wait measured answered 41 so (20 →
+// 10 → 5 → 2); going by the wait, 27 (20 → 5 → 1 or 2).
+func TestOneCoreStepQueuesFewRequests(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const base = 4 * time.Millisecond
+	c := newClock()
+	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
+	for range 500 { // two seconds unloaded
+		cpuRound(l, c, base, 1, 1)
+	}
+	if got := l.Limit(); got != shed.DefaultInitialLimit {
+		t.Fatalf("limit after an unloaded warm-up = %d, want the initial %d untouched", got, shed.DefaultInitialLimit)
+	}
+	onset := c.Now()
+	var slow, answered int
+	var admitted []int
+	for c.Now().Sub(onset) < time.Second {
+		var (
+			works    []func()
+			releases []func(error)
+			starts   []time.Time
+		)
+		for range 1000 {
+			work, release, ok := shed.AcquireWork(l)
+			if !ok {
+				break
+			}
+			works, releases, starts = append(works, work), append(releases, release), append(starts, c.Now())
+		}
+		admitted = append(admitted, len(releases))
+		if len(releases) == 0 {
+			c.Advance(base)
+		}
+		// One core: the admitted run one after the other.
+		for i, release := range releases {
+			works[i]()
+			c.Advance(base)
+			release(nil)
+			answered++
+			if c.Now().Sub(starts[i]) > 2*base {
+				slow++
+			}
+		}
+	}
+	t.Logf("%d of %d answered over twice the unloaded latency; admitted per round %v", slow, answered, admitted)
+	if slow > 30 {
+		t.Fatalf("%d requests answered over twice the unloaded latency in the step's first second, want at most 30; admitted per round %v", slow, admitted)
+	}
+}
