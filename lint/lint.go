@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/kyaml/openapi"
 )
 
 // ErrInput reports input that cannot be read at all: a path that does not
@@ -188,15 +189,42 @@ func build(dir string) ([]*Document, []Finding) {
 	return parseStream(dir, out, true)
 }
 
-// kustomize builds dir into one YAML stream, one build at a time.
-func kustomize(dir string) ([]byte, error) {
+// kustomize builds dir into one YAML stream, one build at a time, each
+// from the built-in OpenAPI schema.
+func kustomize(dir string) (out []byte, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
+	schema := openapi.GetSchemaVersion()
+	defer func() {
+		// Kustomize panics on a kustomization's `openapi:` schema file
+		// that does not parse, leaving the schema half loaded; and a
+		// schema a kustomization names stays for the next build, which
+		// names none (SetSchema keeps it). Either way the next build
+		// starts over from the built-in one.
+		v := recover()
+		if v != nil {
+			out, err = nil, buildPanic(v)
+		}
+		if v != nil || openapi.GetSchemaVersion() != schema {
+			openapi.ResetOpenAPI()
+		}
+	}()
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
 		return nil, err
 	}
 	return m.AsYaml()
+}
+
+// buildPanic is the error of a kustomize build that panicked: on a
+// custom OpenAPI schema it cannot parse, named as such; otherwise the
+// panic's first line.
+func buildPanic(v any) error {
+	msg, _, _ := strings.Cut(fmt.Sprint(v), "\n")
+	if strings.HasPrefix(msg, "invalid schema file") {
+		return errors.New("the kustomization's openapi schema file is not a valid OpenAPI schema")
+	}
+	return fmt.Errorf("kustomize failed on this input: %s", msg)
 }
 
 // check runs the rules over one set and adds what they find to rep.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
 )
 
@@ -650,5 +651,90 @@ spec:
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// TestKustomizeOpenAPISchemaStaysWithItsBuild lints a kustomization whose
+// `openapi:` schema file does not parse, then one with a schema that
+// knows no kind, then one with none. Kustomize panics on the first, and
+// keeps the second's schema for the next build of the process; the first
+// must be a finding, and the last must merge its patch with the built-in
+// schema: by container name, keeping the base's port, where a schema
+// without merge keys replaces the list.
+func TestKustomizeOpenAPISchemaStaysWithItsBuild(t *testing.T) {
+	const base = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
+`
+	const patch = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: web:2}]
+`
+	kustomization := func(schema string) map[string]string {
+		files := map[string]string{"app.yaml": base, "patch.yaml": patch}
+		k := "resources: [app.yaml]\npatches: [{path: patch.yaml}]\n"
+		if schema != "" {
+			k += "openapi: {path: schema.json}\n"
+			files["schema.json"] = schema
+		}
+		files["kustomization.yaml"] = k
+		return files
+	}
+	root := t.TempDir()
+	dirs := map[string]map[string]string{
+		"bad":   kustomization(`{"definitions": {"x": [1, 2]}}`),
+		"bare":  kustomization(`{"definitions": {}}`),
+		"plain": kustomization(""),
+	}
+	for dir, files := range dirs {
+		for name, text := range files {
+			path := filepath.Join(root, dir, name)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer openapi.ResetOpenAPI()
+
+	bad := filepath.Join(root, "bad")
+	rep, err := (&Linter{}).Lint(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Rule != ruleDecode.ID || !strings.Contains(rep.Findings[0].Message, "openapi schema file") {
+		t.Fatalf("a schema file that does not parse: got %v, want one %s naming the openapi schema file", rep.Findings, ruleDecode.ID)
+	}
+
+	for _, dir := range []string{"bare", "plain"} {
+		rep, err := (&Linter{}).Lint(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports := -1
+		for _, d := range rep.Documents {
+			if dep, ok := d.Object.(*appsv1.Deployment); ok {
+				ports = len(dep.Spec.Template.Spec.Containers[0].Ports)
+			}
+		}
+		switch {
+		case dir == "bare" && ports != 0:
+			// The premise: without merge keys the patch replaces the list.
+			t.Fatalf("%s: the container has %d ports after a patch under a schema without merge keys, want 0", dir, ports)
+		case dir == "plain" && ports != 1:
+			t.Fatalf("%s: the container has %d ports after the patch, want the base's 1: the previous build's schema was used", dir, ports)
+		}
 	}
 }
