@@ -575,18 +575,9 @@ func TestLintRefusesHugeInput(t *testing.T) {
 // without builds taking turns, -race reports it in most runs of this test.
 func TestConcurrentKustomizeBuilds(t *testing.T) {
 	dir := t.TempDir()
-	for name, text := range map[string]string{
+	writeFiles(t, dir, map[string]string{
 		"base/kustomization.yaml": "resources: [app.yaml]\n",
-		"base/app.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
----
+		"base/app.yaml": webDeployment + `---
 apiVersion: v1
 kind: Service
 metadata: {name: web}
@@ -616,23 +607,8 @@ spec:
   rules: [{backendRefs: [{name: web, port: 80}]}]
 `,
 		"overlay/kustomization.yaml": "resources: [../base]\npatches: [{path: patch.yaml}]\n",
-		"overlay/patch.yaml": `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  template:
-    spec:
-      containers: [{name: web, image: web:2}]
-`,
-	} {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+		"overlay/patch.yaml":         webImagePatch,
+	})
 	overlay := filepath.Join(dir, "overlay")
 	for range 20 {
 		// As in a process that has built nothing yet.
@@ -662,26 +638,8 @@ spec:
 // schema: by container name, keeping the base's port, where a schema
 // without merge keys replaces the list.
 func TestKustomizeOpenAPISchemaStaysWithItsBuild(t *testing.T) {
-	const base = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
-`
-	const patch = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  template:
-    spec:
-      containers: [{name: web, image: web:2}]
-`
 	kustomization := func(schema string) map[string]string {
-		files := map[string]string{"app.yaml": base, "patch.yaml": patch}
+		files := map[string]string{"app.yaml": webDeployment, "patch.yaml": webImagePatch}
 		k := "resources: [app.yaml]\npatches: [{path: patch.yaml}]\n"
 		if schema != "" {
 			k += "openapi: {path: schema.json}\n"
@@ -697,15 +655,7 @@ spec:
 		"plain": kustomization(""),
 	}
 	for dir, files := range dirs {
-		for name, text := range files {
-			path := filepath.Join(root, dir, name)
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		writeFiles(t, filepath.Join(root, dir), files)
 	}
 	defer openapi.ResetOpenAPI()
 
@@ -735,6 +685,45 @@ spec:
 			t.Fatalf("%s: the container has %d ports after a patch under a schema without merge keys, want 0", dir, ports)
 		case dir == "plain" && ports != 1:
 			t.Fatalf("%s: the container has %d ports after the patch, want the base's 1: the previous build's schema was used", dir, ports)
+		}
+	}
+}
+
+// webDeployment is a Deployment of one container with a named port, and
+// webImagePatch a strategic-merge patch of its image, for the kustomize
+// tests.
+const (
+	webDeployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: web, ports: [{name: http, containerPort: 8080}]}]
+`
+	webImagePatch = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers: [{name: web, image: web:2}]
+`
+)
+
+// writeFiles writes files (paths relative to root, folders made as
+// needed).
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, text := range files {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
