@@ -156,69 +156,90 @@ func (b *Budget) grantLocked() {
 	}
 }
 
-// readStep is how much more budget [Budget.ReadAll] takes each time its
-// buffer must grow: small enough that a client trickling its body holds
-// little, large enough that a fast upload asks rarely.
+// readStep is the first block [Budget.ReadAll] reads into, and how much
+// more it takes at a time past its size hint: small enough that a client
+// trickling its body holds little, large enough that a fast upload asks
+// rarely.
 const readStep = 64 << 10
 
-// ReadAll reads r to its end into memory, holding budget for the buffer
+// ReadAll reads r to its end into memory, holding budget for what it reads
 // as it grows instead of for the whole body up front, so a body that
 // arrives slowly holds only what it has sent. sizeHint, when positive (a
-// Content-Length), caps the buffer's growth at that size. The caller must
-// call release once it no longer holds data; on an error ReadAll has
+// Content-Length, or the most the caller accepts), caps the growth at that
+// size; a body longer than its hint grows a readStep at a time. The caller
+// must call release once it no longer holds data; on an error ReadAll has
 // released everything itself. The errors are r's and [Budget.Acquire]'s.
+//
+// ReadAll reads into blocks, each as large as what came before it, and
+// joins them once r ends: a body that fails, such as one a reader cut off
+// at a limit, leaves only its blocks behind, not the doubling copies of a
+// growing buffer. Before each new block it reads one byte, so a body that
+// ends where a block does takes no more budget.
 //
 // A body may wait for budget while holding what it already read; the
 // bounded wait of Acquire turns such a standoff into ErrBusy for some of
 // them instead of a deadlock.
 func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data []byte, release func(), err error) {
-	var releases []func()
+	var (
+		releases []func()
+		blocks   [][]byte
+		total    int64
+		probe    [1]byte
+	)
 	releaseAll := func() {
 		for _, f := range releases {
 			f()
 		}
 	}
-	var held int64
-	grow := func(need int64) error {
-		rel, err := b.Acquire(ctx, need-held)
-		if err != nil {
-			return err
-		}
-		releases = append(releases, rel)
-		held = need
-		return nil
-	}
-	first := int64(readStep)
-	if sizeHint > 0 {
-		first = min(first, sizeHint+1) // +1 to read the EOF without growing
-	}
-	if err := grow(first); err != nil {
-		return nil, nil, err
-	}
-	buf := make([]byte, 0, first)
 	for {
-		if len(buf) == cap(buf) {
-			next := int64(cap(buf)) * 2
-			if sizeHint > 0 && int64(len(buf)) <= sizeHint {
-				next = min(next, sizeHint+1)
+		var first []byte // a byte read ahead of the block, if any
+		if len(blocks) > 0 {
+			n, err := io.ReadFull(r, probe[:])
+			if err == io.EOF {
+				break
 			}
-			next = max(next, int64(cap(buf))+readStep)
-			if err := grow(next); err != nil {
+			if err != nil {
 				releaseAll()
 				return nil, nil, err
 			}
-			nb := make([]byte, len(buf), next)
-			copy(nb, buf)
-			buf = nb
+			first = probe[:n]
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, releaseAll, nil
+		size := max(total, readStep)
+		if sizeHint > 0 {
+			if total < sizeHint {
+				size = min(size, sizeHint-total)
+			} else {
+				size = readStep
+			}
+		}
+		rel, err := b.Acquire(ctx, size)
+		if err != nil {
+			releaseAll()
+			return nil, nil, err
+		}
+		releases = append(releases, rel)
+		block := make([]byte, size)
+		copy(block, first)
+		n, err := io.ReadFull(r, block[len(first):])
+		n += len(first)
+		total += int64(n)
+		blocks = append(blocks, block[:n])
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
 		}
 		if err != nil {
 			releaseAll()
 			return nil, nil, err
 		}
 	}
+	if len(blocks) == 1 {
+		return blocks[0], releaseAll, nil
+	}
+	// The join holds the blocks' budget: once it is done they are garbage
+	// and it is the joined copy that the budget stands for.
+	data = make([]byte, 0, total)
+	for _, bl := range blocks {
+		data = append(data, bl...)
+	}
+	return data, releaseAll, nil
 }

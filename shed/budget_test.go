@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -152,6 +153,114 @@ func TestBudgetReadAllHoldsWhatArrived(t *testing.T) {
 	}
 	if b.InUse() != 0 {
 		t.Fatalf("in use after a failed read = %d", b.InUse())
+	}
+}
+
+// budgetWatch serves r in reads of at most 1000 bytes, as a network
+// does, and records the most of b held at any read.
+type budgetWatch struct {
+	r    io.Reader
+	b    *shed.Budget
+	peak int64
+}
+
+func (w *budgetWatch) Read(p []byte) (int, error) {
+	w.peak = max(w.peak, w.b.InUse())
+	return w.r.Read(p[:min(len(p), 1000)])
+}
+
+func TestBudgetReadAllSizes(t *testing.T) {
+	const step = 64 << 10
+	tests := []struct {
+		name     string
+		size     int
+		hint     int64
+		capacity int64
+		maxHeld  int64 // the most held while reading
+	}{
+		{"empty", 0, 0, step, step},
+		{"one byte under a large hint", 3, 900 << 10, 1 << 20, step},
+		// The body ends where the first block does: no budget beyond it.
+		{"one block exactly, no hint", step, 0, step, step},
+		{"one byte past a block", step + 1, 0, 4 * step, 2 * step},
+		{"1 MiB, no hint", 1<<20 + 3, 0, 4 << 20, 2*(1<<20+3) + step},
+		{"1 MiB, declared", 1<<20 + 3, 1<<20 + 3, 1<<20 + 3, 1<<20 + 3},
+		{"1 MiB, hint too small", 1<<20 + 3, 100 << 10, 2 << 20, 1<<20 + 3 + step},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := make([]byte, tt.size)
+			for i := range body {
+				body[i] = byte(i * 7)
+			}
+			b := newBudget(t, tt.capacity, -1)
+			w := &budgetWatch{r: bytes.NewReader(body), b: b}
+			data, release, err := b.ReadAll(context.Background(), w, tt.hint)
+			if err != nil {
+				t.Fatalf("ReadAll: %v", err)
+			}
+			if !bytes.Equal(data, body) {
+				t.Fatalf("read %d bytes, not the %d-byte body", len(data), len(body))
+			}
+			if w.peak > tt.maxHeld {
+				t.Errorf("held %d bytes while reading, want at most %d", w.peak, tt.maxHeld)
+			}
+			if held := b.InUse(); held < int64(len(data)) {
+				t.Errorf("holding %d bytes for %d returned", held, len(data))
+			}
+			release()
+			if b.InUse() != 0 {
+				t.Errorf("in use after release = %d", b.InUse())
+			}
+		})
+	}
+}
+
+// zeros is an endless body.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// cutOff reads r up to n bytes and fails with errCutOff once r has more.
+type cutOff struct {
+	r io.Reader
+	n int64
+}
+
+var errCutOff = errors.New("body longer than its limit")
+
+func (c *cutOff) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, errCutOff
+	}
+	n, err := c.r.Read(p[:min(int64(len(p)), c.n)])
+	c.n -= int64(n)
+	return n, err
+}
+
+// TestBudgetReadAllCutOffAllocatesOnce reads an endless body that a reader
+// cuts off at a limit, given as the hint: the read fails with the reader's
+// error within a budget of the limit, having allocated the limit once, not
+// the doubling copies of a growing buffer (the gallery reading a
+// thumbnailer that streams without end: three times the limit each).
+func TestBudgetReadAllCutOffAllocatesOnce(t *testing.T) {
+	const limit = 8 << 20
+	b := newBudget(t, limit, -1)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := b.ReadAll(context.Background(), &cutOff{r: zeros{}, n: limit}, limit)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, errCutOff) {
+		t.Fatalf("ReadAll = %v, want the reader's error", err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > limit+limit/8 {
+		t.Errorf("allocated %d bytes reading a body cut off at %d", alloc, limit)
+	}
+	if b.InUse() != 0 {
+		t.Errorf("in use after a failed read = %d", b.InUse())
 	}
 }
 

@@ -40,8 +40,8 @@ func floodingThumbnailer(declared bool) http.Handler {
 
 // TestFloodingThumbnailerDoesNotExhaustTheGallery points a gallery with
 // the deploy kit's 128 MiB at a thumbnailer that answers every call with
-// 1 GiB, and asks it for thumbnails, some of the largest size, four at a
-// time: every answer is a 502 with a JSON error (or a 503 with
+// 1 GiB, and asks it for 48 thumbnails, a third of the largest size,
+// sixteen at a time: every answer is a 502 with a JSON error (or a 503 with
 // Retry-After while the reads fill the gallery's memory budget), and the
 // gallery's peak RSS stays below its limit.
 func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
@@ -64,7 +64,8 @@ func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
 			img := pngBody(t)
 			var mu sync.Mutex
 			codes := map[int]int{}
-			res := hammer(ctx, 4, 24, func(ctx context.Context, i int) error {
+			const calls = 48
+			res := hammer(ctx, 16, calls, func(ctx context.Context, i int) error {
 				size := []int{8, 256, 2048}[i%3]
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
 					g.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", size, size)), strings.NewReader(string(img)))
@@ -93,7 +94,7 @@ func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
 			})
 			peak := g.PeakRSS()
 			t.Logf("%v; answers %v; gallery peak RSS %.1f MiB of %d MiB", res, codes, float64(peak)/(1<<20), galleryMemoryLimit>>20)
-			if res.Failed > 0 || res.OK != 24 {
+			if res.Failed > 0 || res.OK != calls {
 				t.Errorf("calls: %v", res)
 			}
 			if peak >= galleryMemoryLimit {

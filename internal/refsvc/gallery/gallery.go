@@ -431,17 +431,46 @@ func (a *API) readResult(ctx context.Context, resp *http.Response, opts thumbnai
 	// ReadAll waits on its context only for budget, never for the body.
 	waitCtx, cancel := context.WithTimeoutCause(ctx, resultWait, errResultWait)
 	defer cancel()
-	out, release, err := a.uploads.ReadAll(waitCtx, io.LimitReader(resp.Body, limit+1), hint)
+	out, release, err := a.uploads.ReadAll(waitCtx, &atMost{r: resp.Body, n: limit}, hint)
 	switch {
+	case errors.Is(err, errLonger):
+		return nil, nil, &tooLargeError{limit, most}
 	case errors.Is(err, shed.ErrBusy) || errors.Is(err, errResultWait):
 		return nil, nil, errNoRoom
 	case err != nil:
 		return nil, nil, err
-	case int64(len(out)) > limit:
-		release()
-		return nil, nil, &tooLargeError{limit, most}
 	}
 	return out, release, nil
+}
+
+// errLonger is what an [atMost] reader returns once its source has more.
+var errLonger = errors.New("gallery: body longer than its limit")
+
+// atMost reads r up to n bytes and fails with errLonger once r has more.
+// Unlike io.LimitReader's end, the error fails the read that holds the
+// body, so an answer cut off at the limit is dropped as it stands instead
+// of being joined into one buffer first.
+type atMost struct {
+	r io.Reader
+	n int64 // bytes left
+}
+
+func (l *atMost) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if l.n <= 0 {
+		var b [1]byte
+		n, err := io.ReadFull(l.r, b[:])
+		if n > 0 {
+			return 0, errLonger
+		}
+		return 0, err
+	}
+	p = p[:min(int64(len(p)), l.n)]
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
 }
 
 // result is a thumbnail the thumbnailer made, held in the uploads budget
