@@ -12,7 +12,8 @@
 // Gateway or listener taking the route, hostnames no listener serves.
 //
 // Input is YAML files, folders of them, or kustomization directories, which
-// are built in-process with sigs.k8s.io/kustomize/api. Every document is first
+// are built in-process with sigs.k8s.io/kustomize/api, from local files only
+// unless [Linter.AllowRemote] is set. Every document is first
 // decoded strictly into its k8s.io/api type (KEDA's ScaledObject into
 // [keda.ScaledObject], Gateway API kinds into sigs.k8s.io/gateway-api's
 // types and then against the standard channel's schema, so experimental

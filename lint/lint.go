@@ -29,6 +29,13 @@ type Linter struct {
 	// Only, when not empty, lists the rule IDs to run and report; every
 	// other rule is left out as if disabled.
 	Only []string
+	// AllowRemote lets kustomize fetch the remote locations a
+	// kustomization names: files by URL and bases cloned from git, as
+	// `kustomize build` does. By default a kustomization that names one
+	// is not built and gets an invalid-document finding instead, so that
+	// linting manifests from an untrusted change makes no request to an
+	// address they choose and runs no git.
+	AllowRemote bool
 }
 
 // runs reports whether l runs and reports the rule with ID id.
@@ -118,7 +125,7 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 		return nil
 	}
 	if isKustomization(p) {
-		docs, fs := build(p)
+		docs, fs := l.build(p)
 		l.check(rep, docs, fs)
 		return nil
 	}
@@ -157,7 +164,7 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 		l.check(rep, docs, findings)
 	}
 	for _, r := range roots {
-		docs, fs := build(r)
+		docs, fs := l.build(r)
 		l.check(rep, docs, fs)
 	}
 	return nil
@@ -180,8 +187,19 @@ func isKustomization(dir string) bool {
 var buildMu sync.Mutex
 
 // build runs kustomize on dir in-process. A failed build is a finding on
-// the directory: the input is wrong, not unreadable.
-func build(dir string) ([]*Document, []Finding) {
+// the directory: the input is wrong, not unreadable. Unless remote
+// locations are allowed, one named anywhere in the build is a finding on
+// the file that names it, and nothing is built.
+func (l *Linter) build(dir string) ([]*Document, []Finding) {
+	if !l.AllowRemote {
+		var ref *remoteRef
+		switch err := findRemote(dir); {
+		case errors.As(err, &ref):
+			return nil, []Finding{newFinding(ruleDecode, ref.file, 0, "", ref.message())}
+		case err != nil:
+			return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
+		}
+	}
 	out, err := kustomize(dir)
 	if err != nil {
 		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}

@@ -36,6 +36,7 @@ func NewCommand() *cobra.Command {
 		failOn  string
 		disable []string
 		list    bool
+		remote  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "lint [flags] PATH...",
@@ -45,7 +46,10 @@ func NewCommand() *cobra.Command {
 		SilenceErrors: true,
 		Long: `Lint decodes every document of the given YAML files, folders or kustomization
 directories strictly against k8s.io/api, then checks the rules listed by
---rules. A kustomization directory is built in-process first.
+--rules. A kustomization directory is built in-process first. A
+kustomization that names a remote location (a resource, patch or file by
+URL, a base in a git repository) is not built unless --allow-remote is
+given: it is reported as an invalid document, and nothing is fetched.
 
 Exit status: 0 when nothing at or above --fail-on was found, 1 when
 something was, 2 on usage or input errors.`,
@@ -68,7 +72,7 @@ something was, 2 on usage or input errors.`,
 			if err != nil {
 				return err
 			}
-			l := &lint.Linter{Disable: disable}
+			l := &lint.Linter{Disable: disable, AllowRemote: remote}
 			rep, err := l.Lint(args...)
 			if err != nil {
 				return err
@@ -93,6 +97,7 @@ something was, 2 on usage or input errors.`,
 	f.StringVar(&failOn, "fail-on", "error", "lowest severity that makes the exit status 1: note, warning or error")
 	f.StringSliceVar(&disable, "disable", nil, "rule IDs not to run, comma-separated (e.g. SH012)")
 	f.BoolVar(&list, "rules", false, "list the rules and exit")
+	f.BoolVar(&remote, "allow-remote", false, "let kustomize fetch the remote resources, patches, files and git bases that kustomizations name")
 	return cmd
 }
 
