@@ -69,10 +69,13 @@ func (w *remoteWalk) kustomization(dir string, plugins bool) error {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real // a link back up the tree is a folder seen
 	}
-	if w.seen[abs] {
+	// A folder is read once as a base and once as plugin configurations:
+	// one named as both may hold configurations a base's reading skips.
+	key := fmt.Sprintf("%t %s", plugins, abs)
+	if w.seen[key] {
 		return nil
 	}
-	w.seen[abs] = true
+	w.seen[key] = true
 	if err := w.count(); err != nil {
 		return err
 	}

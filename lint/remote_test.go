@@ -109,6 +109,15 @@ func TestRemoteLocationsAreNotFetched(t *testing.T) {
 			file: "tr/patch.yaml", ref: "URL",
 		},
 		{
+			name: "the same folder as a base first, then as transformers",
+			files: map[string]string{
+				"kustomization.yaml":    kust("resources: [tr]\ntransformers: [tr]\n"),
+				"tr/kustomization.yaml": kust("resources: [patch.yaml]\n"),
+				"tr/patch.yaml":         "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npath: " + url + "\n",
+			},
+			file: "tr/patch.yaml", ref: "URL",
+		},
+		{
 			name:  "github repository",
 			files: map[string]string{"kustomization.yaml": kust("resources: ['github.com/example/app//deploy?ref=v1']\n")},
 			file:  "kustomization.yaml", ref: "github.com/example/app//deploy?ref=v1",
