@@ -138,6 +138,52 @@ func (b *Budget) releaser(n int64) func() {
 	}
 }
 
+// Reserve holds n units as [Budget.Acquire] does, for work that learns
+// only afterwards how many of them it keeps: a message a library reads
+// whole, whose size is known once it is in. The errors are Acquire's.
+func (b *Budget) Reserve(ctx context.Context, n int64) (*Reservation, error) {
+	release, err := b.Acquire(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &Reservation{b: b, n: max(n, 0), release: release}, nil
+}
+
+// Reservation is what [Budget.Reserve] holds. Call Keep or Release once;
+// later calls of either do nothing. It is not for concurrent use.
+type Reservation struct {
+	b       *Budget
+	n       int64
+	release func()
+	spent   bool
+}
+
+// Keep gives back all of the reservation but m units at once, letting
+// through the waiters that now fit, and returns the release of the m
+// kept. m is bounded by the reservation.
+func (r *Reservation) Keep(m int64) (release func()) {
+	if r.spent {
+		return func() {}
+	}
+	r.spent = true
+	m = max(0, min(m, r.n))
+	b := r.b
+	b.mu.Lock()
+	b.used -= r.n - m
+	b.grantLocked()
+	b.mu.Unlock()
+	return b.releaser(m)
+}
+
+// Release gives the whole reservation back.
+func (r *Reservation) Release() {
+	if r.spent {
+		return
+	}
+	r.spent = true
+	r.release()
+}
+
 // grantLocked serves waiters in order while the oldest fits. b.mu must be
 // held.
 func (b *Budget) grantLocked() {

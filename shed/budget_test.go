@@ -156,6 +156,52 @@ func TestBudgetReadAllHoldsWhatArrived(t *testing.T) {
 	}
 }
 
+// TestBudgetReservationKeep reserves the whole budget, keeps part of it,
+// and checks that the rest went at once to a waiter that fits in it, and
+// that every unit comes back whichever way the reservation ends.
+func TestBudgetReservationKeep(t *testing.T) {
+	ctx := context.Background()
+	b := newBudget(t, 100, time.Minute)
+	r, err := b.Reserve(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan func(), 1)
+	go func() {
+		rel, err := b.Acquire(ctx, 60)
+		if err != nil {
+			t.Error(err)
+			rel = func() {}
+		}
+		granted <- rel
+	}()
+	waitFor(t, func() bool { return b.InUse() == 100 && len(granted) == 0 })
+	keep := r.Keep(30)
+	waiter := <-granted // the 70 given back let the waiter's 60 through
+	if got := b.InUse(); got != 90 {
+		t.Errorf("in use after keeping 30 beside a waiter's 60 = %d, want 90", got)
+	}
+	r.Release() // spent by Keep: nothing more comes back
+	keep()
+	keep()
+	if got := b.InUse(); got != 60 {
+		t.Errorf("in use after releasing the 30 kept = %d, want 60", got)
+	}
+	waiter()
+	r2, err := b.Reserve(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Release()
+	r2.Keep(50)() // spent by Release
+	if got := b.InUse(); got != 0 {
+		t.Errorf("in use at the end = %d", got)
+	}
+	if _, err := b.Reserve(ctx, 101); !errors.Is(err, shed.ErrOverBudget) {
+		t.Errorf("Reserve past the capacity = %v, want ErrOverBudget", err)
+	}
+}
+
 // budgetWatch serves r in reads of at most 1000 bytes, as a network
 // does, and records the most of b held at any read.
 type budgetWatch struct {

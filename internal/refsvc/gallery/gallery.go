@@ -391,10 +391,11 @@ var errResultWait = errors.New("gallery: no room for the thumbnail in the upload
 
 // resultLimit is the most the gallery reads of a thumbnail of opts, and
 // why: what such a thumbnail can take encoded, or less when the uploads
-// budget cannot hold that beside the largest upload.
-func (a *API) resultLimit(opts thumbnail.Options) (int64, string) {
+// budget cannot hold that beside the largest upload, copies times over
+// (a gRPC answer is held three times while it is decoded).
+func (a *API) resultLimit(opts thumbnail.Options, copies int64) (int64, string) {
 	limit := thumbnail.MaxResultBytes(opts)
-	if room := a.uploads.Capacity() - a.cfg.MaxBodyBytes; room < limit {
+	if room := (a.uploads.Capacity() - a.cfg.MaxBodyBytes) / copies; room < limit {
 		return room, "the most this replica holds for one thumbnail"
 	}
 	return limit, fmt.Sprintf("the most a %dx%d thumbnail takes", opts.Width, opts.Height)
@@ -420,7 +421,7 @@ var errNoRoom = errors.New("gallery: no room in the uploads budget")
 // thumbnailer cannot make the gallery hold more. No room in the budget
 // is errNoRoom; any other error is the body's.
 func (a *API) readResult(ctx context.Context, resp *http.Response, opts thumbnail.Options) (data []byte, release func(), err error) {
-	limit, most := a.resultLimit(opts)
+	limit, most := a.resultLimit(opts, 1)
 	if resp.ContentLength > limit {
 		return nil, nil, &tooLargeError{limit, most}
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -43,12 +44,29 @@ var fits = map[thumbnail.Fit]pb.Fit{
 // reports whether it did; if not, it has answered w as the HTTP call
 // would have. The digest is the call's balancing key, so consistent
 // hashing sends repeat work to the replica whose cache holds it; the
-// call's deadline is ctx's. grpc-go reads an answer whole, so the
-// gallery's bound on a thumbnail (resultLimit) is the call's receive
-// limit, and the thumbnail is counted in the uploads budget once it is
-// in.
+// call's deadline is ctx's. grpc-go reads an answer whole before the
+// gallery sees its size, so the gallery's bound on a thumbnail
+// (resultLimit) is the call's receive limit, and three times that is
+// held in the uploads budget before the call: grpc-go holds the message
+// as it arrived in frames, joined into one buffer, and the thumbnail
+// copied out of that. What the thumbnail takes is kept once it is in. Counted only after the call, sixteen calls for the
+// largest size held 528 MiB in a gallery of 128 MiB.
 func (a *API) callGRPC(ctx context.Context, w http.ResponseWriter, r *http.Request, opts thumbnail.Options, img []byte, digest string) (result, bool) {
-	limit, most := a.resultLimit(opts)
+	const copies = 3
+	limit, most := a.resultLimit(opts, copies)
+	waitCtx, cancel := context.WithTimeoutCause(ctx, resultWait, errResultWait)
+	hold, err := a.uploads.Reserve(waitCtx, copies*(limit+responseOverhead))
+	cancel()
+	switch {
+	case errors.Is(err, shed.ErrBusy) || errors.Is(err, errResultWait):
+		w.Header().Set("Retry-After", "1")
+		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
+		return result{}, false
+	case err != nil:
+		service504(w)
+		return result{}, false
+	}
+	defer hold.Release() // unless kept below
 	var header, trailer metadata.MD
 	resp, err := a.cfg.GRPC.Resize(grpcclient.WithBalanceKey(ctx, digest),
 		&pb.ResizeRequest{Image: img, Width: uint32(opts.Width), Height: uint32(opts.Height), Fit: fits[opts.Fit]},
@@ -58,7 +76,15 @@ func (a *API) callGRPC(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		servedBy = servedByName(v[0])
 	}
 	if err != nil {
-		a.grpcFailed(w, r, status.Convert(err), trailer, servedBy)
+		st := status.Convert(err)
+		if overReceiveLimit(st) {
+			err := &tooLargeError{limit, most}
+			a.log.LogAttrs(r.Context(), slog.LevelWarn, "thumbnailer response too large",
+				slog.String("error", st.Message()), slog.Int64("limit", limit), slog.String("upstream", servedBy))
+			httperr.Write(w, http.StatusBadGateway, err.Error())
+			return result{}, false
+		}
+		a.grpcFailed(w, r, st, trailer, servedBy)
 		return result{}, false
 	}
 	ct, ok := imageType(resp.GetContentType())
@@ -76,19 +102,20 @@ func (a *API) callGRPC(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		httperr.Write(w, http.StatusBadGateway, err.Error())
 		return result{}, false
 	}
-	waitCtx, cancel := context.WithTimeoutCause(ctx, resultWait, errResultWait)
-	defer cancel()
-	release, err := a.uploads.Acquire(waitCtx, int64(len(out)))
-	switch {
-	case errors.Is(err, shed.ErrBusy) || errors.Is(err, errResultWait):
-		w.Header().Set("Retry-After", "1")
-		httperr.Write(w, http.StatusServiceUnavailable, "uploads are using this replica's memory, retry later")
-		return result{}, false
-	case err != nil:
-		service504(w)
-		return result{}, false
-	}
-	return result{data: out, release: release, contentType: ct, servedBy: servedBy}, true
+	return result{data: out, release: hold.Keep(int64(len(out))), contentType: ct, servedBy: servedBy}, true
+}
+
+// receiveLimitMessage begins the status grpc-go makes on its side of a
+// call whose answer is over the call's receive limit. grpc-go gives the
+// case no type or detail of its own, so its text is what tells it.
+const receiveLimitMessage = "grpc: received message larger than max"
+
+// overReceiveLimit reports whether st is grpc-go's for an answer over the
+// call's receive limit, not the thumbnailer's (whose own refusals carry
+// its ErrorInfo).
+func overReceiveLimit(st *status.Status) bool {
+	return st.Code() == codes.ResourceExhausted && thumbnailerReason(st) == "" &&
+		strings.HasPrefix(st.Message(), receiveLimitMessage)
 }
 
 // service504 answers a call whose request's time ran out.

@@ -166,9 +166,10 @@ func TestGRPCUpstreamAnswers(t *testing.T) {
 		{name: "not an image", fake: &fakeResize{resp: &pb.ResizeResponse{Thumbnail: []byte("<script>"), ContentType: "text/html"}},
 			wantStatus: 502, wantBody: "other than a PNG or JPEG"},
 		// 8x8 takes far less than a MiB: grpc-go stops reading at the
-		// call's receive limit.
+		// call's receive limit, and the answer says so as the HTTP
+		// call's does.
 		{name: "answer too large", fake: &fakeResize{resp: &pb.ResizeResponse{Thumbnail: make([]byte, 4<<20), ContentType: "image/png"}},
-			wantStatus: 502, wantBody: "ResourceExhausted"},
+			wantStatus: 502, wantBody: "thumbnailer response is larger than 4360 bytes, the most a 8x8 thumbnail takes"},
 		{name: "time runs out", fake: &fakeResize{block: true}, wantStatus: 504, wantBody: "did not answer in time"},
 	}
 	for _, tt := range tests {
