@@ -54,8 +54,9 @@
 // KiB of it), connections by GRPC_MAX_CONNS (one per 512 KiB of it), and
 // a call's metadata by GRPC_MAX_HEADER_LIST_SIZE (16 KiB).
 //
-// [Program.Run] sets the Go runtime's soft memory limit to nine tenths of
-// MEMORY_LIMIT unless GOMEMLIMIT is set: at the whole limit the
+// [Program.Run] sets the Go runtime's soft memory limit from MEMORY_LIMIT
+// unless GOMEMLIMIT is set: the limit less the binary's resident code and
+// a twentieth, at most nine tenths of it. At the whole limit the
 // collector lets the heap grow to the container's limit itself, and what
 // the runtime does not count (the binary, the kernel's share) takes the
 // process over it.

@@ -53,7 +53,7 @@ func (p Program) Run(ctx context.Context, args []string, lookup func(string) (st
 		o.MemoryLimit = MemoryLimit() // before the soft limit changes what it reads
 	}
 	if _, set := lookup("GOMEMLIMIT"); !set && o.MemoryLimit > 0 {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(softMemoryLimit(o.MemoryLimit)))
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(softMemoryLimit(o.MemoryLimit, residentFileBytes())))
 	}
 	svc, err := New(o)
 	if err != nil {

@@ -32,12 +32,37 @@ func MemoryLimit() int64 {
 }
 
 // softMemoryLimit is the Go runtime's soft limit for a process that may
-// use limit bytes: nine tenths of it. The runtime counts only the memory
-// it maps; the binary's text, cgo and the kernel's share of the process
-// need the rest. At the whole limit the garbage collector let the heap
-// grow to the container's limit itself, and a burst of connections and
-// goroutines took the process past it.
-func softMemoryLimit(limit int64) int64 { return limit - limit/10 }
+// use limit bytes, fileResident of them already resident as file pages
+// (the binary's code): what is left of the limit after those pages and a
+// twentieth more (the kernel's share of the process, cgo), at most nine
+// tenths of it and at least half. The runtime counts only the memory it
+// maps. At the whole limit the garbage collector let the heap grow to the
+// container's limit itself, and a burst of connections and goroutines took
+// the process past it; at nine tenths, the gallery's code (15 MiB of its
+// 128 MiB) took it past it while the heap stood at its goal.
+func softMemoryLimit(limit, fileResident int64) int64 {
+	return max(limit/2, min(limit-limit/10, limit-limit/20-fileResident))
+}
+
+// residentFileBytes is how much of this process's memory is resident file
+// pages (RssFile in /proc/self/status: its binary's code that has run), 0
+// where that cannot be read.
+func residentFileBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "RssFile:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil || kb < 0 {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
 
 // goMemoryLimit is the Go runtime's soft memory limit, 0 if there is none.
 func goMemoryLimit() int64 {

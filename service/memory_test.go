@@ -9,6 +9,30 @@ import (
 	"testing"
 )
 
+func TestSoftMemoryLimit(t *testing.T) {
+	const mi = 1 << 20
+	tests := []struct {
+		name                string
+		limit, fileResident int64
+		want                int64
+	}{
+		{"small container: the code's pages and a twentieth left out", 128 * mi, 15 * mi, 128*mi - 128*mi/20 - 15*mi},
+		{"large container: nine tenths", 1 << 30, 15 * mi, 1<<30 - (1<<30)/10},
+		{"no file pages read: nine tenths", 128 * mi, 0, 128*mi - 128*mi/10},
+		{"code as large as the limit: half", 64 * mi, 60 * mi, 32 * mi},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := softMemoryLimit(tt.limit, tt.fileResident); got != tt.want {
+				t.Errorf("softMemoryLimit(%d, %d) = %d, want %d", tt.limit, tt.fileResident, got, tt.want)
+			}
+		})
+	}
+	if n := residentFileBytes(); n <= 0 {
+		t.Errorf("resident file bytes of this process = %d, want its code's", n)
+	}
+}
+
 // TestProgramSetsTheSoftMemoryLimit: Run sets the Go runtime's soft limit
 // to nine tenths of MEMORY_LIMIT while the program runs, leaves a
 // GOMEMLIMIT the operator set alone, and restores the limit it found

@@ -55,8 +55,9 @@ type Options struct {
 	// MemoryLimit (MEMORY_LIMIT) is the bytes the process may use, its
 	// container's memory limit: the gRPC budgets below are sized from
 	// it, programs size theirs from it, and [Program.Run] sets the Go
-	// runtime's soft limit to nine tenths of it unless GOMEMLIMIT is
-	// set. 0 means MemoryLimit() (the cgroup's limit or GOMEMLIMIT),
+	// runtime's soft limit to at most nine tenths of it (less in a
+	// small container, see the package documentation) unless GOMEMLIMIT
+	// is set. 0 means MemoryLimit() (the cgroup's limit or GOMEMLIMIT),
 	// which is 0 outside a container: no limit.
 	MemoryLimit int64
 	// GRPCPort (GRPC_PORT) serves gRPC on its own port (package
@@ -210,7 +211,7 @@ func Bind(cs *config.Set, o *Options) {
 	cs.Int(&o.MaxConns, "max-conns", "MAX_CONNS", server.DefaultMaxConns, "connections open at once; beyond it the longest idle is closed (negative: no limit)")
 	cs.Bool(&o.H2C, "h2c", "H2C", true, "serve unencrypted HTTP/2 (prior knowledge) beside HTTP/1.1")
 	cs.Int(&o.ShedMaxLimit, "shed-max-limit", "SHED_MAX_LIMIT", shed.DefaultMaxLimit, "upper bound of the adaptive concurrency limit (negative: no load shedding)")
-	cs.Int64(&o.MemoryLimit, "memory-limit", "MEMORY_LIMIT", 0, "bytes the process may use (its container's limit); budgets are sized from it and GOMEMLIMIT, unless set, is nine tenths of it (0: the cgroup limit or GOMEMLIMIT)")
+	cs.Int64(&o.MemoryLimit, "memory-limit", "MEMORY_LIMIT", 0, "bytes the process may use (its container's limit); budgets are sized from it and GOMEMLIMIT, unless set, is at most nine tenths of it, less its resident code (0: the cgroup limit or GOMEMLIMIT)")
 	cs.Duration(&o.RequestTimeout, "request-timeout", "REQUEST_TIMEOUT", DefaultRequestTimeout, "deadline of a request's work unless its route sets one (negative: none)")
 	cs.Int(&o.GRPCPort, "grpc-port", "GRPC_PORT", o.GRPCPort, "gRPC port, apart from the public port (0: no gRPC server)")
 	cs.Bool(&o.GRPCReflection, "grpc-reflection", "GRPC_REFLECTION", false, "register gRPC server reflection (lists the services to anyone who reaches the port)")
