@@ -3,7 +3,9 @@ package lint
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,11 +27,28 @@ func TestRemoteLocationsAreNotFetched(t *testing.T) {
 	kust := func(body string) string {
 		return "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" + strings.ReplaceAll(body, "URL", url)
 	}
+	// A git that records that it ran and fails, so that a clone the guard
+	// lets through shows and reaches nothing.
+	bin := t.TempDir()
+	gitLog := filepath.Join(bin, "git.log")
+	if err := os.WriteFile(filepath.Join(bin, "git"), []byte("#!/bin/sh\necho \"$@\" >>'"+gitLog+"'\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin)
+	patchTransformer := "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\n"
+	// A PatchTransformer by URL inside 60 nested lists, which kustomize
+	// takes apart however deep they go.
+	nested := patchTransformer + "path: " + url + "\n"
+	for range 60 {
+		nested = "apiVersion: v1\nkind: FooList\nitems:\n- " + strings.ReplaceAll(nested, "\n", "\n  ") + "\n"
+	}
 	tests := []struct {
 		name  string
 		files map[string]string
-		file  string // the file the finding names, relative to the root
-		ref   string // the location it names; URL stands for the server's
+		links map[string]string // symbolic links to make: name to target, relative to the root
+		file  string            // the file the finding names, relative to the root
+		ref   string            // the location it names; URL stands for the server's
+		msg   string            // or, for what is refused as unchecked, words of the message
 	}{
 		{
 			name:  "resource by URL",
@@ -128,6 +147,80 @@ func TestRemoteLocationsAreNotFetched(t *testing.T) {
 			file:  "kustomization.yaml", ref: "git@git.example.com:team/app.git",
 		},
 		{
+			name: "a transformer configured inline on one line",
+			files: map[string]string{
+				"kustomization.yaml": kust("resources: [app.yaml]\ntransformers: ['{apiVersion: builtin, kind: PatchTransformer, metadata: {name: p}, path: URL}']\n"),
+				"app.yaml":           webDeployment,
+			},
+			file: "kustomization.yaml", ref: "URL",
+		},
+		{
+			name: "a transformer that does not parse, named like a repository",
+			files: map[string]string{
+				"kustomization.yaml": kust("resources: [app.yaml]\ntransformers: [\"git@git.example.com:team/app\\nkind: [\"]\n"),
+				"app.yaml":           webDeployment,
+			},
+			file: "kustomization.yaml", ref: "git@git.example.com:team/app\nkind: [",
+		},
+		{
+			name: "a transformer's configuration deep in nested lists",
+			files: map[string]string{
+				"kustomization.yaml": kust("resources: [app.yaml]\ntransformers: [patch.yaml]\n"),
+				"app.yaml":           webDeployment,
+				"patch.yaml":         nested,
+			},
+			file: "patch.yaml", ref: "URL",
+		},
+		{
+			name: "a base's base above a linked folder",
+			files: map[string]string{
+				"kustomization.yaml":             kust("resources: [link]\n"),
+				"real/base/kustomization.yaml":   kust("resources: [../remote]\n"),
+				"real/remote/kustomization.yaml": kust("resources: [URL]\n"),
+				"remote/kustomization.yaml":      kust("resources: []\n"),
+			},
+			links: map[string]string{"link": "real/base"},
+			file:  "real/remote/kustomization.yaml", ref: "URL",
+		},
+		{
+			name: "a local file named like a repository that does not parse",
+			files: map[string]string{
+				"kustomization.yaml":     kust("resources: [github.com/example/app]\n"),
+				"github.com/example/app": "kind: [\n",
+			},
+			file: "kustomization.yaml", ref: "github.com/example/app",
+		},
+		{
+			name: "a local file named like a repository, as a component",
+			files: map[string]string{
+				"kustomization.yaml":     kust("components: [github.com/example/app]\n"),
+				"github.com/example/app": webDeployment,
+			},
+			file: "kustomization.yaml", ref: "github.com/example/app",
+		},
+		{
+			name: "transformers from a kustomization that patches them",
+			files: map[string]string{
+				"kustomization.yaml":    kust("resources: [app.yaml]\ntransformers: [tr]\n"),
+				"app.yaml":              webDeployment,
+				"tr/kustomization.yaml": kust("resources: [patch.yaml]\npatches: [{target: {kind: PatchTransformer}, patch: '[{\"op\": \"replace\", \"path\": \"/path\", \"value\": \"URL\"}]'}]\n"),
+				"tr/patch.yaml":         patchTransformer + "path: p.yaml\n",
+				"tr/p.yaml":             "[]\n",
+			},
+			file: "tr/kustomization.yaml", msg: "patches",
+		},
+		{
+			name: "transformers from a kustomization that prefixes a URL together",
+			files: map[string]string{
+				"kustomization.yaml":    kust("resources: [app.yaml]\ntransformers: [tr]\n"),
+				"app.yaml":              webDeployment,
+				"tr/kustomization.yaml": kust("resources: [patch.yaml]\nnamePrefix: 'http:'\nconfigurations: [prefix.yaml]\n"),
+				"tr/prefix.yaml":        "namePrefix: [{path: path, kind: PatchTransformer}]\n",
+				"tr/patch.yaml":         patchTransformer + "path: '" + strings.TrimPrefix(url, "http:") + "'\n",
+			},
+			file: "tr/kustomization.yaml", msg: "namePrefix",
+		},
+		{
 			name:  "local repository by file URL",
 			files: map[string]string{"kustomization.yaml": kust("components: ['file:///srv/repo.git//deploy']\n")},
 			file:  "kustomization.yaml", ref: "file:///srv/repo.git//deploy",
@@ -135,27 +228,40 @@ func TestRemoteLocationsAreNotFetched(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			asked.Store(0)
+			os.Remove(gitLog)
 			root := t.TempDir()
 			writeFiles(t, root, tt.files)
+			for name, target := range tt.links {
+				if err := os.Symlink(filepath.Join(root, target), filepath.Join(root, name)); err != nil {
+					t.Fatal(err)
+				}
+			}
 			rep, err := (&Linter{}).Lint(root)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ref := strings.ReplaceAll(tt.ref, "URL", url)
+			want := strconv.Quote(strings.ReplaceAll(tt.ref, "URL", url))
+			if tt.msg != "" {
+				want = tt.msg
+			}
 			var found bool
 			for _, f := range rep.Findings {
-				if f.Rule == ruleDecode.ID && f.Path == filepath.Join(root, tt.file) && strings.Contains(f.Message, `"`+ref+`"`) {
+				if f.Rule == ruleDecode.ID && f.Path == filepath.Join(root, tt.file) && strings.Contains(f.Message, want) {
 					found = true
 				}
 			}
 			if !found {
-				t.Errorf("no finding on %s naming %q; findings:\n%v", tt.file, ref, rep.Findings)
+				t.Errorf("no finding on %s saying %s; findings:\n%v", tt.file, want, rep.Findings)
 			}
 			if len(rep.Documents) != 0 {
 				t.Errorf("%d documents built", len(rep.Documents))
 			}
 			if n := asked.Load(); n != 0 {
 				t.Fatalf("the server was asked %d times", n)
+			}
+			if ran, err := os.ReadFile(gitLog); err == nil {
+				t.Fatalf("git ran: %s", ran)
 			}
 		})
 	}
@@ -204,5 +310,58 @@ func TestRemoteLocationsWhenAllowed(t *testing.T) {
 				t.Errorf("the server was asked %d times, want %d", got, tt.asked)
 			}
 		})
+	}
+}
+
+// TestRemoteGuardReadsWithinLimits names, as a transformer's
+// configuration, a file the guard must not read whole: a link to
+// /dev/zero, which kustomize does not read either (it is outside the
+// kustomization's folder), and a file larger than Lint reads, which is a
+// finding. Either way Lint returns.
+func TestRemoteGuardReadsWithinLimits(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		make func(path string) error
+		msg  string
+	}{
+		{"a link to /dev/zero", func(path string) error { return os.Symlink("/dev/zero", path) }, "not in or below"},
+		{"a file over 16 MiB", func(path string) error { return os.WriteFile(path, make([]byte, maxFileBytes+1), 0o644) }, "more than 16 MiB"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFiles(t, root, map[string]string{
+				"kustomization.yaml": "resources: [app.yaml]\ntransformers: [patch.yaml]\n",
+				"app.yaml":           webDeployment,
+			})
+			if err := tt.make(filepath.Join(root, "patch.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := (&Linter{}).Lint(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Findings) != 1 || rep.Findings[0].Rule != ruleDecode.ID || !strings.Contains(rep.Findings[0].Message, tt.msg) {
+				t.Errorf("findings %v, want one %s saying %q", rep.Findings, ruleDecode.ID, tt.msg)
+			}
+		})
+	}
+}
+
+// TestParsesAsRepo checks the copy of kustomize's repository parsing on
+// names a local file may have.
+func TestParsesAsRepo(t *testing.T) {
+	for n, want := range map[string]bool{
+		"team@app.yaml":                    false,
+		"github.com/example/app":           true,
+		"github.com/app.yaml":              false,
+		"git@git.example.com:team/app.git": true,
+		"vendor/github.com/example/app":    false,
+		"https://example.com/org/repo":     true,
+		"file:///srv/repo.git//deploy":     true,
+		"github.com/example/app//../..":    false, // leaves the repository
+	} {
+		if got := parsesAsRepo(n); got != want {
+			t.Errorf("parsesAsRepo(%q) = %t, want %t", n, got, want)
+		}
 	}
 }
