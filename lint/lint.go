@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -49,8 +50,11 @@ func (l *Linter) runs(id string) bool {
 // non-nil only when input cannot be read; it wraps [ErrInput].
 //
 // Decoding holds about twenty times the YAML it reads, so a file over
-// 16 MiB, or inputs over 64 MiB in all, are refused with ErrInput: the API
-// server takes at most 3 MiB in one request.
+// 16 MiB, or inputs over 64 MiB in all, are refused: the API server takes
+// at most 3 MiB in one request. So is a file that is not a regular file
+// (a named pipe, a device), whose reading need not end. Lint refuses what
+// it reads itself with ErrInput; what a kustomization names fails its
+// build, a finding.
 func (l *Linter) Lint(paths ...string) (*Report, error) {
 	rep := &Report{}
 	budget := int64(maxTotalBytes)
@@ -92,7 +96,7 @@ const (
 // readManifest reads the file at path, counting it against budget, the
 // bytes Lint may still read.
 func readManifest(path string, budget *int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +114,39 @@ func readManifest(path string, budget *int64) ([]byte, error) {
 	return data, nil
 }
 
+// openRegular opens path for reading if it is a regular file. Anything
+// else is refused: opening a named pipe waits for a writer, and reading a
+// device need not end. It opens without blocking, then checks what it
+// opened, so that the check and the read are of one file.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return f, nil
+}
+
+// boundedFS is the disk as a kustomize build sees it in Lint: the files
+// it reads are read as Lint reads its input (readManifest), regular files
+// only, within the limits on one file and on all of them.
+type boundedFS struct {
+	filesys.FileSystem
+	budget *int64
+}
+
+func (b boundedFS) ReadFile(path string) ([]byte, error) { return readManifest(path, b.budget) }
+
+func (b boundedFS) Open(path string) (filesys.File, error) { return openRegular(path) }
+
 func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 	info, err := os.Stat(p)
 	if err != nil {
@@ -125,7 +162,7 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 		return nil
 	}
 	if isKustomization(p) {
-		docs, fs := l.build(p)
+		docs, fs := l.build(p, budget)
 		l.check(rep, docs, fs)
 		return nil
 	}
@@ -164,7 +201,7 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 		l.check(rep, docs, findings)
 	}
 	for _, r := range roots {
-		docs, fs := l.build(r)
+		docs, fs := l.build(r, budget)
 		l.check(rep, docs, fs)
 	}
 	return nil
@@ -190,7 +227,7 @@ var buildMu sync.Mutex
 // the directory: the input is wrong, not unreadable. Unless remote
 // locations are allowed, one named anywhere in the build is a finding on
 // the file that names it, and nothing is built.
-func (l *Linter) build(dir string) ([]*Document, []Finding) {
+func (l *Linter) build(dir string, budget *int64) ([]*Document, []Finding) {
 	if !l.AllowRemote {
 		var ref *remoteRef
 		switch err := findRemote(dir); {
@@ -200,7 +237,7 @@ func (l *Linter) build(dir string) ([]*Document, []Finding) {
 			return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
 		}
 	}
-	out, err := kustomize(dir)
+	out, err := kustomize(dir, budget)
 	if err != nil {
 		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
 	}
@@ -209,7 +246,7 @@ func (l *Linter) build(dir string) ([]*Document, []Finding) {
 
 // kustomize builds dir into one YAML stream, one build at a time, each
 // from the built-in OpenAPI schema.
-func kustomize(dir string) (out []byte, err error) {
+func kustomize(dir string, budget *int64) (out []byte, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	schema := openapi.GetSchemaVersion()
@@ -227,7 +264,7 @@ func kustomize(dir string) (out []byte, err error) {
 			openapi.ResetOpenAPI()
 		}
 	}()
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(boundedFS{filesys.MakeFsOnDisk(), budget}, dir)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/kustomize/kyaml/openapi"
@@ -725,5 +727,73 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestInputThatNeverEnds lints a named pipe and a file over the limit, in
+// a folder and named by a kustomization: a pipe would block the read until
+// a writer came, and a kustomize build read any size whole. Each is
+// refused at once: an input error when Lint reads it, an invalid-document
+// finding on the kustomization when its build does.
+func TestInputThatNeverEnds(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"plain/app.yaml":             webDeployment,
+		"kust/kustomization.yaml":    "resources: [app.yaml]\n",
+		"patch/kustomization.yaml":   "resources: [app.yaml]\npatches: [{path: big.yaml}]\n",
+		"patch/app.yaml":             webDeployment,
+		"bigfolder/app.yaml":         webDeployment,
+		"bigkust/kustomization.yaml": "resources: [app.yaml]\n",
+	})
+	for _, dir := range []string{"plain", "kust"} {
+		if err := syscall.Mkfifo(filepath.Join(root, dir, "pipe.yaml"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := syscall.Mkfifo(filepath.Join(root, "kust", "app.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("# padding\n", (maxFileBytes/10)+1)
+	writeFiles(t, root, map[string]string{"patch/big.yaml": big, "bigkust/app.yaml": webDeployment + big})
+	tests := []struct {
+		dir     string
+		wantErr string // an input error naming this, or else
+		finding string // an SH000 naming this
+	}{
+		{dir: "plain", wantErr: "pipe.yaml: not a regular file"},
+		{dir: "kust", finding: "app.yaml: not a regular file"},
+		{dir: "patch", finding: "more than 16 MiB in one file"},
+		{dir: "bigkust", finding: "more than 16 MiB in one file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dir, func(t *testing.T) {
+			done := make(chan struct{})
+			var rep *Report
+			var err error
+			go func() {
+				defer close(done)
+				rep, err = (&Linter{}).Lint(filepath.Join(root, tt.dir))
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("Lint still reading after a minute")
+			}
+			if tt.wantErr != "" {
+				if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Lint = %v, want ErrInput naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range rep.Findings {
+				if f.Rule == ruleDecode.ID && strings.Contains(f.Message, tt.finding) {
+					return
+				}
+			}
+			t.Errorf("no SH000 naming %q; findings %v", tt.finding, rep.Findings)
+		})
 	}
 }
