@@ -228,25 +228,22 @@ var buildMu sync.Mutex
 // locations are allowed, one named anywhere in the build is a finding on
 // the file that names it, and nothing is built.
 func (l *Linter) build(dir string, budget *int64) ([]*Document, []Finding) {
-	if !l.AllowRemote {
-		var ref *remoteRef
-		switch err := findRemote(dir); {
-		case errors.As(err, &ref):
-			return nil, []Finding{newFinding(ruleDecode, ref.file, 0, "", ref.message())}
-		case err != nil:
-			return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
-		}
-	}
-	out, err := kustomize(dir, budget)
-	if err != nil {
+	out, err := kustomize(dir, budget, l.AllowRemote)
+	var ref *remoteRef
+	switch {
+	case errors.As(err, &ref):
+		return nil, []Finding{newFinding(ruleDecode, ref.file, 0, "", ref.message())}
+	case err != nil:
 		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
 	}
 	return parseStream(dir, out, true)
 }
 
 // kustomize builds dir into one YAML stream, one build at a time, each
-// from the built-in OpenAPI schema.
-func kustomize(dir string, budget *int64) (out []byte, err error) {
+// from the built-in OpenAPI schema. Unless remote locations are allowed,
+// it first looks for one (findRemote, whose parsing shares kustomize's
+// state) and returns it as a *remoteRef instead of building.
+func kustomize(dir string, budget *int64, allowRemote bool) (out []byte, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	schema := openapi.GetSchemaVersion()
@@ -264,6 +261,11 @@ func kustomize(dir string, budget *int64) (out []byte, err error) {
 			openapi.ResetOpenAPI()
 		}
 	}()
+	if !allowRemote {
+		if err := findRemote(dir); err != nil {
+			return nil, err
+		}
+	}
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(boundedFS{filesys.MakeFsOnDisk(), budget}, dir)
 	if err != nil {
 		return nil, err

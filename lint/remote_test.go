@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -364,4 +365,43 @@ func TestParsesAsRepo(t *testing.T) {
 			t.Errorf("parsesAsRepo(%q) = %t, want %t", n, got, want)
 		}
 	}
+}
+
+// FuzzKustomization lints a kustomization of arbitrary bytes beside a
+// Deployment and a plugin configuration: whatever it says, Lint returns a
+// report, never a panic, and the guard lets no URL through to the
+// loopback server it may name.
+func FuzzKustomization(f *testing.F) {
+	for _, seed := range []string{
+		"resources: [app.yaml]\n",
+		"resources: [app.yaml]\ntransformers: [patch.yaml]\n",
+		"resources: [app.yaml]\npatches: [{path: http://127.0.0.1:1/x.yaml}]\n",
+		"bases: ['github.com/example/app//deploy?ref=v1']\n",
+		"transformers: ['{apiVersion: builtin, kind: PatchTransformer, metadata: {name: p}, path: https://127.0.0.1:1/p}']\n",
+		"openapi: {path: app.yaml}\nresources: [app.yaml]\n",
+		"configMapGenerator: [{name: c, files: [k=app.yaml], envs: [app.yaml]}]\n",
+		"components: [.]\nresources: [app.yaml, app.yaml]\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	var asked atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+	}))
+	f.Cleanup(srv.Close)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		root := t.TempDir()
+		writeFiles(t, root, map[string]string{
+			"kustomization.yaml": strings.ReplaceAll(string(data), "http://127.0.0.1:1", srv.URL),
+			"app.yaml":           webDeployment,
+			"patch.yaml":         "apiVersion: builtin\nkind: PatchTransformer\nmetadata: {name: p}\npatch: '[]'\ntarget: {kind: Deployment}\n",
+		})
+		t.Setenv("PATH", "") // no git to run, whatever the guard misses
+		if _, err := (&Linter{}).Lint(root); err != nil && !errors.Is(err, ErrInput) {
+			t.Fatalf("Lint = %v", err)
+		}
+		if n := asked.Load(); n != 0 {
+			t.Fatalf("the server was asked %d times", n)
+		}
+	})
 }
