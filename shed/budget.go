@@ -239,16 +239,17 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 	}
 	for {
 		var first []byte // a byte read ahead of the block, if any
+		ended := false   // r ended with that byte
 		if len(blocks) > 0 {
-			n, err := io.ReadFull(r, probe[:])
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
+			n, err := fill(r, probe[:])
+			if err != nil && err != io.EOF {
 				releaseAll()
 				return nil, nil, err
 			}
-			first = probe[:n]
+			if n == 0 {
+				break
+			}
+			first, ended = probe[:n], err == io.EOF
 		}
 		size := max(total, readStep)
 		if sizeHint > 0 {
@@ -258,6 +259,9 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 				size = readStep
 			}
 		}
+		if ended {
+			size = int64(len(first))
+		}
 		rel, err := b.Acquire(ctx, size)
 		if err != nil {
 			releaseAll()
@@ -266,11 +270,15 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 		releases = append(releases, rel)
 		block := make([]byte, size)
 		copy(block, first)
-		n, err := io.ReadFull(r, block[len(first):])
-		n += len(first)
+		n := len(first)
+		if !ended {
+			var m int
+			m, err = fill(r, block[n:])
+			n += m
+		}
 		total += int64(n)
 		blocks = append(blocks, block[:n])
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if ended || err == io.EOF {
 			break
 		}
 		if err != nil {
@@ -288,4 +296,20 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 		data = append(data, bl...)
 	}
 	return data, releaseAll, nil
+}
+
+// fill reads r into p until p is full or r fails. Unlike io.ReadFull it
+// reports r's own error, so that only io.EOF ends a body: a reader's
+// io.ErrUnexpectedEOF (net/http's for a body cut off before its
+// Content-Length or last chunk) is a failure, not a short body.
+func fill(r io.Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/shoal-dev/shoal/shed"
@@ -260,6 +261,54 @@ func TestBudgetReadAllSizes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBudgetReadAllEndsOnlyAtEOF reads bodies whose reader fails with
+// io.ErrUnexpectedEOF, as net/http's does for a body cut off before its
+// Content-Length or its last chunk: ReadAll must fail with it, wherever it
+// comes, and hold nothing after; a body whose last byte comes with io.EOF
+// is whole.
+func TestBudgetReadAllEndsOnlyAtEOF(t *testing.T) {
+	const step = 64 << 10
+	tests := []struct {
+		name    string
+		size    int
+		body    func(io.Reader) io.Reader
+		wantErr error
+	}{
+		{"cut in the first block", 1000, cutShort, io.ErrUnexpectedEOF},
+		{"cut where a block ends", step, cutShort, io.ErrUnexpectedEOF},
+		{"cut in a later block", 3*step + 5, cutShort, io.ErrUnexpectedEOF},
+		{"last byte with EOF after a block", step + 1, iotest.DataErrReader, nil},
+		{"last bytes with EOF in a later block", 3*step + 5, iotest.DataErrReader, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := make([]byte, tt.size)
+			for i := range body {
+				body[i] = byte(i * 7)
+			}
+			b := newBudget(t, 1<<20, -1)
+			data, release, err := b.ReadAll(context.Background(), tt.body(bytes.NewReader(body)), 0)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("ReadAll = %d bytes, %v; want %v", len(data), err, tt.wantErr)
+			}
+			if err == nil {
+				if !bytes.Equal(data, body) {
+					t.Errorf("read %d bytes, not the %d-byte body", len(data), len(body))
+				}
+				release()
+			}
+			if b.InUse() != 0 {
+				t.Errorf("in use after = %d", b.InUse())
+			}
+		})
+	}
+}
+
+// cutShort is r, failing with io.ErrUnexpectedEOF where r ends.
+func cutShort(r io.Reader) io.Reader {
+	return io.MultiReader(r, iotest.ErrReader(io.ErrUnexpectedEOF))
 }
 
 // zeros is an endless body.
