@@ -42,8 +42,9 @@
 // is idempotent.
 //
 // [Config.OnClose] hears of every connection closed to keep a limit, with
-// the reason ([CloseEvicted], [CloseRefused], or [CloseResets] for an
-// HTTP/2 client cancelling most of its streams); package service counts
+// the reason ([CloseEvicted], [CloseRefused], [CloseResets] for an
+// HTTP/2 client cancelling most of its streams, or [CloseStreams] for one
+// most of whose streams came past [Config.MaxStreams]); package service counts
 // them in http_server_connections_closed_total.
 //
 // # Admin endpoints

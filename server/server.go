@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -21,6 +22,7 @@ const (
 	DefaultIdleTimeout       = 90 * time.Second
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 32 << 20
+	DefaultMaxStreams        = 256
 	DefaultMaxConnAgeJitter  = 0.1
 	DefaultMaxConns          = 1024
 )
@@ -79,6 +81,21 @@ type Config struct {
 	// a request in progress, or itself when every other is serving one.
 	// Zero means DefaultMaxConns (1024); negative means no limit.
 	MaxConns int
+	// MaxStreams bounds the HTTP/2 streams served at once over all
+	// connections. net/http bounds only each connection's (250 by
+	// default, 8 here), and a stream costs a goroutine, its grown stack
+	// and its request whatever it sends: 1,000 connections holding 250
+	// streams without bodies took a thumbnailer with 256 MiB to 4 GiB,
+	// its streams waiting for its upload budget; at 8 each they are still
+	// 8,000. Past MaxStreams a stream
+	// is answered 503 with Retry-After at once, unless its connection has
+	// no other stream being served: every connection keeps one, so the
+	// streams served are at most MaxStreams plus MaxConns, and a client
+	// that does not multiplex is never turned away for another's
+	// streams. Without srv.ConnContext from New (no H2C, age or request
+	// limit), every stream past MaxStreams is turned away. Zero means
+	// DefaultMaxStreams (256); negative means no limit.
+	MaxStreams int
 	// Logger receives the server's error log at level Warn. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -94,6 +111,9 @@ const (
 	CloseEvicted = "evicted"
 	// CloseRefused: beyond MaxConns while every other served a request.
 	CloseRefused = "refused"
+	// CloseStreams: its HTTP/2 client opened more than refusedLimit
+	// streams past MaxStreams, most of those it opened.
+	CloseStreams = "streams"
 	// CloseResets: its HTTP/2 client cancelled more than resetLimit
 	// streams, most of those it opened.
 	CloseResets = "resets"
@@ -148,6 +168,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns
 	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = DefaultMaxStreams
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -176,6 +199,7 @@ func New(cfg Config, h http.Handler) *http.Server {
 		next:        minBodyRate(cfg, h),
 		maxBody:     cfg.MaxBodyBytes,
 		maxRequests: int64(cfg.MaxConnRequests),
+		maxStreams:  int64(cfg.MaxStreams),
 	}
 	srv := &http.Server{
 		Handler:           lim,
@@ -185,7 +209,13 @@ func New(cfg Config, h http.Handler) *http.Server {
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		Protocols:         &protos,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams:          http2MaxStreams,
+			MaxReadFrameSize:              http2MaxFrame,
+			MaxReceiveBufferPerConnection: http2ConnWindow,
+			MaxReceiveBufferPerStream:     http2StreamWindow,
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	if cfg.MaxConns > 0 {
 		srv.ConnState = newConnLimit(cfg.MaxConns, cfg.OnClose).state
@@ -204,6 +234,28 @@ func New(cfg Config, h http.Handler) *http.Server {
 	return srv
 }
 
+// HTTP/2 settings. What a client sends the server holds until a handler
+// reads it, and net/http's defaults let each connection hold 1 MiB of
+// body unread and a 1 MiB frame buffer for as long as it stays open, and
+// run 250 handlers, each a goroutine and a request: 1,024 connections
+// could hold gigabytes that no budget counts (a gallery with 128 MiB
+// reached 1.2 GiB under 400 connections sending 1 MiB frames, 518 MiB
+// under 200 opening streams without bodies). The frame buffer is the
+// protocol's least; a connection's unread bodies are the least window
+// the protocol lets a server announce (a smaller stream window than a
+// client assumes before it reads the settings fails its first request
+// with FLOW_CONTROL_ERROR); 8 streams a connection and MaxStreams over
+// all of them bound the handlers.
+const (
+	http2MaxStreams   = 8
+	http2MaxFrame     = 16 << 10
+	http2ConnWindow   = 64 << 10
+	http2StreamWindow = 64 << 10
+)
+
+// tooManyStreams is the body of a stream turned away past MaxStreams.
+const tooManyStreams = `{"error":"too many HTTP/2 streams at once; retry later"}` + "\n"
+
 type connKey struct{}
 
 // connState is what one connection has used of its limits.
@@ -217,7 +269,9 @@ type connState struct {
 	// resets counts the HTTP/2 streams the client cancelled before their
 	// answer; conn is closed once they pass resetLimit (see limits).
 	resets  atomic.Int64
-	closed  atomic.Bool // for its resets
+	closed  atomic.Bool  // for its resets or refused streams
+	streams atomic.Int64 // HTTP/2 streams being served
+	refused atomic.Int64 // HTTP/2 streams turned away past MaxStreams
 	conn    net.Conn
 	onClose func(reason string)
 }
@@ -241,11 +295,34 @@ func (st *connState) reset() {
 	}
 }
 
+// refusedLimit is how many of its streams an HTTP/2 client may have
+// turned away past MaxStreams, once they are at least half of its
+// streams, before its connection is closed. Each refused stream still
+// costs the server a goroutine and a request, garbage by the tens of
+// thousands a second from a client that opens them as fast as they are
+// refused; closing its connection makes it pay for a new one.
+const refusedLimit = 32
+
+// refuse counts one stream turned away past MaxStreams and closes the
+// connection when they have passed refusedLimit and are most of its
+// streams.
+func (st *connState) refuse() {
+	n := st.refused.Add(1)
+	if n > refusedLimit && 2*n >= st.requests.Add(1) && st.closed.CompareAndSwap(false, true) {
+		_ = st.conn.Close()
+		if st.onClose != nil {
+			st.onClose(CloseStreams)
+		}
+	}
+}
+
 // limits is the handler New puts in front of the caller's handler.
 type limits struct {
 	next        http.Handler
 	maxBody     int64
 	maxRequests int64
+	maxStreams  int64        // Config.MaxStreams; negative for none
+	streams     atomic.Int64 // HTTP/2 streams being served
 }
 
 func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -261,6 +338,27 @@ func (l *limits) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				st.reset()
 			}
 			return
+		}
+		if l.maxStreams > 0 {
+			n := l.streams.Add(1)
+			defer l.streams.Add(-1)
+			mine := int64(0) // the connection's other streams
+			if st != nil {
+				mine = st.streams.Add(1) - 1
+				defer st.streams.Add(-1)
+			}
+			if n > l.maxStreams && (st == nil || mine > 0) {
+				// Before the stack is grown and anything below runs: a
+				// refused stream costs its goroutine for a moment only.
+				if st != nil {
+					st.refuse()
+				}
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, tooManyStreams)
+				return
+			}
 		}
 		growStack()
 		if st != nil {
