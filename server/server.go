@@ -23,6 +23,7 @@ const (
 	DefaultMaxHeaderBytes    = 64 << 10
 	DefaultMaxBodyBytes      = 32 << 20
 	DefaultMaxStreams        = 256
+	DefaultMaxConnStreams    = 8
 	DefaultMaxConnAgeJitter  = 0.1
 	DefaultMaxConns          = 1024
 )
@@ -96,6 +97,12 @@ type Config struct {
 	// limit), every stream past MaxStreams is turned away. Zero means
 	// DefaultMaxStreams (256); negative means no limit.
 	MaxStreams int
+	// MaxConnStreams bounds the HTTP/2 streams one connection may have
+	// open at once (its SETTINGS_MAX_CONCURRENT_STREAMS). net/http runs a
+	// handler for each at once and queues the rest, dropping a queued
+	// stream that the client resets before its turn. Zero means
+	// DefaultMaxConnStreams (8).
+	MaxConnStreams int
 	// Logger receives the server's error log at level Warn. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -171,6 +178,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = DefaultMaxStreams
 	}
+	if c.MaxConnStreams <= 0 {
+		c.MaxConnStreams = DefaultMaxConnStreams
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -210,7 +220,7 @@ func New(cfg Config, h http.Handler) *http.Server {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		Protocols:         &protos,
 		HTTP2: &http.HTTP2Config{
-			MaxConcurrentStreams:          http2MaxStreams,
+			MaxConcurrentStreams:          cfg.MaxConnStreams,
 			MaxReadFrameSize:              http2MaxFrame,
 			MaxReceiveBufferPerConnection: http2ConnWindow,
 			MaxReceiveBufferPerStream:     http2StreamWindow,
@@ -244,10 +254,9 @@ func New(cfg Config, h http.Handler) *http.Server {
 // protocol's least; a connection's unread bodies are the least window
 // the protocol lets a server announce (a smaller stream window than a
 // client assumes before it reads the settings fails its first request
-// with FLOW_CONTROL_ERROR); 8 streams a connection and MaxStreams over
-// all of them bound the handlers.
+// with FLOW_CONTROL_ERROR); MaxConnStreams a connection and MaxStreams
+// over all of them bound the handlers.
 const (
-	http2MaxStreams   = 8
 	http2MaxFrame     = 16 << 10
 	http2ConnWindow   = 64 << 10
 	http2StreamWindow = 64 << 10
