@@ -44,7 +44,30 @@ type Budget struct {
 	mu      sync.Mutex
 	used    int64
 	waiters list.List // of *budgetWaiter, oldest first
+	// readers are the bodies being read by ReadAllEvictable.
+	readers map[*bodyRead]struct{}
 }
+
+// bodyRead is a body ReadAllEvictable is reading, as eviction sees it.
+type bodyRead struct {
+	stop    func()
+	start   time.Time
+	read    int64 // bytes so far; under Budget.mu
+	held    int64 // budget held; under Budget.mu
+	evicted bool  // under Budget.mu
+}
+
+// evictBelow is the arrival rate, in bytes a second averaged since the
+// body began, below which a body being read by ReadAllEvictable for at
+// least evictAfter may be evicted for a caller waiting for budget: two
+// blocks a second. A body stalled after its first block holds its budget
+// while sending nothing; at this rate a client holding many of them pays
+// for each in bandwidth. A body younger than evictAfter is never evicted:
+// an upload of a few kilobytes arrives whole in milliseconds.
+const (
+	evictBelow = 2 * readStep
+	evictAfter = time.Second
+)
 
 type budgetWaiter struct {
 	n     int64
@@ -94,23 +117,47 @@ func (b *Budget) Acquire(ctx context.Context, n int64) (release func(), err erro
 		b.mu.Unlock()
 		return b.releaser(n), nil
 	}
+	victim := b.slowestLocked(time.Now())
 	if b.wait <= 0 {
 		b.mu.Unlock()
+		victim.evict()
 		return nil, ErrBusy
 	}
 	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	el := b.waiters.PushBack(w)
 	b.mu.Unlock()
+	victim.evict()
 
+	// Waiting for memory is no work: a request's slot in the Limiter is
+	// free for others meanwhile, as while its client sends its body.
+	if t, ok := ctx.Value(ticketKey{}).(*ticket); ok {
+		t.park()
+		defer t.unpark()
+	}
 	timer := time.NewTimer(b.wait)
 	defer timer.Stop()
-	select {
-	case <-w.ready:
-		return b.releaser(n), nil
-	case <-ctx.Done():
-		err = context.Cause(ctx)
-	case <-timer.C:
-		err = ErrBusy
+	// A body that has just begun is not evicted (evictAfter): look again
+	// while waiting, so that a wait that began beside young bodies still
+	// evicts one once they have shown their rate.
+	recheck := time.NewTicker(evictAfter / 4)
+	defer recheck.Stop()
+wait:
+	for {
+		select {
+		case <-w.ready:
+			return b.releaser(n), nil
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+			break wait
+		case <-timer.C:
+			err = ErrBusy
+			break wait
+		case <-recheck.C:
+			b.mu.Lock()
+			victim := b.slowestLocked(time.Now())
+			b.mu.Unlock()
+			victim.evict()
+		}
 	}
 	b.mu.Lock()
 	select {
@@ -202,6 +249,71 @@ func (b *Budget) grantLocked() {
 	}
 }
 
+// slowestLocked marks for eviction, and returns, the body being read by
+// ReadAllEvictable that arrives slowest, if it holds budget and arrives
+// below evictBelow; nil if none does. b.mu must be held.
+func (b *Budget) slowestLocked(now time.Time) *bodyRead {
+	var victim *bodyRead
+	var slowest float64
+	for r := range b.readers {
+		if r.held == 0 {
+			continue
+		}
+		age := now.Sub(r.start)
+		if age < evictAfter {
+			continue // a body just begun is judged once it has had time
+		}
+		rate := float64(r.read) / age.Seconds()
+		if rate < evictBelow && (victim == nil || rate < slowest) {
+			victim, slowest = r, rate
+		}
+	}
+	if victim != nil {
+		victim.evicted = true
+	}
+	return victim
+}
+
+// evict stops r's read, if r is not nil. Called without Budget.mu: stop
+// may take a lock of its own (a stream's read deadline).
+func (r *bodyRead) evict() {
+	if r != nil {
+		r.stop()
+	}
+}
+
+// ErrEvicted is what [Budget.ReadAllEvictable] returns for a body it gave
+// up on so that a faster one could have its budget. It wraps ErrBusy.
+var ErrEvicted = fmt.Errorf("%w: a body arriving slowly gave up its budget to another", ErrBusy)
+
+// ReadAllEvictable is [Budget.ReadAll] for a body the budget may give up
+// on: while a caller waits for budget, the body being read for a second
+// or more that arrives slowest, below two blocks (128 KiB) a second on
+// average since it began, is evicted. stop is then called, from the waiting caller's goroutine; it
+// must make r's pending Read return (a request's read deadline set to now,
+// see http.ResponseController), and the read fails with ErrEvicted. Without
+// eviction, bodies that send a block and stall hold the budget until a
+// timeout while every other upload waits for it and is turned away.
+func (b *Budget) ReadAllEvictable(ctx context.Context, r io.Reader, sizeHint int64, stop func()) (data []byte, release func(), err error) {
+	br := &bodyRead{stop: stop, start: time.Now()}
+	b.mu.Lock()
+	if b.readers == nil {
+		b.readers = map[*bodyRead]struct{}{}
+	}
+	b.readers[br] = struct{}{}
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.readers, br)
+		evicted := br.evicted
+		b.mu.Unlock()
+		if evicted && err != nil {
+			err = ErrEvicted
+		}
+	}()
+	return b.readAll(ctx, r, sizeHint, br)
+}
+
 // readStep is the first block [Budget.ReadAll] reads into, and how much
 // more it takes at a time past its size hint: small enough that a client
 // trickling its body holds little, large enough that a fast upload asks
@@ -226,6 +338,37 @@ const readStep = 64 << 10
 // bounded wait of Acquire turns such a standoff into ErrBusy for some of
 // them instead of a deadlock.
 func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data []byte, release func(), err error) {
+	return b.readAll(ctx, r, sizeHint, nil)
+}
+
+// watchedBody counts what a body being read by ReadAllEvictable brings in,
+// for eviction, and ends the read once it is evicted.
+type watchedBody struct {
+	io.Reader
+	b  *Budget
+	br *bodyRead
+}
+
+func (w watchedBody) Read(p []byte) (int, error) {
+	w.b.mu.Lock()
+	evicted := w.br.evicted
+	w.b.mu.Unlock()
+	if evicted {
+		return 0, ErrEvicted
+	}
+	n, err := w.Reader.Read(p)
+	if n > 0 {
+		w.b.mu.Lock()
+		w.br.read += int64(n)
+		w.b.mu.Unlock()
+	}
+	return n, err
+}
+
+func (b *Budget) readAll(ctx context.Context, r io.Reader, sizeHint int64, br *bodyRead) (data []byte, release func(), err error) {
+	if br != nil {
+		r = watchedBody{Reader: r, b: b, br: br}
+	}
 	var (
 		releases []func()
 		blocks   [][]byte
@@ -268,6 +411,11 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 			return nil, nil, err
 		}
 		releases = append(releases, rel)
+		if br != nil {
+			b.mu.Lock()
+			br.held += size
+			b.mu.Unlock()
+		}
 		block := make([]byte, size)
 		copy(block, first)
 		n := len(first)

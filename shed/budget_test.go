@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -400,4 +401,93 @@ func TestMiddlewareSlowBodyHoldsNoSlot(t *testing.T) {
 	}
 	conn.Close() // ends the slow request before the server closes
 	waitFor(t, func() bool { return l.InFlight() == 0 })
+}
+
+// TestMiddlewareBudgetWaitHoldsNoSlot: with one slot, a request waiting
+// for memory in a Budget holds no slot of the Limiter meanwhile, so a
+// request that needs no memory is served.
+func TestMiddlewareBudgetWaitHoldsNoSlot(t *testing.T) {
+	l := newLimiter(t, shed.Config{InitialLimit: 1, MaxLimit: 1}, nil)
+	b := newBudget(t, 10, time.Minute)
+	hold, err := b.Acquire(context.Background(), 10) // all of it
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 1)
+	srv := httptest.NewServer(l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/memory" {
+			entered <- struct{}{}
+			rel, err := b.Acquire(r.Context(), 5)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			rel()
+		}
+	})))
+	defer srv.Close()
+	waiting := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/memory", "text/plain", strings.NewReader("x"))
+		if err != nil {
+			waiting <- 0
+			return
+		}
+		resp.Body.Close()
+		waiting <- resp.StatusCode
+	}()
+	// The request waits in the Budget, its slot parked.
+	<-entered
+	waitFor(t, func() bool { return l.InFlight() == 0 && len(waiting) == 0 })
+	resp, err := http.Post(srv.URL+"/plain", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("a request needing no memory got %d while another waits for memory", resp.StatusCode)
+	}
+	hold()
+	if code := <-waiting; code != http.StatusOK {
+		t.Errorf("the request waiting for memory got %d once it was free", code)
+	}
+}
+
+// TestBudgetEvictsAStalledBody: a body that sent a block and stalled
+// holds its budget; a caller waiting for budget evicts it once it has
+// been read for a second (its stop ends the pending read, its ReadAll
+// fails with ErrEvicted) and is granted what it held.
+func TestBudgetEvictsAStalledBody(t *testing.T) {
+	ctx := context.Background()
+	b := newBudget(t, 128<<10, time.Minute)
+	pr, pw := io.Pipe()
+	stopped := make(chan struct{})
+	type result struct{ err error }
+	done := make(chan result, 1)
+	go func() {
+		_, _, err := b.ReadAllEvictable(ctx, pr, 0, func() {
+			select {
+			case <-stopped:
+			default:
+				close(stopped)
+				pr.CloseWithError(errors.New("read deadline"))
+			}
+		})
+		done <- result{err}
+	}()
+	go pw.Write(make([]byte, 64<<10))                      // one block, then nothing
+	waitFor(t, func() bool { return b.InUse() == 64<<10 }) // its block; the next byte awaited
+	start := time.Now()
+	rel, err := b.Acquire(ctx, 128<<10)
+	if err != nil {
+		t.Fatalf("Acquire beside a stalled body: %v", err)
+	}
+	if waited := time.Since(start); waited > 30*time.Second {
+		t.Errorf("waited %v", waited)
+	}
+	rel()
+	if r := <-done; !errors.Is(r.err, shed.ErrEvicted) || !errors.Is(r.err, shed.ErrBusy) {
+		t.Errorf("the stalled body's ReadAll = %v, want ErrEvicted", r.err)
+	}
+	pw.Close()
 }

@@ -154,4 +154,12 @@
 // computed when scraped; the request path only adds a product and a
 // quotient to the integrals under the lock admission takes anyway, and
 // allocates nothing.
+//
+// A [Budget] bounds memory, not work: a request waiting in one for memory
+// (a body's next block, a result's room) parks its Limiter slot as it does
+// while its client sends its body, so waiting for memory never turns away
+// requests that need none. [Budget.ReadAllEvictable] lets a waiting caller
+// evict the body that arrives slowest, once it has been read for a second
+// at under 128 KiB/s on average: bodies that send a block and stall no
+// longer hold the budget until a timeout.
 package shed

@@ -704,6 +704,9 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 		reuse := true
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &parkingBody{ReadCloser: r.Body, t: release}
+			// A Budget the handler waits on for memory to hold the body
+			// parks the ticket too (see Budget.Acquire).
+			r = r.WithContext(context.WithValue(r.Context(), ticketKey{}, release))
 			reuse = false
 		}
 		if l.yield.Load() {
@@ -806,6 +809,10 @@ func (l *Limiter) admit(now time.Time) bool {
 }
 
 // parkingBody parks its request's ticket for the duration of each Read.
+// ticketKey is the context key of a request's ticket, for a Budget that
+// parks it while the request waits for memory.
+type ticketKey struct{}
+
 type parkingBody struct {
 	io.ReadCloser
 	t *ticket
