@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,12 +51,13 @@ type Budget struct {
 }
 
 // bodyRead is a body ReadAllEvictable is reading, as eviction sees it.
+// Its counts are atomic, so the reads of a body take no lock.
 type bodyRead struct {
 	stop    func()
 	start   time.Time
-	read    int64 // bytes so far; under Budget.mu
-	held    int64 // budget held; under Budget.mu
-	evicted bool  // under Budget.mu
+	read    atomic.Int64 // bytes so far
+	held    atomic.Int64 // budget held
+	evicted atomic.Bool
 }
 
 // evictBelow is the arrival rate, in bytes a second averaged since the
@@ -256,20 +259,17 @@ func (b *Budget) slowestLocked(now time.Time) *bodyRead {
 	var victim *bodyRead
 	var slowest float64
 	for r := range b.readers {
-		if r.held == 0 {
-			continue
-		}
 		age := now.Sub(r.start)
-		if age < evictAfter {
+		if r.held.Load() == 0 || age < evictAfter {
 			continue // a body just begun is judged once it has had time
 		}
-		rate := float64(r.read) / age.Seconds()
+		rate := float64(r.read.Load()) / age.Seconds()
 		if rate < evictBelow && (victim == nil || rate < slowest) {
 			victim, slowest = r, rate
 		}
 	}
 	if victim != nil {
-		victim.evicted = true
+		victim.evicted.Store(true)
 	}
 	return victim
 }
@@ -289,11 +289,12 @@ var ErrEvicted = fmt.Errorf("%w: a body arriving slowly gave up its budget to an
 // ReadAllEvictable is [Budget.ReadAll] for a body the budget may give up
 // on: while a caller waits for budget, the body being read for a second
 // or more that arrives slowest, below two blocks (128 KiB) a second on
-// average since it began, is evicted. stop is then called, from the waiting caller's goroutine; it
-// must make r's pending Read return (a request's read deadline set to now,
-// see http.ResponseController), and the read fails with ErrEvicted. Without
-// eviction, bodies that send a block and stall hold the budget until a
-// timeout while every other upload waits for it and is turned away.
+// average since it began, is evicted. stop is then called, from the
+// waiting caller's goroutine; it must make r's pending Read return
+// ([StopBody] does for a request body), and the read fails with
+// ErrEvicted. Without eviction, bodies that send a block and stall hold
+// the budget until a timeout while every other upload waits for it and
+// is turned away.
 func (b *Budget) ReadAllEvictable(ctx context.Context, r io.Reader, sizeHint int64, stop func()) (data []byte, release func(), err error) {
 	br := &bodyRead{stop: stop, start: time.Now()}
 	b.mu.Lock()
@@ -305,13 +306,19 @@ func (b *Budget) ReadAllEvictable(ctx context.Context, r io.Reader, sizeHint int
 	defer func() {
 		b.mu.Lock()
 		delete(b.readers, br)
-		evicted := br.evicted
 		b.mu.Unlock()
-		if evicted && err != nil {
+		if err != nil && br.evicted.Load() {
 			err = ErrEvicted
 		}
 	}()
 	return b.readAll(ctx, r, sizeHint, br)
+}
+
+// StopBody is the stop of [Budget.ReadAllEvictable] for the body of the
+// request w answers: it sets the request's read deadline to now, which
+// ends a Read pending on the connection (on HTTP/2, on the stream).
+func StopBody(w http.ResponseWriter) func() {
+	return func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }
 }
 
 // readStep is the first block [Budget.ReadAll] reads into, and how much
@@ -345,29 +352,21 @@ func (b *Budget) ReadAll(ctx context.Context, r io.Reader, sizeHint int64) (data
 // for eviction, and ends the read once it is evicted.
 type watchedBody struct {
 	io.Reader
-	b  *Budget
 	br *bodyRead
 }
 
 func (w watchedBody) Read(p []byte) (int, error) {
-	w.b.mu.Lock()
-	evicted := w.br.evicted
-	w.b.mu.Unlock()
-	if evicted {
+	if w.br.evicted.Load() {
 		return 0, ErrEvicted
 	}
 	n, err := w.Reader.Read(p)
-	if n > 0 {
-		w.b.mu.Lock()
-		w.br.read += int64(n)
-		w.b.mu.Unlock()
-	}
+	w.br.read.Add(int64(n))
 	return n, err
 }
 
 func (b *Budget) readAll(ctx context.Context, r io.Reader, sizeHint int64, br *bodyRead) (data []byte, release func(), err error) {
 	if br != nil {
-		r = watchedBody{Reader: r, b: b, br: br}
+		r = watchedBody{Reader: r, br: br}
 	}
 	var (
 		releases []func()
@@ -412,9 +411,7 @@ func (b *Budget) readAll(ctx context.Context, r io.Reader, sizeHint int64, br *b
 		}
 		releases = append(releases, rel)
 		if br != nil {
-			b.mu.Lock()
-			br.held += size
-			b.mu.Unlock()
+			br.held.Add(size)
 		}
 		block := make([]byte, size)
 		copy(block, first)

@@ -808,11 +808,11 @@ func (l *Limiter) admit(now time.Time) bool {
 	return true
 }
 
-// parkingBody parks its request's ticket for the duration of each Read.
 // ticketKey is the context key of a request's ticket, for a Budget that
 // parks it while the request waits for memory.
 type ticketKey struct{}
 
+// parkingBody parks its request's ticket for the duration of each Read.
 type parkingBody struct {
 	io.ReadCloser
 	t *ticket

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -66,48 +67,7 @@ func TestFloodingThumbnailerDoesNotExhaustTheGallery(t *testing.T) {
 			defer up.Close()
 			g := startGallery(t, "THUMBNAILER_ADDRS="+up.Listener.Addr().String(),
 				fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			u := newUser(ctx, t, g)
-			img := pngBody(t)
-			var mu sync.Mutex
-			codes := map[int]int{}
-			const calls = 48
-			res := hammer(ctx, 16, calls, func(ctx context.Context, i int) error {
-				size := []int{8, 256, 2048}[i%3]
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-					g.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", size, size)), strings.NewReader(string(img)))
-				resp, err := u.c.Do(req)
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				codes[resp.StatusCode]++
-				mu.Unlock()
-				var e struct{ Error string }
-				switch {
-				case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-					return nil
-				case resp.StatusCode != http.StatusBadGateway:
-					return fmt.Errorf("status %d, want 502", resp.StatusCode)
-				case json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "thumbnailer response is larger than"):
-					return fmt.Errorf("502 with body %.200q", body)
-				}
-				return nil
-			})
-			peak := g.PeakRSS()
-			t.Logf("%v; answers %v; gallery peak RSS %.1f MiB of %d MiB", res, codes, float64(peak)/(1<<20), galleryMemoryLimit>>20)
-			if res.Failed > 0 || res.OK != calls {
-				t.Errorf("calls: %v", res)
-			}
-			if peak >= galleryMemoryLimit {
-				t.Errorf("gallery peak RSS %d bytes, at or above the %d limit", peak, galleryMemoryLimit)
-			}
+			askThumbnails(t, g, false)
 		})
 	}
 }
@@ -164,54 +124,65 @@ func TestLargeGRPCThumbnailsDoNotExhaustTheGallery(t *testing.T) {
 
 			g := startGallery(t, "THUMBNAILER_GRPC=dns:///"+lis.Addr().String(),
 				fmt.Sprintf("MEMORY_LIMIT=%d", galleryMemoryLimit))
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			u := newUser(ctx, t, g)
-			img := pngBody(t)
-			var mu sync.Mutex
-			codes := map[int]int{}
-			const calls = 48
-			res := hammer(ctx, 16, calls, func(ctx context.Context, i int) error {
-				size := []int{8, 256, 2048}[i%3]
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
-					g.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", size, size)), strings.NewReader(string(img)))
-				resp, err := u.c.Do(req)
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-				if err != nil {
-					return err
-				}
-				mu.Lock()
-				codes[resp.StatusCode]++
-				mu.Unlock()
-				var e struct{ Error string }
-				switch {
-				case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
-				case resp.StatusCode == http.StatusBadGateway:
-					if json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "thumbnailer response is larger than") {
-						return fmt.Errorf("502 with body %.200q", body)
-					}
-				case resp.StatusCode != http.StatusOK:
-					return fmt.Errorf("status %d, want 200, 502 or 503", resp.StatusCode)
-				case len(body) < size*size:
-					return fmt.Errorf("a %dx%d thumbnail of %d bytes, want the thumbnailer's", size, size, len(body))
-				}
-				return nil
-			})
-			peak := g.PeakRSS()
-			t.Logf("%v; answers %v; gallery peak RSS %.1f MiB of %d MiB", res, codes, float64(peak)/(1<<20), galleryMemoryLimit>>20)
-			if res.Failed > 0 || res.OK != calls {
-				t.Errorf("calls: %v", res)
-			}
-			if codes[http.StatusOK] == 0 {
+			if codes := askThumbnails(t, g, true); codes[http.StatusOK] == 0 {
 				t.Error("no thumbnail answered")
-			}
-			if peak >= galleryMemoryLimit {
-				t.Errorf("gallery peak RSS %d bytes, at or above the %d limit", peak, galleryMemoryLimit)
 			}
 		})
 	}
+}
+
+// askThumbnails asks the gallery g, whose thumbnailer answers too much,
+// for 48 thumbnails, a third of them 2048x2048, sixteen at a time, and
+// returns the answers' status codes. Every answer must be a 503 with
+// Retry-After, a 502 whose JSON error names the gallery's limit or, when
+// served, a 200 with a thumbnail of at least a byte a pixel; and the
+// gallery's peak RSS must stay below its limit.
+func askThumbnails(t *testing.T, g *proc, served bool) map[int]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u := newUser(ctx, t, g)
+	img := pngBody(t)
+	var mu sync.Mutex
+	codes := map[int]int{}
+	const calls = 48
+	res := hammer(ctx, 16, calls, func(ctx context.Context, i int) error {
+		size := []int{8, 256, 2048}[i%3]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost,
+			g.URL(fmt.Sprintf("/v1/thumbnails?width=%d&height=%d", size, size)), bytes.NewReader(img))
+		resp, err := u.c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		codes[resp.StatusCode]++
+		mu.Unlock()
+		var e struct{ Error string }
+		switch {
+		case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		case resp.StatusCode == http.StatusBadGateway:
+			if json.Unmarshal(body, &e) != nil || !strings.Contains(e.Error, "thumbnailer response is larger than") {
+				return fmt.Errorf("502 with body %.200q", body)
+			}
+		case resp.StatusCode != http.StatusOK || !served:
+			return fmt.Errorf("status %d, want 502 or 503 (or 200 when served: %v)", resp.StatusCode, served)
+		case len(body) < size*size:
+			return fmt.Errorf("a %dx%d thumbnail of %d bytes, want the thumbnailer's", size, size, len(body))
+		}
+		return nil
+	})
+	peak := g.PeakRSS()
+	t.Logf("%v; answers %v; gallery peak RSS %.1f MiB of %d MiB", res, codes, float64(peak)/(1<<20), galleryMemoryLimit>>20)
+	if res.Failed > 0 || res.OK != calls {
+		t.Errorf("calls: %v", res)
+	}
+	if peak >= galleryMemoryLimit {
+		t.Errorf("gallery peak RSS %d bytes, at or above the %d limit", peak, galleryMemoryLimit)
+	}
+	return codes
 }

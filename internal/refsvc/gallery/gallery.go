@@ -239,7 +239,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 		httperr.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	img, releaseImg, err := a.uploads.ReadAllEvictable(r.Context(), http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength, stopBody(w))
+	img, releaseImg, err := a.uploads.ReadAllEvictable(r.Context(), http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength, shed.StopBody(w))
 	switch {
 	case errors.Is(err, shed.ErrBusy):
 		w.Header().Set("Retry-After", "1")
@@ -608,11 +608,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// stopBody ends a pending read of the request body w answers (its read
-// deadline set to now): how the uploads budget evicts a body that arrives
-// too slowly for another that waits (shed.Budget.ReadAllEvictable).
-func stopBody(w http.ResponseWriter) func() {
-	return func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }
 }

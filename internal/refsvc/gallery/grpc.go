@@ -49,8 +49,9 @@ var fits = map[thumbnail.Fit]pb.Fit{
 // (resultLimit) is the call's receive limit, and three times that is
 // held in the uploads budget before the call: grpc-go holds the message
 // as it arrived in frames, joined into one buffer, and the thumbnail
-// copied out of that. What the thumbnail takes is kept once it is in. Counted only after the call, sixteen calls for the
-// largest size held 528 MiB in a gallery of 128 MiB.
+// copied out of that. What the thumbnail takes is kept once it is in.
+// Counted only after the call, sixteen calls for the largest size held
+// 528 MiB in a gallery of 128 MiB.
 func (a *API) callGRPC(ctx context.Context, w http.ResponseWriter, r *http.Request, opts thumbnail.Options, img []byte, digest string) (result, bool) {
 	const copies = 3
 	limit, most := a.resultLimit(opts, copies)

@@ -200,7 +200,7 @@ func (a *API) thumbnail(w http.ResponseWriter, r *http.Request) {
 	// the other way round, and a result's memory is held while writing
 	// to the client, never while waiting for more: holding the one while
 	// waiting for the next cannot deadlock.
-	body, releaseBody, err := a.uploads.ReadAllEvictable(ctx, http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength, stopBody(w))
+	body, releaseBody, err := a.uploads.ReadAllEvictable(ctx, http.MaxBytesReader(w, r.Body, a.cfg.MaxBodyBytes), r.ContentLength, shed.StopBody(w))
 	if err := budgetError(ctx, "uploads", err); err != nil {
 		a.answerFailure(w, r, err)
 		return
@@ -396,11 +396,4 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) 
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "thumbnail request rejected",
 		slog.Int("status", code), slog.String("error", err.Error()))
 	httperr.Write(w, code, err.Error())
-}
-
-// stopBody ends a pending read of the request body w answers (its read
-// deadline set to now): how the uploads budget evicts a body that arrives
-// too slowly for another that waits (shed.Budget.ReadAllEvictable).
-func stopBody(w http.ResponseWriter) func() {
-	return func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }
 }
