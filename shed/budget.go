@@ -58,6 +58,14 @@ type bodyRead struct {
 	read    atomic.Int64 // bytes so far
 	held    atomic.Int64 // budget held
 	evicted atomic.Bool
+
+	// mu orders a stop with the read's end: a caller that chose this
+	// body as its victim stops it only while ReadAllEvictable is still
+	// reading it. Once the read has ended, the reader's handler may have
+	// returned and its ResponseWriter gone to another request (or, over
+	// HTTP/2, to nobody: its stop would panic).
+	mu    sync.Mutex
+	ended bool
 }
 
 // evictBelow is the arrival rate, in bytes a second averaged since the
@@ -274,12 +282,25 @@ func (b *Budget) slowestLocked(now time.Time) *bodyRead {
 	return victim
 }
 
-// evict stops r's read, if r is not nil. Called without Budget.mu: stop
-// may take a lock of its own (a stream's read deadline).
+// evict stops r's read, if r is not nil and its read has not ended.
+// Called without Budget.mu: stop may take a lock of its own (a stream's
+// read deadline).
 func (r *bodyRead) evict() {
-	if r != nil {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.ended {
 		r.stop()
 	}
+}
+
+// end marks r's read ended: no stop is called after end returns.
+func (r *bodyRead) end() {
+	r.mu.Lock()
+	r.ended = true
+	r.mu.Unlock()
 }
 
 // ErrEvicted is what [Budget.ReadAllEvictable] returns for a body it gave
@@ -292,7 +313,8 @@ var ErrEvicted = fmt.Errorf("%w: a body arriving slowly gave up its budget to an
 // average since it began, is evicted. stop is then called, from the
 // waiting caller's goroutine; it must make r's pending Read return
 // ([StopBody] does for a request body), and the read fails with
-// ErrEvicted. Without eviction, bodies that send a block and stall hold
+// ErrEvicted. stop is never called once ReadAllEvictable has returned.
+// Without eviction, bodies that send a block and stall hold
 // the budget until a timeout while every other upload waits for it and
 // is turned away.
 func (b *Budget) ReadAllEvictable(ctx context.Context, r io.Reader, sizeHint int64, stop func()) (data []byte, release func(), err error) {
@@ -304,6 +326,7 @@ func (b *Budget) ReadAllEvictable(ctx context.Context, r io.Reader, sizeHint int
 	b.readers[br] = struct{}{}
 	b.mu.Unlock()
 	defer func() {
+		br.end()
 		b.mu.Lock()
 		delete(b.readers, br)
 		b.mu.Unlock()

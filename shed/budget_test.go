@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -490,4 +491,52 @@ func TestBudgetEvictsAStalledBody(t *testing.T) {
 		t.Errorf("the stalled body's ReadAll = %v, want ErrEvicted", r.err)
 	}
 	pw.Close()
+}
+
+// A caller waiting for budget chooses its victim, then stops it after
+// letting go of the budget's lock; meanwhile the victim may finish. Its
+// stop must then not run: the victim's handler may have returned, and its
+// ResponseWriter gone to another request (over HTTP/2, a stop on a
+// finished stream's writer panics in the waiting caller's handler).
+func TestBudgetStopsNoBodyAfterItsRead(t *testing.T) {
+	ctx := context.Background()
+	b := newBudget(t, 128<<10, time.Minute)
+	pr, pw := io.Pipe()
+	var returned, stoppedLate atomic.Bool
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, release, err := b.ReadAllEvictable(ctx, pr, 0, func() {
+			if returned.Load() {
+				stoppedLate.Store(true)
+			}
+		})
+		returned.Store(true)
+		if err == nil {
+			release()
+		}
+		done <- result{data, err}
+	}()
+	var evict func()
+	waitFor(t, func() bool {
+		var ok bool
+		evict, ok = shed.ChooseVictim(b)
+		return ok
+	})
+	go func() {
+		_, _ = pw.Write([]byte("whole"))
+		pw.Close()
+	}()
+	r := <-done
+	evict() // as the waiting caller would, now that the read has ended
+	if stoppedLate.Load() {
+		t.Error("stop was called after ReadAllEvictable returned")
+	}
+	// Once chosen, the body's next read fails, whatever it brings.
+	if !errors.Is(r.err, shed.ErrEvicted) {
+		t.Errorf("ReadAllEvictable = %q, %v; want ErrEvicted", r.data, r.err)
+	}
 }

@@ -23,3 +23,16 @@ func AcquireWork(l *Limiter) (start func(), release func(error), ok bool) {
 	}
 	return func() { t.workStart = l.cfg.Now() }, t.release, true
 }
+
+// ChooseVictim marks, as a caller waiting for b's budget does, a body b
+// is reading as evicted, and returns the evict it would call next; ok is
+// false when b reads none.
+func ChooseVictim(b *Budget) (evict func(), ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for r := range b.readers {
+		r.evicted.Store(true)
+		return r.evict, true
+	}
+	return nil, false
+}

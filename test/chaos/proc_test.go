@@ -109,7 +109,7 @@ func startProcNice(t testing.TB, nice int, bin string, env ...string) *proc {
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
 		if t.Failed() {
-			t.Logf("%s (%s) logs:\n%s", p.name, host, p.tail(60))
+			t.Logf("%s (%s) logs, lines of note:\n%s\nlast lines:\n%s", p.name, host, p.ofNote(40), p.tail(60))
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
@@ -209,6 +209,23 @@ func (p *proc) PeakRSS() int64 {
 
 // Logs returns everything the process wrote so far.
 func (p *proc) Logs() string { return p.logs.String() }
+
+// ofNote returns the first n lines of the process's log that are not
+// INFO, or that record an answer of 500 or over other than 503 (which
+// the shedder answers by design): what a failed test's reader looks
+// for first, and what the last lines seldom hold.
+func (p *proc) ofNote(n int) string {
+	var note []string
+	for line := range strings.Lines(p.Logs()) {
+		if len(note) == n {
+			break
+		}
+		if !strings.Contains(line, `"level":"INFO"`) || (strings.Contains(line, `"status":5`) && !strings.Contains(line, `"status":503`)) {
+			note = append(note, strings.TrimRight(line, "\n"))
+		}
+	}
+	return strings.Join(note, "\n")
+}
 
 func (p *proc) tail(n int) string {
 	lines := strings.Split(strings.TrimRight(p.Logs(), "\n"), "\n")
