@@ -57,6 +57,11 @@
 //     the work got cheaper, and may need the slot.
 //   - While fewer than half the limit were in flight during the window, the
 //     limit is left alone: an idle service has not shown what it can carry.
+//     On one core while the middleware yields, it drifts down instead,
+//     by Smoothing a window towards twice what was in flight (at least
+//     two): there each slot a light load leaves unused is one more
+//     request queued for the core when an overload begins, admitted
+//     before a window can measure the queue.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
 //     overloaded dependency) multiplies the limit by [Config.Backoff]
 //     instead, as AIMD limiters do.

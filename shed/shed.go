@@ -511,6 +511,18 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
+		if yield && runtime.GOMAXPROCS(0) == 1 {
+			// One core of work that yields: a slot the light load
+			// leaves unused is one more request queued for the core at
+			// an overload's onset, admitted before any window has
+			// measured the queue (from the initial 20, twenty times a
+			// request's work). The limit drifts down towards twice what
+			// the window had in flight, by Smoothing a window; a burst
+			// beyond it waits in the Middleware's queue, and the limit
+			// probes upward from there once it is used.
+			target := min(l.limit, 2*float64(max(l.winInFlight, 1)))
+			l.limit = l.clamp(l.limit + c.Smoothing*(target-l.limit))
+		}
 		return
 	}
 	if !yield {

@@ -272,11 +272,14 @@ func TestCPUWaitOnlyOnOneCore(t *testing.T) {
 // initial limit of an unloaded service. Every request admitted beyond one
 // at a time waits a whole request's work for the core per request ahead
 // of it, so the requests answered over twice the unloaded latency in the
-// step's first second count how long the limit took to come down to one
-// slot: what makes the p99 of the answered requests over the whole step.
-// Of the first round's 20, 18 are unavoidable: the limit was 20. Halving
-// the limit per window whatever the wait measured answered 41 so (20 →
-// 10 → 5 → 2); going by the wait, 27 (20 → 5 → 1 or 2).
+// step's first second count the slots the limit held beyond one at the
+// onset and how long it took to come down: what makes the p99 of the
+// answered requests over the whole step. Halving the limit per window
+// whatever the wait measured answered 41 so (20 → 10 → 5 → 2); going by
+// the wait, 27 (20 → 5 → 1 or 2), 18 of them the first round's, admitted
+// at the initial 20 that the unloaded warm-up left alone; with the
+// unused slots drifting away during the warm-up, none (the step meets a
+// limit of 2, whose second request waits one request's work).
 func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const base = 4 * time.Millisecond
@@ -285,8 +288,9 @@ func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 	for range 500 { // two seconds unloaded
 		cpuRound(l, c, base, 1, 1)
 	}
-	if got := l.Limit(); got != shed.DefaultInitialLimit {
-		t.Fatalf("limit after an unloaded warm-up = %d, want the initial %d untouched", got, shed.DefaultInitialLimit)
+	// One request at a time in flight: the unused slots drift away.
+	if got := l.Limit(); got > 2 {
+		t.Fatalf("limit after an unloaded warm-up one request at a time = %d, want at most 2 (from the initial %d)", got, shed.DefaultInitialLimit)
 	}
 	onset := c.Now()
 	var slow, answered int
@@ -320,7 +324,7 @@ func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d answered over twice the unloaded latency; admitted per round %v", slow, answered, admitted)
-	if slow > 30 {
-		t.Fatalf("%d requests answered over twice the unloaded latency in the step's first second, want at most 30; admitted per round %v", slow, admitted)
+	if slow > 2 {
+		t.Fatalf("%d requests answered over twice the unloaded latency in the step's first second, want at most 2; admitted per round %v", slow, admitted)
 	}
 }
