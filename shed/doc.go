@@ -153,9 +153,13 @@
 // reads depends on the regime: while the middleware yields for CPU-bound
 // handlers the limit follows the work, and a saturated one-core replica,
 // whose limit settles at 1, reads 0.9-1 (before the CPU wait and the
-// hold above, its limit settled at 2 or 3 and it read 0.6-0.9); for
-// cheap handlers the limit stays high until an overload, and the ratio
-// stays small until then. All of them are
+// hold above, its limit settled at 2 or 3 and it read 0.6-0.9), and
+// since its limit drifts down under a light load too (to twice what is in
+// flight), the ratio rises with the load before it saturates, where at
+// the initial limit of 20 it read 0.05 or less (about one request in
+// flight) until the overload; for
+// cheap handlers and on more cores the limit stays high until an
+// overload, and the ratio stays small until then. All of them are
 // computed when scraped; the request path only adds a product and a
 // quotient to the integrals under the lock admission takes anyway, and
 // allocates nothing.
