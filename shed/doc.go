@@ -57,11 +57,14 @@
 //     the work got cheaper, and may need the slot.
 //   - While fewer than half the limit were in flight during the window, the
 //     limit is left alone: an idle service has not shown what it can carry.
-//     On one core while the middleware yields, it drifts down instead,
-//     by Smoothing a window towards twice what was in flight (at least
-//     two): there each slot a light load leaves unused is one more
-//     request queued for the core when an overload begins, admitted
-//     before a window can measure the queue.
+//     On one core, while the middleware yields and the process spent at
+//     least half the handlers' time on the CPU (CPU-bound work, read from
+//     the process's CPU time), it drifts down instead, by Smoothing a
+//     window towards twice what was in flight (at least two): there each
+//     slot a light load leaves unused is one more request queued for the
+//     core when an overload begins, admitted before a window can measure
+//     the queue. Handlers that wait on other services keep their limit
+//     for the bursts they can take.
 //   - A window in which a request reported [ErrDropped] (a timeout or an
 //     overloaded dependency) multiplies the limit by [Config.Backoff]
 //     instead, as AIMD limiters do.

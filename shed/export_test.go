@@ -1,5 +1,7 @@
 package shed
 
+import "time"
+
 // BudgetQueued returns how many callers wait on b.
 func BudgetQueued(b *Budget) int {
 	b.mu.Lock()
@@ -36,3 +38,15 @@ func ChooseVictim(b *Budget) (evict func(), ok bool) {
 	}
 	return nil, false
 }
+
+// SetCPUTime makes l read the process's CPU time from cpu, from the next
+// window on.
+func SetCPUTime(l *Limiter, cpu func() time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cpuTime = func() (time.Duration, bool) { return cpu(), true }
+	l.winCPU, l.winCPUOK = cpu(), true
+}
+
+// ProcessCPU is processCPU.
+func ProcessCPU() (time.Duration, bool) { return processCPU() }

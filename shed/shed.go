@@ -112,7 +112,13 @@ type Limiter struct {
 	winInFlight int     // most in flight during the window
 	winSlow     int     // samples over earlyClose × the tolerated latency
 	winWork     float64 // seconds of handler work in the window's samples
-	windows     int     // closed so far, up to LongWindow
+	// cpuTime reads the process's CPU time (processCPU; a fake in
+	// tests), and winCPU is its reading when the window began, ok when
+	// it was read.
+	cpuTime  func() (time.Duration, bool)
+	winCPU   time.Duration
+	winCPUOK bool
+	windows  int // closed so far, up to LongWindow
 	// work is the mean time a handler takes once it runs (after the yield
 	// of Middleware): its own work, without the queue ahead of it.
 	work float64 // seconds; 0 until the first window closes
@@ -171,7 +177,9 @@ func New(cfg Config, reg prometheus.Registerer) (*Limiter, error) {
 		retryAfter: strconv.Itoa(int(math.Ceil(cfg.RetryAfter.Seconds()))),
 		limit:      float64(cfg.InitialLimit),
 		winStart:   cfg.Now(),
+		cpuTime:    processCPU,
 	}
+	l.winCPU, l.winCPUOK = l.cpuTime()
 	l.used.at = l.winStart
 	var labels prometheus.Labels
 	if cfg.Name != "" {
@@ -467,6 +475,7 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	}
 	l.update(now, yield)
 	l.winStart, l.winSum, l.winWork, l.winSamples, l.winSlow, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, 0, l.inFlight
+	l.winCPU, l.winCPUOK = l.cpuTime()
 }
 
 // update closes a window: the gradient step described in the package
@@ -511,15 +520,18 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
-		if yield && runtime.GOMAXPROCS(0) == 1 {
-			// One core of work that yields: a slot the light load
+		if yield && runtime.GOMAXPROCS(0) == 1 && l.cpuBoundLocked() {
+			// One core of CPU-bound work: a slot the light load
 			// leaves unused is one more request queued for the core at
 			// an overload's onset, admitted before any window has
 			// measured the queue (from the initial 20, twenty times a
 			// request's work). The limit drifts down towards twice what
 			// the window had in flight, by Smoothing a window; a burst
 			// beyond it waits in the Middleware's queue, and the limit
-			// probes upward from there once it is used.
+			// probes upward from there once it is used. Work that
+			// waits on others (a call to another service) is left
+			// alone: its requests do not queue for the core, and a
+			// burst of them would be turned away for nothing.
 			target := min(l.limit, 2*float64(max(l.winInFlight, 1)))
 			l.limit = l.clamp(l.limit + c.Smoothing*(target-l.limit))
 		}
@@ -627,6 +639,21 @@ func (l *Limiter) holdLocked(now time.Time, ceiling int) {
 // counts as too high. One slot on a core of CPU-bound work waited 0.1-4%
 // of its work at 1× to 8× the core's capacity, two slots 25-35%.
 const cpuWaitMax = 0.2
+
+// cpuBoundShare is the share of the handlers' work (their time from the
+// yield to their end) that the process must have spent on the CPU during
+// a window for the work to count as CPU-bound. A core of image resizing
+// spends nearly all of it; a handler waiting on a call to another
+// service, a few per cent.
+const cpuBoundShare = 0.5
+
+// cpuBoundLocked reports whether the process spent at least cpuBoundShare
+// of the window's work on the CPU since the window began. l.mu must be
+// held; it is called as the window closes.
+func (l *Limiter) cpuBoundLocked() bool {
+	cpu, ok := l.cpuTime()
+	return ok && l.winCPUOK && l.winWork > 0 && (cpu-l.winCPU).Seconds() >= cpuBoundShare*l.winWork
+}
 
 // holdMin and holdMax bound a hold (see holdLocked); holdMargin is how far
 // below its ceiling a held limit stays, so that its floor is a slot less.

@@ -285,6 +285,8 @@ func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 	const base = 4 * time.Millisecond
 	c := newClock()
 	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
+	epoch := c.Now()
+	shed.SetCPUTime(l, func() time.Duration { return c.Now().Sub(epoch) }) // the work is all CPU
 	for range 500 { // two seconds unloaded
 		cpuRound(l, c, base, 1, 1)
 	}
@@ -326,5 +328,66 @@ func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 	t.Logf("%d of %d answered over twice the unloaded latency; admitted per round %v", slow, answered, admitted)
 	if slow > 2 {
 		t.Fatalf("%d requests answered over twice the unloaded latency in the step's first second, want at most 2; admitted per round %v", slow, admitted)
+	}
+}
+
+// TestOneCoreWaitingWorkKeepsItsLimit runs the warm-up of
+// TestOneCoreStepQueuesFewRequests with work that waits rather than
+// computes (a call to another service: the process's CPU time does not
+// move): its requests do not queue for the core, so a light load leaves
+// the limit where it was, and a burst finds its slots.
+func TestOneCoreWaitingWorkKeepsItsLimit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const base = 4 * time.Millisecond
+	c := newClock()
+	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
+	shed.SetCPUTime(l, func() time.Duration { return 0 })
+	for range 500 {
+		cpuRound(l, c, base, 1, 1)
+	}
+	if got := l.Limit(); got != shed.DefaultInitialLimit {
+		t.Fatalf("limit after a light load of waiting work = %d, want the initial %d untouched", got, shed.DefaultInitialLimit)
+	}
+}
+
+// TestProcessCPUCounts checks that the process's CPU time, which tells
+// CPU-bound work from waiting work, is read and moves with the CPU spent.
+func TestProcessCPUCounts(t *testing.T) {
+	start, ok := shed.ProcessCPU()
+	if !ok {
+		t.Fatal("the process's CPU time could not be read")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	x := 0
+	for {
+		for i := range 1 << 20 {
+			x += i ^ x>>3
+		}
+		now, _ := shed.ProcessCPU()
+		if now-start >= 20*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the process's CPU time moved %v in 20 s of computing (%d)", now-start, x)
+		}
+	}
+}
+
+// TestOneCoreSleepingHandlerKeepsItsLimit serves a light load, one request
+// at a time, through the Middleware on one core with a handler that waits
+// 3 ms without computing, as one calling another service does: the
+// process's real CPU time shows the work is no CPU's, and the limit stays
+// where it was for the bursts such a service can take.
+func TestOneCoreSleepingHandlerKeepsItsLimit(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	l := newLimiter(t, shed.Config{}, nil)
+	h := l.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(3 * time.Millisecond)
+	}))
+	for range 400 { // over a second: ten windows or more
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	}
+	if got := l.Limit(); got != shed.DefaultInitialLimit {
+		t.Fatalf("limit after a light load of waiting work = %d, want the initial %d untouched", got, shed.DefaultInitialLimit)
 	}
 }
