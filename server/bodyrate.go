@@ -26,7 +26,11 @@ var ErrBodyTooSlow = fmt.Errorf("server: request body below the minimum rate: %w
 // is given a read deadline (http.ResponseController, per stream on
 // HTTP/2) at the moment the next byte becomes overdue, so a stalled body
 // is cut off when it falls behind, not when ReadTimeout ends; the deadline
-// is never later than ReadTimeout's. A handler blocked on such a body
+// is never later than ReadTimeout's. Only the time the handler spends
+// inside Read counts against the client: while the handler does not read
+// (it waits for memory to hold the body, or works on what it has), flow
+// control keeps the client from sending, and a client that was waiting
+// on the server is not cut off for it. A handler blocked on such a body
 // holds its goroutine, its buffers and, in the services, a slot of memory
 // budget: this is what bounds how long a slow client can hold them.
 func minBodyRate(cfg Config, next http.Handler) http.Handler {
@@ -44,7 +48,8 @@ func minBodyRate(cfg Config, next http.Handler) http.Handler {
 	readTimeout := timeout(cfg.ReadTimeout, DefaultReadTimeout)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			b := &rateBody{ReadCloser: r.Body, w: w, rate: rate, start: time.Now(), grace: grace}
+			now := time.Now()
+			b := &rateBody{ReadCloser: r.Body, w: w, rate: rate, start: now, last: now, grace: grace, h2: r.ProtoMajor == 2}
 			if readTimeout > 0 {
 				b.limit = b.start.Add(readTimeout)
 			}
@@ -63,21 +68,35 @@ type rateBody struct {
 	limit time.Time // ReadTimeout's deadline; zero for none
 	n     int64
 	err   error
+	// away is the time the handler spent outside Read since start, up to
+	// last, when its previous Read returned (start before the first).
+	away time.Duration
+	last time.Time
+	h2   bool // the request came on an HTTP/2 stream
 }
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	due := b.start.Add(b.grace + time.Duration(float64(b.n+1)/float64(b.rate)*float64(time.Second)))
+	b.away += time.Since(b.last)
+	due := b.start.Add(b.grace + b.away + time.Duration(float64(b.n+1)/float64(b.rate)*float64(time.Second)))
 	if !b.limit.IsZero() && b.limit.Before(due) {
 		due = b.limit
 	}
 	b.setReadDeadline(due) // a writer without deadlines keeps ReadTimeout's
 	n, err := b.ReadCloser.Read(p)
+	b.last = time.Now()
 	b.n += int64(n)
 	switch {
 	case err == nil:
+		if b.h2 {
+			// An HTTP/2 stream's deadline fires on its own, ending the
+			// body even while the handler is not reading; a connection's
+			// fails only a Read under way. Until the next Read, only
+			// ReadTimeout's holds.
+			b.setReadDeadline(b.limit)
+		}
 	case errors.Is(err, io.EOF):
 		// Done: no deadline may outlive the body and fail the server's
 		// read of the next request, or cancel this one's context.

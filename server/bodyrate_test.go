@@ -80,3 +80,65 @@ func TestMinBodyRate(t *testing.T) {
 		})
 	}
 }
+
+// TestMinBodyRateCountsOnlyTheClientsTime has a handler read the first
+// byte of a body the client sent whole, then stop reading for longer than
+// the grace (as one waiting for memory to hold the body does), then read
+// the rest: the client sent at once and waited on the server, so its body
+// is read in full, over HTTP/1.1 and h2c.
+func TestMinBodyRateCountsOnlyTheClientsTime(t *testing.T) {
+	const pause = 1500 * time.Millisecond
+	for _, h2c := range []bool{false, true} {
+		name := "http1"
+		if h2c {
+			name = "h2c"
+		}
+		t.Run(name, func(t *testing.T) {
+			type result struct {
+				n   int64
+				err error
+			}
+			done := make(chan result, 1)
+			// At 1 MB/s what the connection has buffered buys the
+			// client milliseconds, not the pause.
+			srv := server.New(server.Config{H2C: h2c, MinBodyRate: 1 << 20, BodyRateGrace: 200 * time.Millisecond},
+				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					var first [1]byte
+					if _, err := io.ReadFull(r.Body, first[:]); err != nil {
+						done <- result{0, err}
+						return
+					}
+					time.Sleep(pause) // the server's own wait, not the client's
+					n, err := io.Copy(io.Discard, r.Body)
+					done <- result{n + 1, err}
+				}))
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go srv.Serve(ln)
+			defer srv.Close()
+
+			var protos http.Protocols
+			protos.SetHTTP1(!h2c)
+			protos.SetUnencryptedHTTP2(h2c)
+			tr := &http.Transport{Protocols: &protos}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+			const size = 256 << 10 // more than the connection's buffers hold
+			go func() {
+				if resp, err := client.Post("http://"+ln.Addr().String(), "application/octet-stream", bytes.NewReader(make([]byte, size))); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			select {
+			case r := <-done:
+				if r.err != nil || r.n != size {
+					t.Fatalf("read %d of %d bytes: %v; want the whole body", r.n, size, r.err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("the handler never finished")
+			}
+		})
+	}
+}

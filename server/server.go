@@ -66,8 +66,10 @@ type Config struct {
 	MaxConnAgeJitter float64
 	// MinBodyRate cuts off a request body that arrives slower than this
 	// many bytes a second, after BodyRateGrace; reading it then fails with
-	// ErrBodyTooSlow. Zero means DefaultMinBodyRate (1 KiB/s); negative
-	// means no minimum.
+	// ErrBodyTooSlow. Only the time the handler spends reading the body
+	// counts: a client is not cut off while the handler does not read
+	// (waits for memory, or works). Zero means DefaultMinBodyRate
+	// (1 KiB/s); negative means no minimum.
 	MinBodyRate int64
 	// BodyRateGrace is how long a body may take before MinBodyRate
 	// applies. Zero means DefaultBodyRateGrace (5s).
