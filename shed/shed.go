@@ -643,8 +643,10 @@ const cpuWaitMax = 0.2
 // cpuBoundShare is the share of the handlers' work (their time from the
 // yield to their end) that the process must have spent on the CPU during
 // a window for the work to count as CPU-bound. A core of image resizing
-// spends nearly all of it; a handler waiting on a call to another
-// service, a few per cent.
+// spends nearly all of it; a handler waiting on a call to another service
+// spends a small share. The process's CPU time counts all its work, so
+// two Limiters in one process (the kit's services run one) judge it
+// together.
 const cpuBoundShare = 0.5
 
 // cpuBoundLocked reports whether the process spent at least cpuBoundShare
