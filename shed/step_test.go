@@ -286,7 +286,8 @@ func TestOneCoreStepQueuesFewRequests(t *testing.T) {
 	c := newClock()
 	l := newLimiter(t, shed.Config{Now: c.Now}, nil)
 	epoch := c.Now()
-	shed.SetCPUTime(l, func() time.Duration { return c.Now().Sub(epoch) }) // the work is all CPU
+	// The work is all CPU: the process's CPU time moves with the clock.
+	shed.SetCPUTime(l, func() time.Duration { return c.Now().Sub(epoch) })
 	for range 500 { // two seconds unloaded
 		cpuRound(l, c, base, 1, 1)
 	}
