@@ -101,7 +101,7 @@ func TestMinBodyRateCountsOnlyTheClientsTime(t *testing.T) {
 			done := make(chan result, 1)
 			// At 1 MB/s what the connection has buffered buys the
 			// client milliseconds, not the pause.
-			srv := server.New(server.Config{H2C: h2c, MinBodyRate: 1 << 20, BodyRateGrace: 200 * time.Millisecond},
+			addr := serveOn(t, server.New(server.Config{H2C: h2c, MinBodyRate: 1 << 20, BodyRateGrace: 200 * time.Millisecond},
 				http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					var first [1]byte
 					if _, err := io.ReadFull(r.Body, first[:]); err != nil {
@@ -111,23 +111,11 @@ func TestMinBodyRateCountsOnlyTheClientsTime(t *testing.T) {
 					time.Sleep(pause) // the server's own wait, not the client's
 					n, err := io.Copy(io.Discard, r.Body)
 					done <- result{n + 1, err}
-				}))
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			go srv.Serve(ln)
-			defer srv.Close()
-
-			var protos http.Protocols
-			protos.SetHTTP1(!h2c)
-			protos.SetUnencryptedHTTP2(h2c)
-			tr := &http.Transport{Protocols: &protos}
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 20 * time.Second}
+				})))
+			client := newClient(t, h2c)
 			const size = 256 << 10 // more than the connection's buffers hold
 			go func() {
-				if resp, err := client.Post("http://"+ln.Addr().String(), "application/octet-stream", bytes.NewReader(make([]byte, size))); err == nil {
+				if resp, err := client.Post("http://"+addr, "application/octet-stream", bytes.NewReader(make([]byte, size))); err == nil {
 					resp.Body.Close()
 				}
 			}()

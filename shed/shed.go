@@ -473,14 +473,17 @@ func (l *Limiter) release(t *ticket, err error, reuse bool) {
 	if now.Sub(l.winStart) < window && !queueing {
 		return
 	}
-	l.update(now, yield)
+	// One reading of the CPU time ends this window and begins the next.
+	cpu, cpuOK := l.cpuTime()
+	l.update(now, yield, cpuOK && l.winCPUOK && l.cpuBoundLocked(cpu-l.winCPU))
 	l.winStart, l.winSum, l.winWork, l.winSamples, l.winSlow, l.winDrops, l.winInFlight = now, 0, 0, 0, 0, 0, l.inFlight
-	l.winCPU, l.winCPUOK = l.cpuTime()
+	l.winCPU, l.winCPUOK = cpu, cpuOK
 }
 
 // update closes a window: the gradient step described in the package
-// documentation. l.mu must be held.
-func (l *Limiter) update(now time.Time, yield bool) {
+// documentation. cpuBound says whether the window's work was CPU-bound
+// (see cpuBoundLocked). l.mu must be held.
+func (l *Limiter) update(now time.Time, yield, cpuBound bool) {
 	c := &l.cfg
 	if l.winDrops > 0 {
 		l.probed = 0
@@ -520,7 +523,7 @@ func (l *Limiter) update(now time.Time, yield bool) {
 		l.longRTT *= 0.95
 	}
 	if float64(l.winInFlight) < l.limit/2 {
-		if yield && runtime.GOMAXPROCS(0) == 1 && l.cpuBoundLocked() {
+		if yield && cpuBound && runtime.GOMAXPROCS(0) == 1 {
 			// One core of CPU-bound work: a slot the light load
 			// leaves unused is one more request queued for the core at
 			// an overload's onset, admitted before any window has
@@ -649,12 +652,11 @@ const cpuWaitMax = 0.2
 // together.
 const cpuBoundShare = 0.5
 
-// cpuBoundLocked reports whether the process spent at least cpuBoundShare
-// of the window's work on the CPU since the window began. l.mu must be
-// held; it is called as the window closes.
-func (l *Limiter) cpuBoundLocked() bool {
-	cpu, ok := l.cpuTime()
-	return ok && l.winCPUOK && l.winWork > 0 && (cpu-l.winCPU).Seconds() >= cpuBoundShare*l.winWork
+// cpuBoundLocked reports whether cpu, the process's CPU time over the
+// window, is at least cpuBoundShare of the window's work. l.mu must be
+// held.
+func (l *Limiter) cpuBoundLocked(cpu time.Duration) bool {
+	return l.winWork > 0 && cpu.Seconds() >= cpuBoundShare*l.winWork
 }
 
 // holdMin and holdMax bound a hold (see holdLocked); holdMargin is how far
