@@ -31,7 +31,7 @@ const (
 	defaultCapacityTime   = 2 * time.Second // a period; the capacity is the median of the run's periods
 	defaultCapacityRuns   = 3               // at the start; one more after each level's round
 	defaultCriticalEvery  = 10
-	defaultMaxOutstanding = 15000 // below the 20000 open files a process may have here
+	defaultMaxOutstanding = 15000 // with a limit of 20000 open files; see outstandingFor
 	defaultServerProcs    = 1
 	defaultBudget         = 10 * time.Minute
 	defaultShares         = 262144                 // the most cgroup v1 allows: 256 times a plain process's weight
@@ -257,8 +257,8 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	defer l.close()
 	res := &results{cfg: cfg, boxed: l.boxed, capacity: cfg.capacity, offerBase: cfg.capacity, started: time.Now()}
 	res.loadAvgStart, _ = loadAvg()
-	fmt.Fprintf(cfg.progress, "overload: at most %v; servers %s; load average %.2f\n",
-		cfg.estimate().Round(time.Second), l.describe(), res.loadAvgStart)
+	fmt.Fprintf(cfg.progress, "overload: at most %v; servers %s; load average %.2f; at most %d requests outstanding\n",
+		cfg.estimate().Round(time.Second), l.describe(), res.loadAvgStart, cfg.maxOutstanding)
 	res.capacityMeasured = cfg.capacity == 0
 	measure := func(periods int, when string) error {
 		ps, err := measureCapacity(ctx, l, cfg, periods, when)
@@ -620,4 +620,20 @@ func loadAvg() (float64, error) {
 		return 0, errors.New("overload: empty /proc/loadavg")
 	}
 	return strconv.ParseFloat(f[0], 64)
+}
+
+// wantOpenFiles is the limit on open files the benchmark asks for: room
+// for 8× of a core's capacity (about 3,100 requests a second) held for
+// the 5 s timeout by a server that does not shed, on both sides.
+const wantOpenFiles = 1 << 16
+
+// outstandingFor is the most requests the generator keeps outstanding with
+// a limit of files open files: three quarters of it, the rest for the
+// idle connections between requests and the process's own files; the
+// default when the limit is unknown.
+func outstandingFor(files uint64) int {
+	if files == 0 {
+		return defaultMaxOutstanding
+	}
+	return int(min(files*3/4, 48000))
 }
