@@ -31,7 +31,7 @@ const (
 	defaultCapacityTime   = 2 * time.Second // a period; the capacity is the median of the run's periods
 	defaultCapacityRuns   = 3               // at the start; one more after each level's round
 	defaultCriticalEvery  = 10
-	defaultMaxOutstanding = 15000 // with a limit of 20000 open files; see outstandingFor
+	defaultMaxOutstanding = 15000 // below the 20000 open files a process may have here
 	defaultServerProcs    = 1
 	defaultBudget         = 10 * time.Minute
 	defaultShares         = 262144                 // the most cgroup v1 allows: 256 times a plain process's weight
@@ -620,20 +620,4 @@ func loadAvg() (float64, error) {
 		return 0, errors.New("overload: empty /proc/loadavg")
 	}
 	return strconv.ParseFloat(f[0], 64)
-}
-
-// wantOpenFiles is the limit on open files the benchmark asks for: room
-// for 8× of a core's capacity (about 3,100 requests a second) held for
-// the 5 s timeout by a server that does not shed, on both sides.
-const wantOpenFiles = 1 << 16
-
-// outstandingFor is the most requests the generator keeps outstanding with
-// a limit of files open files: three quarters of it, the rest for the
-// idle connections between requests and the process's own files; the
-// default when the limit is unknown.
-func outstandingFor(files uint64) int {
-	if files == 0 {
-		return defaultMaxOutstanding
-	}
-	return int(min(files*3/4, 48000))
 }

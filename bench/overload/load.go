@@ -61,6 +61,10 @@ func newGenerator(url string, timeout time.Duration, maxOutstanding int) *genera
 	tr := &http.Transport{
 		DialContext:         dialNoTimeWait, // bounded by the request's context
 		MaxIdleConnsPerHost: maxOutstanding,
+		// A timed-out request's connection closes after its slot is
+		// freed; without a cap on the connections themselves the next
+		// dials could pass the limit on open files before it has.
+		MaxConnsPerHost: maxOutstanding,
 		IdleConnTimeout:     30 * time.Second,
 		DisableCompression:  true,
 	}

@@ -98,7 +98,7 @@ func mainErr(args []string) error {
 	fs.DurationVar(&cfg.timeout, "timeout", defaultTimeout, "per-request timeout")
 	fs.DurationVar(&cfg.window, "window", defaultWindow, "window of the settling p99")
 	fs.IntVar(&cfg.criticalEvery, "critical-every", defaultCriticalEvery, "every n-th request carries "+priorityHeader+": "+priorityCritical+", which Shoal's shedder turns away last (the peers have no priority); 0 for none")
-	fs.IntVar(&cfg.maxOutstanding, "max-outstanding", outstandingFor(raiseOpenFiles(wantOpenFiles)), "most requests the generator keeps outstanding")
+	fs.IntVar(&cfg.maxOutstanding, "max-outstanding", defaultMaxOutstanding, "most requests the generator keeps outstanding")
 	fs.IntVar(&cfg.serverProcs, "server-procs", defaultServerProcs, "GOMAXPROCS and cores (cpu box quota) of each server")
 	fs.StringVar(&cfg.box, "box", "auto", "run each server in a cgroup with a quota of -server-procs cores, seen as its container's: auto, on, off")
 	fs.IntVar(&cfg.shares, "shares", defaultShares, "CFS weight (cpu.shares) of the servers' boxes and the generator's, so other work on the machine does not take their cores")

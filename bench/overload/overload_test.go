@@ -257,23 +257,3 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
-
-func TestOutstandingFor(t *testing.T) {
-	tests := []struct {
-		name  string
-		files uint64
-		want  int
-	}{
-		{"unknown limit", 0, defaultMaxOutstanding},
-		{"the old limit", 20000, 15000},
-		{"raised", 1 << 16, 48000},
-		{"very high", 1 << 20, 48000},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := outstandingFor(tt.files); got != tt.want {
-				t.Fatalf("outstandingFor(%d) = %d, want %d", tt.files, got, tt.want)
-			}
-		})
-	}
-}
