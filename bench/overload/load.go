@@ -64,9 +64,9 @@ func newGenerator(url string, timeout time.Duration, maxOutstanding int) *genera
 		// A timed-out request's connection closes after its slot is
 		// freed; without a cap on the connections themselves the next
 		// dials could pass the limit on open files before it has.
-		MaxConnsPerHost: maxOutstanding,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
+		MaxConnsPerHost:    maxOutstanding,
+		IdleConnTimeout:    30 * time.Second,
+		DisableCompression: true,
 	}
 	return &generator{url: url, timeout: timeout, maxOutstanding: maxOutstanding, client: &http.Client{Transport: tr}, failures: map[string]int{}}
 }
