@@ -406,7 +406,7 @@ func keptTwinRuns() []keptTwinRun {
 		// test helpers ran at nice 19 beside it (0.01 cores outside the
 		// lab on average, 0.04 at the most over 10 s).
 		{dir: filepath.Join("testdata", "twin-2026-12-05"), short: map[string]twinShortfall{
-			"spike/cpu": {19, 11, "the real pod read 101% of request at 35.2 s where the twin, at the run's gain (1.15), read 97%: 2.02 against 1.93 times the 50% target, so 3 replicas against 2, held by the scale-down window; as on 2026-12-03, the window in which a spike begins reads a few per cent above the gain in every kept run"},
+			"spike/cpu": {19, 11, "the real pod read 101% of request at 35.2 s where the twin, at the run's gain (1.15), read 97%: 2.02 against 1.93 times the 50% target, so 3 replicas against 2, held by the scale-down window; as on 2026-12-03; the window in which a spike or a step begins read over the steady windows' gain by more than 1% in 15 of the 22 such windows of the kept runs since then (-5% to +12%)"},
 		}},
 	}
 }
