@@ -202,7 +202,11 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 	if p.BearerTokenFile != "" {
 		rt = bearerTransport{file: p.BearerTokenFile, next: rt}
 	}
-	client, err := api.NewClient(api.Config{Address: p.URL, Client: &http.Client{Transport: rt}})
+	base, err := url.Parse(p.URL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --prometheus must be an http or https URL", ErrInput)
+	}
+	client, err := api.NewClient(api.Config{Address: p.URL, Client: &http.Client{Transport: rt, CheckRedirect: sameOrigin(base)}})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
 	}
@@ -211,6 +215,9 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 	v, _, _, err := promv1.NewAPI(client).QueryRange(ctx, p.Query, promv1.Range{Start: p.Start, End: p.End, Step: p.Step})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
+	}
+	if v == nil {
+		return nil, fmt.Errorf("%w: the answer holds no result", ErrQuery)
 	}
 	m, ok := v.(model.Matrix)
 	if !ok {
@@ -222,16 +229,46 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 	case len(m) > 1:
 		return nil, fmt.Errorf("%w: the query gives %d series; aggregate them to one, e.g. sum(...)", ErrQuery, len(m))
 	}
-	first := m[0].Values[0].Timestamp.Time()
-	out := make([]autoscale.LoadPoint, 0, len(m[0].Values))
-	for _, s := range m[0].Values {
+	// The server is not trusted to have answered the range asked: a
+	// sample outside it, out of order or beyond the asked count would
+	// otherwise surface later as an error about the spec.
+	values := m[0].Values
+	if asked := int(p.End.Sub(p.Start)/p.Step) + 1; len(values) > asked {
+		return nil, fmt.Errorf("%w: the answer has %d samples for a range of %d steps", ErrQuery, len(values), asked)
+	}
+	first := values[0].Timestamp.Time()
+	out := make([]autoscale.LoadPoint, 0, len(values))
+	for i, s := range values {
+		at := s.Timestamp.Time()
+		stamp := at.UTC().Format(time.RFC3339Nano)
+		if at.Before(p.Start) || at.After(p.End) {
+			return nil, fmt.Errorf("%w: the sample at %s is outside --start to --end", ErrQuery, stamp)
+		}
+		if i > 0 && !at.After(values[i-1].Timestamp.Time()) {
+			return nil, fmt.Errorf("%w: the sample at %s is not after the one before it", ErrQuery, stamp)
+		}
 		v := float64(s.Value)
 		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%w: the sample at %s is %g, not a finite number >= 0", ErrQuery, s.Timestamp.Time().UTC().Format(time.RFC3339), v)
+			return nil, fmt.Errorf("%w: the sample at %s is %g, not a finite number >= 0", ErrQuery, stamp, v)
 		}
-		out = append(out, autoscale.LoadPoint{At: s.Timestamp.Time().Sub(first), Value: v})
+		out = append(out, autoscale.LoadPoint{At: at.Sub(first), Value: v})
 	}
 	return out, nil
+}
+
+// sameOrigin refuses a redirect away from base's scheme, host and port,
+// so the bearer token (added to every request the client sends) never
+// reaches another server. A redirect within the server is followed.
+func sameOrigin(base *url.URL) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		if req.URL.Scheme != base.Scheme || !strings.EqualFold(req.URL.Host, base.Host) {
+			return fmt.Errorf("%w: the server redirected to %s://%s; give that URL with --prometheus if it is the server meant", ErrQuery, req.URL.Scheme, req.URL.Host)
+		}
+		return nil
+	}
 }
 
 // parseFlagTime reads --start or --end: RFC 3339 or Unix seconds.
@@ -249,10 +286,11 @@ func parseFlagTime(name, s string) (time.Time, error) {
 }
 
 // maxAnswerBytes bounds Prometheus' answer to the range query. One series
-// of at most maxQueryPoints samples is under a megabyte; a query that
-// gives many series is refused once read, and one that gives thousands
-// would otherwise be held whole.
-const maxAnswerBytes = 64 << 20
+// of at most maxQueryPoints samples is under half a megabyte; decoding
+// holds about fifteen times what it reads, so the bound is what keeps a
+// query that gives many series (refused once read) from costing a
+// gigabyte.
+const maxAnswerBytes = 8 << 20
 
 // limitedAnswer ends a response body with errAnswerTooLarge past
 // maxAnswerBytes.

@@ -199,7 +199,91 @@ func TestPromCurveRefusesHugeAnswer(t *testing.T) {
 	start := time.Unix(1700000000, 0).UTC()
 	_, err := PromSource{URL: srv.URL, Query: "demand", Start: start, End: start.Add(time.Hour), Step: time.Minute}.Curve(t.Context())
 	t.Log(err)
-	if !errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), "larger than 64 MiB") {
-		t.Fatalf("error %v, want ErrQuery naming the 64 MiB limit", err)
+	if !errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), "larger than 8 MiB") {
+		t.Fatalf("error %v, want ErrQuery naming the 8 MiB limit", err)
+	}
+}
+
+// TestPromCurveHostileAnswers points the range query at a "Prometheus" on
+// loopback that answers what a broken or hostile server might: each must
+// end in ErrQuery naming what was wrong, never a panic, a curve the
+// replay later blames on the spec, or the bearer token sent elsewhere.
+func TestPromCurveHostileAnswers(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const token = "hostile-test-token-3f9a"
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// elsewhere is another server (another port is another origin); it
+	// records any Authorization header it is sent.
+	leaked := make(chan string, 16)
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			leaked <- a
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000000,"1"],[1700000060,"2"]]}]}}`)
+	}))
+	defer elsewhere.Close()
+	matrix := func(values string) string {
+		return `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[` + values + `]}]}}`
+	}
+	start := time.Unix(1700000000, 0).UTC()
+	tests := []struct {
+		name     string
+		status   int
+		body     string
+		location string // a redirect's target, relative to the server if it starts with /
+		want     string // "" when the query must succeed
+	}{
+		{name: "empty object", body: `{}`, want: "the answer holds no result"},
+		{name: "success without data", body: `{"status":"success"}`, want: "the answer holds no result"},
+		{name: "redirect to another server", status: http.StatusTemporaryRedirect, location: elsewhere.URL + "/api/v1/query_range", want: "redirected to http://" + strings.TrimPrefix(elsewhere.URL, "http://")},
+		{name: "found, to another server", status: http.StatusFound, location: elsewhere.URL + "/api/v1/query_range", want: "redirected to"},
+		{name: "redirect within the server", status: http.StatusTemporaryRedirect, location: "/ok/api/v1/query_range"},
+		{name: "samples out of order", body: matrix(`[1700000060,"1"],[1700000000,"2"]`), want: "the sample at 2023-11-14T22:13:20Z is not after the one before it"},
+		{name: "a repeated sample", body: matrix(`[1700000000,"1"],[1700000000,"2"]`), want: "is not after the one before it"},
+		{name: "more samples than steps", body: matrix(strings.TrimSuffix(strings.Repeat(`[1700000000,"1"],`, 70), ",")), want: "the answer has 70 samples for a range of 61 steps"},
+		{name: "a sample thirty years on", body: matrix(`[1700000000,"1"],[2646080000,"2"]`), want: "is outside --start to --end"},
+		{name: "a sample before the start", body: matrix(`[1600000000,"1"],[1700000000,"2"]`), want: "is outside --start to --end"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if strings.HasPrefix(r.URL.Path, "/ok/") {
+					if r.Header.Get("Authorization") != "Bearer "+token {
+						http.Error(w, "no token", http.StatusUnauthorized)
+						return
+					}
+					w.Header().Set("Content-Type", "application/json")
+					fmt.Fprint(w, matrix(`[1700000000,"1"],[1700000060,"2"]`))
+					return
+				}
+				if tc.location != "" {
+					http.Redirect(w, r, tc.location, tc.status)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, tc.body)
+			}))
+			defer srv.Close()
+			c, err := PromSource{URL: srv.URL, Query: "demand", Start: start, End: start.Add(time.Hour), Step: time.Minute, BearerTokenFile: tokenFile}.Curve(t.Context())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %v, want a curve", err)
+			case tc.want == "" && len(c) != 2:
+				t.Fatalf("curve %v, want two points", c)
+			case tc.want != "" && (!errors.Is(err, ErrQuery) || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want ErrQuery containing %q", err, tc.want)
+			case err != nil && strings.Contains(err.Error(), token):
+				t.Errorf("error %v repeats the token", err)
+			}
+			select {
+			case a := <-leaked:
+				t.Errorf("the other server was sent %q", a)
+			default:
+			}
+		})
 	}
 }
