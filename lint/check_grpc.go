@@ -38,6 +38,13 @@ func isGRPCServicePort(p corev1.ServicePort) bool {
 type grpcPorts map[*workload]map[int32]bool
 
 func (s *set) grpcPorts() grpcPorts {
+	if s.grpc == nil {
+		s.grpc = s.findGRPCPorts()
+	}
+	return s.grpc
+}
+
+func (s *set) findGRPCPorts() grpcPorts {
 	g := grpcPorts{}
 	mark := func(w *workload, n int32) {
 		if g[w] == nil {

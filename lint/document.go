@@ -82,11 +82,15 @@ type chunk struct {
 
 // splitDocuments cuts a YAML stream at "---" separator lines, as kubectl
 // does, keeping each piece's starting line so errors can name file lines.
-func splitDocuments(data []byte) []chunk {
-	var chunks []chunk
+// It cuts at most limit pieces; rest is the line where the next would
+// start, or 0 when the stream ends within them.
+func splitDocuments(data []byte, limit int) (chunks []chunk, rest int) {
 	start, line := 1, 0
 	var cur bytes.Buffer
 	for len(data) > 0 {
+		if len(chunks) == limit {
+			return chunks, start
+		}
 		line++
 		var l []byte
 		if i := bytes.IndexByte(data, '\n'); i >= 0 {
@@ -102,7 +106,13 @@ func splitDocuments(data []byte) []chunk {
 		}
 		cur.Write(l)
 	}
-	return append(chunks, chunk{text: cur.Bytes(), start: start})
+	if len(chunks) == limit {
+		if cur.Len() == 0 {
+			return chunks, 0
+		}
+		return chunks, start
+	}
+	return append(chunks, chunk{text: cur.Bytes(), start: start}), 0
 }
 
 func isSeparator(line []byte) bool {
@@ -118,11 +128,23 @@ var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 // parseStream decodes every document of a YAML stream. Problems with the
 // input become findings; it never returns an error because nothing in data
 // can stop the other documents from being checked. When built is true the
-// documents are kustomize output and carry no line numbers.
-func parseStream(path string, data []byte, built bool) ([]*Document, []Finding) {
+// documents are kustomize output and carry no line numbers. Documents
+// count against r's limit; past it, the rest of the stream is one
+// finding, the first time, and is not read.
+func parseStream(path string, data []byte, built bool, r *reading) ([]*Document, []Finding) {
 	var docs []*Document
 	var findings []Finding
-	for _, c := range splitDocuments(data) {
+	chunks, rest := splitDocuments(data, r.docs)
+	r.docs -= len(chunks)
+	if rest > 0 && !r.full {
+		r.full = true
+		if built {
+			rest = 0
+		}
+		findings = append(findings, newFinding(ruleDecode, path, rest, "",
+			fmt.Sprintf("more than %d documents in all: this one and the rest are not checked; lint fewer files at a time", maxDocuments)))
+	}
+	for _, c := range chunks {
 		d, f := parseDocument(path, c, built)
 		if d != nil {
 			docs = append(docs, d)

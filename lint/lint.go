@@ -1,6 +1,7 @@
 package lint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,19 +50,32 @@ func (l *Linter) runs(id string) bool {
 // kustomization below it is built into a set of its own. The error is
 // non-nil only when input cannot be read; it wraps [ErrInput].
 //
-// Decoding holds about twenty times the YAML it reads, so a file over
-// 16 MiB, or inputs over 64 MiB in all, are refused: the API server takes
-// at most 3 MiB in one request. So is a file that is not a regular file
-// (a named pipe, a device), whose reading need not end. Lint refuses what
-// it reads itself with ErrInput; what a kustomization names fails its
-// build, a finding.
+// What Lint holds grows with what it reads, so its input is bounded: a
+// file over 16 MiB, or inputs over 64 MiB in all, are refused (the API
+// server takes at most 3 MiB in one request), and so is a file that is
+// not a regular file (a named pipe, a device), whose reading need not
+// end. Lint refuses what it reads itself with ErrInput; what a
+// kustomization names fails its build, a finding. Documents past the
+// 10,000th in all, and YAML aliases that would multiply a kustomization's
+// input many times over, are findings too; a document, even an empty
+// one, costs about a kilobyte whatever its size.
 func (l *Linter) Lint(paths ...string) (*Report, error) {
+	return l.LintContext(context.Background(), paths...)
+}
+
+// LintContext is Lint, stopped with an error wrapping ctx's when ctx ends.
+// It looks at ctx between files, documents and rules; a kustomize build,
+// bounded as its input is, runs to its end.
+func (l *Linter) LintContext(ctx context.Context, paths ...string) (*Report, error) {
 	rep := &Report{}
-	budget := int64(maxTotalBytes)
+	r := newReading()
 	for _, p := range paths {
-		if err := l.lintPath(rep, p, &budget); err != nil {
+		if err := l.lintPath(ctx, rep, p, r); err != nil {
 			return nil, err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("lint: stopped: %w", err)
 	}
 	rep.sort()
 	return rep, nil
@@ -70,8 +84,8 @@ func (l *Linter) Lint(paths ...string) (*Report, error) {
 // LintBytes checks one YAML stream as if read from a file named path.
 func (l *Linter) LintBytes(path string, data []byte) *Report {
 	rep := &Report{}
-	docs, fs := parseStream(path, data, false)
-	l.check(rep, docs, fs)
+	docs, fs := parseStream(path, data, false, newReading())
+	l.check(context.Background(), rep, docs, fs)
 	rep.sort()
 	return rep
 }
@@ -82,7 +96,7 @@ func (l *Linter) LintBytes(path string, data []byte) *Report {
 // [AnnotationIgnore] does not apply to them.
 func (l *Linter) LintDocuments(docs ...*Document) *Report {
 	rep := &Report{}
-	l.check(rep, docs, nil)
+	l.check(context.Background(), rep, docs, nil)
 	rep.sort()
 	return rep
 }
@@ -91,7 +105,20 @@ func (l *Linter) LintDocuments(docs ...*Document) *Report {
 const (
 	maxFileBytes  = 16 << 20
 	maxTotalBytes = 64 << 20
+	maxDocuments  = 10000
 )
+
+// reading is what one Lint call may still read.
+type reading struct {
+	bytes int64 // counted down by readManifest
+	docs  int   // counted down by parseStream
+	nodes int   // counted down by chargeNodes
+	full  bool  // the documents' limit was reached and said so once
+}
+
+func newReading() *reading {
+	return &reading{bytes: maxTotalBytes, docs: maxDocuments, nodes: maxBuildNodes}
+}
 
 // readManifest reads the file at path, counting it against budget, the
 // bytes Lint may still read.
@@ -140,30 +167,46 @@ func openRegular(path string) (*os.File, error) {
 // only, within the limits on one file and on all of them.
 type boundedFS struct {
 	filesys.FileSystem
-	budget *int64
+	r *reading
 }
 
-func (b boundedFS) ReadFile(path string) ([]byte, error) { return readManifest(path, b.budget) }
+// ReadFile reads as Lint does, and counts the YAML nodes read (see
+// chargeNodes): a build holds far more per node than Lint, and expands
+// every alias, so a few hundred bytes of nested aliases would otherwise
+// take gigabytes.
+func (b boundedFS) ReadFile(path string) ([]byte, error) {
+	data, err := readManifest(path, &b.r.bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := chargeNodes(data, &b.r.nodes); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
+}
 
 func (b boundedFS) Open(path string) (filesys.File, error) { return openRegular(path) }
 
-func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
+func (l *Linter) lintPath(ctx context.Context, rep *Report, p string, r *reading) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("lint: stopped: %w", err)
+	}
 	info, err := os.Stat(p)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	if !info.IsDir() {
-		data, err := readManifest(p, budget)
+		data, err := readManifest(p, &r.bytes)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInput, err)
 		}
-		docs, fs := parseStream(p, data, false)
-		l.check(rep, docs, fs)
+		docs, fs := parseStream(p, data, false, r)
+		l.check(ctx, rep, docs, fs)
 		return nil
 	}
 	if isKustomization(p) {
-		docs, fs := l.build(p, budget)
-		l.check(rep, docs, fs)
+		docs, fs := l.build(p, r)
+		l.check(ctx, rep, docs, fs)
 		return nil
 	}
 	var docs []*Document
@@ -171,6 +214,9 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 	var roots []string
 	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if d.IsDir() {
@@ -186,23 +232,29 @@ func (l *Linter) lintPath(rep *Report, p string, budget *int64) error {
 		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
 			return nil
 		}
-		data, err := readManifest(path, budget)
+		data, err := readManifest(path, &r.bytes)
 		if err != nil {
 			return err
 		}
-		ds, fs := parseStream(path, data, false)
+		ds, fs := parseStream(path, data, false, r)
 		docs, findings = append(docs, ds...), append(findings, fs...)
 		return nil
 	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("lint: stopped: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	if len(docs) > 0 || len(findings) > 0 {
-		l.check(rep, docs, findings)
+		l.check(ctx, rep, docs, findings)
 	}
-	for _, r := range roots {
-		docs, fs := l.build(r, budget)
-		l.check(rep, docs, fs)
+	for _, root := range roots {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("lint: stopped: %w", err)
+		}
+		docs, fs := l.build(root, r)
+		l.check(ctx, rep, docs, fs)
 	}
 	return nil
 }
@@ -227,23 +279,26 @@ var buildMu sync.Mutex
 // the directory: the input is wrong, not unreadable. Unless remote
 // locations are allowed, one named anywhere in the build is a finding on
 // the file that names it, and nothing is built.
-func (l *Linter) build(dir string, budget *int64) ([]*Document, []Finding) {
-	out, err := kustomize(dir, budget, l.AllowRemote)
+func (l *Linter) build(dir string, r *reading) ([]*Document, []Finding) {
+	out, err := kustomize(dir, r, l.AllowRemote)
 	var ref *remoteRef
 	switch {
 	case errors.As(err, &ref):
 		return nil, []Finding{newFinding(ruleDecode, ref.file, 0, "", ref.message())}
 	case err != nil:
 		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", "kustomize build: "+err.Error())}
+	case len(out) > maxTotalBytes:
+		// Patches and generators can multiply what was read.
+		return nil, []Finding{newFinding(ruleDecode, dir, 0, "", fmt.Sprintf("kustomize build: the output is larger than %d MiB", maxTotalBytes>>20))}
 	}
-	return parseStream(dir, out, true)
+	return parseStream(dir, out, true, r)
 }
 
 // kustomize builds dir into one YAML stream, one build at a time, each
 // from the built-in OpenAPI schema. Unless remote locations are allowed,
 // it first looks for one (findRemote, whose parsing shares kustomize's
 // state) and returns it as a *remoteRef instead of building.
-func kustomize(dir string, budget *int64, allowRemote bool) (out []byte, err error) {
+func kustomize(dir string, r *reading, allowRemote bool) (out []byte, err error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	schema := openapi.GetSchemaVersion()
@@ -266,7 +321,7 @@ func kustomize(dir string, budget *int64, allowRemote bool) (out []byte, err err
 			return nil, err
 		}
 	}
-	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(boundedFS{filesys.MakeFsOnDisk(), budget}, dir)
+	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(boundedFS{filesys.MakeFsOnDisk(), r}, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +340,8 @@ func buildPanic(v any) error {
 }
 
 // check runs the rules over one set and adds what they find to rep.
-func (l *Linter) check(rep *Report, docs []*Document, decode []Finding) {
+// When ctx ends, it stops between rules; the caller reports that.
+func (l *Linter) check(ctx context.Context, rep *Report, docs []*Document, decode []Finding) {
 	rep.Inputs++
 	rep.Documents = append(rep.Documents, docs...)
 	s := newSet(docs)
@@ -296,6 +352,9 @@ func (l *Linter) check(rep *Report, docs []*Document, decode []Finding) {
 	}
 	findings := decode
 	for _, r := range ruleList() {
+		if ctx.Err() != nil {
+			return
+		}
 		if r.check != nil && l.runs(r.ID) {
 			findings = append(findings, r.check(s)...)
 		}

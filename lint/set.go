@@ -1,23 +1,41 @@
 package lint
 
 import (
+	"slices"
+
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 
 	"github.com/shoal-dev/shoal/keda"
 )
 
 // set is the decoded objects of one input, indexed for rules that relate
 // objects to each other.
+//
+// Rules ask the same questions of a set again and again (which workloads
+// a Service selects, which workload an autoscaler scales), so the answers
+// are indexed or kept: asked by scanning, thousands of Services over
+// thousands of workloads took minutes.
 type set struct {
 	docs        []*Document
 	workloads   []*workload
 	autoscalers []*autoscaler
+
+	byTarget   map[targetKey]*workload     // scalable workloads, the first of each key
+	byNS       map[string][]*workload      // workloads per namespace
+	byLabel    map[string][]*workload      // per namespace and template label, ns+"\x00"+key+"="+value
+	selections map[string][]*workload      // selecting's answers, by ns+"\x00"+selector
+	ownersOf   map[*workload][]*autoscaler // nil until owners is first asked
+	grpc       grpcPorts                   // nil until grpcPorts is first asked
 }
+
+// targetKey names a workload as a scaleTargetRef does.
+type targetKey struct{ kind, namespace, name string }
 
 // workload is an object with a pod template.
 type workload struct {
@@ -76,6 +94,21 @@ func newSet(docs []*Document) *set {
 			s.autoscalers = append(s.autoscalers, scaledObject(d, o))
 		}
 	}
+	s.byTarget = map[targetKey]*workload{}
+	s.byNS = map[string][]*workload{}
+	s.byLabel = map[string][]*workload{}
+	s.selections = map[string][]*workload{}
+	for _, w := range s.workloads {
+		ns := w.doc.Namespace
+		if k := (targetKey{w.doc.Kind, ns, w.doc.Name}); w.scalable && s.byTarget[k] == nil {
+			s.byTarget[k] = w
+		}
+		s.byNS[ns] = append(s.byNS[ns], w)
+		for k, v := range w.template.Labels {
+			key := ns + "\x00" + k + "=" + v
+			s.byLabel[key] = append(s.byLabel[key], w)
+		}
+	}
 	return s
 }
 
@@ -114,23 +147,20 @@ func scaledObject(d *Document, o *keda.ScaledObject) *autoscaler {
 
 // target returns the workload an autoscaler scales, or nil.
 func (s *set) target(a *autoscaler) *workload {
-	for _, w := range s.workloads {
-		if w.scalable && w.doc.Kind == a.targetKind && w.doc.Name == a.targetName && w.doc.Namespace == a.doc.Namespace {
-			return w
-		}
-	}
-	return nil
+	return s.byTarget[targetKey{a.targetKind, a.doc.Namespace, a.targetName}]
 }
 
 // owners returns the autoscalers that scale w.
 func (s *set) owners(w *workload) []*autoscaler {
-	var as []*autoscaler
-	for _, a := range s.autoscalers {
-		if s.target(a) == w {
-			as = append(as, a)
+	if s.ownersOf == nil {
+		s.ownersOf = map[*workload][]*autoscaler{}
+		for _, a := range s.autoscalers {
+			if t := s.target(a); t != nil {
+				s.ownersOf[t] = append(s.ownersOf[t], a)
+			}
 		}
 	}
-	return as
+	return s.ownersOf[w]
 }
 
 // minReplicas is the fewest pods w runs in steady state: the autoscaler's
@@ -143,14 +173,34 @@ func (s *set) minReplicas(w *workload) int {
 	return int(deref(w.replicas, 1))
 }
 
-// selecting returns the workloads in ns whose pod template labels sel matches.
+// selecting returns the workloads in ns whose pod template labels sel
+// matches, in the set's order. The slice is shared: callers must not
+// change it.
 func (s *set) selecting(ns string, sel labels.Selector) []*workload {
+	key := ns + "\x00" + sel.String()
+	if ws, ok := s.selections[key]; ok {
+		return ws
+	}
+	// Only workloads carrying one of the selector's key=value pairs can
+	// match it; the fewest such are the ones to test.
+	candidates := s.byNS[ns]
+	if reqs, ok := sel.Requirements(); ok {
+		for _, r := range reqs {
+			if op := r.Operator(); (op == selection.Equals || op == selection.DoubleEquals || op == selection.In) && r.Values().Len() == 1 {
+				if c := s.byLabel[ns+"\x00"+r.Key()+"="+r.Values().List()[0]]; len(c) < len(candidates) {
+					candidates = c
+				}
+			}
+		}
+	}
 	var ws []*workload
-	for _, w := range s.workloads {
-		if w.doc.Namespace == ns && sel.Matches(labels.Set(w.template.Labels)) {
+	for _, w := range candidates {
+		if sel.Matches(labels.Set(w.template.Labels)) {
 			ws = append(ws, w)
 		}
 	}
+	ws = slices.Clip(ws)
+	s.selections[key] = ws
 	return ws
 }
 

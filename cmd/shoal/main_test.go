@@ -148,3 +148,82 @@ spec:
 	}
 	t.Logf("stopped %s after the interrupt: %q", took.Round(time.Millisecond), seen)
 }
+
+// TestInterruptStopsLint runs `shoal lint` as a process on a folder of
+// thousands of objects (seconds of work, more under -race) and interrupts
+// it once its signal handling is in place: it must stop with status 2
+// saying so, not print a report and pass.
+func TestInterruptStopsLint(t *testing.T) {
+	dir := t.TempDir()
+	for f := range 40 {
+		var b strings.Builder
+		for i := range 100 {
+			fmt.Fprintf(&b, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d%[1]d-%[2]d}
+spec:
+  selector: {matchLabels: {app: a%[1]d-%[2]d}}
+  template:
+    metadata: {labels: {app: a%[1]d-%[2]d}}
+    spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s%[1]d-%[2]d}
+spec: {selector: {app: a%[1]d-%[2]d}, ports: [{port: 80}]}
+---
+`, f, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.yaml", f)), []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// main asks for SIGINT first thing; until then an interrupt kills the
+	// process. Each try waits longer before it interrupts, until one lands
+	// after main's start: that one must stop the lint, not let it finish.
+	for wait := time.Millisecond; ; wait *= 2 {
+		killed, stdout, stderr, err := interruptLint(t, dir, wait)
+		if killed {
+			if wait > 10*time.Second {
+				t.Fatal("each interrupt killed the process before main")
+			}
+			continue
+		}
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr, "lint: stopped: context canceled") {
+			t.Fatalf("exit %v after an interrupt %s in, want status 2 saying it stopped; stderr %q", err, wait, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("an interrupted lint printed a report: %.200q", stdout)
+		}
+		t.Logf("stopped by an interrupt %s after the start", wait)
+		return
+	}
+}
+
+// interruptLint starts `shoal lint dir`, interrupts it after wait, and
+// returns how it ended: killed by the signal, or its output and error.
+func interruptLint(t *testing.T, dir string, wait time.Duration) (killed bool, stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "lint", dir)
+	cmd.Env = append(os.Environ(), "SHOAL_TEST_MAIN=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(wait)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("still running two minutes after the interrupt")
+	}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == -1 {
+		return true, "", "", nil
+	}
+	return false, out.String(), errOut.String(), err
+}

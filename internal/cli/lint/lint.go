@@ -73,7 +73,7 @@ something was, 2 on usage or input errors.`,
 				return err
 			}
 			l := &lint.Linter{Disable: disable, AllowRemote: remote}
-			rep, err := l.Lint(args...)
+			rep, err := l.LintContext(cmd.Context(), args...)
 			if err != nil {
 				return err
 			}
