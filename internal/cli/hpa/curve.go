@@ -210,9 +210,12 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errQueryTimeout)
 	defer cancel()
 	v, _, _, err := promv1.NewAPI(client).QueryRange(ctx, p.Query, promv1.Range{Start: p.Start, End: p.End, Step: p.Step})
+	if err != nil && errors.Is(context.Cause(ctx), errQueryTimeout) {
+		return nil, fmt.Errorf("%w: no whole answer within %s", ErrQuery, timeout)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrQuery, err)
 	}
@@ -270,6 +273,8 @@ func sameOrigin(base *url.URL) func(*http.Request, []*http.Request) error {
 		return nil
 	}
 }
+
+var errQueryTimeout = errors.New("the query's time is up")
 
 // parseFlagTime reads --start or --end: RFC 3339 or Unix seconds.
 func parseFlagTime(name, s string) (time.Time, error) {

@@ -230,6 +230,9 @@ func TestPromCurveHostileAnswers(t *testing.T) {
 		return `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[` + values + `]}]}}`
 	}
 	start := time.Unix(1700000000, 0).UTC()
+	// stop ends the slow server's drip when the test is over.
+	stop := make(chan struct{})
+	defer close(stop)
 	tests := []struct {
 		name     string
 		status   int
@@ -247,6 +250,7 @@ func TestPromCurveHostileAnswers(t *testing.T) {
 		{name: "more samples than steps", body: matrix(strings.TrimSuffix(strings.Repeat(`[1700000000,"1"],`, 70), ",")), want: "the answer has 70 samples for a range of 61 steps"},
 		{name: "a sample thirty years on", body: matrix(`[1700000000,"1"],[2646080000,"2"]`), want: "is outside --start to --end"},
 		{name: "a sample before the start", body: matrix(`[1600000000,"1"],[1700000000,"2"]`), want: "is outside --start to --end"},
+		{name: "an answer that drips", body: "drip", want: "no whole answer within 200ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,10 +269,31 @@ func TestPromCurveHostileAnswers(t *testing.T) {
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
+				if tc.body == "drip" {
+					w.WriteHeader(http.StatusOK)
+					for _, b := range []byte(matrix(`[1700000000,"1"]`)) {
+						if _, err := w.Write([]byte{b}); err != nil {
+							return
+						}
+						w.(http.Flusher).Flush()
+						select {
+						case <-stop:
+							return
+						case <-r.Context().Done():
+							return
+						case <-time.After(50 * time.Millisecond):
+						}
+					}
+					return
+				}
 				fmt.Fprint(w, tc.body)
 			}))
 			defer srv.Close()
-			c, err := PromSource{URL: srv.URL, Query: "demand", Start: start, End: start.Add(time.Hour), Step: time.Minute, BearerTokenFile: tokenFile}.Curve(t.Context())
+			var timeout time.Duration // the default minute
+			if tc.body == "drip" {
+				timeout = 200 * time.Millisecond
+			}
+			c, err := PromSource{URL: srv.URL, Query: "demand", Start: start, End: start.Add(time.Hour), Step: time.Minute, BearerTokenFile: tokenFile, Timeout: timeout}.Curve(t.Context())
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("error %v, want a curve", err)
