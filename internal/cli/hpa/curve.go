@@ -34,7 +34,8 @@ var errCurveTooLarge = fmt.Errorf("larger than %d MiB; resample the curve at a c
 // a range query; checking it first gives a clearer error than the server's.
 const maxQueryPoints = 11000
 
-// ParseCurve reads a demand curve from CSV: a header `time,value`, then
+// ParseCurve reads a demand curve from CSV: a header `time,value` (after
+// a UTF-8 byte order mark, if any), then
 // one row per sample, times strictly increasing, either all RFC 3339 or
 // all seconds (such as Unix times), values finite and not negative. The
 // curve starts at the first row's time.
@@ -53,6 +54,8 @@ func ParseCurve(r io.Reader) ([]autoscale.LoadPoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: csv: %v", ErrInput, err)
 	}
+	// Spreadsheets save CSV as UTF-8 with a byte order mark first.
+	head[0] = strings.TrimPrefix(head[0], "\ufeff")
 	if !strings.EqualFold(strings.TrimSpace(head[0]), "time") || !strings.EqualFold(strings.TrimSpace(head[1]), "value") {
 		return nil, fmt.Errorf("%w: csv: line 1: the header is %q,%q; want time,value", ErrInput, head[0], head[1])
 	}

@@ -185,6 +185,8 @@ func TestParseCurve(t *testing.T) {
 		{"rfc3339", "time,value\n2026-01-01T00:00:00Z,1\n2026-01-01T00:00:15Z,2.5\n", []autoscale.LoadPoint{{At: 0, Value: 1}, {At: 15 * time.Second, Value: 2.5}}, ""},
 		{"unix seconds, spaces", "Time, Value\n1700000000, 3\n1700000060.5, 0\n", []autoscale.LoadPoint{{At: 0, Value: 3}, {At: 60500 * time.Millisecond, Value: 0}}, ""},
 		{"offsets", "time,value\n0,1\n30,2\n", []autoscale.LoadPoint{{At: 0, Value: 1}, {At: 30 * time.Second, Value: 2}}, ""},
+		{"byte order mark, CRLF", "\ufefftime,value\r\n0,1\r\n30,2\r\n", []autoscale.LoadPoint{{At: 0, Value: 1}, {At: 30 * time.Second, Value: 2}}, ""},
+		{"byte order mark in a row", "time,value\n\ufeff0,1\n", nil, `line 2: time "\ufeff0"`},
 		{"empty", "", nil, "csv: empty"},
 		{"bad header", "t,v\n0,1\n", nil, `line 1: the header is "t","v"`},
 		{"header only", "time,value\n", nil, "no rows"},
