@@ -203,3 +203,26 @@ func FuzzChargeNodes(f *testing.F) {
 		}
 	})
 }
+
+// TestFolderWithoutManifests lints folders in which nothing is a manifest:
+// a mistyped path must be an input error, not a pass with nothing checked.
+// A folder of empty YAML files was read, and passes.
+func TestFolderWithoutManifests(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"docs/README.md": "# not a manifest\n", "hidden/.git/app.yaml": webDeployment, "empty/a.yaml": ""})
+	for _, tt := range []struct{ dir, wantErr string }{
+		{"docs", "holds no .yaml or .yml file and no kustomization"},
+		{"hidden", "holds no .yaml or .yml file and no kustomization"},
+		{"empty", ""},
+	} {
+		t.Run(tt.dir, func(t *testing.T) {
+			_, err := (&Linter{}).Lint(filepath.Join(root, tt.dir))
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (!errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Lint = %v, want ErrInput saying %q", err, tt.wantErr)
+			}
+		})
+	}
+}

@@ -212,6 +212,7 @@ func (l *Linter) lintPath(ctx context.Context, rep *Report, p string, r *reading
 	var docs []*Document
 	var findings []Finding
 	var roots []string
+	anyYAML := false
 	err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -232,6 +233,7 @@ func (l *Linter) lintPath(ctx context.Context, rep *Report, p string, r *reading
 		if ext := filepath.Ext(path); ext != ".yaml" && ext != ".yml" {
 			return nil
 		}
+		anyYAML = true
 		data, err := readManifest(path, &r.bytes)
 		if err != nil {
 			return err
@@ -245,6 +247,10 @@ func (l *Linter) lintPath(ctx context.Context, rep *Report, p string, r *reading
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInput, err)
+	}
+	if len(docs) == 0 && len(findings) == 0 && len(roots) == 0 && !anyYAML {
+		// A mistyped path would otherwise pass with nothing checked.
+		return fmt.Errorf("%w: %s holds no .yaml or .yml file and no kustomization", ErrInput, p)
 	}
 	if len(docs) > 0 || len(findings) > 0 {
 		l.check(ctx, rep, docs, findings)
