@@ -145,7 +145,26 @@ func parseStream(path string, data []byte, built bool, r *reading) ([]*Document,
 			fmt.Sprintf("more than %d documents in all: this one and the rest are not checked; lint fewer files at a time", maxDocuments)))
 	}
 	for _, c := range chunks {
+		if len(c.text) > maxDocumentBytes {
+			line := c.start
+			if built {
+				line = 0
+			}
+			findings = append(findings, newFinding(ruleDecode, path, line, "",
+				fmt.Sprintf("the document holds %.1f MiB; the API server takes at most %d MiB in one request", float64(len(c.text))/(1<<20), maxDocumentBytes>>20)))
+			continue
+		}
+		if r.nodes < 0 {
+			continue // past the limit below, said once
+		}
 		d, f := parseDocument(path, c, built)
+		if d != nil && d.root != nil {
+			if r.nodes -= countNodes(d.root); r.nodes < 0 {
+				findings = append(findings, newFinding(ruleDecode, path, c.start, "",
+					fmt.Sprintf("the files hold more than %d YAML nodes in all: this document and the rest are not checked; lint fewer files at a time", maxNodes)))
+				continue
+			}
+		}
 		if d != nil {
 			docs = append(docs, d)
 		}

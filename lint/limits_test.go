@@ -226,3 +226,37 @@ func TestFolderWithoutManifests(t *testing.T) {
 		})
 	}
 }
+
+// TestNodesAndDocumentSizeAreCounted parses streams past the nodes Lint
+// holds (here a smaller limit, as parseStream takes it) and a document
+// larger than the API server takes: each is one SH000 at its line, the
+// documents before it are kept, and nothing after the node limit is.
+func TestNodesAndDocumentSizeAreCounted(t *testing.T) {
+	configMap := func(name string, keys int) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n", name)
+		for i := range keys {
+			fmt.Fprintf(&b, "  k%d: v\n", i)
+		}
+		return b.String()
+	}
+	t.Run("nodes", func(t *testing.T) {
+		stream := configMap("a", 200) + "---\n" + configMap("b", 200) + "---\n" + configMap("c", 200) + "---\n" + configMap("d", 10)
+		r := newReading()
+		r.nodes = 1000 // each ConfigMap of 200 keys holds 409 nodes
+		docs, findings := parseStream("x.yaml", []byte(stream), false, r)
+		if len(docs) != 2 || docs[0].Name != "a" || docs[1].Name != "b" {
+			t.Errorf("kept %d document(s); want a and b", len(docs))
+		}
+		if len(findings) != 1 || findings[0].Line != 413 || !strings.Contains(findings[0].Message, "more than 2000000 YAML nodes in all") {
+			t.Errorf("findings %+v; want one at line 413 (c) on the node limit", findings)
+		}
+	})
+	t.Run("a document over 3 MiB", func(t *testing.T) {
+		big := configMap("big", 3<<20/10)
+		rep := (&Linter{}).LintBytes("x.yaml", []byte(configMap("small", 1)+"---\n"+big))
+		if rep.Objects != 1 || len(rep.Findings) != 1 || rep.Findings[0].Line != 8 || !strings.Contains(rep.Findings[0].Message, "the API server takes at most 3 MiB in one request") {
+			t.Errorf("%d object(s), findings %+v; want small kept and one SH000 at line 8", rep.Objects, rep.Findings)
+		}
+	})
+}

@@ -106,18 +106,25 @@ const (
 	maxFileBytes  = 16 << 20
 	maxTotalBytes = 64 << 20
 	maxDocuments  = 10000
+	// The API server takes at most 3 MiB in one request.
+	maxDocumentBytes = 3 << 20
+	// Lint holds about 500 bytes for each YAML node of a file it reads
+	// itself: 2,000,000 nodes, about a gigabyte (a kustomize build holds
+	// more, and has its own limit, maxBuildNodes).
+	maxNodes = 2000000
 )
 
 // reading is what one Lint call may still read.
 type reading struct {
-	bytes int64 // counted down by readManifest
-	docs  int   // counted down by parseStream
-	nodes int   // counted down by chargeNodes
-	full  bool  // the documents' limit was reached and said so once
+	bytes      int64 // counted down by readManifest
+	docs       int   // counted down by parseStream
+	nodes      int   // the YAML nodes of files Lint reads, counted down by parseStream
+	buildNodes int   // the YAML nodes kustomize builds read, counted down by chargeNodes
+	full       bool  // the documents' limit was reached and said so once
 }
 
 func newReading() *reading {
-	return &reading{bytes: maxTotalBytes, docs: maxDocuments, nodes: maxBuildNodes}
+	return &reading{bytes: maxTotalBytes, docs: maxDocuments, nodes: maxNodes, buildNodes: maxBuildNodes}
 }
 
 // readManifest reads the file at path, counting it against budget, the
@@ -179,7 +186,7 @@ func (b boundedFS) ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := chargeNodes(data, &b.r.nodes); err != nil {
+	if err := chargeNodes(data, &b.r.buildNodes); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
