@@ -56,9 +56,10 @@ func (l *Linter) runs(id string) bool {
 // not a regular file (a named pipe, a device), whose reading need not
 // end. Lint refuses what it reads itself with ErrInput; what a
 // kustomization names fails its build, a finding. Documents past the
-// 10,000th in all, and YAML aliases that would multiply a kustomization's
-// input many times over, are findings too; a document, even an empty
-// one, costs about a kilobyte whatever its size.
+// 10,000th or the 2,000,000th YAML node in all, a document over 3 MiB, and
+// YAML aliases that would multiply a kustomization's input many times
+// over, are findings too: a document, even an empty one, costs about a
+// kilobyte, and a node about 500 bytes.
 func (l *Linter) Lint(paths ...string) (*Report, error) {
 	return l.LintContext(context.Background(), paths...)
 }
