@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -325,7 +326,11 @@ func validateSpec(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
 		return fmt.Errorf("%w: hpa.spec.minReplicas %d must be between 0 and maxReplicas %d", ErrInvalidInput, *spec.MinReplicas, spec.MaxReplicas)
 	}
 	if b := spec.Behavior; b != nil {
-		for dir, r := range map[string]*autoscalingv2.HPAScalingRules{"scaleUp": b.ScaleUp, "scaleDown": b.ScaleDown} {
+		for _, rules := range []struct {
+			dir string
+			r   *autoscalingv2.HPAScalingRules
+		}{{"scaleUp", b.ScaleUp}, {"scaleDown", b.ScaleDown}} {
+			dir, r := rules.dir, rules.r
 			if r == nil {
 				continue
 			}
@@ -353,6 +358,115 @@ func validateSpec(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
 			if r.Tolerance != nil && r.Tolerance.Sign() < 0 {
 				return fmt.Errorf("%w: hpa.spec.behavior.%s.tolerance must not be negative", ErrInvalidInput, dir)
 			}
+		}
+	}
+	return nil
+}
+
+// ValidateMetrics checks spec.metrics as the API server does, which
+// refuses an HPA with a metric of no known type, without its source, or
+// with a target of 0 or less. Recommend does not check them: the
+// controller it follows is given objects the API server accepted, and
+// copes with a metric it cannot read (its tests give it one). Specs from
+// users, as Scenario and Replay take them, are checked.
+func ValidateMetrics(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
+	for i, m := range spec.Metrics {
+		if err := validateMetric(m); err != nil {
+			return fmt.Errorf("%w: hpa.spec.metrics[%d]%v", ErrInvalidInput, i, err)
+		}
+	}
+	return nil
+}
+
+// validateMetric checks one of spec.metrics as the API server does: a
+// known type with its own source and no other, the names the source
+// needs, and a target of a type the source takes with its value set and
+// greater than 0. The error begins with the field path below the metric
+// (".resource.target.averageUtilization ..."), or ": ..." for the metric.
+func validateMetric(m autoscalingv2.MetricSpec) error {
+	set := 0
+	for _, present := range []bool{m.Object != nil, m.Pods != nil, m.Resource != nil, m.ContainerResource != nil, m.External != nil} {
+		if present {
+			set++
+		}
+	}
+	var (
+		source string
+		given  bool
+		types  []autoscalingv2.MetricTargetType
+		target autoscalingv2.MetricTarget
+	)
+	valueTypes := []autoscalingv2.MetricTargetType{autoscalingv2.ValueMetricType, autoscalingv2.AverageValueMetricType}
+	utilTypes := []autoscalingv2.MetricTargetType{autoscalingv2.UtilizationMetricType, autoscalingv2.AverageValueMetricType}
+	switch m.Type {
+	case autoscalingv2.ObjectMetricSourceType:
+		source, given, types = "object", m.Object != nil, valueTypes
+		if given {
+			if m.Object.DescribedObject.Kind == "" || m.Object.DescribedObject.Name == "" {
+				return errors.New(".object.describedObject: kind and name are required")
+			}
+			if m.Object.Metric.Name == "" {
+				return errors.New(".object.metric.name is required")
+			}
+			target = m.Object.Target
+		}
+	case autoscalingv2.PodsMetricSourceType:
+		source, given, types = "pods", m.Pods != nil, []autoscalingv2.MetricTargetType{autoscalingv2.AverageValueMetricType}
+		if given {
+			if m.Pods.Metric.Name == "" {
+				return errors.New(".pods.metric.name is required")
+			}
+			target = m.Pods.Target
+		}
+	case autoscalingv2.ResourceMetricSourceType:
+		source, given, types = "resource", m.Resource != nil, utilTypes
+		if given {
+			if m.Resource.Name == "" {
+				return errors.New(".resource.name is required")
+			}
+			target = m.Resource.Target
+		}
+	case autoscalingv2.ContainerResourceMetricSourceType:
+		source, given, types = "containerResource", m.ContainerResource != nil, utilTypes
+		if given {
+			if m.ContainerResource.Name == "" || m.ContainerResource.Container == "" {
+				return errors.New(".containerResource: name and container are required")
+			}
+			target = m.ContainerResource.Target
+		}
+	case autoscalingv2.ExternalMetricSourceType:
+		source, given, types = "external", m.External != nil, valueTypes
+		if given {
+			if m.External.Metric.Name == "" {
+				return errors.New(".external.metric.name is required")
+			}
+			target = m.External.Target
+		}
+	default:
+		return fmt.Errorf(".type %q is not Object, Pods, Resource, ContainerResource or External", m.Type)
+	}
+	switch {
+	case !given:
+		return fmt.Errorf(".%s is required for type %s", source, m.Type)
+	case set > 1:
+		return fmt.Errorf(": type %s takes .%s and no other source", m.Type, source)
+	}
+	field := "." + source + ".target"
+	if !slices.Contains(types, target.Type) {
+		return fmt.Errorf("%s.type %q is not one of %v, which type %s takes", field, target.Type, types, m.Type)
+	}
+	switch target.Type {
+	case autoscalingv2.UtilizationMetricType:
+		if target.AverageUtilization == nil || *target.AverageUtilization <= 0 {
+			return fmt.Errorf("%s.averageUtilization must be greater than 0", field)
+		}
+	case autoscalingv2.ValueMetricType:
+		if target.Value == nil || target.Value.Sign() <= 0 {
+			return fmt.Errorf("%s.value must be greater than 0", field)
+		}
+	case autoscalingv2.AverageValueMetricType:
+		if target.AverageValue == nil || target.AverageValue.Sign() <= 0 {
+			return fmt.Errorf("%s.averageValue must be greater than 0", field)
 		}
 	}
 	return nil

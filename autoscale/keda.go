@@ -3,6 +3,7 @@ package autoscale
 import (
 	"fmt"
 	"maps"
+	"math"
 	"strconv"
 	"time"
 
@@ -131,13 +132,13 @@ func parseTrigger(t *ScaleTrigger) (trigger, error) {
 		return trigger{}, fmt.Errorf("metadata.threshold is required")
 	}
 	threshold, err := strconv.ParseFloat(raw, 64)
-	if err != nil || threshold <= 0 {
+	if err != nil || !(threshold > 0) || math.IsInf(threshold, 0) {
 		return trigger{}, fmt.Errorf("metadata.threshold %q is not a positive number", raw)
 	}
 	out := trigger{threshold: threshold}
 	if raw, ok := t.Metadata["activationThreshold"]; ok {
 		out.activation, err = strconv.ParseFloat(raw, 64)
-		if err != nil {
+		if err != nil || math.IsNaN(out.activation) || math.IsInf(out.activation, 0) {
 			return trigger{}, fmt.Errorf("metadata.activationThreshold %q is not a number", raw)
 		}
 	}
@@ -254,7 +255,7 @@ func (so *ScaledObject) metricSpec(i int, t trigger) autoscalingv2.MetricSpec {
 			Resource: &autoscalingv2.ResourceMetricSource{Name: t.resource, Target: t.target},
 		}
 	}
-	q := resource.NewMilliQuantity(int64(t.threshold*1000), resource.DecimalSI)
+	q := resource.NewMilliQuantity(saturate(t.threshold*1000), resource.DecimalSI)
 	target := autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: q}
 	if autoscalingv2.MetricTargetType(so.Spec.Triggers[i].MetricType) == autoscalingv2.ValueMetricType {
 		target = autoscalingv2.MetricTarget{Type: autoscalingv2.ValueMetricType, Value: q}
@@ -271,7 +272,27 @@ func (so *ScaledObject) metricSpec(i int, t trigger) autoscalingv2.MetricSpec {
 // MetricValue turns a trigger's query result into the quantity KEDA's
 // metrics adapter reports.
 func MetricValue(v float64) resource.Quantity {
-	return *resource.NewMilliQuantity(int64(v*1000), resource.DecimalSI)
+	if math.Abs(v) < math.MaxInt64/1000 {
+		return *resource.NewMilliQuantity(saturate(v*1000), resource.DecimalSI)
+	}
+	// Past int64 milli-units, whole units (the fraction no longer shows).
+	return *resource.NewQuantity(saturate(v), resource.DecimalSI)
+}
+
+// saturate converts v to an int64, the nearest one when v is beyond the
+// range (Go's conversion is then undefined: on amd64 a huge value turned
+// into the most negative one, and a huge demand into no demand at all).
+// NaN is 0.
+func saturate(v float64) int64 {
+	switch {
+	case v != v:
+		return 0
+	case v >= math.MaxInt64:
+		return math.MaxInt64
+	case v <= math.MinInt64:
+		return math.MinInt64
+	}
+	return int64(v)
 }
 
 // Activation is what one KEDA poll decides.

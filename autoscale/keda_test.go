@@ -171,6 +171,11 @@ func TestScaledObjectValidateTriggers(t *testing.T) {
 			`metricType "Value" is not Utilization or AverageValue`},
 		{"useCachedMetrics", scaledObject(1, cached), "useCachedMetrics is not supported for cpu triggers"},
 		{"unknown trigger type", scaledObject(1, ScaleTrigger{Type: "kafka"}), `trigger type "kafka" is not supported (prometheus, cpu or memory)`},
+		{"NaN threshold", scaledObject(1, promTrigger("NaN", "")), `metadata.threshold "NaN" is not a positive number`},
+		{"infinite threshold", scaledObject(1, promTrigger("Inf", "")), `metadata.threshold "Inf" is not a positive number`},
+		{"threshold past float64", scaledObject(1, promTrigger("1e309", "")), `metadata.threshold "1e309" is not a positive number`},
+		{"NaN activation", scaledObject(1, promTrigger("4", "NaN")), `metadata.activationThreshold "NaN" is not a number`},
+		{"infinite activation", scaledObject(1, promTrigger("4", "-Inf")), `metadata.activationThreshold "-Inf" is not a number`},
 		{"fallback with cpu and prometheus", func() *ScaledObject {
 			so := scaledObject(2, cpuTrigger("Utilization", "70"), promTrigger("4", ""))
 			so.Spec.Fallback = &keda.Fallback{FailureThreshold: 3, Replicas: 4}

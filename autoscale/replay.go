@@ -16,6 +16,11 @@ import (
 // a second is 604800, so a curve must be given at a coarser step.
 const MaxCurvePoints = 100_000
 
+// MaxDemand bounds a demand value, of a replayed curve or a simulated
+// load: a trillion requests a second is past any service, and the
+// quantities and sums made from a demand stay finite and exact below it.
+const MaxDemand = 1e12
+
 // Replay is a recorded demand curve run through one autoscaler spec with
 // a model of its pods, to measure what the spec would have cost and how
 // often it would have left demand unserved.
@@ -114,8 +119,8 @@ func (r *Replay) Validate() error {
 		if p.Ramp {
 			return fmt.Errorf("%w: curve[%d] is a ramp; a replayed curve holds each point", ErrInvalidInput, i)
 		}
-		if p.Value < 0 || math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-			return fmt.Errorf("%w: curve[%d].value must be a finite number >= 0", ErrInvalidInput, i)
+		if !(p.Value >= 0 && p.Value <= MaxDemand) {
+			return fmt.Errorf("%w: curve[%d].value %g must be within [0, %g]", ErrInvalidInput, i, p.Value, MaxDemand)
 		}
 		if i > 0 && p.At <= r.Curve[i-1].At {
 			return fmt.Errorf("%w: curve[%d].at is not after curve[%d].at", ErrInvalidInput, i, i-1)

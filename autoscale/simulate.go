@@ -111,6 +111,8 @@ func (s *Scenario) Validate() error {
 		}
 	} else if err := validateSpec(&s.HPA.Spec); err != nil {
 		return err
+	} else if err := ValidateMetrics(&s.HPA.Spec); err != nil {
+		return err
 	} else if s.HPA.Spec.MaxReplicas > maxSimReplicas {
 		return fmt.Errorf("%w: a simulation allows at most %d replicas", ErrInvalidInput, maxSimReplicas)
 	}
@@ -164,8 +166,8 @@ func (s *Scenario) Validate() error {
 		return fmt.Errorf("%w: load needs at least one point", ErrInvalidInput)
 	}
 	for i, p := range s.Load {
-		if p.Value < 0 || math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-			return fmt.Errorf("%w: load[%d].value must be a finite number >= 0", ErrInvalidInput, i)
+		if !(p.Value >= 0 && p.Value <= MaxDemand) {
+			return fmt.Errorf("%w: load[%d].value %g must be within [0, %g]", ErrInvalidInput, i, p.Value, MaxDemand)
 		}
 		if i > 0 && p.At < s.Load[i-1].At {
 			return fmt.Errorf("%w: load[%d].at is before load[%d].at", ErrInvalidInput, i, i-1)
@@ -720,7 +722,7 @@ func (sim *simulator) pod(p simPod, t time.Duration, r podReading, i int) Pod {
 	}
 	// metrics-server reports nanocores; the controller reads them in
 	// millicores rounded up, as Quantity.MilliValue does.
-	usage := int64(cpu / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
+	usage := saturate(cpu / sim.s.PodCapacity * float64(request.MilliValue()) * 1e6)
 	for len(sim.usageBuf) <= i {
 		sim.usageBuf = append(sim.usageBuf, corev1.ResourceList{})
 	}

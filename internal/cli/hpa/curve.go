@@ -37,7 +37,7 @@ const maxQueryPoints = 11000
 // ParseCurve reads a demand curve from CSV: a header `time,value` (after
 // a UTF-8 byte order mark, if any), then
 // one row per sample, times strictly increasing, either all RFC 3339 or
-// all seconds (such as Unix times), values finite and not negative. The
+// all seconds (such as Unix times), values within [0, autoscale.MaxDemand]. The
 // curve starts at the first row's time.
 //
 // It reads at most maxCurveBytes: MaxCurvePoints rows take a few
@@ -107,8 +107,8 @@ func ParseCurve(r io.Reader) ([]autoscale.LoadPoint, error) {
 			return nil, fmt.Errorf("%w: csv: line %d: time %q is more than %s after the first row", ErrInput, line, ts, maxCurveSpan)
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rec[1]), 64)
-		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%w: csv: line %d: value %q is not a finite number >= 0", ErrInput, line, rec[1])
+		if err != nil || !(v >= 0 && v <= autoscale.MaxDemand) {
+			return nil, fmt.Errorf("%w: csv: line %d: value %q is not a number within [0, %g]", ErrInput, line, rec[1], autoscale.MaxDemand)
 		}
 		out = append(out, autoscale.LoadPoint{At: at, Value: v})
 	}
@@ -254,8 +254,8 @@ func (p PromSource) Curve(ctx context.Context) ([]autoscale.LoadPoint, error) {
 			return nil, fmt.Errorf("%w: the sample at %s is not after the one before it", ErrQuery, stamp)
 		}
 		v := float64(s.Value)
-		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("%w: the sample at %s is %g, not a finite number >= 0", ErrQuery, stamp, v)
+		if !(v >= 0 && v <= autoscale.MaxDemand) {
+			return nil, fmt.Errorf("%w: the sample at %s is %g, not a number within [0, %g]", ErrQuery, stamp, v, autoscale.MaxDemand)
 		}
 		out = append(out, autoscale.LoadPoint{At: at.Sub(first), Value: v})
 	}

@@ -230,6 +230,9 @@ func DecodeRecommendInput(data []byte) (autoscale.Config, autoscale.Input, error
 	if f.HPA == nil {
 		return autoscale.Config{}, in, fmt.Errorf("%w: hpa is required", ErrInput)
 	}
+	if err := autoscale.ValidateMetrics(&f.HPA.Spec); err != nil {
+		return autoscale.Config{}, in, err
+	}
 	cfg, err := f.Config.config("config")
 	if err != nil {
 		return cfg, in, err

@@ -1,0 +1,104 @@
+package autoscale
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"sigs.k8s.io/yaml"
+)
+
+// TestValidateMetrics gives spec.metrics the API server refuses (and a
+// few it takes): each refusal names the field.
+func TestValidateMetrics(t *testing.T) {
+	tests := []struct {
+		name, metrics string
+		want          string // "" when valid
+	}{
+		{"cpu utilization", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}]`, ""},
+		{"memory average value", `[{type: Resource, resource: {name: memory, target: {type: AverageValue, averageValue: 1Gi}}}]`, ""},
+		{"container cpu", `[{type: ContainerResource, containerResource: {name: cpu, container: app, target: {type: Utilization, averageUtilization: 50}}}]`, ""},
+		{"pods", `[{type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue, averageValue: "10"}}}]`, ""},
+		{"object", `[{type: Object, object: {describedObject: {kind: Service, name: web}, metric: {name: rps}, target: {type: Value, value: "100"}}}]`, ""},
+		{"external", `[{type: External, external: {metric: {name: queue}, target: {type: AverageValue, averageValue: "30"}}}]`, ""},
+		{"no metrics", `[]`, ""},
+		{"utilization 0", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 0}}}]`, "hpa.spec.metrics[0].resource.target.averageUtilization must be greater than 0"},
+		{"utilization -5", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: -5}}}]`, "averageUtilization must be greater than 0"},
+		{"utilization unset", `[{type: Resource, resource: {name: cpu, target: {type: Utilization}}}]`, "averageUtilization must be greater than 0"},
+		{"resource without source", `[{type: Resource}]`, "hpa.spec.metrics[0].resource is required for type Resource"},
+		{"unknown type", `[{type: Bogus}]`, `hpa.spec.metrics[0].type "Bogus" is not Object, Pods, Resource, ContainerResource or External`},
+		{"no type", `[{resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, `.type "" is not`},
+		{"two sources", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}, pods: {metric: {name: x}, target: {type: AverageValue, averageValue: "1"}}}]`, "type Resource takes .resource and no other source"},
+		{"second metric bad", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}, {type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue}}}]`, "hpa.spec.metrics[1].pods.target.averageValue must be greater than 0"},
+		{"pods by value", `[{type: Pods, pods: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, `pods.target.type "Value" is not one of [AverageValue]`},
+		{"pods without name", `[{type: Pods, pods: {metric: {}, target: {type: AverageValue, averageValue: "1"}}}]`, ".pods.metric.name is required"},
+		{"external value negative", `[{type: External, external: {metric: {name: q}, target: {type: Value, value: "-3"}}}]`, "external.target.value must be greater than 0"},
+		{"memory averageValue 0", `[{type: Resource, resource: {name: memory, target: {type: AverageValue, averageValue: "0"}}}]`, "resource.target.averageValue must be greater than 0"},
+		{"resource by value", `[{type: Resource, resource: {name: cpu, target: {type: Value, value: "1"}}}]`, `resource.target.type "Value" is not one of`},
+		{"object without described object", `[{type: Object, object: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, ".object.describedObject: kind and name are required"},
+		{"container resource without container", `[{type: ContainerResource, containerResource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, ".containerResource: name and container are required"},
+		{"external utilization", `[{type: External, external: {metric: {name: q}, target: {type: Utilization, averageUtilization: 50}}}]`, `external.target.type "Utilization" is not one of`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var spec autoscalingv2.HorizontalPodAutoscalerSpec
+			if err := yaml.UnmarshalStrict([]byte(`{maxReplicas: 5, metrics: `+tt.metrics+`}`), &spec); err != nil {
+				t.Fatal(err)
+			}
+			err := ValidateMetrics(&spec)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("ValidateMetrics = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ValidateMetrics = %v, want ErrInvalidInput with %q", err, tt.want)
+			}
+			// A simulation of the spec refuses it the same way.
+			s := Scenario{HPA: &autoscalingv2.HorizontalPodAutoscaler{Spec: spec}, Duration: 60e9, Load: []LoadPoint{{Value: 1}}}
+			if err := s.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Scenario.Validate = %v, want the same refusal", err)
+			}
+		})
+	}
+}
+
+// TestSaturate converts floats past int64's range as the quantities
+// made from demands and thresholds need: to the nearest int64, never
+// wrapped to the other sign.
+func TestSaturate(t *testing.T) {
+	tests := []struct {
+		in   float64
+		want int64
+	}{
+		{1.5, 1}, {-1.5, -1}, {0, 0}, {math.NaN(), 0},
+		{9.3e18, math.MaxInt64}, {1e308, math.MaxInt64}, {math.Inf(1), math.MaxInt64},
+		{-9.3e18, math.MinInt64}, {math.Inf(-1), math.MinInt64},
+	}
+	for _, tt := range tests {
+		if got := saturate(tt.in); got != tt.want {
+			t.Errorf("saturate(%g) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+	if q := MetricValue(1e17); q.Sign() <= 0 || q.Cmp(resource.MustParse("1e16")) <= 0 {
+		t.Errorf("MetricValue(1e17) = %s, want a large positive quantity", q.String())
+	}
+}
+
+// TestDemandBound refuses a demand past MaxDemand, in a replayed curve
+// and in a simulated load, naming the point.
+func TestDemandBound(t *testing.T) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 5}}
+	r := Replay{HPA: hpa, Curve: []LoadPoint{{Value: 1}, {At: 60e9, Value: 2e12}}, PodCapacity: 1}
+	if err := r.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "curve[1].value 2e+12 must be within [0, 1e+12]") {
+		t.Errorf("Replay.Validate = %v, want curve[1] refused", err)
+	}
+	s := Scenario{HPA: hpa, Duration: 60e9, Load: []LoadPoint{{Value: 1e308}}}
+	if err := s.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "load[0].value 1e+308 must be within") {
+		t.Errorf("Scenario.Validate = %v, want load[0] refused", err)
+	}
+}
