@@ -371,19 +371,31 @@ func validateSpec(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
 // users, as Scenario and Replay take them, are checked.
 func ValidateMetrics(spec *autoscalingv2.HorizontalPodAutoscalerSpec) error {
 	for i, m := range spec.Metrics {
-		if err := validateMetric(m); err != nil {
-			return fmt.Errorf("%w: hpa.spec.metrics[%d]%v", ErrInvalidInput, i, err)
+		if field, problem := validateMetric(m); problem != "" {
+			return fmt.Errorf("%w: %w", ErrInvalidInput, &FieldError{Field: fmt.Sprintf("hpa.spec.metrics[%d]%s", i, field), Problem: problem})
 		}
 	}
 	return nil
 }
 
+// FieldError is a field of an input and what is wrong with it.
+type FieldError struct {
+	// Field is the field's path, such as
+	// "hpa.spec.metrics[0].resource.target.averageUtilization".
+	Field string
+	// Problem says what is wrong, such as "must be greater than 0".
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
 // validateMetric checks one of spec.metrics as the API server does: a
 // known type with its own source and no other, the names the source
 // needs, and a target of a type the source takes with its value set and
-// greater than 0. The error begins with the field path below the metric
-// (".resource.target.averageUtilization ..."), or ": ..." for the metric.
-func validateMetric(m autoscalingv2.MetricSpec) error {
+// greater than 0. It returns the field below the metric
+// (".resource.target.averageUtilization", "" for the metric itself) and
+// the problem, or "" when there is none.
+func validateMetric(m autoscalingv2.MetricSpec) (field, problem string) {
 	set := 0
 	for _, present := range []bool{m.Object != nil, m.Pods != nil, m.Resource != nil, m.ContainerResource != nil, m.External != nil} {
 		if present {
@@ -403,10 +415,10 @@ func validateMetric(m autoscalingv2.MetricSpec) error {
 		source, given, types = "object", m.Object != nil, valueTypes
 		if given {
 			if m.Object.DescribedObject.Kind == "" || m.Object.DescribedObject.Name == "" {
-				return errors.New(".object.describedObject: kind and name are required")
+				return ".object.describedObject", "kind and name are required"
 			}
 			if m.Object.Metric.Name == "" {
-				return errors.New(".object.metric.name is required")
+				return ".object.metric.name", "is required"
 			}
 			target = m.Object.Target
 		}
@@ -414,7 +426,7 @@ func validateMetric(m autoscalingv2.MetricSpec) error {
 		source, given, types = "pods", m.Pods != nil, []autoscalingv2.MetricTargetType{autoscalingv2.AverageValueMetricType}
 		if given {
 			if m.Pods.Metric.Name == "" {
-				return errors.New(".pods.metric.name is required")
+				return ".pods.metric.name", "is required"
 			}
 			target = m.Pods.Target
 		}
@@ -422,7 +434,7 @@ func validateMetric(m autoscalingv2.MetricSpec) error {
 		source, given, types = "resource", m.Resource != nil, utilTypes
 		if given {
 			if m.Resource.Name == "" {
-				return errors.New(".resource.name is required")
+				return ".resource.name", "is required"
 			}
 			target = m.Resource.Target
 		}
@@ -430,7 +442,7 @@ func validateMetric(m autoscalingv2.MetricSpec) error {
 		source, given, types = "containerResource", m.ContainerResource != nil, utilTypes
 		if given {
 			if m.ContainerResource.Name == "" || m.ContainerResource.Container == "" {
-				return errors.New(".containerResource: name and container are required")
+				return ".containerResource", "name and container are required"
 			}
 			target = m.ContainerResource.Target
 		}
@@ -438,36 +450,36 @@ func validateMetric(m autoscalingv2.MetricSpec) error {
 		source, given, types = "external", m.External != nil, valueTypes
 		if given {
 			if m.External.Metric.Name == "" {
-				return errors.New(".external.metric.name is required")
+				return ".external.metric.name", "is required"
 			}
 			target = m.External.Target
 		}
 	default:
-		return fmt.Errorf(".type %q is not Object, Pods, Resource, ContainerResource or External", m.Type)
+		return ".type", fmt.Sprintf("%q is not Object, Pods, Resource, ContainerResource or External", m.Type)
 	}
 	switch {
 	case !given:
-		return fmt.Errorf(".%s is required for type %s", source, m.Type)
+		return "." + source, "is required for type " + string(m.Type)
 	case set > 1:
-		return fmt.Errorf(": type %s takes .%s and no other source", m.Type, source)
+		return "", fmt.Sprintf("type %s takes .%s and no other source", m.Type, source)
 	}
-	field := "." + source + ".target"
+	field = "." + source + ".target"
 	if !slices.Contains(types, target.Type) {
-		return fmt.Errorf("%s.type %q is not one of %v, which type %s takes", field, target.Type, types, m.Type)
+		return field + ".type", fmt.Sprintf("%q is not one of %v, which type %s takes", target.Type, types, m.Type)
 	}
 	switch target.Type {
 	case autoscalingv2.UtilizationMetricType:
 		if target.AverageUtilization == nil || *target.AverageUtilization <= 0 {
-			return fmt.Errorf("%s.averageUtilization must be greater than 0", field)
+			return field + ".averageUtilization", "must be greater than 0"
 		}
 	case autoscalingv2.ValueMetricType:
 		if target.Value == nil || target.Value.Sign() <= 0 {
-			return fmt.Errorf("%s.value must be greater than 0", field)
+			return field + ".value", "must be greater than 0"
 		}
 	case autoscalingv2.AverageValueMetricType:
 		if target.AverageValue == nil || target.AverageValue.Sign() <= 0 {
-			return fmt.Errorf("%s.averageValue must be greater than 0", field)
+			return field + ".averageValue", "must be greater than 0"
 		}
 	}
-	return nil
+	return "", ""
 }

@@ -25,22 +25,22 @@ func TestValidateMetrics(t *testing.T) {
 		{"object", `[{type: Object, object: {describedObject: {kind: Service, name: web}, metric: {name: rps}, target: {type: Value, value: "100"}}}]`, ""},
 		{"external", `[{type: External, external: {metric: {name: queue}, target: {type: AverageValue, averageValue: "30"}}}]`, ""},
 		{"no metrics", `[]`, ""},
-		{"utilization 0", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 0}}}]`, "hpa.spec.metrics[0].resource.target.averageUtilization must be greater than 0"},
-		{"utilization -5", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: -5}}}]`, "averageUtilization must be greater than 0"},
-		{"utilization unset", `[{type: Resource, resource: {name: cpu, target: {type: Utilization}}}]`, "averageUtilization must be greater than 0"},
-		{"resource without source", `[{type: Resource}]`, "hpa.spec.metrics[0].resource is required for type Resource"},
-		{"unknown type", `[{type: Bogus}]`, `hpa.spec.metrics[0].type "Bogus" is not Object, Pods, Resource, ContainerResource or External`},
-		{"no type", `[{resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, `.type "" is not`},
-		{"two sources", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}, pods: {metric: {name: x}, target: {type: AverageValue, averageValue: "1"}}}]`, "type Resource takes .resource and no other source"},
-		{"second metric bad", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}, {type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue}}}]`, "hpa.spec.metrics[1].pods.target.averageValue must be greater than 0"},
-		{"pods by value", `[{type: Pods, pods: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, `pods.target.type "Value" is not one of [AverageValue]`},
-		{"pods without name", `[{type: Pods, pods: {metric: {}, target: {type: AverageValue, averageValue: "1"}}}]`, ".pods.metric.name is required"},
-		{"external value negative", `[{type: External, external: {metric: {name: q}, target: {type: Value, value: "-3"}}}]`, "external.target.value must be greater than 0"},
-		{"memory averageValue 0", `[{type: Resource, resource: {name: memory, target: {type: AverageValue, averageValue: "0"}}}]`, "resource.target.averageValue must be greater than 0"},
-		{"resource by value", `[{type: Resource, resource: {name: cpu, target: {type: Value, value: "1"}}}]`, `resource.target.type "Value" is not one of`},
+		{"utilization 0", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 0}}}]`, "hpa.spec.metrics[0].resource.target.averageUtilization: must be greater than 0"},
+		{"utilization -5", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: -5}}}]`, "averageUtilization: must be greater than 0"},
+		{"utilization unset", `[{type: Resource, resource: {name: cpu, target: {type: Utilization}}}]`, "averageUtilization: must be greater than 0"},
+		{"resource without source", `[{type: Resource}]`, "hpa.spec.metrics[0].resource: is required for type Resource"},
+		{"unknown type", `[{type: Bogus}]`, `hpa.spec.metrics[0].type: "Bogus" is not Object, Pods, Resource, ContainerResource or External`},
+		{"no type", `[{resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, `.type: "" is not`},
+		{"two sources", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}, pods: {metric: {name: x}, target: {type: AverageValue, averageValue: "1"}}}]`, "hpa.spec.metrics[0]: type Resource takes .resource and no other source"},
+		{"second metric bad", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}, {type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue}}}]`, "hpa.spec.metrics[1].pods.target.averageValue: must be greater than 0"},
+		{"pods by value", `[{type: Pods, pods: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, `pods.target.type: "Value" is not one of [AverageValue]`},
+		{"pods without name", `[{type: Pods, pods: {metric: {}, target: {type: AverageValue, averageValue: "1"}}}]`, ".pods.metric.name: is required"},
+		{"external value negative", `[{type: External, external: {metric: {name: q}, target: {type: Value, value: "-3"}}}]`, "external.target.value: must be greater than 0"},
+		{"memory averageValue 0", `[{type: Resource, resource: {name: memory, target: {type: AverageValue, averageValue: "0"}}}]`, "resource.target.averageValue: must be greater than 0"},
+		{"resource by value", `[{type: Resource, resource: {name: cpu, target: {type: Value, value: "1"}}}]`, `resource.target.type: "Value" is not one of`},
 		{"object without described object", `[{type: Object, object: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, ".object.describedObject: kind and name are required"},
 		{"container resource without container", `[{type: ContainerResource, containerResource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, ".containerResource: name and container are required"},
-		{"external utilization", `[{type: External, external: {metric: {name: q}, target: {type: Utilization, averageUtilization: 50}}}]`, `external.target.type "Utilization" is not one of`},
+		{"external utilization", `[{type: External, external: {metric: {name: q}, target: {type: Utilization, averageUtilization: 50}}}]`, `external.target.type: "Utilization" is not one of`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,8 +55,9 @@ func TestValidateMetrics(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("ValidateMetrics = %v, want ErrInvalidInput with %q", err, tt.want)
+			var fe *FieldError
+			if !errors.Is(err, ErrInvalidInput) || !errors.As(err, &fe) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ValidateMetrics = %v, want ErrInvalidInput and a FieldError with %q", err, tt.want)
 			}
 			// A simulation of the spec refuses it the same way.
 			s := Scenario{HPA: &autoscalingv2.HorizontalPodAutoscaler{Spec: spec}, Duration: 60e9, Load: []LoadPoint{{Value: 1}}}

@@ -1,15 +1,19 @@
 package lint
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/shoal-dev/shoal/autoscale"
 )
 
 // checkSpecs reports the values of workloads and Services that the API
@@ -47,6 +51,13 @@ func checkSpecs(s *set) []Finding {
 		}
 	}
 	for _, d := range s.docs {
+		if hpa, ok := d.Object.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+			var fe *autoscale.FieldError
+			if err := autoscale.ValidateMetrics(&hpa.Spec); errors.As(err, &fe) {
+				field := strings.TrimPrefix(fe.Field, "hpa.")
+				fs = append(fs, emit(d, ruleInvalidSpec, field, "%s: %s", field, fe.Problem)...)
+			}
+		}
 		svc, ok := d.Object.(*corev1.Service)
 		if !ok {
 			continue

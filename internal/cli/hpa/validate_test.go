@@ -51,12 +51,12 @@ func TestSpecsTheAPIServerRefuses(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"replay, target 0", []string{"replay", "-f", target0, "--csv", csv}, []string{"target0.yaml", "hpa.spec.metrics[0].resource.target.averageUtilization must be greater than 0"}},
-		{"replay -o json, target 0", []string{"replay", "-f", target0, "--csv", csv, "-o", "json"}, []string{"target0.yaml", "averageUtilization must be greater than 0"}},
-		{"tune, unknown type", []string{"tune", "-f", bogus, "--csv", csv}, []string{"bogus.yaml", `hpa.spec.metrics[0].type "Bogus" is not`}},
-		{"replay, no source", []string{"replay", "-f", noSource, "--csv", csv}, []string{"nosource.yaml", "hpa.spec.metrics[0].resource is required for type Resource"}},
+		{"replay, target 0", []string{"replay", "-f", target0, "--csv", csv}, []string{"target0.yaml", "hpa.spec.metrics[0].resource.target.averageUtilization: must be greater than 0"}},
+		{"replay -o json, target 0", []string{"replay", "-f", target0, "--csv", csv, "-o", "json"}, []string{"target0.yaml", "averageUtilization: must be greater than 0"}},
+		{"tune, unknown type", []string{"tune", "-f", bogus, "--csv", csv}, []string{"bogus.yaml", `hpa.spec.metrics[0].type: "Bogus" is not`}},
+		{"replay, no source", []string{"replay", "-f", noSource, "--csv", csv}, []string{"nosource.yaml", "hpa.spec.metrics[0].resource: is required for type Resource"}},
 		{"replay, KEDA threshold NaN", []string{"replay", "-f", kedaNaN, "--csv", csv}, []string{"kedanan.yaml", `metadata.threshold "NaN" is not a positive number`}},
-		{"recommend, target 0", []string{"recommend", "-f", rec0}, []string{"hpa.spec.metrics[0].resource.target.averageUtilization must be greater than 0"}},
+		{"recommend, target 0", []string{"recommend", "-f", rec0}, []string{"hpa.spec.metrics[0].resource.target.averageUtilization: must be greater than 0"}},
 		{"replay -o json, demand past the bound", []string{"replay", "-f", filepath.Join("testdata", "replay-hpa.yaml"), "--csv", huge, "-o", "json"}, []string{"huge.csv", "line 2", "not a number within [0, 1e+12]"}},
 	}
 	for _, tc := range tests {
