@@ -11,7 +11,7 @@ func TestHPAMetricsTheAPIServerRefuses(t *testing.T) {
 	const head = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: web}\nspec:\n  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}\n  maxReplicas: 5\n  metrics:\n"
 	tests := []struct {
 		name, metrics, want string
-		line             int
+		line                int
 	}{
 		{"target 0", "  - type: Resource\n    resource:\n      name: cpu\n      target: {type: Utilization, averageUtilization: 0}\n",
 			"spec.metrics[0].resource.target.averageUtilization: must be greater than 0", 11},
