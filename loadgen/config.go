@@ -162,16 +162,21 @@ func (c *Config) validateHTTP() error {
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
-		return fieldErr("URL", "%q: %v", c.URL, err)
+		// url.Error repeats the URL, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fieldErr("URL", "not a valid URL: %v", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fieldErr("URL", "%q: scheme must be http or https", c.URL)
+		return fieldErr("URL", "%q: scheme must be http or https", u.Redacted())
 	}
 	if u.Host == "" {
-		return fieldErr("URL", "%q: no host", c.URL)
+		return fieldErr("URL", "%q: no host", u.Redacted())
 	}
 	if c.H2C && u.Scheme != "http" {
-		return fieldErr("H2C", "needs an http:// URL, got %q", c.URL)
+		return fieldErr("H2C", "needs an http:// URL, got %q", u.Redacted())
 	}
 	if c.Method != "" && !validToken(c.Method) {
 		return fieldErr("Method", "%q is not a valid HTTP method", c.Method)

@@ -52,7 +52,13 @@ func ParseSteps(s string) ([]Step, error) {
 func ParseHeader(s string) (name, value string, err error) {
 	n, v, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", "", fmt.Errorf("loadgen: header %q: want \"Name: value\"", s)
+		// The value may be a credential: name only what comes before it,
+		// and with nothing before it, not even that.
+		i := strings.IndexAny(s, "= \t")
+		if i < 0 {
+			return "", "", fmt.Errorf("loadgen: a header of %d characters has no colon: want \"Name: value\"", len(s))
+		}
+		return "", "", fmt.Errorf("loadgen: header %q: want \"Name: value\"", s[:i]+"…")
 	}
 	n = strings.TrimSpace(n)
 	v = strings.TrimSpace(v)
@@ -67,7 +73,8 @@ func checkHeader(name, value string) error {
 		return fmt.Errorf("loadgen: header %q: invalid name", name)
 	}
 	if !httpguts.ValidHeaderFieldValue(value) {
-		return fmt.Errorf("loadgen: header %q: invalid value %q", name, value)
+		// Not the value itself: it may be a credential.
+		return fmt.Errorf("loadgen: header %q: its value holds a control character", name)
 	}
 	return nil
 }

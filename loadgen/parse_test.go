@@ -64,7 +64,7 @@ func TestParseHeader(t *testing.T) {
 		{"no colon", "X-Balance-Key abc", "", "", "want \"Name: value\""},
 		{"empty name", ": v", "", "", "invalid name"},
 		{"space in name", "X Key: v", "", "", "invalid name"},
-		{"control in value", "X-Key: a\x00b", "", "", "invalid value"},
+		{"control in value", "X-Key: a\x00b", "", "", "its value holds a control character"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,7 +53,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		servedBy: http.CanonicalHeaderKey(c.ServedByHeader),
 		rec:      newRecorder(c.Window),
 	}
-	target, method := c.URL, c.Method
+	target, method := redacted(c.URL), c.Method
 	if c.GRPC != nil {
 		gc, err := newGRPCCaller(&c)
 		if err != nil {
@@ -320,4 +320,14 @@ func (g *generator) startProgress(start time.Time) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// redacted is rawURL as reports print it: with any password replaced by
+// "xxxxx". It is called on a URL Validate accepted.
+func redacted(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Redacted()
 }
