@@ -10,9 +10,16 @@ import (
 
 // Set is a flag set whose flags also read the environment.
 type Set struct {
-	fs     *flag.FlagSet
-	lookup func(string) (string, bool)
-	errs   []error
+	fs      *flag.FlagSet
+	lookup  func(string) (string, bool)
+	errs    []error
+	secrets []secret
+}
+
+// secret is a Secret binding whose variable Parse applies.
+type secret struct {
+	p         *string
+	name, env string
 }
 
 // New returns a Set registering flags on fs and reading variables through
@@ -42,6 +49,16 @@ func (s *Set) String(p *string, name, env, def, usage string) {
 		def = v
 	}
 	s.fs.StringVar(p, name, def, s.usage(env, usage))
+}
+
+// Secret binds a string flag and variable to p, as String does, except
+// that the variable's value is not the flag's default: usage (-h, or a
+// mistyped flag) prints defaults, and a pod's log would then hold the
+// secret. Parse applies the variable when the flag is not given. Prefer
+// the variable: a flag's value shows in the process list.
+func (s *Set) Secret(p *string, name, env, usage string) {
+	s.fs.StringVar(p, name, "", s.usage(env, usage))
+	s.secrets = append(s.secrets, secret{p: p, name: name, env: env})
 }
 
 // Int binds an integer flag and variable to p.
@@ -118,6 +135,13 @@ func (s *Set) Parse(args []string) error {
 	}
 	if err := s.fs.Parse(args); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	given := map[string]bool{}
+	s.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, sec := range s.secrets {
+		if v, ok := s.env(sec.env); ok && !given[sec.name] {
+			*sec.p = v
+		}
 	}
 	return nil
 }

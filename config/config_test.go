@@ -73,3 +73,42 @@ func TestHelp(t *testing.T) {
 		t.Errorf("usage = %q, want the flag with its variable", out.String())
 	}
 }
+
+// TestSecret binds a secret: the variable applies unless the flag is
+// given, and usage never prints its value.
+func TestSecret(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unset", nil, nil, ""},
+		{"from the variable", map[string]string{"TOKEN": "from-env-1f3a"}, nil, "from-env-1f3a"},
+		{"the flag beats the variable", map[string]string{"TOKEN": "from-env-1f3a"}, []string{"-token", "from-flag"}, "from-flag"},
+		{"an empty variable", map[string]string{"TOKEN": ""}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("svc", flag.ContinueOnError)
+			var out strings.Builder
+			fs.SetOutput(&out)
+			s := New(fs, func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			var tok string
+			s.Secret(&tok, "token", "TOKEN", "the token")
+			if err := s.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			if tok != tt.want {
+				t.Errorf("token = %q, want %q", tok, tt.want)
+			}
+			fs.PrintDefaults()
+			if v := tt.env["TOKEN"]; v != "" && strings.Contains(out.String(), v) {
+				t.Errorf("usage shows the variable's value: %q", out.String())
+			}
+			if !strings.Contains(out.String(), "the token (env TOKEN)") {
+				t.Errorf("usage = %q, want the flag with its variable", out.String())
+			}
+		})
+	}
+}

@@ -3,7 +3,9 @@ package gallery
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -159,10 +161,10 @@ func (s Settings) thumbnailRouteTimeout() time.Duration {
 
 // Bind registers the gallery's settings on cs, each a flag and a variable.
 func Bind(cs *config.Set, s *Settings) {
-	cs.String(&s.RedisURL, "redis-url", "REDIS_URL", "", "Redis URL for sessions, e.g. redis://redis:6379/0; empty keeps sessions in memory")
+	cs.Secret(&s.RedisURL, "redis-url", "REDIS_URL", "Redis URL for sessions, e.g. redis://redis:6379/0; empty keeps sessions in memory")
 	cs.Duration(&s.RedisTimeout, "redis-timeout", "REDIS_TIMEOUT", session.DefaultRedisTimeout, "bound on one Redis call, retries included; a session route answers 503 when it runs out")
 	cs.Bool(&s.RedisCritical, "redis-critical", "REDIS_CRITICAL", false, "fail /readyz while Redis is unreachable (default: stay ready, answer 503 at once on session routes)")
-	cs.String(&s.SessionSecret, "session-secret", "SESSION_SECRET", "", "secret that signs session cookies, shared by every replica")
+	cs.Secret(&s.SessionSecret, "session-secret", "SESSION_SECRET", "secret that signs session cookies, shared by every replica")
 	cs.Duration(&s.SessionTTL, "session-ttl", "SESSION_TTL", session.DefaultTTL, "session lifetime after last use")
 	cs.String(&s.CookieSecure, "cookie-secure", "COOKIE_SECURE", string(session.CookieSecureAlways),
 		"Secure attribute of the session cookie: always, never, or forwarded (when the request came over TLS or X-Forwarded-Proto is https)")
@@ -309,6 +311,11 @@ func dialThumbnailer(svc *service.Service, s Settings) (*grpc.ClientConn, error)
 func newRedisClient(redisURL string, timeout time.Duration) (*redis.Client, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
+		// url.Error repeats the URL, password and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, fmt.Errorf("gallery: REDIS_URL: not a valid URL: %w", ue.Err)
+		}
 		return nil, fmt.Errorf("gallery: REDIS_URL: %w", err)
 	}
 	// Fail fast while Redis is down or hung: go-redis' defaults retry a
