@@ -67,6 +67,12 @@ func DefaultTuneSpace() TuneSpace {
 	}
 }
 
+// MaxTuneWork bounds a tuning's work, the replays' as MaxSimulationWork
+// counts it: about 6 minutes on one core of a 2-core machine if every
+// replay ran at its maximum replicas, most often far less. The default
+// grid (241 replays) over a week of 15 s syncs holds up to 100 replicas.
+const MaxTuneWork = 1e9
+
 // size is the number of candidates, saturating above MaxTuneCandidates.
 func (s TuneSpace) size() int {
 	n := 1
@@ -209,6 +215,11 @@ func Tune(ctx context.Context, r Replay, space TuneSpace, budget time.Duration, 
 		return Tuning{}, fmt.Errorf("%w: cooldown periods are a scaledObject's cooldownPeriod; an hpa has none", ErrInvalidInput)
 	}
 	settings := space.settings()
+	sc := r.scenario()
+	if w := sc.work() * float64(len(settings)+1); w > MaxTuneWork {
+		return Tuning{}, fmt.Errorf("%w: tuning replays %d specs of %.2g pod-syncs each, %.2g in all, more than %.0g: give fewer values per axis, a longer sync period, fewer replicas or a shorter curve",
+			ErrInvalidInput, len(settings)+1, sc.work(), w, MaxTuneWork)
+	}
 	report := func(done int) {
 		if progress != nil {
 			progress(done, len(settings)+1)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -101,5 +102,50 @@ func TestDemandBound(t *testing.T) {
 	s := Scenario{HPA: hpa, Duration: 60e9, Load: []LoadPoint{{Value: 1e308}}}
 	if err := s.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "load[0].value 1e+308 must be within") {
 		t.Errorf("Scenario.Validate = %v, want load[0] refused", err)
+	}
+}
+
+// TestWorkBounds refuses a replay and a tuning whose work (syncs times the
+// most replicas) is past the bounds, naming what to change; a week of the
+// controller's default syncs over 1000 replicas is still a replay.
+func TestWorkBounds(t *testing.T) {
+	hpa := func(maxReplicas int32) *autoscalingv2.HorizontalPodAutoscaler {
+		var h autoscalingv2.HorizontalPodAutoscaler
+		if err := yaml.UnmarshalStrict([]byte(`{spec: {scaleTargetRef: {kind: Deployment, name: web}, maxReplicas: 1, metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}]}}`), &h); err != nil {
+			t.Fatal(err)
+		}
+		h.Spec.MaxReplicas = maxReplicas
+		return &h
+	}
+	// The last point holds for the step before it: a week in all.
+	week := []LoadPoint{{Value: 1}, {At: 7*24*time.Hour - 2*time.Minute, Value: 1}, {At: 7*24*time.Hour - time.Minute, Value: 1}}
+	tests := []struct {
+		name string
+		r    Replay
+		want string // "" when it is a replay
+	}{
+		{"a week of 15s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1}, ""},
+		{"a week of 1s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1, SyncPeriod: time.Second},
+			"syncs every 1s over up to 1000 replicas is 6e+08 pod-syncs, more than 5e+07: give a longer sync period"},
+		{"a week of 5s syncs over 400 replicas", Replay{HPA: hpa(400), Curve: week, PodCapacity: 1, SyncPeriod: 5 * time.Second}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.r.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate = %v, want a replay", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate = %v, want ErrInvalidInput saying %q", err, tt.want)
+			}
+		})
+	}
+	// The default grid over a week of 15s syncs: 241 replays.
+	_, err := Tune(t.Context(), Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1}, TuneSpace{}, 0, nil)
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "tuning replays 241 specs of 4e+07 pod-syncs each, 9.7e+09 in all, more than 1e+09") {
+		t.Fatalf("Tune = %v, want the tuning refused before any replay", err)
 	}
 }
