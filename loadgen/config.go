@@ -22,6 +22,7 @@ const (
 	MaxBodyBytes   = 64 << 20         // request body
 	MaxTimeout     = 10 * time.Minute // per request
 	MaxWindows     = 10_000           // time windows in a report
+	MaxReplicas    = 256              // replicas named in a report; the rest are OtherReplicas
 	MinWindow      = 10 * time.Millisecond
 )
 

@@ -1,8 +1,11 @@
 package loadgen
 
 import (
+	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
@@ -105,11 +108,38 @@ func (r *recorder) record(res result) {
 		r.unattributed++
 		return
 	}
-	r.replicas[res.servedBy]++
+	name := replicaName(res.servedBy)
+	if _, seen := r.replicas[name]; !seen && len(r.replicas) >= MaxReplicas {
+		name = OtherReplicas
+	}
+	r.replicas[name]++
 	if w != nil {
-		w.replicas[res.servedBy]++
+		w.replicas[name]++
 	}
 }
+
+// OtherReplicas names, in a report, the replicas past the first
+// MaxReplicas.
+const OtherReplicas = "(other replicas)"
+
+// replicaName is how a report names the replica a served-by value names.
+// The value is the server's to choose: it is cut at 253 bytes (a DNS
+// name's length) and what is not printable becomes "?", so that a server
+// can neither grow the report without bound nor write control sequences
+// to the terminal that shows it.
+func replicaName(v string) string {
+	if len(v) > maxReplicaName {
+		v = v[:maxReplicaName]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, v)
+}
+
+const maxReplicaName = 253
 
 // progress is a snapshot for the progress line.
 type progress struct {

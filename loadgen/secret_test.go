@@ -2,9 +2,13 @@ package loadgen
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestCredentialsStayOutOfOutput runs a real load against a replica on
@@ -69,5 +73,37 @@ func TestCredentialsStayOutOfOutput(t *testing.T) {
 				t.Errorf("error %q shows the secret", err)
 			}
 		})
+	}
+}
+
+// TestHostileServedByStaysBounded runs a real load against a server that
+// names a new replica in every answer, each name a kilobyte long and not
+// UTF-8 (HTTP allows any byte above 0x7f): the report names at most MaxReplicas,
+// cut to 253 bytes and printable, counts the rest as OtherReplicas, and
+// loses no response.
+func TestHostileServedByStaysBounded(t *testing.T) {
+	var n atomic.Int64
+	r := startReplica(t, "", false, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Served-By", fmt.Sprintf("\xff\xfepod-%d-%s", n.Add(1), strings.Repeat("x", 1000)))
+	})
+	const count = 2000
+	rep := run(t, Config{URL: r.url(), Count: count, Rate: 2000, Window: 100 * time.Millisecond})
+	if rep.Completed != count {
+		t.Fatalf("completed %d of %d: %v %v", rep.Completed, count, rep.Errors, rep.ErrorSamples)
+	}
+	if len(rep.Replicas) != MaxReplicas+1 || rep.Replicas[OtherReplicas] != count-MaxReplicas {
+		t.Errorf("%d replicas named, %d answers as others; want %d and %d", len(rep.Replicas), rep.Replicas[OtherReplicas], MaxReplicas+1, count-MaxReplicas)
+	}
+	for name := range rep.Replicas {
+		if len(name) > 253 || !utf8.ValidString(name) {
+			t.Fatalf("replica named %q (%d bytes)", name, len(name))
+		}
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(text.Bytes()) {
+		t.Error("the text report holds the server's bytes that are not UTF-8")
 	}
 }
