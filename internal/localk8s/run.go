@@ -55,6 +55,9 @@ type Config struct {
 	// values take cluster.Config's defaults.
 	PodNet, ServiceNet netip.Prefix
 	DNSPort            uint16
+	// MaxPods bounds the pods run at once; zero takes cluster.Config's
+	// default (the kubelet's 110).
+	MaxPods int
 	// BackOff is the first restart back-off. If zero, the kubelet's 10s.
 	BackOff time.Duration
 	// OnReady, if set, is called once everything runs.
@@ -140,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	c, err := cluster.New(cluster.Config{
 		Objects: objs, Binary: im.binary, RunDir: runDir,
 		PodNet: cfg.PodNet, ServiceNet: cfg.ServiceNet, DNSPort: cfg.DNSPort,
-		IngressAddr: cfg.IngressAddr, BackOff: cfg.BackOff,
+		IngressAddr: cfg.IngressAddr, BackOff: cfg.BackOff, MaxPods: cfg.MaxPods,
 		Autoscalers: func() []api.AutoscalerInfo { return ctrl.Status() },
 		Logger:      log,
 	})

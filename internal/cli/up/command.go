@@ -60,6 +60,9 @@ with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 				return err
 			}
 			o.DNSPort = dnsPort
+			if o.MaxPods < 1 {
+				return fmt.Errorf("up: --max-pods %d: want at least 1", o.MaxPods)
+			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("up: --log-level %q: want debug, info, warn or error", logLevel)
@@ -85,6 +88,7 @@ with --image NAME=PATH. The dashboard and the API of 'shoal get' and
 	f.BoolVar(&o.Keep, "keep", false, "keep the temporary run folder at exit")
 	f.StringVar(&podNet, "pod-net", cluster.DefaultPodNet.String(), "loopback prefix of pod addresses")
 	f.StringVar(&serviceNet, "service-net", cluster.DefaultServiceNet.String(), "loopback prefix of Service addresses; the DNS server takes its .10")
+	f.IntVar(&o.MaxPods, "max-pods", cluster.DefaultMaxPods, "most pods run at once, as the kubelet's --max-pods; past it a pod is not created (a FailedCreate warning)")
 	f.Uint16Var(&dnsPort, "dns-port", 53, "port of the cluster DNS server (only 53 reaches the pods' resolver)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	return cmd

@@ -20,6 +20,9 @@ import (
 	"github.com/shoal-dev/shoal/internal/localk8s/kubeproxy"
 )
 
+// DefaultMaxPods is Config.MaxPods's default, the kubelet's.
+const DefaultMaxPods = 110
+
 // Defaults of Config.
 var (
 	DefaultPodNet      = netip.MustParsePrefix("127.0.1.0/24")
@@ -49,6 +52,11 @@ type Config struct {
 	// IngressAddr is where the Ingress front door listens. If empty,
 	// 127.0.0.1:8080; "-" turns it off.
 	IngressAddr string
+	// MaxPods bounds the pods run at once, terminating ones included (each
+	// is a process of this machine), as the kubelet's --max-pods bounds a
+	// node's: past it a pod is not created, and a FailedCreate warning on
+	// its Deployment says why. If zero, 110, the kubelet's default.
+	MaxPods int
 	// BackOff and MaxBackOff are the restart back-off (kubelet's 10s and
 	// 5m when zero).
 	BackOff, MaxBackOff time.Duration
@@ -117,6 +125,12 @@ func New(cfg Config) (*Cluster, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxPods < 0 {
+		return nil, fmt.Errorf("cluster: MaxPods %d is negative", cfg.MaxPods)
+	}
+	if cfg.MaxPods == 0 {
+		cfg.MaxPods = DefaultMaxPods
 	}
 	log := cfg.Logger
 	if log == nil {

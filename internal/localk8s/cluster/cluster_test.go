@@ -68,7 +68,13 @@ type testCluster struct {
 // when the test ends.
 func startCluster(t *testing.T, objs *Objects) *testCluster {
 	t.Helper()
-	c, err := New(testConfig(t, objs))
+	return startClusterWith(t, testConfig(t, objs))
+}
+
+// startClusterWith is startCluster with a config of the test's own.
+func startClusterWith(t *testing.T, cfg Config) *testCluster {
+	t.Helper()
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

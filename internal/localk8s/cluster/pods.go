@@ -38,6 +38,11 @@ func (p *pod) ready() bool { return !p.terminating && p.run.Status().Ready }
 func (p *pod) restarts() int32 { return p.run.Status().Restarts }
 
 func (c *Cluster) createPodLocked(d *deployment) (*pod, error) {
+	if len(c.pods) >= c.cfg.MaxPods {
+		err := fmt.Errorf("cluster: this machine runs at most %d pods (--max-pods), all taken", c.cfg.MaxPods)
+		c.Event(d.namespace, "Warning", "FailedCreate", "deployment/"+d.name, err.Error())
+		return nil, err
+	}
 	ip, err := c.podIPs.get()
 	if err != nil {
 		c.Event(d.namespace, "Warning", "FailedCreate", "deployment/"+d.name, err.Error())
