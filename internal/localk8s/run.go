@@ -160,7 +160,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	mux := http.NewServeMux()
 	mux.Handle(api.Prefix, api.Handler(c))
 	mux.Handle("/", dashboard.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: api.Guard(mux), ReadHeaderTimeout: 10 * time.Second}
 
 	// The order of the actors is the stop order.
 	g := group{stopping: cfg.OnStop}
