@@ -156,10 +156,10 @@ func scaleUpLimitWithRules(now time.Time, current int32, upEvents, downEvents []
 		var proposed int32
 		switch p.Type {
 		case autoscalingv2.PodsScalingPolicy:
-			proposed = start + p.Value
+			proposed = saturate32(float64(start) + float64(p.Value))
 		case autoscalingv2.PercentScalingPolicy:
 			// Rounded up so that a small percentage still adds a pod.
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
+			proposed = saturate32(math.Ceil(float64(start) * (1 + float64(p.Value)/100)))
 		}
 		result = pick(result, proposed)
 	}
@@ -184,9 +184,9 @@ func scaleDownLimitWithRules(now time.Time, current int32, upEvents, downEvents 
 		var proposed int32
 		switch p.Type {
 		case autoscalingv2.PodsScalingPolicy:
-			proposed = start - p.Value
+			proposed = saturate32(float64(start) - float64(p.Value))
 		case autoscalingv2.PercentScalingPolicy:
-			proposed = int32(float64(start) * (1 - float64(p.Value)/100))
+			proposed = saturate32(float64(start) * (1 - float64(p.Value)/100))
 		}
 		result = pick(result, proposed)
 	}

@@ -295,6 +295,30 @@ func saturate(v float64) int64 {
 	return int64(v)
 }
 
+// saturate32 is saturate for the int32 of a replica count or a
+// percentage: a proposal past the range is the nearest int32 (and then
+// limited to maxReplicas), never one wrapped to the other sign.
+func saturate32(v float64) int32 {
+	switch {
+	case v != v:
+		return 0
+	case v >= math.MaxInt32:
+		return math.MaxInt32
+	case v <= math.MinInt32:
+		return math.MinInt32
+	}
+	return int32(v)
+}
+
+// addSaturated is a+b for non-negative a and b, math.MaxInt64 past it:
+// the pods' usages summed, each of which may itself have saturated.
+func addSaturated(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 // Activation is what one KEDA poll decides.
 type Activation struct {
 	// Active reports whether any trigger is above its activationThreshold.

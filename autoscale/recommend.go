@@ -72,7 +72,7 @@ func defaultedHPA(hpa *autoscalingv2.HorizontalPodAutoscaler, cfg Config) *autos
 		h.Spec.Behavior.ScaleUp = ScaleUpRules(h.Spec.Behavior.ScaleUp)
 		h.Spec.Behavior.ScaleDown = ScaleDownRules(h.Spec.Behavior.ScaleDown)
 		if h.Spec.Behavior.ScaleDown.StabilizationWindowSeconds == nil {
-			w := int32(cfg.DownscaleStabilizationWindow.Seconds())
+			w := saturate32(cfg.DownscaleStabilizationWindow.Seconds())
 			h.Spec.Behavior.ScaleDown.StabilizationWindowSeconds = &w
 		}
 	}
@@ -633,5 +633,5 @@ func convertDesiredReplicasWithRules(current, desired, minReplicas, maxReplicas 
 }
 
 func calculateScaleUpLimit(current int32) int32 {
-	return int32(math.Max(2.0*float64(current), 4.0))
+	return saturate32(math.Max(2.0*float64(current), 4.0))
 }

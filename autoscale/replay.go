@@ -83,17 +83,29 @@ type Report struct {
 	Series []ReplayPoint `json:"series,omitempty"`
 }
 
-// MarshalJSON encodes an infinite PeakOverload as null.
+// MarshalJSON encodes an infinite PeakOverload as null, and so any
+// figure that is not finite: JSON has no infinity, and encoding/json
+// refuses the whole report for one. MaxDemand keeps a replay's sums
+// finite; null keeps -o json working if one ever is not.
+// The fields are Report's, in its order (a new one goes here too).
 func (r Report) MarshalJSON() ([]byte, error) {
-	type plain Report
-	out := struct {
-		plain
-		PeakOverload *float64 `json:"peakOverload"`
-	}{plain: plain(r)}
-	if !math.IsInf(r.PeakOverload, 0) {
-		out.PeakOverload = &r.PeakOverload
+	return json.Marshal(struct {
+		PodSeconds   *float64      `json:"podSeconds"`
+		UnderSeconds *float64      `json:"underSeconds"`
+		Shortfall    *float64      `json:"shortfall"`
+		ScaleEvents  int           `json:"scaleEvents"`
+		PeakReplicas int32         `json:"peakReplicas"`
+		Series       []ReplayPoint `json:"series,omitempty"`
+		PeakOverload *float64      `json:"peakOverload"`
+	}{finite(r.PodSeconds), finite(r.UnderSeconds), finite(r.Shortfall), r.ScaleEvents, r.PeakReplicas, r.Series, finite(r.PeakOverload)})
+}
+
+// finite returns &v, or nil when v is infinite or NaN.
+func finite(v float64) *float64 {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return nil
 	}
-	return json.Marshal(out)
+	return &v
 }
 
 // ReplayPoint is the state at one curve point.

@@ -190,14 +190,20 @@ func utilizationRatio(samples map[string]podSample, requests map[string]int64, t
 		if !ok {
 			continue
 		}
-		metricsTotal += s.value
-		requestsTotal += req
+		metricsTotal = addSaturated(metricsTotal, s.value)
+		requestsTotal = addSaturated(requestsTotal, req)
 		n++
 	}
 	if requestsTotal == 0 {
 		return 0, 0, 0, errors.New("no metrics returned matched known pods")
 	}
-	utilization = int32((metricsTotal * 100) / requestsTotal)
+	// Upstream's int64 percentage, exact while it fits; past it (a demand
+	// of millions of pods' worth) the nearest int32, not a wrapped one.
+	if metricsTotal <= math.MaxInt64/100 {
+		utilization = saturate32(float64((metricsTotal * 100) / requestsTotal))
+	} else {
+		utilization = saturate32(float64(metricsTotal) / float64(requestsTotal) * 100)
+	}
 	return float64(utilization) / float64(target), utilization, metricsTotal / int64(n), nil
 }
 
@@ -205,7 +211,7 @@ func utilizationRatio(samples map[string]podSample, requests map[string]int64, t
 func usageRatio(samples map[string]podSample, target int64) (float64, int64) {
 	var total int64
 	for _, s := range samples {
-		total += s.value
+		total = addSaturated(total, s.value)
 	}
 	usage := total / int64(len(samples))
 	return float64(usage) / float64(target), usage
@@ -240,7 +246,7 @@ func (c *calculator) resourceReplicas(current int32, target int32, res corev1.Re
 		if c.tol.isWithin(ratio) {
 			return current, utilization, raw, nil
 		}
-		return int32(math.Ceil(ratio * float64(readyCount))), utilization, raw, nil
+		return saturate32(math.Ceil(ratio * float64(readyCount))), utilization, raw, nil
 	}
 
 	if len(missing) > 0 {
@@ -270,7 +276,7 @@ func (c *calculator) resourceReplicas(current int32, target int32, res corev1.Re
 	if c.tol.isWithin(newRatio) || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
 		return current, utilization, raw, nil
 	}
-	newReplicas := int32(math.Ceil(newRatio * float64(len(samples))))
+	newReplicas := saturate32(math.Ceil(newRatio * float64(len(samples))))
 	if (newRatio < 1.0 && newReplicas > current) || (newRatio > 1.0 && newReplicas < current) {
 		return current, utilization, raw, nil
 	}
@@ -296,7 +302,7 @@ func (c *calculator) plainReplicas(samples map[string]podSample, current int32, 
 		if c.tol.isWithin(ratio) {
 			return current, usage, nil
 		}
-		return int32(math.Ceil(ratio * float64(readyCount))), usage, nil
+		return saturate32(math.Ceil(ratio * float64(readyCount))), usage, nil
 	}
 	if len(missing) > 0 {
 		if ratio < 1.0 {
@@ -318,7 +324,7 @@ func (c *calculator) plainReplicas(samples map[string]podSample, current int32, 
 	if c.tol.isWithin(newRatio) || (ratio < 1.0 && newRatio > 1.0) || (ratio > 1.0 && newRatio < 1.0) {
 		return current, usage, nil
 	}
-	newReplicas := int32(math.Ceil(newRatio * float64(len(samples))))
+	newReplicas := saturate32(math.Ceil(newRatio * float64(len(samples))))
 	if (newRatio < 1.0 && newReplicas > current) || (newRatio > 1.0 && newReplicas < current) {
 		return current, usage, nil
 	}
@@ -344,7 +350,7 @@ func (c *calculator) readyPodsCount() (int64, error) {
 // target can scale up from, and down to, zero.
 func (c *calculator) usageRatioReplicas(current int32, ratio float64) (int32, error) {
 	if current == 0 {
-		return int32(math.Ceil(ratio)), nil
+		return saturate32(math.Ceil(ratio)), nil
 	}
 	if c.tol.isWithin(ratio) {
 		return current, nil

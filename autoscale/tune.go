@@ -320,7 +320,7 @@ func (st Setting) applyScaledObject(so *ScaledObject, capacity float64, request 
 			case t.Type == string(corev1.ResourceCPU) && autoscalingv2.MetricTargetType(cpuMetricType(t)) == autoscalingv2.UtilizationMetricType:
 				t.Metadata["value"] = strconv.Itoa(int(math.Round(*st.Target * 100)))
 			case t.Type == string(corev1.ResourceCPU):
-				t.Metadata["value"] = resource.NewMilliQuantity(int64(math.Round(*st.Target*float64(request.MilliValue()))), resource.DecimalSI).String()
+				t.Metadata["value"] = resource.NewMilliQuantity(saturate(math.Round(*st.Target*float64(request.MilliValue()))), resource.DecimalSI).String()
 			case autoscalingv2.MetricTargetType(t.MetricType) != autoscalingv2.ValueMetricType:
 				// KEDA's metrics adapter reports in thousandths.
 				t.Metadata["threshold"] = strconv.FormatFloat(math.Round(*st.Target*capacity*1000)/1000, 'f', -1, 64)

@@ -1,6 +1,7 @@
 package autoscale
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -147,5 +148,85 @@ func TestWorkBounds(t *testing.T) {
 	_, err := Tune(t.Context(), Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1}, TuneSpace{}, 0, nil)
 	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "tuning replays 241 specs of 4e+07 pod-syncs each, 9.7e+09 in all, more than 1e+09") {
 		t.Fatalf("Tune = %v, want the tuning refused before any replay", err)
+	}
+}
+
+// TestHugeValuesSaturate replays demands of up to MaxDemand, and specs
+// with the largest policies the API server takes, through every kind of
+// metric: the proposals past int32 (a utilization of 10^14 percent, a
+// policy of 2^31 percent) saturate and the spec scales to its maximum,
+// where they wrapped and a demand of 10^9 pods' worth peaked below a
+// demand of 10^7.
+func TestHugeValuesSaturate(t *testing.T) {
+	spec := func(metric string) *autoscalingv2.HorizontalPodAutoscaler {
+		var h autoscalingv2.HorizontalPodAutoscaler
+		if err := yaml.UnmarshalStrict([]byte(`{spec: {scaleTargetRef: {kind: Deployment, name: web}, minReplicas: 2, maxReplicas: 20, metrics: [`+metric+`]}}`), &h); err != nil {
+			t.Fatal(err)
+		}
+		return &h
+	}
+	cpu := `{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 70}}}`
+	step := func(v float64) []LoadPoint {
+		return []LoadPoint{{Value: 10}, {At: time.Minute, Value: v}, {At: 5 * time.Minute, Value: v}}
+	}
+	huge := spec(cpu)
+	huge.Spec.MaxReplicas = 1000
+	huge.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleUp: &autoscalingv2.HPAScalingRules{
+		Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: math.MaxInt32, PeriodSeconds: 15}}}}
+	tests := []struct {
+		name string
+		r    Replay
+		want int32 // peak replicas
+	}{
+		{"cpu utilization, 1e7", Replay{HPA: spec(cpu), Curve: step(1e7)}, 20},
+		{"cpu utilization, 1e9", Replay{HPA: spec(cpu), Curve: step(1e9)}, 20},
+		{"cpu utilization, MaxDemand", Replay{HPA: spec(cpu), Curve: step(MaxDemand)}, 20},
+		{"cpu utilization, MaxDemand over a tiny capacity", Replay{HPA: spec(cpu), Curve: step(MaxDemand), PodCapacity: 1e-300}, 20},
+		{"cpu average value, MaxDemand", Replay{HPA: spec(`{type: Resource, resource: {name: cpu, target: {type: AverageValue, averageValue: 100m}}}`), Curve: step(MaxDemand)}, 20},
+		{"pods metric, MaxDemand", Replay{HPA: spec(`{type: Pods, pods: {metric: {name: rps}, target: {type: AverageValue, averageValue: 1m}}}`), Curve: step(MaxDemand)}, 20},
+		{"external value, MaxDemand", Replay{HPA: spec(`{type: External, external: {metric: {name: q}, target: {type: Value, value: 1m}}}`), Curve: step(MaxDemand)}, 20},
+		{"object average value, MaxDemand", Replay{HPA: spec(`{type: Object, object: {describedObject: {kind: Service, name: web}, metric: {name: q}, target: {type: AverageValue, averageValue: 1m}}}`), Curve: step(MaxDemand)}, 20},
+		{"a policy of 2^31 percent from 200 replicas", Replay{HPA: huge, Curve: step(900), InitialReplicas: 200, PodStartup: time.Second}, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep, err := tt.r.Run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.PeakReplicas != tt.want {
+				t.Errorf("peak %d replicas, want %d", rep.PeakReplicas, tt.want)
+			}
+		})
+	}
+}
+
+// TestReportJSON encodes a figure that is not finite as null, as
+// PeakOverload's infinity always was, instead of failing the whole
+// report with encoding/json's "unsupported value: +Inf"; finite figures
+// keep their keys and order.
+func TestReportJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		r    Report
+		want string
+	}{
+		{"finite", Report{PodSeconds: 10, UnderSeconds: 1.5, Shortfall: 2, PeakOverload: 3, ScaleEvents: 1, PeakReplicas: 4},
+			`{"podSeconds":10,"underSeconds":1.5,"shortfall":2,"scaleEvents":1,"peakReplicas":4,"peakOverload":3}`},
+		{"no ready pod", Report{PodSeconds: 10, PeakOverload: math.Inf(1)},
+			`{"podSeconds":10,"underSeconds":0,"shortfall":0,"scaleEvents":0,"peakReplicas":0,"peakOverload":null}`},
+		{"overflowed sums", Report{PodSeconds: math.Inf(1), UnderSeconds: math.NaN(), Shortfall: math.Inf(1), PeakOverload: math.NaN(), Series: []ReplayPoint{{Demand: 1}}},
+			`{"podSeconds":null,"underSeconds":null,"shortfall":null,"scaleEvents":0,"peakReplicas":0,"series":[{"time":0,"demand":1,"replicas":0,"ready":0}],"peakOverload":null}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := json.Marshal(tt.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != tt.want {
+				t.Errorf("got  %s\nwant %s", b, tt.want)
+			}
+		})
 	}
 }
