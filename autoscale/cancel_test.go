@@ -11,16 +11,17 @@ import (
 )
 
 // weekOfPods is a replay of a week of one-minute points through an HPA of
-// up to 1000 pods, the load moving between 300 and 500 pods' worth: minutes
+// up to 480 pods (about the most MaxSimulationWork lets a week of 15 s
+// syncs hold), the load moving between 250 and 450 pods' worth: seconds
 // of work, which a context must be able to stop.
 func weekOfPods() Replay {
 	h := queueHPA(nil)
-	h.Spec.MaxReplicas = 1000
+	h.Spec.MaxReplicas = 480
 	values := make([]float64, 7*24*60)
 	for i := range values {
-		values[i] = 400 + 100*math.Sin(float64(i)/90)
+		values[i] = 350 + 100*math.Sin(float64(i)/90)
 	}
-	return Replay{HPA: h, Curve: curve(time.Minute, values...), InitialReplicas: 400}
+	return Replay{HPA: h, Curve: curve(time.Minute, values...), InitialReplicas: 350}
 }
 
 // TestLongWorkStops checks that a simulation, a replay and a search stop

@@ -154,7 +154,10 @@ func (r *Replay) Validate() error {
 		return fmt.Errorf("%w: metricDelay %s is longer than the replay (%s)", ErrInvalidInput, r.MetricDelay, r.duration())
 	}
 	s := r.scenario()
-	return s.Validate()
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	return s.checkWork(true)
 }
 
 func (r *Replay) duration() time.Duration {

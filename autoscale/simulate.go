@@ -173,24 +173,139 @@ func (s *Scenario) Validate() error {
 			return fmt.Errorf("%w: load[%d].at is before load[%d].at", ErrInvalidInput, i, i-1)
 		}
 	}
-	if w := s.work(); w > MaxSimulationWork {
-		return fmt.Errorf("%w: %s of syncs every %s over up to %d replicas is %.2g pod-syncs, more than %.0g: give a longer sync period, fewer replicas or a shorter span",
-			ErrInvalidInput, s.Duration, durationOr(s.SyncPeriod, 15*time.Second), s.maxReplicas(), w, MaxSimulationWork)
+	return s.checkWork(false)
+}
+
+// checkWork refuses s when its work, as a replay's or as a simulation's,
+// is past MaxSimulationWork.
+func (s *Scenario) checkWork(replay bool) error {
+	if w := s.work(replay); w.total() > MaxSimulationWork {
+		return fmt.Errorf("%w: %s of syncs every %s over up to %d replicas is %.2g pod-syncs, more than %.2g (about %.0f s): %s",
+			ErrInvalidInput, s.Duration, durationOr(s.SyncPeriod, 15*time.Second), s.maxReplicas(), w.total(), MaxSimulationWork, MaxSimulationWork*podSyncSeconds, w.hint())
 	}
 	return nil
 }
 
-// MaxSimulationWork bounds a simulation's or a replay's work, counted as
-// syncs times the most replicas the spec allows: each sync reads every
-// pod. It is about 20 s on one core of a 2-core machine (2.8 million
-// pod-syncs a second), and holds a week of the controller's default 15 s
-// syncs over 1000 replicas; a week of 1 s syncs over them took 4 minutes.
-const MaxSimulationWork = 5e7
+// MaxSimulationWork bounds a simulation's or a replay's work, in
+// pod-syncs (see [Scenario.work]). One took 0.41 µs on one core of a
+// 2-core machine (a week of 15 s syncs over 1000 replicas, 4e7, took
+// 17 s), so the bound is about 8 s there: a week of 15 s syncs over up to
+// 490 replicas, or a day of them over 1000.
+const MaxSimulationWork = 2e7
 
-// work is s's work as MaxSimulationWork counts it.
-func (s *Scenario) work() float64 {
-	syncs := float64(s.Duration) / float64(durationOr(s.SyncPeriod, 15*time.Second))
-	return syncs * float64(s.maxReplicas())
+// podSyncSeconds is the time of one pod-sync as measured for
+// MaxSimulationWork.
+const podSyncSeconds = 0.41e-6
+
+// simWork is a simulation's work in pod-syncs, by what it is spent on.
+type simWork struct {
+	// pods is the syncs times the most replicas: each sync reads every
+	// pod, a pod-sync each.
+	pods float64
+	// syncs is each sync's own part, about 4 pod-syncs.
+	syncs float64
+	// history is the recommendations and scale events each sync scans
+	// (those of the longest stabilization window or policy period; a
+	// week of 1 s syncs under a one-hour window took 45 s with 15 pods),
+	// about 1/16 pod-sync each.
+	history float64
+	// steps is the steps of the clock (a KEDA poll or a sync phase off
+	// the sync period makes it finer than the syncs): a KEDA poll about
+	// one pod-sync, a simulation's step 1/128 (a week of 1 ms steps took
+	// 1.5 s), a replay's, which integrates the ready pods between steps,
+	// 1/16 and 1/128 more per pod (a week of 1 ms steps over 1 pod took
+	// 12 s; of 1 s polls over 1000 pods and next to no syncs, 2.2 s).
+	steps float64
+}
+
+func (w simWork) total() float64 { return w.pods + w.syncs + w.history + w.steps }
+
+// hint says what to change to make w smaller, by its largest part.
+func (w simWork) hint() string {
+	switch {
+	case w.history > w.pods && w.history >= w.steps:
+		return "give a longer sync period, shorter stabilization windows and policy periods (or config downscaleStabilizationWindow) or a shorter span"
+	case w.steps > w.pods:
+		return "give a longer polling interval, a sync phase that divides the sync period, or a shorter span"
+	}
+	return "give a longer sync period, fewer replicas or a shorter span"
+}
+
+// work is s's work as MaxSimulationWork counts it, for a validated s, run
+// as a replay or as a simulation.
+func (s *Scenario) work(replay bool) simWork {
+	period := durationOr(s.SyncPeriod, 15*time.Second)
+	window := s.historyWindow()
+	syncs := float64(s.Duration/period) + 1
+	kept := min(syncs, float64(window/period)+1)
+	steps := float64(s.Duration/s.tick()) + 1
+	if len(s.SyncTimes) > 0 {
+		syncs, kept, steps = float64(len(s.SyncTimes)), float64(densest(s.SyncTimes, window)), 0
+	}
+	polls := 0.0
+	if s.ScaledObject != nil {
+		polls = float64(s.Duration/s.ScaledObject.PollingInterval()) + 1
+	}
+	pods := float64(s.maxReplicas())
+	perStep := 1.0 / 128
+	if replay {
+		perStep = 1.0/16 + pods/128
+	}
+	return simWork{pods: syncs * pods, syncs: 4 * syncs, history: syncs * kept / 16, steps: polls + steps*perStep}
+}
+
+// tick is the step of s's clock: the sync period, or with a polling
+// interval or a sync phase the largest step that lands on all of them.
+func (s *Scenario) tick() time.Duration {
+	tick := durationOr(s.SyncPeriod, 15*time.Second)
+	if so := s.ScaledObject; so != nil {
+		tick = time.Duration(gcd(int64(tick/time.Millisecond), int64(so.PollingInterval()/time.Millisecond))) * time.Millisecond
+	}
+	if s.SyncPhase > 0 {
+		tick = time.Duration(gcd(int64(tick/time.Millisecond), int64(s.SyncPhase/time.Millisecond))) * time.Millisecond
+	}
+	return tick
+}
+
+// historyWindow is the longest a decision's history reaches back: the
+// stabilization windows (the controller's downscale window standing in
+// for an unset one) and the scaling policies' periods.
+func (s *Scenario) historyWindow() time.Duration {
+	w := durationOr(s.Config.DownscaleStabilizationWindow, 5*time.Minute)
+	var b *autoscalingv2.HorizontalPodAutoscalerBehavior
+	switch {
+	case s.HPA != nil:
+		b = s.HPA.Spec.Behavior
+	case s.ScaledObject.Spec.Advanced != nil && s.ScaledObject.Spec.Advanced.HorizontalPodAutoscalerConfig != nil:
+		b = s.ScaledObject.Spec.Advanced.HorizontalPodAutoscalerConfig.Behavior
+	}
+	if b == nil {
+		return w
+	}
+	for _, r := range []*autoscalingv2.HPAScalingRules{b.ScaleUp, b.ScaleDown} {
+		if r == nil {
+			continue
+		}
+		if r.StabilizationWindowSeconds != nil {
+			w = max(w, time.Duration(*r.StabilizationWindowSeconds)*time.Second)
+		}
+		for _, p := range r.Policies {
+			w = max(w, time.Duration(p.PeriodSeconds)*time.Second)
+		}
+	}
+	return w
+}
+
+// densest is the most of the sorted times within any span of window.
+func densest(times []time.Duration, window time.Duration) int {
+	most, from := 0, 0
+	for i, t := range times {
+		for t-times[from] > window {
+			from++
+		}
+		most = max(most, i-from+1)
+	}
+	return most
 }
 
 func (s *Scenario) maxReplicas() int32 {
@@ -386,7 +501,7 @@ func (sim *simulator) isSync(t time.Duration) bool {
 
 // newSimulator sets up the defaulted scenario s at time zero.
 func newSimulator(s Scenario) (*simulator, error) {
-	sim := &simulator{s: s, hpa: s.HPA, tick: s.SyncPeriod, requests: corev1.ResourceList{corev1.ResourceCPU: s.CPURequest}}
+	sim := &simulator{s: s, hpa: s.HPA, requests: corev1.ResourceList{corev1.ResourceCPU: s.CPURequest}}
 	if so := s.ScaledObject; so != nil {
 		var err error
 		if sim.hpa, err = so.HPA(); err != nil {
@@ -394,11 +509,8 @@ func newSimulator(s Scenario) (*simulator, error) {
 		}
 		sim.poll = so.PollingInterval()
 		sim.promSeconds = true
-		sim.tick = time.Duration(gcd(int64(s.SyncPeriod/time.Millisecond), int64(sim.poll/time.Millisecond))) * time.Millisecond
 	}
-	if s.SyncPhase > 0 {
-		sim.tick = time.Duration(gcd(int64(sim.tick/time.Millisecond), int64(s.SyncPhase/time.Millisecond))) * time.Millisecond
-	}
+	sim.tick = s.tick()
 	sim.scale(0, s.InitialReplicas)
 	return sim, nil
 }

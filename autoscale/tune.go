@@ -67,11 +67,12 @@ func DefaultTuneSpace() TuneSpace {
 	}
 }
 
-// MaxTuneWork bounds a tuning's work, the replays' as MaxSimulationWork
-// counts it: about 6 minutes on one core of a 2-core machine if every
-// replay ran at its maximum replicas, most often far less. The default
-// grid (241 replays) over a week of 15 s syncs holds up to 100 replicas.
-const MaxTuneWork = 1e9
+// MaxTuneWork bounds a tuning's work, the sum of its replays' as
+// MaxSimulationWork counts them: about 8 minutes on one core of a 2-core
+// machine if every replay ran at its maximum replicas, most often far
+// less. The default grid (241 replays) over a week of 15 s syncs holds up
+// to 100 replicas.
+const MaxTuneWork = 1.2e9
 
 // size is the number of candidates, saturating above MaxTuneCandidates.
 func (s TuneSpace) size() int {
@@ -215,22 +216,6 @@ func Tune(ctx context.Context, r Replay, space TuneSpace, budget time.Duration, 
 		return Tuning{}, fmt.Errorf("%w: cooldown periods are a scaledObject's cooldownPeriod; an hpa has none", ErrInvalidInput)
 	}
 	settings := space.settings()
-	sc := r.scenario()
-	if w := sc.work() * float64(len(settings)+1); w > MaxTuneWork {
-		return Tuning{}, fmt.Errorf("%w: tuning replays %d specs of %.2g pod-syncs each, %.2g in all, more than %.0g: give fewer values per axis, a longer sync period, fewer replicas or a shorter curve",
-			ErrInvalidInput, len(settings)+1, sc.work(), w, MaxTuneWork)
-	}
-	report := func(done int) {
-		if progress != nil {
-			progress(done, len(settings)+1)
-		}
-	}
-	base, err := r.Run(ctx)
-	if err != nil {
-		return Tuning{}, err
-	}
-	report(1)
-	out := Tuning{Baseline: Candidate{Index: -1, HPA: r.HPA, ScaledObject: r.ScaledObject, Report: base}}
 	capacity := r.PodCapacity
 	if capacity == 0 {
 		capacity = 1
@@ -239,7 +224,14 @@ func Tune(ctx context.Context, r Replay, space TuneSpace, budget time.Duration, 
 	if request.IsZero() {
 		request = resource.MustParse("1")
 	}
-	var all []Candidate
+	// The work is counted on the valid replay (a metric resolution of a
+	// nanosecond must be refused before its observed curve is made).
+	if err := r.Validate(); err != nil {
+		return Tuning{}, err
+	}
+	candidates := make([]Replay, len(settings))
+	base := r.scenario()
+	w, most := base.work(true).total(), base.work(true).total()
 	for i, st := range settings {
 		c := r
 		if r.HPA != nil {
@@ -247,6 +239,30 @@ func Tune(ctx context.Context, r Replay, space TuneSpace, budget time.Duration, 
 		} else {
 			c.ScaledObject = st.applyScaledObject(r.ScaledObject, capacity, request)
 		}
+		candidates[i] = c
+		cw := base
+		cw.HPA, cw.ScaledObject = c.HPA, c.ScaledObject
+		w += cw.work(true).total()
+		most = max(most, cw.work(true).total())
+	}
+	if w > MaxTuneWork {
+		return Tuning{}, fmt.Errorf("%w: tuning replays %d specs of up to %.2g pod-syncs each, %.2g in all, more than %.2g (about %.0f minutes): give fewer values per axis or shorter windows, a longer sync period, fewer replicas or a shorter curve",
+			ErrInvalidInput, len(settings)+1, most, w, MaxTuneWork, MaxTuneWork*podSyncSeconds/60)
+	}
+	report := func(done int) {
+		if progress != nil {
+			progress(done, len(settings)+1)
+		}
+	}
+	baseReport, err := r.Run(ctx)
+	if err != nil {
+		return Tuning{}, err
+	}
+	report(1)
+	out := Tuning{Baseline: Candidate{Index: -1, HPA: r.HPA, ScaledObject: r.ScaledObject, Report: baseReport}}
+	var all []Candidate
+	for i, st := range settings {
+		c := candidates[i]
 		rep, err := c.Run(ctx)
 		if err != nil {
 			return Tuning{}, fmt.Errorf("candidate %d: %w", i, err)

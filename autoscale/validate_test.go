@@ -120,15 +120,40 @@ func TestWorkBounds(t *testing.T) {
 	}
 	// The last point holds for the step before it: a week in all.
 	week := []LoadPoint{{Value: 1}, {At: 7*24*time.Hour - 2*time.Minute, Value: 1}, {At: 7*24*time.Hour - time.Minute, Value: 1}}
+	day := []LoadPoint{{Value: 1}, {At: 24*time.Hour - 2*time.Minute, Value: 1}, {At: 24*time.Hour - time.Minute, Value: 1}}
+	withWindow := func(h *autoscalingv2.HorizontalPodAutoscaler, seconds int32) *autoscalingv2.HorizontalPodAutoscaler {
+		h.Spec.Behavior = &autoscalingv2.HorizontalPodAutoscalerBehavior{ScaleDown: &autoscalingv2.HPAScalingRules{StabilizationWindowSeconds: &seconds}}
+		return h
+	}
+	kedaWork := func(poll, maxReplicas int32) *ScaledObject {
+		var so ScaledObject
+		if err := yaml.UnmarshalStrict([]byte(`{spec: {scaleTargetRef: {name: web}, minReplicaCount: 1, triggers: [{type: prometheus, metadata: {query: q, threshold: "1"}}]}}`), &so); err != nil {
+			t.Fatal(err)
+		}
+		so.Spec.PollingInterval, so.Spec.MaxReplicaCount = &poll, &maxReplicas
+		return &so
+	}
 	tests := []struct {
 		name string
 		r    Replay
 		want string // "" when it is a replay
 	}{
-		{"a week of 15s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1}, ""},
+		{"a week of 15s syncs over 480 replicas", Replay{HPA: hpa(480), Curve: week, PodCapacity: 1}, ""},
+		{"a day of 15s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: day, PodCapacity: 1}, ""},
+		{"a week of 15s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1},
+			"syncs every 15s over up to 1000 replicas is 4.1e+07 pod-syncs, more than 2e+07 (about 8 s): give a longer sync period, fewer replicas"},
 		{"a week of 1s syncs over 1000 replicas", Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1, SyncPeriod: time.Second},
-			"syncs every 1s over up to 1000 replicas is 6e+08 pod-syncs, more than 5e+07: give a longer sync period"},
-		{"a week of 5s syncs over 400 replicas", Replay{HPA: hpa(400), Curve: week, PodCapacity: 1, SyncPeriod: 5 * time.Second}, ""},
+			"syncs every 1s over up to 1000 replicas is 6.2e+08 pod-syncs, more than 2e+07"},
+		{"a week of 1s syncs over 8 replicas", Replay{HPA: hpa(8), Curve: week, PodCapacity: 1, SyncPeriod: time.Second}, ""},
+		// A week of 1s syncs under a one-hour window took 45 s with 15 pods:
+		// each sync scans an hour of recommendations.
+		{"a week of 1s syncs under a one-hour window", Replay{HPA: withWindow(hpa(8), 3600), Curve: week, PodCapacity: 1, SyncPeriod: time.Second},
+			"over up to 8 replicas is 1.4e+08 pod-syncs, more than 2e+07 (about 8 s): give a longer sync period, shorter stabilization windows"},
+		{"a week of 1s syncs under a day's downscale window", Replay{HPA: hpa(1), Curve: week, PodCapacity: 1, SyncPeriod: time.Second, Config: Config{DownscaleStabilizationWindow: 24 * time.Hour}},
+			"shorter stabilization windows and policy periods (or config downscaleStabilizationWindow)"},
+		{"a week of 1s KEDA polls over 1000 replicas", Replay{ScaledObject: kedaWork(1, 1000), Curve: week, PodCapacity: 1},
+			"syncs every 15s over up to 1000 replicas is 4.1e+07 pod-syncs"},
+		{"a week of 1s KEDA polls over 300 replicas", Replay{ScaledObject: kedaWork(1, 300), Curve: week, PodCapacity: 1}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,10 +169,36 @@ func TestWorkBounds(t *testing.T) {
 			}
 		})
 	}
-	// The default grid over a week of 15s syncs: 241 replays.
-	_, err := Tune(t.Context(), Replay{HPA: hpa(1000), Curve: week, PodCapacity: 1}, TuneSpace{}, 0, nil)
-	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "tuning replays 241 specs of 4e+07 pod-syncs each, 9.7e+09 in all, more than 1e+09") {
+	// A replay whose sync period and polling interval make a clock of
+	// 1ms steps, each integrating 20 pods; a simulation's steps of 1ms
+	// cost next to nothing (a week of them took 1.6 s).
+	r := Replay{ScaledObject: kedaWork(15, 20), Curve: week, PodCapacity: 1, SyncPeriod: 15001 * time.Millisecond}
+	if err := r.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "is 1.3e+08 pod-syncs, more than 2e+07 (about 8 s): give a longer polling interval, a sync phase that divides the sync period") {
+		t.Errorf("Replay.Validate = %v, want a clock of 1ms steps refused", err)
+	}
+	s := Scenario{HPA: hpa(100), Duration: 7 * 24 * time.Hour, Load: week, SyncPhase: time.Millisecond}
+	if err := s.Validate(); err != nil {
+		t.Errorf("Scenario.Validate = %v, want a simulation with a sync phase of 1ms", err)
+	}
+	// The default grid over a week of 15s syncs: 241 replays, each
+	// counted with its own windows.
+	_, err := Tune(t.Context(), Replay{HPA: hpa(480), Curve: week, PodCapacity: 1}, TuneSpace{}, 0, nil)
+	if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "tuning replays 241 specs of up to 2e+07 pod-syncs each, 4.8e+09 in all, more than 1.2e+09 (about 8 minutes)") {
 		t.Fatalf("Tune = %v, want the tuning refused before any replay", err)
+	}
+	// The interrupt test of cmd/shoal tunes the default grid over a week
+	// of 15s syncs and up to 100 replicas: within the bound.
+	var total float64
+	base := Replay{HPA: hpa(100), Curve: week, PodCapacity: 1}
+	sc := base.scenario()
+	total += sc.work(true).total()
+	for _, st := range DefaultTuneSpace().settings() {
+		c := sc
+		c.HPA = st.apply(base.HPA, 1, resource.MustParse("1"))
+		total += c.work(true).total()
+	}
+	if total > MaxTuneWork {
+		t.Errorf("the default grid over 100 replicas is %.3g pod-syncs, more than MaxTuneWork", total)
 	}
 }
 
