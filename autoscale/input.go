@@ -12,6 +12,8 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // ErrInvalidInput is wrapped by every error Recommend returns for input it
@@ -391,10 +393,11 @@ func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
 
 // validateMetric checks one of spec.metrics as the API server does: a
 // known type with its own source and no other, the names the source
-// needs, and a target of a type the source takes with its value set and
-// greater than 0. It returns the field below the metric
-// (".resource.target.averageUtilization", "" for the metric itself) and
-// the problem, or "" when there is none.
+// needs (valid as the API server takes them), and a target of a type
+// the source takes with its value set, every value given greater than 0,
+// and not two values where the controller would read one. It returns the
+// field below the metric (".resource.target.averageUtilization", "" for
+// the metric itself) and the problem, or "" when there is none.
 func validateMetric(m autoscalingv2.MetricSpec) (field, problem string) {
 	set := 0
 	for _, present := range []bool{m.Object != nil, m.Pods != nil, m.Resource != nil, m.ContainerResource != nil, m.External != nil} {
@@ -417,16 +420,22 @@ func validateMetric(m autoscalingv2.MetricSpec) (field, problem string) {
 			if m.Object.DescribedObject.Kind == "" || m.Object.DescribedObject.Name == "" {
 				return ".object.describedObject", "kind and name are required"
 			}
-			if m.Object.Metric.Name == "" {
-				return ".object.metric.name", "is required"
+			if p := pathSegment(m.Object.DescribedObject.Kind); p != "" {
+				return ".object.describedObject.kind", p
+			}
+			if p := pathSegment(m.Object.DescribedObject.Name); p != "" {
+				return ".object.describedObject.name", p
+			}
+			if p := metricName(m.Object.Metric.Name); p != "" {
+				return ".object.metric.name", p
 			}
 			target = m.Object.Target
 		}
 	case autoscalingv2.PodsMetricSourceType:
 		source, given, types = "pods", m.Pods != nil, []autoscalingv2.MetricTargetType{autoscalingv2.AverageValueMetricType}
 		if given {
-			if m.Pods.Metric.Name == "" {
-				return ".pods.metric.name", "is required"
+			if p := metricName(m.Pods.Metric.Name); p != "" {
+				return ".pods.metric.name", p
 			}
 			target = m.Pods.Target
 		}
@@ -444,13 +453,16 @@ func validateMetric(m autoscalingv2.MetricSpec) (field, problem string) {
 			if m.ContainerResource.Name == "" || m.ContainerResource.Container == "" {
 				return ".containerResource", "name and container are required"
 			}
+			if errs := validation.IsDNS1123Label(m.ContainerResource.Container); len(errs) > 0 {
+				return ".containerResource.container", errs[0]
+			}
 			target = m.ContainerResource.Target
 		}
 	case autoscalingv2.ExternalMetricSourceType:
 		source, given, types = "external", m.External != nil, valueTypes
 		if given {
-			if m.External.Metric.Name == "" {
-				return ".external.metric.name", "is required"
+			if p := metricName(m.External.Metric.Name); p != "" {
+				return ".external.metric.name", p
 			}
 			target = m.External.Target
 		}
@@ -481,5 +493,40 @@ func validateMetric(m autoscalingv2.MetricSpec) (field, problem string) {
 			return field + ".averageValue", "must be greater than 0"
 		}
 	}
+	// A value the type does not read is still checked, as the API server
+	// checks every value given; and where the controller reads one value
+	// before the type (averageValue for a resource, for an external
+	// metric), the API server refuses a second.
+	switch {
+	case target.AverageUtilization != nil && *target.AverageUtilization <= 0:
+		return field + ".averageUtilization", "must be greater than 0"
+	case target.Value != nil && target.Value.Sign() <= 0:
+		return field + ".value", "must be greater than 0"
+	case target.AverageValue != nil && target.AverageValue.Sign() <= 0:
+		return field + ".averageValue", "must be greater than 0"
+	case (m.Type == autoscalingv2.ResourceMetricSourceType || m.Type == autoscalingv2.ContainerResourceMetricSourceType) &&
+		target.AverageUtilization != nil && target.AverageValue != nil:
+		return field + ".averageValue", "may not be set with averageUtilization"
+	case m.Type == autoscalingv2.ExternalMetricSourceType && target.Value != nil && target.AverageValue != nil:
+		return field + ".value", "may not be set with averageValue"
+	}
 	return "", ""
+}
+
+// metricName checks a metric's name as the API server does: required,
+// and a valid path segment.
+func metricName(name string) string {
+	if name == "" {
+		return "is required"
+	}
+	return pathSegment(name)
+}
+
+// pathSegment is the API server's problem with name as a path segment
+// (".", "..", or one holding "/" or "%"), or "".
+func pathSegment(name string) string {
+	if errs := content.IsPathSegmentName(name); len(errs) > 0 {
+		return fmt.Sprintf("%q %s", name, errs[0])
+	}
+	return ""
 }

@@ -43,6 +43,21 @@ func TestValidateMetrics(t *testing.T) {
 		{"object without described object", `[{type: Object, object: {metric: {name: rps}, target: {type: Value, value: "1"}}}]`, ".object.describedObject: kind and name are required"},
 		{"container resource without container", `[{type: ContainerResource, containerResource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]`, ".containerResource: name and container are required"},
 		{"external utilization", `[{type: External, external: {metric: {name: q}, target: {type: Utilization, averageUtilization: 50}}}]`, `external.target.type: "Utilization" is not one of`},
+		// Every value given is checked, not only the one the type reads.
+		{"utilization with a negative value", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50, value: "-1"}}}]`, "resource.target.value: must be greater than 0"},
+		{"value with averageUtilization 0", `[{type: Object, object: {describedObject: {kind: Service, name: web}, metric: {name: rps}, target: {type: Value, value: "1", averageUtilization: 0}}}]`, "object.target.averageUtilization: must be greater than 0"},
+		// The controller reads a resource's averageValue, and an external
+		// metric's, before the type: the API server refuses a second value.
+		{"resource utilization and averageValue", `[{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50, averageValue: 500m}}}]`, "resource.target.averageValue: may not be set with averageUtilization"},
+		{"container resource utilization and averageValue", `[{type: ContainerResource, containerResource: {name: cpu, container: app, target: {type: AverageValue, averageUtilization: 50, averageValue: 500m}}}]`, "containerResource.target.averageValue: may not be set with averageUtilization"},
+		{"external value and averageValue", `[{type: External, external: {metric: {name: q}, target: {type: Value, value: "1", averageValue: "2"}}}]`, "external.target.value: may not be set with averageValue"},
+		{"object value and averageValue", `[{type: Object, object: {describedObject: {kind: Service, name: web}, metric: {name: rps}, target: {type: Value, value: "1", averageValue: "2"}}}]`, ""},
+		// Names as the API server takes them.
+		{"metric name with a slash", `[{type: Pods, pods: {metric: {name: a/b}, target: {type: AverageValue, averageValue: "1"}}}]`, `pods.metric.name: "a/b" may not contain '/'`},
+		{"external metric name ..", `[{type: External, external: {metric: {name: ".."}, target: {type: Value, value: "1"}}}]`, `external.metric.name: ".." may not be '..'`},
+		{"described object name with %", `[{type: Object, object: {describedObject: {kind: Service, name: "w%b"}, metric: {name: rps}, target: {type: Value, value: "1"}}}]`, `object.describedObject.name: "w%b" may not contain '%'`},
+		{"container not a DNS label", `[{type: ContainerResource, containerResource: {name: cpu, container: App_1, target: {type: Utilization, averageUtilization: 50}}}]`, "containerResource.container: a lowercase RFC 1123 label"},
+		{"keda-style external name", `[{type: External, external: {metric: {name: s0-prometheus, selector: {matchLabels: {scaledobject.keda.sh/name: web}}}, target: {type: AverageValue, averageValue: "70"}}}]`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
