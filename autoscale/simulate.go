@@ -226,7 +226,7 @@ func (w simWork) hint() string {
 	case w.history > w.pods && w.history >= w.steps:
 		return "give a longer sync period, shorter stabilization windows and policy periods (or config downscaleStabilizationWindow) or a shorter span"
 	case w.steps > w.pods:
-		return "give a longer polling interval, a sync phase that divides the sync period, or a shorter span"
+		return "the clock steps by the greatest common divisor of the sync period, the polling interval and the sync phase: make them multiples of a longer step (a 15s sync period and a 30s polling interval step by 15s), or give a shorter span"
 	}
 	return "give a longer sync period, fewer replicas or a shorter span"
 }

@@ -188,7 +188,7 @@ func TestWorkBounds(t *testing.T) {
 	// 1ms steps, each integrating 20 pods; a simulation's steps of 1ms
 	// cost next to nothing (a week of them took 1.6 s).
 	r := Replay{ScaledObject: kedaWork(15, 20), Curve: week, PodCapacity: 1, SyncPeriod: 15001 * time.Millisecond}
-	if err := r.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "is 1.3e+08 pod-syncs, more than 2e+07 (about 8 s): give a longer polling interval, a sync phase that divides the sync period") {
+	if err := r.Validate(); !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "is 1.3e+08 pod-syncs, more than 2e+07 (about 8 s): the clock steps by the greatest common divisor of the sync period, the polling interval and the sync phase") {
 		t.Errorf("Replay.Validate = %v, want a clock of 1ms steps refused", err)
 	}
 	s := Scenario{HPA: hpa(100), Duration: 7 * 24 * time.Hour, Load: week, SyncPhase: time.Millisecond}

@@ -48,7 +48,7 @@ spec:
 		{"replay, a week of 1s syncs under a one-hour window", []string{"replay", "-f", window, "--csv", week, "--sync-period", "1s"},
 			"shorter stabilization windows and policy periods"},
 		{"replay, a week of 1ms clock steps over 20 pods", []string{"replay", "-f", filepath.Join("testdata", "replay-keda.yaml"), "--csv", week, "--sync-period", "15001ms"},
-			"give a longer polling interval, a sync phase that divides the sync period"},
+			"the clock steps by the greatest common divisor of the sync period, the polling interval and the sync phase"},
 		{"tune, a week of 1s syncs", []string{"tune", "-f", plain, "--csv", week, "--sync-period", "1s"},
 			"tuning replays 241 specs of up to"},
 	}
