@@ -3,6 +3,8 @@ package lint
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -14,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/shoal-dev/shoal/autoscale"
+	"github.com/shoal-dev/shoal/keda"
 )
 
 // checkSpecs reports the values of workloads and Services that the API
@@ -51,6 +54,9 @@ func checkSpecs(s *set) []Finding {
 		}
 	}
 	for _, d := range s.docs {
+		if so, ok := d.Object.(*keda.ScaledObject); ok {
+			fs = append(fs, checkPrometheusThresholds(d, so)...)
+		}
 		if hpa, ok := d.Object.(*autoscalingv2.HorizontalPodAutoscaler); ok {
 			var fe *autoscale.FieldError
 			if err := autoscale.ValidateMetrics(&hpa.Spec); errors.As(err, &fe) {
@@ -172,4 +178,37 @@ func (s *set) hasService(ns, name string) bool {
 		}
 	}
 	return false
+}
+
+// checkPrometheusThresholds reports a prometheus trigger whose threshold
+// is not a number greater than 0, or whose activationThreshold is not a
+// number. KEDA reads them with strconv.ParseFloat, which takes "NaN" and
+// "Inf": the HPA it makes then scales on a meaningless target.
+func checkPrometheusThresholds(d *Document, so *keda.ScaledObject) []Finding {
+	var fs []Finding
+	for i, t := range so.Spec.Triggers {
+		if t.Type != "prometheus" {
+			continue
+		}
+		for _, key := range []string{"threshold", "activationThreshold"} {
+			raw, ok := t.Metadata[key]
+			if !ok {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+			bad := err != nil || math.IsNaN(v) || math.IsInf(v, 0)
+			if key == "threshold" {
+				bad = bad || v <= 0
+			}
+			if bad {
+				field := fmt.Sprintf("spec.triggers[%d].metadata.%s", i, key)
+				want := "a finite number"
+				if key == "threshold" {
+					want = "a number greater than 0"
+				}
+				fs = append(fs, emit(d, ruleInvalidSpec, field, "%s: %q is not %s", field, raw, want)...)
+			}
+		}
+	}
+	return fs
 }
