@@ -21,7 +21,8 @@ import (
 // GRPC describes the unary call a gRPC run sends (Config.GRPC).
 type GRPC struct {
 	// Target is the channel's target: host:port, dns:///name:port, or
-	// any scheme with a resolver registered with grpc-go.
+	// any scheme with a resolver registered with grpc-go. It may not name
+	// a user or password (user:pw@): credentials go in Metadata.
 	Target string
 	// Method is the full method name, /package.Service/Method.
 	Method string
@@ -143,7 +144,7 @@ func metadataKeyProblem(key string) string {
 	for i := 0; i < len(key); i++ {
 		c := key[i]
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return fmt.Sprintf("metadata key %q: only lower-case letters, digits, '-', '_' and '.'", key)
+			return fmt.Sprintf("metadata key %q: only lower-case letters, digits, '-', '_' and '.'", shownName(key))
 		}
 	}
 	if strings.HasPrefix(key, "grpc-") {
@@ -160,7 +161,8 @@ func metadataValueProblem(key, v string) string {
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < 0x20 || v[i] > 0x7e {
-			return fmt.Sprintf("metadata %q: value %q: only printable ASCII (or use a -bin key)", key, v)
+			// Not the value itself: it may be a credential.
+			return fmt.Sprintf("metadata %q: its value holds a byte that is not printable ASCII (or use a -bin key)", key)
 		}
 	}
 	return ""
@@ -188,6 +190,8 @@ func (c *Config) validateGRPC() error {
 		return fieldErr("Transport", "applies to HTTP only; use GRPC.Dial")
 	case g.Target == "":
 		return fieldErr("GRPC.Target", "required")
+	case targetHasUserinfo(g.Target):
+		return fieldErr("GRPC.Target", "names a user or password before an @, which gRPC does not use; send credentials as metadata")
 	case !validGRPCMethod(g.Method):
 		return fieldErr("GRPC.Method", "%q is not a full method name /package.Service/Method", g.Method)
 	case len(g.Message) > MaxBodyBytes:
@@ -214,6 +218,24 @@ func (c *Config) validateGRPC() error {
 		}
 	}
 	return nil
+}
+
+// targetHasUserinfo reports whether a gRPC target of the form
+// scheme://authority/endpoint has a user or password in its authority
+// (or a target without a scheme has an @ before any '/', as a host:port
+// cannot). gRPC's resolvers ignore one, so it can only be a credential
+// typed in the wrong place; refusing it, without repeating it, keeps it
+// out of the report and of the dial errors that repeat the target. Unix
+// socket targets are paths, where an @ is just a character.
+func targetHasUserinfo(target string) bool {
+	if strings.HasPrefix(target, "unix:") || strings.HasPrefix(target, "unix-abstract:") {
+		return false
+	}
+	if _, rest, ok := strings.Cut(target, "://"); ok {
+		target = rest
+	}
+	authority, _, _ := strings.Cut(target, "/")
+	return strings.Contains(authority, "@")
 }
 
 // grpcCaller sends a run's calls over one channel.

@@ -54,11 +54,10 @@ func ParseHeader(s string) (name, value string, err error) {
 	if !ok {
 		// The value may be a credential: name only what comes before it,
 		// and with nothing before it, not even that.
-		i := strings.IndexAny(s, "= \t")
-		if i < 0 {
+		if !strings.ContainsAny(s, nameEnds) {
 			return "", "", fmt.Errorf("loadgen: a header of %d characters has no colon: want \"Name: value\"", len(s))
 		}
-		return "", "", fmt.Errorf("loadgen: header %q: want \"Name: value\"", s[:i]+"…")
+		return "", "", fmt.Errorf("loadgen: header %q: want \"Name: value\"", shownName(s))
 	}
 	n = strings.TrimSpace(n)
 	v = strings.TrimSpace(v)
@@ -70,7 +69,7 @@ func ParseHeader(s string) (name, value string, err error) {
 
 func checkHeader(name, value string) error {
 	if !validToken(name) {
-		return fmt.Errorf("loadgen: header %q: invalid name", name)
+		return fmt.Errorf("loadgen: header %q: invalid name", shownName(name))
 	}
 	if !httpguts.ValidHeaderFieldValue(value) {
 		// Not the value itself: it may be a credential.
@@ -80,3 +79,18 @@ func checkHeader(name, value string) error {
 }
 
 func validToken(s string) bool { return httpguts.ValidHeaderFieldName(s) }
+
+// nameEnds are the characters that end what an error shows of a header:
+// a mistyped separator ("Authorization=Bearer …", "Authorization Bearer
+// …") leaves the value inside what would otherwise be the name.
+const nameEnds = "=: \t"
+
+// shownName is what an error may show of a header or metadata name: the
+// part before the first '=', ':', space or tab, marked "…" when cut. The
+// rest may be the value, and a header's value is often a credential.
+func shownName(s string) string {
+	if i := strings.IndexAny(s, nameEnds); i >= 0 {
+		return s[:i] + "…"
+	}
+	return s
+}

@@ -62,6 +62,36 @@ func TestCredentialsStayOutOfOutput(t *testing.T) {
 			_, _, err := ParseHeader("Authorization: Bearer " + token + "\x00")
 			return err
 		}, `header "Authorization": its value holds a control character`},
+		// The colon inside a basic credential makes the rest the name.
+		{"a basic credential typed with =", func() error {
+			_, _, err := ParseHeader("Authorization=Basic user:" + password)
+			return err
+		}, `header "Authorization…": invalid name`},
+		{"a basic credential typed with a space", func() error {
+			_, _, err := ParseHeader("Authorization Basic user:" + password)
+			return err
+		}, `header "Authorization…": invalid name`},
+		{"a header set in Config with the value in its name", func() error {
+			return (&Config{URL: "http://127.0.0.1:1/", Count: 1, Header: map[string][]string{"Authorization=Bearer " + token: {"x"}}}).Validate()
+		}, `header "Authorization…": invalid name`},
+		{"gRPC metadata with a control character in the value", func() error {
+			return grpcConfig("127.0.0.1:1", map[string][]string{"authorization": {"Bearer " + token + "\x01"}}).Validate()
+		}, `metadata "authorization": its value holds a byte that is not printable ASCII`},
+		{"gRPC metadata with the value in its key", func() error {
+			return CheckMetadataKey("authorization bearer " + token)
+		}, `metadata key "authorization…": only lower-case letters`},
+		{"a gRPC target with a password", func() error {
+			return grpcConfig("dns://user:"+password+"@127.0.0.1:53/gallery:8082", nil).Validate()
+		}, "GRPC.Target: names a user or password before an @"},
+		{"a gRPC target with a password that does not parse", func() error {
+			return grpcConfig("dns://user:"+password+"@127.0.0.1:53/%zz", nil).Validate()
+		}, "GRPC.Target: names a user or password before an @"},
+		{"a gRPC target without a scheme with a password", func() error {
+			return grpcConfig("user:"+password+"@127.0.0.1:8082", nil).Validate()
+		}, "GRPC.Target: names a user or password before an @"},
+		{"a gRPC target with a token as its user", func() error {
+			return grpcConfig("dns://"+token+"@127.0.0.1:53/gallery:8082", nil).Validate()
+		}, "GRPC.Target: names a user or password before an @"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -71,6 +101,33 @@ func TestCredentialsStayOutOfOutput(t *testing.T) {
 			}
 			if strings.Contains(err.Error(), password) || strings.Contains(err.Error(), token) {
 				t.Errorf("error %q shows the secret", err)
+			}
+		})
+	}
+}
+
+// grpcConfig is a valid gRPC run of one call to target with md, but for
+// what the caller puts in target and md.
+func grpcConfig(target string, md map[string][]string) *Config {
+	return &Config{Count: 1, GRPC: &GRPC{Target: target, Method: "/grpc.health.v1.Health/Check", Metadata: md}}
+}
+
+// TestTargetsWithoutUserinfo are gRPC targets Validate must still take:
+// an @ outside an authority is not a credential.
+func TestTargetsWithoutUserinfo(t *testing.T) {
+	for _, target := range []string{
+		"127.0.0.1:8082",
+		"[::1]:8082",
+		"dns:///gallery:8082",
+		"dns://10.0.0.10:53/gallery:8082",
+		"passthrough:///127.0.0.1:8082",
+		"unix:///run/app@1.sock",
+		"unix-abstract:@app",
+		"k8s:///gallery.default:8082",
+	} {
+		t.Run(target, func(t *testing.T) {
+			if err := grpcConfig(target, nil).Validate(); err != nil {
+				t.Errorf("Validate: %v", err)
 			}
 		})
 	}
