@@ -50,7 +50,11 @@ func (o *options) grpcConfig(cmd *cobra.Command, target string, cfg *loadgen.Con
 	for _, h := range o.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {
-			return flagErr("--header", "%q: want \"name: value\"", h)
+			// Not h itself: its value may be a credential. ParseHeader
+			// refuses a header without a colon, naming only what comes
+			// before the value.
+			_, _, err := loadgen.ParseHeader(h)
+			return &FlagError{Flag: "--header", Err: stripPkg(err)}
 		}
 		k, v = strings.ToLower(strings.TrimSpace(k)), strings.TrimSpace(v)
 		if err := loadgen.CheckMetadataKey(k); err != nil {

@@ -305,3 +305,42 @@ func TestGRPCBadInput(t *testing.T) {
 	}
 	golden.Check(t, filepath.Join("testdata", "grpc_errors.golden"), []byte(all.String()), *update)
 }
+
+// TestGRPCCredentialsStayOutOfErrors feeds --grpc the mistakes a user
+// makes with a credential: a header typed with = or a control character,
+// a password in the target. Each is refused before anything is dialled,
+// naming the flag, and no error repeats the credential.
+func TestGRPCCredentialsStayOutOfErrors(t *testing.T) {
+	const token = "s3cr3t-token-5d0e"
+	check := "/grpc.health.v1.Health/Check"
+	tests := []struct {
+		name string
+		args []string
+		flag string
+		want string
+	}{
+		{"metadata typed with =", []string{"127.0.0.1:1", "--grpc", check, "-H", "authorization=Bearer " + token}, "--header", `header "authorization…": want "Name: value"`},
+		{"metadata of the token alone", []string{"127.0.0.1:1", "--grpc", check, "-H", token}, "--header", "a header of 17 characters has no colon"},
+		{"metadata with the value in its key", []string{"127.0.0.1:1", "--grpc", check, "-H", "authorization bearer " + token + ":"}, "--header", `metadata key "authorization…"`},
+		{"metadata with a control character", []string{"127.0.0.1:1", "--grpc", check, "-H", "authorization: Bearer " + token + "\x01"}, "--header", `metadata "authorization": its value holds a byte`},
+		{"a password in the target", []string{"dns://user:" + token + "@127.0.0.1:1/gallery:8082", "--grpc", check}, "TARGET", "names a user or password before an @"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--count", "1", "--timeout", "1s"}, tc.args...)
+			out, errOut, err := execute(t, "", args...)
+			var fe *FlagError
+			if !errors.As(err, &fe) || fe.Flag != tc.flag {
+				t.Fatalf("err = %v, want a FlagError on %s", err, tc.flag)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want one saying %q", err, tc.want)
+			}
+			for name, s := range map[string]string{"error": err.Error(), "stdout": out, "stderr": errOut} {
+				if strings.Contains(s, token) {
+					t.Errorf("the %s shows the credential: %q", name, s)
+				}
+			}
+		})
+	}
+}
