@@ -246,6 +246,30 @@ func cpuReadings(samples []cpuSample, from, to, step time.Duration) []cpuReading
 // curve with few steady windows (a ramp) or steady only at its lowest
 // level would otherwise set the gain from a handful of noisy readings.
 func (r *twinRecord) cpuGain() float64 {
+	var d []float64
+	for _, w := range r.cpuWindows() {
+		if level := meanLevel(r.Steps, max(w.From, -twinWarmup), w.At); level > 0 {
+			d = append(d, w.Sum/level)
+		}
+	}
+	if len(d) == 0 {
+		return 1
+	}
+	sort.Float64s(d)
+	return math.Round(d[len(d)/2]*100) / 100
+}
+
+// cpuWindow is one metrics-server measurement of every pod that served
+// in it: the pods' CPU summed over [From, At].
+type cpuWindow struct {
+	From, At time.Duration
+	Sum      float64
+}
+
+// cpuWindows are the measurements cpuGain counts: those that begin 10 s
+// into the warm-up, after the driver first had a pod to send to, and in
+// which every pod that served was measured.
+func (r *twinRecord) cpuWindows() []cpuWindow {
 	started := r.Started
 	if started == 0 {
 		// A record from before the driver logged its start: the pod watch
@@ -262,7 +286,7 @@ func (r *twinRecord) cpuGain() float64 {
 	for _, s := range r.CPU {
 		byTime[s.Measured] = append(byTime[s.Measured], s)
 	}
-	var d []float64
+	var out []cpuWindow
 	for at, ss := range byTime {
 		from := at - ss[0].Window
 		if from < max(started, -twinWarmup+10*time.Second) {
@@ -281,15 +305,12 @@ func (r *twinRecord) cpuGain() float64 {
 				all = false
 			}
 		}
-		if level := meanLevel(r.Steps, max(from, -twinWarmup), at); all && level > 0 {
-			d = append(d, sum/level)
+		if all {
+			out = append(out, cpuWindow{From: from, At: at, Sum: sum})
 		}
 	}
-	if len(d) == 0 {
-		return 1
-	}
-	sort.Float64s(d)
-	return math.Round(d[len(d)/2]*100) / 100
+	sort.Slice(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
 }
 
 // meanLevel is the time-weighted mean of steps over [from, to] (the first
