@@ -50,6 +50,13 @@ func minBodyRate(cfg Config, next http.Handler) http.Handler {
 		if r.Body != nil && r.Body != http.NoBody {
 			now := time.Now()
 			b := &rateBody{ReadCloser: r.Body, w: w, rate: rate, start: now, last: now, grace: grace, h2: r.ProtoMajor == 2}
+			if st, _ := r.Context().Value(connKey{}).(*connState); st != nil && !b.h2 {
+				// One request at a time on an HTTP/1.1 connection: its
+				// body's count starts here.
+				b.conn = &st.body
+				b.conn.nanos.Store(0)
+				b.conn.bytes.Store(0)
+			}
 			if readTimeout > 0 {
 				b.limit = b.start.Add(readTimeout)
 			}
@@ -73,21 +80,33 @@ type rateBody struct {
 	away time.Duration
 	last time.Time
 	h2   bool // the request came on an HTTP/2 stream
+	// conn is where an HTTP/1.1 connection's limit (MaxConns) sees how
+	// slowly this body arrives; nil on HTTP/2 and without the limit.
+	conn *bodyRead
 }
 
 func (b *rateBody) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
 	}
-	b.away += time.Since(b.last)
+	now := time.Now()
+	b.away += now.Sub(b.last)
 	due := b.start.Add(b.grace + b.away + time.Duration(float64(b.n+1)/float64(b.rate)*float64(time.Second)))
 	if !b.limit.IsZero() && b.limit.Before(due) {
 		due = b.limit
 	}
 	b.setReadDeadline(due) // a writer without deadlines keeps ReadTimeout's
+	if b.conn != nil {
+		b.conn.since.Store(now.UnixNano())
+	}
 	n, err := b.ReadCloser.Read(p)
 	b.last = time.Now()
 	b.n += int64(n)
+	if b.conn != nil {
+		b.conn.bytes.Add(int64(n))
+		b.conn.nanos.Add(int64(b.last.Sub(now)))
+		b.conn.since.Store(0)
+	}
 	switch {
 	case err == nil:
 		if b.h2 {

@@ -217,6 +217,65 @@ func TestMaxConnsKeepsBusyConnections(t *testing.T) {
 	}
 }
 
+// Clients that send a request's headers and then its body a byte at a
+// time cannot keep a client out by holding every place: with all of them
+// busy, the connection whose handler has waited longest in Read on the
+// slowest body makes room, and the newcomer is served. Before, each
+// newcomer was refused for as long as the trickles lasted.
+func TestMaxConnsClosesTheSlowestBodyForANewcomer(t *testing.T) {
+	const limit = 2
+	entered := make(chan struct{}, limit)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			entered <- struct{}{}
+			_, _ = io.Copy(io.Discard, r.Body)
+		}
+		io.WriteString(w, "ok")
+	})
+	var closes closeCounter
+	addr := limitServer(t, server.Config{MaxConns: limit, OnClose: closes.add, BodyRateGrace: time.Minute}, h, nil)
+	var slow []*rawConn
+	for range limit {
+		rc := dialRaw(t, addr)
+		if _, err := fmt.Fprintf(rc.c, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nx"); err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, rc)
+	}
+	for range limit {
+		select {
+		case <-entered:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the slow uploads never reached the handler")
+		}
+	}
+	// A newcomer is refused until a body has been waited on for a second;
+	// then one makes room.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rc := dialRaw(t, addr)
+		code, err := rc.get("/")
+		_ = rc.c.Close()
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no newcomer served while %d connections trickle their bodies (last: %d, %v)", limit, code, err)
+		}
+		time.Sleep(10 * time.Millisecond) // a poll, not a wait for time to pass
+	}
+	closes.wait(t, server.CloseSlowBody, 1)
+	open := 0
+	for _, rc := range slow {
+		if !rc.closed(10 * time.Millisecond) {
+			open++
+		}
+	}
+	if open != limit-1 {
+		t.Errorf("%d of the %d slow uploads still open, want %d", open, limit, limit-1)
+	}
+}
+
 // An adversary's flood of silent connections cannot keep a client out:
 // each new connection closes the longest silent one, and the client's
 // request is served.

@@ -34,15 +34,18 @@
 // [Config.MaxConns] bounds the connections open at once, since each costs
 // memory whether or not it carries a request. A connection beyond the cap
 // closes the one that has waited longest without a request in progress
-// (idle between requests, or silent since it opened), or itself when every
-// other is serving a request. Closing an idle connection can race a
+// (idle between requests, or silent since it opened). When every other is
+// serving a request, it closes the HTTP/1.1 connection whose handler is
+// blocked reading the slowest request body (read for a second at under
+// 128 KiB/s), so clients trickling bodies cannot hold every place, or
+// else itself. Closing an idle connection can race a
 // request its client is sending, which is why age limits never do it; the
 // cap does it only under a flood of connections, where the alternative is
 // running out of memory, and Go's transport retries such a request when it
 // is idempotent.
 //
 // [Config.OnClose] hears of every connection closed to keep a limit, with
-// the reason ([CloseEvicted], [CloseRefused], [CloseResets] for an
+// the reason ([CloseEvicted], [CloseRefused], [CloseSlowBody], [CloseResets] for an
 // HTTP/2 client cancelling most of its streams, or [CloseStreams] for one
 // most of whose streams came past [Config.MaxStreams]); package service counts
 // them in http_server_connections_closed_total.

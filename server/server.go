@@ -81,8 +81,11 @@ type Config struct {
 	// silent connections cannot take the process past its memory limit
 	// (each holds buffers and a goroutine, about 20 KiB on HTTP/1.1). A
 	// connection beyond it closes the one that has waited longest without
-	// a request in progress, or itself when every other is serving one.
-	// Zero means DefaultMaxConns (1024); negative means no limit.
+	// a request in progress; when every other is serving one, the HTTP/1.1
+	// connection whose handler is blocked reading the slowest body (one
+	// read for a second at under 128 KiB/s, tracked with MinBodyRate), or
+	// else itself. Zero means DefaultMaxConns (1024); negative means no
+	// limit.
 	MaxConns int
 	// MaxStreams bounds the HTTP/2 streams served at once over all
 	// connections. net/http bounds only each connection's (250 by
@@ -110,7 +113,8 @@ type Config struct {
 	Logger *slog.Logger
 	// OnClose, if set, is called once for each connection the server
 	// closes to keep a limit, with the reason: CloseEvicted,
-	// CloseRefused or CloseResets. It must not block.
+	// CloseRefused, CloseSlowBody, CloseStreams or CloseResets. It must
+	// not block.
 	OnClose func(reason string)
 }
 
@@ -120,6 +124,10 @@ const (
 	CloseEvicted = "evicted"
 	// CloseRefused: beyond MaxConns while every other served a request.
 	CloseRefused = "refused"
+	// CloseSlowBody: an HTTP/1.1 connection whose handler waited longest
+	// on the slowest request body, when a connection beyond MaxConns came
+	// while every other served a request.
+	CloseSlowBody = "slow_body"
 	// CloseStreams: its HTTP/2 client opened more than refusedLimit
 	// streams past MaxStreams, most of those it opened.
 	CloseStreams = "streams"
@@ -192,9 +200,9 @@ func (c Config) withDefaults() Config {
 // New returns an http.Server serving h under cfg. Serve it with
 // srv.Serve(ln), or hand it to lifecycle.
 //
-// With a connection age or request limit, or H2C, New sets
-// srv.ConnContext (which also closes a connection that resets most of its
-// HTTP/2 streams), and with a connection count limit (the default)
+// With a connection age, request or count limit (the last the default),
+// or H2C, New sets srv.ConnContext (which also closes a connection that
+// resets most of its HTTP/2 streams), and with a connection count limit
 // srv.ConnState; a caller that needs its own must call the one New set
 // from it. A nil h answers 404 (never http.DefaultServeMux).
 func New(cfg Config, h http.Handler) *http.Server {
@@ -229,16 +237,21 @@ func New(cfg Config, h http.Handler) *http.Server {
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	var connLim *connLimit
 	if cfg.MaxConns > 0 {
-		srv.ConnState = newConnLimit(cfg.MaxConns, cfg.OnClose).state
+		connLim = newConnLimit(cfg.MaxConns, cfg.OnClose)
+		srv.ConnState = connLim.state
 	}
-	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 || cfg.H2C {
+	if cfg.MaxConnAge > 0 || cfg.MaxConnRequests > 0 || cfg.H2C || connLim != nil {
 		age, jitter, onClose := cfg.MaxConnAge, cfg.MaxConnAgeJitter, cfg.OnClose
 		srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			st := &connState{conn: c, onClose: onClose}
 			if age > 0 {
 				f := 1 + jitter*(2*rand.Float64()-1)
 				st.opened, st.maxAge = time.Now(), max(time.Duration(float64(age)*f), 1)
+			}
+			if connLim != nil {
+				connLim.opened(c, st)
 			}
 			return context.WithValue(ctx, connKey{}, st)
 		}
@@ -281,6 +294,7 @@ type connState struct {
 	// answer; conn is closed once they pass resetLimit (see limits).
 	resets  atomic.Int64
 	closed  atomic.Bool  // for its resets or refused streams
+	body    bodyRead     // the HTTP/1.1 request body being read, for MaxConns
 	streams atomic.Int64 // HTTP/2 streams being served
 	refused atomic.Int64 // HTTP/2 streams turned away past MaxStreams
 	conn    net.Conn

@@ -345,10 +345,15 @@ func TestNewDefaults(t *testing.T) {
 			if srv.ErrorLog == nil || srv.Protocols == nil || !srv.Protocols.HTTP1() {
 				t.Errorf("ErrorLog %v, Protocols %v: want both set, HTTP/1 on", srv.ErrorLog, srv.Protocols)
 			}
-			if srv.ConnContext != nil {
-				t.Error("ConnContext set without a connection limit")
+			// The connection count limit (on by default) reads each
+			// connection's state from its context.
+			if srv.ConnContext == nil || srv.ConnState == nil {
+				t.Error("ConnContext or ConnState not set under the default connection count limit")
 			}
 		})
+	}
+	if srv := server.New(server.Config{MaxConns: -1}, nil); srv.ConnContext != nil || srv.ConnState != nil {
+		t.Error("ConnContext or ConnState set without any connection limit")
 	}
 }
 

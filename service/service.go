@@ -444,13 +444,13 @@ func URL(a net.Addr) string {
 func connsClosed(reg prometheus.Registerer) (func(server string) func(reason string), error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "http_server_connections_closed_total",
-		Help: "HTTP connections the server closed to keep a limit, by server and reason: evicted (idle longest, for a connection beyond MAX_CONNS), refused (beyond MAX_CONNS with every other serving a request), resets (an HTTP/2 client that cancelled most of its streams), streams (an HTTP/2 client most of whose streams came past the server's MaxStreams).",
+		Help: "HTTP connections the server closed to keep a limit, by server and reason: evicted (idle longest, for a connection beyond MAX_CONNS), refused (beyond MAX_CONNS with every other serving a request), slow_body (an HTTP/1.1 connection whose handler waited on the slowest request body, for a connection beyond MAX_CONNS with every other serving a request), resets (an HTTP/2 client that cancelled most of its streams), streams (an HTTP/2 client most of whose streams came past the server's MaxStreams).",
 	}, []string{"server", "reason"})
 	if err := reg.Register(c); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
 	}
 	for _, srv := range []string{"public", "admin"} {
-		for _, r := range []string{server.CloseEvicted, server.CloseRefused, server.CloseResets, server.CloseStreams} {
+		for _, r := range []string{server.CloseEvicted, server.CloseRefused, server.CloseSlowBody, server.CloseResets, server.CloseStreams} {
 			c.WithLabelValues(srv, r)
 		}
 	}
