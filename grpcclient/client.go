@@ -55,6 +55,13 @@ type Config struct {
 	// (grpc-go caps attempts at 5). Zero means DefaultMaxAttempts (3);
 	// 1 means no retries.
 	MaxAttempts int
+	// PerTryTimeout bounds each try of a unary call: a try that runs out
+	// of it while the call's deadline is still ahead is tried again on a
+	// replica the call has not met, up to MaxAttempts tries, so a replica
+	// that accepts calls and never answers costs a call one try, not its
+	// deadline. Such a try counts as a timeout towards ejection. Zero
+	// means none: each call has only its own deadline.
+	PerTryTimeout time.Duration
 	// InitialBackoff and MaxBackoff bound the randomized wait before a
 	// retry, which doubles each attempt; a server's pushback
 	// (grpc-retry-pushback-ms) replaces it. Zero means
@@ -129,6 +136,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("grpcclient: RetryMaxTokens %v out of range 0-1000", c.RetryMaxTokens)
 	case c.RetryTokenRatio < 0:
 		return fmt.Errorf("grpcclient: RetryTokenRatio %v is negative", c.RetryTokenRatio)
+	case c.PerTryTimeout < 0:
+		return fmt.Errorf("grpcclient: PerTryTimeout %v is negative", c.PerTryTimeout)
 	case c.KeepaliveTime < 0:
 		return fmt.Errorf("grpcclient: KeepaliveTime %v is negative", c.KeepaliveTime)
 	case c.KeepaliveTimeout < 0:
@@ -293,6 +302,14 @@ func New(target string, cfg Config) (*grpc.ClientConn, error) {
 		opts = append(opts,
 			grpc.WithChainUnaryInterceptor(m.UnaryClientInterceptor()),
 			grpc.WithChainStreamInterceptor(m.StreamClientInterceptor()))
+	}
+	if cfg.PerTryTimeout > 0 {
+		attempts := cfg.MaxAttempts
+		if attempts == 0 {
+			attempts = DefaultMaxAttempts
+		}
+		// Inside the metrics, which count the call once, tries and all.
+		opts = append(opts, grpc.WithChainUnaryInterceptor(perTry(cfg.PerTryTimeout, attempts)))
 	}
 	opts = append(opts, cfg.DialOptions...)
 	cc, err := grpc.NewClient(target, opts...)

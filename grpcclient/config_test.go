@@ -24,6 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative attempts", cfg: grpcclient.Config{MaxAttempts: -1}, want: "MaxAttempts"},
 		{name: "negative backoff", cfg: grpcclient.Config{InitialBackoff: -time.Second}, want: "InitialBackoff"},
 		{name: "too many tokens", cfg: grpcclient.Config{RetryMaxTokens: 1001}, want: "RetryMaxTokens"},
+		{name: "negative per-try timeout", cfg: grpcclient.Config{PerTryTimeout: -1}, want: "PerTryTimeout"},
 		{name: "negative keepalive", cfg: grpcclient.Config{KeepaliveTime: -1}, want: "KeepaliveTime"},
 		{name: "negative dns interval", cfg: grpcclient.Config{DNSInterval: -1}, want: "DNSInterval"},
 		{name: "negative ejection", cfg: grpcclient.Config{Ejection: balancer.Ejection{MaxPercent: -1}}, want: "MaxPercent"},

@@ -21,7 +21,10 @@
 //     passive outlier ejection, slow start for replicas that join later,
 //     and the gRPC health service watched on every connection;
 //   - retries UNAVAILABLE calls (bounded attempts and backoff, the
-//     server's pushback honoured) under retry throttling;
+//     server's pushback honoured) under retry throttling, and with
+//     Config.PerTryTimeout a unary call's try that runs out of it, on a
+//     replica the call has not met (grpc-go has no per-attempt timeout:
+//     a hung replica would cost a call its whole deadline);
 //   - pings a connection with calls in flight that has been quiet for
 //     30s, and drops it without an answer in 10s (keepalive);
 //   - counts calls with go-grpc-middleware's Prometheus provider

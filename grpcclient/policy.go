@@ -295,7 +295,14 @@ func (p *picker) Pick(info gbalancer.PickInfo) (gbalancer.PickResult, error) {
 	}
 	t := p.t
 	pi := t.PickInfo(key)
+	tr, _ := info.Ctx.Value(triedKey{}).(*tried)
+	if tr != nil {
+		pi.Tried = tr.list()
+	}
 	e := p.p.Pick(pi)
+	if tr != nil {
+		tr.add(e.Addr())
+	}
 	sc := p.subConn(e)
 	start := pi.Now
 	others := t.Start(e)

@@ -273,3 +273,67 @@ func (d *dnsServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	_ = w.WriteMsg(m)
 }
+
+// TestHungGRPCThumbnailerLosesNoRequest stops one of three thumbnailers
+// with SIGSTOP (it keeps its connections and answers nothing) while users
+// make thumbnails through a gallery calling them over gRPC with
+// consistent hashing. Each call that meets it must time out after its
+// per-try half of THUMBNAILER_TIMEOUT and be tried on another replica, as
+// the HTTP call is: no user request may fail. Without a per-try timeout
+// every call in flight to it waited the whole timeout and failed with 504.
+func TestHungGRPCThumbnailerLosesNoRequest(t *testing.T) {
+	const (
+		name    = "thumbnailer-headless.chaos.test"
+		workers = 4
+		count   = 400
+		stopAt  = 100 // successful requests before the SIGSTOP
+		timeout = 4 * time.Second
+	)
+	ths := []*proc{startThumbnailer(t, thumbnailerGRPCEnv...), startThumbnailer(t, thumbnailerGRPCEnv...), startThumbnailer(t, thumbnailerGRPCEnv...)}
+	ns := startDNS(t, name)
+	ns.set(hostsOf(ths...)...)
+	g := startGallery(t, "THUMBNAILER_GRPC=dns://"+ns.addr+"/"+name+":"+grpcPort, "THUMBNAILER_TIMEOUT="+timeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	u := newUser(ctx, t, g)
+	imgs := pngs(t, 64)
+	victim := ths[0]
+	defer func() {
+		if !victim.Exited() {
+			victim.Signal(syscall.SIGCONT)
+		}
+	}()
+	var (
+		ok      atomic.Int64
+		stopped atomic.Bool
+		slow    atomic.Int64 // requests after the stop that took a per-try timeout
+		once    sync.Once
+		stopNow = make(chan struct{})
+	)
+	done := make(chan loadResult, 1)
+	go func() {
+		done <- hammer(ctx, workers, count, func(ctx context.Context, i int) error {
+			t0 := time.Now()
+			_, err := u.thumbnail(ctx, imgs[i%len(imgs)])
+			if stopped.Load() && time.Since(t0) >= timeout/2 {
+				slow.Add(1)
+			}
+			if err == nil && ok.Add(1) == stopAt {
+				once.Do(func() { close(stopNow) })
+			}
+			return err
+		})
+	}()
+	select {
+	case <-stopNow:
+	case res := <-done:
+		t.Fatalf("load ended before the stop: %v", res)
+	}
+	victim.Signal(syscall.SIGSTOP)
+	stopped.Store(true)
+	res := <-done
+	t.Logf("load: %v; %d requests after the SIGSTOP waited a per-try timeout (%v)", res, slow.Load(), timeout/2)
+	if res.Failed != 0 || res.OK != count {
+		t.Errorf("lost requests: %v", res)
+	}
+}

@@ -298,9 +298,11 @@ func dialThumbnailer(svc *service.Service, s Settings) (*grpc.ClientConn, error)
 		return nil, fmt.Errorf("gallery: BALANCE_POLICY %q has no gRPC policy (want %s or %s)", s.Policy, balancer.NameConsistentHash, balancer.NamePeakEWMA)
 	}
 	cc, err := grpcclient.New(s.ThumbnailerGRPC, grpcclient.Config{
-		Policy:     policy,
-		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"upstream": "thumbnailer"}, svc.Registry),
-		Logger:     svc.Logger.With("upstream", "thumbnailer"),
+		Policy: policy,
+		// As the HTTP call's: a hung replica costs a call half its time.
+		PerTryTimeout: s.Timeout / 2,
+		Registerer:    prometheus.WrapRegistererWith(prometheus.Labels{"upstream": "thumbnailer"}, svc.Registry),
+		Logger:        svc.Logger.With("upstream", "thumbnailer"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gallery: THUMBNAILER_GRPC: %w", err)
