@@ -31,7 +31,7 @@ func TestTwinCPUReadingsSpread(t *testing.T) {
 	var rows []string
 	var bests []time.Duration
 	for _, run := range keptTwinRuns() {
-		var recs []twinRecord
+		var recs []recordWindows
 		for _, c := range twinCurves() {
 			raw, err := os.ReadFile(filepath.Join(run.dir, c.Name+"-cpu.json"))
 			if err != nil {
@@ -41,7 +41,7 @@ func TestTwinCPUReadingsSpread(t *testing.T) {
 			if err := json.Unmarshal(raw, &rec); err != nil {
 				t.Fatalf("%s: %v", run.dir, err)
 			}
-			recs = append(recs, rec)
+			recs = append(recs, recordWindows{rec.Steps, rec.cpuWindows()})
 		}
 		if len(recs) == 0 {
 			continue
@@ -74,14 +74,20 @@ func TestTwinCPUReadingsSpread(t *testing.T) {
 		minShift, maxShift, strings.Join(rows, "\n"))
 }
 
+// recordWindows are one record's driven curve and its CPU windows.
+type recordWindows struct {
+	steps   []loadStep
+	windows []cpuWindow
+}
+
 // readingsSpread is the root mean square of the relative deviation of
 // each window's gain from the median over recs, every window read as if
 // it were shifted by d.
-func readingsSpread(recs []twinRecord, d time.Duration) float64 {
+func readingsSpread(recs []recordWindows, d time.Duration) float64 {
 	var gains []float64
 	for _, r := range recs {
-		for _, w := range r.cpuWindows() {
-			if level := meanLevel(r.Steps, max(w.From+d, -twinWarmup), w.At+d); level > 0 {
+		for _, w := range r.windows {
+			if level := meanLevel(r.steps, max(w.From+d, -twinWarmup), w.At+d); level > 0 {
 				gains = append(gains, w.Sum/level)
 			}
 		}

@@ -42,27 +42,8 @@ func TestConnectionFloodStaysWithinTheMemoryLimit(t *testing.T) {
 	// the flood until after it.
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
 	defer client.Transport.(*http.Transport).CloseIdleConnections()
-	var served, failed int
-	var firstErr error
-	ask := func() {
-		// Signed out, the history answers 401 from the gallery's handler.
-		resp, err := client.Get(g.URL("/v1/history"))
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-		}
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-			return
-		}
-		served++
-	}
+	var probe historyProbe
+	ask := func() { probe.ask(client, g.URL("/v1/history")) }
 	ask()
 
 	d := net.Dialer{Timeout: 10 * time.Second}
@@ -104,7 +85,7 @@ func TestConnectionFloodStaysWithinTheMemoryLimit(t *testing.T) {
 	m := scrape(ctx, t, g)
 	evicted, ok := m.sample("http_server_connections_closed_total", `server="public"`, `reason="evicted"`)
 	t.Logf("%d connections opened, %d still open, %.0f reported evicted; gallery peak RSS %.1f MiB; ordinary client: %d served, %d failed (%v)",
-		len(conns), open, evicted, float64(peak)/(1<<20), served, failed, firstErr)
+		len(conns), open, evicted, float64(peak)/(1<<20), probe.served, probe.failed, probe.firstErr)
 	// Most of the flood was closed to keep the cap, and the metric says
 	// so (some silent ones may have met their read timeout first).
 	if !ok || evicted < float64(len(conns)-open)/2 {
@@ -117,8 +98,8 @@ func TestConnectionFloodStaysWithinTheMemoryLimit(t *testing.T) {
 	if peak > galleryMemoryLimit/2 {
 		t.Errorf("gallery peak RSS %.1f MiB, want below half its %d MiB limit", float64(peak)/(1<<20), galleryMemoryLimit>>20)
 	}
-	if failed > 0 {
-		t.Errorf("the ordinary client failed %d of %d requests during the flood (first: %v)", failed, served+failed, firstErr)
+	if probe.failed > 0 {
+		t.Errorf("the ordinary client failed %d of %d requests during the flood (first: %v)", probe.failed, probe.served+probe.failed, probe.firstErr)
 	}
 }
 
@@ -182,8 +163,7 @@ func TestTricklingBodiesDoNotLockOutNewClients(t *testing.T) {
 		})
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var served, failed int
-	var firstErr error
+	var probe historyProbe
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
 	for actx.Err() == nil {
@@ -192,22 +172,7 @@ func TestTricklingBodiesDoNotLockOutNewClients(t *testing.T) {
 			continue
 		case <-poll.C:
 		}
-		resp, err := client.Get(g.URL("/v1/history"))
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				err = fmt.Errorf("status %d", resp.StatusCode)
-			}
-		}
-		if err != nil {
-			failed++
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		served++
+		probe.ask(client, g.URL("/v1/history"))
 	}
 	stop()
 	wg.Wait()
@@ -215,13 +180,39 @@ func TestTricklingBodiesDoNotLockOutNewClients(t *testing.T) {
 	slow, _ := m.sample("http_server_connections_closed_total", `server="public"`, `reason="slow_body"`)
 	refused, _ := m.sample("http_server_connections_closed_total", `server="public"`, `reason="refused"`)
 	t.Logf("ordinary client: %d served, %d failed (first: %v); closed for slow bodies %v, refused %v; gallery peak RSS %.1f MiB",
-		served, failed, firstErr, slow, refused, float64(g.PeakRSS())/(1<<20))
-	if served+failed == 0 || float64(served) < floor*float64(served+failed) {
-		t.Errorf("the ordinary client was served %d of %d times, want at least %.0f%%", served, served+failed, floor*100)
+		probe.served, probe.failed, probe.firstErr, slow, refused, float64(g.PeakRSS())/(1<<20))
+	if n := probe.served + probe.failed; n == 0 || float64(probe.served) < floor*float64(n) {
+		t.Errorf("the ordinary client was served %d of %d times, want at least %.0f%%", probe.served, n, floor*100)
 	}
 	if slow < 1 {
 		t.Errorf("no connection closed for its slow body (http_server_connections_closed_total{reason=\"slow_body\"} = %v): the attack did not fill the cap", slow)
 	}
+}
+
+// historyProbe counts an ordinary client's answers while an attack runs:
+// signed out, the gallery's history answers 401 from its handler.
+type historyProbe struct {
+	served, failed int
+	firstErr       error
+}
+
+func (p *historyProbe) ask(client *http.Client, url string) {
+	resp, err := client.Get(url)
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	if err != nil {
+		p.failed++
+		if p.firstErr == nil {
+			p.firstErr = err
+		}
+		return
+	}
+	p.served++
 }
 
 func isTimeout(err error) bool {
